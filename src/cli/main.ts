@@ -1,0 +1,80 @@
+#!/usr/bin/env node
+import { pathToFileURL } from 'node:url';
+import { realpathSync } from 'node:fs';
+import { CliError, UsageError, type CliIO, type Command } from './command.js';
+import { commands } from './commands.js';
+import { ConfigError } from '../config/load.js';
+
+function helpText(cmd: Command, path: string[]): string {
+  const lines = [`usage: ${cmd.usage}`, '', cmd.summary];
+  if (cmd.subcommands?.length) {
+    lines.push('', 'commands:');
+    const width = Math.max(...cmd.subcommands.map((c) => c.name.length));
+    for (const sub of cmd.subcommands) lines.push(`  ${sub.name.padEnd(width)}  ${sub.summary}`);
+    lines.push('', `Run '${[...path, '<command>'].join(' ')} --help' for a command's options.`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+const root: Command = {
+  name: 'mailbag',
+  summary: 'mail-filter gateway: SMTP store-and-forward, RFC 753 IMP, multilingual rewriting',
+  usage: 'mailbag <command> [options]',
+  subcommands: commands,
+};
+
+/** Runs the CLI and resolves to its exit code: 0 ok, 1 failure, 2 usage error. */
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  let cmd = root;
+  const path = ['mailbag'];
+  let rest = argv;
+  try {
+    while (cmd.subcommands) {
+      const [word, ...tail] = rest;
+      if (word === undefined || word === '--help' || word === '-h' || word === 'help') {
+        io[word === undefined ? 'stderr' : 'stdout'].write(helpText(cmd, path));
+        return word === undefined ? 2 : 0;
+      }
+      const next = cmd.subcommands.find((c) => c.name === word);
+      if (!next) throw new UsageError(`unknown command '${[...path, word].join(' ')}' (see '${path.join(' ')} --help')`);
+      cmd = next;
+      path.push(word);
+      rest = tail;
+    }
+    if (rest.includes('--help') || rest.includes('-h')) {
+      io.stdout.write(helpText(cmd, path));
+      return 0;
+    }
+    const code = await cmd.run!(rest, io);
+    return code ?? 0;
+  } catch (err) {
+    const e = err as Error & { exitCode?: number };
+    const message = (e.message || String(err)).split('\n')[0];
+    io.stderr.write(`${path.join(' ')}: ${message}\n`);
+    if (err instanceof UsageError) return 2;
+    if (err instanceof CliError || err instanceof ConfigError) return 1;
+    if (typeof e.exitCode === 'number') return e.exitCode;
+    return 1;
+  }
+}
+
+/** Process entry point: real stdio, exit code on process.exitCode. */
+export async function main(argv = process.argv.slice(2)): Promise<void> {
+  const io: CliIO = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  try {
+    process.exitCode = await runCli(argv, io);
+  } catch (err) {
+    process.stderr.write(`mailbag: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+const invokedDirectly = (() => {
+  try {
+    return process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href;
+  } catch {
+    return false;
+  }
+})();
+
+if (invokedDirectly) void main();

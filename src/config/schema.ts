@@ -1,0 +1,139 @@
+import { z } from 'zod';
+import { parseDuration, parseSize } from './units.js';
+
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a duration: ${JSON.stringify(v)} (use e.g. 250ms, 30s, 5m, 2h, 5d)` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const size = z
+  .union([z.string(), z.number()])
+  .transform((v, ctx) => {
+    const n = parseSize(v);
+    if (n === undefined) {
+      ctx.addIssue({ code: 'custom', message: `not a size: ${JSON.stringify(v)} (use e.g. 10485760, 512KiB, 25MiB)` });
+      return z.NEVER;
+    }
+    return n;
+  });
+
+const port = z.number().int().min(0).max(65535);
+const host = z.string().min(1);
+
+const listen = z.strictObject({ host, port });
+
+/** A recipient-domain pattern: `example.test`, `*.example.test` or `*`. */
+const domainPattern = z
+  .string()
+  .regex(/^(\*|(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)$/, {
+    message: 'must be a domain, *.suffix or *',
+  })
+  .transform((s) => s.toLowerCase());
+
+/** Where a route sends mail. `imp://` is reserved until IMP routing lands. */
+export type NextHop =
+  | { kind: 'smtp'; host: string; port: number; url: string }
+  | { kind: 'lmtp'; host: string; port: number; url: string }
+  | { kind: 'maildir'; path: string; url: string };
+
+export function parseNextHop(value: string): NextHop | string {
+  const maildir = /^maildir:(.+)$/.exec(value);
+  if (maildir) return { kind: 'maildir', path: maildir[1]!, url: value };
+  const net = /^(smtp|lmtp|imp):\/\/(\[[^\]]+\]|[^:/]+):(\d{1,5})\/?$/.exec(value);
+  if (!net) return 'must be smtp://host:port, lmtp://host:port or maildir:PATH';
+  const [, scheme, rawHost, rawPort] = net;
+  const p = Number(rawPort);
+  if (p < 1 || p > 65535) return `port ${rawPort} is out of range`;
+  if (scheme === 'imp') return 'imp:// next hops are reserved for IMP routing, which this version does not support yet';
+  const h = rawHost!.replace(/^\[|\]$/g, '');
+  return { kind: scheme as 'smtp' | 'lmtp', host: h, port: p, url: value };
+}
+
+const nextHop = z.string().transform((v, ctx) => {
+  const hop = parseNextHop(v);
+  if (typeof hop === 'string') {
+    ctx.addIssue({ code: 'custom', message: hop });
+    return z.NEVER;
+  }
+  return hop;
+});
+
+const cidr = z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, { message: 'must be an IP address or CIDR block' });
+
+export const configSchema = z.strictObject({
+  gateway: z
+    .strictObject({
+      /** Name used in the SMTP banner, Received: lines and bounces. */
+      hostname: host.default('mailbag.localhost'),
+    })
+    .prefault({}),
+  smtp: z
+    .strictObject({
+      listen: listen.default({ host: '127.0.0.1', port: 2525 }),
+      maxMessageBytes: size.prefault(26_214_400),
+      maxRecipients: z.number().int().min(1).default(100),
+      maxConnections: z.number().int().min(1).default(500),
+      maxConnectionsPerIp: z.number().int().min(1).default(50),
+      maxLineLength: z.number().int().min(512).default(4096),
+      /** smtp-server holds each new connection this long before the banner (early-talker detection). */
+      greetingDelay: duration.prefault(100),
+      socketTimeout: duration.prefault(300_000),
+      /** What to do with bare LF / bare CR line endings in DATA: reject (Postfix smtpd_forbid_bare_newline) or normalise. */
+      bareNewline: z.enum(['reject', 'normalise']).default('reject'),
+      localDomains: z.array(domainPattern).default([]),
+      trustedNetworks: z.array(cidr).default([]),
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+      auth: z
+        .strictObject({
+          users: z.array(z.strictObject({ username: z.string().min(1), password: z.string().min(1) })).min(1),
+          /** Allow AUTH on connections without TLS (loopback testing only). */
+          allowInsecure: z.boolean().default(false),
+        })
+        .optional(),
+      proxyProtocol: z.boolean().default(false),
+      xclient: z.boolean().default(false),
+      reverseDns: z.boolean().default(false),
+    })
+    .prefault({}),
+  spool: z.strictObject({ dir: z.string().min(1).default('./var/spool') }).prefault({}),
+  store: z.strictObject({ path: z.string().min(1).default('./var/mailbag.db') }).prefault({}),
+  queue: z
+    .strictObject({
+      lifetime: duration.prefault('5d'),
+      retryInitial: duration.prefault('60s'),
+      retryMax: duration.prefault('1h'),
+      concurrency: z.number().int().min(1).default(20),
+      attemptTimeout: duration.prefault('5m'),
+      shutdownGrace: duration.prefault('30s'),
+    })
+    .prefault({}),
+  routes: z.array(z.strictObject({ domain: domainPattern, nexthop: nextHop })).default([]),
+  admin: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      listen: listen.default({ host: '127.0.0.1', port: 9025 }),
+    })
+    .prefault({}),
+  imp: z
+    .strictObject({
+      /** This gateway's 32-bit internet host number (RFC 753 ihn). */
+      ihn: z.number().int().min(-2147483648).max(4294967295).default(2130706433),
+      maxDepth: z.number().int().min(4).max(1024).default(64),
+      maxBagBytes: size.prefault(16_777_215 + 4),
+    })
+    .prefault({}),
+  log: z
+    .strictObject({
+      level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
+    })
+    .prefault({}),
+});
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
