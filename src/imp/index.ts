@@ -25,3 +25,14 @@ export {
   type CommandError,
 } from './message.js';
 export { bagMessages, containsEncrypt, decodeBag, encodeBag, messageElement, type DecodeBagOptions, type EncodeBagOptions } from './bag.js';
+export {
+  compressBasic,
+  CompressionType,
+  decodeShippingUnit,
+  decompressBasic,
+  encodeShippingUnit,
+  ShippingUnitDecoder,
+  type DecompressOptions,
+  type ShippingUnit,
+  type ShippingUnitDecoderOptions,
+} from './compression.js';
