@@ -14,7 +14,8 @@ import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, SharedP
 export interface EncodeBagOptions {
   /**
    * `auto` (default): share every command, header and body identical to one an
-   * earlier message carried, referring to the first carrier. `none`: carry
+   * earlier message carried, referring to the first carrier, unless the portion
+   * is no larger than the 14-octet tid that would replace it. `none`: carry
    * everything. `preserve`: share exactly what each message's `shared` field
    * says (as decoded), so a decoded bag re-encodes to the same bytes.
    */
@@ -30,6 +31,8 @@ const list = (items: EncodableElement[]): ListElement => ({ type: 'list', items:
 const CONTENT_CARRIED: Element = { type: 'index', value: 0 };
 const CONTENT_SHARED: Element = { type: 'index', value: 1 };
 const NO_DOCUMENT: ListElement = { type: 'list', items: [] };
+/** LIST( INDEX, INTEGER ): 6 + 3 + 5 octets. */
+const TID_OCTETS = 14;
 
 export function containsEncrypt(el: Element): boolean {
   if (el.type === 'encrypt') return true;
@@ -90,7 +93,8 @@ export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOption
     const portion = (kind: number, el: Element, label: string): ListElement => {
       const bytes = encodePortion(el, `${path}.${label}`);
       const encrypted = sharing !== 'none' && containsEncrypt(el);
-      if (sharing === 'auto' && !encrypted) {
+      // A reference is a 14-octet tid; sharing anything not larger would grow the bag.
+      if (sharing === 'auto' && !encrypted && bytes.length > TID_OCTETS) {
         const k = portionKey(bytes);
         const carrier = byContent[kind]!.get(k);
         if (carrier && carrier.bytes.equals(bytes)) return list([CONTENT_SHARED, tidElement(carrier.tid)]);

@@ -99,6 +99,9 @@ class ElementDecoder {
         if (n < 2)
           throw new ImpError(ImpErrorCode.ITEM_COUNT, `LIST octet count ${n} cannot hold its 2-octet item count`, { offset: at });
         const count = (b[at + 4]! << 8) | b[at + 5]!;
+        // every item takes at least one octet: refuse an impossible count before allocating for it
+        if (count > n - 2)
+          throw new ImpError(ImpErrorCode.ITEM_COUNT, `LIST item count ${count} cannot fit in ${n - 2} octets`, { offset: at });
         this.pos = at + 6;
         const items: Element[] = new Array(count);
         for (let i = 0; i < count; i++) {
@@ -127,6 +130,8 @@ class ElementDecoder {
         if (n < 1)
           throw new ImpError(ImpErrorCode.ITEM_COUNT, `PROPLIST octet count 0 cannot hold its pair count`, { offset: at });
         const count = b[at + 4]!;
+        if (count * 4 > n - 1)
+          throw new ImpError(ImpErrorCode.ITEM_COUNT, `PROPLIST pair count ${count} cannot fit in ${n - 1} octets`, { offset: at });
         let p = at + 5;
         const pairs: PropPair[] = new Array(count);
         for (let i = 0; i < count; i++) {
