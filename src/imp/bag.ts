@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { decodeElement, toBuffer } from './element-decode.js';
 import { encodeElement, type EncodableElement } from './element-encode.js';
 import { ImpError, ImpErrorCode } from './errors.js';
-import type { DecodeLimits } from './limits.js';
+import { MAX_BAG_OCTETS, type DecodeLimits } from './limits.js';
 import { commandElement, formatTid, readCommand, readTid, tidElement, tidKey } from './message.js';
 import { expectType, fault, fields, indexValue, locate, proplistOf, significantItems } from './structure.js';
 import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, SharedPortions, Tid } from './types.js';
@@ -138,6 +138,9 @@ export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOption
 /** Decodes a bare bag (not a shipping unit), resolving every share reference. */
 export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMessage[] {
   const buf = toBuffer(input);
+  const max = opts.maxBagBytes ?? MAX_BAG_OCTETS;
+  if (buf.length > max)
+    throw new ImpError(ImpErrorCode.TOO_LARGE, `bag of ${buf.length} octets exceeds the limit of ${max}`, { offset: 0 });
   if (buf.length > 0 && buf[0] !== 7)
     throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
   const root = decodeElement(buf, opts);
