@@ -2,6 +2,7 @@
 // is LIST( tid, command-list, document-list ) and each command, document
 // header and document body is either carried (content=0) or shared from an
 // earlier message in the same bag by its tid (content=1).
+import { createHash } from 'node:crypto';
 import { readBagBytes } from './bag-decode.js';
 import { DEFAULT_MAX_DEPTH } from './limits.js';
 import { ElementDecoder, toBuffer } from './element-decode.js';
@@ -10,7 +11,7 @@ export { containsEncrypt } from './encrypt.js';
 import { encodeElement, type EncodableElement } from './element-encode.js';
 import { ImpError, ImpErrorCode } from './errors.js';
 import { MAX_BAG_OCTETS, type DecodeLimits } from './limits.js';
-import { commandElement, formatTid, readCommand, readTid, tidElement, tidKey } from './message.js';
+import { commandElement, formatTid, readCommand, readTid, tidElement, tidKey, tidNumber } from './message.js';
 import { expectType, fault, fields, indexValue, locate, proplistOf, significantItems } from './structure.js';
 import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, SharedPortions, Tid } from './types.js';
 
@@ -53,84 +54,90 @@ interface Carried {
 }
 
 /**
- * Map key for portion bytes: small portions by their whole content, larger
- * ones by length and their first and last 32 octets. Candidates under one key
- * are then compared byte for byte (memcmp), which is cheaper than hashing
- * every large body and stops at the first difference.
+ * Map key for portion bytes: a hash of every octet (FNV-1a for small portions,
+ * SHA-1 for large ones, where native hashing is faster) plus the length.
+ * Candidates under one key are then compared byte for byte, so a collision
+ * costs a memcmp, never a wrong reference.
  */
-function portionKey(bytes: Buffer): string {
-  if (bytes.length <= 64) return bytes.toString('latin1');
-  return `${bytes.length}:${bytes.toString('latin1', 0, 32)}${bytes.toString('latin1', bytes.length - 32)}`;
+function portionKey(bytes: Buffer): number | string {
+  if (bytes.length > 4096) return createHash('sha1').update(bytes).digest('base64');
+  let h = 0x811c9dc5;
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
+  return (h >>> 0) + bytes.length * 0x100000000;
 }
 
-function encodePortion(el: Element, path: string): Buffer {
-  try {
-    return encodeElement(el);
-  } catch (err) {
-    throw err instanceof ImpError ? err.withPathPrefix(path) : err;
+const LABELS = ['command', 'document.header', 'document.body'];
+
+/** Encoder state for one bag: the portions seen so far, for sharing. */
+class BagEncoder {
+  private readonly seen = new Set<number>();
+  // auto: carriers of each distinct portion, by content key. preserve: every earlier message's portion, by tid.
+  private readonly byContent = PORTIONS.map(() => new Map<number | string, Carried[]>());
+  private readonly byTid = PORTIONS.map(() => new Map<number, Buffer>());
+
+  constructor(private readonly sharing: 'auto' | 'none' | 'preserve') {}
+
+  message(msg: ImpMessage, i: number): Element {
+    const key = tidNumber(msg.tid);
+    if (this.seen.has(key))
+      throw new ImpError(ImpErrorCode.MESSAGE, `tid ${formatTid(msg.tid)} is used by an earlier message; tids must be unique in a bag`, {
+        path: `message[${i}].tid`,
+      });
+    this.seen.add(key);
+    const doc = msg.document;
+    return list([
+      tidElement(msg.tid),
+      this.portion(msg, i, 0, commandElement(msg.command)),
+      doc ? list([this.portion(msg, i, 1, doc.header), this.portion(msg, i, 2, doc.body)]) : NO_DOCUMENT,
+    ]);
+  }
+
+  /** LIST( content, portion-or-tid ) for portion `kind` (0 command, 1 header, 2 body) of message `i`. */
+  private portion(msg: ImpMessage, i: number, kind: number, el: Element): ListElement {
+    let bytes: Buffer;
+    try {
+      bytes = encodeElement(el);
+    } catch (err) {
+      throw err instanceof ImpError ? err.withPathPrefix(`message[${i}].${LABELS[kind]}`) : err;
+    }
+    const sharing = this.sharing;
+    const encrypted = sharing !== 'none' && containsEncrypt(el);
+    // A reference is a 14-octet tid; sharing anything not larger would grow the bag.
+    if (sharing === 'auto' && !encrypted && bytes.length > TID_OCTETS) {
+      const k = portionKey(bytes);
+      const candidates = this.byContent[kind]!.get(k);
+      if (candidates) {
+        for (const c of candidates) if (c.bytes.equals(bytes)) return list([CONTENT_SHARED, tidElement(c.tid)]);
+        candidates.push({ tid: msg.tid, bytes });
+      } else this.byContent[kind]!.set(k, [{ tid: msg.tid, bytes }]);
+    } else if (sharing === 'preserve') {
+      const ref = msg.shared?.[PORTIONS[kind]!];
+      const byTid = this.byTid[kind]!;
+      byTid.set(tidNumber(msg.tid), bytes);
+      if (ref) {
+        const earlier = tidNumber(ref) === tidNumber(msg.tid) ? undefined : byTid.get(tidNumber(ref));
+        if (!earlier || !earlier.equals(bytes) || encrypted)
+          throw new ImpError(
+            ImpErrorCode.SHARE_REF,
+            !earlier
+              ? `shared ${PORTIONS[kind]} refers to tid ${formatTid(ref)}, which is not an earlier message carrying one`
+              : encrypted
+                ? `an encrypted ${PORTIONS[kind]} cannot be shared`
+                : `shared ${PORTIONS[kind]} differs from the one in tid ${formatTid(ref)}`,
+            { path: `message[${i}].${LABELS[kind]}` },
+          );
+        return list([CONTENT_SHARED, tidElement(ref)]);
+      }
+    }
+    return list([CONTENT_CARRIED, { type: 'encoded', bytes } as unknown as Element]);
   }
 }
 
 /** Encodes messages as a bag; see EncodeBagOptions for how portions are shared. */
 export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOptions = {}): Buffer {
-  const sharing = opts.sharing ?? 'auto';
-  const seen = new Set<string>();
-  // auto: first carrier of each distinct portion, by content. preserve: every earlier message's portion, by tid.
-  const byContent = PORTIONS.map(() => new Map<string, Carried[]>());
-  const byTid = PORTIONS.map(() => new Map<string, Buffer>());
+  const encoder = new BagEncoder(opts.sharing ?? 'auto');
   const out: Element[] = new Array(messages.length);
-
-  for (let i = 0; i < messages.length; i++) {
-    const msg = messages[i]!;
-    const path = `message[${i}]`;
-    const key = tidKey(msg.tid);
-    if (seen.has(key))
-      throw new ImpError(ImpErrorCode.MESSAGE, `tid ${formatTid(msg.tid)} is used by an earlier message; tids must be unique in a bag`, {
-        path: `${path}.tid`,
-      });
-    seen.add(key);
-    const tid = tidElement(msg.tid);
-
-    const portion = (kind: number, el: Element, label: string): ListElement => {
-      const bytes = encodePortion(el, `${path}.${label}`);
-      const encrypted = sharing !== 'none' && containsEncrypt(el);
-      // A reference is a 14-octet tid; sharing anything not larger would grow the bag.
-      if (sharing === 'auto' && !encrypted && bytes.length > TID_OCTETS) {
-        const k = portionKey(bytes);
-        const candidates = byContent[kind]!.get(k);
-        const carrier = candidates?.find((c) => c.bytes.equals(bytes));
-        if (carrier) return list([CONTENT_SHARED, tidElement(carrier.tid)]);
-        if (candidates) candidates.push({ tid: msg.tid, bytes });
-        else byContent[kind]!.set(k, [{ tid: msg.tid, bytes }]);
-      } else if (sharing === 'preserve') {
-        const ref = msg.shared?.[PORTIONS[kind]!];
-        if (ref) {
-          const earlier = byTid[kind]!.get(tidKey(ref));
-          if (!earlier || !earlier.equals(bytes) || encrypted)
-            throw new ImpError(
-              ImpErrorCode.SHARE_REF,
-              !earlier
-                ? `shared ${PORTIONS[kind]} refers to tid ${formatTid(ref)}, which is not an earlier message carrying one`
-                : encrypted
-                  ? `an encrypted ${PORTIONS[kind]} cannot be shared`
-                  : `shared ${PORTIONS[kind]} differs from the one in tid ${formatTid(ref)}`,
-              { path: `${path}.${label}` },
-            );
-          byTid[kind]!.set(key, bytes);
-          return list([CONTENT_SHARED, tidElement(ref)]);
-        }
-        byTid[kind]!.set(key, bytes);
-      }
-      return list([CONTENT_CARRIED, { type: 'encoded', bytes } as unknown as Element]);
-    };
-
-    const doc = msg.document;
-    out[i] = list([
-      tid,
-      portion(0, commandElement(msg.command), 'command'),
-      doc ? list([portion(1, doc.header, 'document.header'), portion(2, doc.body, 'document.body')]) : NO_DOCUMENT,
-    ]);
-  }
+  for (let i = 0; i < messages.length; i++) out[i] = encoder.message(messages[i]!, i);
   try {
     return encodeElement(list(out));
   } catch (err) {

@@ -2,6 +2,7 @@
 // checked against the end of the element that contains it before it is used,
 // so a lying count can neither run past the input nor cause an allocation.
 // TEXT, BITSTR, PAD and ENCRYPT payloads are views of the input (zero-copy).
+import { isAscii } from 'node:buffer';
 import { ImpError, ImpErrorCode } from './errors.js';
 import { DEFAULT_MAX_DEPTH, MAX_BAG_OCTETS, type DecodeLimits } from './limits.js';
 import { ElementCode, type Element, type PropPair } from './types.js';
@@ -110,6 +111,7 @@ export class ElementDecoder {
         const data = this.view(start, n);
         this.pos = start + n;
         if (code === ElementCode.TEXT) {
+          if (n > 32 && isAscii(data)) return { type: 'text', data };
           for (let i = 0; i < n; i++)
             if (data[i]! & 0x80)
               throw new ImpError(ImpErrorCode.TEXT_8BIT, `TEXT octet 0x${data[i]!.toString(16)} is not 7-bit ASCII`, {

@@ -1,6 +1,7 @@
 // Element encoder: one pass computes and validates sizes, one allocation, one
 // pass writes. Nothing is split or truncated: a value that does not fit its
 // count field is refused with ERR_IMP_LIMIT naming the element path and limit.
+import { isAscii } from 'node:buffer';
 import { ImpError, ImpErrorCode } from './errors.js';
 import {
   MAX_COUNT24,
@@ -32,10 +33,18 @@ export function formatPath(path: readonly (string | number)[]): string {
   return out;
 }
 
-/** First octet >= 0x80, or -1. */
+/** First octet >= 0x80, or -1. Long runs go to node:buffer's native isAscii first. */
 export function find8bit(data: Uint8Array): number {
+  if (data.length > 32 && isAscii(data)) return -1;
   for (let i = 0; i < data.length; i++) if (data[i]! & 0x80) return i;
   return -1;
+}
+
+/** Re-throws an error from inside a container with the container step put in front of its path. */
+function within(err: unknown, step: string | number): never {
+  if (!(err instanceof ImpError)) throw err;
+  const seg = typeof step === 'number' ? `[${step}]` : `.${step}`;
+  throw err.withPathPrefix(`element${seg}`);
 }
 
 /**
@@ -44,7 +53,8 @@ export function find8bit(data: Uint8Array): number {
  */
 class Sizer {
   readonly sizes: number[] = [];
-  readonly path: (string | number)[] = [];
+  /** Errors are thrown with path `element` and get their steps prepended on the way out (see within()). */
+  readonly path: readonly (string | number)[] = [];
 
   size(el: EncodableElement): number {
     switch (el.type) {
@@ -96,12 +106,13 @@ class Sizer {
         const slot = this.sizes.length;
         this.sizes.push(0);
         let n = 2;
-        this.path.push(0);
         for (let i = 0; i < items.length; i++) {
-          this.path[this.path.length - 1] = i;
-          n += this.size(items[i]!);
+          try {
+            n += this.size(items[i]!);
+          } catch (err) {
+            within(err, i);
+          }
         }
-        this.path.pop();
         if (n > MAX_COUNT24) limit(this.path, `LIST of ${n} octets after its count exceeds 2^24-1 octets`);
         this.sizes[slot] = n;
         return 4 + n;
@@ -122,10 +133,13 @@ class Sizer {
               throw new ImpError(ImpErrorCode.TEXT_8BIT, `PROPLIST name ${JSON.stringify(name)} is not ASCII`, {
                 path: formatPath(this.path),
               });
-          this.path.push('pairs', i, name);
-          const v = this.size(pair.value);
-          if (v > MAX_VALUE_OCTETS) limit(this.path, `PROPLIST value of ${v} octets exceeds 65535 octets`);
-          this.path.length -= 3;
+          let v: number;
+          try {
+            v = this.size(pair.value);
+            if (v > MAX_VALUE_OCTETS) limit(this.path, `PROPLIST value of ${v} octets exceeds 65535 octets`);
+          } catch (err) {
+            within(err, `pairs[${i}].${name}`);
+          }
           n += 3 + name.length + v;
         }
         if (n > MAX_COUNT24) limit(this.path, `PROPLIST of ${n} octets after its count exceeds 2^24-1 octets`);
@@ -220,8 +234,10 @@ class Writer {
         for (let i = 0; i < pairs.length; i++) {
           const pair = pairs[i]!;
           const at = this.pos;
-          out[at] = pair.name.length;
-          this.pos = at + 3 + out.write(pair.name, at + 3, 'latin1');
+          const name = pair.name;
+          out[at] = name.length;
+          for (let c = 0; c < name.length; c++) out[at + 3 + c] = name.charCodeAt(c);
+          this.pos = at + 3 + name.length;
           const valueStart = this.pos;
           this.write(pair.value);
           const v = this.pos - valueStart;
