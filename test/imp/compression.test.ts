@@ -50,3 +50,25 @@ t.test('the incremental decoder frames consecutive units from any chunking', asy
     t.same(got, bags, `chunk size ${size}`);
   }
 });
+
+t.test('an uncompressed bag that arrives whole in one chunk is a view of it; split ones are assembled', async (t) => {
+  const bag = hex('07 000008 0001 06000002 4f4b');
+  const stream = Buffer.concat([encodeShippingUnit(bag), encodeShippingUnit(bag)]);
+  const d = new ShippingUnitDecoder();
+  const [a, b] = d.push(stream);
+  t.equal(a!.bag.buffer, stream.buffer, 'a view of the chunk');
+  t.equal(a!.bag.byteOffset, stream.byteOffset + 1);
+  t.same([a!.offset, a!.end, b!.offset, b!.end], [0, 13, 13, 26]);
+  const e = new ShippingUnitDecoder();
+  t.same(e.push(stream.subarray(0, 5)), []);
+  t.notOk(e.idle);
+  const [c] = e.push(stream.subarray(5, 13));
+  t.same(c!.bag, bag);
+  t.ok(e.idle);
+});
+
+t.test('plain Uint8Array input works like a Buffer', async (t) => {
+  const unit = new Uint8Array(encodeShippingUnit(hex('07 000002 0000'), { compress: true }));
+  t.same(decodeShippingUnit(unit).bag, hex('07 000002 0000'));
+  t.same(decompressBasic(new Uint8Array([0xc3])), Buffer.alloc(3));
+});

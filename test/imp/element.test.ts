@@ -51,3 +51,12 @@ t.test('TEXT refuses 8-bit octets on both sides', async (t) => {
   t.equal(err.code, 'ERR_IMP_TEXT_8BIT');
   t.equal(err.offset, 6);
 });
+
+t.test('a plain Uint8Array (not a Buffer) decodes the same, still zero-copy', async (t) => {
+  const bytes = hex('07 00000a 0001 | 06 000004 74657374');
+  const arr = new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.length);
+  const el = decodeElement(arr);
+  if (el.type !== 'list' || el.items[0]!.type !== 'text') throw new Error('unexpected');
+  t.equal(textValue(el.items[0]!), 'test');
+  t.equal(el.items[0]!.data.buffer, bytes.buffer);
+});
