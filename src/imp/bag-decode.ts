@@ -19,18 +19,21 @@ const NAME = ['NOP', 'PAD', 'BOOLEAN', 'INDEX', 'INTEGER', 'BITSTR', 'TEXT', 'LI
 class OpenList {
   /** For (content, payload) lists: the content value. */
   content = 0;
-  constructor(
-    readonly at: number,
-    readonly end: number,
-    public left: number,
-    readonly depth: number,
-  ) {}
+  at = 0;
+  end = 0;
+  left = 0;
+  constructor(readonly depth: number) {}
 }
 
 class BagReader {
   readonly b: Buffer;
   /** Index of the message being read; -1 outside messages. Paths are built only when an error is thrown. */
   message = -1;
+  /**
+   * One OpenList per depth, reused: the structure is walked depth-first and a
+   * list is always closed before the next one at its depth opens.
+   */
+  private readonly lists: OpenList[] = [];
   constructor(readonly d: ElementDecoder) {
     this.b = d.buf;
   }
@@ -51,7 +54,12 @@ class BagReader {
       const count = (b[at + 4]! << 8) | b[at + 5]!;
       if (at + 4 + n <= end && depth <= d.maxDepth && n >= 2 && count <= n - 2) {
         d.pos = at + 6;
-        return new OpenList(at, at + 4 + n, count, depth);
+        const l = (this.lists[depth] ??= new OpenList(depth));
+        l.at = at;
+        l.end = at + 4 + n;
+        l.left = count;
+        l.content = 0;
+        return l;
       }
     }
     // Not a well-formed LIST header: let the element decoder report exactly what is wrong.
