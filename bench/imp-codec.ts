@@ -22,18 +22,21 @@ import {
 const MB = 1e6;
 
 /**
- * Best seconds per call of `a` and of `b`, measured in alternating short
- * rounds so that both see the same machine load (the machine may be shared;
- * the best round is the least disturbed one).
+ * Seconds per call of `a` and of `b`, measured back to back in many short
+ * rounds so that both see the same machine load (the machine may be shared).
+ * Throughput comes from each side's best round; the ratio is the median of
+ * the per-round ratios, which a burst of load on one side cannot skew.
  */
-function pair(a: () => unknown, b: () => unknown, rounds = 15, minMs = 30): [number, number] {
+function pair(a: () => unknown, b: () => unknown, rounds = 31, minMs = 25): { a: number; b: number; ratio: number } {
   for (let i = 0; i < 3; i++) {
     a();
     b();
   }
   const best = [Infinity, Infinity];
+  const ratios: number[] = [];
   for (let r = 0; r < rounds; r++) {
-    for (const [k, fn] of [a, b].entries()) {
+    const t: number[] = [];
+    for (const [k, fn] of (r % 2 ? [b, a] : [a, b]).entries()) {
       let n = 0;
       const start = process.hrtime.bigint();
       let elapsed = 0;
@@ -42,19 +45,23 @@ function pair(a: () => unknown, b: () => unknown, rounds = 15, minMs = 30): [num
         n++;
         elapsed = Number(process.hrtime.bigint() - start) / 1e6;
       } while (elapsed < minMs);
-      best[k] = Math.min(best[k]!, elapsed / 1000 / n);
+      t[r % 2 ? 1 - k : k] = elapsed / 1000 / n;
     }
+    best[0] = Math.min(best[0]!, t[0]!);
+    best[1] = Math.min(best[1]!, t[1]!);
+    ratios.push(t[1]! / t[0]!);
   }
-  return best as [number, number];
+  ratios.sort((x, y) => x - y);
+  return { a: best[0]!, b: best[1]!, ratio: ratios[rounds >> 1]! };
 }
 
 function row(label: string, bytes: number, fn: () => unknown, baseLabel: string, baseBytes: number, baseFn: () => unknown): void {
-  const [seconds, baseSeconds] = pair(fn, baseFn);
+  const { a: seconds, b: baseSeconds, ratio } = pair(fn, baseFn);
   const mbps = (b: number, s: number) => (b / MB / s).toFixed(0).padStart(6);
   process.stdout.write(
     `  ${label.padEnd(26)} ${mbps(bytes, seconds)} MB/s  (${(seconds * 1e3).toFixed(3).padStart(9)} ms)   ` +
       `${baseLabel.padEnd(16)} ${mbps(baseBytes, baseSeconds)} MB/s  (${(baseSeconds * 1e3).toFixed(3).padStart(9)} ms)   ` +
-      `time ratio ${(baseSeconds / seconds).toFixed(2)}x\n`,
+      `time ratio ${ratio.toFixed(2)}x\n`,
   );
 }
 
@@ -92,7 +99,10 @@ for (let i = 0; i < 1000; i++) {
   });
 }
 
-process.stdout.write('imp-codec: throughput in MB/s of each side\'s own input; "time ratio" = JSON time / IMP time (>1: IMP faster)\n\n');
+process.stdout.write(
+  'imp-codec: throughput in MB/s of each side\'s own input (best round); "time ratio" = JSON time / IMP time,\n' +
+    'median over back-to-back rounds (>1: IMP faster)\n\n',
+);
 
 {
   const bag = encodeBag(small);
