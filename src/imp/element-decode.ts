@@ -34,6 +34,7 @@ export function asciiString(b: Uint8Array, start: number, end: number): string {
   return s;
 }
 
+/** A Buffer over the same memory as `input` (no copy): for Buffer methods on decoded payload views. */
 export function toBuffer(input: Uint8Array): Buffer {
   return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
 }

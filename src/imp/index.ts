@@ -3,7 +3,7 @@ export * from './types.js';
 export { ImpError, ImpErrorCode, isImpError, type ImpErrorDetails } from './errors.js';
 export * from './limits.js';
 export { encodeElement, encodedSize } from './element-encode.js';
-export { decodeElement, decodeElementAt } from './element-decode.js';
+export { decodeElement, decodeElementAt, toBuffer } from './element-decode.js';
 export { textElement, textValue } from './text.js';
 export { elementsEqual } from './equal.js';
 export {
