@@ -4,13 +4,11 @@
 // earlier message in the same bag by its tid (content=1).
 import { createHash } from 'node:crypto';
 import { readBagBytes } from './bag-decode.js';
-import { DEFAULT_MAX_DEPTH } from './limits.js';
 import { ElementDecoder, toBuffer } from './element-decode.js';
-import { containsEncrypt } from './encrypt.js';
-export { containsEncrypt } from './encrypt.js';
 import { encodeElement, type EncodableElement } from './element-encode.js';
+import { containsEncrypt } from './encrypt.js';
 import { ImpError, ImpErrorCode } from './errors.js';
-import { MAX_BAG_OCTETS, type DecodeLimits } from './limits.js';
+import { DEFAULT_MAX_DEPTH, MAX_BAG_OCTETS, type DecodeLimits } from './limits.js';
 import { commandElement, formatTid, readCommand, readTid, tidElement, tidKey, tidNumber } from './message.js';
 import { expectType, fault, fields, indexValue, locate, proplistOf, significantItems } from './structure.js';
 import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, SharedPortions, Tid } from './types.js';
@@ -37,6 +35,8 @@ const CONTENT_SHARED: Element = { type: 'index', value: 1 };
 const NO_DOCUMENT: ListElement = { type: 'list', items: [] };
 /** LIST( INDEX, INTEGER ): 6 + 3 + 5 octets. */
 const TID_OCTETS = 14;
+
+export { containsEncrypt };
 
 /** One message as an element tree, every portion carried (content=0). */
 export function messageElement(msg: ImpMessage): ListElement {
