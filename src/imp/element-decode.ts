@@ -43,10 +43,17 @@ export class ElementDecoder {
   pos = 0;
   /** Depth of the element being decoded (1 = outermost). */
   depth = 1;
+  /** The input's memory, cached: the TypedArray getters are not free on every view. */
+  private readonly arrayBuffer: ArrayBufferLike;
+  private readonly base: number;
+
   constructor(
     readonly buf: Buffer,
     readonly maxDepth: number,
-  ) {}
+  ) {
+    this.arrayBuffer = buf.buffer;
+    this.base = buf.byteOffset;
+  }
 
   /**
    * A header or payload needs `need` octets at `at` but its container ends at
@@ -68,7 +75,7 @@ export class ElementDecoder {
    * Buffer#subarray, which dominates decoding small elements.)
    */
   view(start: number, n: number): Uint8Array {
-    return new Uint8Array(this.buf.buffer, this.buf.byteOffset + start, n);
+    return new Uint8Array(this.arrayBuffer, this.base + start, n);
   }
 
   count24(at: number, end: number, what: string): number {
@@ -113,11 +120,9 @@ export class ElementDecoder {
         this.pos = start + n;
         if (code === ElementCode.TEXT) {
           if (n > 32 && isAscii(data)) return { type: 'text', data };
-          for (let i = 0; i < n; i++)
-            if (data[i]! & 0x80)
-              throw new ImpError(ImpErrorCode.TEXT_8BIT, `TEXT octet 0x${data[i]!.toString(16)} is not 7-bit ASCII`, {
-                offset: start + i,
-              });
+          for (let i = start; i < start + n; i++)
+            if (b[i]! & 0x80)
+              throw new ImpError(ImpErrorCode.TEXT_8BIT, `TEXT octet 0x${b[i]!.toString(16)} is not 7-bit ASCII`, { offset: i });
           return { type: 'text', data };
         }
         return code === ElementCode.PAD ? { type: 'pad', data } : { type: 'encrypt', data };
