@@ -1,0 +1,8 @@
+// Public API of the RFC 753 codec. Add names here; do not rename them.
+export * from './types.js';
+export { ImpError, ImpErrorCode, isImpError, type ImpErrorDetails } from './errors.js';
+export * from './limits.js';
+export { encodeElement, encodedSize } from './element-encode.js';
+export { decodeElement, decodeElementAt } from './element-decode.js';
+export { textElement, textValue } from './text.js';
+export { elementsEqual } from './equal.js';
