@@ -46,6 +46,8 @@ export class ImpError extends Error {
   readonly offset: number | undefined;
   readonly path: string | undefined;
   readonly line: number | undefined;
+  /** The message without the code/offset/path prefix. */
+  readonly reason: string;
 
   constructor(code: ImpErrorCode, message: string, details: ImpErrorDetails = {}) {
     const where = [
@@ -61,6 +63,13 @@ export class ImpError extends Error {
     this.offset = details.offset;
     this.path = details.path;
     this.line = details.line;
+    this.reason = message;
+  }
+
+  /** The same error with its element path re-rooted: `element...` becomes `prefix...`. */
+  withPathPrefix(prefix: string): ImpError {
+    const rest = this.path?.startsWith('element') ? this.path.slice('element'.length) : this.path ? `.${this.path}` : '';
+    return new ImpError(this.code, this.reason, { offset: this.offset, line: this.line, path: prefix + rest });
   }
 }
 

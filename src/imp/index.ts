@@ -6,3 +6,33 @@ export { encodeElement, encodedSize } from './element-encode.js';
 export { decodeElement, decodeElementAt } from './element-decode.js';
 export { textElement, textValue } from './text.js';
 export { elementsEqual } from './equal.js';
+export {
+  acknowledgeCommand,
+  cancelCommand,
+  canceledCommand,
+  commandElement,
+  deliverCommand,
+  normalizeIhn,
+  probeCommand,
+  proplist,
+  proplistGet,
+  readArguments,
+  readCommandError,
+  responseCommand,
+  tidElement,
+  tidKey,
+  type CommandArguments,
+  type CommandError,
+} from './message.js';
+export { bagMessages, containsEncrypt, decodeBag, encodeBag, messageElement, type DecodeBagOptions, type EncodeBagOptions } from './bag.js';
+export {
+  compressBasic,
+  CompressionType,
+  decodeShippingUnit,
+  decompressBasic,
+  encodeShippingUnit,
+  ShippingUnitDecoder,
+  type DecompressOptions,
+  type ShippingUnit,
+  type ShippingUnitDecoderOptions,
+} from './compression.js';

@@ -127,4 +127,18 @@ export interface ImpMessage {
   tid: Tid;
   command: ImpCommand;
   document?: ImpDocument;
+  /**
+   * Set by the decoder: which portions arrived as share references (content=1)
+   * and the tid each pointed at. The portion itself is resolved above (the same
+   * object as in the message it was shared from). `encodeBag` ignores it unless
+   * asked to `sharing: 'preserve'`.
+   */
+  shared?: SharedPortions;
+}
+
+/** The tid a shared portion referred to (RFC 753 section 3.6). */
+export interface SharedPortions {
+  command?: Tid;
+  header?: Tid;
+  body?: Tid;
 }

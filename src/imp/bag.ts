@@ -1,0 +1,226 @@
+// Message-bags (RFC 753 section 3.6): LIST( message, ... ) where each message
+// is LIST( tid, command-list, document-list ) and each command, document
+// header and document body is either carried (content=0) or shared from an
+// earlier message in the same bag by its tid (content=1).
+import { createHash } from 'node:crypto';
+import { decodeElement, toBuffer } from './element-decode.js';
+import { encodeElement, type EncodableElement } from './element-encode.js';
+import { ImpError, ImpErrorCode } from './errors.js';
+import type { DecodeLimits } from './limits.js';
+import { commandElement, formatTid, readCommand, readTid, tidElement, tidKey } from './message.js';
+import { expectType, fault, fields, indexValue, locate, proplistOf, significantItems } from './structure.js';
+import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, SharedPortions, Tid } from './types.js';
+
+export interface EncodeBagOptions {
+  /**
+   * `auto` (default): share every command, header and body identical to one an
+   * earlier message carried, referring to the first carrier. `none`: carry
+   * everything. `preserve`: share exactly what each message's `shared` field
+   * says (as decoded), so a decoded bag re-encodes to the same bytes.
+   */
+  sharing?: 'auto' | 'none' | 'preserve';
+}
+
+export type DecodeBagOptions = DecodeLimits;
+
+type Portion = 'command' | 'header' | 'body';
+const PORTIONS: Portion[] = ['command', 'header', 'body'];
+
+const list = (items: EncodableElement[]): ListElement => ({ type: 'list', items: items as Element[] });
+const CONTENT_CARRIED: Element = { type: 'index', value: 0 };
+const CONTENT_SHARED: Element = { type: 'index', value: 1 };
+const NO_DOCUMENT: ListElement = { type: 'list', items: [] };
+
+export function containsEncrypt(el: Element): boolean {
+  if (el.type === 'encrypt') return true;
+  if (el.type === 'list') return el.items.some(containsEncrypt);
+  if (el.type === 'proplist') return el.pairs.some((p) => containsEncrypt(p.value));
+  return false;
+}
+
+/** One message as an element tree, every portion carried (content=0). */
+export function messageElement(msg: ImpMessage): ListElement {
+  const doc = msg.document;
+  return list([
+    tidElement(msg.tid),
+    list([CONTENT_CARRIED, commandElement(msg.command)]),
+    doc ? list([list([CONTENT_CARRIED, doc.header]), list([CONTENT_CARRIED, doc.body])]) : NO_DOCUMENT,
+  ]);
+}
+
+interface Carried {
+  tid: Tid;
+  bytes: Buffer;
+}
+
+/** Map key for portion bytes: small ones by content, large ones by digest (then compared byte for byte). */
+function portionKey(bytes: Buffer): string {
+  if (bytes.length <= 256) return bytes.toString('latin1');
+  return createHash('sha1').update(bytes).digest('base64') + bytes.length;
+}
+
+function encodePortion(el: Element, path: string): Buffer {
+  try {
+    return encodeElement(el);
+  } catch (err) {
+    throw err instanceof ImpError ? err.withPathPrefix(path) : err;
+  }
+}
+
+/** Encodes messages as a bag; see EncodeBagOptions for how portions are shared. */
+export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOptions = {}): Buffer {
+  const sharing = opts.sharing ?? 'auto';
+  const seen = new Set<string>();
+  // auto: first carrier of each distinct portion, by content. preserve: every earlier message's portion, by tid.
+  const byContent = PORTIONS.map(() => new Map<string, Carried>());
+  const byTid = PORTIONS.map(() => new Map<string, Buffer>());
+  const out: Element[] = new Array(messages.length);
+
+  for (let i = 0; i < messages.length; i++) {
+    const msg = messages[i]!;
+    const path = `message[${i}]`;
+    const key = tidKey(msg.tid);
+    if (seen.has(key))
+      throw new ImpError(ImpErrorCode.MESSAGE, `tid ${formatTid(msg.tid)} is used by an earlier message; tids must be unique in a bag`, {
+        path: `${path}.tid`,
+      });
+    seen.add(key);
+    const tid = tidElement(msg.tid);
+
+    const portion = (kind: number, el: Element, label: string): ListElement => {
+      const bytes = encodePortion(el, `${path}.${label}`);
+      const encrypted = sharing !== 'none' && containsEncrypt(el);
+      if (sharing === 'auto' && !encrypted) {
+        const k = portionKey(bytes);
+        const carrier = byContent[kind]!.get(k);
+        if (carrier && carrier.bytes.equals(bytes)) return list([CONTENT_SHARED, tidElement(carrier.tid)]);
+        if (!carrier) byContent[kind]!.set(k, { tid: msg.tid, bytes });
+      } else if (sharing === 'preserve') {
+        const ref = msg.shared?.[PORTIONS[kind]!];
+        if (ref) {
+          const earlier = byTid[kind]!.get(tidKey(ref));
+          if (!earlier || !earlier.equals(bytes) || encrypted)
+            throw new ImpError(
+              ImpErrorCode.SHARE_REF,
+              !earlier
+                ? `shared ${PORTIONS[kind]} refers to tid ${formatTid(ref)}, which is not an earlier message carrying one`
+                : encrypted
+                  ? `an encrypted ${PORTIONS[kind]} cannot be shared`
+                  : `shared ${PORTIONS[kind]} differs from the one in tid ${formatTid(ref)}`,
+              { path: `${path}.${label}` },
+            );
+          byTid[kind]!.set(key, bytes);
+          return list([CONTENT_SHARED, tidElement(ref)]);
+        }
+        byTid[kind]!.set(key, bytes);
+      }
+      return list([CONTENT_CARRIED, { type: 'encoded', bytes } as unknown as Element]);
+    };
+
+    const doc = msg.document;
+    out[i] = list([
+      tid,
+      portion(0, commandElement(msg.command), 'command'),
+      doc ? list([portion(1, doc.header, 'document.header'), portion(2, doc.body, 'document.body')]) : NO_DOCUMENT,
+    ]);
+  }
+  try {
+    return encodeElement(list(out));
+  } catch (err) {
+    throw err instanceof ImpError ? err.withPathPrefix('bag') : err;
+  }
+}
+
+/** Decodes a bare bag (not a shipping unit), resolving every share reference. */
+export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMessage[] {
+  const buf = toBuffer(input);
+  if (buf.length > 0 && buf[0] !== 7)
+    throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
+  const root = decodeElement(buf, opts);
+  try {
+    return readBag(root);
+  } catch (err) {
+    throw locate(err, root, 0);
+  }
+}
+
+/**
+ * Reads messages out of a decoded bag element. Structure errors are thrown as
+ * internal faults; decodeBag turns them into ImpErrors with offsets, and
+ * bagMessages (below) into ImpErrors with paths.
+ */
+function readBag(root: Element): ImpMessage[] {
+  const items = significantItems(expectType(root, 'list', 'bag'));
+  const byTid = new Map<string, ImpMessage>();
+  const messages: ImpMessage[] = new Array(items.length);
+
+  for (let i = 0; i < items.length; i++) {
+    const path = `message[${i}]`;
+    const [tidEl, commandList, documentList] = fields(items[i]!, path, ['tid', 'command-list', 'document-list']);
+    const tid = readTid(tidEl!, `${path}.tid`);
+    const key = tidKey(tid);
+    if (byTid.has(key)) fault(tidEl!, `${path}.tid`, `tid ${formatTid(tid)} is used by an earlier message; tids must be unique in a bag`);
+    let shared: SharedPortions | undefined;
+
+    // Resolves a (content, payload) pair: returns the carried payload, or the earlier message a reference points at.
+    const content = (el: Element, label: string, kind: Portion): { carried: Element } | { from: ImpMessage; payload: Element } => {
+      const [c, payload] = fields(el, `${path}.${label}`, ['content', kind === 'command' ? 'command' : `document-${kind}`]);
+      const value = indexValue(c!, `${path}.${label}.content`);
+      if (value === 0) return { carried: payload! };
+      if (value !== 1) fault(c!, `${path}.${label}.content`, `content ${value} is neither 0 (carried) nor 1 (shared)`);
+      const ref = readTid(payload!, `${path}.${label}.tid`);
+      const from = byTid.get(tidKey(ref));
+      if (!from)
+        fault(payload!, `${path}.${label}.tid`, `shares the ${kind} of tid ${formatTid(ref)}, which is not earlier in this bag`, ImpErrorCode.SHARE_REF);
+      (shared ??= {})[kind] = ref;
+      return { from, payload: payload! };
+    };
+
+    let command: ImpCommand;
+    const cmd = content(commandList!, 'commandList', 'command');
+    if ('carried' in cmd) command = readCommand(cmd.carried, `${path}.command`);
+    else command = cmd.from.command;
+
+    let document: ImpDocument | undefined;
+    const docItems = significantItems(expectType(documentList!, 'list', `${path}.documentList`));
+    if (docItems.length === 2) {
+      const h = content(docItems[0]!, 'documentList.headerList', 'header');
+      const b = content(docItems[1]!, 'documentList.bodyList', 'body');
+      const resolve = <T extends Element>(r: typeof h, kind: 'header' | 'body', read: (el: Element) => T): T => {
+        if ('carried' in r) return read(r.carried);
+        const doc = r.from.document;
+        if (!doc) fault(r.payload, `${path}.documentList.${kind}List.tid`, `shares the ${kind} of a message with no document`, ImpErrorCode.SHARE_REF);
+        const value = doc[kind] as Element as T;
+        if (containsEncrypt(value))
+          fault(r.payload, `${path}.documentList.${kind}List.tid`, `shares an encrypted ${kind}; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
+        return value;
+      };
+      document = {
+        header: resolve(h, 'header', (el) => proplistOf(el, `${path}.document.header`)),
+        body: resolve(b, 'body', (el) => expectType(el, 'list', `${path}.document.body`)),
+      };
+    } else if (docItems.length !== 0) {
+      fault(documentList!, `${path}.documentList`, `document-list must be LIST( ) or LIST( header-list, body-list ), found ${docItems.length} items`);
+    }
+    if (!('carried' in cmd) && containsEncrypt(commandElement(command)))
+      fault(cmd.payload, `${path}.commandList.tid`, `shares an encrypted command; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
+
+    const msg: ImpMessage = document ? { tid, command, document } : { tid, command };
+    if (shared) msg.shared = shared;
+    byTid.set(key, msg);
+    messages[i] = msg;
+  }
+  return messages;
+}
+
+/**
+ * Reads messages from a bag element tree (e.g. one parsed from notation).
+ * Error offsets are those the tree would have once encoded.
+ */
+export function bagMessages(root: Element): ImpMessage[] {
+  try {
+    return readBag(root);
+  } catch (err) {
+    throw locate(err, root, 0);
+  }
+}
