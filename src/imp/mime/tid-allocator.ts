@@ -4,7 +4,7 @@
 import type { Tid } from '../types.js';
 
 export interface TidAllocatorOptions {
-  /** This MPM's internet host number. */
+  /** This MPM's internet host number (signed 32-bit, or 0..2^32-1 mapped to it). */
   ihn: number;
   /** The first tn to hand out (default 0). */
   start?: number;
@@ -19,7 +19,7 @@ export class TidAllocator {
     if (!Number.isInteger(start) || start < 0 || start > 0xffff) {
       throw new RangeError(`tid start must be an integer 0..65535, got ${start}`);
     }
-    this.ihn = opts.ihn;
+    this.ihn = opts.ihn | 0; // signed 32-bit on the wire; 0..2^32-1 accepted
     this.#next = start;
   }
 

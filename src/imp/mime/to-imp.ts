@@ -5,6 +5,7 @@ import { parseMimeTree, type MimeNode } from '../../mime/tree.js';
 import type { Element, ImpDocument, ImpMessage, ListElement, PropPair, ProplistElement } from '../types.js';
 import { MAX_COUNT24 } from '../limits.js';
 import { ImpError, ImpErrorCode } from '../errors.js';
+import { deliverCommand } from '../message.js';
 import {
   ENVELOPE_FROM_NAME, FRAME, MARKER_NAME, MARKER_VERSION, MAX_BITSTR_WHOLE_OCTETS, MAX_VALUE_PAYLOAD, bytesElement, chunkElements, is7bit,
 } from './carriage.js';
@@ -39,16 +40,10 @@ const PRESENTED: [field: string, pair: string][] = [
 export function mimeToImpMessages(raw: Buffer, opts: MimeToImpOptions): ImpMessage[] {
   if (opts.recipients.length === 0) throw new ImpError(ImpErrorCode.MESSAGE, 'a DELIVER needs at least one recipient', { path: 'recipients' });
   const document = mimeToImpDocument(raw, opts);
+  // One document object for all: the bag encoder finds the identical portions and shares them.
   return opts.recipients.map((rcpt) => ({
     tid: opts.tids.allocate(),
-    command: {
-      mailbox: recipientMailbox(rcpt),
-      stamp: [opts.ihn],
-      type: 1,
-      operation: 'DELIVER',
-      arguments: { type: 'list', items: [{ type: 'list', items: [{ type: 'text', data: Buffer.from('REGULAR') }] }] },
-      errorList: { type: 'list', items: [] },
-    },
+    command: deliverCommand({ mailbox: recipientMailbox(rcpt), stamp: [opts.ihn], options: ['REGULAR'] }),
     document,
   }));
 }
