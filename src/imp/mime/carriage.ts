@@ -1,5 +1,6 @@
 // Shared vocabulary of the "mailbag MIME carriage, version 1": how exact MIME bytes
 // ride in RFC 753 elements. docs/imp-mime.md describes the layout in full.
+import { isAscii } from 'node:buffer';
 import { ImpError, ImpErrorCode } from '../errors.js';
 import { MAX_COUNT24, MAX_VALUE_OCTETS } from '../limits.js';
 import type { BitstrElement, Element, TextElement } from '../types.js';
@@ -28,9 +29,9 @@ export const MAX_VALUE_PAYLOAD = MAX_VALUE_OCTETS - 4;
 /** Whole octets one BITSTR can hold: its count is in bits, at most 2^24-1. */
 export const MAX_BITSTR_WHOLE_OCTETS = Math.floor(MAX_COUNT24 / 8);
 
+/** True when every octet is below 0x80 (node's SIMD isAscii: this runs over every body byte). */
 export function is7bit(data: Uint8Array): boolean {
-  for (let i = 0; i < data.length; i++) if (data[i]! & 0x80) return false;
-  return true;
+  return isAscii(data);
 }
 
 /** TEXT when the bytes are 7-bit, else BITSTR: the exact bytes either way. */
@@ -39,12 +40,11 @@ export function bytesElement(data: Buffer): TextElement | BitstrElement {
 }
 
 /**
- * Splits `data` into consecutive TEXT (all 7-bit) or BITSTR elements of at most `max`
- * octets; empty data gives no elements.
+ * Splits `data` into consecutive TEXT (when `text`, by default when all 7-bit) or BITSTR
+ * elements of at most `max` octets; empty data gives no elements.
  */
-export function chunkElements(data: Buffer, max: number, forceBitstr = false): Element[] {
+export function chunkElements(data: Buffer, max: number, text = is7bit(data)): Element[] {
   const out: Element[] = [];
-  const text = !forceBitstr && is7bit(data);
   for (let i = 0; i < data.length; i += max) {
     const chunk = data.subarray(i, Math.min(i + max, data.length));
     out.push(text ? { type: 'text', data: chunk } : { type: 'bitstr', bits: chunk.length * 8, data: chunk });

@@ -82,7 +82,10 @@ export function mimeToImpDocument(raw: Buffer, opts: MimeDocumentOptions = {}): 
 /** The body of an entity as elements: leaf chunks, or one LIST for a multipart or encapsulated message. */
 function entityContent(node: MimeNode): Element[] {
   const body = node.body;
-  if (body.kind === 'leaf') return chunkElements(body.data, is7bit(body.data) ? MAX_COUNT24 - 8 : MAX_BITSTR_WHOLE_OCTETS);
+  if (body.kind === 'leaf') {
+    const text = is7bit(body.data);
+    return chunkElements(body.data, text ? MAX_COUNT24 - 8 : MAX_BITSTR_WHOLE_OCTETS, text);
+  }
   if (body.kind === 'message') return [entityList(body.node)];
   const frame: PropPair[] = [{ name: 'MULTIPART', value: { type: 'text', data: Buffer.from(body.subtype, 'latin1') } }];
   const boundary = Buffer.from(body.boundary, 'utf8');
