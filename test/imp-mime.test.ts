@@ -182,3 +182,27 @@ t.test('decoded element trees (views of the bag) rebuild the same bytes as the o
   const [m] = mimeToImpMessages(raw, { recipients: ['a@b.test'], ihn: IHN, tids: tids() });
   t.ok(impMessageToMime({ ...m!, document: { header, body } }).raw.equals(raw));
 });
+
+t.test('mutated bags give a MIME message or a typed ImpError, never anything else', async (t) => {
+  const { default: fc } = await import('fast-check');
+  const { ImpError } = await import('../src/imp/index.js');
+  const bags = ['mailbag__rfc2231-params.eml', 'mailbag__related-nested-rfc822.eml', 'cpython__msg_02.txt'].map((n) =>
+    mimeToBag(fixture(n), { recipients: ['a@b.test', 'c@d.test'], ihn: IHN, tids: tids() }),
+  );
+  let errors = 0;
+  fc.assert(
+    fc.property(fc.integer({ min: 0, max: bags.length - 1 }), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), (which, edits) => {
+      const bag = Buffer.from(bags[which]!);
+      for (const [pos, byte] of edits) bag[pos % bag.length] = byte;
+      try {
+        for (const m of bagToMime(bag)) if (!Buffer.isBuffer(m.raw)) return false;
+      } catch (err) {
+        errors++;
+        if (!(err instanceof ImpError)) throw err;
+      }
+      return true;
+    }),
+    { numRuns: 3000 },
+  );
+  t.ok(errors > 0, `${errors} of 3000 mutations rejected with ImpError, the rest converted`);
+});
