@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { decodeElement, toBuffer } from './element-decode.js';
 import { encodeElement, type EncodableElement } from './element-encode.js';
 import { ImpError, ImpErrorCode } from './errors.js';
-import type { DecodeLimits } from './limits.js';
+import { MAX_BAG_OCTETS, type DecodeLimits } from './limits.js';
 import { commandElement, formatTid, readCommand, readTid, tidElement, tidKey } from './message.js';
 import { expectType, fault, fields, indexValue, locate, proplistOf, significantItems } from './structure.js';
 import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, SharedPortions, Tid } from './types.js';
@@ -14,7 +14,8 @@ import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, SharedP
 export interface EncodeBagOptions {
   /**
    * `auto` (default): share every command, header and body identical to one an
-   * earlier message carried, referring to the first carrier. `none`: carry
+   * earlier message carried, referring to the first carrier, unless the portion
+   * is no larger than the 14-octet tid that would replace it. `none`: carry
    * everything. `preserve`: share exactly what each message's `shared` field
    * says (as decoded), so a decoded bag re-encodes to the same bytes.
    */
@@ -30,6 +31,8 @@ const list = (items: EncodableElement[]): ListElement => ({ type: 'list', items:
 const CONTENT_CARRIED: Element = { type: 'index', value: 0 };
 const CONTENT_SHARED: Element = { type: 'index', value: 1 };
 const NO_DOCUMENT: ListElement = { type: 'list', items: [] };
+/** LIST( INDEX, INTEGER ): 6 + 3 + 5 octets. */
+const TID_OCTETS = 14;
 
 export function containsEncrypt(el: Element): boolean {
   if (el.type === 'encrypt') return true;
@@ -90,7 +93,8 @@ export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOption
     const portion = (kind: number, el: Element, label: string): ListElement => {
       const bytes = encodePortion(el, `${path}.${label}`);
       const encrypted = sharing !== 'none' && containsEncrypt(el);
-      if (sharing === 'auto' && !encrypted) {
+      // A reference is a 14-octet tid; sharing anything not larger would grow the bag.
+      if (sharing === 'auto' && !encrypted && bytes.length > TID_OCTETS) {
         const k = portionKey(bytes);
         const carrier = byContent[kind]!.get(k);
         if (carrier && carrier.bytes.equals(bytes)) return list([CONTENT_SHARED, tidElement(carrier.tid)]);
@@ -134,6 +138,9 @@ export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOption
 /** Decodes a bare bag (not a shipping unit), resolving every share reference. */
 export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMessage[] {
   const buf = toBuffer(input);
+  const max = opts.maxBagBytes ?? MAX_BAG_OCTETS;
+  if (buf.length > max)
+    throw new ImpError(ImpErrorCode.TOO_LARGE, `bag of ${buf.length} octets exceeds the limit of ${max}`, { offset: 0 });
   if (buf.length > 0 && buf[0] !== 7)
     throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
   const root = decodeElement(buf, opts);

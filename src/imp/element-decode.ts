@@ -14,14 +14,20 @@ export function toBuffer(input: Uint8Array): Buffer {
 
 class ElementDecoder {
   pos = 0;
+  /** Depth of the element being decoded (1 = outermost). */
+  depth = 1;
   constructor(
     readonly buf: Buffer,
     readonly maxDepth: number,
   ) {}
 
-  /** A header or payload needs `need` octets at `at` but its container ends at `end`. */
-  overrun(at: number, need: number, end: number, what: string): never {
-    if (end === this.buf.length)
+  /**
+   * A header or payload needs `need` octets at `at` but its container ends at
+   * `end`. At the outermost level that end is the end of the input (truncated);
+   * inside a container whose own count was already checked it is an overrun.
+   */
+  overrun(at: number, need: number, end: number, what: string, outermost = this.depth === 1): never {
+    if (outermost)
       throw new ImpError(ImpErrorCode.TRUNCATED, `${what} needs ${need} octets, input ends after ${end - at}`, { offset: at });
     throw new ImpError(
       ImpErrorCode.COUNT_OVERRUN,
@@ -38,6 +44,7 @@ class ElementDecoder {
 
   /** Decodes the element at this.pos, which must end at or before `end`. */
   element(end: number, depth: number): Element {
+    this.depth = depth;
     const b = this.buf;
     const at = this.pos;
     if (at >= end) this.overrun(at, 1, end, 'element code');
@@ -99,6 +106,9 @@ class ElementDecoder {
         if (n < 2)
           throw new ImpError(ImpErrorCode.ITEM_COUNT, `LIST octet count ${n} cannot hold its 2-octet item count`, { offset: at });
         const count = (b[at + 4]! << 8) | b[at + 5]!;
+        // every item takes at least one octet: refuse an impossible count before allocating for it
+        if (count > n - 2)
+          throw new ImpError(ImpErrorCode.ITEM_COUNT, `LIST item count ${count} cannot fit in ${n - 2} octets`, { offset: at });
         this.pos = at + 6;
         const items: Element[] = new Array(count);
         for (let i = 0; i < count; i++) {
@@ -127,22 +137,24 @@ class ElementDecoder {
         if (n < 1)
           throw new ImpError(ImpErrorCode.ITEM_COUNT, `PROPLIST octet count 0 cannot hold its pair count`, { offset: at });
         const count = b[at + 4]!;
+        if (count * 4 > n - 1)
+          throw new ImpError(ImpErrorCode.ITEM_COUNT, `PROPLIST pair count ${count} cannot fit in ${n - 1} octets`, { offset: at });
         let p = at + 5;
         const pairs: PropPair[] = new Array(count);
         for (let i = 0; i < count; i++) {
-          if (p >= plEnd)
+          // a pair is at least 4 octets: name count, value count, a 1-octet value
+          if (p + 4 > plEnd)
             throw new ImpError(
               ImpErrorCode.ITEM_COUNT,
               `PROPLIST pair count says ${count} but its ${n} octets hold only ${i}`,
               { offset: at },
             );
-          if (p + 3 > plEnd) this.overrun(p, 3, plEnd, 'PROPLIST pair header');
           const nameLen = b[p]!;
           const valueLen = (b[p + 1]! << 8) | b[p + 2]!;
           const nameStart = p + 3;
           const valueStart = nameStart + nameLen;
           const valueEnd = valueStart + valueLen;
-          if (valueEnd > plEnd) this.overrun(p, 3 + nameLen + valueLen, plEnd, 'PROPLIST pair');
+          if (valueEnd > plEnd) this.overrun(p, 3 + nameLen + valueLen, plEnd, 'PROPLIST pair', false);
           for (let k = nameStart; k < valueStart; k++)
             if (b[k]! & 0x80)
               throw new ImpError(ImpErrorCode.TEXT_8BIT, `PROPLIST name octet 0x${b[k]!.toString(16)} is not ASCII`, {

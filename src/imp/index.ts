@@ -36,3 +36,4 @@ export {
   type ShippingUnit,
   type ShippingUnitDecoderOptions,
 } from './compression.js';
+export { parseNotation, parseNotationAll, printNotation, type ParseOptions, type PrintOptions } from './notation.js';
