@@ -206,3 +206,13 @@ t.test('mutated bags give a MIME message or a typed ImpError, never anything els
   );
   t.ok(errors > 0, `${errors} of 3000 mutations rejected with ImpError, the rest converted`);
 });
+
+t.test('pathological structure (200k header lines, 100k parts) converts quickly and exactly', async (t) => {
+  const lines = Buffer.from('X-A: b\r\n'.repeat(200_000) + '\r\nbody\r\n');
+  const parts = Buffer.from('Content-Type: multipart/mixed; boundary=b\n\n' + '--b\n'.repeat(100_000) + '--b--\n');
+  for (const raw of [lines, parts]) {
+    const started = Date.now();
+    const out = bagToMime(mimeToBag(raw, { recipients: ['x@y.test'], ihn: IHN, tids: tids() }))[0]!;
+    t.ok(out.raw.equals(raw), `round trip in ${Date.now() - started} ms`);
+  }
+});

@@ -99,3 +99,22 @@ t.test('content-type parameters incl. RFC 2231', async (t) => {
   t.equal(ct.params.get('name'), 'über');
   t.equal(ct.params.get('x'), 'q"uoted');
 });
+
+t.test('field and part caps keep huge headers and part counts bounded, still lossless', async (t) => {
+  const many = Buffer.from('A: 1\n'.repeat(50) + 'B: 2\n\nbody');
+  const n = parseMimeTree(many, { maxHeaderFields: 10 });
+  t.equal(n.header.length, 11);
+  t.equal(n.header[10]!.name, null);
+  t.equal(n.header[10]!.raw.toString(), 'A: 1\n'.repeat(40) + 'B: 2\n');
+  t.same(n.body, { kind: 'leaf', data: Buffer.from('body') });
+  t.ok(serializeMimeTree(n).equals(many));
+  const noEnd = Buffer.from('A: 1\n'.repeat(20));
+  t.ok(serializeMimeTree(parseMimeTree(noEnd, { maxHeaderFields: 3 })).equals(noEnd));
+
+  const parts = Buffer.from('Content-Type: multipart/mixed; boundary=b\n\n' + '--b\n\nx\n'.repeat(30) + '--b--\n');
+  const p = parseMimeTree(parts, { maxParts: 5 });
+  if (p.body.kind !== 'multipart') throw new Error('multipart');
+  t.equal(p.body.parts.length, 5);
+  t.equal(p.body.closeDelimiter, null, 'the last part holds the rest, close delimiter included');
+  t.ok(serializeMimeTree(p).equals(parts));
+});

@@ -69,6 +69,20 @@ export interface MimeNode {
 export interface ParseMimeOptions {
   /** Nesting beyond this depth is kept as a leaf (default 32). */
   maxDepth?: number;
+  /**
+   * Fields split out one by one per header (default 10,000); the rest of an absurdly long
+   * header is kept as one more entry with `name: null`, so memory stays proportional to
+   * real structure rather than to the count of lines.
+   */
+  maxHeaderFields?: number;
+  /** Parts split out per multipart (default 10,000); the last one then runs to the end of the body. */
+  maxParts?: number;
+}
+
+interface Limits {
+  maxDepth: number;
+  maxHeaderFields: number;
+  maxParts: number;
 }
 
 const LF = 0x0a;
@@ -80,7 +94,8 @@ const DASH = 0x2d;
 
 /** Parses a message (or any MIME entity) into a lossless tree. Never throws on odd input. */
 export function parseMimeTree(buf: Buffer, opts: ParseMimeOptions = {}): MimeNode {
-  return parseEntity(buf, 'text/plain', 0, opts.maxDepth ?? 32);
+  const limits: Limits = { maxDepth: opts.maxDepth ?? 32, maxHeaderFields: opts.maxHeaderFields ?? 10_000, maxParts: opts.maxParts ?? 10_000 };
+  return parseEntity(buf, 'text/plain', 0, limits);
 }
 
 /** The exact bytes of a tree; the inverse of parseMimeTree. */
@@ -122,27 +137,27 @@ export function fieldValue(field: MimeHeaderField): string {
   return value.replace(/\r?\n(?=[ \t])/g, '').replace(/\r?\n$/, '').trim();
 }
 
-function parseEntity(buf: Buffer, defaultType: string, depth: number, maxDepth: number): MimeNode {
-  const { header, headerEnd, bodyStart } = splitHeader(buf);
+function parseEntity(buf: Buffer, defaultType: string, depth: number, limits: Limits): MimeNode {
+  const { header, headerEnd, bodyStart } = splitHeader(buf, limits.maxHeaderFields);
   const body = buf.subarray(bodyStart);
   const ctField = header.find((f) => f.name !== null && f.name.toLowerCase() === 'content-type');
   const ct = ctField ? parseContentType(fieldValue(ctField)) : undefined;
   const contentType = ct?.type ?? defaultType;
   const node: MimeNode = { header, headerEnd, contentType, body: { kind: 'leaf', data: body } };
-  if (depth >= maxDepth) return node;
+  if (depth >= limits.maxDepth) return node;
 
   if (contentType.startsWith('multipart/')) {
     const boundary = ct?.params.get('boundary');
     if (boundary) {
       const subtype = contentType.slice('multipart/'.length);
       const partDefault = subtype === 'digest' ? 'message/rfc822' : 'text/plain';
-      node.body = parseMultipart(body, boundary, subtype, partDefault, depth, maxDepth);
+      node.body = parseMultipart(body, boundary, subtype, partDefault, depth, limits);
     }
   } else if (contentType === 'message/rfc822' || contentType === 'message/global') {
     // Only an unencoded encapsulation can be parsed in place; base64/qp stay a leaf.
     const cte = (headerValue(node, 'content-transfer-encoding') ?? '7bit').toLowerCase();
     if ((cte === '7bit' || cte === '8bit' || cte === 'binary') && body.length > 0) {
-      node.body = { kind: 'message', node: parseEntity(body, 'text/plain', depth + 1, maxDepth) };
+      node.body = { kind: 'message', node: parseEntity(body, 'text/plain', depth + 1, limits) };
     }
   }
   return node;
@@ -154,10 +169,17 @@ function lineEnd(buf: Buffer, start: number): number {
   return lf === -1 ? buf.length : lf + 1;
 }
 
-function splitHeader(buf: Buffer): { header: MimeHeaderField[]; headerEnd: Buffer; bodyStart: number } {
+function splitHeader(buf: Buffer, maxFields: number): { header: MimeHeaderField[]; headerEnd: Buffer; bodyStart: number } {
   const header: MimeHeaderField[] = [];
   let pos = 0;
   while (pos < buf.length) {
+    if (header.length === maxFields) {
+      // Keep the rest of the header whole, up to the empty line (or the end).
+      const end = findEmptyLine(buf, pos);
+      header.push({ raw: buf.subarray(pos, end), name: null });
+      pos = end;
+      continue;
+    }
     const first = buf[pos];
     // The empty line that ends the header.
     if (first === LF) return { header, headerEnd: buf.subarray(pos, pos + 1), bodyStart: pos + 1 };
@@ -170,6 +192,18 @@ function splitHeader(buf: Buffer): { header: MimeHeaderField[]; headerEnd: Buffe
     pos = end;
   }
   return { header, headerEnd: buf.subarray(buf.length), bodyStart: buf.length };
+}
+
+/** Start of the first empty line at or after `pos` (which is at a line start), or the end of buf. */
+function findEmptyLine(buf: Buffer, pos: number): number {
+  if (buf[pos] === LF || (buf[pos] === CR && buf[pos + 1] === LF)) return pos;
+  let i = pos;
+  for (;;) {
+    const lf = buf.indexOf(LF, i);
+    if (lf === -1 || lf + 1 >= buf.length) return buf.length;
+    if (buf[lf + 1] === LF || (buf[lf + 1] === CR && buf[lf + 2] === LF)) return lf + 1;
+    i = lf + 1;
+  }
 }
 
 /** `name` for a first line of the form `name:` with a printable-ASCII name, else null. */
@@ -193,7 +227,7 @@ function parseMultipart(
   subtype: string,
   partDefault: string,
   depth: number,
-  maxDepth: number,
+  limits: Limits,
 ): MimeMultipartBody {
   const dash = Buffer.from('--' + boundary, 'utf8');
   const result: MimeMultipartBody = {
@@ -214,7 +248,7 @@ function parseMultipart(
     else {
       result.parts.push({
         delimiter: pendingDelimiter,
-        node: parseEntity(body.subarray(contentStart, delimStart), partDefault, depth + 1, maxDepth),
+        node: parseEntity(body.subarray(contentStart, delimStart), partDefault, depth + 1, limits),
       });
     }
   };
@@ -234,6 +268,8 @@ function parseMultipart(
       pendingDelimiter = body.subarray(delimStart, next);
       contentStart = next;
       consumed = next;
+      // Enough parts: the last one takes the rest of the body, delimiters and all.
+      if (result.parts.length === limits.maxParts - 1) break;
     }
     pos = next;
   }

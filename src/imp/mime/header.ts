@@ -24,11 +24,13 @@ function fieldPairs(field: MimeHeaderField): PropPair[] {
  */
 export function rawHeaderPairs(header: MimeHeaderField[], headerEnd: Buffer, reserved: PropPair[] = []): ProplistElement {
   const budget = MAX_PROPLIST_PAIRS - reserved.length - 1;
-  const perField = header.map(fieldPairs);
-  let total = perField.reduce((n, p) => n + p.length, 0);
-  let keep = header.length;
-  let tailBytes = 0;
   const bulkPairs = (bytes: number) => Math.ceil(bytes / MAX_VALUE_PAYLOAD);
+  // Every field needs at least one pair, so at most `budget` of them can be pairs of their own.
+  const perField = header.slice(0, budget).map(fieldPairs);
+  let tailBytes = 0;
+  for (let i = perField.length; i < header.length; i++) tailBytes += header[i]!.raw.length;
+  let keep = perField.length;
+  let total = perField.reduce((n, p) => n + p.length, 0);
   // Move fields from the end into the bulk tail until everything fits.
   while (total + bulkPairs(tailBytes) > budget) {
     if (keep === 0) {
