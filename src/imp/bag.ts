@@ -2,7 +2,6 @@
 // is LIST( tid, command-list, document-list ) and each command, document
 // header and document body is either carried (content=0) or shared from an
 // earlier message in the same bag by its tid (content=1).
-import { createHash } from 'node:crypto';
 import { decodeElement, toBuffer } from './element-decode.js';
 import { encodeElement, type EncodableElement } from './element-encode.js';
 import { ImpError, ImpErrorCode } from './errors.js';
@@ -56,10 +55,15 @@ interface Carried {
   bytes: Buffer;
 }
 
-/** Map key for portion bytes: small ones by content, large ones by digest (then compared byte for byte). */
+/**
+ * Map key for portion bytes: small portions by their whole content, larger
+ * ones by length and their first and last 32 octets. Candidates under one key
+ * are then compared byte for byte (memcmp), which is cheaper than hashing
+ * every large body and stops at the first difference.
+ */
 function portionKey(bytes: Buffer): string {
-  if (bytes.length <= 256) return bytes.toString('latin1');
-  return createHash('sha1').update(bytes).digest('base64') + bytes.length;
+  if (bytes.length <= 64) return bytes.toString('latin1');
+  return `${bytes.length}:${bytes.toString('latin1', 0, 32)}${bytes.toString('latin1', bytes.length - 32)}`;
 }
 
 function encodePortion(el: Element, path: string): Buffer {
@@ -75,7 +79,7 @@ export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOption
   const sharing = opts.sharing ?? 'auto';
   const seen = new Set<string>();
   // auto: first carrier of each distinct portion, by content. preserve: every earlier message's portion, by tid.
-  const byContent = PORTIONS.map(() => new Map<string, Carried>());
+  const byContent = PORTIONS.map(() => new Map<string, Carried[]>());
   const byTid = PORTIONS.map(() => new Map<string, Buffer>());
   const out: Element[] = new Array(messages.length);
 
@@ -96,9 +100,11 @@ export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOption
       // A reference is a 14-octet tid; sharing anything not larger would grow the bag.
       if (sharing === 'auto' && !encrypted && bytes.length > TID_OCTETS) {
         const k = portionKey(bytes);
-        const carrier = byContent[kind]!.get(k);
-        if (carrier && carrier.bytes.equals(bytes)) return list([CONTENT_SHARED, tidElement(carrier.tid)]);
-        if (!carrier) byContent[kind]!.set(k, { tid: msg.tid, bytes });
+        const candidates = byContent[kind]!.get(k);
+        const carrier = candidates?.find((c) => c.bytes.equals(bytes));
+        if (carrier) return list([CONTENT_SHARED, tidElement(carrier.tid)]);
+        if (candidates) candidates.push({ tid: msg.tid, bytes });
+        else byContent[kind]!.set(k, [{ tid: msg.tid, bytes }]);
       } else if (sharing === 'preserve') {
         const ref = msg.shared?.[PORTIONS[kind]!];
         if (ref) {
