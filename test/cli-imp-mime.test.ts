@@ -2,18 +2,9 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { commands } from '../src/cli/commands.js';
-import { impDecodeCommand } from '../src/cli/imp/decode.js';
-import { impEncodeCommand } from '../src/cli/imp/encode.js';
 import { decodeBag, proplistGet, textValue } from '../src/imp/index.js';
 import { cli } from './helpers/cli.js';
 import { fixtureDir } from './helpers/mime-fixtures.js';
-
-// Until the `imp` command group (codec branch) is merged and wired, run these
-// subcommands under a stand-in group; once it is, this does nothing.
-const imp = commands.find((c) => c.name === 'imp');
-if (!imp) commands.push({ name: 'imp', summary: 'RFC 753 tools', usage: 'mailbag imp <command>', subcommands: [impEncodeCommand, impDecodeCommand] });
-else if (!imp.subcommands?.some((c) => c.name === 'encode')) imp.subcommands?.push(impEncodeCommand, impDecodeCommand);
 
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-imp-cli-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -74,7 +65,22 @@ t.test('bad input: no recipients is a usage error; a broken bag names the proble
   t.equal(trunc.code, 1);
   t.match(trunc.stderr, /^mailbag imp decode: ERR_IMP_\w+/);
   t.equal(trunc.stderr.trim().split('\n').length, 1, 'one line');
+  const tight = join(dir, 'tight.yaml');
+  writeFileSync(tight, 'imp:\n  maxBagBytes: 100\n');
+  const bag = await cli(['imp', 'encode', '--rcpt', 'a@b.test', '--ihn', '1', eml]);
+  const limited = await cli(['imp', 'decode', '--config', tight], { stdin: bag.stdout });
+  t.equal(limited.code, 1);
+  t.match(limited.stderr, /^mailbag imp decode: ERR_IMP_TOO_LARGE/, 'decoder limits come from the config');
   const missing = await cli(['imp', 'decode', join(dir, 'nope.bag')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /cannot read/);
+});
+
+t.test('--help says where recipients come from', async (t) => {
+  const help = await cli(['imp', 'encode', '--help']);
+  t.equal(help.code, 0);
+  t.match(help.stdout.toString(), /without --rcpt the recipients are\s+the addresses in the To and Cc fields/);
+  const list = await cli(['imp', '--help']);
+  t.match(list.stdout.toString(), /encode .*MIME message/);
+  t.match(list.stdout.toString(), /decode .*message-bag to MIME/);
 });

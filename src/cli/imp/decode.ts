@@ -1,15 +1,15 @@
 // `mailbag imp decode`: an RFC 753 message-bag (or shipping unit) -> MIME messages.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ImpError } from '../../imp/errors.js';
 import { bagToMime } from '../../imp/mime/bag.js';
-import { CliError, UsageError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
+import { UsageError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
+import { impLimits, onePositional, withImpErrors } from './common.js';
 
 export const impDecodeCommand: Command = {
   name: 'decode',
   summary: 'convert an RFC 753 message-bag to MIME message(s)',
   usage: [
-    'mailbag imp decode [--out-dir DIR] [FILE.bag] > out.eml',
+    'mailbag imp decode [--out-dir DIR] [--config FILE] [FILE.bag] > out.eml',
     '',
     'Reads a bag or shipping unit from FILE.bag (stdin when omitted or -). A bag with one',
     'DELIVER message is written to stdout; with --out-dir every message is written to',
@@ -18,18 +18,14 @@ export const impDecodeCommand: Command = {
     '',
     'options:',
     '  --out-dir DIR   write one file per message into DIR (created if missing)',
+    '  --config FILE   configuration file for the decoder limits imp.maxDepth and imp.maxBagBytes',
   ].join('\n'),
   async run(argv, io) {
-    const { values, positionals } = parseCommandArgs(argv, { 'out-dir': { type: 'string', short: 'o' } });
-    if (positionals.length > 1) throw new UsageError(`expected at most one FILE, got ${positionals.length}`);
-    const input = await readInput(positionals[0], io);
-    let messages: ReturnType<typeof bagToMime>;
-    try {
-      messages = bagToMime(input);
-    } catch (err) {
-      if (err instanceof ImpError) throw new CliError(err.message, err.code);
-      throw err;
-    }
+    const { values, positionals } = parseCommandArgs(argv, { 'out-dir': { type: 'string', short: 'o' }, config: { type: 'string', short: 'c' } });
+    const file = onePositional(positionals);
+    const limits = impLimits(values.config, io);
+    const input = await readInput(file, io);
+    const messages = await withImpErrors(() => bagToMime(input, limits));
     const outDir = values['out-dir'];
     if (outDir === undefined) {
       if (messages.length !== 1) throw new UsageError(`the bag holds ${messages.length} messages; use --out-dir DIR to write one file each`);

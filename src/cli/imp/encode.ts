@@ -2,11 +2,11 @@
 // DELIVER per recipient, document shared), or a compressed shipping unit.
 import addressparser from 'nodemailer/lib/addressparser';
 import { loadConfig, resolveConfigPath } from '../../config/load.js';
-import { ImpError } from '../../imp/errors.js';
 import { mimeToBag } from '../../imp/mime/bag.js';
 import { TidAllocator } from '../../imp/mime/tid-allocator.js';
 import { parseMimeTree, fieldValue } from '../../mime/tree.js';
-import { CliError, UsageError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
+import { UsageError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
+import { onePositional, withImpErrors } from './common.js';
 
 export const impEncodeCommand: Command = {
   name: 'encode',
@@ -35,22 +35,18 @@ export const impEncodeCommand: Command = {
       tn: { type: 'string' },
       config: { type: 'string', short: 'c' },
     });
-    if (positionals.length > 1) throw new UsageError(`expected at most one FILE, got ${positionals.length}`);
+    const file = onePositional(positionals);
     const ihn = values.ihn !== undefined ? parseInteger(values.ihn, '--ihn', -2147483648, 4294967295) : loadConfig(resolveConfigPath(values.config, io.env)).imp.ihn;
     const start = values.tn !== undefined ? parseInteger(values.tn, '--tn', 0, 65535) : 0;
-    const raw = await readInput(positionals[0], io);
+    const raw = await readInput(file, io);
     const recipients = values.rcpt?.length ? values.rcpt : headerRecipients(raw);
     if (recipients.length === 0) throw new UsageError('no recipients: give --rcpt ADDR, or a message with To or Cc addresses');
-    let bag: Buffer;
-    try {
-      bag = mimeToBag(raw, {
+    const bag = await withImpErrors(() =>
+      mimeToBag(raw, {
         recipients, ihn, tids: new TidAllocator({ ihn, start }), compress: values.compress ?? false,
         ...(values.from !== undefined ? { envelopeFrom: values.from } : {}),
-      });
-    } catch (err) {
-      if (err instanceof ImpError) throw new CliError(err.message, err.code);
-      throw err;
-    }
+      }),
+    );
     await writeOutput(io, bag);
   },
 };
