@@ -216,3 +216,44 @@ t.test('pathological structure (200k header lines, 100k parts) converts quickly 
     t.ok(out.raw.equals(raw), `round trip in ${Date.now() - started} ms`);
   }
 });
+
+t.test('mutated carriage trees give MIME or a typed ImpError naming a path', async (t) => {
+  const { default: fc } = await import('fast-check');
+  const { ImpError } = await import('../src/imp/index.js');
+  const [base] = mimeToImpMessages(fixture('mailbag__related-nested-rfc822.eml'), { recipients: ['a@b.test'], ihn: IHN, tids: tids() });
+  const replacements: Element[] = [
+    { type: 'integer', value: 7 },
+    { type: 'list', items: [] },
+    { type: 'text', data: Buffer.from('x') },
+    { type: 'bitstr', bits: 5, data: Buffer.from([0xf8]) },
+    { type: 'proplist', pairs: [{ name: ':frame', value: { type: 'boolean', value: true } }] },
+    { type: 'proplist', pairs: [{ name: ':more', value: { type: 'text', data: Buffer.from('y') } }] },
+    { type: 'proplist', pairs: [] },
+    { type: 'nop' },
+  ];
+  // Replace the n-th element (pre-order) of a copy of the tree.
+  const replaceNth = (el: Element, n: { left: number }, by: Element): Element => {
+    if (n.left-- === 0) return by;
+    if (el.type === 'list') return { ...el, items: el.items.map((c) => replaceNth(c, n, by)) };
+    if (el.type === 'proplist') return { ...el, pairs: el.pairs.map((p) => ({ ...p, value: replaceNth(p.value, n, by) })) };
+    return el;
+  };
+  let rejected = 0;
+  fc.assert(
+    fc.property(fc.boolean(), fc.nat(400), fc.constantFrom(...replacements), (inHeader, n, by) => {
+      const doc = base!.document!;
+      const header = inHeader ? replaceNth(doc.header, { left: n }, by) : doc.header;
+      const body = inHeader ? doc.body : replaceNth(doc.body, { left: n }, by);
+      if (header.type !== 'proplist' || body.type !== 'list') return true;
+      try {
+        return Buffer.isBuffer(impMessageToMime({ ...base!, document: { header, body } }).raw);
+      } catch (err) {
+        rejected++;
+        if (!(err instanceof ImpError) || !err.path?.startsWith('message.document')) throw err;
+        return true;
+      }
+    }),
+    { numRuns: 2000 },
+  );
+  t.ok(rejected > 0, `${rejected} of 2000 mutated trees rejected with a path`);
+});
