@@ -7,7 +7,8 @@ import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeBag, encodeElement, parseNotation, proplist, type ImpMessage, type ProplistElement } from '../src/imp/index.js';
+import fc from 'fast-check';
+import { decodeBag, encodeElement, parseNotation, proplist, type Element, type ImpMessage, type ProplistElement } from '../src/imp/index.js';
 import { bagToMime, mimeToBag } from '../src/imp/mime/bag.js';
 import { impMessageToMime } from '../src/imp/mime/from-imp.js';
 import { TidAllocator } from '../src/imp/mime/tid-allocator.js';
@@ -127,4 +128,38 @@ t.test('DKIM: a nodemailer-signed message still verifies after MIME -> IMP -> MI
   const after = await dkimVerify(out!.raw, { resolver });
   t.equal(after.results[0]?.status.result, 'pass', 'and verifies after MIME -> IMP -> MIME');
   t.equal(after.results[0]?.signingDomain, 'example.test');
+});
+
+t.test('property: any DELIVER document becomes well-formed RFC 5322/MIME', async (t) => {
+  const printable = fc.string({ unit: fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c)), maxLength: 1200 });
+  const textish = fc.oneof(printable, fc.constantFrom('line\r\nbreak', 'bare\rcr', 'lf\nonly', '', '   '));
+  const scalar = fc.oneof(
+    textish.map((s) => ({ type: 'text' as const, data: Buffer.from(s, 'latin1') })),
+    fc.uint8Array({ maxLength: 300 }).map((d) => ({ type: 'bitstr' as const, bits: d.length * 8, data: Buffer.from(d) })),
+    fc.integer({ min: -5, max: 5 }).map((v) => ({ type: 'integer' as const, value: v })),
+  );
+  const name = fc.oneof(fc.constantFrom('DATE', 'FROM', 'TO', 'CC', 'SUBJECT', 'SENDER', 'REPLY-TO', 'SALUTATION:', 'X Y', 'Content-Type'), printable.filter((s) => s.length > 0 && s.length < 60));
+  const header = fc.array(fc.record({ name, value: scalar }), { maxLength: 12 }).map((pairs) => ({ type: 'proplist' as const, pairs }));
+  const item: fc.Arbitrary<Element> = fc.oneof(
+    scalar,
+    fc.tuple(header, fc.array(scalar, { maxLength: 3 })).map(([h, xs]) => ({ type: 'list' as const, items: [h, ...xs] as Element[] })),
+    fc.array(scalar, { maxLength: 3 }).map((xs) => ({ type: 'list' as const, items: xs as Element[] })),
+  );
+  const body = fc.array(item, { maxLength: 6 }).map((items) => ({ type: 'list' as const, items }));
+  await fc.assert(
+    fc.asyncProperty(header, body, async (h, b) => {
+      const { raw } = impMessageToMime({ ...example1, document: { header: h, body: b } });
+      const text = raw.toString('latin1');
+      const [head] = text.split('\r\n\r\n', 1);
+      if (/[^\x00-\x7f]/.test(text)) return false; // 7-bit throughout
+      if (text.split('\r\n').some((l) => l.length > 998)) return false;
+      if (/\r(?!\n)|(?<!\r)\n/.test(text)) return false; // CRLF only
+      if (!/^Date: /m.test(head!) || !/^From: /m.test(head!)) return false;
+      if (!head!.split('\r\n').every((l) => /^[\x21-\x39\x3b-\x7e]+: ?/.test(l) || /^[ \t]+\S/.test(l))) return false;
+      const parsed = await simpleParser(raw);
+      return parsed.date instanceof Date && !Number.isNaN(parsed.date.getTime());
+    }),
+    { numRuns: 300 },
+  );
+  t.pass('300 random documents');
 });

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { Element, ImpDocument, ProplistElement } from '../types.js';
 import { asBuffer } from './carriage.js';
-import { presentableValue } from './presentable.js';
+import { encodeWords, presentableValue } from './presentable.js';
 import { formatRfc5322Date, impToRfc5322Date } from './date.js';
 
 const FIELD_NAMES: Record<string, string> = {
@@ -63,7 +63,8 @@ function headerFields(header: ProplistElement): [string, string][] {
   for (const pair of header.pairs) {
     const key = pair.name.replace(/:$/, '').trim().toUpperCase();
     let value = elementText(pair.value);
-    if (value === undefined || !key) continue;
+    // ENVELOPE-FROM is envelope, not header: impMessageToMime returns it separately.
+    if (value === undefined || !key || key === 'ENVELOPE-FROM') continue;
     let name = FIELD_NAMES[key] ?? fieldName(pair.name);
     if (key === 'DATE') {
       const date = impToRfc5322Date(value);
@@ -82,12 +83,17 @@ function fieldName(name: string): string {
   return 'X-IMP-' + n.replace(/[^A-Za-z0-9-]+/g, '-');
 }
 
+/** A header value from an element: line breaks become spaces; other control characters force RFC 2047 words. */
 function elementText(el: Element): string | undefined {
+  const clean = (s: string) => {
+    const v = s.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+    return /[\x00-\x08\x0a-\x1f\x7f]/.test(v) ? encodeWords(v) : v;
+  };
   switch (el.type) {
     case 'text':
-      return asBuffer(el.data).toString('latin1').replace(/\s*[\r\n]+\s*/g, ' ').trim();
+      return clean(asBuffer(el.data).toString('latin1'));
     case 'bitstr':
-      return presentableValue(asBuffer(el.data).subarray(0, Math.floor(el.bits / 8)));
+      return clean(presentableValue(asBuffer(el.data).subarray(0, Math.floor(el.bits / 8))));
     case 'integer':
     case 'index':
       return String(el.value);
@@ -157,9 +163,13 @@ function quotedPrintable(text: string): string {
     .join('\r\n');
 }
 
-/** `Name: value` folded at spaces to stay near 78 columns, ending in CRLF. */
+/**
+ * `Name: value` folded at spaces to stay near 78 columns, ending in CRLF. A word over 900
+ * characters (no place to fold) is cut into pieces on separate lines, so no line exceeds
+ * RFC 5322's 998 octets; unfolding then shows a space at each cut.
+ */
 function fold(name: string, value: string): string {
-  const words = value.split(' ');
+  const words = value.split(' ').flatMap((w) => (w.length > 900 ? (w.match(/[^]{1,900}/g) ?? [w]) : [w]));
   let line = `${name}:`;
   const out: string[] = [];
   for (const w of words) {

@@ -31,7 +31,8 @@ export function presentableValue(raw: Buffer): string {
   return out.join('');
 }
 
-function encodeWords(s: string): string {
+/** `s` as RFC 2047 B encoded-words (UTF-8), each at most 45 octets of payload, space-separated. */
+export function encodeWords(s: string): string {
   const words: string[] = [];
   let cur: string[] = [];
   let curLen = 0;
