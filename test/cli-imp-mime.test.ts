@@ -65,6 +65,14 @@ t.test('bad input: no recipients is a usage error; a broken bag names the proble
   t.equal(trunc.code, 1);
   t.match(trunc.stderr, /^mailbag imp decode: ERR_IMP_\w+/);
   t.equal(trunc.stderr.trim().split('\n').length, 1, 'one line');
+  // message[1]'s last INTEGER 167772404 (the ihn of its body's share reference) turned into a one-octet TEXT.
+  const two = await cli(['imp', 'encode', '--rcpt', 'a@b.test', '--rcpt', 'c@d.test', '--ihn', '167772404', eml]);
+  const broken = Buffer.from(two.stdout);
+  const at = broken.lastIndexOf(Buffer.from([0x04, 0x0a, 0x00, 0x00, 0xf4]));
+  Buffer.from([0x06, 0, 0, 1, 0x58]).copy(broken, at);
+  const pathErr = await cli(['imp', 'decode', '--out-dir', join(dir, 'never')], { stdin: broken });
+  t.equal(pathErr.code, 1);
+  t.match(pathErr.stderr, /^mailbag imp decode: ERR_IMP_MESSAGE at offset \d+ in message\[1\]\.documentList\.bodyList\.tid\.ihn: expected INTEGER, found TEXT\n$/);
   const tight = join(dir, 'tight.yaml');
   writeFileSync(tight, 'imp:\n  maxBagBytes: 100\n');
   const bag = await cli(['imp', 'encode', '--rcpt', 'a@b.test', '--ihn', '1', eml]);
