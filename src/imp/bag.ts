@@ -157,10 +157,38 @@ export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMe
   }
 }
 
+type Resolved = { carried: Element; from?: undefined; ref?: undefined } | { carried?: undefined; from: ImpMessage; ref: Element };
+
+/** Reads a (content, payload) pair: the carried payload, or the earlier message a reference points at. */
+function readContent(el: Element, path: string, kind: Portion, byTid: Map<string, ImpMessage>): Resolved {
+  const [c, payload] = fields(el, path, CONTENT_FIELDS[kind]);
+  const value = indexValue(c!, `${path}.content`);
+  if (value === 0) return { carried: payload! };
+  if (value !== 1) fault(c!, `${path}.content`, `content ${value} is neither 0 (carried) nor 1 (shared)`);
+  const ref = readTid(payload!, `${path}.tid`);
+  const from = byTid.get(tidKey(ref));
+  if (!from) fault(payload!, `${path}.tid`, `shares the ${kind} of tid ${formatTid(ref)}, which is not earlier in this bag`, ImpErrorCode.SHARE_REF);
+  return { from, ref: payload! };
+}
+
+const CONTENT_FIELDS: Record<Portion, string[]> = {
+  command: ['content', 'command'],
+  header: ['content', 'document-header'],
+  body: ['content', 'document-body'],
+};
+
+/** The shared header or body of an earlier message; encrypted ones cannot be shared. */
+function sharedDocumentPart(r: Resolved, kind: 'header' | 'body', path: string): Element {
+  const doc = r.from!.document;
+  if (!doc) fault(r.ref!, path, `shares the ${kind} of a message with no document`, ImpErrorCode.SHARE_REF);
+  const value: Element = doc[kind];
+  if (containsEncrypt(value)) fault(r.ref!, path, `shares an encrypted ${kind}; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
+  return value;
+}
+
 /**
  * Reads messages out of a decoded bag element. Structure errors are thrown as
- * internal faults; decodeBag turns them into ImpErrors with offsets, and
- * bagMessages (below) into ImpErrors with paths.
+ * internal faults; decodeBag and bagMessages turn them into located ImpErrors.
  */
 function readBag(root: Element): ImpMessage[] {
   const items = significantItems(expectType(root, 'list', 'bag'));
@@ -169,54 +197,43 @@ function readBag(root: Element): ImpMessage[] {
 
   for (let i = 0; i < items.length; i++) {
     const path = `message[${i}]`;
-    const [tidEl, commandList, documentList] = fields(items[i]!, path, ['tid', 'command-list', 'document-list']);
+    const [tidEl, commandList, documentList] = fields(items[i]!, path, MESSAGE_FIELDS);
     const tid = readTid(tidEl!, `${path}.tid`);
     const key = tidKey(tid);
     if (byTid.has(key)) fault(tidEl!, `${path}.tid`, `tid ${formatTid(tid)} is used by an earlier message; tids must be unique in a bag`);
     let shared: SharedPortions | undefined;
 
-    // Resolves a (content, payload) pair: returns the carried payload, or the earlier message a reference points at.
-    const content = (el: Element, label: string, kind: Portion): { carried: Element } | { from: ImpMessage; payload: Element } => {
-      const [c, payload] = fields(el, `${path}.${label}`, ['content', kind === 'command' ? 'command' : `document-${kind}`]);
-      const value = indexValue(c!, `${path}.${label}.content`);
-      if (value === 0) return { carried: payload! };
-      if (value !== 1) fault(c!, `${path}.${label}.content`, `content ${value} is neither 0 (carried) nor 1 (shared)`);
-      const ref = readTid(payload!, `${path}.${label}.tid`);
-      const from = byTid.get(tidKey(ref));
-      if (!from)
-        fault(payload!, `${path}.${label}.tid`, `shares the ${kind} of tid ${formatTid(ref)}, which is not earlier in this bag`, ImpErrorCode.SHARE_REF);
-      (shared ??= {})[kind] = ref;
-      return { from, payload: payload! };
-    };
-
+    const cmd = readContent(commandList!, `${path}.commandList`, 'command', byTid);
     let command: ImpCommand;
-    const cmd = content(commandList!, 'commandList', 'command');
-    if ('carried' in cmd) command = readCommand(cmd.carried, `${path}.command`);
-    else command = cmd.from.command;
+    if (cmd.from) {
+      command = cmd.from.command;
+      (shared ??= {}).command = readTid(cmd.ref, '');
+      const c = command;
+      if (containsEncrypt(c.mailbox) || containsEncrypt(c.arguments) || containsEncrypt(c.errorList))
+        fault(cmd.ref, `${path}.commandList.tid`, `shares an encrypted command; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
+    } else {
+      command = readCommand(cmd.carried, `${path}.command`);
+    }
 
     let document: ImpDocument | undefined;
     const docItems = significantItems(expectType(documentList!, 'list', `${path}.documentList`));
     if (docItems.length === 2) {
-      const h = content(docItems[0]!, 'documentList.headerList', 'header');
-      const b = content(docItems[1]!, 'documentList.bodyList', 'body');
-      const resolve = <T extends Element>(r: typeof h, kind: 'header' | 'body', read: (el: Element) => T): T => {
-        if ('carried' in r) return read(r.carried);
-        const doc = r.from.document;
-        if (!doc) fault(r.payload, `${path}.documentList.${kind}List.tid`, `shares the ${kind} of a message with no document`, ImpErrorCode.SHARE_REF);
-        const value = doc[kind] as Element as T;
-        if (containsEncrypt(value))
-          fault(r.payload, `${path}.documentList.${kind}List.tid`, `shares an encrypted ${kind}; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
-        return value;
-      };
-      document = {
-        header: resolve(h, 'header', (el) => proplistOf(el, `${path}.document.header`)),
-        body: resolve(b, 'body', (el) => expectType(el, 'list', `${path}.document.body`)),
-      };
+      const h = readContent(docItems[0]!, `${path}.documentList.headerList`, 'header', byTid);
+      const b = readContent(docItems[1]!, `${path}.documentList.bodyList`, 'body', byTid);
+      let header: Element;
+      let body: Element;
+      if (h.from) {
+        header = sharedDocumentPart(h, 'header', `${path}.documentList.headerList.tid`);
+        (shared ??= {}).header = readTid(h.ref, '');
+      } else header = proplistOf(h.carried, `${path}.document.header`);
+      if (b.from) {
+        body = sharedDocumentPart(b, 'body', `${path}.documentList.bodyList.tid`);
+        (shared ??= {}).body = readTid(b.ref, '');
+      } else body = expectType(b.carried, 'list', `${path}.document.body`);
+      document = { header: header as ImpDocument['header'], body: body as ImpDocument['body'] };
     } else if (docItems.length !== 0) {
       fault(documentList!, `${path}.documentList`, `document-list must be LIST( ) or LIST( header-list, body-list ), found ${docItems.length} items`);
     }
-    if (!('carried' in cmd) && containsEncrypt(commandElement(command)))
-      fault(cmd.payload, `${path}.commandList.tid`, `shares an encrypted command; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
 
     const msg: ImpMessage = document ? { tid, command, document } : { tid, command };
     if (shared) msg.shared = shared;
@@ -225,6 +242,8 @@ function readBag(root: Element): ImpMessage[] {
   }
   return messages;
 }
+
+const MESSAGE_FIELDS = ['tid', 'command-list', 'document-list'];
 
 /**
  * Reads messages from a bag element tree (e.g. one parsed from notation).

@@ -8,6 +8,14 @@ import { ElementCode, type Element, type PropPair } from './types.js';
 
 const NAMES = ['NOP', 'PAD', 'BOOLEAN', 'INDEX', 'INTEGER', 'BITSTR', 'TEXT', 'LIST', 'PROPLIST', 'ENCRYPT'];
 
+/** Short ASCII strings (PROPLIST names) without a round trip through Buffer#toString. */
+export function asciiString(b: Uint8Array, start: number, end: number): string {
+  if (end - start > 32) return Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1');
+  let s = '';
+  for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+  return s;
+}
+
 export function toBuffer(input: Uint8Array): Buffer {
   return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
 }
@@ -34,6 +42,14 @@ class ElementDecoder {
       `${what} needs ${need} octets but its container ends ${end - at} octets later, at offset ${end}`,
       { offset: at },
     );
+  }
+
+  /**
+   * A Uint8Array view of the input. (A plain view costs a fraction of
+   * Buffer#subarray, which dominates decoding small elements.)
+   */
+  view(start: number, n: number): Uint8Array {
+    return new Uint8Array(this.buf.buffer, this.buf.byteOffset + start, n);
   }
 
   count24(at: number, end: number, what: string): number {
@@ -74,7 +90,7 @@ class ElementDecoder {
         const n = this.count24(at, end, NAMES[code]!);
         const start = at + 4;
         if (start + n > end) this.overrun(at, 4 + n, end, NAMES[code]!);
-        const data = b.subarray(start, start + n);
+        const data = this.view(start, n);
         this.pos = start + n;
         if (code === ElementCode.TEXT) {
           for (let i = 0; i < n; i++)
@@ -95,7 +111,7 @@ class ElementDecoder {
         if (spare && b[start + n - 1]! & ((1 << spare) - 1))
           throw new ImpError(ImpErrorCode.BAD_VALUE, `BITSTR padding bits are not zero`, { offset: start + n - 1 });
         this.pos = start + n;
-        return { type: 'bitstr', bits, data: b.subarray(start, start + n) };
+        return { type: 'bitstr', bits, data: this.view(start, n) };
       }
       case ElementCode.LIST: {
         const n = this.count24(at, end, 'LIST');
@@ -160,7 +176,7 @@ class ElementDecoder {
               throw new ImpError(ImpErrorCode.TEXT_8BIT, `PROPLIST name octet 0x${b[k]!.toString(16)} is not ASCII`, {
                 offset: k,
               });
-          const name = b.toString('latin1', nameStart, valueStart);
+          const name = asciiString(b, nameStart, valueStart);
           this.pos = valueStart;
           const value = this.element(valueEnd, depth + 1);
           if (this.pos !== valueEnd)

@@ -1,5 +1,6 @@
 // TEXT is 7-bit ASCII on the wire; these helpers move between JS strings and TEXT elements.
 import { ImpError, ImpErrorCode } from './errors.js';
+import { asciiString } from './element-decode.js';
 import type { Element, TextElement } from './types.js';
 
 /** A TEXT element holding `str`; refuses characters above 0x7f (binary belongs in BITSTR). */
@@ -17,6 +18,5 @@ export function textElement(str: string): TextElement {
 /** The string in a TEXT element. Throws ERR_IMP_MESSAGE for any other element. */
 export function textValue(el: Element, path = 'element'): string {
   if (el.type !== 'text') throw new ImpError(ImpErrorCode.MESSAGE, `expected TEXT, found ${el.type.toUpperCase()}`, { path });
-  const d = el.data;
-  return Buffer.isBuffer(d) ? d.toString('latin1') : Buffer.from(d.buffer, d.byteOffset, d.byteLength).toString('latin1');
+  return asciiString(el.data, 0, el.data.length);
 }
