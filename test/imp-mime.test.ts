@@ -257,3 +257,11 @@ t.test('mutated carriage trees give MIME or a typed ImpError naming a path', asy
   );
   t.ok(rejected > 0, `${rejected} of 2000 mutated trees rejected with a path`);
 });
+
+t.test('a field with whitespace before its colon is presented and rebuilt exactly', async (t) => {
+  const raw = Buffer.from('Subject \t: spaced out\r\nFrom: a@b.test\r\n\r\nbody\r\n');
+  const doc = mimeToImpDocument(raw);
+  t.equal(pairText(doc.header, 'SUBJECT'), 'spaced out');
+  t.equal(pairText(doc.header, ':raw'), 'Subject \t: spaced out\r\n');
+  t.ok(bagToMime(mimeToBag(raw, { recipients: ['x@y.test'], ihn: IHN, tids: tids() }))[0]!.raw.equals(raw));
+});

@@ -118,3 +118,11 @@ t.test('field and part caps keep huge headers and part counts bounded, still los
   t.equal(p.body.closeDelimiter, null, 'the last part holds the rest, close delimiter included');
   t.ok(serializeMimeTree(p).equals(parts));
 });
+
+t.test('obsolete whitespace before the colon: name without it, bytes kept', async (t) => {
+  const raw = Buffer.from('Subject \t: spaced\r\nX Y: not a field\r\n\r\n');
+  const n = parseMimeTree(raw);
+  t.same(n.header.map((f) => f.name), ['Subject', null]);
+  t.equal(headerValue(n, 'subject'), 'spaced');
+  t.ok(serializeMimeTree(n).equals(raw));
+});

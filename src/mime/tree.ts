@@ -14,8 +14,9 @@ export interface MimeHeaderField {
   /** The whole field, continuation lines and final line ending included. */
   raw: Buffer;
   /**
-   * The field name (text before the first colon) when the first line is a well-formed
-   * `name:`; null for a line that is not a header field (kept verbatim all the same).
+   * The field name when the first line is a well-formed `name:` (whitespace before the
+   * colon allowed and not part of the name); null for a line that is not a header field
+   * (kept verbatim all the same).
    */
   name: string | null;
 }
@@ -206,12 +207,20 @@ function findEmptyLine(buf: Buffer, pos: number): number {
   }
 }
 
-/** `name` for a first line of the form `name:` with a printable-ASCII name, else null. */
+/**
+ * `name` for a first line of the form `name:` (or obsolete `name WSP:`, RFC 5322 section
+ * 4.5) with a printable-ASCII name, else null. The name never includes the whitespace.
+ */
 function fieldName(raw: Buffer): string | null {
   const limit = Math.min(raw.length, 1000);
   for (let i = 0; i < limit; i++) {
     const c = raw[i]!;
     if (c === COLON) return i === 0 ? null : raw.toString('latin1', 0, i);
+    if ((c === SP || c === HT) && i > 0) {
+      let j = i;
+      while (j < limit && (raw[j] === SP || raw[j] === HT)) j++;
+      return raw[j] === COLON ? raw.toString('latin1', 0, i) : null;
+    }
     if (c <= SP || c >= 0x7f) return null;
   }
   return null;

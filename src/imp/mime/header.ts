@@ -10,7 +10,8 @@ import {
 } from './carriage.js';
 
 function fieldPairs(field: MimeHeaderField): PropPair[] {
-  const useName = field.name !== null && field.name.length <= MAX_NAME_OCTETS;
+  // Carried under its name only when `name:` is the exact start of the raw bytes.
+  const useName = field.name !== null && field.name.length <= MAX_NAME_OCTETS && field.raw[field.name.length] === 0x3a;
   const name = useName ? field.name! : RAW_LINE;
   const value = useName ? field.raw.subarray(field.name!.length + 1) : field.raw;
   const chunks = value.length === 0 ? [bytesElement(value)] : chunkElements(value, MAX_VALUE_PAYLOAD);
@@ -18,7 +19,8 @@ function fieldPairs(field: MimeHeaderField): PropPair[] {
 }
 
 /**
- * Pairs for a raw header section: the fields in order, then `:eoh`. `reserved` pairs
+ * Pairs for a raw header section: the fields in order, then `:eoh`. A field written with
+ * whitespace before its colon (obsolete syntax) goes whole into a `:raw` pair. `reserved` pairs
  * (presentation, marker) come first and count against the PROPLIST's 255 pairs; when
  * the fields need more pairs than are left, the tail is carried in bulk as `:lines`.
  */

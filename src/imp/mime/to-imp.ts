@@ -59,7 +59,7 @@ export function mimeToImpDocument(raw: Buffer, opts: MimeDocumentOptions = {}): 
   for (const [field, name] of PRESENTED) {
     const f = root.header.find((h) => h.name !== null && h.name.toLowerCase() === field);
     if (!f) continue;
-    let value = presentableValue(f.raw.subarray(f.name!.length + 1));
+    let value = presentableValue(f.raw.subarray(f.raw.indexOf(0x3a) + 1));
     if (field === 'date') {
       const date = rfc5322ToImpDate(value);
       if (date === undefined) continue; // unparsable: only the raw Date field carries it
