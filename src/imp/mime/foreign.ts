@@ -22,7 +22,8 @@ interface Part {
   fields: [string, string][];
 }
 
-export function foreignDocumentToMime(doc: ImpDocument, _path: string, envelopeFrom?: string): Buffer {
+/** A new CRLF RFC 5322/MIME message for a document that is not in our carriage. Never throws on odd elements. */
+export function foreignDocumentToMime(doc: ImpDocument, envelopeFrom?: string): Buffer {
   const fields = headerFields(doc.header);
   const has = (name: string) => fields.some(([n]) => n.toLowerCase() === name);
   if (!has('date')) fields.unshift(['Date', formatRfc5322Date(nowLocal())]);

@@ -3,7 +3,7 @@
 // becomes a fresh RFC 5322/MIME message from its header objects and body elements.
 import type { Element, ImpDocument, ImpMessage, ListElement, ProplistElement } from '../types.js';
 import {
-  END_OF_HEADER, ENVELOPE_FROM_NAME, FRAME, MARKER_NAME, MARKER_VERSION, asBuffer, elementBytes, structureError,
+  END_OF_HEADER, ENVELOPE_FROM_NAME, FRAME, MARKER_NAME, MARKER_VERSION, elementBytes, structureError,
 } from './carriage.js';
 import { rawHeaderBytes } from './header.js';
 import { foreignDocumentToMime } from './foreign.js';
@@ -27,7 +27,8 @@ export function impMessageToMime(msg: ImpMessage, path = 'message'): MimeFromImp
   const doc = msg.document ?? { header: { type: 'proplist', pairs: [] }, body: { type: 'list', items: [] } };
   const markerAt = doc.header.pairs.findIndex((p) => p.name === MARKER_NAME);
   const envelopeFrom = envelopeSender(doc.header, markerAt, `${path}.document.header`);
-  const result: MimeFromImp = markerAt === -1 ? { raw: foreignDocumentToMime(doc, `${path}.document`, envelopeFrom), recipient } : { raw: carriageToMime(doc, markerAt, `${path}.document`), recipient };
+  const raw = markerAt === -1 ? foreignDocumentToMime(doc, envelopeFrom) : carriageToMime(doc, markerAt, `${path}.document`);
+  const result: MimeFromImp = { raw, recipient };
   if (envelopeFrom !== undefined) result.envelopeFrom = envelopeFrom;
   return result;
 }
@@ -112,4 +113,3 @@ function multipartBytes(list: ListElement, path: string, out: Buffer[]): void {
   }
 }
 
-export { asBuffer };

@@ -6,7 +6,7 @@ import { MAX_NAME_OCTETS, MAX_PROPLIST_PAIRS } from '../limits.js';
 import type { PropPair, ProplistElement } from '../types.js';
 import type { MimeHeaderField } from '../../mime/tree.js';
 import {
-  END_OF_HEADER, LINES, MAX_VALUE_PAYLOAD, MORE, RAW_LINE, asBuffer, bytesElement, chunkElements, elementBytes, structureError,
+  END_OF_HEADER, LINES, MAX_VALUE_PAYLOAD, MORE, RAW_LINE, bytesElement, chunkElements, elementBytes, structureError,
 } from './carriage.js';
 
 function fieldPairs(field: MimeHeaderField): PropPair[] {
@@ -83,4 +83,3 @@ export function rawHeaderBytes(header: ProplistElement, from: number, path: stri
   if (!sawEnd) structureError(path, `raw header section has no ${END_OF_HEADER} pair`);
 }
 
-export { asBuffer };
