@@ -4,6 +4,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import nodemailer from 'nodemailer';
 import { simpleParser } from 'mailparser';
 import { dkimVerify } from 'mailauth/lib/dkim/verify.js';
+import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,4 +163,25 @@ t.test('property: any DELIVER document becomes well-formed RFC 5322/MIME', async
     { numRuns: 300 },
   );
   t.pass('300 random documents');
+});
+
+t.test('DKIM simple/simple (every byte counts) on an 8-bit, LF-only fixture survives too', async (t) => {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const spki = publicKey.export({ type: 'spki', format: 'der' }).toString('base64');
+  const resolver = async (name: string, type: string) => {
+    if (name === 'strict._domainkey.example.test' && type === 'TXT') return [[`v=DKIM1; k=rsa; p=${spki}`]];
+    throw Object.assign(new Error(`no record for ${name}`), { code: 'ENOTFOUND' });
+  };
+  const source = readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', 'mime', 'mailbag__smtputf8-headers.eml'));
+  // mailauth reads signatureData at run time; its .d.ts only describes the flat form, which it ignores.
+  const signOptions = { signatureData: [{ signingDomain: 'example.test', selector: 'strict', privateKey: pem, canonicalization: 'simple/simple' }] };
+  const { signatures } = await dkimSign(source, signOptions as unknown as Parameters<typeof dkimSign>[1]);
+  t.match(signatures, /c=simple\/simple/);
+  const signed = Buffer.concat([Buffer.from(signatures), source]);
+  t.equal((await dkimVerify(signed, { resolver })).results[0]?.status.result, 'pass', 'verifies before');
+  const [out] = bagToMime(mimeToBag(signed, { recipients: ['r@example.test'], ihn: IHN, tids: new TidAllocator({ ihn: IHN }) }));
+  const after = await dkimVerify(out!.raw, { resolver });
+  t.equal(after.results[0]?.status.result, 'pass', 'verifies after MIME -> IMP -> MIME');
+  t.ok(out!.raw.equals(signed));
 });
