@@ -129,39 +129,95 @@ function renderPart(part: Part): [[string, string][], Buffer] {
   const own = part.fields.filter(([n]) => !OWN_FIELDS.has(n.toLowerCase()) && !/^(date|from|to|cc|subject|sender|reply-to)$/i.test(n));
   const hasType = own.some(([n]) => n.toLowerCase() === 'content-type');
   const data = Buffer.concat(part.data);
-  if (part.kind === 'text') {
-    const text = data.toString('latin1').replace(/\r\n|\r|\n/g, '\r\n');
-    const long = text.split('\r\n').some((l) => l.length > 998) || /[\x00\x7f]/.test(text);
-    const fields: [string, string][] = [...own];
-    if (!hasType) fields.push(['Content-Type', 'text/plain; charset=us-ascii']);
-    fields.push(['Content-Transfer-Encoding', long ? 'quoted-printable' : '7bit']);
-    return [fields, Buffer.from(long ? quotedPrintable(text) : text, 'latin1')];
-  }
   const fields: [string, string][] = [...own];
+  if (part.kind === 'text') {
+    const { text, needsQp } = crlfText(data);
+    if (!hasType) fields.push(['Content-Type', 'text/plain; charset=us-ascii']);
+    fields.push(['Content-Transfer-Encoding', needsQp ? 'quoted-printable' : '7bit']);
+    return [fields, needsQp ? quotedPrintable(text) : text];
+  }
   if (!hasType) fields.push(['Content-Type', 'application/octet-stream']);
   if (!own.some(([n]) => n.toLowerCase() === 'content-disposition')) fields.push(['Content-Disposition', 'attachment']);
   fields.push(['Content-Transfer-Encoding', 'base64']);
-  return [fields, Buffer.from((data.toString('base64').match(/.{1,76}/g) ?? []).join('\r\n') + (data.length ? '\r\n' : ''))];
+  return [fields, base64Lines(data)];
 }
 
-function quotedPrintable(text: string): string {
-  return text
-    .split('\r\n')
-    .map((line) => {
-      const esc = line.replace(/[=\x00-\x08\x0b-\x1f\x7f]|[ \t]$/g, (c) => `=${c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0')}`);
-      const out: string[] = [];
-      let rest = esc;
-      while (rest.length > 76) {
-        let cut = 75;
-        if (rest[cut - 1] === '=') cut -= 1;
-        else if (rest[cut - 2] === '=') cut -= 2;
-        out.push(rest.slice(0, cut) + '=');
-        rest = rest.slice(cut);
-      }
-      out.push(rest);
-      return out.join('\r\n');
-    })
-    .join('\r\n');
+const CR = 0x0d;
+const LF = 0x0a;
+
+/**
+ * 7-bit text with every line ending (CRLF, bare CR, bare LF) written as CRLF, and
+ * whether it needs quoted-printable: a line over 998 octets, or NUL/DEL in it.
+ */
+function crlfText(data: Buffer): { text: Buffer; needsQp: boolean } {
+  const out = Buffer.allocUnsafe(data.length * 2);
+  let o = 0;
+  let lineStart = 0;
+  let needsQp = false;
+  for (let i = 0; i < data.length; i++) {
+    const c = data[i]!;
+    if (c === CR || c === LF) {
+      if (c === CR && data[i + 1] === LF) i++;
+      out[o++] = CR;
+      out[o++] = LF;
+      lineStart = o;
+      continue;
+    }
+    if (c === 0 || c === 0x7f || o - lineStart >= 998) needsQp = true;
+    out[o++] = c;
+  }
+  return { text: out.subarray(0, o), needsQp };
+}
+
+const HEX = '0123456789ABCDEF';
+
+/** Quoted-printable (RFC 2045 6.7) of CRLF text: lines of at most 76 characters, soft breaks as `=`. */
+function quotedPrintable(text: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(text.length * 3 + Math.ceil(text.length / 25) * 3 + 3);
+  let o = 0;
+  let col = 0;
+  const put = (c: number, encode: boolean) => {
+    const width = encode ? 3 : 1;
+    if (col + width > 75) {
+      out[o++] = 0x3d;
+      out[o++] = CR;
+      out[o++] = LF;
+      col = 0;
+    }
+    if (encode) {
+      out[o++] = 0x3d;
+      out[o++] = HEX.charCodeAt(c >> 4);
+      out[o++] = HEX.charCodeAt(c & 15);
+    } else out[o++] = c;
+    col += width;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (c === CR && text[i + 1] === LF) {
+      out[o++] = CR;
+      out[o++] = LF;
+      col = 0;
+      i++;
+      continue;
+    }
+    const atLineEnd = i + 1 === text.length || (text[i + 1] === CR && text[i + 2] === LF);
+    const encode = c === 0x3d || c > 0x7e || (c < 0x20 && c !== 0x09) || ((c === 0x20 || c === 0x09) && atLineEnd);
+    put(c, encode);
+  }
+  return out.subarray(0, o);
+}
+
+/** Base64 in CRLF-terminated lines of 76 characters. */
+function base64Lines(data: Buffer): Buffer {
+  const lines = Math.ceil(data.length / 57);
+  const out = Buffer.allocUnsafe(lines * 78);
+  let o = 0;
+  for (let i = 0; i < data.length; i += 57) {
+    o += out.write(data.toString('base64', i, Math.min(i + 57, data.length)), o, 'latin1');
+    out[o++] = CR;
+    out[o++] = LF;
+  }
+  return out.subarray(0, o);
 }
 
 /**
