@@ -2,7 +2,11 @@
 // is LIST( tid, command-list, document-list ) and each command, document
 // header and document body is either carried (content=0) or shared from an
 // earlier message in the same bag by its tid (content=1).
-import { decodeElement, toBuffer } from './element-decode.js';
+import { readBagBytes } from './bag-decode.js';
+import { DEFAULT_MAX_DEPTH } from './limits.js';
+import { ElementDecoder, toBuffer } from './element-decode.js';
+import { containsEncrypt } from './encrypt.js';
+export { containsEncrypt } from './encrypt.js';
 import { encodeElement, type EncodableElement } from './element-encode.js';
 import { ImpError, ImpErrorCode } from './errors.js';
 import { MAX_BAG_OCTETS, type DecodeLimits } from './limits.js';
@@ -32,13 +36,6 @@ const CONTENT_SHARED: Element = { type: 'index', value: 1 };
 const NO_DOCUMENT: ListElement = { type: 'list', items: [] };
 /** LIST( INDEX, INTEGER ): 6 + 3 + 5 octets. */
 const TID_OCTETS = 14;
-
-export function containsEncrypt(el: Element): boolean {
-  if (el.type === 'encrypt') return true;
-  if (el.type === 'list') return el.items.some(containsEncrypt);
-  if (el.type === 'proplist') return el.pairs.some((p) => containsEncrypt(p.value));
-  return false;
-}
 
 /** One message as an element tree, every portion carried (content=0). */
 export function messageElement(msg: ImpMessage): ListElement {
@@ -149,12 +146,8 @@ export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMe
     throw new ImpError(ImpErrorCode.TOO_LARGE, `bag of ${buf.length} octets exceeds the limit of ${max}`, { offset: 0 });
   if (buf.length > 0 && buf[0] !== 7)
     throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
-  const root = decodeElement(buf, opts);
-  try {
-    return readBag(root);
-  } catch (err) {
-    throw locate(err, root, 0);
-  }
+  const messages = readBagBytes(new ElementDecoder(buf, opts.maxDepth ?? DEFAULT_MAX_DEPTH));
+  return messages;
 }
 
 type Resolved = { carried: Element; from?: undefined; ref?: undefined } | { carried?: undefined; from: ImpMessage; ref: Element };

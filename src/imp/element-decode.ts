@@ -8,11 +8,28 @@ import { ElementCode, type Element, type PropPair } from './types.js';
 
 const NAMES = ['NOP', 'PAD', 'BOOLEAN', 'INDEX', 'INTEGER', 'BITSTR', 'TEXT', 'LIST', 'PROPLIST', 'ENCRYPT'];
 
-/** Short ASCII strings (PROPLIST names) without a round trip through Buffer#toString. */
+// PROPLIST names and operations repeat (IA, HOST, USER, DATE, DELIVER, ...):
+// short ones are interned in a small bounded cache keyed by a hash of their
+// octets, so decoding them allocates nothing after the first time.
+const INTERN_MAX_LENGTH = 16;
+const INTERN_MAX_ENTRIES = 4096;
+const interned = new Map<number, string>();
+
+/** Short ASCII strings (PROPLIST names, operations) without a round trip through Buffer#toString. */
 export function asciiString(b: Uint8Array, start: number, end: number): string {
-  if (end - start > 32) return Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('latin1');
+  const n = end - start;
+  if (n > INTERN_MAX_LENGTH) return Buffer.from(b.buffer, b.byteOffset + start, n).toString('latin1');
+  let h = n;
+  for (let i = start; i < end; i++) h = (Math.imul(h, 31) + b[i]!) | 0;
+  const hit = interned.get(h);
+  if (hit !== undefined && hit.length === n) {
+    let same = true;
+    for (let i = 0; i < n; i++) if (hit.charCodeAt(i) !== b[start + i]) same = false;
+    if (same) return hit;
+  }
   let s = '';
   for (let i = start; i < end; i++) s += String.fromCharCode(b[i]!);
+  if (hit === undefined && interned.size < INTERN_MAX_ENTRIES) interned.set(h, s);
   return s;
 }
 
@@ -20,7 +37,7 @@ export function toBuffer(input: Uint8Array): Buffer {
   return Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
 }
 
-class ElementDecoder {
+export class ElementDecoder {
   pos = 0;
   /** Depth of the element being decoded (1 = outermost). */
   depth = 1;

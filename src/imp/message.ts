@@ -42,6 +42,11 @@ export function tidKey(tid: Tid): string {
   return `${tid.tn}:${tid.ihn | 0}`;
 }
 
+/** A tid as one exact number (tn * 2^32 + unsigned ihn): a cheap Map key. */
+export function tidNumber(tid: Tid): number {
+  return tid.tn * 0x100000000 + (tid.ihn >>> 0);
+}
+
 export function formatTid(tid: Tid): string {
   return `( ${tid.tn}, ${tid.ihn | 0} )`;
 }

@@ -1,7 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
 import {
+  bagMessages,
   compressBasic,
+  ImpError,
   decodeBag,
   decodeElement,
   decompressBasic,
@@ -93,6 +95,28 @@ t.test('the shipping-unit decoder gives the same bags for any chunking', async (
       },
     ),
     { numRuns: 200 },
+  );
+  t.pass();
+});
+
+t.test('the byte-level bag reader agrees with the element-tree reader, on valid and damaged bags', async (t) => {
+  const outcome = (fn: () => ImpMessage[]): string => {
+    try {
+      return 'ok ' + encodeBag(fn(), { sharing: 'preserve' }).toString('hex');
+    } catch (err) {
+      if (!(err instanceof ImpError)) throw err;
+      return 'error';
+    }
+  };
+  fc.assert(
+    fc.property(bag, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), (msgs, edits) => {
+      const bytes = Buffer.from(encodeBag(msgs));
+      for (const [at, v] of edits) if (bytes.length) bytes[at % bytes.length] = v;
+      const viaBytes = outcome(() => decodeBag(bytes));
+      const viaTree = outcome(() => bagMessages(decodeElement(bytes)));
+      return viaBytes === viaTree;
+    }),
+    { numRuns: 500 },
   );
   t.pass();
 });

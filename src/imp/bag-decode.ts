@@ -1,0 +1,272 @@
+// Byte-level message-bag reader: walks the structural LISTs of a bag (bag,
+// message, tid, command-list, document-list, ...) straight from the octets
+// and hands only the payload portions (mailbox, arguments, error-list,
+// header, body) to the element decoder. No element objects are built for the
+// scaffolding, and every structure error carries its exact offset.
+// bagMessages (bag.ts) reads the same structure from an element tree; tests
+// check that the two agree.
+import { ElementDecoder } from './element-decode.js';
+import { ImpError, ImpErrorCode } from './errors.js';
+import { containsEncrypt } from './encrypt.js';
+import { formatTid, tidNumber } from './message.js';
+import { significantItems } from './structure.js';
+import { textValue } from './text.js';
+import type { Element, ImpCommand, ImpDocument, ImpMessage, ListElement, ProplistElement, SharedPortions, Tid } from './types.js';
+
+const NAME = ['NOP', 'PAD', 'BOOLEAN', 'INDEX', 'INTEGER', 'BITSTR', 'TEXT', 'LIST', 'PROPLIST', 'ENCRYPT'];
+
+/** An open structural LIST: items left to read and where it ends (a class, so every instance has one shape). */
+class OpenList {
+  /** For (content, payload) lists: the content value. */
+  content = 0;
+  constructor(
+    readonly at: number,
+    readonly end: number,
+    public left: number,
+    readonly depth: number,
+  ) {}
+}
+
+class BagReader {
+  readonly b: Buffer;
+  /** Index of the message being read; -1 outside messages. Paths are built only when an error is thrown. */
+  message = -1;
+  constructor(readonly d: ElementDecoder) {
+    this.b = d.buf;
+  }
+
+  /** `path` is relative to the current message (e.g. `.command.type`), or absolute outside one. */
+  fail(at: number, path: string, message: string, code: ImpErrorCode = ImpErrorCode.MESSAGE): never {
+    const full = this.message < 0 ? path : `message[${this.message}]${path}`;
+    throw new ImpError(code, message, { offset: at, path: full });
+  }
+
+  /** Opens the LIST at d.pos (ending by `end`), with the element decoder's checks. */
+  open(end: number, depth: number, path: string, what: string, suffix = ''): OpenList {
+    const d = this.d;
+    const b = this.b;
+    const at = d.pos;
+    if (at < end && b[at] === 7 && at + 6 <= end) {
+      const n = (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+      const count = (b[at + 4]! << 8) | b[at + 5]!;
+      if (at + 4 + n <= end && depth <= d.maxDepth && n >= 2 && count <= n - 2) {
+        d.pos = at + 6;
+        return new OpenList(at, at + 4 + n, count, depth);
+      }
+    }
+    // Not a well-formed LIST header: let the element decoder report exactly what is wrong.
+    const el = d.element(end, depth);
+    return this.fail(at, path + suffix, `expected ${what} (a LIST), found ${NAME[ElementCode(el)]}`);
+  }
+
+  /** Moves to the next significant item (skipping NOP and PAD); false when the list has no more. */
+  next(l: OpenList): boolean {
+    const d = this.d;
+    const b = this.b;
+    while (l.left > 0) {
+      if (d.pos >= l.end)
+        this.fail(l.at, '', `LIST item count says more items than its octet count holds`, ImpErrorCode.ITEM_COUNT);
+      const code = b[d.pos];
+      if (code !== 0 && code !== 1) return true;
+      d.element(l.end, l.depth + 1);
+      l.left--;
+    }
+    return false;
+  }
+
+  /** Checks that a list has no significant items left and ends where its count says. */
+  close(l: OpenList, path: string, expected: string, suffix = ''): void {
+    if (this.next(l)) this.fail(l.at, path + suffix, `expected ${expected}, found more items`);
+    if (this.d.pos !== l.end)
+      this.fail(l.at, path + suffix, `LIST's items end at offset ${this.d.pos} but its octet count ends it at ${l.end}`, ImpErrorCode.ITEM_COUNT);
+  }
+
+  /** The next significant item must exist. */
+  need(l: OpenList, path: string, expected: string, index: number, suffix = ''): void {
+    if (!this.next(l)) this.fail(l.at, path + suffix, `expected ${expected}, found ${index} items`);
+  }
+
+  /** Decodes one item of `l` with the element decoder. */
+  item(l: OpenList): Element {
+    l.left--;
+    return this.d.element(l.end, l.depth + 1);
+  }
+
+  index(l: OpenList, path: string, suffix = ''): number {
+    const d = this.d;
+    const b = this.b;
+    const at = d.pos;
+    if (b[at] === 3 && at + 3 <= l.end) {
+      d.pos = at + 3;
+      l.left--;
+      return (b[at + 1]! << 8) | b[at + 2]!;
+    }
+    const el = this.item(l);
+    return this.fail(at, path + suffix, `expected INDEX, found ${NAME[ElementCode(el)]}`);
+  }
+
+  integer(l: OpenList, path: string, suffix = ''): number {
+    const d = this.d;
+    const b = this.b;
+    const at = d.pos;
+    if (b[at] === 4 && at + 5 <= l.end) {
+      d.pos = at + 5;
+      l.left--;
+      return (b[at + 1]! << 24) | (b[at + 2]! << 16) | (b[at + 3]! << 8) | b[at + 4]!;
+    }
+    const el = this.item(l);
+    return this.fail(at, path + suffix, `expected INTEGER, found ${NAME[ElementCode(el)]}`);
+  }
+
+  typed<T extends Element['type']>(l: OpenList, type: T, path: string, suffix = ''): Extract<Element, { type: T }> {
+    const at = this.d.pos;
+    const el = this.item(l);
+    if (el.type !== type) this.fail(at, path + suffix, `expected ${type.toUpperCase()}, found ${NAME[ElementCode(el)]}`);
+    return el as Extract<Element, { type: T }>;
+  }
+
+  /** tid := LIST( tn INDEX, ihn INTEGER ), read as item of `parent`. */
+  tid(parent: OpenList, path: string): Tid {
+    const l = this.open(parent.end, parent.depth + 1, path, 'tid');
+    this.need(l, path, 'LIST( tn, ihn )', 0);
+    const tn = this.index(l, path, '.tn');
+    this.need(l, path, 'LIST( tn, ihn )', 1);
+    const ihn = this.integer(l, path, '.ihn');
+    this.close(l, path, 'LIST( tn, ihn )');
+    parent.left--;
+    return { tn, ihn };
+  }
+
+  /** Opens a (content, payload) list; returns content (0 or 1) with d.pos at the payload. */
+  content(parent: OpenList, path: string, what: string): OpenList {
+    const l = this.open(parent.end, parent.depth + 1, path, what);
+    this.need(l, path, `LIST( content, ${what} )`, 0);
+    const at = this.d.pos;
+    const content = this.index(l, path, '.content');
+    if (content > 1) this.fail(at, path + '.content', `content ${content} is neither 0 (carried) nor 1 (shared)`);
+    this.need(l, path, `LIST( content, ${what} )`, 1);
+    l.content = content;
+    return l;
+  }
+
+  command(parent: OpenList, path: string): ImpCommand {
+    const l = this.open(parent.end, parent.depth + 1, path, 'command');
+    const shape = 'LIST( mailbox, stamp, type, operation, arguments, error-list )';
+    this.need(l, path, shape, 0);
+    const mailbox = this.typed(l, 'proplist', path, '.mailbox') as ProplistElement;
+    this.need(l, path, shape, 1);
+    const stampList = this.open(l.end, l.depth + 1, path, 'stamp', '.stamp');
+    const stamp: number[] = [];
+    while (this.next(stampList)) stamp.push(this.integer(stampList, path, '.stamp'));
+    this.close(stampList, path, 'LIST( INTEGER, ... )', '.stamp');
+    l.left--;
+    this.need(l, path, shape, 2);
+    const typeAt = this.d.pos;
+    const type = this.index(l, path, '.type');
+    if (type < 1 || type > 4) this.fail(typeAt, path + '.type', `command type ${type} is not 1..4`);
+    this.need(l, path, shape, 3);
+    const operation = textValue(this.typed(l, 'text', path, '.operation'));
+    this.need(l, path, shape, 4);
+    const args = this.typed(l, 'list', path, '.arguments') as ListElement;
+    this.need(l, path, shape, 5);
+    const errAt = this.d.pos;
+    const errorList = this.typed(l, 'list', path, '.errorList') as ListElement;
+    const errs = significantItems(errorList);
+    if (errs.length !== 0) {
+      if (errs.length !== 2) this.fail(errAt, path + '.errorList', `error-list must be LIST( ) or LIST( error-class, error-string )`);
+      if (errs[0]!.type !== 'index') this.fail(errAt, path + '.errorList.errorClass', `expected INDEX, found ${errs[0]!.type.toUpperCase()}`);
+      if (errs[1]!.type !== 'text') this.fail(errAt, path + '.errorList.errorString', `expected TEXT, found ${errs[1]!.type.toUpperCase()}`);
+    }
+    this.close(l, path, shape);
+    parent.left--;
+    return { mailbox, stamp, type, operation, arguments: args, errorList };
+  }
+}
+
+function ElementCode(el: Element): number {
+  return NAME.indexOf(el.type.toUpperCase());
+}
+
+/** Reads every message of the bag in `d.buf`, resolving share references. */
+export function readBagBytes(d: ElementDecoder): ImpMessage[] {
+  const r: BagReader = new BagReader(d);
+  d.pos = 0;
+  const bag = r.open(d.buf.length, 1, 'bag', 'message-bag');
+  const byTid = new Map<number, ImpMessage>();
+  const messages: ImpMessage[] = [];
+
+  while (r.next(bag)) {
+    const i = messages.length;
+    const path = '';
+    r.message = i;
+    const shape = 'LIST( tid, command-list, document-list )';
+    const m = r.open(bag.end, 2, path, 'message');
+    r.need(m, path, shape, 0);
+    const tidAt = d.pos;
+    const tid = r.tid(m, '.tid');
+    const key = tidNumber(tid);
+    if (byTid.has(key)) r.fail(tidAt, '.tid', `tid ${formatTid(tid)} is used by an earlier message; tids must be unique in a bag`);
+    let shared: SharedPortions | undefined;
+
+    // command-list
+    r.need(m, path, shape, 1);
+    const cl = r.content(m, '.commandList', 'command');
+    let command: ImpCommand;
+    if (cl.content === 1) {
+      const at = d.pos;
+      const ref = r.tid(cl, '.commandList.tid');
+      const from = byTid.get(tidNumber(ref));
+      if (!from) r.fail(at, '.commandList.tid', `shares the command of tid ${formatTid(ref)}, which is not earlier in this bag`, ImpErrorCode.SHARE_REF);
+      command = from.command;
+      if (containsEncrypt(command.mailbox) || containsEncrypt(command.arguments) || containsEncrypt(command.errorList))
+        r.fail(at, '.commandList.tid', `shares an encrypted command; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
+      (shared ??= {}).command = ref;
+    } else {
+      command = r.command(cl, '.command');
+    }
+    r.close(cl, '.commandList', 'LIST( content, command )');
+    m.left--;
+
+    // document-list
+    r.need(m, path, shape, 2);
+    const dl = r.open(m.end, 3, '.documentList', 'document-list');
+    let document: ImpDocument | undefined;
+    if (r.next(dl)) {
+      const parts: [ProplistElement | undefined, ListElement | undefined] = [undefined, undefined];
+      for (let k = 0; k < 2; k++) {
+        const kind = k === 0 ? 'header' : 'body';
+        const label = k === 0 ? '.documentList.headerList' : '.documentList.bodyList';
+        if (k === 1) r.need(dl, '.documentList', 'LIST( header-list, body-list )', 1);
+        const c = r.content(dl, label, `document-${kind}`);
+        if (c.content === 1) {
+          const at = d.pos;
+          const ref = r.tid(c, label + '.tid');
+          const from = byTid.get(tidNumber(ref));
+          if (!from) r.fail(at, label + '.tid', `shares the ${kind} of tid ${formatTid(ref)}, which is not earlier in this bag`, ImpErrorCode.SHARE_REF);
+          if (!from.document) r.fail(at, label + '.tid', `shares the ${kind} of a message with no document`, ImpErrorCode.SHARE_REF);
+          const value = from.document[kind];
+          if (containsEncrypt(value)) r.fail(at, label + '.tid', `shares an encrypted ${kind}; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
+          (parts as Element[])[k] = value;
+          (shared ??= {})[kind] = ref;
+        } else {
+          (parts as Element[])[k] = r.typed(c, k === 0 ? 'proplist' : 'list', k === 0 ? '.document.header' : '.document.body');
+        }
+        r.close(c, label, `LIST( content, document-${kind} )`);
+        dl.left--;
+      }
+      document = { header: parts[0]!, body: parts[1]! };
+    }
+    r.close(dl, '.documentList', document ? 'LIST( header-list, body-list )' : 'LIST( ) or LIST( header-list, body-list )');
+    m.left--;
+    r.close(m, path, shape);
+    bag.left--;
+
+    const msg: ImpMessage = document ? { tid, command, document } : { tid, command };
+    if (shared) msg.shared = shared;
+    byTid.set(key, msg);
+    messages.push(msg);
+  }
+  r.message = -1;
+  r.close(bag, 'bag', 'LIST( message, ... )');
+  return messages;
+}
