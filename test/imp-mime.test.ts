@@ -265,3 +265,22 @@ t.test('a field with whitespace before its colon is presented and rebuilt exactl
   t.equal(pairText(doc.header, ':raw'), 'Subject \t: spaced out\r\n');
   t.ok(bagToMime(mimeToBag(raw, { recipients: ['x@y.test'], ihn: IHN, tids: tids() }))[0]!.raw.equals(raw));
 });
+
+t.test('property: any bytes at all are carried losslessly, MIME -> bag -> MIME', async (t) => {
+  const { default: fc } = await import('fast-check');
+  const token = fc.oneof(
+    fc.constantFrom(
+      'Content-Type: multipart/mixed; boundary=b\r\n', 'Content-Type: message/rfc822\n', 'Content-Type: multipart/digest; boundary="b"\n',
+      'Subject: x\r\n', 'Date: Thu, 29 Mar 1979 11:46:00 -0800\n', ' folded\r\n', '\r\n', '\n', '--b\r\n', '--b--\n', '--b \n', ':', '\r', '\0',
+    ),
+    fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1')),
+  );
+  fc.assert(
+    fc.property(fc.array(token, { maxLength: 40 }), (parts) => {
+      const raw = Buffer.from(parts.join(''), 'latin1');
+      return bagToMime(mimeToBag(raw, { recipients: ['a@b.test'], ihn: IHN, tids: tids() }))[0]!.raw.equals(raw);
+    }),
+    { numRuns: 1000 },
+  );
+  t.pass('1000 random inputs');
+});
