@@ -1,0 +1,160 @@
+// smtp-relay: messages/s for 10 KB messages at 20 sessions, with and without
+// connection reuse, for
+//   (a) smtp-source -> smtp-sink                  (baseline: the tools' own ceiling)
+//   (b) smtp-source -> mailbag -> smtp-sink        (real gateway process, durability on)
+// all in one run. mailbag accepts (250 after fsync + SQLite commit) and relays
+// asynchronously, so two rates are reported: the accept rate (smtp-source done) and
+// the end-to-end relay rate (the sink has every message). Peak RSS is the gateway
+// process's VmHWM.
+//
+//   npm run bench -- smtp-relay
+//   env: BENCH_SCALE=0.2 (fewer messages), BENCH_CPU_PROF=DIR (write a --cpu-prof of
+//        the gateway per scenario), BENCH_LOG_LEVEL=info (gateway log level).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensurePostfixTools, runSource, startSink, type Sink } from './lib/postfix-tools.js';
+import { spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
+
+const SESSIONS = 20;
+const BYTES = 10 * 1024;
+const scale = Number(process.env.BENCH_SCALE ?? '1');
+const counts = { reuse: Math.round(10_000 * scale), noReuse: Math.round(4_000 * scale), noReuseDefaultDelay: Math.round(1_500 * scale) };
+const FROM = 'bench-sender@example.org';
+const TO = 'bench@example.test';
+
+interface Row {
+  path: string;
+  mode: string;
+  count: number;
+  acceptRate: number;
+  relayRate?: number;
+  baseline?: number;
+  peakRss?: number;
+  note?: string;
+}
+
+const found = ensurePostfixTools();
+if (typeof found === 'string') {
+  process.stdout.write(`skipped: ${found}\n`);
+  process.exit(0);
+}
+const tools = found;
+
+const work = mkdtempSync(join(tmpdir(), 'mailbag-bench-relay-'));
+const cleanups: Array<() => Promise<void>> = [];
+const rows: Row[] = [];
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+async function cleanup() {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
+  rmSync(work, { recursive: true, force: true });
+}
+
+function rate(n: number, ms: number) {
+  return (n * 1000) / ms;
+}
+
+async function baseline(reuse: boolean, count: number): Promise<number> {
+  const sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  try {
+    const run = await runSource(tools.source, { port: sink.port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 120_000, from: FROM, to: TO });
+    if (!run.ok) throw new Error(`smtp-source -> smtp-sink failed: ${run.stderr}`);
+    await sink.waitFor(count, 10_000);
+    const r = rate(count, run.ms);
+    rows.push({ path: 'smtp-source -> smtp-sink', mode: reuse ? 'reuse (-d)' : 'new connection per message', count, acceptRate: r });
+    return r;
+  } finally {
+    await sink.stop();
+  }
+}
+
+async function throughMailbag(name: string, reuse: boolean, greetingDelay: number, count: number, base: number): Promise<void> {
+  const dir = mkdtempSync(join(work, `${name}-`));
+  const sink: Sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  const config = join(dir, 'mailbag.yaml');
+  writeFileSync(
+    config,
+    [
+      'gateway: { hostname: bench.mailbag.test }',
+      'smtp:',
+      '  listen: { host: 127.0.0.1, port: 0 }',
+      `  greetingDelay: ${greetingDelay}`,
+      '  localDomains: [example.test]',
+      '  maxConnections: 1000',
+      '  maxConnectionsPerIp: 1000',
+      `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }`,
+      `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
+      'routes:',
+      `  - { domain: example.test, nexthop: "smtp://127.0.0.1:${sink.port}" }`,
+      'admin: { enabled: false }',
+      `log: { level: ${process.env.BENCH_LOG_LEVEL ?? 'info'} }`,
+      '',
+    ].join('\n'),
+  );
+  const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  const gw: GatewayProcess = await spawnGateway(config, { nodeArgs });
+  cleanups.push(async () => {
+    await gw.stop(5000);
+  });
+  const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms`;
+  try {
+    const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    if (!run.ok) {
+      rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      return;
+    }
+    let relayRate: number | undefined;
+    let note: string | undefined;
+    try {
+      const done = await sink.waitFor(count, 120_000);
+      relayRate = rate(count, done - run.started);
+    } catch (err) {
+      note = (err as Error).message;
+    }
+    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), note });
+  } finally {
+    const peak = gw.peakRssBytes();
+    const last = rows[rows.length - 1];
+    if (last && last.peakRss === undefined && peak !== undefined) last.peakRss = peak;
+    await gw.stop(10_000);
+    await sink.stop();
+  }
+}
+
+function print() {
+  const mb = (b?: number) => (b === undefined ? '-' : `${(b / 1024 / 1024).toFixed(0)} MiB`);
+  const f = (n?: number) => (n === undefined ? '-' : n.toFixed(0));
+  const lines = [
+    `10 KiB messages, ${SESSIONS} sessions, durability on (fsync + SQLite synchronous=FULL before 250)`,
+    '',
+    '| path | mode | messages | accept msg/s | end-to-end msg/s | vs (a) same mode | gateway peak RSS |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const ratio = r.baseline && r.relayRate ? `${((100 * r.relayRate) / r.baseline).toFixed(1)} %` : '-';
+    lines.push(`| ${r.path} | ${r.mode} | ${r.count} | ${f(r.acceptRate)} | ${f(r.relayRate ?? (r.baseline ? undefined : r.acceptRate))} | ${ratio} | ${mb(r.peakRss)} |${r.note ? ` ${r.note}` : ''}`);
+  }
+  const reuse0 = rows.find((r) => r.mode.startsWith('reuse') && r.mode.includes('greetingDelay 0 '));
+  if (reuse0?.relayRate !== undefined) {
+    lines.push('', `target (issue #4): >= 1000 msg/s end to end with connection reuse -> ${reuse0.relayRate >= 1000 ? 'met' : 'NOT met'} (${f(reuse0.relayRate)} msg/s)`);
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+try {
+  const baseReuse = await baseline(true, counts.reuse);
+  const baseNoReuse = await baseline(false, counts.noReuse);
+  await throughMailbag('reuse-delay0', true, 0, counts.reuse, baseReuse);
+  await throughMailbag('noreuse-delay0', false, 0, counts.noReuse, baseNoReuse);
+  await throughMailbag('noreuse-delay100', false, 100, counts.noReuseDefaultDelay, baseNoReuse);
+  print();
+} catch (err) {
+  print();
+  process.stderr.write(`smtp-relay: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}
