@@ -1,0 +1,148 @@
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import { checkGreetingDelay } from '../smtp/greeting-delay.js';
+import { InboundServer } from '../smtp/inbound.js';
+import { QidGenerator } from '../smtp/qid.js';
+import { DeliveryQueue, type RewriteStep } from '../smtp/queue.js';
+import { Spool } from '../smtp/spool.js';
+import { MaildirTransport } from '../smtp/transports/maildir.js';
+import { SmtpTransport } from '../smtp/transports/smtp.js';
+import { Store } from '../store/store.js';
+import { startAdminServer, type AdminServer } from './admin-server.js';
+import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+
+export interface Gateway {
+  smtpAddress(): AddressInfo;
+  adminAddress(): AddressInfo | undefined;
+  queue: DeliveryQueue;
+  store: Store;
+  metrics: GatewayMetrics;
+  /** Graceful: stop accepting, finish transactions and attempts (bounded), close the store. */
+  stop(): Promise<void>;
+}
+
+export interface StartGatewayOptions {
+  logger?: Logger;
+  /** The per-message rewrite step (identity by default). */
+  rewrite?: RewriteStep;
+  /** Store poll interval of the queue, ms (default 1000). */
+  pollMs?: number;
+}
+
+/**
+ * Wires the gateway: store and spool, the delivery queue with its transports, the SMTP
+ * listener, metrics and the admin listener. Resolves once the SMTP port is bound and the
+ * queue has resumed whatever the store holds.
+ */
+export async function startGateway(config: Config, opts: StartGatewayOptions = {}): Promise<Gateway> {
+  const logger = opts.logger ?? pino({ level: config.log.level, base: { name: 'mailbag' } });
+  checkGreetingDelay(config.smtp.greetingDelay);
+  const store = Store.open(config.store.path);
+  let inbound: InboundServer | undefined;
+  let admin: AdminServer | undefined;
+  let queue: DeliveryQueue | undefined;
+  try {
+    const spool = new Spool(config.spool.dir);
+    const swept = await spool.sweepTmp();
+    if (swept) logger.info({ files: swept }, 'spool: removed unfinished transactions left by the last stop');
+    const qids = new QidGenerator(store.queue.maxQid());
+    const metrics = createGatewayMetrics();
+    metrics.setQueueDepthSource(() => store.queue.depth());
+    const hostname = config.gateway.hostname;
+    queue = new DeliveryQueue({
+      store,
+      spool,
+      qids,
+      routes: config.routes,
+      queue: config.queue,
+      hostname,
+      logger,
+      transports: [
+        new SmtpTransport('smtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
+        new SmtpTransport('lmtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
+        new MaildirTransport(hostname),
+      ],
+      ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
+      ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
+      events: {
+        attempt(a) {
+          const hop = a.nexthop;
+          metrics.attemptDuration.observe({ nexthop: hop, outcome: a.outcome }, a.durationMs / 1000);
+          for (const r of a.recipients) {
+            if (r.state === 'delivered') metrics.recipientsDelivered.inc({ nexthop: hop });
+            else if (r.state === 'deferred') metrics.recipientsDeferred.inc({ nexthop: hop });
+          }
+        },
+        bounced(n) {
+          metrics.recipientsBounced.inc(n);
+        },
+      },
+    });
+    const q = queue;
+    inbound = new InboundServer({
+      config,
+      spool,
+      store,
+      qids,
+      logger,
+      routes: config.routes,
+      events: {
+        accepted() {
+          metrics.messagesReceived.inc();
+          q.kick();
+        },
+        rejected(code) {
+          metrics.smtpRejections.inc({ code: String(code) });
+        },
+      },
+    });
+    queue.start();
+    const smtp = await inbound.listen(config.smtp.listen.host, config.smtp.listen.port);
+    const inb = inbound;
+    if (config.admin.enabled) {
+      admin = await startAdminServer({
+        host: config.admin.listen.host,
+        port: config.admin.listen.port,
+        metrics,
+        health: () => ({ ok: inb.server.server.listening, queueDepth: store.queue.depth(), attemptsInFlight: q.inFlight }),
+      });
+    }
+    const adm = admin;
+    logger.info(
+      {
+        smtp: `${smtp.address}:${smtp.port}`,
+        admin: adm ? `${adm.address().address}:${adm.address().port}` : undefined,
+        store: config.store.path,
+        spool: spool.dir,
+      },
+      'listening',
+    );
+    let stopping: Promise<void> | undefined;
+    return {
+      smtpAddress: () => inb.address(),
+      adminAddress: () => adm?.address(),
+      queue: q,
+      store,
+      metrics,
+      stop() {
+        stopping ??= (async () => {
+          const grace = config.queue.shutdownGrace;
+          logger.info({ transactions: inb.transactionsInFlight, attempts: q.inFlight }, 'stopping');
+          await inb.close(grace);
+          await q.stop(grace);
+          await adm?.close();
+          store.close();
+          logger.info('stopped');
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await queue?.stop(0).catch(() => undefined);
+    await inbound?.close(0).catch(() => undefined);
+    await admin?.close().catch(() => undefined);
+    store.close();
+    throw err;
+  }
+}

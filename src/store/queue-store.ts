@@ -1,0 +1,269 @@
+import type { SqliteDatabase } from './db.js';
+
+export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
+export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
+
+export interface NewMessage {
+  qid: string;
+  receivedAt: number;
+  envelopeFrom: string;
+  size: number;
+  spoolPath: string;
+  clientAddress?: string | undefined;
+  clientHostname?: string | undefined;
+  helo?: string | undefined;
+  authUser?: string | undefined;
+  recipients: string[];
+}
+
+export interface MessageRow {
+  qid: string;
+  received_at: number;
+  envelope_from: string;
+  size: number;
+  spool_path: string;
+  client_address: string | null;
+  client_hostname: string | null;
+  helo: string | null;
+  auth_user: string | null;
+  state: 'queued' | 'done';
+  finished_at: number | null;
+}
+
+export interface RecipientRow {
+  qid: string;
+  rcpt: string;
+  state: RecipientState;
+  next_attempt_at: number;
+  attempts: number;
+  last_reply: string | null;
+  nexthop: string | null;
+  inflight_until: number | null;
+  delivered_as: string | null;
+  updated_at: number;
+}
+
+export interface AttemptRow {
+  id: number;
+  qid: string;
+  nexthop: string;
+  started_at: number;
+  duration_ms: number;
+  reply: string | null;
+  outcome: AttemptOutcome;
+  recipients: string;
+}
+
+/** A recipient's state after an attempt, as the queue decided it. */
+export interface RecipientUpdate {
+  rcpt: string;
+  state: 'delivered' | 'deferred' | 'failed';
+  reply: string;
+  nextAttemptAt?: number;
+  deliveredAs?: string;
+}
+
+export interface AttemptRecord {
+  qid: string;
+  nexthop: string;
+  startedAt: number;
+  durationMs: number;
+  reply: string;
+  outcome: AttemptOutcome;
+  recipients: RecipientUpdate[];
+}
+
+export interface QueueSummary {
+  qid: string;
+  received_at: number;
+  envelope_from: string;
+  size: number;
+  pending: number;
+  delivered: number;
+  failed: number;
+  next_attempt_at: number | null;
+}
+
+/**
+ * Delivery-queue persistence: every statement prepared once, every multi-row change in
+ * one transaction. Pure data access; the policy (backoff, expiry, bounces) is the queue's.
+ */
+export class QueueStore {
+  private readonly s;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.s = {
+      insertMessage: db.prepare(`INSERT INTO messages
+        (qid, received_at, envelope_from, size, spool_path, client_address, client_hostname, helo, auth_user)
+        VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @clientAddress, @clientHostname, @helo, @authUser)`),
+      insertRecipient: db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at)
+        VALUES (?, ?, ?, ?)`),
+      maxQid: db.prepare('SELECT MAX(qid) AS qid FROM messages'),
+      clearLeases: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE inflight_until IS NOT NULL'),
+      dueQids: db.prepare(`SELECT qid, MIN(next_attempt_at) AS due FROM recipients
+        WHERE state IN ('queued', 'deferred') AND next_attempt_at <= @now
+          AND (inflight_until IS NULL OR inflight_until < @now)
+        GROUP BY qid ORDER BY due LIMIT @limit`),
+      nextDue: db.prepare(`SELECT MIN(next_attempt_at) AS due FROM recipients
+        WHERE state IN ('queued', 'deferred') AND (inflight_until IS NULL OR inflight_until < @now)`),
+      message: db.prepare('SELECT * FROM messages WHERE qid = ?'),
+      dueRecipients: db.prepare(`SELECT * FROM recipients
+        WHERE qid = @qid AND state IN ('queued', 'deferred') AND next_attempt_at <= @now
+          AND (inflight_until IS NULL OR inflight_until < @now) ORDER BY rcpt`),
+      lease: db.prepare('UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ?'),
+      release: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE qid = ? AND rcpt = ?'),
+      insertAttempt: db.prepare(`INSERT INTO attempts (qid, nexthop, started_at, duration_ms, reply, outcome, recipients)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      updateRecipient: db.prepare(`UPDATE recipients SET state = @state, last_reply = @reply, nexthop = @nexthop,
+          next_attempt_at = COALESCE(@nextAttemptAt, next_attempt_at), attempts = attempts + 1,
+          delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
+        WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
+      setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
+      openCount: db.prepare(`SELECT
+          SUM(state IN ('queued', 'deferred')) AS open,
+          SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
+        FROM recipients WHERE qid = @qid`),
+      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued'`),
+      recipients: db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt'),
+      attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
+      list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size,
+          SUM(r.state IN ('queued', 'deferred')) AS pending,
+          SUM(r.state = 'delivered') AS delivered,
+          SUM(r.state = 'failed') AS failed,
+          MIN(CASE WHEN r.state IN ('queued', 'deferred') THEN r.next_attempt_at END) AS next_attempt_at
+        FROM messages m JOIN recipients r ON r.qid = m.qid
+        WHERE m.state = 'queued' GROUP BY m.qid ORDER BY m.qid`),
+      retry: db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ?
+        WHERE qid = ? AND state IN ('queued', 'deferred')`),
+      markDeleted: db.prepare(`UPDATE recipients SET state = 'deleted', last_reply = 'deleted by operator', updated_at = ?
+        WHERE qid = ? AND state IN ('queued', 'deferred')`),
+      depth: db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE state IN ('queued', 'deferred')`),
+    };
+  }
+
+  /** The accept path: message row and every recipient commit together, or not at all. */
+  insertMessage(m: NewMessage): void {
+    this.db.transaction(() => {
+      this.s.insertMessage.run({
+        qid: m.qid,
+        receivedAt: m.receivedAt,
+        envelopeFrom: m.envelopeFrom,
+        size: m.size,
+        spoolPath: m.spoolPath,
+        clientAddress: m.clientAddress ?? null,
+        clientHostname: m.clientHostname ?? null,
+        helo: m.helo ?? null,
+        authUser: m.authUser ?? null,
+      });
+      for (const rcpt of m.recipients) this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt);
+    })();
+  }
+
+  maxQid(): string | undefined {
+    return (this.s.maxQid.get() as { qid: string | null }).qid ?? undefined;
+  }
+
+  /** After a restart nothing is in flight any more: every lease is stale. */
+  clearLeases(): number {
+    return this.s.clearLeases.run().changes;
+  }
+
+  dueMessages(now: number, limit: number): string[] {
+    return (this.s.dueQids.all({ now, limit }) as { qid: string }[]).map((r) => r.qid);
+  }
+
+  /** When the next recipient falls due (undefined: nothing waiting). */
+  nextDueAt(now: number): number | undefined {
+    return (this.s.nextDue.get({ now }) as { due: number | null }).due ?? undefined;
+  }
+
+  message(qid: string): MessageRow | undefined {
+    return this.s.message.get(qid) as MessageRow | undefined;
+  }
+
+  /** Claims the message's due recipients for one attempt round (lease until `until`). */
+  claim(qid: string, now: number, until: number): RecipientRow[] {
+    return this.db.transaction(() => {
+      const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+      for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
+      return rows;
+    })();
+  }
+
+  release(qid: string, rcpts: string[]): void {
+    this.db.transaction(() => {
+      for (const rcpt of rcpts) this.s.release.run(qid, rcpt);
+    })();
+  }
+
+  /** Maildir exactly-once: the file name is recorded before the file becomes visible in new/. */
+  setDeliveredAs(qid: string, rcpt: string, name: string): void {
+    this.s.setDeliveredAs.run(name, qid, rcpt);
+  }
+
+  /** Records one attempt and the recipients' new states in one transaction. */
+  recordAttempt(a: AttemptRecord, now = Date.now()): void {
+    this.db.transaction(() => {
+      this.s.insertAttempt.run(
+        a.qid,
+        a.nexthop,
+        a.startedAt,
+        a.durationMs,
+        a.reply,
+        a.outcome,
+        JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
+      );
+      for (const r of a.recipients) {
+        this.s.updateRecipient.run({
+          qid: a.qid,
+          rcpt: r.rcpt,
+          state: r.state,
+          reply: r.reply,
+          nexthop: a.nexthop,
+          nextAttemptAt: r.nextAttemptAt ?? null,
+          deliveredAs: r.deliveredAs ?? null,
+          now,
+        });
+      }
+    })();
+  }
+
+  /**
+   * Marks the message done when no recipient is open or in flight; returns its row then,
+   * so the caller can remove the spool file (only after this commit).
+   */
+  finishIfDone(qid: string, now = Date.now()): MessageRow | undefined {
+    return this.db.transaction(() => {
+      const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
+      if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
+      const changed = this.s.finish.run(now, qid).changes;
+      return changed ? this.message(qid) : undefined;
+    })();
+  }
+
+  recipients(qid: string): RecipientRow[] {
+    return this.s.recipients.all(qid) as RecipientRow[];
+  }
+
+  attempts(qid: string): AttemptRow[] {
+    return this.s.attempts.all(qid) as AttemptRow[];
+  }
+
+  list(): QueueSummary[] {
+    return this.s.list.all() as QueueSummary[];
+  }
+
+  /** Makes every open recipient due now; returns how many. */
+  retryNow(qid: string, now = Date.now()): number {
+    return this.s.retry.run(now, now, qid).changes;
+  }
+
+  markDeleted(qid: string, now = Date.now()): number {
+    return this.s.markDeleted.run(now, qid).changes;
+  }
+
+  /** Recipients waiting for delivery (the queue-depth gauge). */
+  depth(): number {
+    return (this.s.depth.get() as { n: number }).n;
+  }
+}
