@@ -1,6 +1,7 @@
 import type { Command } from './command.js';
 import { configCommand } from './config-command.js';
+import { queueCommand } from './queue-command.js';
 import { startCommand } from './start-command.js';
 
 /** Every top-level command; each lives in its own file. */
-export const commands: Command[] = [startCommand, configCommand];
+export const commands: Command[] = [startCommand, configCommand, queueCommand];

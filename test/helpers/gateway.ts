@@ -1,6 +1,7 @@
 // Test fixtures for the gateway: a config in a temp dir, an smtp-server sink as the next
 // hop, a raw socket SMTP client and polling helpers. Everything binds 127.0.0.1:0.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +16,17 @@ export function tempDir(prefix: string): { dir: string; cleanup(): void } {
 
 /** A fast, quiet config rooted in `dir`; `overrides` are merged one level deep. */
 export function testConfig(dir: string, overrides: Partial<Record<keyof ConfigInput, unknown>> = {}): Config {
+  return validateConfig(testConfigInput(dir, overrides));
+}
+
+/** The same config as a YAML file (for the CLI); returns its path. */
+export function writeTestConfig(dir: string, overrides: Partial<Record<keyof ConfigInput, unknown>> = {}): string {
+  const file = join(dir, 'mailbag.yaml');
+  writeFileSync(file, stringify(testConfigInput(dir, overrides)));
+  return file;
+}
+
+export function testConfigInput(dir: string, overrides: Partial<Record<keyof ConfigInput, unknown>> = {}): Record<string, unknown> {
   const base: Record<string, Record<string, unknown> | unknown[]> = {
     gateway: { hostname: 'mx.test.invalid' },
     smtp: { listen: { host: '127.0.0.1', port: 0 }, greetingDelay: 0, localDomains: ['example.test', '*.example.test'] },
@@ -30,7 +42,7 @@ export function testConfig(dir: string, overrides: Partial<Record<keyof ConfigIn
     const b = base[k];
     merged[k] = Array.isArray(v) || !b || Array.isArray(b) ? v : { ...b, ...(v as object) };
   }
-  return validateConfig(merged);
+  return merged;
 }
 
 export interface SinkMessage {
