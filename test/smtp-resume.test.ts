@@ -129,3 +129,27 @@ t.test('start-up sweeps half-written spool files', async (t) => {
   t.teardown(() => gw.stop());
   t.notOk(existsSync(w.tmpPath), 'tmp file of an unfinished transaction removed');
 });
+
+t.test('start-up removes spool files of finished and never-committed messages', async (t) => {
+  const { dir, cleanup } = tempDir('orphans');
+  t.teardown(cleanup);
+  const config = testConfig(dir, { routes: [{ domain: 'example.test', nexthop: 'smtp://127.0.0.1:1' }], queue: { retryInitial: '1h', retryMax: '1h' } });
+  const store = Store.open(config.store.path);
+  const spool = new Spool(config.spool.dir);
+  const qids = new QidGenerator();
+  const live = await enqueueGenerated({ spool, store, qids }, { envelopeFrom: 'a@sender.test', recipients: ['x@example.test'], bytes: BODY });
+  const finished = await enqueueGenerated({ spool, store, qids }, { envelopeFrom: 'a@sender.test', recipients: ['y@example.test'], bytes: BODY });
+  store.db.prepare("UPDATE recipients SET state = 'delivered' WHERE qid = ?").run(finished);
+  store.db.prepare("UPDATE messages SET state = 'done' WHERE qid = ?").run(finished);
+  // renamed into the spool, but the process died before the row committed: no 250 was given
+  const uncommitted = qids.next();
+  const w = await spool.create(uncommitted);
+  await new Promise<void>((r) => w.end(BODY, () => r()));
+  await w.commit();
+  store.close();
+  const gw = await startGateway(config);
+  t.teardown(() => gw.stop());
+  t.ok(existsSync(spool.pathFor(live)), 'a queued message keeps its file');
+  t.notOk(existsSync(spool.pathFor(finished)), 'a finished message loses its file');
+  t.notOk(existsSync(spool.pathFor(uncommitted)), 'a never-committed file is removed');
+});

@@ -3,7 +3,7 @@ import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { checkGreetingDelay } from '../smtp/greeting-delay.js';
 import { InboundServer } from '../smtp/inbound.js';
-import { QidGenerator } from '../smtp/qid.js';
+import { QidGenerator, isQid } from '../smtp/qid.js';
 import { DeliveryQueue, type RewriteStep } from '../smtp/queue.js';
 import { Spool } from '../smtp/spool.js';
 import { MaildirTransport } from '../smtp/transports/maildir.js';
@@ -46,6 +46,8 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     const spool = new Spool(config.spool.dir);
     const swept = await spool.sweepTmp();
     if (swept) logger.info({ files: swept }, 'spool: removed unfinished transactions left by the last stop');
+    const orphans = await removeOrphans(spool, store);
+    if (orphans) logger.info({ files: orphans }, 'spool: removed files of finished or never-committed messages');
     const qids = new QidGenerator(store.queue.maxQid());
     const metrics = createGatewayMetrics();
     metrics.setQueueDepthSource(() => store.queue.depth());
@@ -145,4 +147,19 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     store.close();
     throw err;
   }
+}
+
+/**
+ * A spool file whose message row never committed (the client got no 250) or whose
+ * message is finished (the process died before removing it) is dead weight: remove it.
+ */
+async function removeOrphans(spool: Spool, store: Store): Promise<number> {
+  let n = 0;
+  for (const name of spool.list()) {
+    if (!isQid(name)) continue;
+    if (store.queue.message(name)?.state === 'queued') continue;
+    await spool.remove(spool.pathFor(name));
+    n++;
+  }
+  return n;
 }

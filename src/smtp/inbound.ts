@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import type { Store } from '../store/store.js';
 import { BareNewlineGuard } from './bare-newline.js';
 import { ByteLimit } from './data-limit.js';
+import { GroupCommitter } from './group-commit.js';
 import type { QidGenerator } from './qid.js';
 import { receivedHeader } from './received.js';
 import { RelayPolicy, normaliseIp } from './relay-policy.js';
@@ -85,11 +86,13 @@ export class InboundServer {
   private readonly perIp = new Map<string, number>();
   private readonly counted = new Set<string>();
   private activeTransactions = 0;
+  private readonly committer: GroupCommitter;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: InboundOptions) {
     const s = o.config.smtp;
     this.policy = new RelayPolicy(s.localDomains, s.trustedNetworks);
+    this.committer = new GroupCommitter(o.store, o.spool.dir);
     const disabled: string[] = [];
     const options: GatewaySmtpOptions = {
       name: o.config.gateway.hostname,
@@ -268,10 +271,10 @@ export class InboundServer {
       );
       await receiveInto(stream, writer, this.o.config.smtp.maxMessageBytes, this.o.config.smtp.bareNewline);
       if (stream.sizeExceeded) throw new SmtpReplyError(552, '5.3.4', 'Message exceeds fixed maximum message size');
-      const spoolPath = await writer.commit();
+      const spoolPath = await writer.commit({ syncDir: false });
       const size = writer.bytes;
       try {
-        this.o.store.queue.insertMessage({
+        await this.committer.commit({
           qid,
           receivedAt: now.getTime(),
           envelopeFrom: from,

@@ -1,7 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
-import type { AttemptOutcome, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { buildDeliveryStatusNotification, type BounceRecipient } from './bounce.js';
 import { enqueueGenerated, readHeaderSection } from './enqueue.js';
@@ -190,6 +190,8 @@ export class DeliveryQueue {
     const rows = store.claim(qid, started, leaseUntil);
     if (rows.length === 0) return;
     const byRcpt = new Map(rows.map((r) => [r.rcpt, r]));
+    const leased = rows.map((r) => r.rcpt);
+    let finished: MessageRow | undefined;
     try {
       const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => this.o.spool.read(msg.spool_path) };
       const copies = await this.rewrite(msg, original.recipients, original);
@@ -218,12 +220,15 @@ export class DeliveryQueue {
       // The bounce is queued before the failures are recorded: a crash in between
       // repeats the attempt (and maybe the bounce), it never loses the bounce.
       await this.bounce(msg, decided.flatMap((d) => d.updates));
-      for (const d of decided) this.record(msg, d);
-    } finally {
-      store.release(qid, rows.map((r) => r.rcpt));
+      const now = Date.now();
+      const records = decided.map((d) => this.toRecord(msg, d));
+      finished = store.recordRound(qid, records, leased, now);
+      for (const r of records) this.report(r);
+    } catch (err) {
+      store.release(qid, leased);
+      throw err;
     }
-    const done = store.finishIfDone(qid);
-    if (done) await this.o.spool.remove(done.spool_path);
+    if (finished) await this.o.spool.remove(finished.spool_path);
   }
 
   private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>): Promise<AttemptDone> {
@@ -269,17 +274,19 @@ export class DeliveryQueue {
     });
   }
 
-  private record(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): void {
-    const now = Date.now();
+  private toRecord(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): AttemptRecord {
     const states = new Set(d.updates.map((u) => u.state));
     const outcome: AttemptOutcome = states.size === 1 ? [...states][0]! : 'partial';
-    const durationMs = d.durationMs;
-    this.o.store.queue.recordAttempt({ qid: msg.qid, nexthop: d.nexthop, startedAt: d.started, durationMs, reply: d.result.reply, outcome, recipients: d.updates }, now);
+    return { qid: msg.qid, nexthop: d.nexthop, startedAt: d.started, durationMs: d.durationMs, reply: d.result.reply, outcome, recipients: d.updates };
+  }
+
+  /** One JSON log line per attempt, and the metrics. */
+  private report(a: AttemptRecord): void {
     this.o.logger.info(
-      { qid: msg.qid, nexthop: d.nexthop, reply: d.result.reply, durationMs, outcome, rcpts: d.updates.map((u) => ({ rcpt: u.rcpt, state: u.state, reply: u.reply })) },
+      { qid: a.qid, nexthop: a.nexthop, reply: a.reply, durationMs: a.durationMs, outcome: a.outcome, rcpts: a.recipients.map((u) => ({ rcpt: u.rcpt, state: u.state, reply: u.reply })) },
       'delivery attempt',
     );
-    this.o.events?.attempt?.({ qid: msg.qid, nexthop: d.nexthop, outcome, durationMs, recipients: d.updates });
+    this.o.events?.attempt?.({ qid: a.qid, nexthop: a.nexthop, outcome: a.outcome, durationMs: a.durationMs, recipients: a.recipients });
   }
 
   /** One DSN for the recipients that failed in this round, to the envelope sender; never to <>. */

@@ -30,6 +30,11 @@ export class Spool {
     return names.length;
   }
 
+  /** Names of the committed message files (not tmp/). */
+  list(): string[] {
+    return readdirSync(this.dir).filter((n) => n !== 'tmp');
+  }
+
   /** Opens a writer for a new message. */
   async create(qid: string): Promise<SpoolWriter> {
     const tmpPath = join(this.tmpDir, qid);
@@ -81,17 +86,15 @@ export class SpoolWriter extends Writable {
     );
   }
 
-  /** fsync the file, rename it into place, fsync the directory. Call after 'finish'. */
-  async commit(): Promise<string> {
+  /**
+   * fsync the file, rename it into place and (unless the caller batches it with
+   * others', `syncDir: false`) fsync the directory. Call after 'finish'.
+   */
+  async commit(opts: { syncDir?: boolean } = {}): Promise<string> {
     await this.fh.sync();
     await this.closeFile();
     await rename(this.tmpPath, this.finalPath);
-    const dh = await open(this.dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
+    if (opts.syncDir !== false) await syncDirectory(this.dir);
     return this.finalPath;
   }
 
@@ -106,5 +109,15 @@ export class SpoolWriter extends Writable {
     if (this.fileClosed) return;
     this.fileClosed = true;
     await this.fh.close();
+  }
+}
+
+/** Makes renames in `dir` durable. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const dh = await open(dir, 'r');
+  try {
+    await dh.sync();
+  } finally {
+    await dh.close();
   }
 }

@@ -1,4 +1,4 @@
-import type { SqliteDatabase } from './db.js';
+import { durably, type SqliteDatabase } from './db.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
 export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
@@ -100,10 +100,11 @@ export class QueueStore {
         VALUES (?, ?, ?, ?)`),
       maxQid: db.prepare('SELECT MAX(qid) AS qid FROM messages'),
       clearLeases: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE inflight_until IS NOT NULL'),
-      dueQids: db.prepare(`SELECT qid, MIN(next_attempt_at) AS due FROM recipients
+      // Walks the partial index in due order and stops early: no GROUP BY over the backlog.
+      dueRows: db.prepare(`SELECT qid FROM recipients
         WHERE state IN ('queued', 'deferred') AND next_attempt_at <= @now
           AND (inflight_until IS NULL OR inflight_until < @now)
-        GROUP BY qid ORDER BY due LIMIT @limit`),
+        ORDER BY next_attempt_at LIMIT @limit`),
       nextDue: db.prepare(`SELECT MIN(next_attempt_at) AS due FROM recipients
         WHERE state IN ('queued', 'deferred') AND (inflight_until IS NULL OR inflight_until < @now)`),
       message: db.prepare('SELECT * FROM messages WHERE qid = ?'),
@@ -141,9 +142,23 @@ export class QueueStore {
     };
   }
 
-  /** The accept path: message row and every recipient commit together, or not at all. */
+  /** The accept path: message row and every recipient commit together, durably, or not at all. */
   insertMessage(m: NewMessage): void {
-    this.db.transaction(() => {
+    this.insertMessages([m]);
+  }
+
+  /**
+   * Group commit: several accepted messages in one synchronous=FULL transaction, so
+   * concurrent sessions share one fsync.
+   */
+  insertMessages(batch: readonly NewMessage[]): void {
+    durably(this.db, () => {
+      for (const m of batch) this.insertOne(m);
+    });
+  }
+
+  private insertOne(m: NewMessage): void {
+    {
       this.s.insertMessage.run({
         qid: m.qid,
         receivedAt: m.receivedAt,
@@ -156,7 +171,7 @@ export class QueueStore {
         authUser: m.authUser ?? null,
       });
       for (const rcpt of m.recipients) this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt);
-    })();
+    }
   }
 
   maxQid(): string | undefined {
@@ -168,8 +183,14 @@ export class QueueStore {
     return this.s.clearLeases.run().changes;
   }
 
+  /** Up to `limit` distinct messages with a recipient due, most overdue first. */
   dueMessages(now: number, limit: number): string[] {
-    return (this.s.dueQids.all({ now, limit }) as { qid: string }[]).map((r) => r.qid);
+    const qids = new Set<string>();
+    for (const r of this.s.dueRows.all({ now, limit: limit * 4 }) as { qid: string }[]) {
+      qids.add(r.qid);
+      if (qids.size >= limit) break;
+    }
+    return [...qids];
   }
 
   /** When the next recipient falls due (undefined: nothing waiting). */
@@ -203,7 +224,30 @@ export class QueueStore {
 
   /** Records one attempt and the recipients' new states in one transaction. */
   recordAttempt(a: AttemptRecord, now = Date.now()): void {
+    this.recordAttempts([a], now);
+  }
+
+  /**
+   * Records an attempt round (one attempt per next hop) and releases the leases in one
+   * transaction; when that leaves the message finished, marks it done and returns its
+   * row so the caller removes the spool file (only after this commit).
+   */
+  recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): MessageRow | undefined {
+    return this.db.transaction(() => {
+      this.recordAttempts(attempts, now);
+      for (const rcpt of leased) this.s.release.run(qid, rcpt);
+      return this.finishIfDone(qid, now);
+    })();
+  }
+
+  private recordAttempts(list: readonly AttemptRecord[], now: number): void {
     this.db.transaction(() => {
+      for (const a of list) this.recordOne(a, now);
+    })();
+  }
+
+  private recordOne(a: AttemptRecord, now: number): void {
+    {
       this.s.insertAttempt.run(
         a.qid,
         a.nexthop,
@@ -225,7 +269,7 @@ export class QueueStore {
           now,
         });
       }
-    })();
+    }
   }
 
   /**

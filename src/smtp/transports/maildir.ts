@@ -38,9 +38,9 @@ async function fsyncDir(dir: string): Promise<void> {
  *
  * Exactly once across crashes: the file name is deterministic per (qid, recipient), and
  * its intent is recorded in the store after the tmp file is complete and fsync'd but
- * before the rename. On a retry, a recorded name found in new/ or cur/ is already
- * delivered; found only in tmp/ the rename is redone; found nowhere it was delivered
- * and since removed by the reader, so it is not delivered again.
+ * before the rename. On a retry, the name found in new/ or cur/ is already delivered;
+ * a recorded name found only in tmp/ gets the rename redone; a recorded name found
+ * nowhere was delivered and since removed by the reader, so it is not delivered again.
  */
 export class MaildirTransport implements NextHopTransport {
   readonly kind = 'maildir' as const;
@@ -70,9 +70,9 @@ export class MaildirTransport implements NextHopTransport {
     const tmp = join(box, 'tmp', name);
     const target = join(box, 'new', name);
     try {
-      const intended = req.intendedName(rcpt);
-      if (intended === name) {
-        if (await this.landed(box, name)) return { rcpt, outcome: 'delivered', reply: `250 2.0.0 already delivered as ${name}`, deliveredAs: name };
+      // The name is deterministic: if it is in new/ or cur/, this recipient has it.
+      if (await this.landed(box, name)) return { rcpt, outcome: 'delivered', reply: `250 2.0.0 already delivered as ${name}`, deliveredAs: name };
+      if (req.intendedName(rcpt) === name) {
         if (!(await exists(tmp))) {
           return { rcpt, outcome: 'delivered', reply: `250 2.0.0 delivered as ${name} (since removed from the mailbox)`, deliveredAs: name };
         }
