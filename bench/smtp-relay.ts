@@ -9,17 +9,25 @@
 //
 //   npm run bench -- smtp-relay
 //   env: BENCH_SCALE=0.2 (fewer messages), BENCH_CPU_PROF=DIR (write a --cpu-prof of
-//        the gateway per scenario), BENCH_LOG_LEVEL=info (gateway log level).
+//        the gateway per scenario), BENCH_LOG_LEVEL=info (gateway log level),
+//        BENCH_HARAKA=0 (skip the Haraka comparison: npm-installs Haraka into a temp dir).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensurePostfixTools, runSource, startSink, type Sink } from './lib/postfix-tools.js';
 import { spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
+import { ensureHaraka, startHaraka } from './lib/haraka.js';
+import { freePort } from './lib/postfix-tools.js';
 
 const SESSIONS = 20;
 const BYTES = 10 * 1024;
 const scale = Number(process.env.BENCH_SCALE ?? '1');
-const counts = { reuse: Math.round(10_000 * scale), noReuse: Math.round(4_000 * scale), noReuseDefaultDelay: Math.round(1_500 * scale) };
+const counts = {
+  reuse: Math.round(10_000 * scale),
+  noReuse: Math.round(4_000 * scale),
+  noReuseDefaultDelay: Math.round(1_500 * scale),
+  haraka: Math.round(2_000 * scale),
+};
 const FROM = 'bench-sender@example.org';
 const TO = 'bench@example.test';
 
@@ -124,6 +132,34 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   }
 }
 
+async function throughHaraka(reuse: boolean, count: number, base: number): Promise<void> {
+  const install = ensureHaraka();
+  if (typeof install === 'string') {
+    notes.push(`Haraka skipped: ${install}`);
+    return;
+  }
+  const sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  const haraka = await startHaraka(install, { port: await freePort(), sinkPort: sink.port, domain: 'example.test', workDir: work });
+  cleanups.push(() => haraka.stop());
+  const mode = reuse ? 'reuse (-d)' : 'new connection per message';
+  const path = `smtp-source -> Haraka ${install.version} -> smtp-sink`;
+  try {
+    const run = await runSource(tools.source, { port: haraka.port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    if (!run.ok) {
+      rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      return;
+    }
+    const done = await sink.waitFor(count, 60_000);
+    rows.push({ path, mode, count, acceptRate: rate(count, run.ms), relayRate: rate(count, done - run.started), baseline: base, peakRss: haraka.peakRssBytes() });
+  } finally {
+    await haraka.stop();
+    await sink.stop();
+  }
+}
+
+const notes: string[] = [];
+
 function print() {
   const mb = (b?: number) => (b === undefined ? '-' : `${(b / 1024 / 1024).toFixed(0)} MiB`);
   const f = (n?: number) => (n === undefined ? '-' : n.toFixed(0));
@@ -141,6 +177,15 @@ function print() {
   if (reuse0?.relayRate !== undefined) {
     lines.push('', `target (issue #4): >= 1000 msg/s end to end with connection reuse -> ${reuse0.relayRate >= 1000 ? 'met' : 'NOT met'} (${f(reuse0.relayRate)} msg/s)`);
   }
+  for (const reuse of [true, false]) {
+    const m = rows.find((r) => r.path.includes('mailbag') && r.mode.startsWith(reuse ? 'reuse' : 'new') && r.mode.includes('greetingDelay 0 '));
+    const h = rows.find((r) => r.path.includes('Haraka') && r.mode.startsWith(reuse ? 'reuse' : 'new'));
+    if (m?.relayRate && h?.relayRate) {
+      lines.push(`mailbag vs Haraka, ${reuse ? 'with' : 'without'} connection reuse: ${f(m.relayRate)} vs ${f(h.relayRate)} msg/s end to end (${(m.relayRate / h.relayRate).toFixed(2)}x)`);
+    }
+  }
+  for (const n of notes) lines.push(n);
+  lines.push(`machine: ${cpus().length} CPUs, load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
   process.stdout.write(lines.join('\n') + '\n');
 }
 
@@ -150,6 +195,10 @@ try {
   await throughMailbag('reuse-delay0', true, 0, counts.reuse, baseReuse);
   await throughMailbag('noreuse-delay0', false, 0, counts.noReuse, baseNoReuse);
   await throughMailbag('noreuse-delay100', false, 100, counts.noReuseDefaultDelay, baseNoReuse);
+  if (process.env.BENCH_HARAKA !== '0') {
+    await throughHaraka(true, counts.haraka, baseReuse);
+    await throughHaraka(false, counts.haraka, baseNoReuse);
+  }
   print();
 } catch (err) {
   print();
