@@ -65,8 +65,8 @@ class GatewaySmtpServer extends SMTPServer {
         send(500, '5.5.2 Error: command line too long', false);
         return conn.close();
       }
-      if (typeof data === 'string' && context !== false && splitEnhancedCode(data)) return send(code, data, false);
-      if (typeof data === 'string' && context === false && code >= 400 && splitEnhancedCode(data)) return send(code, data, false);
+      // the text already leads with its enhanced status code: do not add another
+      if (code >= 400 && typeof data === 'string' && splitEnhancedCode(data)) return send(code, data, false);
       send(code, data, context);
     };
   }
@@ -84,7 +84,8 @@ export class InboundServer {
   readonly server: GatewaySmtpServer;
   private readonly policy: RelayPolicy;
   private readonly perIp = new Map<string, number>();
-  private readonly counted = new Set<string>();
+  /** session id -> the IP it was counted under (XCLIENT/PROXY may change the session's). */
+  private readonly counted = new Map<string, string>();
   private activeTransactions = 0;
   private readonly committer: GroupCommitter;
   private idleWaiters: (() => void)[] = [];
@@ -178,7 +179,7 @@ export class InboundServer {
       return cb(new SmtpReplyError(421, '4.7.0', `Too many connections from ${ip}, try again later`));
     }
     this.perIp.set(ip, n + 1);
-    this.counted.add(session.id);
+    this.counted.set(session.id, ip);
     // XCLIENT rewrites who the client is: only a trusted MTA may use it.
     if (this.o.config.smtp.xclient && !this.policy.isTrusted(ip)) {
       session.disabledCommands = [...(this.server.options.disabledCommands ?? []), 'XCLIENT'];
@@ -187,8 +188,9 @@ export class InboundServer {
   }
 
   private onClose(session: SMTPServerSession): void {
-    if (!this.counted.delete(session.id)) return;
-    const ip = normaliseIp(session.remoteAddress);
+    const ip = this.counted.get(session.id);
+    if (ip === undefined) return;
+    this.counted.delete(session.id);
     const n = (this.perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.perIp.delete(ip);
     else this.perIp.set(ip, n);
