@@ -2,6 +2,8 @@
 // connection reuse, for
 //   (a) smtp-source -> smtp-sink                  (baseline: the tools' own ceiling)
 //   (b) smtp-source -> mailbag -> smtp-sink        (real gateway process, durability on)
+//   (c) smtp-source -> smtp-server + nodemailer -> smtp-sink  (the libraries alone, in
+//       memory, not durable: the floor mailbag's SMTP stack sets)
 // all in one run. mailbag accepts (250 after fsync + SQLite commit) and relays
 // asynchronously, so two rates are reported: the accept rate (smtp-source done) and
 // the end-to-end relay rate (the sink has every message). Peak RSS is the gateway
@@ -15,7 +17,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensurePostfixTools, runSource, startSink, type Sink } from './lib/postfix-tools.js';
-import { spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { processCpuSeconds, spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
 import { ensureHaraka, startHaraka } from './lib/haraka.js';
 import { freePort } from './lib/postfix-tools.js';
 
@@ -29,6 +34,7 @@ const counts = {
   haraka: Math.round(2_000 * scale),
 };
 const FROM = 'bench-sender@example.org';
+const logLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
 const TO = 'bench@example.test';
 
 interface Row {
@@ -39,6 +45,8 @@ interface Row {
   relayRate?: number;
   baseline?: number;
   peakRss?: number;
+  /** Relay process CPU (user + system) per message, ms: the figure a busy machine colours least. */
+  cpuMsPerMessage?: number;
   note?: string;
 }
 
@@ -83,12 +91,13 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   const sink: Sink = await startSink(tools.sink);
   cleanups.push(() => sink.stop());
   const config = join(dir, 'mailbag.yaml');
+  const port = await freePort(); // fixed, so any log level works (readiness is a TCP connect)
   writeFileSync(
     config,
     [
       'gateway: { hostname: bench.mailbag.test }',
       'smtp:',
-      '  listen: { host: 127.0.0.1, port: 0 }',
+      `  listen: { host: 127.0.0.1, port: ${port} }`,
       `  greetingDelay: ${greetingDelay}`,
       '  localDomains: [example.test]',
       '  maxConnections: 1000',
@@ -98,16 +107,17 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
       'routes:',
       `  - { domain: example.test, nexthop: "smtp://127.0.0.1:${sink.port}" }`,
       'admin: { enabled: false }',
-      `log: { level: ${process.env.BENCH_LOG_LEVEL ?? 'info'} }`,
+      `log: { level: ${logLevel} }`,
       '',
     ].join('\n'),
   );
   const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
-  const gw: GatewayProcess = await spawnGateway(config, { nodeArgs });
+  const gw: GatewayProcess = await spawnGateway(config, { nodeArgs, port });
   cleanups.push(async () => {
     await gw.stop(5000);
   });
   const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms`;
+  const cpu0 = gw.cpuSeconds();
   try {
     const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
     if (!run.ok) {
@@ -122,7 +132,9 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     } catch (err) {
       note = (err as Error).message;
     }
-    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), note });
+    const cpu1 = gw.cpuSeconds();
+    const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
+    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, note });
   } finally {
     const peak = gw.peakRssBytes();
     const last = rows[rows.length - 1];
@@ -144,6 +156,7 @@ async function throughHaraka(reuse: boolean, count: number, base: number): Promi
   cleanups.push(() => haraka.stop());
   const mode = reuse ? 'reuse (-d)' : 'new connection per message';
   const path = `smtp-source -> Haraka ${install.version} -> smtp-sink`;
+  const cpu0 = haraka.cpuSeconds();
   try {
     const run = await runSource(tools.source, { port: haraka.port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
     if (!run.ok) {
@@ -151,9 +164,60 @@ async function throughHaraka(reuse: boolean, count: number, base: number): Promi
       return;
     }
     const done = await sink.waitFor(count, 60_000);
-    rows.push({ path, mode, count, acceptRate: rate(count, run.ms), relayRate: rate(count, done - run.started), baseline: base, peakRss: haraka.peakRssBytes() });
+    const cpu1 = haraka.cpuSeconds();
+    const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
+    rows.push({ path, mode, count, acceptRate: rate(count, run.ms), relayRate: rate(count, done - run.started), baseline: base, peakRss: haraka.peakRssBytes(), cpuMsPerMessage });
   } finally {
     await haraka.stop();
+    await sink.stop();
+  }
+}
+
+/** (c) the library floor: smtp-server -> pooled nodemailer from memory, no durability (bench/lib/floor-relay.ts). */
+async function throughFloor(reuse: boolean, count: number, base: number): Promise<void> {
+  const sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  const port = await freePort();
+  const script = fileURLToPath(new URL('./lib/floor-relay.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import=tsx', script, String(port), String(sink.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  cleanups.push(stop);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('floor relay did not start')), 15_000);
+    child.stdout!.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  const pid = child.pid!;
+  const mode = reuse ? 'reuse (-d)' : 'new connection per message';
+  const path = 'smtp-source -> smtp-server + nodemailer, in memory, not durable -> smtp-sink';
+  const cpu0 = processCpuSeconds(pid);
+  try {
+    const run = await runSource(tools.source, { port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    if (!run.ok) {
+      rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      return;
+    }
+    const done = await sink.waitFor(count, 60_000);
+    const cpu1 = processCpuSeconds(pid);
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    rows.push({
+      path,
+      mode,
+      count,
+      acceptRate: rate(count, run.ms),
+      relayRate: rate(count, done - run.started),
+      baseline: base,
+      peakRss: hwm ? Number(hwm[1]) * 1024 : undefined,
+      cpuMsPerMessage: cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined,
+    });
+  } finally {
+    await stop();
     await sink.stop();
   }
 }
@@ -164,14 +228,14 @@ function print() {
   const mb = (b?: number) => (b === undefined ? '-' : `${(b / 1024 / 1024).toFixed(0)} MiB`);
   const f = (n?: number) => (n === undefined ? '-' : n.toFixed(0));
   const lines = [
-    `10 KiB messages, ${SESSIONS} sessions, durability on (fsync + SQLite synchronous=FULL before 250)`,
+    `10 KiB messages, ${SESSIONS} sessions, durability on (fsync + SQLite synchronous=FULL before 250), mailbag log level ${logLevel}`,
     '',
-    '| path | mode | messages | accept msg/s | end-to-end msg/s | vs (a) same mode | gateway peak RSS |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: |',
+    '| path | mode | messages | accept msg/s | end-to-end msg/s | vs (a) same mode | relay peak RSS | relay CPU ms/msg |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of rows) {
     const ratio = r.baseline && r.relayRate ? `${((100 * r.relayRate) / r.baseline).toFixed(1)} %` : '-';
-    lines.push(`| ${r.path} | ${r.mode} | ${r.count} | ${f(r.acceptRate)} | ${f(r.relayRate ?? (r.baseline ? undefined : r.acceptRate))} | ${ratio} | ${mb(r.peakRss)} |${r.note ? ` ${r.note}` : ''}`);
+    lines.push(`| ${r.path} | ${r.mode} | ${r.count} | ${f(r.acceptRate)} | ${f(r.relayRate ?? (r.baseline ? undefined : r.acceptRate))} | ${ratio} | ${mb(r.peakRss)} | ${r.cpuMsPerMessage === undefined ? '-' : r.cpuMsPerMessage.toFixed(2)} |${r.note ? ` ${r.note}` : ''}`);
   }
   const reuse0 = rows.find((r) => r.mode.startsWith('reuse') && r.mode.includes('greetingDelay 0 '));
   if (reuse0?.relayRate !== undefined) {
@@ -192,6 +256,8 @@ function print() {
 try {
   const baseReuse = await baseline(true, counts.reuse);
   const baseNoReuse = await baseline(false, counts.noReuse);
+  await throughFloor(true, counts.reuse, baseReuse);
+  await throughFloor(false, counts.noReuse, baseNoReuse);
   await throughMailbag('reuse-delay0', true, 0, counts.reuse, baseReuse);
   await throughMailbag('noreuse-delay0', false, 0, counts.noReuse, baseNoReuse);
   await throughMailbag('noreuse-delay100', false, 100, counts.noReuseDefaultDelay, baseNoReuse);

@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
+import { processCpuSeconds } from '../../test/helpers/gateway-process.js';
 import { join } from 'node:path';
 
 const HARAKA_RANGE = '3';
@@ -41,6 +42,8 @@ export interface HarakaRelay {
   pid: number;
   port: number;
   peakRssBytes(): number | undefined;
+  /** CPU seconds of the launcher and its children. */
+  cpuSeconds(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -98,6 +101,14 @@ export async function startHaraka(install: HarakaInstall, o: { port: number; sin
         if (v !== undefined && (peak === undefined || v > peak)) peak = v;
       }
       return peak;
+    },
+    cpuSeconds() {
+      let sum: number | undefined;
+      for (const p of [pid, ...descendants(pid)]) {
+        const v = processCpuSeconds(p);
+        if (v !== undefined) sum = (sum ?? 0) + v;
+      }
+      return sum;
     },
     async stop() {
       const group = (signal: NodeJS.Signals) => {

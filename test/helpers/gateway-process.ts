@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { connect } from 'node:net';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -16,6 +17,8 @@ export interface GatewayProcess {
   logs: Array<Record<string, unknown>>;
   /** Peak resident set size so far (VmHWM), where /proc is available. */
   peakRssBytes(): number | undefined;
+  /** CPU time (user + system) used so far, in seconds, where /proc is available. */
+  cpuSeconds(): number | undefined;
   /** Resolves when the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM (graceful), then SIGKILL after `graceMs`. */
@@ -31,6 +34,11 @@ export interface SpawnGatewayOptions {
   nodeArgs?: string[];
   keepLogs?: boolean;
   env?: NodeJS.ProcessEnv;
+  /**
+   * The SMTP port the config names, when it is fixed: the gateway counts as started once
+   * the port accepts a connection, so log levels that hide the `listening` line work too.
+   */
+  port?: number;
 }
 
 export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {}): Promise<GatewayProcess> {
@@ -60,20 +68,10 @@ export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {})
       reject(new Error(`gateway exited (${code ?? signal}) before listening:\n${recent.join('\n')}`));
     });
     let started = false;
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      remember(line);
-      if (started && !opts.keepLogs) return; // benchmarks: do not spend the parent's CPU on log lines
-      let entry: Record<string, unknown> | undefined;
-      try {
-        entry = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return;
-      }
-      if (opts.keepLogs) logs.push(entry);
-      if (started || entry.msg !== 'listening' || typeof entry.smtp !== 'string') return;
+    const ready = (smtpPort: number) => {
+      if (started) return;
       started = true;
       clearTimeout(timer);
-      const smtpPort = Number(entry.smtp.slice(entry.smtp.lastIndexOf(':') + 1));
       const pid = child.pid!;
       resolve({
         pid,
@@ -88,6 +86,7 @@ export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {})
             return undefined;
           }
         },
+        cpuSeconds: () => processCpuSeconds(pid),
         exited,
         async stop(graceMs = 10_000) {
           if (child.exitCode !== null || child.signalCode !== null) return exited;
@@ -102,6 +101,42 @@ export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {})
           await exited;
         },
       });
+    };
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      remember(line);
+      if (started && !opts.keepLogs) return; // benchmarks: do not spend the parent's CPU on log lines
+      let entry: Record<string, unknown> | undefined;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return;
+      }
+      if (opts.keepLogs) logs.push(entry);
+      if (entry.msg === 'listening' && typeof entry.smtp === 'string') ready(Number(entry.smtp.slice(entry.smtp.lastIndexOf(':') + 1)));
     });
+    if (opts.port !== undefined) {
+      const port = opts.port;
+      const poll = () => {
+        if (started || child.exitCode !== null || child.signalCode !== null) return;
+        const s = connect(port, '127.0.0.1', () => {
+          s.destroy();
+          ready(port);
+        });
+        s.on('error', () => setTimeout(poll, 100));
+      };
+      poll();
+    }
   });
+}
+
+/** utime + stime from /proc/PID/stat (clock ticks, 100 per second on Linux). */
+export function processCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // fields[0] is field 3 (state); utime and stime are fields 14 and 15
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return undefined;
+  }
 }
