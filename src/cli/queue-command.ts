@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { isQid } from '../smtp/qid.js';
+import { removeFile } from '../smtp/spool.js';
 import { Store } from '../store/store.js';
 import { CliError, UsageError, parseCommandArgs, writeOutput, type CliIO, type Command } from './command.js';
 import { formatList, formatShow } from './queue/format.js';
@@ -79,7 +79,7 @@ const del: Command = {
       const m = mustExist(store, o.qid);
       const n = store.queue.markDeleted(o.qid);
       const done = store.queue.finishIfDone(o.qid);
-      if (done) await rm(done.spool_path, { force: true });
+      if (done) await removeFile(done.spool_path);
       const tail = done
         ? '; spool file removed'
         : m.state === 'done'

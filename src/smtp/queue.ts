@@ -77,6 +77,7 @@ export class DeliveryQueue {
   private readonly pollMs: number;
   private readonly random: () => number;
   private ticking = false;
+  private readonly recorder: RoundRecorder;
   private again = false;
 
   constructor(private readonly o: DeliveryQueueOptions) {
@@ -84,6 +85,7 @@ export class DeliveryQueue {
     this.rewrite = o.rewrite ?? identityRewrite;
     this.pollMs = o.pollMs ?? 1000;
     this.random = o.random ?? Math.random;
+    this.recorder = new RoundRecorder(o.store);
   }
 
   /** Resumes everything the store holds: after a restart nothing is in flight. */
@@ -138,10 +140,15 @@ export class DeliveryQueue {
         const free = this.o.queue.concurrency - this.inProgress.size;
         if (free <= 0) break;
         const now = Date.now();
-        for (const qid of this.o.store.queue.dueMessages(now, free + this.inProgress.size)) {
-          if (this.inProgress.has(qid)) continue;
-          if (this.inProgress.size >= this.o.queue.concurrency) break;
-          const p = this.process(qid)
+        const qids = this.o.store.queue
+          .dueMessages(now, free + this.inProgress.size)
+          .filter((q) => !this.inProgress.has(q))
+          .slice(0, free);
+        if (qids.length === 0) break;
+        const leaseUntil = now + this.o.queue.attemptTimeout + 60_000;
+        for (const { message, recipients } of this.o.store.queue.claimMany(qids, now, leaseUntil)) {
+          const qid = message.qid;
+          const p = this.process(message, recipients)
             .catch((err: Error) => this.o.logger.error({ qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
             .finally(() => {
               this.inProgress.delete(qid);
@@ -180,15 +187,11 @@ export class DeliveryQueue {
     return Math.max(1, Math.min(q.retryMax, Math.round(base * (0.75 + this.random() * 0.5))));
   }
 
-  /** One attempt round for one message: every due recipient, grouped by next hop. */
-  private async process(qid: string): Promise<void> {
+  /** One attempt round for one message: every claimed recipient, grouped by next hop. */
+  private async process(msg: MessageRow, rows: RecipientRow[]): Promise<void> {
     const store = this.o.store.queue;
+    const qid = msg.qid;
     const started = Date.now();
-    const msg = store.message(qid);
-    if (!msg || msg.state !== 'queued') return;
-    const leaseUntil = started + this.o.queue.attemptTimeout + 60_000;
-    const rows = store.claim(qid, started, leaseUntil);
-    if (rows.length === 0) return;
     const byRcpt = new Map(rows.map((r) => [r.rcpt, r]));
     const leased = rows.map((r) => r.rcpt);
     let finished: MessageRow | undefined;
@@ -220,9 +223,8 @@ export class DeliveryQueue {
       // The bounce is queued before the failures are recorded: a crash in between
       // repeats the attempt (and maybe the bounce), it never loses the bounce.
       await this.bounce(msg, decided.flatMap((d) => d.updates));
-      const now = Date.now();
       const records = decided.map((d) => this.toRecord(msg, d));
-      finished = store.recordRound(qid, records, leased, now);
+      finished = await this.recorder.record(qid, records, leased);
       for (const r of records) this.report(r);
     } catch (err) {
       store.release(qid, leased);
@@ -326,6 +328,38 @@ export class DeliveryQueue {
       this.kick();
     } catch (err) {
       this.o.logger.error({ qid: msg.qid, err: { message: (err as Error).message } }, 'queue: could not queue the bounce');
+    }
+  }
+}
+
+/**
+ * Batches the attempt rounds that finish in the same event-loop turn into one store
+ * transaction: under load, one WAL commit covers many messages.
+ */
+class RoundRecorder {
+  private pending: { qid: string; attempts: AttemptRecord[]; leased: string[]; resolve(m: MessageRow | undefined): void; reject(e: Error): void }[] = [];
+  private scheduled = false;
+
+  constructor(private readonly store: Store) {}
+
+  record(qid: string, attempts: AttemptRecord[], leased: string[]): Promise<MessageRow | undefined> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ qid, attempts, leased, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.pending.splice(0);
+    try {
+      const done = this.store.queue.recordRounds(batch);
+      batch.forEach((b, i) => b.resolve(done[i]));
+    } catch (err) {
+      for (const b of batch) b.reject(err as Error);
     }
   }
 }

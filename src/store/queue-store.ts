@@ -211,6 +211,22 @@ export class QueueStore {
     })();
   }
 
+  /** `claim` for several messages in one transaction; messages with nothing due are left out. */
+  claimMany(qids: readonly string[], now: number, until: number): { message: MessageRow; recipients: RecipientRow[] }[] {
+    return this.db.transaction(() => {
+      const out: { message: MessageRow; recipients: RecipientRow[] }[] = [];
+      for (const qid of qids) {
+        const message = this.message(qid);
+        if (!message || message.state !== 'queued') continue;
+        const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+        if (rows.length === 0) continue;
+        for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
+        out.push({ message, recipients: rows });
+      }
+      return out;
+    })();
+  }
+
   release(qid: string, rcpts: string[]): void {
     this.db.transaction(() => {
       for (const rcpt of rcpts) this.s.release.run(qid, rcpt);
@@ -238,6 +254,11 @@ export class QueueStore {
       for (const rcpt of leased) this.s.release.run(qid, rcpt);
       return this.finishIfDone(qid, now);
     })();
+  }
+
+  /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
+  recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
+    return this.db.transaction(() => rounds.map((r) => this.recordRound(r.qid, r.attempts, r.leased, now)))();
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
