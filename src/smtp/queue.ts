@@ -168,11 +168,14 @@ export class DeliveryQueue {
   private schedule(): void {
     if (!this.running) return;
     clearTimeout(this.timer);
+    // Every slot busy: the next attempt to finish kicks the queue; no need to ask the store.
+    if (this.inProgress.size >= this.o.queue.concurrency) return;
     const now = Date.now();
     let wait = this.pollMs;
     try {
       const due = this.o.store.queue.nextDueAt(now);
-      if (due !== undefined) wait = Math.max(0, Math.min(wait, due - now));
+      // at least a few ms: never spin on a due row that cannot be claimed
+      if (due !== undefined) wait = Math.max(5, Math.min(wait, due - now));
     } catch {
       // store closing: the poll will find out
     }
