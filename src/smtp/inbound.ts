@@ -333,6 +333,12 @@ function receiveInto(stream: Readable, writer: SpoolWriter, maxBytes: number, po
       settled = true;
       resolve();
     });
+    // The client may have gone while the spool file was being opened: then the stream
+    // was destroyed before these listeners existed and would never say so again.
+    if (stream.destroyed && !stream.readableEnded) {
+      fail(Object.assign(new Error('client disconnected before the end of DATA'), { code: 'ERR_MAILBAG_DISCONNECTED' }));
+      return;
+    }
     stream.pipe(limit).pipe(guard).pipe(writer);
   });
 }

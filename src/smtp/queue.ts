@@ -230,7 +230,9 @@ export class DeliveryQueue {
       finished = await this.recorder.record(qid, records, leased);
       for (const r of records) this.report(r);
     } catch (err) {
-      store.release(qid, leased);
+      // An internal failure (rewrite step, store, spool): keep the recipients, retry later.
+      const reason = `451 4.3.0 internal error: ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
+      store.postpone(qid, leased, Date.now() + this.o.queue.retryInitial, reason);
       throw err;
     }
     if (finished) await this.o.spool.remove(finished.spool_path);
