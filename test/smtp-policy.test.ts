@@ -148,3 +148,27 @@ t.test('connection limits: per IP and total, 421', async (t) => {
   x.close();
   y.close();
 });
+
+t.test('a failure before the 250 gives 451 4.3.0 and leaves nothing', async (t) => {
+  const { gw, dir } = await gateway(t);
+  // The store refuses the insert (as a full disk or a corrupt file would).
+  gw.store.db.exec("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(ABORT, 'disk on fire'); END");
+  const c = await session(gw);
+  await c.cmd('MAIL FROM:<a@sender.test>');
+  await c.cmd('RCPT TO:<alice@example.test>');
+  await c.cmd('DATA');
+  c.write('Subject: doomed\r\n\r\nbody\r\n.\r\n');
+  t.match(await c.reply(), /^451 4\.3\.0 /);
+  gw.store.db.exec('DROP TRIGGER refuse');
+  assertNothingStored(t, gw, dir);
+  // The spool cannot take the file (its tmp directory is gone).
+  const { rmSync } = await import('node:fs');
+  rmSync(join(dir, 'spool', 'tmp'), { recursive: true });
+  await c.cmd('MAIL FROM:<a@sender.test>');
+  await c.cmd('RCPT TO:<alice@example.test>');
+  await c.cmd('DATA');
+  c.write('Subject: doomed too\r\n\r\nbody\r\n.\r\n');
+  t.match(await c.reply(), /^451 4\.3\.0 /);
+  t.equal(gw.store.queue.list().length, 0, 'no message in the store');
+  c.close();
+});
