@@ -99,3 +99,19 @@ t.test('EHLO advertises what the issue asks for', async (t) => {
   t.match(await c.cmd('STARTTLS'), /^5\d\d /, 'STARTTLS is refused, never served with the built-in certificate');
   c.close();
 });
+
+t.test('stop() tells idle clients 421 and closes their connections', async (t) => {
+  const { dir, cleanup } = tempDir('stop');
+  t.teardown(cleanup);
+  const gw = await startGateway(testConfig(dir));
+  const { RawSmtp } = await import('./helpers/gateway.js');
+  const c = await RawSmtp.open(gw.smtpAddress().port);
+  await c.reply();
+  await c.cmd('EHLO idle.test');
+  const started = Date.now();
+  await gw.stop();
+  t.match(await c.reply(), /^421 4\.3\.2 /);
+  await waitFor(() => c.closed, 2000, 'the socket to close');
+  t.ok(Date.now() - started < 3000, 'promptly');
+  c.close();
+});

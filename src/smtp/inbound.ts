@@ -158,18 +158,26 @@ export class InboundServer {
 
   /**
    * Graceful stop: no new connections, let DATA transactions in flight finish (up to
-   * `graceMs`), then tell idle clients 421 and close.
+   * `graceMs`), then tell the remaining (idle) clients 421 and close their sockets.
+   * Resolves when every socket is gone (bounded: a client that never closes its side
+   * is cut off by smtp-server's half-close deadline, and we stop waiting after 2 s).
    */
   async close(graceMs: number): Promise<void> {
-    if (this.server.server.listening) this.server.server.close();
+    const net = this.server.server;
+    const closed = net.listening ? new Promise<void>((r) => net.once('close', () => r())) : Promise.resolve();
+    if (net.listening) net.close();
     if (this.activeTransactions > 0) {
       await Promise.race([
         new Promise<void>((r) => this.idleWaiters.push(r)),
         new Promise<void>((r) => setTimeout(r, graceMs).unref()),
       ]);
     }
-    (this.server.options as GatewaySmtpOptions).closeTimeout = 50;
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const c of [...this.server.connections]) {
+      const conn = c as unknown as ConnectionLike;
+      conn.send(421, '4.3.2 Service shutting down, try again later', false);
+      conn.close();
+    }
+    await Promise.race([closed, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
   }
 
   private onConnect(session: SMTPServerSession, cb: (err?: Error | null) => void): void {
