@@ -51,13 +51,17 @@ interface ConnectionLike {
  */
 class GatewaySmtpServer extends SMTPServer {
   onReply?: (code: number) => void;
+  private readonly wrapped = new WeakSet<object>();
 
   override connect(socket: Socket, socketOptions?: Parameters<SMTPServer['connect']>[1]): void {
     super.connect(socket, socketOptions);
+    // smtp-server adds the new connection last (a Set keeps insertion order), unless it
+    // refused it on the spot (maxClients): then the last one is an older, wrapped one.
     let newest: ConnectionLike | undefined;
     for (const c of this.connections) newest = c as unknown as ConnectionLike;
-    if (!newest) return;
+    if (!newest || this.wrapped.has(newest)) return;
     const conn = newest;
+    this.wrapped.add(conn);
     const send = conn.send.bind(conn);
     conn.send = (code, data, context) => {
       if (code >= 400) this.onReply?.(code);
