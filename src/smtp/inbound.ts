@@ -218,11 +218,13 @@ export class InboundServer {
 
   private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     const client = { ip: session.remoteAddress, authenticated: !!session.user };
-    if (!this.policy.mayRelay(address, client)) {
-      return cb(new SmtpReplyError(550, '5.7.1', `Relay access denied for <${address}>`));
-    }
-    if (!resolveRoute(this.o.routes, address)) {
-      return cb(new SmtpReplyError(550, '5.1.2', `No route to the domain of <${address}>`));
+    let refusal: SmtpReplyError | undefined;
+    if (!this.policy.mayRelay(address, client)) refusal = new SmtpReplyError(550, '5.7.1', `Relay access denied for <${address}>`);
+    else if (!resolveRoute(this.o.routes, address)) refusal = new SmtpReplyError(550, '5.1.2', `No route to the domain of <${address}>`);
+    if (refusal) {
+      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
+      this.o.logger.info({ from, rcpt: address, client: normaliseIp(session.remoteAddress), result: 'rejected', reply: `550 ${refusal.message}` }, 'smtp recipient refused');
+      return cb(refusal);
     }
     cb();
   }
