@@ -63,6 +63,22 @@ t.test('the installed smtp-server carries the earlyTalkerDelay patch for its ver
   t.ok(new GreetingDelayError('x').code === 'ERR_GREETING_DELAY_UNSUPPORTED');
 });
 
+t.test('without the patch a non-default delay is refused at start-up, the default is not', async (t) => {
+  const { SMTPConnection } = await import('smtp-server/lib/smtp-connection.js');
+  const patched = SMTPConnection.prototype.init;
+  // What an unpatched smtp-server 3.21.6 init looks like: a fixed 100 ms.
+  SMTPConnection.prototype.init = function init(this: unknown) {
+    setTimeout(() => undefined, 100);
+  } as typeof patched;
+  t.teardown(() => {
+    SMTPConnection.prototype.init = patched;
+  });
+  t.notOk(smtpServerHonoursGreetingDelay());
+  t.throws(() => checkGreetingDelay(0), { code: 'ERR_GREETING_DELAY_UNSUPPORTED' });
+  t.throws(() => checkGreetingDelay(250), { code: 'ERR_GREETING_DELAY_UNSUPPORTED' });
+  t.doesNotThrow(() => checkGreetingDelay(100), 'the default needs no patch');
+});
+
 t.test('earlyTalkerDelay 0 greets at once, 300 holds the banner, unset keeps 100', async (t) => {
   const zero = await listen({ earlyTalkerDelay: 0 });
   const slow = await listen({ earlyTalkerDelay: 300 });
