@@ -124,3 +124,27 @@ t.test('LMTP next hop: per-recipient outcome', async (t) => {
   const rcpts = Object.fromEntries(gw.store.queue.recipients(qid).map((r) => [r.rcpt, r.state]));
   t.same(rcpts, { 'bob@remote.test': 'failed', 'carol@remote.test': 'delivered', 'dave@remote.test': 'delivered' });
 });
+
+t.test('pooled connections: reused while open, replaced when the next hop drops them', async (t) => {
+  const { dir, cleanup } = tempDir('pool');
+  const sink = await startSink({ socketTimeout: 300 });
+  const gw = await startGateway(
+    testConfig(dir, { smtp: { trustedNetworks: ['127.0.0.0/8'] }, routes: [{ domain: '*', nexthop: `smtp://127.0.0.1:${sink.port}` }], queue: { retryInitial: 30, retryMax: 60 } }),
+    { pollMs: 30 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    await sink.close();
+    cleanup();
+  });
+  const first = await send(gw, 'ann@example.test', ['a@remote.test']);
+  const second = await send(gw, 'ann@example.test', ['b@remote.test']);
+  await waitFor(() => sink.messages.length === 2, 3000, 'two deliveries on a warm pool');
+  // The sink drops idle connections after 300 ms: the next message needs a new one.
+  await new Promise((r) => setTimeout(r, 700));
+  const third = await send(gw, 'ann@example.test', ['c@remote.test']);
+  await waitFor(() => sink.messages.length === 3, 3000, 'delivery after the next hop closed the idle connection');
+  for (const q of [first, second, third]) {
+    t.same(gw.store.queue.attempts(q).map((a) => a.outcome), ['delivered'], `${q}: delivered at the first attempt`);
+  }
+});

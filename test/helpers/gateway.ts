@@ -62,7 +62,7 @@ export interface Sink {
 }
 
 /** A real SMTP (or LMTP) server as the next hop; records what arrives. */
-export async function startSink(opts: { port?: number; lmtp?: boolean } = {}): Promise<Sink> {
+export async function startSink(opts: { port?: number; lmtp?: boolean; socketTimeout?: number } = {}): Promise<Sink> {
   const messages: SinkMessage[] = [];
   const rcptReply = new Map<string, { code: number; message: string }>();
   const sink: Partial<Sink> = { messages, rcptReply };
@@ -72,6 +72,7 @@ export async function startSink(opts: { port?: number; lmtp?: boolean } = {}): P
     disabledCommands: ['AUTH', 'STARTTLS'],
     hideSTARTTLS: true,
     earlyTalkerDelay: 0,
+    ...(opts.socketTimeout ? { socketTimeout: opts.socketTimeout } : {}),
     onRcptTo(address, _s, cb) {
       const r = rcptReply.get(address.address);
       if (r) return cb(Object.assign(new Error(r.message), { responseCode: r.code }));
