@@ -77,6 +77,11 @@ t.test('nodemailer -> mailbag -> smtp-server sink and Maildir, byte-exact apart 
   const attempts = gw.store.queue.attempts(qid!);
   t.same(attempts.map((a) => a.outcome).sort(), ['delivered', 'delivered']);
   t.ok(attempts.some((a) => a.nexthop === `smtp://127.0.0.1:${sink.port}` && /^250/.test(a.reply ?? '')));
+  // The queue runs on its own thread: its attempts still reach the metrics and health.
+  await waitFor(() => gw.queue.inFlight === 0, 2000, 'no attempt in flight');
+  const delivered = await gw.metrics.registry.getSingleMetricAsString('mailbag_recipients_delivered_total');
+  t.match(delivered, new RegExp(`nexthop="smtp://127\\.0\\.0\\.1:${sink.port}"\\} 1`));
+  t.match(delivered, /nexthop="maildir:[^"]+"\} 1/);
   const spoolPath = gw.store.queue.message(qid!)!.spool_path;
   await waitFor(() => !existsSync(spoolPath), 2000, 'spool file removal');
   t.pass('spool file removed once every recipient is final');

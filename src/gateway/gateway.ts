@@ -4,18 +4,18 @@ import type { Config } from '../config/schema.js';
 import { checkGreetingDelay } from '../smtp/greeting-delay.js';
 import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, isQid } from '../smtp/qid.js';
-import { DeliveryQueue, type RewriteStep } from '../smtp/queue.js';
+import type { QueueEvents, QueueHandle, RewriteStep } from '../smtp/queue.js';
 import { Spool } from '../smtp/spool.js';
-import { MaildirTransport } from '../smtp/transports/maildir.js';
-import { SmtpTransport } from '../smtp/transports/smtp.js';
 import { Store } from '../store/store.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
+import { createDeliveryQueue } from './delivery.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { QueueThread } from './queue-thread.js';
 
 export interface Gateway {
   smtpAddress(): AddressInfo;
   adminAddress(): AddressInfo | undefined;
-  queue: DeliveryQueue;
+  queue: QueueHandle;
   store: Store;
   metrics: GatewayMetrics;
   /** Graceful: stop accepting, finish transactions and attempts (bounded), close the store. */
@@ -28,6 +28,11 @@ export interface StartGatewayOptions {
   rewrite?: RewriteStep;
   /** Store poll interval of the queue, ms (default 1000). */
   pollMs?: number;
+  /**
+   * Run the delivery queue on its own thread (default), or on the SMTP thread. A
+   * `rewrite` step is a function, which cannot cross threads: it implies the latter.
+   */
+  queueThread?: boolean;
 }
 
 /**
@@ -41,46 +46,47 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   const store = Store.open(config.store.path);
   let inbound: InboundServer | undefined;
   let admin: AdminServer | undefined;
-  let queue: DeliveryQueue | undefined;
+  let queue: QueueHandle | undefined;
   try {
     const spool = new Spool(config.spool.dir);
     const swept = await spool.sweepTmp();
     if (swept) logger.info({ files: swept }, 'spool: removed unfinished transactions left by the last stop');
     const orphans = await removeOrphans(spool, store);
     if (orphans) logger.info({ files: orphans }, 'spool: removed files of finished or never-committed messages');
-    const qids = new QidGenerator(store.queue.maxQid());
+    // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own.
+    const qids = new QidGenerator(store.queue.maxQid(), { lane: 0, lanes: 2 });
     const metrics = createGatewayMetrics();
     metrics.setQueueDepthSource(() => store.queue.depth());
-    const hostname = config.gateway.hostname;
-    queue = new DeliveryQueue({
-      store,
-      spool,
-      qids,
-      routes: config.routes,
-      queue: config.queue,
-      hostname,
-      logger,
-      transports: [
-        new SmtpTransport('smtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
-        new SmtpTransport('lmtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
-        new MaildirTransport(hostname),
-      ],
-      ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
-      ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
-      events: {
-        attempt(a) {
-          const hop = a.nexthop;
-          metrics.attemptDuration.observe({ nexthop: hop, outcome: a.outcome }, a.durationMs / 1000);
-          for (const r of a.recipients) {
-            if (r.state === 'delivered') metrics.recipientsDelivered.inc({ nexthop: hop });
-            else if (r.state === 'deferred') metrics.recipientsDeferred.inc({ nexthop: hop });
-          }
-        },
-        bounced(n) {
-          metrics.recipientsBounced.inc(n);
-        },
+    const events: QueueEvents = {
+      attempt(a) {
+        const hop = a.nexthop;
+        metrics.attemptDuration.observe({ nexthop: hop, outcome: a.outcome }, a.durationMs / 1000);
+        for (const r of a.recipients) {
+          if (r.state === 'delivered') metrics.recipientsDelivered.inc({ nexthop: hop });
+          else if (r.state === 'deferred') metrics.recipientsDeferred.inc({ nexthop: hop });
+        }
       },
-    });
+      bounced(n) {
+        metrics.recipientsBounced.inc(n);
+      },
+    };
+    let thread: QueueThread | undefined;
+    if (opts.rewrite || opts.queueThread === false) {
+      const inProcess = createDeliveryQueue(config, {
+        store,
+        spool,
+        qids,
+        logger,
+        events,
+        ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
+        ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
+      });
+      inProcess.start();
+      queue = inProcess;
+    } else {
+      thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
+      queue = thread;
+    }
     const q = queue;
     inbound = new InboundServer({
       config,
@@ -99,7 +105,6 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
         },
       },
     });
-    queue.start();
     const smtp = await inbound.listen(config.smtp.listen.host, config.smtp.listen.port);
     const inb = inbound;
     if (config.admin.enabled) {
@@ -107,7 +112,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
         host: config.admin.listen.host,
         port: config.admin.listen.port,
         metrics,
-        health: () => ({ ok: inb.server.server.listening, queueDepth: store.queue.depth(), attemptsInFlight: q.inFlight }),
+        health: () => ({ ok: inb.server.server.listening && !thread?.failed, queueDepth: store.queue.depth(), attemptsInFlight: q.inFlight }),
       });
     }
     const adm = admin;

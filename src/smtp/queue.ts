@@ -36,6 +36,18 @@ interface AttemptDone {
 export interface QueueEvents {
   attempt?(a: { qid: string; nexthop: string; outcome: AttemptOutcome; durationMs: number; recipients: RecipientUpdate[] }): void;
   bounced?(count: number): void;
+  /** The number of messages with an attempt round in flight changed. */
+  inFlight?(count: number): void;
+}
+
+/** What the rest of the gateway needs from a running queue, on this thread or another. */
+export interface QueueHandle {
+  /** Something became due: look now instead of at the next poll. */
+  kick(): void;
+  /** Messages with an attempt round in flight. */
+  readonly inFlight: number;
+  /** Stops picking work and waits (up to graceMs) for the attempts in flight. */
+  stop(graceMs: number): Promise<void>;
 }
 
 export interface DeliveryQueueOptions {
@@ -67,7 +79,7 @@ function enhancedStatus(reply: string, fallbackClass: '4' | '5'): string {
  * jitter until the lifetime runs out, bounces 5xx and expired recipients to the
  * envelope sender, and removes the spool file once every recipient is final.
  */
-export class DeliveryQueue {
+export class DeliveryQueue implements QueueHandle {
   private running = false;
   private timer: NodeJS.Timeout | undefined;
   private immediate: NodeJS.Immediate | undefined;
@@ -152,9 +164,11 @@ export class DeliveryQueue {
             .catch((err: Error) => this.o.logger.error({ qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
             .finally(() => {
               this.inProgress.delete(qid);
+              this.o.events?.inFlight?.(this.inProgress.size);
               this.kick();
             });
           this.inProgress.set(qid, p);
+          this.o.events?.inFlight?.(this.inProgress.size);
         }
       } while (this.again);
     } catch (err) {
