@@ -18,7 +18,8 @@ export type FromQueueThread =
   | { type: 'stopped' }
   | { type: 'inflight'; count: number }
   | { type: 'attempt'; attempt: Parameters<NonNullable<QueueEvents['attempt']>>[0] }
-  | { type: 'bounced'; count: number };
+  | { type: 'bounced'; count: number }
+  | { type: 'batch'; messages: FromQueueThread[] };
 
 /** The worker entry: compiled `.js` next to this file, or the `.ts` source through tsx. */
 function workerSource(): { source: string | URL; eval: boolean } {
@@ -51,7 +52,7 @@ export class QueueThread implements QueueHandle {
     const thread = new QueueThread(worker, logger);
     return new Promise((resolve, reject) => {
       let ready = false;
-      worker.on('message', (m: FromQueueThread) => {
+      const handle = (m: FromQueueThread): void => {
         switch (m.type) {
           case 'ready':
             ready = true;
@@ -66,10 +67,14 @@ export class QueueThread implements QueueHandle {
           case 'bounced':
             events.bounced?.(m.count);
             break;
+          case 'batch':
+            for (const inner of m.messages) handle(inner);
+            break;
           case 'stopped':
             break;
         }
-      });
+      };
+      worker.on('message', handle);
       worker.on('error', (err) => {
         thread.failed = err;
         logger.error({ err: { message: err.message, stack: err.stack } }, 'queue thread failed');

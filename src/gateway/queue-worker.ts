@@ -9,7 +9,17 @@ import type { FromQueueThread, QueueThreadData, ToQueueThread } from './queue-th
 
 const port = parentPort!;
 const data = workerData as QueueThreadData;
-const post = (m: FromQueueThread) => port.postMessage(m);
+// Events are batched per event-loop turn: one postMessage per message cost more than
+// the message's attempt bookkeeping.
+let outbox: FromQueueThread[] = [];
+const post = (m: FromQueueThread) => {
+  if (outbox.push(m) === 1) setImmediate(flush);
+};
+const flush = () => {
+  const batch = outbox;
+  outbox = [];
+  port.postMessage({ type: 'batch', messages: batch } satisfies FromQueueThread);
+};
 const logger = pino({ level: data.config.log.level, base: { name: 'mailbag' } });
 const store = Store.open(data.config.store.path);
 const spool = new Spool(data.config.spool.dir);
@@ -26,7 +36,10 @@ const queue = createDeliveryQueue(data.config, {
       post({ type: 'attempt', attempt: a });
     },
     inFlight(count) {
-      post({ type: 'inflight', count });
+      // only the latest count matters
+      const last = outbox[outbox.length - 1];
+      if (last?.type === 'inflight') last.count = count;
+      else post({ type: 'inflight', count });
     },
     bounced(count) {
       post({ type: 'bounced', count });
@@ -40,8 +53,9 @@ port.on('message', (m: ToQueueThread) => {
   } else if (m.type === 'stop') {
     void queue.stop(m.graceMs).finally(() => {
       store.close();
-      post({ type: 'stopped' });
+      if (outbox.length) flush();
+      port.postMessage({ type: 'stopped' } satisfies FromQueueThread);
     });
   }
 });
-post({ type: 'ready' });
+port.postMessage({ type: 'ready' } satisfies FromQueueThread);
