@@ -153,3 +153,22 @@ t.test('start-up removes spool files of finished and never-committed messages', 
   t.notOk(existsSync(spool.pathFor(finished)), 'a finished message loses its file');
   t.notOk(existsSync(spool.pathFor(uncommitted)), 'a never-committed file is removed');
 });
+
+t.test('a queue thread that dies is replaced and the queue goes on', async (t) => {
+  const { dir, cleanup } = tempDir('thread-restart');
+  t.teardown(cleanup);
+  const { QueueThread } = await import('../src/gateway/queue-thread.js');
+  const gw = await startGateway(testConfig(dir), { pollMs: 50 });
+  t.teardown(() => gw.stop());
+  const thread = gw.queue;
+  if (!(thread instanceof QueueThread)) throw new Error('expected the queue on its own thread');
+  await thread['worker'].terminate(); // as if it had crashed
+  await waitFor(() => thread.failed, 2000, 'the failure to be noticed');
+  const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw.smtpAddress().port, secure: false, ignoreTLS: true });
+  const info = await client.sendMail({ envelope: { from: 'ann@sender.test', to: ['alice@example.test'] }, raw: BODY });
+  client.close();
+  t.match(info.response, /^250 /, 'accepting goes on meanwhile');
+  await waitFor(() => maildirFiles(join(dir, 'mailboxes'), 'example.test', 'alice').length === 1, 5000, 'delivery by the new thread');
+  t.equal(thread.restarts, 1);
+  t.equal(thread.failed, undefined, 'healthy again');
+});

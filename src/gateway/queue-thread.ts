@@ -34,38 +34,55 @@ function workerSource(): { source: string | URL; eval: boolean } {
   };
 }
 
-/** The main thread's handle on the queue thread. */
+/** How long to wait before replacing a queue thread that died. */
+const RESTART_DELAY_MS = 1000;
+
+/**
+ * The main thread's handle on the queue thread. A thread that dies (an uncaught error)
+ * is replaced after a second: its leases are stale, so the new one resumes everything.
+ */
 export class QueueThread implements QueueHandle {
   private inflight = 0;
   private kickPending = false;
   private stopping: Promise<void> | undefined;
+  private worker!: Worker;
+  /** Set while the current thread is dead (reported by /healthz). */
   failed: Error | undefined;
+  restarts = 0;
 
   private constructor(
-    private readonly worker: Worker,
+    private readonly data: QueueThreadData,
+    private readonly events: QueueEvents,
     private readonly logger: Logger,
   ) {}
 
-  static start(data: QueueThreadData, events: QueueEvents, logger: Logger): Promise<QueueThread> {
+  static async start(data: QueueThreadData, events: QueueEvents, logger: Logger): Promise<QueueThread> {
+    const thread = new QueueThread(data, events, logger);
+    await thread.spawn();
+    return thread;
+  }
+
+  private spawn(): Promise<void> {
     const { source, eval: isEval } = workerSource();
-    const worker = new Worker(source, { eval: isEval, workerData: data });
-    const thread = new QueueThread(worker, logger);
+    const worker = new Worker(source, { eval: isEval, workerData: this.data });
+    this.worker = worker;
     return new Promise((resolve, reject) => {
       let ready = false;
       const handle = (m: FromQueueThread): void => {
         switch (m.type) {
           case 'ready':
             ready = true;
-            resolve(thread);
+            this.failed = undefined;
+            resolve();
             break;
           case 'inflight':
-            thread.inflight = m.count;
+            this.inflight = m.count;
             break;
           case 'attempt':
-            events.attempt?.(m.attempt);
+            this.events.attempt?.(m.attempt);
             break;
           case 'bounced':
-            events.bounced?.(m.count);
+            this.events.bounced?.(m.count);
             break;
           case 'batch':
             for (const inner of m.messages) handle(inner);
@@ -76,16 +93,20 @@ export class QueueThread implements QueueHandle {
       };
       worker.on('message', handle);
       worker.on('error', (err) => {
-        thread.failed = err;
-        logger.error({ err: { message: err.message, stack: err.stack } }, 'queue thread failed');
-        if (!ready) reject(err);
+        this.failed = err;
+        this.logger.error({ err: { message: err.message, stack: err.stack } }, 'queue thread failed');
       });
       worker.on('exit', (code) => {
-        if (!thread.stopping) {
-          thread.failed ??= new Error(`queue thread exited with code ${code}`);
-          logger.error({ code }, 'queue thread exited');
-        }
-        if (!ready) reject(thread.failed ?? new Error(`queue thread exited with code ${code}`));
+        if (!ready) return reject(this.failed ?? new Error(`queue thread exited with code ${code} before it was ready`));
+        if (this.stopping) return;
+        this.failed ??= new Error(`queue thread exited with code ${code}`);
+        this.inflight = 0;
+        this.logger.error({ code, restartInMs: RESTART_DELAY_MS }, 'queue thread exited; replacing it');
+        setTimeout(() => {
+          if (this.stopping) return;
+          this.restarts++;
+          this.spawn().catch((err: Error) => this.logger.error({ err: { message: err.message } }, 'queue thread could not be replaced'));
+        }, RESTART_DELAY_MS).unref();
       });
     });
   }
