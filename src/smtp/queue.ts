@@ -213,7 +213,7 @@ export class DeliveryQueue implements QueueHandle {
     const leased = rows.map((r) => r.rcpt);
     let finished: MessageRow | undefined;
     try {
-      const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => this.o.spool.read(msg.spool_path) };
+      const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => this.o.spool.open(msg.spool_path, msg.size) };
       const copies = await this.rewrite(msg, original.recipients, original);
       const attempts: Promise<AttemptDone>[] = [];
       for (const copy of copies) {

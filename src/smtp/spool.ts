@@ -1,6 +1,6 @@
-import { close, createReadStream, fsync, mkdirSync, open, readdirSync, rename, unlink, writev, type ReadStream } from 'node:fs';
+import { close, createReadStream, fsync, mkdirSync, open, readdirSync, readFileSync, rename, unlink, writev, type ReadStream } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 
 // The callback API on plain fds: cheaper per call than FileHandle, and the accept path
@@ -74,10 +74,34 @@ export class Spool {
     return createReadStream(path, { highWaterMark: 256 * 1024 });
   }
 
+  /**
+   * The message for a delivery attempt. A small message (most mail) is read with one
+   * synchronous call, normally from the page cache: the four thread-pool round trips of
+   * a stream (open, read, read to EOF, close) cost more than the read. Larger messages
+   * are streamed.
+   */
+  open(path: string, size: number): Readable {
+    if (size > SMALL_MESSAGE_BYTES) return this.read(path);
+    let bytes: Buffer;
+    try {
+      bytes = readFileSync(path);
+    } catch (err) {
+      return new Readable({
+        read() {
+          this.destroy(err as Error);
+        },
+      });
+    }
+    return Readable.from([bytes], { objectMode: false });
+  }
+
   async remove(path: string): Promise<void> {
     await removeFile(path);
   }
 }
+
+/** Messages up to this size are read for delivery in one call. */
+const SMALL_MESSAGE_BYTES = 256 * 1024;
 
 /** Buffered up to this many bytes before a write: small messages cost one writev. */
 const FLUSH_BYTES = 128 * 1024;
