@@ -1,7 +1,8 @@
 import type { Command } from './command.js';
 import { configCommand } from './config-command.js';
 import { impCommand } from './imp-command.js';
+import { queueCommand } from './queue-command.js';
 import { startCommand } from './start-command.js';
 
 /** Every top-level command; each lives in its own file. */
-export const commands: Command[] = [startCommand, configCommand, impCommand];
+export const commands: Command[] = [startCommand, configCommand, queueCommand, impCommand];

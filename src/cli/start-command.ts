@@ -1,18 +1,35 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
-import { parseCommandArgs, writeOutput, type Command } from './command.js';
+import { startGateway } from '../gateway/gateway.js';
+import { CliError, parseCommandArgs, type Command } from './command.js';
 
 export const startCommand: Command = {
   name: 'start',
   summary: 'start the gateway in the foreground',
-  usage: 'mailbag start [--config FILE]\n\nThe config file is --config, else $MAILBAG_CONFIG, else the embedded config/default.yaml.',
-  async run(argv, io) {
+  usage:
+    'mailbag start [--config FILE]\n\nThe config file is --config, else $MAILBAG_CONFIG, else the embedded config/default.yaml.\n' +
+    'Logs JSON lines to stdout; stops gracefully on SIGTERM or SIGINT.',
+  async run(argv) {
     const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } }, false);
-    const file = resolveConfigPath(values.config, io.env);
+    const file = resolveConfigPath(values.config, process.env);
     const config = loadConfig(file);
-    await writeOutput(
-      io,
-      `mailbag: config ${file} is valid (SMTP would listen on ${config.smtp.listen.host}:${config.smtp.listen.port}); ` +
-        'the SMTP gateway is not built yet, exiting\n',
-    );
+    let gateway;
+    try {
+      gateway = await startGateway(config);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen: ${e.message}`, 'ERR_MAILBAG_LISTEN');
+      throw new CliError(e.message, e.code ?? 'ERR_MAILBAG_START');
+    }
+    const g = gateway;
+    await new Promise<void>((resolve) => {
+      const onSignal = () => {
+        process.removeListener('SIGTERM', onSignal);
+        process.removeListener('SIGINT', onSignal);
+        g.stop().then(resolve, resolve);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+    return 0;
   },
 };

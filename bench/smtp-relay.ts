@@ -1,0 +1,275 @@
+// smtp-relay: messages/s for 10 KB messages at 20 sessions, with and without
+// connection reuse, for
+//   (a) smtp-source -> smtp-sink                  (baseline: the tools' own ceiling)
+//   (b) smtp-source -> mailbag -> smtp-sink        (real gateway process, durability on)
+//   (c) smtp-source -> smtp-server + nodemailer -> smtp-sink  (the libraries alone, in
+//       memory, not durable: the floor mailbag's SMTP stack sets)
+// all in one run. mailbag accepts (250 after fsync + SQLite commit) and relays
+// asynchronously, so two rates are reported: the accept rate (smtp-source done) and
+// the end-to-end relay rate (the sink has every message). Peak RSS is the gateway
+// process's VmHWM.
+//
+//   npm run bench -- smtp-relay
+//   env: BENCH_SCALE=0.2 (fewer messages), BENCH_CPU_PROF=DIR (write a --cpu-prof of
+//        the gateway per scenario), BENCH_LOG_LEVEL=info (gateway log level),
+//        BENCH_HARAKA=0 (skip the Haraka comparison: npm-installs Haraka into a temp dir).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ensurePostfixTools, runSource, startSink, type Sink } from './lib/postfix-tools.js';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { processCpuSeconds, spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
+import { ensureHaraka, startHaraka } from './lib/haraka.js';
+import { freePort } from './lib/postfix-tools.js';
+
+const SESSIONS = 20;
+const BYTES = 10 * 1024;
+const scale = Number(process.env.BENCH_SCALE ?? '1');
+const counts = {
+  reuse: Math.round(10_000 * scale),
+  noReuse: Math.round(4_000 * scale),
+  noReuseDefaultDelay: Math.round(1_500 * scale),
+  haraka: Math.round(2_000 * scale),
+};
+const FROM = 'bench-sender@example.org';
+const logLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
+const TO = 'bench@example.test';
+
+interface Row {
+  path: string;
+  mode: string;
+  count: number;
+  acceptRate: number;
+  relayRate?: number;
+  baseline?: number;
+  peakRss?: number;
+  /** Relay process CPU (user + system) per message, ms: the figure a busy machine colours least. */
+  cpuMsPerMessage?: number;
+  note?: string;
+}
+
+const found = ensurePostfixTools();
+if (typeof found === 'string') {
+  process.stdout.write(`skipped: ${found}\n`);
+  process.exit(0);
+}
+const tools = found;
+
+const work = mkdtempSync(join(tmpdir(), 'mailbag-bench-relay-'));
+const cleanups: Array<() => Promise<void>> = [];
+const rows: Row[] = [];
+process.on('SIGINT', () => void cleanup().then(() => process.exit(130)));
+
+async function cleanup() {
+  for (const fn of cleanups.splice(0).reverse()) await fn().catch(() => {});
+  rmSync(work, { recursive: true, force: true });
+}
+
+function rate(n: number, ms: number) {
+  return (n * 1000) / ms;
+}
+
+async function baseline(reuse: boolean, count: number): Promise<number> {
+  const sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  try {
+    const run = await runSource(tools.source, { port: sink.port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 120_000, from: FROM, to: TO });
+    if (!run.ok) throw new Error(`smtp-source -> smtp-sink failed: ${run.stderr}`);
+    await sink.waitFor(count, 10_000);
+    const r = rate(count, run.ms);
+    rows.push({ path: 'smtp-source -> smtp-sink', mode: reuse ? 'reuse (-d)' : 'new connection per message', count, acceptRate: r });
+    return r;
+  } finally {
+    await sink.stop();
+  }
+}
+
+async function throughMailbag(name: string, reuse: boolean, greetingDelay: number, count: number, base: number): Promise<void> {
+  const dir = mkdtempSync(join(work, `${name}-`));
+  const sink: Sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  const config = join(dir, 'mailbag.yaml');
+  const port = await freePort(); // fixed, so any log level works (readiness is a TCP connect)
+  writeFileSync(
+    config,
+    [
+      'gateway: { hostname: bench.mailbag.test }',
+      'smtp:',
+      `  listen: { host: 127.0.0.1, port: ${port} }`,
+      `  greetingDelay: ${greetingDelay}`,
+      '  localDomains: [example.test]',
+      '  maxConnections: 1000',
+      '  maxConnectionsPerIp: 1000',
+      `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }`,
+      `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
+      'routes:',
+      `  - { domain: example.test, nexthop: "smtp://127.0.0.1:${sink.port}" }`,
+      'admin: { enabled: false }',
+      `log: { level: ${logLevel} }`,
+      '',
+    ].join('\n'),
+  );
+  const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  const gw: GatewayProcess = await spawnGateway(config, { nodeArgs, port });
+  cleanups.push(async () => {
+    await gw.stop(5000);
+  });
+  const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms`;
+  const cpu0 = gw.cpuSeconds();
+  try {
+    const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    if (!run.ok) {
+      rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      return;
+    }
+    let relayRate: number | undefined;
+    let note: string | undefined;
+    try {
+      const done = await sink.waitFor(count, 120_000);
+      relayRate = rate(count, done - run.started);
+    } catch (err) {
+      note = (err as Error).message;
+    }
+    const cpu1 = gw.cpuSeconds();
+    const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
+    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, note });
+  } finally {
+    const peak = gw.peakRssBytes();
+    const last = rows[rows.length - 1];
+    if (last && last.peakRss === undefined && peak !== undefined) last.peakRss = peak;
+    await gw.stop(10_000);
+    await sink.stop();
+  }
+}
+
+async function throughHaraka(reuse: boolean, count: number, base: number): Promise<void> {
+  const install = ensureHaraka();
+  if (typeof install === 'string') {
+    notes.push(`Haraka skipped: ${install}`);
+    return;
+  }
+  const sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  const haraka = await startHaraka(install, { port: await freePort(), sinkPort: sink.port, domain: 'example.test', workDir: work });
+  cleanups.push(() => haraka.stop());
+  const mode = reuse ? 'reuse (-d)' : 'new connection per message';
+  const path = `smtp-source -> Haraka ${install.version} -> smtp-sink`;
+  const cpu0 = haraka.cpuSeconds();
+  try {
+    const run = await runSource(tools.source, { port: haraka.port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    if (!run.ok) {
+      rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      return;
+    }
+    const done = await sink.waitFor(count, 60_000);
+    const cpu1 = haraka.cpuSeconds();
+    const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
+    rows.push({ path, mode, count, acceptRate: rate(count, run.ms), relayRate: rate(count, done - run.started), baseline: base, peakRss: haraka.peakRssBytes(), cpuMsPerMessage });
+  } finally {
+    await haraka.stop();
+    await sink.stop();
+  }
+}
+
+/** (c) the library floor: smtp-server -> pooled nodemailer from memory, no durability (bench/lib/floor-relay.ts). */
+async function throughFloor(reuse: boolean, count: number, base: number): Promise<void> {
+  const sink = await startSink(tools.sink);
+  cleanups.push(() => sink.stop());
+  const port = await freePort();
+  const script = fileURLToPath(new URL('./lib/floor-relay.ts', import.meta.url));
+  const child = spawn(process.execPath, ['--import=tsx', script, String(port), String(sink.port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  };
+  cleanups.push(stop);
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('floor relay did not start')), 15_000);
+    child.stdout!.once('data', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  const pid = child.pid!;
+  const mode = reuse ? 'reuse (-d)' : 'new connection per message';
+  const path = 'smtp-source -> smtp-server + nodemailer, in memory, not durable -> smtp-sink';
+  const cpu0 = processCpuSeconds(pid);
+  try {
+    const run = await runSource(tools.source, { port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    if (!run.ok) {
+      rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      return;
+    }
+    const done = await sink.waitFor(count, 60_000);
+    const cpu1 = processCpuSeconds(pid);
+    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    rows.push({
+      path,
+      mode,
+      count,
+      acceptRate: rate(count, run.ms),
+      relayRate: rate(count, done - run.started),
+      baseline: base,
+      peakRss: hwm ? Number(hwm[1]) * 1024 : undefined,
+      cpuMsPerMessage: cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined,
+    });
+  } finally {
+    await stop();
+    await sink.stop();
+  }
+}
+
+const notes: string[] = [];
+
+function print() {
+  const mb = (b?: number) => (b === undefined ? '-' : `${(b / 1024 / 1024).toFixed(0)} MiB`);
+  const f = (n?: number) => (n === undefined ? '-' : n.toFixed(0));
+  const lines = [
+    `10 KiB messages, ${SESSIONS} sessions, durability on (fsync + SQLite synchronous=FULL before 250), mailbag log level ${logLevel}`,
+    '',
+    '| path | mode | messages | accept msg/s | end-to-end msg/s | vs (a) same mode | relay peak RSS | relay CPU ms/msg |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+  ];
+  for (const r of rows) {
+    const ratio = r.baseline && r.relayRate ? `${((100 * r.relayRate) / r.baseline).toFixed(1)} %` : '-';
+    lines.push(`| ${r.path} | ${r.mode} | ${r.count} | ${f(r.acceptRate)} | ${f(r.relayRate ?? (r.baseline ? undefined : r.acceptRate))} | ${ratio} | ${mb(r.peakRss)} | ${r.cpuMsPerMessage === undefined ? '-' : r.cpuMsPerMessage.toFixed(2)} |${r.note ? ` ${r.note}` : ''}`);
+  }
+  const reuse0 = rows.find((r) => r.mode.startsWith('reuse') && r.mode.includes('greetingDelay 0 '));
+  if (reuse0?.relayRate !== undefined) {
+    lines.push('', `target (issue #4): >= 1000 msg/s end to end with connection reuse -> ${reuse0.relayRate >= 1000 ? 'met' : 'NOT met'} (${f(reuse0.relayRate)} msg/s)`);
+  }
+  for (const reuse of [true, false]) {
+    const m = rows.find((r) => r.path.includes('mailbag') && r.mode.startsWith(reuse ? 'reuse' : 'new') && r.mode.includes('greetingDelay 0 '));
+    const h = rows.find((r) => r.path.includes('Haraka') && r.mode.startsWith(reuse ? 'reuse' : 'new'));
+    if (m?.relayRate && h?.relayRate) {
+      lines.push(`mailbag vs Haraka, ${reuse ? 'with' : 'without'} connection reuse: ${f(m.relayRate)} vs ${f(h.relayRate)} msg/s end to end (${(m.relayRate / h.relayRate).toFixed(2)}x)`);
+    }
+  }
+  for (const n of notes) lines.push(n);
+  lines.push(`machine: ${cpus().length} CPUs, load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+try {
+  const baseReuse = await baseline(true, counts.reuse);
+  const baseNoReuse = await baseline(false, counts.noReuse);
+  await throughFloor(true, counts.reuse, baseReuse);
+  await throughFloor(false, counts.noReuse, baseNoReuse);
+  await throughMailbag('reuse-delay0', true, 0, counts.reuse, baseReuse);
+  await throughMailbag('noreuse-delay0', false, 0, counts.noReuse, baseNoReuse);
+  await throughMailbag('noreuse-delay100', false, 100, counts.noReuseDefaultDelay, baseNoReuse);
+  if (process.env.BENCH_HARAKA !== '0') {
+    await throughHaraka(true, counts.haraka, baseReuse);
+    await throughHaraka(false, counts.haraka, baseNoReuse);
+  }
+  print();
+} catch (err) {
+  print();
+  process.stderr.write(`smtp-relay: ${(err as Error).message}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,40 @@
+import type { AttemptRow, MessageRow, QueueSummary, RecipientRow } from '../../store/queue-store.js';
+
+const iso = (ms: number | null | undefined) => (ms ? new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z') : '-');
+const sender = (s: string) => (s === '' ? '<>' : s);
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+}
+
+export function formatList(rows: QueueSummary[]): string {
+  if (rows.length === 0) return 'queue is empty\n';
+  const lines = [['QID', 'RECEIVED', 'SIZE', 'PENDING', 'DONE', 'FAILED', 'NEXT ATTEMPT', 'FROM']];
+  for (const r of rows) {
+    lines.push([r.qid, iso(r.received_at), String(r.size), String(r.pending), String(r.delivered), String(r.failed), iso(r.next_attempt_at), sender(r.envelope_from)]);
+  }
+  return table(lines) + `${rows.length} message(s) in the queue\n`;
+}
+
+export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: AttemptRow[]): string {
+  const out = [
+    `qid:       ${m.qid}`,
+    `state:     ${m.state}`,
+    `received:  ${iso(m.received_at)}`,
+    `from:      ${sender(m.envelope_from)}`,
+    `size:      ${m.size}`,
+    `client:    ${m.client_address ?? '-'}${m.helo ? ` (helo ${m.helo})` : ''}${m.auth_user ? ` (auth ${m.auth_user})` : ''}`,
+    `spool:     ${m.spool_path}`,
+    '',
+    'recipients:',
+  ];
+  for (const r of rcpts) {
+    const next = r.state === 'queued' || r.state === 'deferred' ? `  next ${iso(r.next_attempt_at)}` : '';
+    out.push(`  ${r.rcpt}  ${r.state}  attempts ${r.attempts}${next}${r.last_reply ? `  last: ${r.last_reply}` : ''}`);
+  }
+  out.push('', 'attempts:');
+  if (attempts.length === 0) out.push('  none yet');
+  for (const a of attempts) out.push(`  ${iso(a.started_at)}  ${a.nexthop}  ${a.outcome}  ${a.duration_ms} ms  ${a.reply ?? ''}`);
+  return out.join('\n') + '\n';
+}

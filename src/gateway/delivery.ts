@@ -1,0 +1,33 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { QidGenerator } from '../smtp/qid.js';
+import { DeliveryQueue, type QueueEvents, type RewriteStep } from '../smtp/queue.js';
+import type { Spool } from '../smtp/spool.js';
+import { MaildirTransport } from '../smtp/transports/maildir.js';
+import { SmtpTransport } from '../smtp/transports/smtp.js';
+import type { Store } from '../store/store.js';
+
+/** The delivery queue with every next-hop kind wired, on whichever thread calls this. */
+export function createDeliveryQueue(
+  config: Config,
+  deps: { store: Store; spool: Spool; qids: QidGenerator; logger: Logger; events?: QueueEvents; rewrite?: RewriteStep; pollMs?: number },
+): DeliveryQueue {
+  const hostname = config.gateway.hostname;
+  return new DeliveryQueue({
+    store: deps.store,
+    spool: deps.spool,
+    qids: deps.qids,
+    routes: config.routes,
+    queue: config.queue,
+    hostname,
+    logger: deps.logger,
+    transports: [
+      new SmtpTransport('smtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
+      new SmtpTransport('lmtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
+      new MaildirTransport(hostname),
+    ],
+    ...(deps.events ? { events: deps.events } : {}),
+    ...(deps.rewrite ? { rewrite: deps.rewrite } : {}),
+    ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
+  });
+}

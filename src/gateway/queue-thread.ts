@@ -1,0 +1,153 @@
+// The delivery queue on its own thread. Accepting (smtp-server, spool, the durable
+// commit) and delivering (routing, next-hop clients, attempt records) each cost about
+// a millisecond of CPU per message; on one thread they add up, on two they overlap.
+// The queue thread has its own SQLite connection to the same WAL store.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.js';
+import type { QueueEvents, QueueHandle } from '../smtp/queue.js';
+
+export interface QueueThreadData {
+  config: Config;
+  pollMs?: number;
+}
+
+export type ToQueueThread = { type: 'kick' } | { type: 'stop'; graceMs: number };
+export type FromQueueThread =
+  | { type: 'ready' }
+  | { type: 'stopped' }
+  | { type: 'inflight'; count: number }
+  | { type: 'attempt'; attempt: Parameters<NonNullable<QueueEvents['attempt']>>[0] }
+  | { type: 'bounced'; count: number }
+  | { type: 'batch'; messages: FromQueueThread[] };
+
+/** The worker entry: compiled `.js` next to this file, or the `.ts` source through tsx. */
+function workerSource(): { source: string | URL; eval: boolean } {
+  const self = import.meta.url;
+  if (!self.endsWith('.ts')) return { source: new URL('./queue-worker.js', self), eval: false };
+  // Running from source (tests, benchmarks): worker threads do not inherit tsx's loader.
+  const entry = new URL('./queue-worker.ts', self).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return {
+    source: `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`,
+    eval: true,
+  };
+}
+
+/** How long to wait before replacing a queue thread that died. */
+const RESTART_DELAY_MS = 1000;
+
+/**
+ * The main thread's handle on the queue thread. A thread that dies (an uncaught error)
+ * is replaced after a second: its leases are stale, so the new one resumes everything.
+ */
+export class QueueThread implements QueueHandle {
+  private inflight = 0;
+  private kickPending = false;
+  private stopping: Promise<void> | undefined;
+  private worker!: Worker;
+  /** Set while the current thread is dead (reported by /healthz). */
+  failed: Error | undefined;
+  restarts = 0;
+
+  private constructor(
+    private readonly data: QueueThreadData,
+    private readonly events: QueueEvents,
+    private readonly logger: Logger,
+  ) {}
+
+  static async start(data: QueueThreadData, events: QueueEvents, logger: Logger): Promise<QueueThread> {
+    const thread = new QueueThread(data, events, logger);
+    await thread.spawn();
+    return thread;
+  }
+
+  private spawn(): Promise<void> {
+    const { source, eval: isEval } = workerSource();
+    const worker = new Worker(source, { eval: isEval, workerData: this.data });
+    this.worker = worker;
+    return new Promise((resolve, reject) => {
+      let ready = false;
+      const handle = (m: FromQueueThread): void => {
+        switch (m.type) {
+          case 'ready':
+            ready = true;
+            this.failed = undefined;
+            resolve();
+            break;
+          case 'inflight':
+            this.inflight = m.count;
+            break;
+          case 'attempt':
+            this.events.attempt?.(m.attempt);
+            break;
+          case 'bounced':
+            this.events.bounced?.(m.count);
+            break;
+          case 'batch':
+            for (const inner of m.messages) handle(inner);
+            break;
+          case 'stopped':
+            break;
+        }
+      };
+      worker.on('message', handle);
+      worker.on('error', (err) => {
+        this.failed = err;
+        this.logger.error({ err: { message: err.message, stack: err.stack } }, 'queue thread failed');
+      });
+      worker.on('exit', (code) => {
+        if (!ready) return reject(this.failed ?? new Error(`queue thread exited with code ${code} before it was ready`));
+        if (this.stopping) return;
+        this.failed ??= new Error(`queue thread exited with code ${code}`);
+        this.inflight = 0;
+        this.logger.error({ code, restartInMs: RESTART_DELAY_MS }, 'queue thread exited; replacing it');
+        setTimeout(() => {
+          if (this.stopping) return;
+          this.restarts++;
+          this.spawn().catch((err: Error) => this.logger.error({ err: { message: err.message } }, 'queue thread could not be replaced'));
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+  }
+
+  get inFlight(): number {
+    return this.inflight;
+  }
+
+  /** Coalesced: one message per event-loop turn however many messages were accepted. */
+  kick(): void {
+    if (this.kickPending || this.stopping) return;
+    this.kickPending = true;
+    setImmediate(() => {
+      this.kickPending = false;
+      this.post({ type: 'kick' });
+    });
+  }
+
+  stop(graceMs: number): Promise<void> {
+    this.stopping ??= (async () => {
+      if (!this.failed) {
+        const stopped = new Promise<void>((resolve) => {
+          const onMessage = (m: FromQueueThread) => {
+            if (m.type === 'stopped') resolve();
+          };
+          this.worker.on('message', onMessage);
+          this.worker.once('exit', () => resolve());
+        });
+        this.post({ type: 'stop', graceMs });
+        await Promise.race([stopped, new Promise<void>((r) => setTimeout(r, graceMs + 5000).unref())]);
+      }
+      await this.worker.terminate();
+    })();
+    return this.stopping;
+  }
+
+  private post(m: ToQueueThread): void {
+    try {
+      this.worker.postMessage(m);
+    } catch (err) {
+      this.logger.warn({ err: { message: (err as Error).message } }, 'queue thread unreachable');
+    }
+  }
+}

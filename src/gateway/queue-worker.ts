@@ -1,0 +1,61 @@
+// Entry point of the queue thread (see queue-thread.ts).
+import { parentPort, workerData } from 'node:worker_threads';
+import { pino } from 'pino';
+import { QidGenerator } from '../smtp/qid.js';
+import { Store } from '../store/store.js';
+import { Spool } from '../smtp/spool.js';
+import { createDeliveryQueue } from './delivery.js';
+import type { FromQueueThread, QueueThreadData, ToQueueThread } from './queue-thread.js';
+
+const port = parentPort!;
+const data = workerData as QueueThreadData;
+// Events are batched per event-loop turn: one postMessage per message cost more than
+// the message's attempt bookkeeping.
+let outbox: FromQueueThread[] = [];
+const post = (m: FromQueueThread) => {
+  if (outbox.push(m) === 1) setImmediate(flush);
+};
+const flush = () => {
+  const batch = outbox;
+  outbox = [];
+  port.postMessage({ type: 'batch', messages: batch } satisfies FromQueueThread);
+};
+const logger = pino({ level: data.config.log.level, base: { name: 'mailbag' } });
+const store = Store.open(data.config.store.path);
+const spool = new Spool(data.config.spool.dir);
+// Lane 1 of 2: bounces queued here never collide with the SMTP thread's ids (lane 0).
+const qids = new QidGenerator(store.queue.maxQid(), { lane: 1, lanes: 2 });
+const queue = createDeliveryQueue(data.config, {
+  store,
+  spool,
+  qids,
+  logger,
+  ...(data.pollMs !== undefined ? { pollMs: data.pollMs } : {}),
+  events: {
+    attempt(a) {
+      post({ type: 'attempt', attempt: a });
+    },
+    inFlight(count) {
+      // only the latest count matters
+      const last = outbox[outbox.length - 1];
+      if (last?.type === 'inflight') last.count = count;
+      else post({ type: 'inflight', count });
+    },
+    bounced(count) {
+      post({ type: 'bounced', count });
+    },
+  },
+});
+queue.start();
+port.on('message', (m: ToQueueThread) => {
+  if (m.type === 'kick') {
+    queue.kick();
+  } else if (m.type === 'stop') {
+    void queue.stop(m.graceMs).finally(() => {
+      store.close();
+      if (outbox.length) flush();
+      port.postMessage({ type: 'stopped' } satisfies FromQueueThread);
+    });
+  }
+});
+port.postMessage({ type: 'ready' } satisfies FromQueueThread);

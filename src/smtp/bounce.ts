@@ -1,0 +1,283 @@
+// RFC 3464 delivery status notifications ("bounces"). Pure: builds the bytes of a
+// complete RFC 5322 message; the delivery queue decides when and where to send it.
+//
+// Layout (RFC 3462 multipart/report; report-type=delivery-status):
+//   1. text/plain            what happened, for a human
+//   2. message/delivery-status  per-message fields, then one block per recipient
+//   3. text/rfc822-headers   the original message's header section, as received
+//
+// The DSN is 7-bit whenever it can be. Original headers are attached byte for byte,
+// so when they carry 8-bit bytes (RFC 6532 UTF-8 headers, raw Latin-1...) the part and
+// the enclosing multipart are declared 8bit instead of being re-encoded. Envelope
+// addresses with non-ASCII characters use the RFC 6533 `utf-8` address type in the
+// machine-readable part.
+import { randomBytes } from 'node:crypto';
+
+export interface BounceRecipient {
+  address: string;
+  action: 'failed' | 'delayed';
+  /** RFC 3463 enhanced status code, e.g. `5.1.1`. */
+  status: string;
+  /** e.g. `smtp; 550 5.1.1 no such user`. */
+  diagnosticCode?: string;
+  /** Host name of the next hop that gave the reply, if any. */
+  remoteMta?: string;
+  lastAttemptAt?: Date;
+  /** For `delayed`: when the queue gives up. */
+  willRetryUntil?: Date;
+}
+
+export interface BounceInput {
+  /** This gateway's host name (Reporting-MTA, From: MAILER-DAEMON@...). */
+  reportingMta: string;
+  qid: string;
+  /** The envelope sender the report goes to. Never the null sender. */
+  envelopeFrom: string;
+  arrivalDate: Date;
+  recipients: BounceRecipient[];
+  /** The original message's header section (without the body). */
+  originalHeaders: Buffer;
+  /** ENVID from MAIL FROM (RFC 3461), when the client gave one. */
+  envelopeId?: string;
+  now?: Date;
+}
+
+export class BounceError extends Error {
+  readonly code: 'ERR_BOUNCE_NULL_SENDER' | 'ERR_BOUNCE_NO_RECIPIENTS' | 'ERR_BOUNCE_BAD_STATUS' | 'ERR_BOUNCE_BAD_INPUT';
+  constructor(code: BounceError['code'], message: string) {
+    super(message);
+    this.name = 'BounceError';
+    this.code = code;
+  }
+}
+
+const CRLF = '\r\n';
+const STATUS = /^[245]\.\d{1,3}\.\d{1,3}$/;
+const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+export const SUBJECT_FAILED = 'Undelivered Mail Returned to Sender';
+export const SUBJECT_DELAYED = 'Delayed Mail (still being retried)';
+
+export function buildDeliveryStatusNotification(input: BounceInput): Buffer {
+  validate(input);
+  const now = input.now ?? new Date();
+  const mta = oneLine(input.reportingMta);
+  const anyFailed = input.recipients.some((r) => r.action === 'failed');
+  const headersPart = normaliseHeaderSection(input.originalHeaders);
+  const eightBit = hasEightBit(headersPart) || !isAscii(input.envelopeFrom);
+
+  const boundary = pickBoundary(input.qid, headersPart);
+  const head = [
+    `From: Mail Delivery System <MAILER-DAEMON@${mta}>`,
+    `To: <${oneLine(input.envelopeFrom)}>`,
+    `Subject: ${anyFailed ? SUBJECT_FAILED : SUBJECT_DELAYED}`,
+    `Date: ${rfc5322Date(now)}`,
+    `Message-ID: <${now.getTime().toString(36)}.${randomBytes(6).toString('hex')}.${safeIdPart(input.qid)}@${mta}>`,
+    'Auto-Submitted: auto-replied',
+    'MIME-Version: 1.0',
+    `Content-Type: multipart/report; report-type=delivery-status;${CRLF}\tboundary="${boundary}"`,
+    `Content-Transfer-Encoding: ${eightBit ? '8bit' : '7bit'}`,
+  ];
+
+  const parts = [
+    head.join(CRLF),
+    '',
+    'This is a MIME-encapsulated message.',
+    '',
+    `--${boundary}`,
+    'Content-Description: Notification',
+    'Content-Type: text/plain; charset=us-ascii',
+    'Content-Transfer-Encoding: 7bit',
+    '',
+    humanText(input, mta, anyFailed),
+    '',
+    `--${boundary}`,
+    'Content-Description: Delivery report',
+    'Content-Type: message/delivery-status',
+    'Content-Transfer-Encoding: 7bit',
+    '',
+    deliveryStatus(input, mta),
+    '',
+    `--${boundary}`,
+    `Content-Description: ${anyFailed ? 'Undelivered' : 'Delayed'} Message Headers`,
+    'Content-Type: text/rfc822-headers',
+    `Content-Transfer-Encoding: ${hasEightBit(headersPart) ? '8bit' : '7bit'}`,
+    '',
+    '',
+  ].join(CRLF);
+
+  return Buffer.concat([
+    Buffer.from(parts, 'utf8'),
+    headersPart,
+    Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'ascii'),
+  ]);
+}
+
+function validate(input: BounceInput): void {
+  if (input.envelopeFrom === '' || input.envelopeFrom === '<>') {
+    throw new BounceError('ERR_BOUNCE_NULL_SENDER', 'a bounce is never sent to the null sender');
+  }
+  if (input.recipients.length === 0) {
+    throw new BounceError('ERR_BOUNCE_NO_RECIPIENTS', 'a bounce needs at least one recipient to report on');
+  }
+  for (const r of input.recipients) {
+    if (!STATUS.test(r.status)) {
+      throw new BounceError('ERR_BOUNCE_BAD_STATUS', `recipient ${r.address}: status ${JSON.stringify(r.status)} is not an RFC 3463 code`);
+    }
+    const cls = r.status[0];
+    if ((r.action === 'failed' && cls !== '5') || (r.action === 'delayed' && cls !== '4')) {
+      throw new BounceError('ERR_BOUNCE_BAD_STATUS', `recipient ${r.address}: action ${r.action} does not match status ${r.status}`);
+    }
+  }
+  if (!input.reportingMta || !input.qid) {
+    throw new BounceError('ERR_BOUNCE_BAD_INPUT', 'reportingMta and qid are required');
+  }
+}
+
+function humanText(input: BounceInput, mta: string, anyFailed: boolean): string {
+  const lines = [`This is the mail system at host ${mta}.`, ''];
+  if (anyFailed) {
+    lines.push(
+      "I'm sorry to have to inform you that your message could not",
+      'be delivered to one or more recipients. It is attached below.',
+    );
+  } else {
+    lines.push(
+      '####################################################################',
+      '# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #',
+      '####################################################################',
+      '',
+      'Your message could not be delivered for some time. The mail system',
+      'will keep trying to deliver it.',
+    );
+  }
+  lines.push('', `Queue ID: ${asciiText(input.qid)}`, '');
+  for (const r of input.recipients) {
+    const what = r.action === 'failed' ? 'delivery failed' : 'delivery delayed';
+    const why = r.diagnosticCode ? `: ${asciiText(r.diagnosticCode)}` : '';
+    const via = r.remoteMta ? ` (host ${asciiText(r.remoteMta)})` : '';
+    lines.push(`<${asciiText(r.address)}>: ${what}${via}${why}`);
+    if (r.willRetryUntil) lines.push(`    will retry until ${rfc5322Date(r.willRetryUntil)}`);
+  }
+  return lines.join(CRLF);
+}
+
+function deliveryStatus(input: BounceInput, mta: string): string {
+  const message = [`Reporting-MTA: dns; ${mta}`, `X-Mailbag-Queue-ID: ${asciiText(input.qid)}`];
+  message.push(`X-Mailbag-Sender: ${addressField(input.envelopeFrom)}`);
+  if (input.envelopeId) message.push(`Original-Envelope-Id: ${asciiText(input.envelopeId)}`);
+  message.push(`Arrival-Date: ${rfc5322Date(input.arrivalDate)}`);
+
+  const blocks = [message.join(CRLF)];
+  for (const r of input.recipients) {
+    const f = [`Final-Recipient: ${addressField(r.address)}`, `Action: ${r.action}`, `Status: ${r.status}`];
+    if (r.remoteMta) f.push(`Remote-MTA: dns; ${asciiText(r.remoteMta)}`);
+    if (r.diagnosticCode) f.push(fold(`Diagnostic-Code: ${diagnostic(r.diagnosticCode)}`));
+    if (r.lastAttemptAt) f.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttemptAt)}`);
+    if (r.willRetryUntil) f.push(`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`);
+    blocks.push(f.join(CRLF));
+  }
+  return blocks.join(CRLF + CRLF) + CRLF;
+}
+
+/** `rfc822; a@b`, or RFC 6533 `utf-8; ...` with `\x{HHHH}` escapes for non-ASCII mailboxes. */
+function addressField(address: string): string {
+  const a = oneLine(address);
+  if (isAscii(a)) return `rfc822; ${a}`;
+  return `utf-8; ${utf8AddrXtext(a)}`;
+}
+
+/** RFC 6533 section 3 utf-8-addr-xtext: non-ASCII, `\`, `+`, `=` and controls as \x{HEX}. */
+function utf8AddrXtext(s: string): string {
+  let out = '';
+  for (const ch of s) {
+    const cp = ch.codePointAt(0)!;
+    if (cp < 0x21 || cp > 0x7e || ch === '\\' || ch === '+' || ch === '=') out += `\\x{${cp.toString(16).toUpperCase()}}`;
+    else out += ch;
+  }
+  return out;
+}
+
+/** Diagnostic-Code: `type; text`; a bare reply gets the `smtp;` type. */
+function diagnostic(code: string): string {
+  const text = asciiText(code);
+  return /^[A-Za-z][A-Za-z0-9-]*;/.test(text) ? text : `smtp; ${text}`;
+}
+
+/** One line of printable ASCII: CR/LF and controls become spaces, non-ASCII becomes \x{HEX}. */
+function asciiText(s: string): string {
+  let out = '';
+  for (const ch of oneLine(s)) {
+    const cp = ch.codePointAt(0)!;
+    if (cp > 0x7e) out += `\\x{${cp.toString(16).toUpperCase()}}`;
+    else out += ch;
+  }
+  return out;
+}
+
+/** Header values must not smuggle line breaks or controls into the report. */
+function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
+}
+
+/** Folds a long header field at spaces (RFC 5322 2.2.3), keeping lines near 78 characters. */
+function fold(field: string): string {
+  if (field.length <= 78) return field;
+  const words = field.split(' ');
+  const lines: string[] = [];
+  let line = words.shift()!;
+  for (const w of words) {
+    if (line.length + 1 + w.length > 78 && line.trim().length > 0) {
+      lines.push(line);
+      line = ` ${w}`;
+    } else {
+      line += ` ${w}`;
+    }
+  }
+  lines.push(line);
+  return lines.join(CRLF);
+}
+
+/**
+ * The original header section with CRLF line ends, no trailing blank line, and
+ * a final CRLF, so the closing boundary starts on its own line.
+ */
+function normaliseHeaderSection(headers: Buffer): Buffer {
+  let text = headers.toString('latin1'); // byte-preserving
+  text = text.replace(/\r?\n|\r/g, CRLF);
+  const blank = text.indexOf(CRLF + CRLF);
+  if (blank !== -1) text = text.slice(0, blank + 2);
+  if (text.startsWith(CRLF)) text = '';
+  if (text.length > 0 && !text.endsWith(CRLF)) text += CRLF;
+  return Buffer.from(text, 'latin1');
+}
+
+function pickBoundary(qid: string, content: Buffer): string {
+  for (;;) {
+    const b = `=_${safeIdPart(qid)}.${randomBytes(9).toString('base64url')}`;
+    if (!content.includes(`--${b}`)) return b;
+  }
+}
+
+function safeIdPart(s: string): string {
+  return s.replace(/[^A-Za-z0-9.-]/g, '_');
+}
+
+function hasEightBit(buf: Buffer): boolean {
+  for (let i = 0; i < buf.length; i++) if (buf[i]! > 0x7f) return true;
+  return false;
+}
+
+function isAscii(s: string): boolean {
+  return /^[\x00-\x7f]*$/.test(s);
+}
+
+/** RFC 5322 date-time in UTC, e.g. `Wed, 25 Nov 2026 09:37:37 +0000`. */
+export function rfc5322Date(d: Date): string {
+  const p = (n: number) => String(n).padStart(2, '0');
+  return (
+    `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
+    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`
+  );
+}

@@ -1,0 +1,55 @@
+import type { Store } from '../store/store.js';
+import type { QidGenerator } from './qid.js';
+import type { Spool } from './spool.js';
+
+/**
+ * Queues a message mailbag generates itself (a bounce) the way the accept path queues a
+ * received one: spool file durable first, then the store row.
+ */
+export async function enqueueGenerated(
+  deps: { spool: Spool; store: Store; qids: QidGenerator },
+  m: { envelopeFrom: string; recipients: string[]; bytes: Buffer; now?: number },
+): Promise<string> {
+  const now = m.now ?? Date.now();
+  const qid = deps.qids.next(now);
+  const writer = await deps.spool.create(qid);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      writer.once('error', reject);
+      writer.end(m.bytes, () => resolve());
+    });
+    const spoolPath = await writer.commit();
+    try {
+      deps.store.queue.insertMessage({ qid, receivedAt: now, envelopeFrom: m.envelopeFrom, size: m.bytes.length, spoolPath, recipients: m.recipients });
+    } catch (err) {
+      await deps.spool.remove(spoolPath);
+      throw err;
+    }
+    return qid;
+  } catch (err) {
+    await writer.discard();
+    throw err;
+  }
+}
+
+/** The header section of a spooled message (up to and including the blank line), bounded. */
+export async function readHeaderSection(spool: Spool, path: string, max = 256 * 1024): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  const stream = spool.read(path);
+  try {
+    for await (const chunk of stream as AsyncIterable<Buffer>) {
+      chunks.push(chunk);
+      total += chunk.length;
+      const all = Buffer.concat(chunks);
+      const end = all.indexOf('\r\n\r\n');
+      if (end !== -1) return all.subarray(0, end + 4);
+      if (total >= max) return all.subarray(0, max);
+      chunks.length = 0;
+      chunks.push(all);
+    }
+    return Buffer.concat(chunks);
+  } finally {
+    stream.destroy();
+  }
+}

@@ -1,0 +1,56 @@
+import type { NewMessage } from '../store/queue-store.js';
+import type { Store } from '../store/store.js';
+import { syncDirectory } from './spool.js';
+
+interface Pending {
+  message: NewMessage;
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/**
+ * Group commit for the accept path. Each session fsyncs and renames its own spool
+ * file; the spool directory fsync and the synchronous=FULL SQLite commit are shared by
+ * every message that became ready meanwhile. One fsync pair then covers many 250s
+ * instead of one, and the main thread blocks on SQLite's fsync once per batch.
+ */
+export class GroupCommitter {
+  private pending: Pending[] = [];
+  private flushing = false;
+  private scheduled = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly spoolDir: string,
+  ) {}
+
+  /** Resolves once the message's spool rename and its rows are durable. */
+  commit(message: NewMessage): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ message, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.flushing || this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => void this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    this.scheduled = false;
+    this.flushing = true;
+    const batch = this.pending.splice(0);
+    try {
+      await syncDirectory(this.spoolDir);
+      this.store.queue.insertMessages(batch.map((p) => p.message));
+      for (const p of batch) p.resolve();
+    } catch (err) {
+      for (const p of batch) p.reject(err as Error);
+    } finally {
+      this.flushing = false;
+      if (this.pending.length) this.schedule();
+    }
+  }
+}

@@ -1,0 +1,384 @@
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Config, NextHop } from '../config/schema.js';
+import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import type { Store } from '../store/store.js';
+import { buildDeliveryStatusNotification, type BounceRecipient } from './bounce.js';
+import { enqueueGenerated, readHeaderSection } from './enqueue.js';
+import type { QidGenerator } from './qid.js';
+import { resolveRoute, type Route } from './routes.js';
+import type { Spool } from './spool.js';
+import type { DeliveryResult, NextHopTransport, RecipientResult } from './transports/transport.js';
+
+/** One version of a message and the recipients who get exactly these bytes. */
+export interface MessageCopy {
+  recipients: string[];
+  size: number;
+  open(): Readable;
+}
+
+/**
+ * The per-message rewrite step between the queue and routing. Identity for now;
+ * multilingual rewriting will plug in here and may split the envelope into several
+ * copies with different bytes.
+ */
+export type RewriteStep = (message: MessageRow, recipients: string[], original: MessageCopy) => Promise<MessageCopy[]>;
+
+export const identityRewrite: RewriteStep = async (_m, _r, original) => [original];
+
+interface AttemptDone {
+  nexthop: string;
+  started: number;
+  durationMs: number;
+  result: DeliveryResult;
+}
+
+export interface QueueEvents {
+  attempt?(a: { qid: string; nexthop: string; outcome: AttemptOutcome; durationMs: number; recipients: RecipientUpdate[] }): void;
+  bounced?(count: number): void;
+  /** The number of messages with an attempt round in flight changed. */
+  inFlight?(count: number): void;
+}
+
+/** What the rest of the gateway needs from a running queue, on this thread or another. */
+export interface QueueHandle {
+  /** Something became due: look now instead of at the next poll. */
+  kick(): void;
+  /** Messages with an attempt round in flight. */
+  readonly inFlight: number;
+  /** Stops picking work and waits (up to graceMs) for the attempts in flight. */
+  stop(graceMs: number): Promise<void>;
+}
+
+export interface DeliveryQueueOptions {
+  store: Store;
+  spool: Spool;
+  qids: QidGenerator;
+  routes: readonly Route[];
+  queue: Config['queue'];
+  hostname: string;
+  transports: readonly NextHopTransport[];
+  logger: Logger;
+  events?: QueueEvents;
+  rewrite?: RewriteStep;
+  /** How often the store is polled for work other processes made due (queue CLI). */
+  pollMs?: number;
+  random?: () => number;
+}
+
+/** `550 5.1.1 no such user` -> `5.1.1`; falls back to the reply class. */
+function enhancedStatus(reply: string, fallbackClass: '4' | '5'): string {
+  const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply);
+  if (m && m[1]![0] === fallbackClass) return m[1]!;
+  return `${fallbackClass}.0.0`;
+}
+
+/**
+ * The delivery queue: picks due recipients from the store, groups them by next hop,
+ * makes one attempt per group, records it, retries 4xx with exponential backoff and
+ * jitter until the lifetime runs out, bounces 5xx and expired recipients to the
+ * envelope sender, and removes the spool file once every recipient is final.
+ */
+export class DeliveryQueue implements QueueHandle {
+  private running = false;
+  private timer: NodeJS.Timeout | undefined;
+  private immediate: NodeJS.Immediate | undefined;
+  private readonly inProgress = new Map<string, Promise<void>>();
+  private readonly transports = new Map<string, NextHopTransport>();
+  private readonly rewrite: RewriteStep;
+  private readonly pollMs: number;
+  private readonly random: () => number;
+  private ticking = false;
+  private readonly recorder: RoundRecorder;
+  private again = false;
+
+  constructor(private readonly o: DeliveryQueueOptions) {
+    for (const t of o.transports) this.transports.set(t.kind, t);
+    this.rewrite = o.rewrite ?? identityRewrite;
+    this.pollMs = o.pollMs ?? 1000;
+    this.random = o.random ?? Math.random;
+    this.recorder = new RoundRecorder(o.store);
+  }
+
+  /** Resumes everything the store holds: after a restart nothing is in flight. */
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const stale = this.o.store.queue.clearLeases();
+    if (stale) this.o.logger.info({ recipients: stale }, 'queue: resumed recipients that were in flight at the last stop');
+    this.kick();
+  }
+
+  /** Something became due (a message was accepted): look now instead of at the next poll. */
+  kick(): void {
+    if (!this.running) return;
+    if (this.ticking) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    if (this.immediate) return;
+    this.immediate = setImmediate(() => {
+      this.immediate = undefined;
+      this.tick();
+    });
+  }
+
+  get inFlight(): number {
+    return this.inProgress.size;
+  }
+
+  /** Stops picking work and waits (up to graceMs) for the attempts in flight. */
+  async stop(graceMs: number): Promise<void> {
+    this.running = false;
+    clearTimeout(this.timer);
+    if (this.immediate) clearImmediate(this.immediate);
+    this.immediate = undefined;
+    if (this.inProgress.size) {
+      await Promise.race([
+        Promise.allSettled([...this.inProgress.values()]),
+        new Promise((r) => setTimeout(r, graceMs).unref()),
+      ]);
+    }
+    await Promise.all([...this.transports.values()].map((t) => t.close()));
+  }
+
+  private tick(): void {
+    if (!this.running) return;
+    this.ticking = true;
+    try {
+      do {
+        this.again = false;
+        const free = this.o.queue.concurrency - this.inProgress.size;
+        if (free <= 0) break;
+        const now = Date.now();
+        const qids = this.o.store.queue
+          .dueMessages(now, free + this.inProgress.size)
+          .filter((q) => !this.inProgress.has(q))
+          .slice(0, free);
+        if (qids.length === 0) break;
+        const leaseUntil = now + this.o.queue.attemptTimeout + 60_000;
+        for (const { message, recipients } of this.o.store.queue.claimMany(qids, now, leaseUntil)) {
+          const qid = message.qid;
+          const p = this.process(message, recipients)
+            .catch((err: Error) => this.o.logger.error({ qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
+            .finally(() => {
+              this.inProgress.delete(qid);
+              this.o.events?.inFlight?.(this.inProgress.size);
+              this.kick();
+            });
+          this.inProgress.set(qid, p);
+          this.o.events?.inFlight?.(this.inProgress.size);
+        }
+      } while (this.again);
+    } catch (err) {
+      this.o.logger.error({ err: { message: (err as Error).message } }, 'queue: scheduling failed');
+    } finally {
+      this.ticking = false;
+    }
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    clearTimeout(this.timer);
+    // Every slot busy: the next attempt to finish kicks the queue; no need to ask the store.
+    if (this.inProgress.size >= this.o.queue.concurrency) return;
+    const now = Date.now();
+    let wait = this.pollMs;
+    try {
+      const due = this.o.store.queue.nextDueAt(now);
+      // at least a few ms: never spin on a due row that cannot be claimed
+      if (due !== undefined) wait = Math.max(5, Math.min(wait, due - now));
+    } catch {
+      // store closing: the poll will find out
+    }
+    this.timer = setTimeout(() => this.tick(), wait);
+    this.timer.unref?.();
+  }
+
+  private backoff(attempts: number): number {
+    const q = this.o.queue;
+    const base = Math.min(q.retryMax, q.retryInitial * 2 ** Math.min(attempts, 30));
+    // +-25% jitter so recipients deferred together do not retry in lock-step
+    return Math.max(1, Math.min(q.retryMax, Math.round(base * (0.75 + this.random() * 0.5))));
+  }
+
+  /** One attempt round for one message: every claimed recipient, grouped by next hop. */
+  private async process(msg: MessageRow, rows: RecipientRow[]): Promise<void> {
+    const store = this.o.store.queue;
+    const qid = msg.qid;
+    const started = Date.now();
+    const byRcpt = new Map(rows.map((r) => [r.rcpt, r]));
+    const leased = rows.map((r) => r.rcpt);
+    let finished: MessageRow | undefined;
+    try {
+      const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => this.o.spool.open(msg.spool_path, msg.size) };
+      const copies = await this.rewrite(msg, original.recipients, original);
+      const attempts: Promise<AttemptDone>[] = [];
+      for (const copy of copies) {
+        const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
+        const unroutable: string[] = [];
+        for (const rcpt of copy.recipients) {
+          const route = resolveRoute(this.o.routes, rcpt);
+          if (!route) {
+            unroutable.push(rcpt);
+            continue;
+          }
+          const g = groups.get(route.nexthop.url) ?? { hop: route.nexthop, rcpts: [] };
+          g.rcpts.push(rcpt);
+          groups.set(route.nexthop.url, g);
+        }
+        if (unroutable.length) {
+          const reply = '550 5.1.2 no route to the recipient domain';
+          attempts.push(Promise.resolve({ nexthop: 'none', started, durationMs: 0, result: { reply, recipients: unroutable.map((rcpt) => ({ rcpt, outcome: 'failed' as const, reply })) } }));
+        }
+        for (const { hop, rcpts } of groups.values()) attempts.push(this.attempt(msg, copy, hop, rcpts, byRcpt));
+      }
+      const done = await Promise.all(attempts);
+      const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
+      // The bounce is queued before the failures are recorded: a crash in between
+      // repeats the attempt (and maybe the bounce), it never loses the bounce.
+      await this.bounce(msg, decided.flatMap((d) => d.updates));
+      const records = decided.map((d) => this.toRecord(msg, d));
+      finished = await this.recorder.record(qid, records, leased);
+      for (const r of records) this.report(r);
+    } catch (err) {
+      // An internal failure (rewrite step, store, spool): keep the recipients, retry later.
+      const reason = `451 4.3.0 internal error: ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
+      store.postpone(qid, leased, Date.now() + this.o.queue.retryInitial, reason);
+      throw err;
+    }
+    if (finished) await this.o.spool.remove(finished.spool_path);
+  }
+
+  private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>): Promise<AttemptDone> {
+    const started = Date.now();
+    const transport = this.transports.get(hop.kind);
+    let result: DeliveryResult;
+    if (!transport) {
+      const reply = `451 4.3.5 no transport for ${hop.kind} next hops`;
+      result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
+    } else {
+      try {
+        result = await transport.deliver(hop, {
+          qid: msg.qid,
+          envelopeFrom: msg.envelope_from,
+          recipients: rcpts,
+          receivedAt: msg.received_at,
+          size: copy.size,
+          openMessage: () => copy.open(),
+          intendedName: (rcpt) => byRcpt.get(rcpt)?.delivered_as ?? undefined,
+          recordIntent: (rcpt, name) => this.o.store.queue.setDeliveredAs(msg.qid, rcpt, name),
+        });
+      } catch (err) {
+        const reply = `451 4.3.0 ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
+        result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
+      }
+    }
+    return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
+  }
+
+  /** Each recipient's new state: deferred ones get their next retry, or fail once expired. */
+  private decide(msg: MessageRow, byRcpt: Map<string, RecipientRow>, result: DeliveryResult): RecipientUpdate[] {
+    const now = Date.now();
+    const expired = now >= msg.received_at + this.o.queue.lifetime;
+    return result.recipients.map((r: RecipientResult): RecipientUpdate => {
+      if (r.outcome === 'deferred') {
+        if (expired) {
+          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}` };
+        }
+        const attempts = byRcpt.get(r.rcpt)?.attempts ?? 0;
+        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(attempts) };
+      }
+      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}) };
+    });
+  }
+
+  private toRecord(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): AttemptRecord {
+    const states = new Set(d.updates.map((u) => u.state));
+    const outcome: AttemptOutcome = states.size === 1 ? [...states][0]! : 'partial';
+    return { qid: msg.qid, nexthop: d.nexthop, startedAt: d.started, durationMs: d.durationMs, reply: d.result.reply, outcome, recipients: d.updates };
+  }
+
+  /** One JSON log line per attempt, and the metrics. */
+  private report(a: AttemptRecord): void {
+    this.o.logger.info(
+      { qid: a.qid, nexthop: a.nexthop, reply: a.reply, durationMs: a.durationMs, outcome: a.outcome, rcpts: a.recipients.map((u) => ({ rcpt: u.rcpt, state: u.state, reply: u.reply })) },
+      'delivery attempt',
+    );
+    this.o.events?.attempt?.({ qid: a.qid, nexthop: a.nexthop, outcome: a.outcome, durationMs: a.durationMs, recipients: a.recipients });
+  }
+
+  /** One DSN for the recipients that failed in this round, to the envelope sender; never to <>. */
+  private async bounce(msg: MessageRow, updates: RecipientUpdate[]): Promise<void> {
+    const failed = updates.filter((u) => u.state === 'failed');
+    if (failed.length === 0) return;
+    this.o.events?.bounced?.(failed.length);
+    if (msg.envelope_from === '') {
+      this.o.logger.info({ qid: msg.qid, rcpts: failed.map((f) => f.rcpt) }, 'queue: not bouncing a message from the null sender');
+      return;
+    }
+    const now = new Date();
+    const recipients: BounceRecipient[] = failed.map((f) => {
+      const expiredReply = f.reply.startsWith('expired after');
+      const smtpReply = expiredReply ? f.reply.replace(/^.*last reply: /, '') : f.reply;
+      return {
+        address: f.rcpt,
+        action: 'failed',
+        status: expiredReply ? '5.4.7' : enhancedStatus(smtpReply, '5'),
+        diagnosticCode: `smtp; ${smtpReply}`,
+        lastAttemptAt: now,
+      };
+    });
+    try {
+      const headers = await readHeaderSection(this.o.spool, msg.spool_path);
+      const bytes = buildDeliveryStatusNotification({
+        reportingMta: this.o.hostname,
+        qid: msg.qid,
+        envelopeFrom: msg.envelope_from,
+        arrivalDate: new Date(msg.received_at),
+        recipients,
+        originalHeaders: headers,
+        now,
+      });
+      const bounceQid = await enqueueGenerated(this.o, { envelopeFrom: '', recipients: [msg.envelope_from], bytes });
+      this.o.logger.info({ qid: msg.qid, bounce: bounceQid, to: msg.envelope_from, rcpts: failed.map((f) => f.rcpt) }, 'queue: bounce queued');
+      this.kick();
+    } catch (err) {
+      this.o.logger.error({ qid: msg.qid, err: { message: (err as Error).message } }, 'queue: could not queue the bounce');
+    }
+  }
+}
+
+/**
+ * Batches the attempt rounds that finish in the same event-loop turn into one store
+ * transaction: under load, one WAL commit covers many messages.
+ */
+class RoundRecorder {
+  private pending: { qid: string; attempts: AttemptRecord[]; leased: string[]; resolve(m: MessageRow | undefined): void; reject(e: Error): void }[] = [];
+  private scheduled = false;
+
+  constructor(private readonly store: Store) {}
+
+  record(qid: string, attempts: AttemptRecord[], leased: string[]): Promise<MessageRow | undefined> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ qid, attempts, leased, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const batch = this.pending.splice(0);
+    try {
+      const done = this.store.queue.recordRounds(batch);
+      batch.forEach((b, i) => b.resolve(done[i]));
+    } catch (err) {
+      for (const b of batch) b.reject(err as Error);
+    }
+  }
+}

@@ -1,0 +1,35 @@
+/** RFC 5322 date-time, e.g. `Wed, 25 Nov 2026 09:37:38 +0000`. */
+export function rfc5322Date(d: Date): string {
+  const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
+  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${days[d.getUTCDay()]}, ${d.getUTCDate()} ${months[d.getUTCMonth()]} ${d.getUTCFullYear()} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`;
+}
+
+export interface ReceivedInfo {
+  helo: string;
+  clientHostname?: string | undefined;
+  clientAddress: string;
+  by: string;
+  /** ESMTP, ESMTPS, ESMTPA, ESMTPSA (RFC 3848). */
+  protocol: string;
+  qid: string;
+  /** Named only when the message has exactly one recipient (privacy of Bcc). */
+  recipient?: string | undefined;
+  date: Date;
+}
+
+/** Strips what could break the header or inject a new one. */
+function clean(s: string): string {
+  return s.replace(/[\x00-\x20\x7f()<>[\];]/g, '').slice(0, 255) || 'unknown';
+}
+
+/** The trace header mailbag prepends: the only change it makes to the message bytes. */
+export function receivedHeader(r: ReceivedInfo): Buffer {
+  const from = `from ${clean(r.helo)} (${r.clientHostname ? clean(r.clientHostname) + ' ' : ''}[${clean(r.clientAddress)}])`;
+  const forPart = r.recipient ? `\r\n\tfor <${clean(r.recipient)}>` : '';
+  return Buffer.from(
+    `Received: ${from}\r\n\tby ${clean(r.by)} (mailbag) with ${r.protocol} id ${r.qid}${forPart};\r\n\t${rfc5322Date(r.date)}\r\n`,
+    'utf8',
+  );
+}

@@ -1,0 +1,52 @@
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
+import { domainMatches, domainOf } from './routes.js';
+
+/** `::ffff:192.0.2.1` is the IPv4 client of a dual-stack listener. */
+export function normaliseIp(ip: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  return m ? m[1]! : ip;
+}
+
+export function buildNetworkList(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const entry of cidrs) {
+    const [addr, bits] = entry.split('/') as [string, string | undefined];
+    const type = isIPv4(addr) ? 'ipv4' : isIPv6(addr) ? 'ipv6' : undefined;
+    if (!type) throw Object.assign(new Error(`smtp.trustedNetworks: ${entry} is not an IP address or CIDR block`), { code: 'ERR_MAILBAG_CONFIG' });
+    const prefix = bits === undefined ? (type === 'ipv4' ? 32 : 128) : Number(bits);
+    if (prefix > (type === 'ipv4' ? 32 : 128)) throw Object.assign(new Error(`smtp.trustedNetworks: ${entry} has a bad prefix length`), { code: 'ERR_MAILBAG_CONFIG' });
+    list.addSubnet(addr, prefix, type);
+  }
+  return list;
+}
+
+/**
+ * No open relay: a recipient is accepted for a local domain from anyone, and for any
+ * other domain only from an authenticated client or one in a trusted network.
+ */
+export class RelayPolicy {
+  private readonly trusted: BlockList;
+
+  constructor(
+    private readonly localDomains: readonly string[],
+    trustedNetworks: readonly string[],
+  ) {
+    this.trusted = buildNetworkList(trustedNetworks);
+  }
+
+  isTrusted(ip: string): boolean {
+    const addr = normaliseIp(ip);
+    if (isIPv4(addr)) return this.trusted.check(addr, 'ipv4');
+    if (isIPv6(addr)) return this.trusted.check(addr, 'ipv6');
+    return false;
+  }
+
+  isLocal(address: string): boolean {
+    const domain = domainOf(address);
+    return this.localDomains.some((p) => domainMatches(p, domain));
+  }
+
+  mayRelay(address: string, client: { ip: string; authenticated: boolean }): boolean {
+    return this.isLocal(address) || client.authenticated || this.isTrusted(client.ip);
+  }
+}

@@ -1,0 +1,343 @@
+import { durably, type SqliteDatabase } from './db.js';
+
+export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
+export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
+
+export interface NewMessage {
+  qid: string;
+  receivedAt: number;
+  envelopeFrom: string;
+  size: number;
+  spoolPath: string;
+  clientAddress?: string | undefined;
+  clientHostname?: string | undefined;
+  helo?: string | undefined;
+  authUser?: string | undefined;
+  recipients: string[];
+}
+
+export interface MessageRow {
+  qid: string;
+  received_at: number;
+  envelope_from: string;
+  size: number;
+  spool_path: string;
+  client_address: string | null;
+  client_hostname: string | null;
+  helo: string | null;
+  auth_user: string | null;
+  state: 'queued' | 'done';
+  finished_at: number | null;
+}
+
+export interface RecipientRow {
+  qid: string;
+  rcpt: string;
+  state: RecipientState;
+  next_attempt_at: number;
+  attempts: number;
+  last_reply: string | null;
+  nexthop: string | null;
+  inflight_until: number | null;
+  delivered_as: string | null;
+  updated_at: number;
+}
+
+export interface AttemptRow {
+  id: number;
+  qid: string;
+  nexthop: string;
+  started_at: number;
+  duration_ms: number;
+  reply: string | null;
+  outcome: AttemptOutcome;
+  recipients: string;
+}
+
+/** A recipient's state after an attempt, as the queue decided it. */
+export interface RecipientUpdate {
+  rcpt: string;
+  state: 'delivered' | 'deferred' | 'failed';
+  reply: string;
+  nextAttemptAt?: number;
+  deliveredAs?: string;
+}
+
+export interface AttemptRecord {
+  qid: string;
+  nexthop: string;
+  startedAt: number;
+  durationMs: number;
+  reply: string;
+  outcome: AttemptOutcome;
+  recipients: RecipientUpdate[];
+}
+
+export interface QueueSummary {
+  qid: string;
+  received_at: number;
+  envelope_from: string;
+  size: number;
+  pending: number;
+  delivered: number;
+  failed: number;
+  next_attempt_at: number | null;
+}
+
+/**
+ * Delivery-queue persistence: every statement prepared once, every multi-row change in
+ * one transaction. Pure data access; the policy (backoff, expiry, bounces) is the queue's.
+ */
+export class QueueStore {
+  private readonly s;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.s = {
+      insertMessage: db.prepare(`INSERT INTO messages
+        (qid, received_at, envelope_from, size, spool_path, client_address, client_hostname, helo, auth_user)
+        VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @clientAddress, @clientHostname, @helo, @authUser)`),
+      insertRecipient: db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at)
+        VALUES (?, ?, ?, ?)`),
+      maxQid: db.prepare('SELECT MAX(qid) AS qid FROM messages'),
+      clearLeases: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE inflight_until IS NOT NULL'),
+      // Walks the partial index in due order and stops early: no GROUP BY over the backlog.
+      dueRows: db.prepare(`SELECT qid FROM recipients
+        WHERE state IN ('queued', 'deferred') AND next_attempt_at <= @now
+          AND (inflight_until IS NULL OR inflight_until < @now)
+        ORDER BY next_attempt_at LIMIT @limit`),
+      nextDue: db.prepare(`SELECT MIN(next_attempt_at) AS due FROM recipients
+        WHERE state IN ('queued', 'deferred') AND (inflight_until IS NULL OR inflight_until < @now)`),
+      message: db.prepare('SELECT * FROM messages WHERE qid = ?'),
+      dueRecipients: db.prepare(`SELECT * FROM recipients
+        WHERE qid = @qid AND state IN ('queued', 'deferred') AND next_attempt_at <= @now
+          AND (inflight_until IS NULL OR inflight_until < @now) ORDER BY rcpt`),
+      lease: db.prepare('UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ?'),
+      release: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE qid = ? AND rcpt = ?'),
+      postpone: db.prepare(`UPDATE recipients SET inflight_until = NULL, next_attempt_at = ?, last_reply = ?, updated_at = ?
+        WHERE qid = ? AND rcpt = ? AND state IN ('queued', 'deferred')`),
+      insertAttempt: db.prepare(`INSERT INTO attempts (qid, nexthop, started_at, duration_ms, reply, outcome, recipients)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      updateRecipient: db.prepare(`UPDATE recipients SET state = @state, last_reply = @reply, nexthop = @nexthop,
+          next_attempt_at = COALESCE(@nextAttemptAt, next_attempt_at), attempts = attempts + 1,
+          delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
+        WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
+      setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
+      openCount: db.prepare(`SELECT
+          SUM(state IN ('queued', 'deferred')) AS open,
+          SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
+        FROM recipients WHERE qid = @qid`),
+      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued'`),
+      recipients: db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt'),
+      attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
+      list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size,
+          SUM(r.state IN ('queued', 'deferred')) AS pending,
+          SUM(r.state = 'delivered') AS delivered,
+          SUM(r.state = 'failed') AS failed,
+          MIN(CASE WHEN r.state IN ('queued', 'deferred') THEN r.next_attempt_at END) AS next_attempt_at
+        FROM messages m JOIN recipients r ON r.qid = m.qid
+        WHERE m.state = 'queued' GROUP BY m.qid ORDER BY m.qid`),
+      retry: db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ?
+        WHERE qid = ? AND state IN ('queued', 'deferred')`),
+      markDeleted: db.prepare(`UPDATE recipients SET state = 'deleted', last_reply = 'deleted by operator', updated_at = ?
+        WHERE qid = ? AND state IN ('queued', 'deferred')`),
+      depth: db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE state IN ('queued', 'deferred')`),
+    };
+  }
+
+  /** The accept path: message row and every recipient commit together, durably, or not at all. */
+  insertMessage(m: NewMessage): void {
+    this.insertMessages([m]);
+  }
+
+  /**
+   * Group commit: several accepted messages in one synchronous=FULL transaction, so
+   * concurrent sessions share one fsync.
+   */
+  insertMessages(batch: readonly NewMessage[]): void {
+    durably(this.db, () => {
+      for (const m of batch) this.insertOne(m);
+    });
+  }
+
+  private insertOne(m: NewMessage): void {
+    {
+      this.s.insertMessage.run({
+        qid: m.qid,
+        receivedAt: m.receivedAt,
+        envelopeFrom: m.envelopeFrom,
+        size: m.size,
+        spoolPath: m.spoolPath,
+        clientAddress: m.clientAddress ?? null,
+        clientHostname: m.clientHostname ?? null,
+        helo: m.helo ?? null,
+        authUser: m.authUser ?? null,
+      });
+      for (const rcpt of m.recipients) this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt);
+    }
+  }
+
+  maxQid(): string | undefined {
+    return (this.s.maxQid.get() as { qid: string | null }).qid ?? undefined;
+  }
+
+  /** After a restart nothing is in flight any more: every lease is stale. */
+  clearLeases(): number {
+    return this.s.clearLeases.run().changes;
+  }
+
+  /** Up to `limit` distinct messages with a recipient due, most overdue first. */
+  dueMessages(now: number, limit: number): string[] {
+    const qids = new Set<string>();
+    for (const r of this.s.dueRows.all({ now, limit: limit * 4 }) as { qid: string }[]) {
+      qids.add(r.qid);
+      if (qids.size >= limit) break;
+    }
+    return [...qids];
+  }
+
+  /** When the next recipient falls due (undefined: nothing waiting). */
+  nextDueAt(now: number): number | undefined {
+    return (this.s.nextDue.get({ now }) as { due: number | null }).due ?? undefined;
+  }
+
+  message(qid: string): MessageRow | undefined {
+    return this.s.message.get(qid) as MessageRow | undefined;
+  }
+
+  /** Claims the message's due recipients for one attempt round (lease until `until`). */
+  claim(qid: string, now: number, until: number): RecipientRow[] {
+    return this.db.transaction(() => {
+      const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+      for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
+      return rows;
+    })();
+  }
+
+  /** `claim` for several messages in one transaction; messages with nothing due are left out. */
+  claimMany(qids: readonly string[], now: number, until: number): { message: MessageRow; recipients: RecipientRow[] }[] {
+    return this.db.transaction(() => {
+      const out: { message: MessageRow; recipients: RecipientRow[] }[] = [];
+      for (const qid of qids) {
+        const message = this.message(qid);
+        if (!message || message.state !== 'queued') continue;
+        const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+        if (rows.length === 0) continue;
+        for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
+        out.push({ message, recipients: rows });
+      }
+      return out;
+    })();
+  }
+
+  /** After an internal error: release the leases and try again later, not in a hot loop. */
+  postpone(qid: string, rcpts: readonly string[], until: number, reason: string, now = Date.now()): void {
+    this.db.transaction(() => {
+      for (const rcpt of rcpts) this.s.postpone.run(until, reason, now, qid, rcpt);
+    })();
+  }
+
+  release(qid: string, rcpts: string[]): void {
+    this.db.transaction(() => {
+      for (const rcpt of rcpts) this.s.release.run(qid, rcpt);
+    })();
+  }
+
+  /** Maildir exactly-once: the file name is recorded before the file becomes visible in new/. */
+  setDeliveredAs(qid: string, rcpt: string, name: string): void {
+    this.s.setDeliveredAs.run(name, qid, rcpt);
+  }
+
+  /** Records one attempt and the recipients' new states in one transaction. */
+  recordAttempt(a: AttemptRecord, now = Date.now()): void {
+    this.recordAttempts([a], now);
+  }
+
+  /**
+   * Records an attempt round (one attempt per next hop) and releases the leases in one
+   * transaction; when that leaves the message finished, marks it done and returns its
+   * row so the caller removes the spool file (only after this commit).
+   */
+  recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): MessageRow | undefined {
+    return this.db.transaction(() => {
+      this.recordAttempts(attempts, now);
+      for (const rcpt of leased) this.s.release.run(qid, rcpt);
+      return this.finishIfDone(qid, now);
+    })();
+  }
+
+  /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
+  recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
+    return this.db.transaction(() => rounds.map((r) => this.recordRound(r.qid, r.attempts, r.leased, now)))();
+  }
+
+  private recordAttempts(list: readonly AttemptRecord[], now: number): void {
+    this.db.transaction(() => {
+      for (const a of list) this.recordOne(a, now);
+    })();
+  }
+
+  private recordOne(a: AttemptRecord, now: number): void {
+    {
+      this.s.insertAttempt.run(
+        a.qid,
+        a.nexthop,
+        a.startedAt,
+        a.durationMs,
+        a.reply,
+        a.outcome,
+        JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
+      );
+      for (const r of a.recipients) {
+        this.s.updateRecipient.run({
+          qid: a.qid,
+          rcpt: r.rcpt,
+          state: r.state,
+          reply: r.reply,
+          nexthop: a.nexthop,
+          nextAttemptAt: r.nextAttemptAt ?? null,
+          deliveredAs: r.deliveredAs ?? null,
+          now,
+        });
+      }
+    }
+  }
+
+  /**
+   * Marks the message done when no recipient is open or in flight; returns its row then,
+   * so the caller can remove the spool file (only after this commit).
+   */
+  finishIfDone(qid: string, now = Date.now()): MessageRow | undefined {
+    return this.db.transaction(() => {
+      const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
+      if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
+      const changed = this.s.finish.run(now, qid).changes;
+      return changed ? this.message(qid) : undefined;
+    })();
+  }
+
+  recipients(qid: string): RecipientRow[] {
+    return this.s.recipients.all(qid) as RecipientRow[];
+  }
+
+  attempts(qid: string): AttemptRow[] {
+    return this.s.attempts.all(qid) as AttemptRow[];
+  }
+
+  list(): QueueSummary[] {
+    return this.s.list.all() as QueueSummary[];
+  }
+
+  /** Makes every open recipient due now; returns how many. */
+  retryNow(qid: string, now = Date.now()): number {
+    return this.s.retry.run(now, now, qid).changes;
+  }
+
+  markDeleted(qid: string, now = Date.now()): number {
+    return this.s.markDeleted.run(now, qid).changes;
+  }
+
+  /** Recipients waiting for delivery (the queue-depth gauge). */
+  depth(): number {
+    return (this.s.depth.get() as { n: number }).n;
+  }
+}
