@@ -84,6 +84,22 @@ t.test('bad input: no recipients is a usage error; a broken bag names the proble
   t.match(missing.stderr, /cannot read/);
 });
 
+t.test('--rcpt takes one address, with or without a display name; anything else is a usage error', async (t) => {
+  const enc = await cli(['imp', 'encode', '--ihn', '1', '--rcpt', 'Bob <bob@example.test>', '--rcpt', '<ann@example.test>', eml]);
+  t.equal(enc.code, 0, enc.stderr);
+  const msgs = decodeBag(enc.stdout);
+  t.same(
+    msgs.map((m) => [textValue(proplistGet(m.command.mailbox, 'USER')!), textValue(proplistGet(m.command.mailbox, 'HOST')!)]),
+    [['bob', 'example.test'], ['ann', 'example.test']],
+  );
+  for (const bad of ['', 'nodomain', 'a@b.test, c@d.test', '@example.test', 'user@']) {
+    const r = await cli(['imp', 'encode', '--ihn', '1', '--rcpt', bad, eml]);
+    t.equal(r.code, 2, `--rcpt ${JSON.stringify(bad)}`);
+    t.match(r.stderr, /^mailbag imp encode: --rcpt .* is not one mail address \(local@domain\)\n$/);
+    t.equal(r.stdout.length, 0, 'nothing written');
+  }
+});
+
 t.test('--help says where recipients come from', async (t) => {
   const help = await cli(['imp', 'encode', '--help']);
   t.equal(help.code, 0);
