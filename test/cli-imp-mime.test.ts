@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeBag, proplistGet, textValue } from '../src/imp/index.js';
@@ -98,6 +98,25 @@ t.test('--rcpt takes one address, with or without a display name; anything else 
     t.match(r.stderr, /^mailbag imp encode: --rcpt .* is not one mail address \(local@domain\)\n$/);
     t.equal(r.stdout.length, 0, 'nothing written');
   }
+});
+
+t.test('--out-dir that cannot be created: exit 1 with one line, never a hang', async (t) => {
+  const bag = (await cli(['imp', 'encode', '--ihn', '1', '--rcpt', 'a@example.test', eml])).stdout;
+  const file = join(dir, 'plain-file');
+  writeFileSync(file, 'x');
+  const under = await cli(['imp', 'decode', '--out-dir', join(file, 'sub'), '-'], { stdin: bag });
+  t.equal(under.code, 1);
+  t.match(under.stderr, /^mailbag imp decode: cannot create --out-dir .*: not a directory at .*plain-file\n$/);
+  // procfs answers ENOENT to mkdir although the parent exists; Node 20's recursive mkdir loops on that forever
+  if (!existsSync('/proc/self')) return t.comment('skipped: no /proc on this system');
+  const proc = await cli(['imp', 'decode', '--out-dir', '/proc/mailbag-no-such-dir/out', '-'], { stdin: bag });
+  t.equal(proc.code, 1);
+  t.match(proc.stderr, /^mailbag imp decode: cannot create --out-dir \/proc\/mailbag-no-such-dir\/out: ENOENT at \/proc\/mailbag-no-such-dir\n$/);
+  // an existing directory is fine, even a nested new one
+  const nested = join(dir, 'a', 'b', 'c');
+  const ok = await cli(['imp', 'decode', '--out-dir', nested, '-'], { stdin: bag });
+  t.equal(ok.code, 0, ok.stderr);
+  t.ok(readFileSync(join(nested, '0.eml')).equals(original));
 });
 
 t.test('--help says where recipients come from', async (t) => {
