@@ -119,6 +119,23 @@ t.test('--out-dir that cannot be created: exit 1 with one line, never a hang', a
   t.ok(readFileSync(join(nested, '0.eml')).equals(original));
 });
 
+t.test('--out-dir: a tn repeated by messages from different ihns gets its index, nothing is overwritten', async (t) => {
+  const deliver = (tn: number, ihn: number, user: string, subject: string) => `
+    LIST( LIST( INDEX=${tn}, INTEGER=${ihn} ),
+          LIST( INDEX=0, LIST( PROPLIST( USER: ${user}, HOST: example.test ), LIST( INTEGER=${ihn} ), INDEX=1,
+                               TEXT="DELIVER", LIST( LIST( TEXT="REGULAR" ) ), LIST( ) ) ),
+          LIST( LIST( INDEX=0, PROPLIST( SUBJECT: "${subject}" ) ), LIST( INDEX=0, LIST( TEXT="hi" ) ) ) )`;
+  const bag = await cli(['imp', 'pack'], { stdin: deliver(5, 1, 'ann', 'first') + deliver(5, 2, 'bob', 'second') + deliver(6, 1, 'cy', 'third') });
+  t.equal(bag.code, 0, bag.stderr);
+  const out = join(dir, 'same-tn');
+  const dec = await cli(['imp', 'decode', '--out-dir', out], { stdin: bag.stdout });
+  t.equal(dec.code, 0, dec.stderr);
+  t.equal(dec.stdout.toString(), '5.eml\tann@example.test\n5-1.eml\tbob@example.test\n6.eml\tcy@example.test\n');
+  t.match(readFileSync(join(out, '5.eml'), 'latin1'), /^Subject: first\r$/m);
+  t.match(readFileSync(join(out, '5-1.eml'), 'latin1'), /^Subject: second\r$/m);
+  t.match(readFileSync(join(out, '6.eml'), 'latin1'), /^Subject: third\r$/m);
+});
+
 t.test('--help says where recipients come from', async (t) => {
   const help = await cli(['imp', 'encode', '--help']);
   t.equal(help.code, 0);
