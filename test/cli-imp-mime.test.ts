@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeBag, proplistGet, textValue } from '../src/imp/index.js';
@@ -82,6 +82,58 @@ t.test('bad input: no recipients is a usage error; a broken bag names the proble
   const missing = await cli(['imp', 'decode', join(dir, 'nope.bag')]);
   t.equal(missing.code, 1);
   t.match(missing.stderr, /cannot read/);
+});
+
+t.test('--rcpt takes one address, with or without a display name; anything else is a usage error', async (t) => {
+  const enc = await cli(['imp', 'encode', '--ihn', '1', '--rcpt', 'Bob <bob@example.test>', '--rcpt', '<ann@example.test>', eml]);
+  t.equal(enc.code, 0, enc.stderr);
+  const msgs = decodeBag(enc.stdout);
+  t.same(
+    msgs.map((m) => [textValue(proplistGet(m.command.mailbox, 'USER')!), textValue(proplistGet(m.command.mailbox, 'HOST')!)]),
+    [['bob', 'example.test'], ['ann', 'example.test']],
+  );
+  for (const bad of ['', 'nodomain', 'a@b.test, c@d.test', '@example.test', 'user@']) {
+    const r = await cli(['imp', 'encode', '--ihn', '1', '--rcpt', bad, eml]);
+    t.equal(r.code, 2, `--rcpt ${JSON.stringify(bad)}`);
+    t.match(r.stderr, /^mailbag imp encode: --rcpt .* is not one mail address \(local@domain\)\n$/);
+    t.equal(r.stdout.length, 0, 'nothing written');
+  }
+});
+
+t.test('--out-dir that cannot be created: exit 1 with one line, never a hang', async (t) => {
+  const bag = (await cli(['imp', 'encode', '--ihn', '1', '--rcpt', 'a@example.test', eml])).stdout;
+  const file = join(dir, 'plain-file');
+  writeFileSync(file, 'x');
+  const under = await cli(['imp', 'decode', '--out-dir', join(file, 'sub'), '-'], { stdin: bag });
+  t.equal(under.code, 1);
+  t.match(under.stderr, /^mailbag imp decode: cannot create --out-dir .*: not a directory at .*plain-file\n$/);
+  // procfs answers ENOENT to mkdir although the parent exists; Node 20's recursive mkdir loops on that forever
+  if (!existsSync('/proc/self')) return t.comment('skipped: no /proc on this system');
+  const proc = await cli(['imp', 'decode', '--out-dir', '/proc/mailbag-no-such-dir/out', '-'], { stdin: bag });
+  t.equal(proc.code, 1);
+  t.match(proc.stderr, /^mailbag imp decode: cannot create --out-dir \/proc\/mailbag-no-such-dir\/out: ENOENT at \/proc\/mailbag-no-such-dir\n$/);
+  // an existing directory is fine, even a nested new one
+  const nested = join(dir, 'a', 'b', 'c');
+  const ok = await cli(['imp', 'decode', '--out-dir', nested, '-'], { stdin: bag });
+  t.equal(ok.code, 0, ok.stderr);
+  t.ok(readFileSync(join(nested, '0.eml')).equals(original));
+});
+
+t.test('--out-dir: a tn repeated by messages from different ihns gets its index, nothing is overwritten', async (t) => {
+  const deliver = (tn: number, ihn: number, user: string, subject: string) => `
+    LIST( LIST( INDEX=${tn}, INTEGER=${ihn} ),
+          LIST( INDEX=0, LIST( PROPLIST( USER: ${user}, HOST: example.test ), LIST( INTEGER=${ihn} ), INDEX=1,
+                               TEXT="DELIVER", LIST( LIST( TEXT="REGULAR" ) ), LIST( ) ) ),
+          LIST( LIST( INDEX=0, PROPLIST( SUBJECT: "${subject}" ) ), LIST( INDEX=0, LIST( TEXT="hi" ) ) ) )`;
+  const bag = await cli(['imp', 'pack'], { stdin: deliver(5, 1, 'ann', 'first') + deliver(5, 2, 'bob', 'second') + deliver(6, 1, 'cy', 'third') });
+  t.equal(bag.code, 0, bag.stderr);
+  const out = join(dir, 'same-tn');
+  const dec = await cli(['imp', 'decode', '--out-dir', out], { stdin: bag.stdout });
+  t.equal(dec.code, 0, dec.stderr);
+  t.equal(dec.stdout.toString(), '5.eml\tann@example.test\n5-1.eml\tbob@example.test\n6.eml\tcy@example.test\n');
+  t.match(readFileSync(join(out, '5.eml'), 'latin1'), /^Subject: first\r$/m);
+  t.match(readFileSync(join(out, '5-1.eml'), 'latin1'), /^Subject: second\r$/m);
+  t.match(readFileSync(join(out, '6.eml'), 'latin1'), /^Subject: third\r$/m);
 });
 
 t.test('--help says where recipients come from', async (t) => {

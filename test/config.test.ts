@@ -26,6 +26,10 @@ t.test('embedded default loads and routes example.test to a Maildir', async (t) 
 t.test('example config documents a valid configuration', async (t) => {
   const c = loadConfig(new URL('../config/example.yaml', import.meta.url).pathname);
   t.ok(c.routes.length >= 3);
+  // sections the example shows at their defaults must say the defaults
+  const defaults = validateConfig({});
+  t.same(c.imp, defaults.imp, 'imp: example values are the defaults');
+  t.same(c.queue, defaults.queue, 'queue: example values are the defaults');
 });
 
 t.test('config selection: --config, then MAILBAG_CONFIG, then the default', async (t) => {

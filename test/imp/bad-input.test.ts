@@ -160,12 +160,17 @@ t.test('forward and unknown share references', async (t) => {
   const fwd = bag(msg(1, 1, 2), msg(2, 0));
   const e1 = fails(t, () => decodeBag(fwd), 'ERR_IMP_SHARE_REF', 6 + 6 + 14 + 6 + 3);
   t.equal(e1.path, 'message[0].commandList.tid');
+  // the offset is that of the reference's tid LIST, found by its own octets
+  const refAt = (b: Buffer, tn: number) => b.indexOf(encodeElement({ type: 'list', items: [{ type: 'index', value: tn }, { type: 'integer', value: 7 }] }), 6 + encodeElement(msg(1, 0)).length + 14);
   // unknown tid
-  fails(t, () => decodeBag(bag(msg(1, 0), msg(2, 1, 99))), 'ERR_IMP_SHARE_REF');
+  const unknown = bag(msg(1, 0), msg(2, 1, 99));
+  t.equal(fails(t, () => decodeBag(unknown), 'ERR_IMP_SHARE_REF', refAt(unknown, 99)).path, 'message[1].commandList.tid');
   // a reference to itself is not "earlier"
-  fails(t, () => decodeBag(bag(msg(1, 0), msg(2, 1, 2))), 'ERR_IMP_SHARE_REF');
+  const self = bag(msg(1, 0), msg(2, 1, 2));
+  t.equal(fails(t, () => decodeBag(self), 'ERR_IMP_SHARE_REF', refAt(self, 2)).path, 'message[1].commandList.tid');
   // content other than 0/1 and duplicate tids are structure errors
-  fails(t, () => decodeBag(bag(msg(1, 0), msg(1, 0))), 'ERR_IMP_MESSAGE');
+  const dup = bag(msg(1, 0), msg(1, 0));
+  t.equal(fails(t, () => decodeBag(dup), 'ERR_IMP_MESSAGE', 6 + encodeElement(msg(1, 0)).length + 6).path, 'message[1].tid');
 });
 
 t.test('message structure errors name the path and offset', async (t) => {

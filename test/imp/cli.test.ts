@@ -79,7 +79,8 @@ t.test('bad input: exit 1 with one line naming code and offset', async (t) => {
   t.match(r4.stderr, /^mailbag imp pack: ERR_IMP_SHARE_REF at offset \d+ in message\[0\]\.commandList\.tid: /);
   t.equal((await cli(['imp', 'pack', '--raw'], { stdin: 'INDEX=5' })).stdout.toString('hex'), '030005');
   const r5 = await cli(['imp', 'dump', '--width', 'x']);
-  t.equal(r5.code, 1);
+  t.equal(r5.code, 2, 'a bad option value is a usage error');
+  t.equal(r5.stderr, 'mailbag imp dump: --width must be an integer >= 20, got x\n');
   t.equal((await cli(['imp', 'pack', '--compress', '--unit'])).code, 2);
   t.equal((await cli(['imp', 'dump', 'a', 'b'])).code, 2);
   const missing = await cli(['imp', 'dump', join(tmpdir(), 'mailbag-no-such-file.imp')]);

@@ -43,6 +43,22 @@ for (const name of VIEWS) {
   });
 }
 
+t.test('the listings\' comments are checked against their octets when they load', async (t) => {
+  const text = readFileSync(join(dir, 'rfc753-example1.hex'), 'utf8');
+  t.ok(listing('example1').length > 0);
+  const tampered: [string, string][] = [
+    ['LIST count 424 (0x0004..0x01ab), 3 items', 'LIST count 425 (0x0004..0x01ab), 3 items'],
+    ['LIST count 424 (0x0004..0x01ab), 3 items', 'LIST count 424 (0x0004..0x01ac), 3 items'],
+    ['LIST count 424 (0x0004..0x01ab), 3 items', 'LIST count 424 (0x0004..0x01ab), 2 items'],
+    ['pair: name count 4 "HOST", value count 13', 'pair: name count 4 "HOST", value count 12'],
+    ['TEXT count 7 "DELIVER"', 'TEXT count 8 "DELIVER"'],
+  ];
+  for (const [from, to] of tampered) {
+    t.ok(text.includes(from));
+    t.throws(() => hexListing(text.replace(from, to)), /listing comment disagrees with its octets/, to);
+  }
+});
+
 t.test('Example 1 reads back as a DELIVER with its document', async (t) => {
   const [msg] = decodeBag(bagOf(parseNotation(notation('example1'))));
   t.same(msg!.tid, { tn: 37, ihn: 167772404 });

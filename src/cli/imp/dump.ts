@@ -1,4 +1,4 @@
-import { CliError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
+import { CliError, UsageError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
 import { bagMessages, decodeElement, printNotation, ShippingUnitDecoder, type Element } from '../../imp/index.js';
 import { impLimits, onePositional, withImpErrors } from './common.js';
 
@@ -25,7 +25,7 @@ export const dumpCommand: Command = {
       config: { type: 'string', short: 'c' },
     });
     const width = values.width === undefined ? 78 : Number(values.width);
-    if (!Number.isInteger(width) || width < 20) throw new CliError(`--width must be an integer >= 20, got ${values.width}`);
+    if (!Number.isInteger(width) || width < 20) throw new UsageError(`--width must be an integer >= 20, got ${values.width}`);
     const file = onePositional(positionals);
     const limits = impLimits(values.config, io);
     const input = await readInput(file, io);

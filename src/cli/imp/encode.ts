@@ -39,7 +39,7 @@ export const impEncodeCommand: Command = {
     const ihn = values.ihn !== undefined ? parseInteger(values.ihn, '--ihn', -2147483648, 4294967295) : loadConfig(resolveConfigPath(values.config, io.env)).imp.ihn;
     const start = values.tn !== undefined ? parseInteger(values.tn, '--tn', 0, 65535) : 0;
     const raw = await readInput(file, io);
-    const recipients = values.rcpt?.length ? values.rcpt : headerRecipients(raw);
+    const recipients = values.rcpt?.length ? values.rcpt.map(rcptAddress) : headerRecipients(raw);
     if (recipients.length === 0) throw new UsageError('no recipients: give --rcpt ADDR, or a message with To or Cc addresses');
     const bag = await withImpErrors(() =>
       mimeToBag(raw, {
@@ -55,6 +55,18 @@ function parseInteger(text: string, option: string, min: number, max: number): n
   const n = Number(text);
   if (!/^-?\d+$/.test(text.trim()) || n < min || n > max) throw new UsageError(`${option} must be an integer ${min}..${max}, got ${JSON.stringify(text)}`);
   return n;
+}
+
+/**
+ * The address in one --rcpt value: `a@b`, `<a@b>` or `Name <a@b>`. Anything else (empty,
+ * no domain, several addresses) is a usage error, so a typo never becomes a mangled mailbox.
+ */
+function rcptAddress(text: string): string {
+  const found = addressparser(text, { flatten: true });
+  const address = found.length === 1 ? found[0]!.address : '';
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || at === address.length - 1) throw new UsageError(`--rcpt ${JSON.stringify(text)} is not one mail address (local@domain)`);
+  return address;
 }
 
 /** Addresses in the top-level To and Cc fields, in order, without duplicates. */
