@@ -12,7 +12,8 @@
 //   npm run bench -- smtp-relay
 //   env: BENCH_SCALE=0.2 (fewer messages), BENCH_CPU_PROF=DIR (write a --cpu-prof of
 //        the gateway per scenario), BENCH_LOG_LEVEL=info (gateway log level),
-//        BENCH_HARAKA=0 (skip the Haraka comparison: npm-installs Haraka into a temp dir).
+//        BENCH_HARAKA=0 (skip the Haraka comparison: npm-installs Haraka into a temp dir),
+//        BENCH_QUICK=1 (only the baselines and mailbag with greetingDelay 0).
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,6 +36,8 @@ const counts = {
 };
 const FROM = 'bench-sender@example.org';
 const logLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
+/** BENCH_QUICK=1: only the baselines and mailbag with greetingDelay 0 (no floor, no Haraka). */
+const quick = process.env.BENCH_QUICK === '1';
 const TO = 'bench@example.test';
 
 interface Row {
@@ -111,7 +114,8 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
       '',
     ].join('\n'),
   );
-  const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+  // one directory per scenario: the queue thread writes a profile of its own next to the main thread's
+  const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, name)}`] : [];
   const gw: GatewayProcess = await spawnGateway(config, { nodeArgs, port });
   cleanups.push(async () => {
     await gw.stop(5000);
@@ -256,12 +260,12 @@ function print() {
 try {
   const baseReuse = await baseline(true, counts.reuse);
   const baseNoReuse = await baseline(false, counts.noReuse);
-  await throughFloor(true, counts.reuse, baseReuse);
-  await throughFloor(false, counts.noReuse, baseNoReuse);
+  if (!quick) await throughFloor(true, counts.reuse, baseReuse);
+  if (!quick) await throughFloor(false, counts.noReuse, baseNoReuse);
   await throughMailbag('reuse-delay0', true, 0, counts.reuse, baseReuse);
   await throughMailbag('noreuse-delay0', false, 0, counts.noReuse, baseNoReuse);
-  await throughMailbag('noreuse-delay100', false, 100, counts.noReuseDefaultDelay, baseNoReuse);
-  if (process.env.BENCH_HARAKA !== '0') {
+  if (!quick) await throughMailbag('noreuse-delay100', false, 100, counts.noReuseDefaultDelay, baseNoReuse);
+  if (!quick && process.env.BENCH_HARAKA !== '0') {
     await throughHaraka(true, counts.haraka, baseReuse);
     await throughHaraka(false, counts.haraka, baseNoReuse);
   }

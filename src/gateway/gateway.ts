@@ -96,9 +96,9 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
       logger,
       routes: config.routes,
       events: {
-        accepted() {
+        accepted(qid) {
           metrics.messagesReceived.inc();
-          q.kick();
+          q.kick([qid]);
         },
         rejected(code) {
           metrics.smtpRejections.inc({ code: String(code) });

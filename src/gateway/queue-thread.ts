@@ -12,7 +12,7 @@ export interface QueueThreadData {
   pollMs?: number;
 }
 
-export type ToQueueThread = { type: 'kick' } | { type: 'stop'; graceMs: number };
+export type ToQueueThread = { type: 'kick'; accepted: string[] } | { type: 'stop'; graceMs: number };
 export type FromQueueThread =
   | { type: 'ready' }
   | { type: 'stopped' }
@@ -44,6 +44,7 @@ const RESTART_DELAY_MS = 1000;
 export class QueueThread implements QueueHandle {
   private inflight = 0;
   private kickPending = false;
+  private accepted: string[] = [];
   private stopping: Promise<void> | undefined;
   private worker!: Worker;
   /** Set while the current thread is dead (reported by /healthz). */
@@ -115,13 +116,20 @@ export class QueueThread implements QueueHandle {
     return this.inflight;
   }
 
-  /** Coalesced: one message per event-loop turn however many messages were accepted. */
-  kick(): void {
-    if (this.kickPending || this.stopping) return;
+  /**
+   * Coalesced: one message per event-loop turn however many messages were accepted,
+   * carrying their qids so the queue thread claims them without scanning the store.
+   */
+  kick(accepted?: readonly string[]): void {
+    if (this.stopping) return;
+    if (accepted) for (const qid of accepted) this.accepted.push(qid);
+    if (this.kickPending) return;
     this.kickPending = true;
     setImmediate(() => {
       this.kickPending = false;
-      this.post({ type: 'kick' });
+      const qids = this.accepted;
+      this.accepted = [];
+      this.post({ type: 'kick', accepted: qids });
     });
   }
 

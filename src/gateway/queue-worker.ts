@@ -49,7 +49,7 @@ const queue = createDeliveryQueue(data.config, {
 queue.start();
 port.on('message', (m: ToQueueThread) => {
   if (m.type === 'kick') {
-    queue.kick();
+    queue.kick(m.accepted);
   } else if (m.type === 'stop') {
     void queue.stop(m.graceMs).finally(() => {
       store.close();

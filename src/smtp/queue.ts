@@ -42,8 +42,11 @@ export interface QueueEvents {
 
 /** What the rest of the gateway needs from a running queue, on this thread or another. */
 export interface QueueHandle {
-  /** Something became due: look now instead of at the next poll. */
-  kick(): void;
+  /**
+   * Something became due: look now instead of at the next poll. `accepted`: qids of
+   * messages just committed, which the queue may claim without asking the store first.
+   */
+  kick(accepted?: readonly string[]): void;
   /** Messages with an attempt round in flight. */
   readonly inFlight: number;
   /** Stops picking work and waits (up to graceMs) for the attempts in flight. */
@@ -65,6 +68,9 @@ export interface DeliveryQueueOptions {
   pollMs?: number;
   random?: () => number;
 }
+
+/** At most this many handed-over qids wait in memory; the rest wait in the store only. */
+const MAX_FRESH = 10_000;
 
 /** `550 5.1.1 no such user` -> `5.1.1`; falls back to the reply class. */
 function enhancedStatus(reply: string, fallbackClass: '4' | '5'): string {
@@ -91,6 +97,11 @@ export class DeliveryQueue implements QueueHandle {
   private ticking = false;
   private readonly recorder: RoundRecorder;
   private again = false;
+  /** Freshly accepted qids handed over by `kick`, claimed before the store is scanned. */
+  private fresh: string[] = [];
+  private lastScan = 0;
+  /** The store may hold due work that was not handed over: scan it at the next tick. */
+  private scanNeeded = true;
 
   constructor(private readonly o: DeliveryQueueOptions) {
     for (const t of o.transports) this.transports.set(t.kind, t);
@@ -110,7 +121,20 @@ export class DeliveryQueue implements QueueHandle {
   }
 
   /** Something became due (a message was accepted): look now instead of at the next poll. */
-  kick(): void {
+  kick(accepted?: readonly string[]): void {
+    if (!this.running) return;
+    if (!accepted?.length) this.scanNeeded = true;
+    else {
+      for (const qid of accepted) {
+        if (this.fresh.length < MAX_FRESH) this.fresh.push(qid);
+        else this.scanNeeded = true; // still in the store: the scan finds it
+      }
+    }
+    this.wake();
+  }
+
+  /** Look again without a reason to scan the store (an attempt round finished). */
+  private wake(): void {
     if (!this.running) return;
     if (this.ticking) {
       this.again = true;
@@ -152,31 +176,63 @@ export class DeliveryQueue implements QueueHandle {
         const free = this.o.queue.concurrency - this.inProgress.size;
         if (free <= 0) break;
         const now = Date.now();
-        const qids = this.o.store.queue
-          .dueMessages(now, free + this.inProgress.size)
-          .filter((q) => !this.inProgress.has(q))
-          .slice(0, free);
+        const qids = this.pick(now, free);
         if (qids.length === 0) break;
         const leaseUntil = now + this.o.queue.attemptTimeout + 60_000;
-        for (const { message, recipients } of this.o.store.queue.claimMany(qids, now, leaseUntil)) {
+        const claimed = this.o.store.queue.claimMany(qids, now, leaseUntil);
+        // some handed-over qids were already done or claimed: fill their slots from the rest
+        if (claimed.length < qids.length && this.fresh.length) this.again = true;
+        for (const { message, recipients } of claimed) {
           const qid = message.qid;
           const p = this.process(message, recipients)
             .catch((err: Error) => this.o.logger.error({ qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
             .finally(() => {
               this.inProgress.delete(qid);
               this.o.events?.inFlight?.(this.inProgress.size);
-              this.kick();
+              this.wake();
             });
           this.inProgress.set(qid, p);
           this.o.events?.inFlight?.(this.inProgress.size);
         }
       } while (this.again);
     } catch (err) {
+      this.scanNeeded = true; // handed-over qids may have been dropped: they are in the store
       this.o.logger.error({ err: { message: (err as Error).message } }, 'queue: scheduling failed');
     } finally {
       this.ticking = false;
     }
     this.schedule();
+  }
+
+  /**
+   * Up to `free` qids to claim. Freshly accepted messages are handed over by `kick` and
+   * need no store query to be found. The store is scanned when it may hold due work
+   * that was not handed over (at start, on the poll or retry timer, after an external
+   * kick, while the last scan filled every slot) and at least once per poll interval,
+   * so deferred retries that fell due are never starved by a steady stream of new
+   * mail. A qid picked twice (handed over and also found by a scan) is harmless:
+   * claimMany skips messages with nothing due.
+   */
+  private pick(now: number, free: number): string[] {
+    const picked = new Set<string>();
+    if (this.scanNeeded || now - this.lastScan >= this.pollMs) this.scan(now, free, picked);
+    let taken = 0;
+    while (picked.size < free && taken < this.fresh.length) {
+      const q = this.fresh[taken++]!;
+      if (!this.inProgress.has(q)) picked.add(q);
+    }
+    this.fresh.splice(0, taken);
+    return [...picked];
+  }
+
+  private scan(now: number, free: number, picked: Set<string>): void {
+    this.lastScan = now;
+    for (const q of this.o.store.queue.dueMessages(now, free + this.inProgress.size)) {
+      if (picked.size >= free) break;
+      if (!this.inProgress.has(q)) picked.add(q);
+    }
+    // every slot taken: more may be due, look again next time
+    this.scanNeeded = picked.size >= free;
   }
 
   private schedule(): void {
@@ -193,7 +249,10 @@ export class DeliveryQueue implements QueueHandle {
     } catch {
       // store closing: the poll will find out
     }
-    this.timer = setTimeout(() => this.tick(), wait);
+    this.timer = setTimeout(() => {
+      this.scanNeeded = true;
+      this.tick();
+    }, wait);
     this.timer.unref?.();
   }
 

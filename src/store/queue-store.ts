@@ -258,16 +258,12 @@ export class QueueStore {
    * row so the caller removes the spool file (only after this commit).
    */
   recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): MessageRow | undefined {
-    return this.db.transaction(() => {
-      this.recordAttempts(attempts, now);
-      for (const rcpt of leased) this.s.release.run(qid, rcpt);
-      return this.finishIfDone(qid, now);
-    })();
+    return this.db.transaction(() => this.recordRoundIn(qid, attempts, leased, now))();
   }
 
   /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
   recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
-    return this.db.transaction(() => rounds.map((r) => this.recordRound(r.qid, r.attempts, r.leased, now)))();
+    return this.db.transaction(() => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)))();
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
@@ -276,29 +272,35 @@ export class QueueStore {
     })();
   }
 
+  // The *In methods run inside the caller's transaction: a nested db.transaction() would
+  // cost a SAVEPOINT and its RELEASE per call, several per message on the queue's hot path.
+  private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): MessageRow | undefined {
+    for (const a of attempts) this.recordOne(a, now);
+    for (const rcpt of leased) this.s.release.run(qid, rcpt);
+    return this.finishIfDoneIn(qid, now);
+  }
+
   private recordOne(a: AttemptRecord, now: number): void {
-    {
-      this.s.insertAttempt.run(
-        a.qid,
-        a.nexthop,
-        a.startedAt,
-        a.durationMs,
-        a.reply,
-        a.outcome,
-        JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
-      );
-      for (const r of a.recipients) {
-        this.s.updateRecipient.run({
-          qid: a.qid,
-          rcpt: r.rcpt,
-          state: r.state,
-          reply: r.reply,
-          nexthop: a.nexthop,
-          nextAttemptAt: r.nextAttemptAt ?? null,
-          deliveredAs: r.deliveredAs ?? null,
-          now,
-        });
-      }
+    this.s.insertAttempt.run(
+      a.qid,
+      a.nexthop,
+      a.startedAt,
+      a.durationMs,
+      a.reply,
+      a.outcome,
+      JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
+    );
+    for (const r of a.recipients) {
+      this.s.updateRecipient.run({
+        qid: a.qid,
+        rcpt: r.rcpt,
+        state: r.state,
+        reply: r.reply,
+        nexthop: a.nexthop,
+        nextAttemptAt: r.nextAttemptAt ?? null,
+        deliveredAs: r.deliveredAs ?? null,
+        now,
+      });
     }
   }
 
@@ -307,12 +309,14 @@ export class QueueStore {
    * so the caller can remove the spool file (only after this commit).
    */
   finishIfDone(qid: string, now = Date.now()): MessageRow | undefined {
-    return this.db.transaction(() => {
-      const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
-      if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
-      const changed = this.s.finish.run(now, qid).changes;
-      return changed ? this.message(qid) : undefined;
-    })();
+    return this.db.transaction(() => this.finishIfDoneIn(qid, now))();
+  }
+
+  private finishIfDoneIn(qid: string, now: number): MessageRow | undefined {
+    const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
+    if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
+    const changed = this.s.finish.run(now, qid).changes;
+    return changed ? this.message(qid) : undefined;
   }
 
   recipients(qid: string): RecipientRow[] {
