@@ -160,20 +160,18 @@ export class QueueStore {
   }
 
   private insertOne(m: NewMessage): void {
-    {
-      this.s.insertMessage.run({
-        qid: m.qid,
-        receivedAt: m.receivedAt,
-        envelopeFrom: m.envelopeFrom,
-        size: m.size,
-        spoolPath: m.spoolPath,
-        clientAddress: m.clientAddress ?? null,
-        clientHostname: m.clientHostname ?? null,
-        helo: m.helo ?? null,
-        authUser: m.authUser ?? null,
-      });
-      for (const rcpt of m.recipients) this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt);
-    }
+    this.s.insertMessage.run({
+      qid: m.qid,
+      receivedAt: m.receivedAt,
+      envelopeFrom: m.envelopeFrom,
+      size: m.size,
+      spoolPath: m.spoolPath,
+      clientAddress: m.clientAddress ?? null,
+      clientHostname: m.clientHostname ?? null,
+      helo: m.helo ?? null,
+      authUser: m.authUser ?? null,
+    });
+    for (const rcpt of m.recipients) this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt);
   }
 
   maxQid(): string | undefined {
