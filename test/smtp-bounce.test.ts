@@ -6,7 +6,7 @@ import {
   SUBJECT_DELAYED,
   SUBJECT_FAILED,
   type BounceInput,
-} from '../src/smtp/bounce.js';
+} from '../src/delivery/bounce.js';
 
 const arrival = new Date('2026-11-24T08:00:00Z');
 const now = new Date('2026-11-25T09:30:05Z');

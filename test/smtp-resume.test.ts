@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { startGateway } from '../src/gateway/gateway.js';
 import { Store } from '../src/store/store.js';
-import { Spool } from '../src/smtp/spool.js';
-import { QidGenerator } from '../src/smtp/qid.js';
-import { enqueueGenerated } from '../src/smtp/enqueue.js';
-import { MaildirTransport } from '../src/smtp/transports/maildir.js';
+import { Spool } from '../src/delivery/spool.js';
+import { QidGenerator } from '../src/delivery/qid.js';
+import { enqueueGenerated } from '../src/delivery/enqueue.js';
+import { MaildirTransport } from '../src/delivery/transports/maildir.js';
 import { maildirFiles, startSink, stripReceived, tempDir, testConfig, waitFor } from './helpers/gateway.js';
 
 const BODY = Buffer.from('From: ann@sender.test\r\nTo: bob@remote.test\r\nSubject: resume\r\n\r\nqueued while the next hop was down\r\n');

@@ -4,7 +4,7 @@ import t from 'tap';
 import { Readable } from 'node:stream';
 import nodemailer from 'nodemailer';
 import { startGateway } from '../src/gateway/gateway.js';
-import type { RewriteStep } from '../src/smtp/queue.js';
+import type { RewriteStep } from '../src/delivery/queue.js';
 import { startSink, stripReceived, tempDir, testConfig, waitFor } from './helpers/gateway.js';
 
 async function readAll(r: Readable): Promise<Buffer> {

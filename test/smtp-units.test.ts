@@ -1,6 +1,6 @@
 import t from 'tap';
-import { QidGenerator, isQid } from '../src/smtp/qid.js';
-import { domainMatches, resolveRoute } from '../src/smtp/routes.js';
+import { QidGenerator, isQid } from '../src/delivery/qid.js';
+import { domainMatches, resolveRoute } from '../src/delivery/routes.js';
 import { RelayPolicy } from '../src/smtp/relay-policy.js';
 import { receivedHeader } from '../src/smtp/received.js';
 import { validateConfig } from '../src/config/load.js';

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
-import { isQid } from '../smtp/qid.js';
-import { removeFile } from '../smtp/spool.js';
+import { isQid } from '../delivery/qid.js';
+import { removeFile } from '../delivery/spool.js';
 import { Store } from '../store/store.js';
 import { CliError, UsageError, parseCommandArgs, writeOutput, type CliIO, type Command } from './command.js';
 import { formatList, formatShow } from './queue/format.js';

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { QidGenerator } from '../smtp/qid.js';
-import { DeliveryQueue, type QueueEvents, type RewriteStep } from '../smtp/queue.js';
-import type { Spool } from '../smtp/spool.js';
-import { MaildirTransport } from '../smtp/transports/maildir.js';
-import { SmtpTransport } from '../smtp/transports/smtp.js';
+import type { QidGenerator } from '../delivery/qid.js';
+import { DeliveryQueue, type QueueEvents, type RewriteStep } from '../delivery/queue.js';
+import type { Spool } from '../delivery/spool.js';
+import { MaildirTransport } from '../delivery/transports/maildir.js';
+import { SmtpTransport } from '../delivery/transports/smtp.js';
 import type { Store } from '../store/store.js';
 
 /** The delivery queue with every next-hop kind wired, on whichever thread calls this. */

@@ -2,10 +2,11 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { checkGreetingDelay } from '../smtp/greeting-delay.js';
+import { AcceptPath } from '../delivery/accept.js';
 import { InboundServer } from '../smtp/inbound.js';
-import { QidGenerator, isQid } from '../smtp/qid.js';
-import type { QueueEvents, QueueHandle, RewriteStep } from '../smtp/queue.js';
-import { Spool } from '../smtp/spool.js';
+import { QidGenerator, isQid } from '../delivery/qid.js';
+import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
+import { Spool } from '../delivery/spool.js';
 import { Store } from '../store/store.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { createDeliveryQueue } from './delivery.js';
@@ -90,9 +91,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     const q = queue;
     inbound = new InboundServer({
       config,
-      spool,
-      store,
-      qids,
+      accept: new AcceptPath({ spool, store, qids }),
       logger,
       routes: config.routes,
       events: {

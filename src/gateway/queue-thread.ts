@@ -5,7 +5,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { QueueEvents, QueueHandle } from '../smtp/queue.js';
+import type { QueueEvents, QueueHandle } from '../delivery/queue.js';
 
 export interface QueueThreadData {
   config: Config;

@@ -1,9 +1,9 @@
 // Entry point of the queue thread (see queue-thread.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { QidGenerator } from '../smtp/qid.js';
+import { QidGenerator } from '../delivery/qid.js';
 import { Store } from '../store/store.js';
-import { Spool } from '../smtp/spool.js';
+import { Spool } from '../delivery/spool.js';
 import { createDeliveryQueue } from './delivery.js';
 import type { FromQueueThread, QueueThreadData, ToQueueThread } from './queue-thread.js';
 

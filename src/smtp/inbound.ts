@@ -5,16 +5,14 @@ import type { Readable } from 'node:stream';
 import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAuthentication } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import type { Store } from '../store/store.js';
 import { BareNewlineGuard } from './bare-newline.js';
 import { ByteLimit } from './data-limit.js';
-import { GroupCommitter } from './group-commit.js';
-import type { QidGenerator } from './qid.js';
+import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { receivedHeader } from './received.js';
 import { RelayPolicy, normaliseIp } from './relay-policy.js';
 import { SmtpReplyError, splitEnhancedCode } from './reply.js';
-import { resolveRoute, type Route } from './routes.js';
-import type { Spool, SpoolWriter } from './spool.js';
+import { resolveRoute, type Route } from '../delivery/routes.js';
+import type { SpoolWriter } from '../delivery/spool.js';
 
 /** What the inbound side tells the rest of the gateway. */
 export interface InboundEvents {
@@ -25,9 +23,8 @@ export interface InboundEvents {
 
 export interface InboundOptions {
   config: Config;
-  spool: Spool;
-  store: Store;
-  qids: QidGenerator;
+  /** The durable accept path shared with the other listeners. */
+  accept: AcceptPath;
   logger: Logger;
   routes: readonly Route[];
   events?: InboundEvents;
@@ -91,13 +88,11 @@ export class InboundServer {
   /** session id -> the IP it was counted under (XCLIENT/PROXY may change the session's). */
   private readonly counted = new Map<string, string>();
   private activeTransactions = 0;
-  private readonly committer: GroupCommitter;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: InboundOptions) {
     const s = o.config.smtp;
     this.policy = new RelayPolicy(s.localDomains, s.trustedNetworks);
-    this.committer = new GroupCommitter(o.store, o.spool.dir);
     const disabled: string[] = [];
     const options: GatewaySmtpOptions = {
       name: o.config.gateway.hostname,
@@ -268,11 +263,10 @@ export class InboundServer {
     from: string,
     rcpts: string[],
   ): Promise<{ qid: string; size: number }> {
-    const now = new Date();
-    const qid = this.o.qids.next(now.getTime());
-    let writer: SpoolWriter | undefined;
+    let incoming: IncomingMessage | undefined;
     try {
-      writer = await this.o.spool.create(qid);
+      incoming = await this.o.accept.open();
+      const { qid, writer } = incoming;
       writer.write(
         receivedHeader({
           helo: session.hostNameAppearsAs || 'unknown',
@@ -282,33 +276,21 @@ export class InboundServer {
           protocol: session.transmissionType || 'ESMTP',
           qid,
           recipient: rcpts.length === 1 ? rcpts[0] : undefined,
-          date: now,
+          date: new Date(incoming.receivedAt),
         }),
       );
       await receiveInto(stream, writer, this.o.config.smtp.maxMessageBytes, this.o.config.smtp.bareNewline);
       if (stream.sizeExceeded) throw new SmtpReplyError(552, '5.3.4', 'Message exceeds fixed maximum message size');
-      const spoolPath = await writer.commit({ syncDir: false });
-      const size = writer.bytes;
-      try {
-        await this.committer.commit({
-          qid,
-          receivedAt: now.getTime(),
-          envelopeFrom: from,
-          size,
-          spoolPath,
-          clientAddress: normaliseIp(session.remoteAddress),
-          clientHostname: session.clientHostname || undefined,
-          helo: session.hostNameAppearsAs || undefined,
-          authUser: typeof session.user === 'string' ? session.user : undefined,
-          recipients: rcpts,
-        });
-      } catch (err) {
-        await this.o.spool.remove(spoolPath);
-        throw err;
-      }
-      return { qid, size };
+      return await this.o.accept.commit(incoming, {
+        envelopeFrom: from,
+        clientAddress: normaliseIp(session.remoteAddress),
+        clientHostname: session.clientHostname || undefined,
+        helo: session.hostNameAppearsAs || undefined,
+        authUser: typeof session.user === 'string' ? session.user : undefined,
+        recipients: rcpts,
+      });
     } catch (err) {
-      if (writer) await writer.discard();
+      if (incoming) await this.o.accept.abort(incoming);
       throw err;
     }
   }

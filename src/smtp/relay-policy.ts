@@ -1,5 +1,5 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { domainMatches, domainOf } from './routes.js';
+import { domainMatches, domainOf } from '../delivery/routes.js';
 
 /** `::ffff:192.0.2.1` is the IPv4 client of a dual-stack listener. */
 export function normaliseIp(ip: string): string {
