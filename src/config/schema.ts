@@ -111,6 +111,17 @@ export const configSchema = z.strictObject({
       concurrency: z.number().int().min(1).default(20),
       attemptTimeout: duration.prefault('5m'),
       shutdownGrace: duration.prefault('30s'),
+      /**
+       * The rewrite step, built on the queue thread: a module (path relative to the
+       * working directory, absolute, or a package name) exporting
+       * `createRewriteStep(options)`. Unset: every recipient gets the original bytes.
+       */
+      rewrite: z
+        .strictObject({
+          module: z.string().min(1),
+          options: z.record(z.string(), z.unknown()).default({}),
+        })
+        .optional(),
     })
     .prefault({}),
   routes: z.array(z.strictObject({ domain: domainPattern, nexthop: nextHop })).default([]),

@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
-import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientCopy, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { buildDeliveryStatusNotification, type BounceRecipient } from './bounce.js';
+import { CopySpool } from './copies.js';
 import { enqueueGenerated, readHeaderSection } from './enqueue.js';
 import type { QidGenerator } from './qid.js';
 import { resolveRoute, type Route } from './routes.js';
@@ -18,13 +19,39 @@ export interface MessageCopy {
 }
 
 /**
- * The per-message rewrite step between the queue and routing. Identity for now;
- * multilingual rewriting will plug in here and may split the envelope into several
- * copies with different bytes.
+ * The per-message rewrite step between the queue and routing (multilingual rewriting
+ * plugs in here). It gets the recipients not yet decided and the original, and returns
+ * copies that split those recipients exactly (each in one copy). A copy that is
+ * `original` itself, or shares its `open`, keeps the original bytes; any other copy is
+ * spooled before delivery, so a retry delivers the same bytes. The step runs once per
+ * recipient, not once per attempt.
  */
 export type RewriteStep = (message: MessageRow, recipients: string[], original: MessageCopy) => Promise<MessageCopy[]>;
 
-export const identityRewrite: RewriteStep = async (_m, _r, original) => [original];
+/** What a rewrite module (`queue.rewrite.module`) exports. */
+export type RewriteStepFactory = (options: Record<string, unknown>) => RewriteStep | Promise<RewriteStep>;
+
+/** An internal error of an attempt round: counted as an attempt, bounced at the lifetime. */
+export class QueueInternalError extends Error {
+  constructor(
+    message: string,
+    readonly code: 'ERR_MAILBAG_REWRITE_SPLIT' | 'ERR_MAILBAG_ATTEMPT_DEADLINE' | 'ERR_MAILBAG_NO_RESULT',
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Every attempt round ends by this long after its deadline (`queue.attemptTimeout`):
+ * transports are aborted at the deadline and waited for this long at most, then their
+ * unfinished recipients count as deferred.
+ */
+const ABORT_GRACE_MS = 30_000;
+/** A claim's lease outlives the round's deadline and abort grace; recording has the rest. */
+const LEASE_MARGIN_MS = 60_000;
+/** Recording a round the store refused is retried after this, doubling up to the max. */
+const RECORD_RETRY_INITIAL_MS = 100;
+const RECORD_RETRY_MAX_MS = 10_000;
 
 interface AttemptDone {
   nexthop: string;
@@ -91,7 +118,8 @@ export class DeliveryQueue implements QueueHandle {
   private immediate: NodeJS.Immediate | undefined;
   private readonly inProgress = new Map<string, Promise<void>>();
   private readonly transports = new Map<string, NextHopTransport>();
-  private readonly rewrite: RewriteStep;
+  private readonly rewrite: RewriteStep | undefined;
+  private readonly copies: CopySpool | undefined;
   private readonly pollMs: number;
   private readonly random: () => number;
   private ticking = false;
@@ -105,10 +133,11 @@ export class DeliveryQueue implements QueueHandle {
 
   constructor(private readonly o: DeliveryQueueOptions) {
     for (const t of o.transports) this.transports.set(t.kind, t);
-    this.rewrite = o.rewrite ?? identityRewrite;
+    this.rewrite = o.rewrite;
+    this.copies = o.rewrite ? new CopySpool(o.spool) : undefined;
     this.pollMs = o.pollMs ?? 1000;
     this.random = o.random ?? Math.random;
-    this.recorder = new RoundRecorder(o.store);
+    this.recorder = new RoundRecorder(o.store, o.logger, this.o.queue.attemptTimeout + LEASE_MARGIN_MS);
   }
 
   /** Resumes everything the store holds: after a restart nothing is in flight. */
@@ -164,6 +193,7 @@ export class DeliveryQueue implements QueueHandle {
         new Promise((r) => setTimeout(r, graceMs).unref()),
       ]);
     }
+    this.recorder.stop();
     await Promise.all([...this.transports.values()].map((t) => t.close()));
   }
 
@@ -178,7 +208,7 @@ export class DeliveryQueue implements QueueHandle {
         const now = Date.now();
         const qids = this.pick(now, free);
         if (qids.length === 0) break;
-        const leaseUntil = now + this.o.queue.attemptTimeout + 60_000;
+        const leaseUntil = now + this.o.queue.attemptTimeout + LEASE_MARGIN_MS;
         const claimed = this.o.store.queue.claimMany(qids, now, leaseUntil);
         // some handed-over qids were already done or claimed: fill their slots from the rest
         if (claimed.length < qids.length && this.fresh.length) this.again = true;
@@ -263,64 +293,144 @@ export class DeliveryQueue implements QueueHandle {
     return Math.max(1, Math.min(q.retryMax, Math.round(base * (0.75 + this.random() * 0.5))));
   }
 
-  /** One attempt round for one message: every claimed recipient, grouped by next hop. */
+  /**
+   * One attempt round for one message: every claimed recipient, grouped by next hop,
+   * within the round's deadline. Every claimed recipient leaves the round with a
+   * recorded state: an internal error counts as an attempt like a 4xx, a bounce that
+   * cannot be queued keeps its recipients open, and a result the store cannot take
+   * waits in memory (the round, and so its claim, stays in flight) until it can.
+   */
   private async process(msg: MessageRow, rows: RecipientRow[]): Promise<void> {
-    const store = this.o.store.queue;
-    const qid = msg.qid;
     const started = Date.now();
     const byRcpt = new Map(rows.map((r) => [r.rcpt, r]));
     const leased = rows.map((r) => r.rcpt);
-    let finished: MessageRow | undefined;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
+    let done: AttemptDone[];
     try {
-      const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => this.o.spool.open(msg.spool_path, msg.size) };
-      const copies = await this.rewrite(msg, original.recipients, original);
-      const attempts: Promise<AttemptDone>[] = [];
-      for (const copy of copies) {
-        const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
-        const unroutable: string[] = [];
-        for (const rcpt of copy.recipients) {
-          const route = resolveRoute(this.o.routes, rcpt);
-          if (!route) {
-            unroutable.push(rcpt);
-            continue;
-          }
-          const g = groups.get(route.nexthop.url) ?? { hop: route.nexthop, rcpts: [] };
-          g.rcpts.push(rcpt);
-          groups.set(route.nexthop.url, g);
-        }
-        if (unroutable.length) {
-          const reply = '550 5.1.2 no route to the recipient domain';
-          attempts.push(Promise.resolve({ nexthop: 'none', started, durationMs: 0, result: { reply, recipients: unroutable.map((rcpt) => ({ rcpt, outcome: 'failed' as const, reply })) } }));
-        }
-        for (const { hop, rcpts } of groups.values()) attempts.push(this.attempt(msg, copy, hop, rcpts, byRcpt));
-      }
-      const done = await Promise.all(attempts);
-      const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
-      // The bounce is queued before the failures are recorded: a crash in between
-      // repeats the attempt (and maybe the bounce), it never loses the bounce.
-      await this.bounce(msg, decided.flatMap((d) => d.updates));
-      const records = decided.map((d) => this.toRecord(msg, d));
-      finished = await this.recorder.record(qid, records, leased);
-      for (const r of records) this.report(r);
+      const copies = await this.copiesFor(msg, rows, deadline.signal);
+      done = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {
-      // An internal failure (rewrite step, store, spool): keep the recipients, retry later.
-      const reason = `451 4.3.0 internal error: ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
-      store.postpone(qid, leased, Date.now() + this.o.queue.retryInitial, reason);
-      throw err;
+      done = [this.internalFailure(msg, leased, started, err as Error)];
+    } finally {
+      clearTimeout(timer);
     }
-    if (finished) await this.o.spool.remove(finished.spool_path);
+    const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
+    const missing = leased.filter((rcpt) => !decided.some((d) => d.updates.some((u) => u.rcpt === rcpt)));
+    if (missing.length) {
+      // a transport that left recipients out: without a state they would be due again at once
+      const err = new QueueInternalError(`no delivery result for ${missing.join(', ')}`, 'ERR_MAILBAG_NO_RESULT');
+      const d = this.internalFailure(msg, missing, started, err);
+      decided.push({ ...d, updates: this.decide(msg, byRcpt, d.result) });
+    }
+    // The bounce is queued before the failures are recorded: a crash in between repeats
+    // the attempt (and maybe the bounce), it never loses the bounce. A bounce that cannot
+    // be queued keeps its recipients open: the next round fails them again and retries it.
+    const bounceError = await this.bounce(msg, decided.flatMap((d) => d.updates));
+    if (bounceError) {
+      for (const d of decided) d.updates = d.updates.map((u) => (u.state === 'failed' ? this.bounceLater(u, byRcpt, bounceError) : u));
+    }
+    const records = decided.map((d) => this.toRecord(msg, d));
+    const finished = await this.recorder.record(msg.qid, records, leased);
+    for (const r of records) this.report(r);
+    if (finished) {
+      for (const path of this.o.store.queue.spoolFiles(finished)) await this.o.spool.remove(path);
+    }
   }
 
-  private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>): Promise<AttemptDone> {
+  /**
+   * The copies to deliver. Recipients whose bytes the rewrite step already decided get
+   * the recorded copy (or the original); the others go through the step once, and its
+   * copies with new bytes are spooled and recorded before any of them is delivered.
+   */
+  private async copiesFor(msg: MessageRow, rows: RecipientRow[], signal: AbortSignal): Promise<MessageCopy[]> {
+    const openOriginal = () => this.o.spool.open(msg.spool_path, msg.size);
+    if (!this.rewrite || !this.copies) return [{ recipients: rows.map((r) => r.rcpt), size: msg.size, open: openOriginal }];
+    const byPath = new Map<string, MessageCopy>();
+    const originalRcpts: string[] = [];
+    const undecided: string[] = [];
+    for (const r of rows) {
+      if (!r.rewritten) undecided.push(r.rcpt);
+      else if (r.copy_path === null) originalRcpts.push(r.rcpt);
+      else {
+        const path = r.copy_path;
+        const size = r.copy_size ?? 0;
+        const c = byPath.get(path) ?? { recipients: [], size, open: () => this.o.spool.open(path, size) };
+        c.recipients.push(r.rcpt);
+        byPath.set(path, c);
+      }
+    }
+    if (undecided.length) {
+      const original: MessageCopy = { recipients: undecided, size: msg.size, open: openOriginal };
+      const made = await untilAborted(this.rewrite(msg, [...undecided], original), signal, () => {
+        return new QueueInternalError(`the rewrite step did not finish within the attempt deadline (${this.o.queue.attemptTimeout} ms)`, 'ERR_MAILBAG_ATTEMPT_DEADLINE');
+      });
+      checkSplit(undecided, made);
+      const decisions: RecipientCopy[] = [];
+      // numbered after the copies already recorded: a crash before recording rewrites the same names
+      let n = this.o.store.queue.spoolFiles(msg).length;
+      for (const copy of made) {
+        if (copy.recipients.length === 0) continue;
+        if (copy === original || copy.open === original.open) {
+          originalRcpts.push(...copy.recipients);
+          for (const rcpt of copy.recipients) decisions.push({ rcpt });
+          continue;
+        }
+        const { path, size } = await this.copies.write(msg.qid, n++, copy.open());
+        byPath.set(path, { recipients: [...copy.recipients], size, open: () => this.o.spool.open(path, size) });
+        for (const rcpt of copy.recipients) decisions.push({ rcpt, copyPath: path, copySize: size });
+      }
+      this.o.store.queue.recordCopies(msg.qid, decisions);
+    }
+    const out = [...byPath.values()];
+    if (originalRcpts.length) out.unshift({ recipients: originalRcpts, size: msg.size, open: openOriginal });
+    return out;
+  }
+
+  /** One attempt per copy and next hop; unroutable recipients fail at once. */
+  private attempts(msg: MessageRow, copies: MessageCopy[], byRcpt: Map<string, RecipientRow>, signal: AbortSignal): Promise<AttemptDone>[] {
+    const attempts: Promise<AttemptDone>[] = [];
+    for (const copy of copies) {
+      const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
+      const unroutable: string[] = [];
+      for (const rcpt of copy.recipients) {
+        const route = resolveRoute(this.o.routes, rcpt);
+        if (!route) {
+          unroutable.push(rcpt);
+          continue;
+        }
+        const g = groups.get(route.nexthop.url) ?? { hop: route.nexthop, rcpts: [] };
+        g.rcpts.push(rcpt);
+        groups.set(route.nexthop.url, g);
+      }
+      if (unroutable.length) {
+        const reply = '550 5.1.2 no route to the recipient domain';
+        const result: DeliveryResult = { reply, recipients: unroutable.map((rcpt) => ({ rcpt, outcome: 'failed' as const, reply })) };
+        attempts.push(Promise.resolve({ nexthop: 'none', started: Date.now(), durationMs: 0, result }));
+      }
+      for (const { hop, rcpts } of groups.values()) attempts.push(this.attempt(msg, copy, hop, rcpts, byRcpt, signal));
+    }
+    return attempts;
+  }
+
+  /** An internal error as one attempt record: every recipient deferred (or expired). */
+  private internalFailure(msg: MessageRow, rcpts: string[], started: number, err: Error): AttemptDone {
+    const code = (err as { code?: unknown }).code;
+    this.o.logger.error({ qid: msg.qid, rcpts, err: { message: err.message, code, stack: err.stack } }, 'queue: internal error in an attempt round');
+    const reply = `451 4.3.0 internal error: ${err.message}`.replace(/[\r\n]+/g, ' ');
+    return { nexthop: 'internal', started, durationMs: Date.now() - started, result: { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) } };
+  }
+
+  private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>, signal: AbortSignal): Promise<AttemptDone> {
     const started = Date.now();
     const transport = this.transports.get(hop.kind);
+    const deferAll = (reply: string): DeliveryResult => ({ reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) });
     let result: DeliveryResult;
     if (!transport) {
-      const reply = `451 4.3.5 no transport for ${hop.kind} next hops`;
-      result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
+      result = deferAll(`451 4.3.5 no transport for ${hop.kind} next hops`);
     } else {
-      try {
-        result = await transport.deliver(hop, {
+      const delivery = transport
+        .deliver(hop, {
           qid: msg.qid,
           envelopeFrom: msg.envelope_from,
           recipients: rcpts,
@@ -329,11 +439,19 @@ export class DeliveryQueue implements QueueHandle {
           openMessage: () => copy.open(),
           intendedName: (rcpt) => byRcpt.get(rcpt)?.delivered_as ?? undefined,
           recordIntent: (rcpt, name) => this.o.store.queue.setDeliveredAs(msg.qid, rcpt, name),
-        });
-      } catch (err) {
-        const reply = `451 4.3.0 ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
-        result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
-      }
+          signal,
+        })
+        .catch((err: Error) => deferAll(`451 4.3.0 ${err.message}`.replace(/[\r\n]+/g, ' ')));
+      const expired = `451 4.4.7 attempt deadline of ${this.o.queue.attemptTimeout} ms passed`;
+      result = await untilAborted(delivery, signal, () => undefined).catch(async () => {
+        // Aborted: the transport stops and reports what it finished; one that does not
+        // within the grace is counted deferred (the lease still covers it meanwhile).
+        let grace: NodeJS.Timeout | undefined;
+        const late = await Promise.race([delivery, new Promise<undefined>((r) => (grace = setTimeout(() => r(undefined), ABORT_GRACE_MS)))]);
+        clearTimeout(grace);
+        if (!late) this.o.logger.error({ qid: msg.qid, nexthop: hop.url }, 'queue: transport ignored the attempt deadline');
+        return late ?? deferAll(expired);
+      });
     }
     return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
   }
@@ -343,15 +461,23 @@ export class DeliveryQueue implements QueueHandle {
     const now = Date.now();
     const expired = now >= msg.received_at + this.o.queue.lifetime;
     return result.recipients.map((r: RecipientResult): RecipientUpdate => {
+      const row = byRcpt.get(r.rcpt);
+      const gen = row ? { claimedGen: row.retry_gen } : {};
       if (r.outcome === 'deferred') {
         if (expired) {
-          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}` };
+          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...gen };
         }
-        const attempts = byRcpt.get(r.rcpt)?.attempts ?? 0;
-        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(attempts) };
+        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...gen };
       }
-      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}) };
+      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...gen };
     });
+  }
+
+  /** A failed recipient whose bounce could not be queued: open again, retried with backoff. */
+  private bounceLater(u: RecipientUpdate, byRcpt: Map<string, RecipientRow>, err: Error): RecipientUpdate {
+    const reply = `${u.reply} (bounce not queued: ${err.message})`.replace(/[\r\n]+/g, ' ');
+    const attempts = byRcpt.get(u.rcpt)?.attempts ?? 0;
+    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}) };
   }
 
   private toRecord(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): AttemptRecord {
@@ -369,14 +495,17 @@ export class DeliveryQueue implements QueueHandle {
     this.o.events?.attempt?.({ qid: a.qid, nexthop: a.nexthop, outcome: a.outcome, durationMs: a.durationMs, recipients: a.recipients });
   }
 
-  /** One DSN for the recipients that failed in this round, to the envelope sender; never to <>. */
-  private async bounce(msg: MessageRow, updates: RecipientUpdate[]): Promise<void> {
+  /**
+   * One DSN for the recipients that failed in this round, to the envelope sender; never
+   * to <>. Returns the error when the bounce could not be queued.
+   */
+  private async bounce(msg: MessageRow, updates: RecipientUpdate[]): Promise<Error | undefined> {
     const failed = updates.filter((u) => u.state === 'failed');
-    if (failed.length === 0) return;
-    this.o.events?.bounced?.(failed.length);
+    if (failed.length === 0) return undefined;
     if (msg.envelope_from === '') {
+      this.o.events?.bounced?.(failed.length);
       this.o.logger.info({ qid: msg.qid, rcpts: failed.map((f) => f.rcpt) }, 'queue: not bouncing a message from the null sender');
-      return;
+      return undefined;
     }
     const now = new Date();
     const recipients: BounceRecipient[] = failed.map((f) => {
@@ -402,42 +531,136 @@ export class DeliveryQueue implements QueueHandle {
         now,
       });
       const bounceQid = await enqueueGenerated(this.o, { envelopeFrom: '', recipients: [msg.envelope_from], bytes });
+      this.o.events?.bounced?.(failed.length);
       this.o.logger.info({ qid: msg.qid, bounce: bounceQid, to: msg.envelope_from, rcpts: failed.map((f) => f.rcpt) }, 'queue: bounce queued');
       this.kick();
+      return undefined;
     } catch (err) {
-      this.o.logger.error({ qid: msg.qid, err: { message: (err as Error).message } }, 'queue: could not queue the bounce');
+      this.o.logger.error(
+        { qid: msg.qid, rcpts: failed.map((f) => f.rcpt), err: { message: (err as Error).message } },
+        'queue: could not queue the bounce; the recipients stay open and are tried again',
+      );
+      return err as Error;
     }
   }
 }
 
+/** `promise`, or a rejection with `onAbort()` once `signal` aborts (the promise runs on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => Error | undefined): Promise<T> {
+  if (signal.aborted) return Promise.reject(onAbort() ?? new Error('aborted'));
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(onAbort() ?? new Error('aborted'));
+    signal.addEventListener('abort', abort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', abort);
+        resolve(v);
+      },
+      (e: unknown) => {
+        signal.removeEventListener('abort', abort);
+        reject(e as Error);
+      },
+    );
+  });
+}
+
+/** The rewrite step's copies must place every claimed recipient in exactly one copy. */
+function checkSplit(claimed: readonly string[], copies: readonly MessageCopy[]): void {
+  const wanted = new Set(claimed);
+  const seen = new Map<string, number>();
+  for (const c of copies) for (const rcpt of c.recipients) seen.set(rcpt, (seen.get(rcpt) ?? 0) + 1);
+  const missing = claimed.filter((r) => !seen.has(r));
+  const twice = [...seen].filter(([, n]) => n > 1).map(([r]) => r);
+  const unknown = [...seen.keys()].filter((r) => !wanted.has(r));
+  if (!missing.length && !twice.length && !unknown.length) return;
+  const parts = [
+    missing.length ? `left out: ${missing.join(', ')}` : '',
+    twice.length ? `in several copies: ${twice.join(', ')}` : '',
+    unknown.length ? `not claimed: ${unknown.join(', ')}` : '',
+  ].filter(Boolean);
+  throw new QueueInternalError(`the rewrite step's copies do not split the recipients exactly (${parts.join('; ')})`, 'ERR_MAILBAG_REWRITE_SPLIT');
+}
+
+interface PendingRound {
+  qid: string;
+  attempts: AttemptRecord[];
+  leased: string[];
+  resolve(m: MessageRow | undefined): void;
+}
+
 /**
  * Batches the attempt rounds that finish in the same event-loop turn into one store
- * transaction: under load, one WAL commit covers many messages.
+ * transaction: under load, one WAL commit covers many messages. A round the store
+ * cannot take (disk full) is kept in memory and recorded again with backoff, its
+ * leases extended meanwhile: its recipients are not claimed again and not delivered twice.
  */
 class RoundRecorder {
-  private pending: { qid: string; attempts: AttemptRecord[]; leased: string[]; resolve(m: MessageRow | undefined): void; reject(e: Error): void }[] = [];
-  private scheduled = false;
+  private pending: PendingRound[] = [];
+  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
+  private failures = 0;
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly leaseMs: number,
+  ) {}
 
   record(qid: string, attempts: AttemptRecord[], leased: string[]): Promise<MessageRow | undefined> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ qid, attempts, leased, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
+    return new Promise((resolve) => {
+      this.pending.push({ qid, attempts, leased, resolve });
+      if (!this.timer) this.timer = setImmediate(() => this.flush());
     });
   }
 
+  /** Results still unrecorded at stop are logged: they are what a restart will repeat. */
+  stop(): void {
+    if (this.timer) {
+      clearTimeout(this.timer as NodeJS.Timeout);
+      clearImmediate(this.timer as NodeJS.Immediate);
+    }
+    this.timer = undefined;
+    for (const p of this.pending) {
+      this.logger.error({ qid: p.qid, attempts: p.attempts }, 'queue: stopping with a delivery result the store never took; the attempt will be repeated');
+    }
+    this.pending = [];
+  }
+
   private flush(): void {
-    this.scheduled = false;
+    this.timer = undefined;
     const batch = this.pending.splice(0);
+    let lastError: Error | undefined;
     try {
       const done = this.store.queue.recordRounds(batch);
       batch.forEach((b, i) => b.resolve(done[i]));
     } catch (err) {
-      for (const b of batch) b.reject(err as Error);
+      lastError = err as Error;
+      if (batch.length === 1) this.pending.push(...batch);
+      // one by one, so one round the store refuses does not hold the others back
+      else
+        for (const b of batch) {
+          try {
+            b.resolve(this.store.queue.recordRounds([b])[0]);
+          } catch (e) {
+            lastError = e as Error;
+            this.pending.push(b);
+          }
+        }
     }
+    if (!this.pending.length) {
+      if (this.failures) this.logger.warn({ retries: this.failures }, 'queue: the store takes delivery results again');
+      this.failures = 0;
+      return;
+    }
+    const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_INITIAL_MS * 2 ** Math.min(this.failures++, 20));
+    this.logger.error(
+      { rounds: this.pending.length, retryInMs: delay, err: { message: lastError?.message } },
+      'queue: could not record delivery results; keeping them in memory and retrying',
+    );
+    try {
+      for (const p of this.pending) this.store.queue.extendLeases(p.qid, p.leased, Date.now() + delay + this.leaseMs);
+    } catch {
+      // the store refuses writes: the round stays in flight in this process all the same
+    }
+    this.timer = setTimeout(() => this.flush(), delay);
   }
 }

@@ -5,11 +5,10 @@ import { checkGreetingDelay } from '../smtp/greeting-delay.js';
 import { AcceptPath } from '../delivery/accept.js';
 import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, isQid } from '../delivery/qid.js';
-import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
+import type { QueueEvents, QueueHandle } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
 import { Store } from '../store/store.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
-import { createDeliveryQueue } from './delivery.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { QueueThread } from './queue-thread.js';
 
@@ -25,15 +24,8 @@ export interface Gateway {
 
 export interface StartGatewayOptions {
   logger?: Logger;
-  /** The per-message rewrite step (identity by default). */
-  rewrite?: RewriteStep;
   /** Store poll interval of the queue, ms (default 1000). */
   pollMs?: number;
-  /**
-   * Run the delivery queue on its own thread (default), or on the SMTP thread. A
-   * `rewrite` step is a function, which cannot cross threads: it implies the latter.
-   */
-  queueThread?: boolean;
 }
 
 /**
@@ -71,23 +63,8 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
         metrics.recipientsBounced.inc(n);
       },
     };
-    let thread: QueueThread | undefined;
-    if (opts.rewrite || opts.queueThread === false) {
-      const inProcess = createDeliveryQueue(config, {
-        store,
-        spool,
-        qids,
-        logger,
-        events,
-        ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
-        ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
-      });
-      inProcess.start();
-      queue = inProcess;
-    } else {
-      thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
-      queue = thread;
-    }
+    const thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
+    queue = thread;
     const q = queue;
     inbound = new InboundServer({
       config,
@@ -111,7 +88,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
         host: config.admin.listen.host,
         port: config.admin.listen.port,
         metrics,
-        health: () => ({ ok: inb.server.server.listening && !thread?.failed, queueDepth: store.queue.depth(), attemptsInFlight: q.inFlight }),
+        health: () => ({ ok: inb.server.server.listening && !thread.failed, queueDepth: store.queue.depth(), attemptsInFlight: q.inFlight }),
       });
     }
     const adm = admin;

@@ -56,6 +56,16 @@ export const migrations: Migration[] = [
       CREATE INDEX attempts_qid ON attempts (qid);
     `,
   },
+  {
+    version: 2,
+    name: 'delivery queue: retry generation, spooled rewrite copies',
+    sql: `
+      ALTER TABLE recipients ADD COLUMN retry_gen INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE recipients ADD COLUMN rewritten INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE recipients ADD COLUMN copy_path TEXT;
+      ALTER TABLE recipients ADD COLUMN copy_size INTEGER;
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database, each in its own transaction. */

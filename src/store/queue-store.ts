@@ -41,6 +41,13 @@ export interface RecipientRow {
   inflight_until: number | null;
   delivered_as: string | null;
   updated_at: number;
+  /** Bumped by `queue retry`: an attempt claimed under an older generation leaves the recipient due. */
+  retry_gen: number;
+  /** 1 once the rewrite step decided this recipient's bytes (copy_path null: the original). */
+  rewritten: number;
+  /** The spooled rewrite copy this recipient gets, if its bytes differ from the original. */
+  copy_path: string | null;
+  copy_size: number | null;
 }
 
 export interface AttemptRow {
@@ -61,6 +68,18 @@ export interface RecipientUpdate {
   reply: string;
   nextAttemptAt?: number;
   deliveredAs?: string;
+  /**
+   * The recipient's retry generation when the attempt claimed it: a `queue retry` since
+   * then wins over a deferred recipient's next attempt time.
+   */
+  claimedGen?: number;
+}
+
+/** The bytes the rewrite step decided for one recipient (copyPath undefined: the original). */
+export interface RecipientCopy {
+  rcpt: string;
+  copyPath?: string | undefined;
+  copySize?: number | undefined;
 }
 
 export interface AttemptRecord {
@@ -117,11 +136,18 @@ export class QueueStore {
         WHERE qid = ? AND rcpt = ? AND state IN ('queued', 'deferred')`),
       insertAttempt: db.prepare(`INSERT INTO attempts (qid, nexthop, started_at, duration_ms, reply, outcome, recipients)
         VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      // A retry requested while the attempt ran (retry_gen moved on) keeps the recipient due.
       updateRecipient: db.prepare(`UPDATE recipients SET state = @state, last_reply = @reply, nexthop = @nexthop,
-          next_attempt_at = COALESCE(@nextAttemptAt, next_attempt_at), attempts = attempts + 1,
+          next_attempt_at = CASE WHEN @claimedGen IS NOT NULL AND retry_gen <> @claimedGen
+            THEN MIN(next_attempt_at, COALESCE(@nextAttemptAt, next_attempt_at))
+            ELSE COALESCE(@nextAttemptAt, next_attempt_at) END,
+          attempts = attempts + 1,
           delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
         WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
       setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
+      extendLease: db.prepare(`UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ? AND inflight_until IS NOT NULL`),
+      setCopy: db.prepare('UPDATE recipients SET rewritten = 1, copy_path = ?, copy_size = ? WHERE qid = ? AND rcpt = ?'),
+      copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
       openCount: db.prepare(`SELECT
           SUM(state IN ('queued', 'deferred')) AS open,
           SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
@@ -136,7 +162,7 @@ export class QueueStore {
           MIN(CASE WHEN r.state IN ('queued', 'deferred') THEN r.next_attempt_at END) AS next_attempt_at
         FROM messages m JOIN recipients r ON r.qid = m.qid
         WHERE m.state = 'queued' GROUP BY m.qid ORDER BY m.qid`),
-      retry: db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ?
+      retry: db.prepare(`UPDATE recipients SET next_attempt_at = ?, retry_gen = retry_gen + 1, updated_at = ?
         WHERE qid = ? AND state IN ('queued', 'deferred')`),
       markDeleted: db.prepare(`UPDATE recipients SET state = 'deleted', last_reply = 'deleted by operator', updated_at = ?
         WHERE qid = ? AND state IN ('queued', 'deferred')`),
@@ -240,6 +266,32 @@ export class QueueStore {
     })();
   }
 
+  /**
+   * Keeps an attempt's leases alive (its result waits in memory for the store); only
+   * recipients still leased, so a restart's `clearLeases` is never undone.
+   */
+  extendLeases(qid: string, rcpts: readonly string[], until: number): void {
+    this.db.transaction(() => {
+      for (const rcpt of rcpts) this.s.extendLease.run(until, qid, rcpt);
+    })();
+  }
+
+  /**
+   * Records which bytes the rewrite step decided for each recipient (a spooled copy's
+   * path, or the original), so every later attempt delivers the same bytes.
+   */
+  recordCopies(qid: string, copies: readonly RecipientCopy[]): void {
+    this.db.transaction(() => {
+      for (const c of copies) this.s.setCopy.run(c.copyPath ?? null, c.copySize ?? null, qid, c.rcpt);
+    })();
+  }
+
+  /** Every spool file of a message: the original and its recorded rewrite copies. */
+  spoolFiles(message: MessageRow): string[] {
+    const copies = (this.s.copyPaths.all(message.qid) as { copy_path: string }[]).map((r) => r.copy_path);
+    return [message.spool_path, ...copies];
+  }
+
   /** Maildir exactly-once: the file name is recorded before the file becomes visible in new/. */
   setDeliveredAs(qid: string, rcpt: string, name: string): void {
     this.s.setDeliveredAs.run(name, qid, rcpt);
@@ -297,6 +349,7 @@ export class QueueStore {
         nexthop: a.nexthop,
         nextAttemptAt: r.nextAttemptAt ?? null,
         deliveredAs: r.deliveredAs ?? null,
+        claimedGen: r.claimedGen ?? null,
         now,
       });
     }
