@@ -17,7 +17,14 @@ export function formatList(rows: QueueSummary[]): string {
   return table(lines) + `${rows.length} message(s) in the queue\n`;
 }
 
-export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: AttemptRow[]): string {
+/** Recipients with a live lease: an attempt for them is running (or its result is not yet recorded). */
+function inFlight(rcpts: RecipientRow[], now: number): RecipientRow[] {
+  return rcpts.filter((r) => r.inflight_until !== null && r.inflight_until >= now);
+}
+
+export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: AttemptRow[], now = Date.now()): string {
+  const leased = inFlight(rcpts, now);
+  const until = Math.max(0, ...leased.map((r) => r.inflight_until ?? 0));
   const out = [
     `qid:       ${m.qid}`,
     `state:     ${m.state}`,
@@ -26,12 +33,14 @@ export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: Attem
     `size:      ${m.size}`,
     `client:    ${m.client_address ?? '-'}${m.helo ? ` (helo ${m.helo})` : ''}${m.auth_user ? ` (auth ${m.auth_user})` : ''}`,
     `spool:     ${m.spool_path}`,
+    `attempt:   ${leased.length ? `in flight for ${leased.length} recipient(s), lease until ${iso(until)}` : 'none in flight'}`,
     '',
     'recipients:',
   ];
   for (const r of rcpts) {
     const next = r.state === 'queued' || r.state === 'deferred' ? `  next ${iso(r.next_attempt_at)}` : '';
-    out.push(`  ${r.rcpt}  ${r.state}  attempts ${r.attempts}${next}${r.last_reply ? `  last: ${r.last_reply}` : ''}`);
+    const flight = leased.includes(r) ? `  in flight until ${iso(r.inflight_until)}` : '';
+    out.push(`  ${r.rcpt}  ${r.state}  attempts ${r.attempts}${next}${flight}${r.last_reply ? `  last: ${r.last_reply}` : ''}`);
   }
   out.push('', 'attempts:');
   if (attempts.length === 0) out.push('  none yet');
