@@ -192,14 +192,25 @@ export class SmtpTransport implements NextHopTransport {
         return allRecipients(req, 'deferred', replyOf(e as SmtpError));
       }
       const message = req.openMessage();
+      // The round's deadline: the connection is dropped and the group deferred (a closed
+      // SMTPConnection never calls back a pending send, so the abort rejects it here).
+      let abort = () => {};
+      const aborted = new Promise<never>((_, reject) => {
+        abort = () => {
+          reject(Object.assign(new Error('attempt deadline passed'), { code: 'EDEADLINE' }));
+          p.conn.close();
+        };
+      });
+      req.signal?.addEventListener('abort', abort, { once: true });
       try {
-        const info = await send(p.conn, req, message);
+        if (req.signal?.aborted) abort();
+        const info = await Promise.race([send(p.conn, req, message), aborted]);
         pool.release(p, true);
         return this.fromInfo(req, info);
       } catch (e) {
         const err = e as SmtpError;
         const untouched = (message as Readable & { readableDidRead?: boolean }).readableDidRead === false;
-        if (p.sent > 0 && untouched && !err.responseCode && attempt === 0) {
+        if (p.sent > 0 && untouched && !err.responseCode && attempt === 0 && !req.signal?.aborted) {
           pool.discard(p);
           continue;
         }
@@ -210,6 +221,7 @@ export class SmtpTransport implements NextHopTransport {
         }
         return this.fromError(req, err);
       } finally {
+        req.signal?.removeEventListener('abort', abort);
         message.destroy();
       }
     }
