@@ -334,7 +334,8 @@ export class DeliveryQueue implements QueueHandle {
     const finished = await this.recorder.record(msg.qid, records, leased);
     for (const r of records) this.report(r);
     if (finished) {
-      for (const path of this.o.store.queue.spoolFiles(finished)) await this.o.spool.remove(path);
+      const files = this.o.store.queue.spoolFiles(finished);
+      for (const path of files) await this.o.spool.remove(path);
     }
   }
 
