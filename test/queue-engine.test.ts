@@ -90,6 +90,20 @@ t.test("a rewrite step's copies must split the recipients exactly", async (t) =>
   }
 });
 
+t.test('a transport that leaves a recipient without a result: an internal error, not a hot loop', async (t) => {
+  const e = await startEngine({ queue: { retryInitial: '1h', retryMax: '1h' } });
+  t.teardown(() => e.close());
+  e.transport.answers.push((req) => ({ reply: '250 ok', recipients: req.recipients.slice(1).map((rcpt) => ({ rcpt, outcome: 'delivered' as const, reply: '250 ok' })) }));
+  const qid = await e.enqueue(['a@example.test', 'b@example.test']);
+  await waitFor(() => e.store.queue.attempts(qid).length === 2, 5000, 'the round recorded');
+  const [a, b] = e.store.queue.recipients(qid);
+  t.equal(b!.state, 'delivered');
+  t.equal(a!.state, 'deferred');
+  t.match(a!.last_reply, /^451 4\.3\.0 internal error: no delivery result for a@example\.test/);
+  t.ok(a!.next_attempt_at > Date.now(), 'retried with the backoff, not at once');
+  t.equal(e.transport.attempts.length, 1);
+});
+
 t.test('queue retry during an attempt is not overwritten by its deferral', async (t) => {
   const e = await startEngine({ queue: { retryInitial: '1h', retryMax: '1h' } });
   t.teardown(() => e.close());

@@ -1,45 +1,19 @@
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
-import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientCopy, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { buildDeliveryStatusNotification, type BounceRecipient } from './bounce.js';
-import { CopySpool } from './copies.js';
 import { enqueueGenerated, readHeaderSection } from './enqueue.js';
+import { QueueInternalError, untilAborted } from './internal-error.js';
 import type { QidGenerator } from './qid.js';
+import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite.js';
+import { RoundRecorder } from './round-recorder.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
 import type { DeliveryResult, NextHopTransport, RecipientResult } from './transports/transport.js';
 
-/** One version of a message and the recipients who get exactly these bytes. */
-export interface MessageCopy {
-  recipients: string[];
-  size: number;
-  open(): Readable;
-}
-
-/**
- * The per-message rewrite step between the queue and routing (multilingual rewriting
- * plugs in here). It gets the recipients not yet decided and the original, and returns
- * copies that split those recipients exactly (each in one copy). A copy that is
- * `original` itself, or shares its `open`, keeps the original bytes; any other copy is
- * spooled before delivery, so a retry delivers the same bytes. The step runs once per
- * recipient, not once per attempt.
- */
-export type RewriteStep = (message: MessageRow, recipients: string[], original: MessageCopy) => Promise<MessageCopy[]>;
-
-/** What a rewrite module (`queue.rewrite.module`) exports. */
-export type RewriteStepFactory = (options: Record<string, unknown>) => RewriteStep | Promise<RewriteStep>;
-
-/** An internal error of an attempt round: counted as an attempt, bounced at the lifetime. */
-export class QueueInternalError extends Error {
-  constructor(
-    message: string,
-    readonly code: 'ERR_MAILBAG_REWRITE_SPLIT' | 'ERR_MAILBAG_ATTEMPT_DEADLINE' | 'ERR_MAILBAG_NO_RESULT',
-  ) {
-    super(message);
-  }
-}
+export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite.js';
+export { QueueInternalError } from './internal-error.js';
 
 /**
  * Every attempt round ends by this long after its deadline (`queue.attemptTimeout`):
@@ -49,10 +23,6 @@ export class QueueInternalError extends Error {
 const ABORT_GRACE_MS = 30_000;
 /** A claim's lease outlives the round's deadline and abort grace; recording has the rest. */
 const LEASE_MARGIN_MS = 60_000;
-/** Recording a round the store refused is retried after this, doubling up to the max. */
-const RECORD_RETRY_INITIAL_MS = 100;
-const RECORD_RETRY_MAX_MS = 10_000;
-
 interface AttemptDone {
   nexthop: string;
   started: number;
@@ -118,8 +88,7 @@ export class DeliveryQueue implements QueueHandle {
   private immediate: NodeJS.Immediate | undefined;
   private readonly inProgress = new Map<string, Promise<void>>();
   private readonly transports = new Map<string, NextHopTransport>();
-  private readonly rewrite: RewriteStep | undefined;
-  private readonly copies: CopySpool | undefined;
+  private readonly copies: RewriteCopies | undefined;
   private readonly pollMs: number;
   private readonly random: () => number;
   private ticking = false;
@@ -133,8 +102,7 @@ export class DeliveryQueue implements QueueHandle {
 
   constructor(private readonly o: DeliveryQueueOptions) {
     for (const t of o.transports) this.transports.set(t.kind, t);
-    this.rewrite = o.rewrite;
-    this.copies = o.rewrite ? new CopySpool(o.spool) : undefined;
+    if (o.rewrite) this.copies = new RewriteCopies({ store: o.store, spool: o.spool, rewrite: o.rewrite, deadlineMs: o.queue.attemptTimeout });
     this.pollMs = o.pollMs ?? 1000;
     this.random = o.random ?? Math.random;
     this.recorder = new RoundRecorder(o.store, o.logger, this.o.queue.attemptTimeout + LEASE_MARGIN_MS);
@@ -308,7 +276,9 @@ export class DeliveryQueue implements QueueHandle {
     const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
     let done: AttemptDone[];
     try {
-      const copies = await this.copiesFor(msg, rows, deadline.signal);
+      const copies = this.copies
+        ? await this.copies.copiesFor(msg, rows, deadline.signal)
+        : [{ recipients: leased, size: msg.size, open: () => this.o.spool.open(msg.spool_path, msg.size) }];
       done = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {
       done = [this.internalFailure(msg, leased, started, err as Error)];
@@ -316,7 +286,8 @@ export class DeliveryQueue implements QueueHandle {
       clearTimeout(timer);
     }
     const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
-    const missing = leased.filter((rcpt) => !decided.some((d) => d.updates.some((u) => u.rcpt === rcpt)));
+    const answered = new Set(decided.flatMap((d) => d.updates.map((u) => u.rcpt)));
+    const missing = leased.filter((rcpt) => !answered.has(rcpt));
     if (missing.length) {
       // a transport that left recipients out: without a state they would be due again at once
       const err = new QueueInternalError(`no delivery result for ${missing.join(', ')}`, 'ERR_MAILBAG_NO_RESULT');
@@ -337,55 +308,6 @@ export class DeliveryQueue implements QueueHandle {
       const files = this.o.store.queue.spoolFiles(finished);
       for (const path of files) await this.o.spool.remove(path);
     }
-  }
-
-  /**
-   * The copies to deliver. Recipients whose bytes the rewrite step already decided get
-   * the recorded copy (or the original); the others go through the step once, and its
-   * copies with new bytes are spooled and recorded before any of them is delivered.
-   */
-  private async copiesFor(msg: MessageRow, rows: RecipientRow[], signal: AbortSignal): Promise<MessageCopy[]> {
-    const openOriginal = () => this.o.spool.open(msg.spool_path, msg.size);
-    if (!this.rewrite || !this.copies) return [{ recipients: rows.map((r) => r.rcpt), size: msg.size, open: openOriginal }];
-    const byPath = new Map<string, MessageCopy>();
-    const originalRcpts: string[] = [];
-    const undecided: string[] = [];
-    for (const r of rows) {
-      if (!r.rewritten) undecided.push(r.rcpt);
-      else if (r.copy_path === null) originalRcpts.push(r.rcpt);
-      else {
-        const path = r.copy_path;
-        const size = r.copy_size ?? 0;
-        const c = byPath.get(path) ?? { recipients: [], size, open: () => this.o.spool.open(path, size) };
-        c.recipients.push(r.rcpt);
-        byPath.set(path, c);
-      }
-    }
-    if (undecided.length) {
-      const original: MessageCopy = { recipients: undecided, size: msg.size, open: openOriginal };
-      const made = await untilAborted(this.rewrite(msg, [...undecided], original), signal, () => {
-        return new QueueInternalError(`the rewrite step did not finish within the attempt deadline (${this.o.queue.attemptTimeout} ms)`, 'ERR_MAILBAG_ATTEMPT_DEADLINE');
-      });
-      checkSplit(undecided, made);
-      const decisions: RecipientCopy[] = [];
-      // numbered after the copies already recorded: a crash before recording rewrites the same names
-      let n = this.o.store.queue.spoolFiles(msg).length;
-      for (const copy of made) {
-        if (copy.recipients.length === 0) continue;
-        if (copy === original || copy.open === original.open) {
-          originalRcpts.push(...copy.recipients);
-          for (const rcpt of copy.recipients) decisions.push({ rcpt });
-          continue;
-        }
-        const { path, size } = await this.copies.write(msg.qid, n++, copy.open());
-        byPath.set(path, { recipients: [...copy.recipients], size, open: () => this.o.spool.open(path, size) });
-        for (const rcpt of copy.recipients) decisions.push({ rcpt, copyPath: path, copySize: size });
-      }
-      this.o.store.queue.recordCopies(msg.qid, decisions);
-    }
-    const out = [...byPath.values()];
-    if (originalRcpts.length) out.unshift({ recipients: originalRcpts, size: msg.size, open: openOriginal });
-    return out;
   }
 
   /** One attempt per copy and next hop; unroutable recipients fail at once. */
@@ -444,7 +366,7 @@ export class DeliveryQueue implements QueueHandle {
         })
         .catch((err: Error) => deferAll(`451 4.3.0 ${err.message}`.replace(/[\r\n]+/g, ' ')));
       const expired = `451 4.4.7 attempt deadline of ${this.o.queue.attemptTimeout} ms passed`;
-      result = await untilAborted(delivery, signal, () => undefined).catch(async () => {
+      result = await untilAborted(delivery, signal, () => new Error(expired)).catch(async () => {
         // Aborted: the transport stops and reports what it finished; one that does not
         // within the grace is counted deferred (the lease still covers it meanwhile).
         let grace: NodeJS.Timeout | undefined;
@@ -543,125 +465,5 @@ export class DeliveryQueue implements QueueHandle {
       );
       return err as Error;
     }
-  }
-}
-
-/** `promise`, or a rejection with `onAbort()` once `signal` aborts (the promise runs on). */
-function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => Error | undefined): Promise<T> {
-  if (signal.aborted) return Promise.reject(onAbort() ?? new Error('aborted'));
-  return new Promise<T>((resolve, reject) => {
-    const abort = () => reject(onAbort() ?? new Error('aborted'));
-    signal.addEventListener('abort', abort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', abort);
-        resolve(v);
-      },
-      (e: unknown) => {
-        signal.removeEventListener('abort', abort);
-        reject(e as Error);
-      },
-    );
-  });
-}
-
-/** The rewrite step's copies must place every claimed recipient in exactly one copy. */
-function checkSplit(claimed: readonly string[], copies: readonly MessageCopy[]): void {
-  const wanted = new Set(claimed);
-  const seen = new Map<string, number>();
-  for (const c of copies) for (const rcpt of c.recipients) seen.set(rcpt, (seen.get(rcpt) ?? 0) + 1);
-  const missing = claimed.filter((r) => !seen.has(r));
-  const twice = [...seen].filter(([, n]) => n > 1).map(([r]) => r);
-  const unknown = [...seen.keys()].filter((r) => !wanted.has(r));
-  if (!missing.length && !twice.length && !unknown.length) return;
-  const parts = [
-    missing.length ? `left out: ${missing.join(', ')}` : '',
-    twice.length ? `in several copies: ${twice.join(', ')}` : '',
-    unknown.length ? `not claimed: ${unknown.join(', ')}` : '',
-  ].filter(Boolean);
-  throw new QueueInternalError(`the rewrite step's copies do not split the recipients exactly (${parts.join('; ')})`, 'ERR_MAILBAG_REWRITE_SPLIT');
-}
-
-interface PendingRound {
-  qid: string;
-  attempts: AttemptRecord[];
-  leased: string[];
-  resolve(m: MessageRow | undefined): void;
-}
-
-/**
- * Batches the attempt rounds that finish in the same event-loop turn into one store
- * transaction: under load, one WAL commit covers many messages. A round the store
- * cannot take (disk full) is kept in memory and recorded again with backoff, its
- * leases extended meanwhile: its recipients are not claimed again and not delivered twice.
- */
-class RoundRecorder {
-  private pending: PendingRound[] = [];
-  private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
-  private failures = 0;
-
-  constructor(
-    private readonly store: Store,
-    private readonly logger: Logger,
-    private readonly leaseMs: number,
-  ) {}
-
-  record(qid: string, attempts: AttemptRecord[], leased: string[]): Promise<MessageRow | undefined> {
-    return new Promise((resolve) => {
-      this.pending.push({ qid, attempts, leased, resolve });
-      if (!this.timer) this.timer = setImmediate(() => this.flush());
-    });
-  }
-
-  /** Results still unrecorded at stop are logged: they are what a restart will repeat. */
-  stop(): void {
-    if (this.timer) {
-      clearTimeout(this.timer as NodeJS.Timeout);
-      clearImmediate(this.timer as NodeJS.Immediate);
-    }
-    this.timer = undefined;
-    for (const p of this.pending) {
-      this.logger.error({ qid: p.qid, attempts: p.attempts }, 'queue: stopping with a delivery result the store never took; the attempt will be repeated');
-    }
-    this.pending = [];
-  }
-
-  private flush(): void {
-    this.timer = undefined;
-    const batch = this.pending.splice(0);
-    let lastError: Error | undefined;
-    try {
-      const done = this.store.queue.recordRounds(batch);
-      batch.forEach((b, i) => b.resolve(done[i]));
-    } catch (err) {
-      lastError = err as Error;
-      if (batch.length === 1) this.pending.push(...batch);
-      // one by one, so one round the store refuses does not hold the others back
-      else
-        for (const b of batch) {
-          try {
-            b.resolve(this.store.queue.recordRounds([b])[0]);
-          } catch (e) {
-            lastError = e as Error;
-            this.pending.push(b);
-          }
-        }
-    }
-    if (!this.pending.length) {
-      if (this.failures) this.logger.warn({ retries: this.failures }, 'queue: the store takes delivery results again');
-      this.failures = 0;
-      return;
-    }
-    const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_INITIAL_MS * 2 ** Math.min(this.failures++, 20));
-    this.logger.error(
-      { rounds: this.pending.length, retryInMs: delay, err: { message: lastError?.message } },
-      'queue: could not record delivery results; keeping them in memory and retrying',
-    );
-    try {
-      for (const p of this.pending) this.store.queue.extendLeases(p.qid, p.leased, Date.now() + delay + this.leaseMs);
-    } catch {
-      // the store refuses writes: the round stays in flight in this process all the same
-    }
-    this.timer = setTimeout(() => this.flush(), delay);
   }
 }

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Config } from '../config/schema.js';
-import type { RewriteStep, RewriteStepFactory } from '../delivery/queue.js';
+import type { RewriteStep, RewriteStepFactory } from '../delivery/rewrite.js';
 
 /** The configured rewrite module cannot be loaded or does not export a step factory. */
 export class RewriteModuleError extends Error {
