@@ -56,6 +56,17 @@ export const migrations: Migration[] = [
       CREATE INDEX attempts_qid ON attempts (qid);
     `,
   },
+  {
+    version: 7,
+    name: 'multilingual: recipient language preferences',
+    sql: `
+      CREATE TABLE user_languages (
+        address TEXT PRIMARY KEY,
+        languages TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database, each in its own transaction. */
