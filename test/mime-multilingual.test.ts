@@ -205,3 +205,29 @@ t.test('structures that are delivered unchanged, each with its reason', async (t
   t.notOk(isRewritable(a));
   if (!isRewritable(a)) t.match(a.reason, /itself multipart\/multilingual/);
 });
+
+t.test('planLanguageCopies: one copy per chosen part, every recipient exactly once', async (t) => {
+  const { planLanguageCopies } = await import('../src/mime/multilingual.js');
+  const root = parseMimeTree(fixture('rfc8255-8.2.eml'));
+  const plan = planLanguageCopies(
+    root,
+    [
+      { rcpt: 'a@example.test', preferences: parseLanguagePreferences('es') },
+      { rcpt: 'b@example.test', preferences: parseLanguagePreferences('en-GB') },
+      { rcpt: 'c@example.test', preferences: parseLanguagePreferences('es-MX, en') },
+      { rcpt: 'd@example.test', preferences: parseLanguagePreferences('de') },
+    ],
+    { mode: 'select' },
+  );
+  if (plan.kind !== 'split') throw new Error('expected a split');
+  t.same(
+    plan.copies.map((c) => [c.part.index, c.recipients.map((r) => r.rcpt)]),
+    [
+      [2, ['a@example.test', 'c@example.test']],
+      [1, ['b@example.test']],
+      [3, ['d@example.test']],
+    ],
+  );
+  const plain = planLanguageCopies(parseMimeTree(Buffer.from('Subject: x\r\n\r\ny\r\n')), [{ rcpt: 'a@example.test', preferences: [] }], { mode: 'select' });
+  t.same(plain, { kind: 'unchanged', reason: 'not multipart/multilingual', multilingual: false });
+});

@@ -281,3 +281,44 @@ export function rewriteMultilingual(message: MultilingualMessage, part: Language
 export function partSubject(part: LanguagePart): string | undefined {
   return part.subject ? fieldValue(part.subject) : undefined;
 }
+
+/** One recipient and the priority list that applies to them (their own, or a default). */
+export interface RecipientLanguages {
+  rcpt: string;
+  preferences: readonly LanguagePreference[];
+}
+
+/** A rewritten copy and the recipients who get it, each with the decision behind it. */
+export interface LanguageCopy {
+  part: LanguagePart;
+  bytes: Buffer;
+  recipients: { rcpt: string; selection: LanguageSelection }[];
+}
+
+export type LanguagePlan =
+  | { kind: 'unchanged'; reason: string; multilingual: boolean }
+  | { kind: 'split'; message: MultilingualMessage; copies: LanguageCopy[] };
+
+/**
+ * Groups recipients by the part they select and rewrites once per group, so recipients
+ * who want the same language share one copy. Every recipient lands in exactly one copy.
+ */
+export function planLanguageCopies(
+  root: MimeNode,
+  recipients: readonly RecipientLanguages[],
+  opts: SelectOptions & { mode: RewriteMode },
+): LanguagePlan {
+  const analysis = analyseMultilingual(root);
+  if (!isRewritable(analysis)) return { kind: 'unchanged', reason: analysis.reason, multilingual: analysis.multilingual };
+  const byPart = new Map<number, LanguageCopy>();
+  for (const r of recipients) {
+    const selection = selectLanguagePart(analysis, r.preferences, opts);
+    let copy = byPart.get(selection.part.index);
+    if (!copy) {
+      copy = { part: selection.part, bytes: rewriteMultilingual(analysis, selection.part, opts.mode), recipients: [] };
+      byPart.set(selection.part.index, copy);
+    }
+    copy.recipients.push({ rcpt: r.rcpt, selection });
+  }
+  return { kind: 'split', message: analysis, copies: [...byPart.values()] };
+}
