@@ -49,7 +49,7 @@ t.test('stored preferences, domain and global defaults decide the copies; decisi
   t.match(en, /Content-Language: en\r\n/);
   t.match(zxx, /Content-Language: zxx\r\n/);
   t.equal(off, example.toString('latin1'), 'mode off: the original bytes');
-  t.equal(copies[0]!.size, Buffer.byteLength(es, 'latin1'));
+  t.equal(copies[0]!.size, Buffer.byteLength(es!, 'latin1'));
   const choices = store.multilingual.choices('0AAAAAAAAA001');
   t.same(
     choices.map((c) => [c.rcpt, c.part_index, c.rule, c.preferences]),
