@@ -66,6 +66,38 @@ export const migrations: Migration[] = [
       ALTER TABLE recipients ADD COLUMN copy_size INTEGER;
     `,
   },
+  {
+    version: 7,
+    name: 'multilingual: recipient language preferences',
+    sql: `
+      CREATE TABLE user_languages (
+        address TEXT PRIMARY KEY,
+        languages TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 9,
+    name: 'multilingual: the part each recipient got and why',
+    sql: `
+      CREATE TABLE language_choices (
+        qid TEXT NOT NULL,
+        rcpt TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        part_index INTEGER,
+        tags TEXT,
+        translation_type TEXT,
+        rule TEXT NOT NULL,
+        why TEXT NOT NULL,
+        preferences TEXT NOT NULL,
+        from_mismatch INTEGER NOT NULL DEFAULT 0,
+        dkim TEXT,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (qid, rcpt)
+      );
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database, each in its own transaction. */
@@ -73,9 +105,11 @@ export function migrate(db: Database): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
   const current = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
   for (const m of migrations) {
-    if (m.version <= current) continue;
+    // by set, not by the highest version: numbers are reserved per line of work and can land out of order
+    if (applied.has(m.version)) continue;
     db.transaction(() => {
       db.exec(m.sql);
       record.run(m.version, m.name, Date.now());
