@@ -2,7 +2,7 @@
 // thread imports (queue.rewrite): it may split the envelope into copies with different
 // bytes; a failing step counts as an attempt, never loses the message.
 import t from 'tap';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import nodemailer from 'nodemailer';
@@ -78,4 +78,43 @@ t.test('a rewrite module that cannot be loaded stops the gateway from starting',
   const { dir, cleanup } = tempDir('rewrite-missing');
   t.teardown(cleanup);
   await t.rejects(startGateway(testConfig(dir, { queue: { rewrite: { module: fixture('no-such-module') } } })), /queue\.rewrite\.module .*cannot be loaded/);
+});
+
+t.test('the built-in multilingual step runs on the queue thread when multilingual: turns it on', async (t) => {
+  const { dir, cleanup } = tempDir('rewrite-multilingual');
+  const sink = await startSink();
+  const gw = await startGateway(
+    testConfig(dir, {
+      routes: [{ domain: '*.example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }, { domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }],
+      multilingual: { mode: 'select', defaultLanguages: 'en', verifyDkim: false, domains: { 'off.example.test': { mode: 'off' } } },
+    }),
+    { pollMs: 30 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    await sink.close();
+    cleanup();
+  });
+  gw.store.users.set('ana@example.test', 'es');
+  const example = readFileSync(new URL('./fixtures/multilingual/rfc8255-8.2.eml', import.meta.url));
+  const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw.smtpAddress().port, secure: false, ignoreTLS: true });
+  const info = await client.sendMail({ envelope: { from: 'nik@sender.test', to: ['ana@example.test', 'bob@example.test', 'dora@off.example.test'] }, raw: example });
+  client.close();
+  const qid = /queued as (\w+)/.exec(info.response)![1]!;
+  await waitFor(() => gw.store.queue.message(qid)?.state === 'done', 5000, 'delivered');
+  const byRcpt = new Map(sink.messages.map((m) => [m.to.join(','), stripReceived(m.bytes).toString('latin1')]));
+  t.match(byRcpt.get('ana@example.test'), /Content-Language: es-ES\r\n/, 'the stored preference picks the Spanish part');
+  t.notMatch(byRcpt.get('ana@example.test'), /multipart\/multilingual/);
+  t.match(byRcpt.get('bob@example.test'), /Content-Language: en\r\n/, 'the default picks the English part');
+  t.equal(byRcpt.get('dora@off.example.test'), example.toString('latin1'), 'mode off: the original bytes');
+  t.same(gw.store.multilingual.choices(qid).map((c) => c.rcpt).sort(), ['ana@example.test', 'bob@example.test']);
+});
+
+t.test('queue.rewrite and the multilingual step together refuse to start', async (t) => {
+  const { dir, cleanup } = tempDir('rewrite-both');
+  t.teardown(cleanup);
+  await t.rejects(
+    startGateway(testConfig(dir, { multilingual: { mode: 'select' }, queue: { rewrite: { module: fixture('per-recipient') } } })),
+    /queue\.rewrite and the multilingual step are both configured/,
+  );
 });

@@ -6,13 +6,13 @@ import { buildDeliveryStatusNotification, type BounceRecipient } from './bounce.
 import { enqueueGenerated, readHeaderSection } from './enqueue.js';
 import { QueueInternalError, untilAborted } from './internal-error.js';
 import type { QidGenerator } from './qid.js';
-import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite.js';
+import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite/step.js';
 import { RoundRecorder } from './round-recorder.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
 import type { DeliveryResult, NextHopTransport, RecipientResult } from './transports/transport.js';
 
-export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite.js';
+export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite/step.js';
 export { QueueInternalError } from './internal-error.js';
 
 /**

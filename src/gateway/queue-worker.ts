@@ -6,7 +6,7 @@ import { Store } from '../store/store.js';
 import { Spool } from '../delivery/spool.js';
 import { createDeliveryQueue } from './delivery.js';
 import type { FromQueueThread, QueueThreadData, ToQueueThread } from './queue-thread.js';
-import { loadRewriteStep } from './rewrite-module.js';
+import { buildRewriteStep } from './rewrite-step.js';
 
 const port = parentPort!;
 const data = workerData as QueueThreadData;
@@ -26,8 +26,8 @@ const store = Store.open(data.config.store.path);
 const spool = new Spool(data.config.spool.dir);
 // Lane 1 of 2: bounces queued here never collide with the SMTP thread's ids (lane 0).
 const qids = new QidGenerator(store.queue.maxQid(), { lane: 1, lanes: 2 });
-// A module that cannot be loaded fails the thread before 'ready': the gateway does not start.
-const rewrite = await loadRewriteStep(data.config.queue.rewrite);
+// A step that cannot be built fails the thread before 'ready': the gateway does not start.
+const rewrite = await buildRewriteStep(data.config, { store, logger });
 const queue = createDeliveryQueue(data.config, {
   store,
   spool,

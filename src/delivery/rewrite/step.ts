@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
-import type { MessageRow, RecipientCopy, RecipientRow } from '../store/queue-store.js';
-import type { Store } from '../store/store.js';
-import { CopySpool } from './copies.js';
-import { QueueInternalError, untilAborted } from './internal-error.js';
-import type { Spool } from './spool.js';
+import type { MessageRow, RecipientCopy, RecipientRow } from '../../store/queue-store.js';
+import type { Store } from '../../store/store.js';
+import { CopySpool } from './copy-spool.js';
+import { QueueInternalError, untilAborted } from '../internal-error.js';
+import type { Spool } from '../spool.js';
 
 /** One version of a message and the recipients who get exactly these bytes. */
 export interface MessageCopy {

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { SpoolWriter, type Spool } from './spool.js';
+import { SpoolWriter, type Spool } from '../spool.js';
 
 const openFd = promisify(open);
 
