@@ -23,6 +23,7 @@ export { QueueInternalError } from './internal-error.js';
 const ABORT_GRACE_MS = 30_000;
 /** A claim's lease outlives the round's deadline and abort grace; recording has the rest. */
 const LEASE_MARGIN_MS = 60_000;
+
 interface AttemptDone {
   nexthop: string;
   started: number;

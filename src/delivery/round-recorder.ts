@@ -6,7 +6,6 @@ import type { Store } from '../store/store.js';
 const RECORD_RETRY_INITIAL_MS = 100;
 const RECORD_RETRY_MAX_MS = 10_000;
 
-
 interface PendingRound {
   qid: string;
   attempts: AttemptRecord[];
