@@ -192,9 +192,10 @@ t.test('a result the store cannot record is kept and recorded later, never deliv
   const recordRounds = e.store.queue.recordRounds.bind(e.store.queue);
   let refused = 0;
   let diskFull = true;
+  let firstLease = 0;
   e.store.queue.recordRounds = (rounds, now) => {
     if (diskFull) {
-      refused++;
+      if (++refused === 1) firstLease = e.store.queue.recipients(rounds[0]!.qid)[0]!.inflight_until ?? 0;
       throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
     }
     return recordRounds(rounds, now);
@@ -206,6 +207,7 @@ t.test('a result the store cannot record is kept and recorded later, never deliv
   t.match(show.stdout.toString(), /attempt:\s+in flight/, 'queue show says an attempt is in flight');
   t.match(show.stdout.toString(), /bob@example\.test {2}queued {2}attempts 0 .*in flight until/);
   t.ok(e.logs.some((l) => l.level === 50 && /could not record delivery results/.test(l.msg)), 'logged at error level');
+  t.ok(e.store.queue.recipients(qid)[0]!.inflight_until! > firstLease, 'the lease is extended while the result waits');
   diskFull = false;
   await waitFor(() => e.store.queue.message(qid)!.state === 'done', 5000, 'the result recorded');
   t.equal(e.transport.attempts.length, 1, 'delivered once');
