@@ -12,6 +12,9 @@
 // addresses with non-ASCII characters use the RFC 6533 `utf-8` address type in the
 // machine-readable part.
 import { randomBytes } from 'node:crypto';
+import { mimeBoundary } from '../mime/boundary.js';
+import { rfc5322Date } from '../mime/date.js';
+import { foldLine } from '../mime/fold.js';
 
 export interface BounceRecipient {
   address: string;
@@ -53,8 +56,6 @@ export class BounceError extends Error {
 
 const CRLF = '\r\n';
 const STATUS = /^[245]\.\d{1,3}\.\d{1,3}$/;
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 export const SUBJECT_FAILED = 'Undelivered Mail Returned to Sender';
 export const SUBJECT_DELAYED = 'Delayed Mail (still being retried)';
@@ -67,7 +68,7 @@ export function buildDeliveryStatusNotification(input: BounceInput): Buffer {
   const headersPart = normaliseHeaderSection(input.originalHeaders);
   const eightBit = hasEightBit(headersPart) || !isAscii(input.envelopeFrom);
 
-  const boundary = pickBoundary(input.qid, headersPart);
+  const boundary = mimeBoundary([headersPart], { tag: safeIdPart(input.qid) });
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${mta}>`,
     `To: <${oneLine(input.envelopeFrom)}>`,
@@ -173,7 +174,7 @@ function deliveryStatus(input: BounceInput, mta: string): string {
   for (const r of input.recipients) {
     const f = [`Final-Recipient: ${addressField(r.address)}`, `Action: ${r.action}`, `Status: ${r.status}`];
     if (r.remoteMta) f.push(`Remote-MTA: dns; ${asciiText(r.remoteMta)}`);
-    if (r.diagnosticCode) f.push(fold(`Diagnostic-Code: ${diagnostic(r.diagnosticCode)}`));
+    if (r.diagnosticCode) f.push(foldLine(`Diagnostic-Code: ${diagnostic(r.diagnosticCode)}`));
     if (r.lastAttemptAt) f.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttemptAt)}`);
     if (r.willRetryUntil) f.push(`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`);
     blocks.push(f.join(CRLF));
@@ -221,24 +222,6 @@ function oneLine(s: string): string {
   return s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
 }
 
-/** Folds a long header field at spaces (RFC 5322 2.2.3), keeping lines near 78 characters. */
-function fold(field: string): string {
-  if (field.length <= 78) return field;
-  const words = field.split(' ');
-  const lines: string[] = [];
-  let line = words.shift()!;
-  for (const w of words) {
-    if (line.length + 1 + w.length > 78 && line.trim().length > 0) {
-      lines.push(line);
-      line = ` ${w}`;
-    } else {
-      line += ` ${w}`;
-    }
-  }
-  lines.push(line);
-  return lines.join(CRLF);
-}
-
 /**
  * The original header section with CRLF line ends, no trailing blank line, and
  * a final CRLF, so the closing boundary starts on its own line.
@@ -253,13 +236,6 @@ function normaliseHeaderSection(headers: Buffer): Buffer {
   return Buffer.from(text, 'latin1');
 }
 
-function pickBoundary(qid: string, content: Buffer): string {
-  for (;;) {
-    const b = `=_${safeIdPart(qid)}.${randomBytes(9).toString('base64url')}`;
-    if (!content.includes(`--${b}`)) return b;
-  }
-}
-
 function safeIdPart(s: string): string {
   return s.replace(/[^A-Za-z0-9.-]/g, '_');
 }
@@ -271,13 +247,4 @@ function hasEightBit(buf: Buffer): boolean {
 
 function isAscii(s: string): boolean {
   return /^[\x00-\x7f]*$/.test(s);
-}
-
-/** RFC 5322 date-time in UTC, e.g. `Wed, 25 Nov 2026 09:37:37 +0000`. */
-export function rfc5322Date(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return (
-    `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`
-  );
 }
