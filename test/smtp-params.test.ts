@@ -278,3 +278,16 @@ t.test('address rules: postmaster without a domain, punycode as written, percent
   t.match(await c.cmd('RCPT TO:<elsewhere.test!carl@example.test>'), /^550 5\.7\.1 .*bang-path/, 'bang path refused');
   t.match(await c.cmd('RCPT TO:<"carl%x"@remote.test>'), /^550 5\.7\.1 /, 'also when quoted');
 });
+
+t.test('final delivery (Maildir) with NOTIFY=SUCCESS gets a "delivered" report', async (t) => {
+  const { gw, dir } = await setup(t, { dsn: true, eightBitMime: true, smtpUtf8: true });
+  const { qid } = await transaction(gw, 'MAIL FROM:<ann@example.test> ENVID=local-1', ['RCPT TO:<carol@example.test> NOTIFY=SUCCESS,FAILURE'], 'Subject: local\r\n\r\nhello\r\n');
+  t.ok(qid);
+  await waitFor(async () => (await dsns(dir)).length === 1, 5000, 'the delivered report');
+  const [report] = await dsns(dir);
+  const [msg, carol] = statusBlocks(report!.raw);
+  t.equal(msg!.get('original-envelope-id'), 'local-1');
+  t.equal(carol!.get('final-recipient'), 'rfc822; carol@example.test');
+  t.equal(carol!.get('action'), 'delivered');
+  t.equal(maildirFiles(join(dir, 'mailboxes'), 'example.test', 'carol').length, 1, 'and the message itself');
+});
