@@ -291,3 +291,14 @@ t.test('final delivery (Maildir) with NOTIFY=SUCCESS gets a "delivered" report',
   t.equal(carol!.get('action'), 'delivered');
   t.equal(maildirFiles(join(dir, 'mailboxes'), 'example.test', 'carol').length, 1, 'and the message itself');
 });
+
+t.test("a message over the next hop's SIZE limit fails with 5.3.4 instead of being retried", async (t) => {
+  const { gw, sink, dir } = await setup(t, { dsn: true, eightBitMime: true, smtpUtf8: true, size: 200 });
+  const { qid } = await transaction(gw, 'MAIL FROM:<ann@example.test>', ['RCPT TO:<bob@remote.test>'], `Subject: big\r\n\r\n${'x'.repeat(300)}\r\n`);
+  t.ok(qid);
+  await waitFor(async () => (await dsns(dir)).length === 1, 5000, 'the bounce');
+  const [, block] = statusBlocks((await dsns(dir))[0]!.raw);
+  t.equal(block!.get('status'), '5.3.4');
+  t.equal(gw.store.queue.attempts(qid!).length, 1, 'one attempt, no retries');
+  t.same(sink.messages, []);
+});

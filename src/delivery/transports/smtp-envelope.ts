@@ -7,7 +7,7 @@
 import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { encodeXText } from 'nodemailer/lib/shared';
 import { Readable } from 'node:stream';
-import { downgradeTo7bit, hasEightBitHeaders } from '../../mime/downgrade.js';
+import { downgradeTo7bit, hasEightBit, hasEightBitHeaders } from '../../mime/downgrade.js';
 import type { RecipientParams } from '../../store/queue-store.js';
 import type { DeliveryRequest, SuccessDsn } from './transport.js';
 
@@ -74,6 +74,16 @@ function nonAscii(s: string): boolean {
   return /[^\x00-\x7f]/.test(s);
 }
 
+/** Scans the message for a byte over 0x7f without holding it in memory. */
+async function streamHasEightBit(stream: Readable): Promise<boolean> {
+  try {
+    for await (const c of stream as AsyncIterable<Buffer>) if (hasEightBit(c)) return true;
+    return false;
+  } finally {
+    stream.destroy();
+  }
+}
+
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   try {
@@ -110,7 +120,7 @@ export async function prepareSend(conn: RelayConnection, req: DeliveryRequest, l
     smtpUtf8 = false;
   }
   let use8BitMime = params.bodyType === '8bitmime';
-  if (!ext.includes('8BITMIME')) {
+  if (!ext.includes('8BITMIME') && (bytes ? hasEightBit(bytes) : await streamHasEightBit(req.openMessage()))) {
     // Converted whenever the bytes are 8-bit, declared or not: never a silent violation.
     const result = downgradeTo7bit(await body());
     if (result.kind === 'impossible') {
@@ -121,7 +131,10 @@ export async function prepareSend(conn: RelayConnection, req: DeliveryRequest, l
       message = () => Readable.from([converted]);
       size = converted.length;
     }
-    use8BitMime = false;
+  }
+  if (!ext.includes('8BITMIME')) use8BitMime = false;
+  if (conn.sizeLimit && size > conn.sizeLimit) {
+    return { kind: 'refuse', reply: `552 5.3.4 Message size ${size} (converted to 7-bit) exceeds the limit ${conn.sizeLimit} of ${host}` };
   }
   conn.relay = { smtpUtf8, recipients: req.params?.recipients ?? {} };
   const dsn = ext.includes('DSN');

@@ -36,7 +36,10 @@ export interface DeliveryRequest {
   size: number;
   /** MAIL FROM / RCPT TO parameters (absent: none given). */
   params?: RelayParams | undefined;
-  /** Opens the spooled message; called at most once per recipient batch or per recipient. */
+  /**
+   * Opens the spooled message, from the start each time: once per recipient batch or per
+   * recipient, and before that for a scan when the next hop lacks 8BITMIME or SMTPUTF8.
+   */
   openMessage(): Readable;
   /** Maildir exactly-once: the name this recipient's delivery was already intended as. */
   intendedName(rcpt: string): string | undefined;
