@@ -42,3 +42,21 @@ t.test('migration 4 adds the columns to a store with queued mail, which reads as
   const cols = (store.db.prepare('PRAGMA table_info(recipients)').all() as { name: string }[]).map((c) => c.name);
   t.ok(cols.includes('dsn_notify') && cols.includes('dsn_orcpt'));
 });
+
+t.test('migration 4 is applied to a store that already has later migrations (reserved numbers land out of order)', async (t) => {
+  const { dir, cleanup } = tempDir('store-gap');
+  t.teardown(cleanup);
+  const path = join(dir, 'db.sqlite');
+  const old = new Database(path);
+  old.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  for (const m of migrations.filter((x) => x.version !== 4)) {
+    old.exec(m.sql);
+    old.prepare('INSERT INTO schema_migrations VALUES (?, ?, 0)').run(m.version, m.name);
+  }
+  old.close();
+  const store = Store.open(path);
+  t.teardown(() => store.close());
+  const cols = (store.db.prepare('PRAGMA table_info(messages)').all() as { name: string }[]).map((c) => c.name);
+  t.ok(cols.includes('dsn_envid'), 'the columns of migration 4 exist');
+  t.ok(store.db.prepare('SELECT 1 FROM schema_migrations WHERE version = 4').get(), 'and it is recorded');
+});
