@@ -28,6 +28,8 @@ export interface SmtpRefusal {
   endOfData: boolean;
   /** Octets of message data received, for the end-of-DATA reply. */
   dataBytes?: number | undefined;
+  /** False when the socket could no longer take it (the client had gone): nobody got it. */
+  written: boolean;
 }
 
 export interface ListenerDeadlines {
@@ -56,7 +58,7 @@ export class GatewaySmtpServer extends SMTPServer {
   constructor(
     options: GatewaySmtpOptions,
     private readonly deadlines: ListenerDeadlines,
-    /** Called for every error reply written to a client (not for one the socket could no longer take). */
+    /** Called for every error reply, with whether the client could still get it. */
     private readonly onRefusal: (r: SmtpRefusal) => void,
   ) {
     super(options);
@@ -137,17 +139,16 @@ class ConnectionWatch {
     const written = this.writable();
     const dataBytes = endOfData && this.conn._parser ? this.conn._parser.dataBytes : undefined;
     send(code, data, context);
-    if (written) {
-      this.onRefusal({
-        session: this.conn.session,
-        code,
-        reply: this.conn.session.error ?? String(code),
-        command: endOfData ? 'DATA' : this.command,
-        address: endOfData ? undefined : this.address,
-        endOfData,
-        dataBytes,
-      });
-    }
+    this.onRefusal({
+      session: this.conn.session,
+      code,
+      reply: this.conn.session.error ?? String(code),
+      command: endOfData ? 'DATA' : this.command,
+      address: endOfData ? undefined : this.address,
+      endOfData,
+      dataBytes,
+      written,
+    });
     if (closeAfter) this.conn.close();
   }
 

@@ -258,6 +258,7 @@ export class InboundServer {
    * and the rejection metric by that reply's code.
    */
   private refused(r: SmtpRefusal): void {
+    if (!r.written) return this.unanswered(r);
     this.o.events?.rejected?.(r.code);
     const s = r.session;
     const mailFrom = s.envelope?.mailFrom || undefined;
@@ -285,24 +286,29 @@ export class InboundServer {
     }
   }
 
-  /**
-   * Keeps why a transaction failed for its refusal line. A client that went away gets
-   * no reply, so its transaction is logged here, unless a deadline's 421 ended it.
-   */
+  /** Keeps why a transaction failed, for its refusal line. */
   private transactionFailed(session: SMTPServerSession, err: Error): void {
-    if ((err as { code?: string }).code !== 'ERR_MAILBAG_DISCONNECTED') {
-      this.failures.set(session.id, err);
-      return;
-    }
-    if (session.error?.startsWith('421')) return;
+    this.failures.set(session.id, err);
+  }
+
+  /**
+   * A transaction whose outcome the client could not get (it went away mid-DATA) is
+   * still logged, as such; other replies nobody got are nothing to report.
+   */
+  private unanswered(r: SmtpRefusal): void {
+    const err = this.failures.get(r.session.id);
+    this.failures.delete(r.session.id);
+    if (!r.endOfData) return;
+    const s = r.session;
     this.o.logger.info(
       {
-        client: normaliseIp(session.remoteAddress),
-        helo: session.hostNameAppearsAs || undefined,
-        from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-        rcpts: session.envelope.rcptTo.map((x) => x.address),
+        client: normaliseIp(s.remoteAddress),
+        helo: s.hostNameAppearsAs || undefined,
+        from: s.envelope.mailFrom ? s.envelope.mailFrom.address : '',
+        rcpts: s.envelope.rcptTo.map((x) => x.address),
+        size: r.dataBytes,
         result: 'disconnected',
-        err: err.message,
+        err: err?.message,
       },
       'smtp transaction',
     );
