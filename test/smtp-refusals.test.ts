@@ -87,6 +87,19 @@ t.test('the per-IP 421 is logged with the reply as sent', async (t) => {
   t.equal(await sample(gw, 'mailbag_smtp_rejections_total{code="421"}'), 1);
 });
 
+t.test('the 421 of a full server is logged and counted', async (t) => {
+  const { gw, logs } = await gateway(t, { smtp: { maxConnections: 1 } });
+  const a = await session(gw);
+  const b = await RawSmtp.open(gw.smtpAddress().port);
+  const reply = await b.reply();
+  t.match(reply, /^421 /);
+  a.close();
+  b.close();
+  const [line] = await refused(logs);
+  t.match(line, { msg: 'smtp refused', client: '127.0.0.1', command: 'CONNECT', reply });
+  t.equal(await sample(gw, 'mailbag_smtp_rejections_total{code="421"}'), 1);
+});
+
 t.test('relay denied and an oversize message: one line each, the reply the client got, helo and size', async (t) => {
   const { gw, logs } = await gateway(t, { smtp: { maxMessageBytes: 2000 } });
   const c = await session(gw);

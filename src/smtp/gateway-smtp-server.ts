@@ -17,6 +17,8 @@ import { splitEnhancedCode } from './reply.js';
 /** An error reply (code >= 400) as the client got it. */
 export interface SmtpRefusal {
   session: SMTPServerSession;
+  /** The client's address (the session has none yet when a full server refuses it). */
+  client: string;
   code: number;
   /** The reply exactly as written (lines joined with CRLF, without the final one). */
   reply: string;
@@ -141,6 +143,7 @@ class ConnectionWatch {
     send(code, data, context);
     this.onRefusal({
       session: this.conn.session,
+      client: this.conn.session.remoteAddress ?? this.conn.remoteAddress,
       code,
       reply: this.conn.session.error ?? String(code),
       command: endOfData ? 'DATA' : this.command,

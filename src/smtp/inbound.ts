@@ -264,7 +264,7 @@ export class InboundServer {
     const mailFrom = s.envelope?.mailFrom || undefined;
     const declared = mailFrom?.args && typeof mailFrom.args === 'object' ? (mailFrom.args as Record<string, unknown>).SIZE : undefined;
     const fields: Record<string, unknown> = {
-      client: normaliseIp(s.remoteAddress),
+      client: normaliseIp(r.client),
       helo: s.hostNameAppearsAs || undefined,
       from: mailFrom ? mailFrom.address : undefined,
       rcpts: s.envelope?.rcptTo?.length ? s.envelope.rcptTo.map((x) => x.address) : undefined,
@@ -302,7 +302,7 @@ export class InboundServer {
     const s = r.session;
     this.o.logger.info(
       {
-        client: normaliseIp(s.remoteAddress),
+        client: normaliseIp(r.client),
         helo: s.hostNameAppearsAs || undefined,
         from: s.envelope.mailFrom ? s.envelope.mailFrom.address : '',
         rcpts: s.envelope.rcptTo.map((x) => x.address),
