@@ -4,6 +4,7 @@ import t, { type Test } from 'tap';
 import { createServer } from 'node:net';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { SmtpListenError } from '../src/smtp/inbound.js';
+import { componentsHealth, startComponents, stopComponents, type GatewayComponent } from '../src/gateway/component.js';
 import type { ConfigInput } from '../src/config/schema.js';
 import { RawSmtp, tempDir, testConfig, waitFor } from './helpers/gateway.js';
 
@@ -98,4 +99,36 @@ t.test('a start that fails stops what it started, with one typed error naming th
   const again = await startGateway(testConfig(dir));
   t.ok(again.smtpAddress().port > 0);
   await again.stop();
+});
+
+t.test('components: started in order, stopped in reverse; a failed start stops the started ones and rethrows', async (t) => {
+  const calls: string[] = [];
+  const component = (name: string, opts: { failStart?: boolean; unhealthy?: boolean; throws?: boolean } = {}): GatewayComponent => ({
+    name,
+    async start() {
+      calls.push(`start ${name}`);
+      if (opts.failStart) throw Object.assign(new Error(`${name} cannot start`), { code: 'ERR_TEST' });
+    },
+    async stop(graceMs) {
+      calls.push(`stop ${name} ${graceMs}`);
+    },
+    health() {
+      if (opts.throws) throw new Error(`${name} health broke`);
+      return opts.unhealthy ? { ok: false, reason: `${name} is down` } : { ok: true };
+    },
+  });
+  const list = [component('a'), component('b'), component('c')];
+  await startComponents(list);
+  await stopComponents(list, 50);
+  t.same(calls, ['start a', 'start b', 'start c', 'stop c 50', 'stop b 50', 'stop a 50']);
+
+  calls.length = 0;
+  const failing = [component('a'), component('b', { failStart: true }), component('c')];
+  await t.rejects(startComponents(failing), { message: 'b cannot start', code: 'ERR_TEST' });
+  t.same(calls, ['start a', 'start b', 'stop b 0', 'stop a 0'], 'c never starts; b and a are stopped at once');
+
+  t.same(componentsHealth([component('a'), component('b', { unhealthy: true }), component('c', { throws: true })]), {
+    ok: false,
+    components: { a: { ok: true }, b: { ok: false, reason: 'b is down' }, c: { ok: false, reason: 'c health broke' } },
+  });
 });
