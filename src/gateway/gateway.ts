@@ -7,7 +7,10 @@ import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, isQid } from '../delivery/qid.js';
 import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
+import type { SpoolFs } from '../delivery/spool-fs.js';
+import { sweepSpool } from '../delivery/spool-sweep.js';
 import { Store } from '../store/store.js';
+import { lockInstance, type InstanceLocks } from './instance.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { createDeliveryQueue } from './delivery.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
@@ -34,6 +37,8 @@ export interface StartGatewayOptions {
    * `rewrite` step is a function, which cannot cross threads: it implies the latter.
    */
   queueThread?: boolean;
+  /** The spool's file-system calls (tests record their order). */
+  spoolFs?: SpoolFs;
 }
 
 /**
@@ -44,18 +49,35 @@ export interface StartGatewayOptions {
 export async function startGateway(config: Config, opts: StartGatewayOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? pino({ level: config.log.level, base: { name: 'mailbag' } });
   checkGreetingDelay(config.smtp.greetingDelay);
-  const store = Store.open(config.store.path);
+  // Before anything touches the spool or the store: a second gateway on the same ones
+  // would sweep the first one's files and resume its attempts in flight.
+  const locks: InstanceLocks = lockInstance(config);
+  let store: Store;
+  try {
+    store = Store.open(config.store.path);
+  } catch (err) {
+    locks.release();
+    throw err;
+  }
   let inbound: InboundServer | undefined;
   let admin: AdminServer | undefined;
   let queue: QueueHandle | undefined;
   try {
-    const spool = new Spool(config.spool.dir);
+    const spool = new Spool(config.spool.dir, opts.spoolFs ? { fs: opts.spoolFs } : {});
     const swept = await spool.sweepTmp();
     if (swept) logger.info({ files: swept }, 'spool: removed unfinished transactions left by the last stop');
-    const orphans = await removeOrphans(spool, store);
-    if (orphans) logger.info({ files: orphans }, 'spool: removed files of finished or never-committed messages');
-    // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own.
-    const qids = new QidGenerator(store.queue.maxQid(), { lane: 0, lanes: 2 });
+    const sweep = await sweepSpool(spool, store);
+    if (sweep.removedDone) logger.info({ files: sweep.removedDone }, 'spool: removed files of finished messages');
+    if (sweep.unknown) {
+      logger.warn(
+        { files: sweep.unknown, movedNow: sweep.movedAside.length, dir: spool.unknownDir, run: 'mailbag queue recover --config FILE' },
+        `spool: ${sweep.unknown} spool file(s) unknown to the store are kept in ${spool.unknownDir}, not delivered; ` +
+          'if store.path changed or the store was lost, run: mailbag queue recover --config FILE',
+      );
+    }
+    // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own. Seeded
+    // past every qid in the spool too: files set aside keep theirs when recovered.
+    const qids = new QidGenerator(maxOf(store.queue.maxQid(), ...spool.list(), ...spool.listUnknown().map((n) => n.slice(0, 13)).filter(isQid)), { lane: 0, lanes: 2 });
     const metrics = createGatewayMetrics();
     metrics.setQueueDepthSource(() => store.queue.depth());
     const events: QueueEvents = {
@@ -139,6 +161,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
           await q.stop(grace);
           await adm?.close();
           store.close();
+          locks.release();
           logger.info('stopped');
         })();
         return stopping;
@@ -149,21 +172,13 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     await inbound?.close(0).catch(() => undefined);
     await admin?.close().catch(() => undefined);
     store.close();
+    locks.release();
     throw err;
   }
 }
 
-/**
- * A spool file whose message row never committed (the client got no 250) or whose
- * message is finished (the process died before removing it) is dead weight: remove it.
- */
-async function removeOrphans(spool: Spool, store: Store): Promise<number> {
-  let n = 0;
-  for (const name of spool.list()) {
-    if (!isQid(name)) continue;
-    if (store.queue.message(name)?.state === 'queued') continue;
-    await spool.remove(spool.pathFor(name));
-    n++;
-  }
-  return n;
+function maxOf(...ids: (string | undefined)[]): string | undefined {
+  let max: string | undefined;
+  for (const id of ids) if (id !== undefined && (max === undefined || id > max)) max = id;
+  return max;
 }

@@ -265,7 +265,16 @@ export class InboundServer {
   ): Promise<{ qid: string; size: number }> {
     let incoming: IncomingMessage | undefined;
     try {
-      incoming = await this.o.accept.open();
+      incoming = await this.o.accept.open({
+        sender: from,
+        recipients: rcpts.map((address) => ({ address })),
+        client: {
+          address: normaliseIp(session.remoteAddress),
+          ...(session.clientHostname ? { hostname: session.clientHostname } : {}),
+          ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}),
+          ...(typeof session.user === 'string' ? { authUser: session.user } : {}),
+        },
+      });
       const { qid, writer } = incoming;
       writer.write(
         receivedHeader({
@@ -281,14 +290,7 @@ export class InboundServer {
       );
       await receiveInto(stream, writer, this.o.config.smtp.maxMessageBytes, this.o.config.smtp.bareNewline);
       if (stream.sizeExceeded) throw new SmtpReplyError(552, '5.3.4', 'Message exceeds fixed maximum message size');
-      return await this.o.accept.commit(incoming, {
-        envelopeFrom: from,
-        clientAddress: normaliseIp(session.remoteAddress),
-        clientHostname: session.clientHostname || undefined,
-        helo: session.hostNameAppearsAs || undefined,
-        authUser: typeof session.user === 'string' ? session.user : undefined,
-        recipients: rcpts,
-      });
+      return await this.o.accept.commit(incoming);
     } catch (err) {
       if (incoming) await this.o.accept.abort(incoming);
       throw err;

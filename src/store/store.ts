@@ -1,4 +1,5 @@
 import { openDatabase, type OpenStoreOptions, type SqliteDatabase } from './db.js';
+import { explainOpenError } from './open-error.js';
 import { QueueStore } from './queue-store.js';
 
 /**
@@ -13,8 +14,15 @@ export class Store {
     this.queue = new QueueStore(db);
   }
 
+  /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
   static open(path: string, opts?: OpenStoreOptions): Store {
-    return new Store(openDatabase(path, opts));
+    let db: SqliteDatabase;
+    try {
+      db = openDatabase(path, opts);
+    } catch (err) {
+      throw explainOpenError(path, err);
+    }
+    return new Store(db);
   }
 
   close(): void {
