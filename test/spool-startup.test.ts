@@ -1,0 +1,110 @@
+// Start-up never deletes a spool file it cannot prove finished. When the store lost its
+// rows (an empty store file, a changed store.path, a WAL lost after a crash), every
+// queued message that got a 250 used to be removed at the next start. Now such files
+// are set aside in spool/unknown/ with a loud warning, and `mailbag queue recover`
+// queues them again from the envelope each file carries.
+import t from 'tap';
+import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import nodemailer from 'nodemailer';
+import { pino } from 'pino';
+import { startGateway } from '../src/gateway/gateway.js';
+import { loadConfig } from '../src/config/load.js';
+import { cli } from './helpers/cli.js';
+import { maildirFiles, startSink, stripReceived, tempDir, waitFor, writeTestConfig } from './helpers/gateway.js';
+
+function capture(): { logger: ReturnType<typeof pino>; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _e, done) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: pino({ level: 'info' }, stream), lines };
+}
+
+const body = (n: number) => `From: ann@sender.test\r\nTo: user${n}@example.test\r\nSubject: number ${n}\r\n\r\nmessage ${n}\r\n`;
+
+type Breakage = 'empty store file' | 'changed store.path' | 'WAL lost after a crash';
+
+for (const breakage of ['empty store file', 'changed store.path', 'WAL lost after a crash'] as Breakage[]) {
+  t.test(`${breakage}: queued messages are set aside, not deleted, and recovered`, async (t) => {
+    const { dir, cleanup } = tempDir('startup');
+    t.teardown(cleanup);
+    const probe = await startSink();
+    const downPort = probe.port;
+    await probe.close();
+    // First run: the next hop is down, so every accepted message stays queued.
+    const first = loadConfig(
+      writeTestConfig(dir, { routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${downPort}` }], queue: { retryInitial: '1h', retryMax: '1h' } }),
+    );
+    const gw1 = await startGateway(first, { pollMs: 50 });
+    const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw1.smtpAddress().port, secure: false, ignoreTLS: true });
+    const qids: string[] = [];
+    for (let n = 1; n <= 3; n++) {
+      const info = await client.sendMail({ envelope: { from: 'ann@sender.test', to: [`user${n}@example.test`] }, raw: body(n) });
+      qids.push(/queued as (\w+)/.exec(info.response)![1]!);
+    }
+    client.close();
+    const db = first.store.path;
+    if (breakage === 'WAL lost after a crash') copyFileSync(db, join(dir, 'main-file-only.db')); // the rows are still in the WAL
+    await gw1.stop();
+
+    // Second run: the same spool, a store without those rows; the next hop is a Maildir now.
+    let storePath = db;
+    if (breakage === 'empty store file') {
+      for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
+      writeFileSync(db, '');
+    } else if (breakage === 'changed store.path') {
+      storePath = join(dir, 'elsewhere', 'mailbag.db');
+    } else {
+      for (const f of [db, `${db}-wal`, `${db}-shm`]) rmSync(f, { force: true });
+      copyFileSync(join(dir, 'main-file-only.db'), db);
+    }
+    const file = writeTestConfig(dir, { store: { path: storePath } });
+    const { logger, lines } = capture();
+    const gw2 = await startGateway(loadConfig(file), { logger, pollMs: 50 });
+    t.teardown(() => gw2.stop());
+    const spoolDir = join(dir, 'spool');
+    for (const qid of qids) {
+      t.notOk(gw2.store.queue.message(qid), `${qid}: the store does not know it`);
+      t.ok(existsSync(join(spoolDir, 'unknown', qid)), `${qid}: its spool file is kept in unknown/`);
+    }
+    t.notOk(lines.some((l) => /removed files/.test(String(l.msg))), 'nothing reported removed');
+    const warning = lines.find((l) => l.level === 40 && /unknown to the store/.test(String(l.msg)));
+    t.match(warning, { files: 3, movedNow: 3, msg: /3 spool file\(s\) unknown to the store .* run: mailbag queue recover --config FILE/ }, 'a loud warning with the count and the command');
+
+    // An unrelated file among them is reported and left alone.
+    writeFileSync(join(spoolDir, 'unknown', 'notes.txt'), 'not a spool file\n');
+    const recovered = await cli(['queue', 'recover', '--config', file]);
+    t.equal(recovered.code, 1, 'exit 1: a file could not be recovered');
+    const out = recovered.stdout.toString();
+    for (const qid of qids) t.match(out, new RegExp(`^${qid}: queued again from its envelope$`, 'm'));
+    t.match(out, /^notes\.txt: left: not a valid spool file: no mailbag spool header/m);
+    t.match(out, /3 of 4 file\(s\) queued/);
+    t.ok(existsSync(join(spoolDir, 'unknown', 'notes.txt')), 'the invalid file is left where it was');
+
+    gw2.queue.kick();
+    for (const [i, qid] of qids.entries()) {
+      const n = i + 1;
+      await waitFor(() => gw2.store.queue.message(qid)?.state === 'done', 10_000, `${qid} delivered`);
+      const files = maildirFiles(join(dir, 'mailboxes'), 'example.test', `user${n}`);
+      t.equal(files.length, 1, `${qid}: delivered once`);
+      t.ok(stripReceived(files[0]!.bytes).equals(Buffer.from(body(n))), `${qid}: the accepted bytes`);
+      t.match(files[0]!.bytes.toString(), new RegExp(`^Received: [^]*? id ${qid}\\r\\n`), `${qid}: under the same qid`);
+      const m = gw2.store.queue.message(qid)!;
+      t.match(m, { envelope_from: 'ann@sender.test', client_address: '127.0.0.1' }, 'sender and client from the envelope');
+      t.same(gw2.store.queue.recipients(qid).map((r) => r.rcpt), [`user${n}@example.test`], 'recipients from the envelope');
+    }
+    t.same(readdirSync(join(spoolDir, 'unknown')), ['notes.txt'], 'only the invalid file is left in unknown/');
+
+    const again = await cli(['queue', 'recover', '--config', file]);
+    t.match(again.stdout.toString(), /^notes\.txt: left: not a valid spool file/m, 'a second run changes nothing');
+    t.match(again.stdout.toString(), /0 of 1 file\(s\) queued/);
+    rmSync(join(spoolDir, 'unknown', 'notes.txt'));
+    const third = await cli(['queue', 'recover', '--config', file]);
+    t.same([third.code, third.stdout.toString()], [0, 'no spool files to recover\n']);
+  });
+}
