@@ -5,8 +5,7 @@
 import t from 'tap';
 import { appendFileSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
+import { captureLogs } from './helpers/logs.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { loadConfig } from '../src/config/load.js';
 import { Store } from '../src/store/store.js';
@@ -21,16 +20,6 @@ function message(name: string, bytes = 0): Buffer {
   return Buffer.from(`From: ann@sender.test\r\nTo: ${name}@example.test\r\nSubject: ${name}\r\n\r\n${'x'.repeat(bytes)}body of ${name}\r\n`);
 }
 
-function capture(): { logger: ReturnType<typeof pino>; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _e, done) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
 
 t.test('truncated, altered, grown and missing spool files are held, never delivered', async (t) => {
   const { dir, cleanup } = tempDir('integrity');
@@ -66,7 +55,7 @@ t.test('truncated, altered, grown and missing spool files are held, never delive
   appendFileSync(at('grown'), 'more\r\n');
   rmSync(at('missing'));
 
-  const { logger, lines } = capture();
+  const { logger, lines } = captureLogs();
   const gw = await startGateway(config, { logger, queueThread: false, pollMs: 50 });
   t.teardown(() => gw.stop());
   const q = gw.store.queue;

@@ -6,24 +6,13 @@
 import t from 'tap';
 import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import nodemailer from 'nodemailer';
-import { pino } from 'pino';
+import { captureLogs } from './helpers/logs.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { loadConfig } from '../src/config/load.js';
 import { cli } from './helpers/cli.js';
 import { maildirFiles, startSink, stripReceived, tempDir, waitFor, writeTestConfig } from './helpers/gateway.js';
 
-function capture(): { logger: ReturnType<typeof pino>; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _e, done) {
-      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as Record<string, unknown>);
-      done();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines };
-}
 
 const body = (n: number) => `From: ann@sender.test\r\nTo: user${n}@example.test\r\nSubject: number ${n}\r\n\r\nmessage ${n}\r\n`;
 
@@ -64,7 +53,7 @@ for (const breakage of ['empty store file', 'changed store.path', 'WAL lost afte
       copyFileSync(join(dir, 'main-file-only.db'), db);
     }
     const file = writeTestConfig(dir, { store: { path: storePath } });
-    const { logger, lines } = capture();
+    const { logger, lines } = captureLogs();
     const gw2 = await startGateway(loadConfig(file), { logger, pollMs: 50 });
     t.teardown(() => gw2.stop());
     const spoolDir = join(dir, 'spool');
