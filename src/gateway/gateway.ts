@@ -37,7 +37,7 @@ export interface StartGatewayOptions {
    * `rewrite` step is a function, which cannot cross threads: it implies the latter.
    */
   queueThread?: boolean;
-  /** The spool's file-system calls (tests record their order). */
+  /** The spool's file-system calls on this thread (tests record their order); a queue thread uses node:fs. */
   spoolFs?: SpoolFs;
 }
 

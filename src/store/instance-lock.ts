@@ -43,6 +43,7 @@ export class InstanceLock {
     const db = new Database(path, { timeout: 0 });
     try {
       db.pragma('busy_timeout = 0');
+      db.pragma('journal_mode = MEMORY'); // no -journal file next to the lock: nothing is ever written
       db.exec('BEGIN EXCLUSIVE');
     } catch (err) {
       db.close();
