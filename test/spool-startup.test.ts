@@ -10,6 +10,8 @@ import nodemailer from 'nodemailer';
 import { captureLogs } from './helpers/logs.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { loadConfig } from '../src/config/load.js';
+import { QidGenerator } from '../src/delivery/qid.js';
+import { Spool } from '../src/delivery/spool.js';
 import { cli } from './helpers/cli.js';
 import { maildirFiles, startSink, stripReceived, tempDir, waitFor, writeTestConfig } from './helpers/gateway.js';
 
@@ -97,3 +99,28 @@ for (const breakage of ['empty store file', 'changed store.path', 'WAL lost afte
     t.same([third.code, third.stdout.toString()], [0, 'no spool files to recover\n']);
   });
 }
+
+t.test('new qids start past those of the files set aside, so a recovered message never collides', async (t) => {
+  const { dir, cleanup } = tempDir('startup-qids');
+  t.teardown(cleanup);
+  const file = writeTestConfig(dir);
+  // A file set aside by an earlier run whose clock was ahead (or a store that was lost).
+  const ahead = new QidGenerator().next(Date.now() + 86_400_000);
+  const spool = new Spool(join(dir, 'spool'));
+  const w = await spool.create({ qid: ahead, receivedAt: Date.now(), sender: 'ann@sender.test', recipients: [{ address: 'carol@example.test' }] });
+  await new Promise<void>((r) => w.end('Subject: set aside\r\n\r\nhi\r\n', () => r()));
+  await w.commit();
+  await spool.moveAside(ahead);
+  const gw = await startGateway(loadConfig(file), { pollMs: 50 });
+  t.teardown(() => gw.stop());
+  const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw.smtpAddress().port, secure: false, ignoreTLS: true });
+  const info = await client.sendMail({ envelope: { from: 'ann@sender.test', to: ['dave@example.test'] }, raw: 'Subject: new\r\n\r\nhi\r\n' });
+  client.close();
+  const fresh = /queued as (\w+)/.exec(info.response)![1]!;
+  t.ok(fresh > ahead, `the new message's qid ${fresh} comes after the set-aside ${ahead}`);
+  const recovered = await cli(['queue', 'recover', '--config', file]);
+  t.match(recovered.stdout.toString(), new RegExp(`^${ahead}: queued again from its envelope$`, 'm'));
+  gw.queue.kick();
+  await waitFor(() => gw.store.queue.message(ahead)?.state === 'done', 10_000, 'the recovered message delivered');
+  t.equal(maildirFiles(join(dir, 'mailboxes'), 'example.test', 'carol').length, 1);
+});

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Store } from '../store/store.js';
 import { toNewMessage } from './accept.js';
@@ -46,7 +47,7 @@ export async function recoverUnknown(spool: Spool, store: Store): Promise<Recove
     const { envelope } = inspected;
     const qid = envelope.qid;
     const row = store.queue.message(qid);
-    const inPlace = spool.list().includes(qid);
+    const inPlace = existsSync(spool.pathFor(qid));
     if (row?.state === 'done') {
       results.push({ file, qid, outcome: 'already-done', reason: 'the store shows the message finished; delete the file once you are sure' });
       continue;

@@ -119,6 +119,18 @@ export class Spool {
       .sort();
   }
 
+  /**
+   * The largest qid among the spool's files and those set aside (which keep their qid
+   * when recovered): qid generators start past it.
+   */
+  maxQid(): string | undefined {
+    let max: string | undefined;
+    for (const name of [...this.list(), ...this.listUnknown().map((n) => n.slice(0, 13))]) {
+      if (isQid(name) && (max === undefined || name > max)) max = name;
+    }
+    return max;
+  }
+
   /** Opens a writer for a new message; the envelope is the file's first record. */
   async create(envelope: SpoolEnvelope): Promise<SpoolWriter> {
     const tmpPath = join(this.tmpDir, envelope.qid);

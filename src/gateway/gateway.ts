@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import { checkGreetingDelay } from '../smtp/greeting-delay.js';
 import { AcceptPath } from '../delivery/accept.js';
 import { InboundServer } from '../smtp/inbound.js';
-import { QidGenerator, isQid } from '../delivery/qid.js';
+import { QidGenerator, laterQid } from '../delivery/qid.js';
 import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
 import type { SpoolFs } from '../delivery/spool-fs.js';
@@ -77,7 +77,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     }
     // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own. Seeded
     // past every qid in the spool too: files set aside keep theirs when recovered.
-    const qids = new QidGenerator(maxOf(store.queue.maxQid(), ...spool.list(), ...spool.listUnknown().map((n) => n.slice(0, 13)).filter(isQid)), { lane: 0, lanes: 2 });
+    const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 0, lanes: 2 });
     const metrics = createGatewayMetrics();
     metrics.setQueueDepthSource(() => store.queue.depth());
     const events: QueueEvents = {
@@ -175,10 +175,4 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     locks.release();
     throw err;
   }
-}
-
-function maxOf(...ids: (string | undefined)[]): string | undefined {
-  let max: string | undefined;
-  for (const id of ids) if (id !== undefined && (max === undefined || id > max)) max = id;
-  return max;
 }

@@ -53,9 +53,13 @@ export class InstanceLock {
       throw new InstanceLockedError(`${what} is in use by another mailbag gateway (${who}); stop it first, or give this one its own spool.dir and store.path`, holder);
     }
     const holder: LockHolder = { pid: process.pid, hostname: hostname(), startedAt: new Date().toISOString() };
-    const tmp = `${path}.holder.tmp`;
-    writeFileSync(tmp, JSON.stringify(holder) + '\n');
-    renameSync(tmp, `${path}.holder`);
+    try {
+      const tmp = `${path}.holder.tmp`;
+      writeFileSync(tmp, JSON.stringify(holder) + '\n');
+      renameSync(tmp, `${path}.holder`);
+    } catch {
+      // informational only: a refused second gateway then says "holder unknown"
+    }
     return new InstanceLock(db, path);
   }
 
