@@ -2,7 +2,7 @@
 // in flight (the number would be free for another session's spool file, which the late
 // write would then hit), and the envelope and end record frame the message bytes.
 import t from 'tap';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Spool } from '../src/delivery/spool.js';
 import { nodeSpoolFs, type SpoolFs } from '../src/delivery/spool-fs.js';
@@ -64,4 +64,39 @@ t.test('a spool file is envelope, message, end record; the writer counts and has
   t.equal(bytes.subarray(w.offset + message.length).toString(), `\nMAILBAG-SPOOL-END ${message.length} ${sha}\n`);
   const inspected = await spool.inspect(path);
   t.same(inspected, { envelope: envelope('0MAAAAAAA0001'), offset: w.offset, size: message.length, sha256: sha }, 'the file describes itself');
+});
+
+t.test('the envelope keeps MAIL and RCPT parameters; a damaged envelope or end record is not a spool file', async (t) => {
+  const { dir, cleanup } = tempDir('spool-envelope');
+  t.teardown(cleanup);
+  const spool = new Spool(`${dir}/spool`);
+  const full = {
+    qid: '0MAAAAAAA0002',
+    receivedAt: 1_700_000_000_000,
+    sender: '',
+    mail: { body: '8BITMIME' as const, smtputf8: true, envid: 'abc123', ret: 'HDRS' as const, size: 1234 },
+    recipients: [
+      { address: 'bob@example.test', orcpt: 'rfc822;bob@example.test', notify: ['FAILURE' as const, 'DELAY' as const] },
+      { address: 'carol@example.test', notify: ['NEVER' as const] },
+    ],
+    client: { address: '192.0.2.1', hostname: 'client.example', helo: 'client.example', authUser: 'ann' },
+  };
+  const w = await spool.create(full);
+  await new Promise<void>((r) => w.end('Subject: p\r\n\r\nx\r\n', () => r()));
+  const path = await w.commit();
+  t.same((await spool.inspect(path)).envelope, full, 'every parameter comes back');
+
+  const bytes = readFileSync(path);
+  const broken = (name: string, b: Buffer) => {
+    const p = `${dir}/${name}`;
+    writeFileSync(p, b);
+    return spool.inspect(p);
+  };
+  await t.rejects(broken('cut', bytes.subarray(0, bytes.length - 10)), { code: 'ERR_MAILBAG_SPOOL_FORMAT', message: /no end record/ });
+  const changed = Buffer.from(bytes);
+  changed[w.offset] = changed[w.offset]! ^ 0x20;
+  await t.rejects(broken('changed', changed), { code: 'ERR_MAILBAG_SPOOL_FORMAT', message: /does not match the checksum/ });
+  const badJson = Buffer.from(bytes.toString('latin1').replace('"sender":""', '"sender":7 '), 'latin1');
+  await t.rejects(broken('badjson', badJson), { code: 'ERR_MAILBAG_SPOOL_FORMAT', message: /envelope is invalid: sender/ });
+  await t.rejects(broken('plain', Buffer.from('Subject: a plain message\r\n\r\n')), { code: 'ERR_MAILBAG_SPOOL_FORMAT', message: /no mailbag spool header/ });
 });
