@@ -68,6 +68,38 @@ export const migrations: Migration[] = [
       ALTER TABLE messages ADD COLUMN hold_reason TEXT;
     `,
   },
+  {
+    version: 7,
+    name: 'multilingual: recipient language preferences',
+    sql: `
+      CREATE TABLE user_languages (
+        address TEXT PRIMARY KEY,
+        languages TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 9,
+    name: 'multilingual: the part each recipient got and why',
+    sql: `
+      CREATE TABLE language_choices (
+        qid TEXT NOT NULL,
+        rcpt TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        part_index INTEGER,
+        tags TEXT,
+        translation_type TEXT,
+        rule TEXT NOT NULL,
+        why TEXT NOT NULL,
+        preferences TEXT NOT NULL,
+        from_mismatch INTEGER NOT NULL DEFAULT 0,
+        dkim TEXT,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (qid, rcpt)
+      );
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database, each in its own transaction. */

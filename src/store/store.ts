@@ -1,6 +1,8 @@
 import { openDatabase, type OpenStoreOptions, type SqliteDatabase } from './db.js';
 import { explainOpenError } from './open-error.js';
 import { QueueStore } from './queue-store.js';
+import { MultilingualStore } from './multilingual-store.js';
+import { UsersStore } from './users-store.js';
 
 /**
  * The gateway's SQLite store: one database, one accessor per concern. Later concerns
@@ -8,10 +10,14 @@ import { QueueStore } from './queue-store.js';
  */
 export class Store {
   readonly queue: QueueStore;
+  readonly users: UsersStore;
+  readonly multilingual: MultilingualStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
     this.queue = new QueueStore(db);
+    this.users = new UsersStore(db);
+    this.multilingual = new MultilingualStore(db);
   }
 
   /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
