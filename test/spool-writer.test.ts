@@ -74,7 +74,7 @@ t.test('the envelope keeps MAIL and RCPT parameters; a damaged envelope or end r
     qid: '0MAAAAAAA0002',
     receivedAt: 1_700_000_000_000,
     sender: '',
-    mail: { body: '8BITMIME' as const, smtputf8: true, envid: 'abc123', ret: 'HDRS' as const, size: 1234 },
+    mail: { bodyType: '8bitmime' as const, smtpUtf8: true, dsnEnvid: 'abc123', dsnRet: 'HDRS' as const, declaredSize: 1234 },
     recipients: [
       { address: 'bob@example.test', orcpt: 'rfc822;bob@example.test', notify: ['FAILURE' as const, 'DELAY' as const] },
       { address: 'carol@example.test', notify: ['NEVER' as const] },

@@ -1,4 +1,4 @@
-import type { NewMessage } from '../store/queue-store.js';
+import type { NewMessage, RecipientParams } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { SpoolEnvelope } from './envelope.js';
 import { GroupCommitter } from './group-commit.js';
@@ -18,6 +18,10 @@ export interface IncomingMessage {
 
 /** The store row of a spooled message: the envelope plus where and what its bytes are. */
 export function toNewMessage(envelope: SpoolEnvelope, file: { spoolPath: string; spoolOffset: number; size: number; sha256: string }): NewMessage {
+  const recipientParams: Record<string, RecipientParams> = {};
+  for (const { address, ...params } of envelope.recipients) {
+    if (params.notify !== undefined || params.orcpt !== undefined) recipientParams[address] = params;
+  }
   return {
     qid: envelope.qid,
     receivedAt: envelope.receivedAt,
@@ -27,6 +31,8 @@ export function toNewMessage(envelope: SpoolEnvelope, file: { spoolPath: string;
     clientHostname: envelope.client?.hostname,
     helo: envelope.client?.helo,
     authUser: envelope.client?.authUser,
+    params: envelope.mail,
+    recipientParams,
     ...file,
   };
 }

@@ -1,5 +1,7 @@
+import type { MessageParams } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { toNewMessage } from './accept.js';
+import type { SpoolEnvelope } from './envelope.js';
 import type { QidGenerator } from './qid.js';
 import type { Spool, SpooledMessageRef } from './spool.js';
 
@@ -9,11 +11,17 @@ import type { Spool, SpooledMessageRef } from './spool.js';
  */
 export async function enqueueGenerated(
   deps: { spool: Spool; store: Store; qids: QidGenerator },
-  m: { envelopeFrom: string; recipients: string[]; bytes: Buffer; now?: number },
+  m: { envelopeFrom: string; recipients: string[]; bytes: Buffer; now?: number; params?: MessageParams },
 ): Promise<string> {
   const now = m.now ?? Date.now();
   const qid = deps.qids.next(now);
-  const envelope = { qid, receivedAt: now, sender: m.envelopeFrom, recipients: m.recipients.map((address) => ({ address })) };
+  const envelope: SpoolEnvelope = {
+    qid,
+    receivedAt: now,
+    sender: m.envelopeFrom,
+    ...(m.params ? { mail: m.params } : {}),
+    recipients: m.recipients.map((address) => ({ address })),
+  };
   const writer = await deps.spool.create(envelope);
   try {
     await new Promise<void>((resolve, reject) => {

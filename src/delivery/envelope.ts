@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import type { MessageParams, RecipientParams } from '../store/queue-store.js';
 
 /**
  * What a spool file says about its own message, so the queue can be rebuilt from the
@@ -11,26 +12,14 @@ export interface SpoolEnvelope {
   receivedAt: number;
   /** The MAIL FROM address; '' is the null sender. */
   sender: string;
-  mail?: MailParameters;
+  /** MAIL FROM parameters (RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 1870 SIZE, RFC 3461 RET/ENVID), as stored. */
+  mail?: MessageParams | undefined;
   recipients: EnvelopeRecipient[];
   client?: ClientInfo;
 }
 
-/** MAIL FROM parameters (RFC 1870 SIZE, RFC 6152 BODY, RFC 6531 SMTPUTF8, RFC 3461 RET/ENVID). */
-export interface MailParameters {
-  body?: '7BIT' | '8BITMIME' | 'BINARYMIME';
-  smtputf8?: boolean;
-  envid?: string;
-  ret?: 'FULL' | 'HDRS';
-  size?: number;
-}
-
-/** RCPT TO and its RFC 3461 parameters. */
-export interface EnvelopeRecipient {
-  address: string;
-  orcpt?: string;
-  notify?: ('NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY')[];
-}
+/** RCPT TO and its RFC 3461 parameters (NOTIFY, ORCPT), as stored. */
+export type EnvelopeRecipient = { address: string } & RecipientParams;
 
 export interface ClientInfo {
   address?: string;
@@ -45,11 +34,11 @@ const envelopeSchema = z.object({
   sender: z.string(),
   mail: z
     .object({
-      body: z.enum(['7BIT', '8BITMIME', 'BINARYMIME']).optional(),
-      smtputf8: z.boolean().optional(),
-      envid: z.string().optional(),
-      ret: z.enum(['FULL', 'HDRS']).optional(),
-      size: z.number().int().nonnegative().optional(),
+      bodyType: z.enum(['7bit', '8bitmime']).optional(),
+      smtpUtf8: z.boolean().optional(),
+      declaredSize: z.number().int().nonnegative().optional(),
+      dsnRet: z.enum(['FULL', 'HDRS']).optional(),
+      dsnEnvid: z.string().optional(),
     })
     .optional(),
   recipients: z
