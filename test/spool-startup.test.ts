@@ -35,7 +35,11 @@ for (const breakage of ['empty store file', 'changed store.path', 'WAL lost afte
     const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw1.smtpAddress().port, secure: false, ignoreTLS: true });
     const qids: string[] = [];
     for (let n = 1; n <= 3; n++) {
-      const info = await client.sendMail({ envelope: { from: 'ann@sender.test', to: [`user${n}@example.test`] }, raw: body(n) });
+      const info = await client.sendMail({
+        envelope: { from: 'ann@sender.test', to: [`user${n}@example.test`] },
+        raw: body(n),
+        dsn: { id: `env-${n}`, return: 'headers', notify: ['failure', 'delay'], recipient: 'ann@sender.test' },
+      });
       qids.push(/queued as (\w+)/.exec(info.response)![1]!);
     }
     client.close();
@@ -86,8 +90,8 @@ for (const breakage of ['empty store file', 'changed store.path', 'WAL lost afte
       t.ok(stripReceived(files[0]!.bytes).equals(Buffer.from(body(n))), `${qid}: the accepted bytes`);
       t.match(files[0]!.bytes.toString(), new RegExp(`^Received: [^]*? id ${qid}\\r\\n`), `${qid}: under the same qid`);
       const m = gw2.store.queue.message(qid)!;
-      t.match(m, { envelope_from: 'ann@sender.test', client_address: '127.0.0.1' }, 'sender and client from the envelope');
-      t.same(gw2.store.queue.recipients(qid).map((r) => r.rcpt), [`user${n}@example.test`], 'recipients from the envelope');
+      t.match(m, { envelope_from: 'ann@sender.test', client_address: '127.0.0.1', dsn_envid: `env-${n}`, dsn_ret: 'HDRS' }, 'sender, client and MAIL parameters from the envelope');
+      t.match(gw2.store.queue.recipients(qid), [{ rcpt: `user${n}@example.test`, dsn_notify: 'FAILURE,DELAY', dsn_orcpt: 'rfc822;ann@sender.test' }], 'recipients and their parameters from the envelope');
     }
     t.same(readdirSync(join(spoolDir, 'unknown')), ['notes.txt'], 'only the invalid file is left in unknown/');
 
