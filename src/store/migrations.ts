@@ -67,6 +67,80 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'pod: message and maillog events, dead letters, stream checkpoints',
+    sql: `
+      CREATE TABLE pod_message_events (
+        id INTEGER PRIMARY KEY,
+        guid TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        qid TEXT NOT NULL,
+        message_id TEXT,
+        sid TEXT,
+        envelope_from TEXT,
+        disposition TEXT,
+        cid TEXT,
+        agent TEXT,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        stored_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX pod_message_events_identity ON pod_message_events (guid, ts_us, content_sha256);
+      CREATE INDEX pod_message_events_qid ON pod_message_events (qid);
+      CREATE INDEX pod_message_events_message_id ON pod_message_events (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX pod_message_events_ts ON pod_message_events (ts_us);
+      CREATE TABLE pod_maillog_events (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        qid TEXT NOT NULL,
+        message_id TEXT,
+        mail_from TEXT,
+        rcpts TEXT,
+        relay TEXT,
+        stat TEXT,
+        dsn TEXT,
+        queued_as TEXT,
+        mailer TEXT,
+        delay TEXT,
+        xdelay TEXT,
+        nrcpts INTEGER,
+        size INTEGER,
+        ctladdr TEXT,
+        cid TEXT,
+        agent TEXT,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        stored_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX pod_maillog_events_identity ON pod_maillog_events (event_id, ts_us, content_sha256);
+      CREATE INDEX pod_maillog_events_qid ON pod_maillog_events (qid);
+      CREATE INDEX pod_maillog_events_message_id ON pod_maillog_events (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX pod_maillog_events_queued_as ON pod_maillog_events (queued_as) WHERE queued_as IS NOT NULL;
+      CREATE INDEX pod_maillog_events_ts ON pod_maillog_events (ts_us);
+      CREATE TABLE pod_dead_letters (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        raw_truncated INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE TABLE pod_checkpoints (
+        stream TEXT PRIMARY KEY,
+        newest_ts TEXT NOT NULL,
+        newest_ts_us INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** Applies every migration newer than the database, each in its own transaction. */

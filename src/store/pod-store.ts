@@ -1,0 +1,199 @@
+import type { SqliteDatabase } from './db.js';
+
+/**
+ * PoD log events (issue 10): message and maillog events with the fields correlation joins
+ * on, dead letters for events that could not be taken, and per-stream checkpoints.
+ *
+ * An event's identity is (event id or guid, instant in microseconds, sha256 of its canonical
+ * content): a replayed event is ignored by the unique index and counted as a duplicate, while
+ * two different events that share an id or guid are both kept.
+ */
+
+interface PodEventRowBase {
+  /** Canonical UTC instant, `YYYY-MM-DDTHH:MM:SS.ffffffZ`. */
+  ts: string;
+  tsUs: number;
+  contentSha256: string;
+  cid: string | null;
+  agent: string | null;
+  /** The normalised event, JSON. */
+  event: string;
+}
+
+export interface PodMessageRow extends PodEventRowBase {
+  guid: string;
+  qid: string;
+  /** The first `msg.header.message-id` without angle brackets. */
+  messageId: string | null;
+  sid: string | null;
+  envelopeFrom: string | null;
+  disposition: string | null;
+}
+
+/** Fields parsed from the raw sendmail line (`data`), not from `sm.*`. */
+export interface PodMaillogRow extends PodEventRowBase {
+  eventId: string;
+  qid: string;
+  /** `msgid=` without angle brackets. */
+  messageId: string | null;
+  mailFrom: string | null;
+  /** JSON array of `to=` recipients. */
+  rcpts: string | null;
+  relay: string | null;
+  stat: string | null;
+  dsn: string | null;
+  /** The next hop's queue id from `stat=Sent (... queued as QID)`. */
+  queuedAs: string | null;
+  mailer: string | null;
+  delay: string | null;
+  xdelay: string | null;
+  nrcpts: number | null;
+  size: number | null;
+  ctladdr: string | null;
+}
+
+export interface PodDeadLetterInput {
+  /** The stream name, or `import FILE:LINE`. */
+  source: string;
+  code: string;
+  reason: string;
+  /** The payload as received (only its first bytes when `rawTruncated`). */
+  raw: Buffer;
+  rawBytes: number;
+  rawTruncated: boolean;
+}
+
+export interface PodDeadLetterRow extends PodDeadLetterInput {
+  id: number;
+  receivedAt: number;
+}
+
+export type PodBatchItem =
+  | { kind: 'message'; row: PodMessageRow }
+  | { kind: 'maillog'; row: PodMaillogRow }
+  | { kind: 'dead'; row: PodDeadLetterInput };
+
+export interface PodBatchResult {
+  stored: number;
+  duplicates: number;
+  deadLettered: number;
+}
+
+export interface PodCheckpoint {
+  stream: string;
+  newestTs: string;
+  newestTsUs: number;
+  updatedAt: number;
+}
+
+interface DeadLetterDbRow {
+  id: number;
+  received_at: number;
+  source: string;
+  code: string;
+  reason: string;
+  raw: Buffer;
+  raw_bytes: number;
+  raw_truncated: number;
+}
+
+export class PodStore {
+  private readonly s;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.s = {
+      message: db.prepare(`INSERT OR IGNORE INTO pod_message_events
+        (guid, ts, ts_us, content_sha256, qid, message_id, sid, envelope_from, disposition, cid, agent, source, event, stored_at)
+        VALUES (@guid, @ts, @tsUs, @contentSha256, @qid, @messageId, @sid, @envelopeFrom, @disposition, @cid, @agent, @source, @event, @now)`),
+      maillog: db.prepare(`INSERT OR IGNORE INTO pod_maillog_events
+        (event_id, ts, ts_us, content_sha256, qid, message_id, mail_from, rcpts, relay, stat, dsn, queued_as, mailer,
+         delay, xdelay, nrcpts, size, ctladdr, cid, agent, source, event, stored_at)
+        VALUES (@eventId, @ts, @tsUs, @contentSha256, @qid, @messageId, @mailFrom, @rcpts, @relay, @stat, @dsn, @queuedAs,
+         @mailer, @delay, @xdelay, @nrcpts, @size, @ctladdr, @cid, @agent, @source, @event, @now)`),
+      dead: db.prepare(`INSERT INTO pod_dead_letters (received_at, source, code, reason, raw, raw_bytes, raw_truncated)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      checkpoint: db.prepare(`INSERT INTO pod_checkpoints (stream, newest_ts, newest_ts_us, updated_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (stream) DO UPDATE SET newest_ts = excluded.newest_ts, newest_ts_us = excluded.newest_ts_us,
+          updated_at = excluded.updated_at
+        WHERE excluded.newest_ts_us > pod_checkpoints.newest_ts_us`),
+      getCheckpoint: db.prepare('SELECT stream, newest_ts AS newestTs, newest_ts_us AS newestTsUs, updated_at AS updatedAt FROM pod_checkpoints WHERE stream = ?'),
+      deadLetters: db.prepare('SELECT * FROM pod_dead_letters ORDER BY id LIMIT ?'),
+      messagesByQid: db.prepare('SELECT * FROM pod_message_events WHERE qid = ? ORDER BY ts_us, id'),
+      maillogByQid: db.prepare('SELECT * FROM pod_maillog_events WHERE qid = ? ORDER BY ts_us, id'),
+      messagesByMessageId: db.prepare('SELECT * FROM pod_message_events WHERE message_id = ? ORDER BY ts_us, id'),
+      maillogByMessageId: db.prepare('SELECT * FROM pod_maillog_events WHERE message_id = ? ORDER BY ts_us, id'),
+      counts: db.prepare(`SELECT (SELECT COUNT(*) FROM pod_message_events) AS messages,
+        (SELECT COUNT(*) FROM pod_maillog_events) AS maillogs, (SELECT COUNT(*) FROM pod_dead_letters) AS deadLetters`),
+    };
+  }
+
+  /**
+   * Stores one batch in one short IMMEDIATE transaction: events already stored (same
+   * identity) are counted as duplicates, dead letters are always kept. With
+   * `checkpointStream`, the stream's checkpoint moves to the newest event of the batch in the
+   * same transaction, so a checkpoint never runs ahead of what is stored.
+   */
+  storeBatch(items: readonly PodBatchItem[], opts: { source: string; checkpointStream?: string; now?: number }): PodBatchResult {
+    const now = opts.now ?? Date.now();
+    const result: PodBatchResult = { stored: 0, duplicates: 0, deadLettered: 0 };
+    let newest: { ts: string; tsUs: number } | undefined;
+    this.db
+      .transaction(() => {
+        for (const item of items) {
+          if (item.kind === 'dead') {
+            const d = item.row;
+            this.s.dead.run(now, d.source, d.code, d.reason, d.raw, d.rawBytes, d.rawTruncated ? 1 : 0);
+            result.deadLettered++;
+            continue;
+          }
+          const params = { ...item.row, source: opts.source, now };
+          const changes = item.kind === 'message' ? this.s.message.run(params).changes : this.s.maillog.run(params).changes;
+          if (changes > 0) result.stored++;
+          else result.duplicates++;
+          if (!newest || item.row.tsUs > newest.tsUs) newest = { ts: item.row.ts, tsUs: item.row.tsUs };
+        }
+        if (opts.checkpointStream !== undefined && newest) this.s.checkpoint.run(opts.checkpointStream, newest.ts, newest.tsUs, now);
+      })
+      .immediate();
+    return result;
+  }
+
+  checkpoint(stream: string): PodCheckpoint | undefined {
+    return this.s.getCheckpoint.get(stream) as PodCheckpoint | undefined;
+  }
+
+  deadLetters(limit = -1): PodDeadLetterRow[] {
+    return (this.s.deadLetters.all(limit) as DeadLetterDbRow[]).map((r) => ({
+      id: r.id,
+      receivedAt: r.received_at,
+      source: r.source,
+      code: r.code,
+      reason: r.reason,
+      raw: r.raw,
+      rawBytes: r.raw_bytes,
+      rawTruncated: r.raw_truncated === 1,
+    }));
+  }
+
+  /** Rows as stored (snake_case columns), oldest first. */
+  messageEventsByQid(qid: string): Record<string, unknown>[] {
+    return this.s.messagesByQid.all(qid) as Record<string, unknown>[];
+  }
+
+  maillogEventsByQid(qid: string): Record<string, unknown>[] {
+    return this.s.maillogByQid.all(qid) as Record<string, unknown>[];
+  }
+
+  /** `messageId` without angle brackets. */
+  messageEventsByMessageId(messageId: string): Record<string, unknown>[] {
+    return this.s.messagesByMessageId.all(messageId) as Record<string, unknown>[];
+  }
+
+  maillogEventsByMessageId(messageId: string): Record<string, unknown>[] {
+    return this.s.maillogByMessageId.all(messageId) as Record<string, unknown>[];
+  }
+
+  counts(): { messages: number; maillogs: number; deadLetters: number } {
+    return this.s.counts.get() as { messages: number; maillogs: number; deadLetters: number };
+  }
+}
