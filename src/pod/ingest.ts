@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { PodBatchItem, PodDeadLetterInput, PodMaillogRow, PodMessageRow } from '../store/pod-store.js';
 import { PodError, type PodErrorCode } from './errors.js';
 import { canonicalJson, isJsonObject, sha256Hex, type JsonObject } from './json.js';
@@ -210,14 +211,22 @@ export function eventRow(ev: PodEvent): PodBatchItem {
 }
 
 /**
- * A dead letter for a payload that could not be taken. `raw` may be a prefix of a larger
- * payload (`totalBytes`), as for oversize lines the importer never held whole.
+ * A dead letter for a payload that could not be taken. An oversize payload keeps only its
+ * first `DEAD_LETTER_KEEP_BYTES`; `whole` describes a payload the caller never held whole
+ * (an oversize file line), `raw` then being its prefix.
  */
-export function deadLetterRow(raw: string | Buffer, code: string, reason: string, source: string, totalBytes?: number): PodBatchItem {
+export function deadLetterRow(
+  raw: string | Buffer,
+  code: string,
+  reason: string,
+  source: string,
+  whole?: { bytes: number; sha256: string },
+): PodBatchItem {
   const buf = typeof raw === 'string' ? Buffer.from(raw) : raw;
   const kept = buf.length > DEAD_LETTER_KEEP_BYTES && code === 'ERR_POD_TOO_LARGE' ? buf.subarray(0, DEAD_LETTER_KEEP_BYTES) : buf;
-  const rawBytes = totalBytes ?? buf.length;
-  const row: PodDeadLetterInput = { source, code, reason, raw: Buffer.from(kept), rawBytes, rawTruncated: kept.length < rawBytes };
+  const rawBytes = whole?.bytes ?? buf.length;
+  const rawSha256 = whole?.sha256 ?? createHash('sha256').update(buf).digest('hex');
+  const row: PodDeadLetterInput = { source, code, reason, raw: Buffer.from(kept), rawBytes, rawSha256, rawTruncated: kept.length < rawBytes };
   return { kind: 'dead', row };
 }
 

@@ -9,10 +9,10 @@
  * - `msgParts` is not required: PPS 8.14 events with nothing but a text body come without it.
  * - `pps` is required, but is filled from `metadata.origin.data` before validation when an
  *   agent (PPS 8.21 and later) leaves it out (normalise.ts).
- * - Of the filter fields the table marks required, only `actions`, `disposition`,
- *   `durationSecs`, `msgSizeBytes`, `qid`, `routes` and `suborgs` are: PPS 8.14 to 8.22 events
- *   omit `currentFolder`, `isMsgEncrypted`, `isMsgReinjected`, `mid`, `quarantine`,
- *   `startTime` and every `modules.*` object. When an object is present its own required
+ * - Of the filter fields the table marks required, only `disposition`, `durationSecs`,
+ *   `msgSizeBytes`, `qid`, `routes` and `suborgs` are: PPS 8.14 to 8.22 events omit
+ *   `currentFolder`, `isMsgEncrypted`, `isMsgReinjected`, `mid`, `quarantine`, `startTime`
+ *   and every `modules.*` object, and some 8.14 events come without `actions`. When an object is present its own required
  *   members are checked (`quarantine.folder`/`rule`, `suborgs.sender`/`rcpts`, ...), except
  *   `modules.urldefense.rewrittenUrls` and `msgParts[].urls[].notRewrittenReason`, which the
  *   same events omit.
@@ -237,7 +237,7 @@ const rcptsObject = { type: 'object', properties: { rcpts: { type: 'array' } } }
 
 const filter = {
   type: 'object',
-  required: ['actions', 'disposition', 'durationSecs', 'msgSizeBytes', 'qid', 'routes', 'suborgs'],
+  required: ['disposition', 'durationSecs', 'msgSizeBytes', 'qid', 'routes', 'suborgs'],
   properties: {
     actions: {
       type: 'array',

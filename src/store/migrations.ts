@@ -131,8 +131,10 @@ export const migrations: Migration[] = [
         reason TEXT NOT NULL,
         raw BLOB NOT NULL,
         raw_bytes INTEGER NOT NULL,
+        raw_sha256 TEXT NOT NULL,
         raw_truncated INTEGER NOT NULL DEFAULT 0
       );
+      CREATE UNIQUE INDEX pod_dead_letters_raw ON pod_dead_letters (raw_sha256);
       CREATE TABLE pod_checkpoints (
         stream TEXT PRIMARY KEY,
         newest_ts TEXT NOT NULL,

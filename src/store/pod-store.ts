@@ -6,7 +6,8 @@ import type { SqliteDatabase } from './db.js';
  *
  * An event's identity is (event id or guid, instant in microseconds, sha256 of its canonical
  * content): a replayed event is ignored by the unique index and counted as a duplicate, while
- * two different events that share an id or guid are both kept.
+ * two different events that share an id or guid are both kept. A dead letter is identified by
+ * the sha256 of its whole payload, so replaying a bad event does not pile up copies.
  */
 
 interface PodEventRowBase {
@@ -60,6 +61,8 @@ export interface PodDeadLetterInput {
   /** The payload as received (only its first bytes when `rawTruncated`). */
   raw: Buffer;
   rawBytes: number;
+  /** sha256 of the whole payload: the same payload again is one dead letter, not two. */
+  rawSha256: string;
   rawTruncated: boolean;
 }
 
@@ -94,6 +97,7 @@ interface DeadLetterDbRow {
   reason: string;
   raw: Buffer;
   raw_bytes: number;
+  raw_sha256: string;
   raw_truncated: number;
 }
 
@@ -110,8 +114,8 @@ export class PodStore {
          delay, xdelay, nrcpts, size, ctladdr, cid, agent, source, event, stored_at)
         VALUES (@eventId, @ts, @tsUs, @contentSha256, @qid, @messageId, @mailFrom, @rcpts, @relay, @stat, @dsn, @queuedAs,
          @mailer, @delay, @xdelay, @nrcpts, @size, @ctladdr, @cid, @agent, @source, @event, @now)`),
-      dead: db.prepare(`INSERT INTO pod_dead_letters (received_at, source, code, reason, raw, raw_bytes, raw_truncated)
-        VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      dead: db.prepare(`INSERT OR IGNORE INTO pod_dead_letters (received_at, source, code, reason, raw, raw_bytes, raw_sha256, raw_truncated)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
       checkpoint: db.prepare(`INSERT INTO pod_checkpoints (stream, newest_ts, newest_ts_us, updated_at) VALUES (?, ?, ?, ?)
         ON CONFLICT (stream) DO UPDATE SET newest_ts = excluded.newest_ts, newest_ts_us = excluded.newest_ts_us,
           updated_at = excluded.updated_at
@@ -129,7 +133,7 @@ export class PodStore {
 
   /**
    * Stores one batch in one short IMMEDIATE transaction: events already stored (same
-   * identity) are counted as duplicates, dead letters are always kept. With
+   * identity) and payloads already dead-lettered (same bytes) are counted as duplicates. With
    * `checkpointStream`, the stream's checkpoint moves to the newest event of the batch in the
    * same transaction, so a checkpoint never runs ahead of what is stored.
    */
@@ -142,8 +146,9 @@ export class PodStore {
         for (const item of items) {
           if (item.kind === 'dead') {
             const d = item.row;
-            this.s.dead.run(now, d.source, d.code, d.reason, d.raw, d.rawBytes, d.rawTruncated ? 1 : 0);
-            result.deadLettered++;
+            const changes = this.s.dead.run(now, d.source, d.code, d.reason, d.raw, d.rawBytes, d.rawSha256, d.rawTruncated ? 1 : 0).changes;
+            if (changes > 0) result.deadLettered++;
+            else result.duplicates++;
             continue;
           }
           const params = { ...item.row, source: opts.source, now };
@@ -171,6 +176,7 @@ export class PodStore {
       reason: r.reason,
       raw: r.raw,
       rawBytes: r.raw_bytes,
+      rawSha256: r.raw_sha256,
       rawTruncated: r.raw_truncated === 1,
     }));
   }
