@@ -105,9 +105,9 @@ t.test('identity: a replay is the same event, a different event with the same gu
   const byGuid = new Map<string, Set<string>>();
   for (const m of messages) byGuid.set(m.eventId, (byGuid.get(m.eventId) ?? new Set()).add(identity(m)));
   t.ok([...byGuid.values()].some((s) => s.size > 1), 'the samples reuse guids for different events');
-  const first = JSON.parse(corpus.find((c) => c.source === 'elastic-test-message.log:1')!.payload) as { filter: Obj };
+  const first = JSON.parse(corpus.find((c) => c.source === 'elastic-test-message.jsonl:1')!.payload) as { filter: Obj };
   const sameGuidSameTs = JSON.stringify({ ...first, filter: { ...first.filter, disposition: 'discard' } });
-  const a = ok(corpus.find((c) => c.source === 'elastic-test-message.log:1')!.payload);
+  const a = ok(corpus.find((c) => c.source === 'elastic-test-message.jsonl:1')!.payload);
   const b = ok(sameGuidSameTs);
   t.equal(a.eventId, b.eventId);
   t.equal(a.tsUs, b.tsUs);
@@ -140,7 +140,7 @@ t.test('malformed events get a reason, never an exception', async (t) => {
 
 t.test('events over 1 MiB are taken; only the configured limit dead-letters', async (t) => {
   const dd = JSON.parse(corpus.find((c) => c.source.startsWith('datadog'))!.payload) as Obj;
-  const part = JSON.parse(podFixture('elastic-test-message.log').split('\n')[6]!) as { msgParts: Obj[] };
+  const part = JSON.parse(podFixture('elastic-test-message.jsonl').split('\n')[6]!) as { msgParts: Obj[] };
   const big = JSON.stringify({ ...dd, msgParts: [{ ...part.msgParts[0]!, dataBase64: 'A'.repeat(1_500_000) }] });
   t.ok(big.length > 1024 * 1024);
   t.equal(ok(big).kind, 'message', 'a 1.5 MiB event is an event');

@@ -35,7 +35,7 @@ t.test("the document's example line", async (t) => {
 });
 
 t.test('corpus lines: from= with msgid, to= with an IPv6 relay and a stat text', async (t) => {
-  const lines = podFixture('elastic-test-mail.log')
+  const lines = podFixture('elastic-test-mail.jsonl')
     .split('\n')
     .filter(Boolean)
     .map((l) => (JSON.parse(l) as { data: string }).data);

@@ -14,7 +14,7 @@ export function podFixturePath(name: string): string {
 /** Every public sample event in test/fixtures/pod (see its README), each as its raw payload. */
 export function corpusEvents(): { source: string; payload: string }[] {
   const out: { source: string; payload: string }[] = [];
-  for (const f of ['elastic-test-mail.log', 'elastic-test-message.log']) {
+  for (const f of ['elastic-test-mail.jsonl', 'elastic-test-message.jsonl']) {
     podFixture(f)
       .split('\n')
       .forEach((line, i) => {
