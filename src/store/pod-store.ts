@@ -106,16 +106,18 @@ export class PodStore {
 
   constructor(readonly db: SqliteDatabase) {
     this.s = {
-      message: db.prepare(`INSERT OR IGNORE INTO pod_message_events
+      message: db.prepare(`INSERT INTO pod_message_events
         (guid, ts, ts_us, content_sha256, qid, message_id, sid, envelope_from, disposition, cid, agent, source, event, stored_at)
-        VALUES (@guid, @ts, @tsUs, @contentSha256, @qid, @messageId, @sid, @envelopeFrom, @disposition, @cid, @agent, @source, @event, @now)`),
-      maillog: db.prepare(`INSERT OR IGNORE INTO pod_maillog_events
+        VALUES (@guid, @ts, @tsUs, @contentSha256, @qid, @messageId, @sid, @envelopeFrom, @disposition, @cid, @agent, @source, @event, @now)
+        ON CONFLICT DO NOTHING`),
+      maillog: db.prepare(`INSERT INTO pod_maillog_events
         (event_id, ts, ts_us, content_sha256, qid, message_id, mail_from, rcpts, relay, stat, dsn, queued_as, mailer,
          delay, xdelay, nrcpts, size, ctladdr, cid, agent, source, event, stored_at)
         VALUES (@eventId, @ts, @tsUs, @contentSha256, @qid, @messageId, @mailFrom, @rcpts, @relay, @stat, @dsn, @queuedAs,
-         @mailer, @delay, @xdelay, @nrcpts, @size, @ctladdr, @cid, @agent, @source, @event, @now)`),
-      dead: db.prepare(`INSERT OR IGNORE INTO pod_dead_letters (received_at, source, code, reason, raw, raw_bytes, raw_sha256, raw_truncated)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+         @mailer, @delay, @xdelay, @nrcpts, @size, @ctladdr, @cid, @agent, @source, @event, @now)
+        ON CONFLICT DO NOTHING`),
+      dead: db.prepare(`INSERT INTO pod_dead_letters (received_at, source, code, reason, raw, raw_bytes, raw_sha256, raw_truncated)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
       checkpoint: db.prepare(`INSERT INTO pod_checkpoints (stream, newest_ts, newest_ts_us, updated_at) VALUES (?, ?, ?, ?)
         ON CONFLICT (stream) DO UPDATE SET newest_ts = excluded.newest_ts, newest_ts_us = excluded.newest_ts_us,
           updated_at = excluded.updated_at
@@ -133,7 +135,9 @@ export class PodStore {
 
   /**
    * Stores one batch in one short IMMEDIATE transaction: events already stored (same
-   * identity) and payloads already dead-lettered (same bytes) are counted as duplicates. With
+   * identity) and payloads already dead-lettered (same bytes) are counted as duplicates.
+   * `ON CONFLICT DO NOTHING`, not `INSERT OR IGNORE`: the latter also skips a NOT NULL
+   * violation, which would then be counted as a duplicate instead of failing the batch. With
    * `checkpointStream`, the stream's checkpoint moves to the newest event of the batch in the
    * same transaction, so a checkpoint never runs ahead of what is stored.
    */
