@@ -147,3 +147,10 @@ t.test('events over 1 MiB are taken; only the configured limit dead-letters', as
   const r = ingestPayload(big, { maxEventBytes: 1024 * 1024 });
   t.match(r, { ok: false, code: 'ERR_POD_TOO_LARGE', reason: /event of \d+ bytes is over the 1048576-byte limit/ });
 });
+
+t.test('canonical JSON: key order and whitespace do not matter, "__proto__" is content', async (t) => {
+  const { canonicalJson } = await import('../src/pod/json.js');
+  t.equal(canonicalJson(JSON.parse('{"b":[{"y":1,"x":"2"}],"a":null}')), '{"a":null,"b":[{"x":"2","y":1}]}');
+  t.equal(canonicalJson(JSON.parse('{ "a" : null , "b":[ {"x":"2","y":1} ] }')), canonicalJson(JSON.parse('{"b":[{"y":1,"x":"2"}],"a":null}')));
+  t.not(canonicalJson(JSON.parse('{"__proto__":{"a":1}}')), canonicalJson(JSON.parse('{"__proto__":{"a":2}}')));
+});

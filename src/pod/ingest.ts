@@ -81,7 +81,8 @@ function kindOf(event: JsonObject): PodEventKind {
 
 /** Content identity: every member but `ts`, whose instant is compared separately (so `-0700` and `-07:00` agree). */
 function contentHash(event: JsonObject): string {
-  const { ts: _ts, ...rest } = event;
+  const rest: JsonObject = { ...event };
+  delete rest['ts'];
   return sha256Hex(canonicalJson(rest));
 }
 
