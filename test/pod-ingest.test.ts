@@ -134,6 +134,8 @@ t.test('malformed events get a reason, never an exception', async (t) => {
     t.equal(r.code, code);
     t.match(r.reason, reason);
   }
+  const deep = JSON.stringify(doc).replace(/}$/, `,"deep":${'['.repeat(200_000)}${']'.repeat(200_000)}}`);
+  t.match(ingestPayload(deep), { ok: false, code: 'ERR_POD_JSON', reason: /^nested too deeply to process/ }, 'no stack overflow escapes');
   const asMessage = ingestPayload(podFixture('document-maillog-example.json'), { kind: 'message' });
   t.match(asMessage, { ok: false, code: 'ERR_POD_SCHEMA' }, "a stream's type is enforced");
 });

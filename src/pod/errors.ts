@@ -6,7 +6,9 @@ export type PodErrorCode =
   | 'ERR_POD_KIND'
   | 'ERR_POD_SCHEMA'
   | 'ERR_POD_NORMALISE'
-  | 'ERR_POD_SENDMAIL_LINE';
+  | 'ERR_POD_SENDMAIL_LINE'
+  /** A fault in mailbag itself while processing the event; the event is kept as a dead letter. */
+  | 'ERR_POD_INTERNAL';
 
 export class PodError extends Error {
   constructor(

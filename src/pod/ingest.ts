@@ -135,7 +135,8 @@ function maillogEvent(event: JsonObject, ts: PodInstant): PodMaillogEvent {
 /**
  * Takes one raw payload (a WebSocket message, a line of a file) and returns the validated,
  * normalised event, or why it cannot be taken (the caller dead-letters the payload with that
- * reason). Pure: no I/O, no clock.
+ * reason). Pure: no I/O, no clock. It never throws: whatever an event holds, the caller gets
+ * an outcome to store.
  */
 export function ingestPayload(payload: string | Buffer, opts: IngestOptions = {}): IngestOutcome {
   try {
@@ -163,7 +164,9 @@ export function ingestPayload(payload: string | Buffer, opts: IngestOptions = {}
     return { ok: true, event: kind === 'message' ? messageEvent(event, ts) : maillogEvent(event, ts) };
   } catch (err) {
     if (err instanceof PodError) return { ok: false, code: err.code, reason: err.message };
-    throw err;
+    // One odd event must not stop a stream: it is dead-lettered with what went wrong.
+    if (err instanceof RangeError) return { ok: false, code: 'ERR_POD_JSON', reason: `nested too deeply to process (${err.message})` };
+    return { ok: false, code: 'ERR_POD_INTERNAL', reason: `cannot process: ${(err as Error).message}` };
   }
 }
 
