@@ -85,7 +85,7 @@ t.test('an event over 1 MiB is stored; the store keeps it whole', async (t) => {
   t.equal(r.stdout.toString(), '{"read":1,"stored":1,"duplicates":0,"deadLettered":0}\n');
   const store = Store.open(db);
   t.teardown(() => store.close());
-  const stored = JSON.parse(store.pod.messageEventsByQid('BIG1')[0]!['event'] as string) as { padding: string };
+  const stored = JSON.parse(store.pod.messageEventsByQid('BIG1')[0]!.event) as { padding: string };
   t.equal(stored.padding.length, 1_200_000);
 });
 

@@ -47,14 +47,14 @@ t.test('parsed sendmail fields are columns; qid and message-id lookups use their
   store.pod.storeBatch(items(), { source: 'test' });
   const byQid = store.pod.maillogEventsByQid('45ABSW12341234');
   t.equal(byQid.length, 12);
-  const from = byQid.find((r) => r['mail_from'] === 'mailive@example.com')!;
+  const from = byQid.find((r) => r.mail_from === 'mailive@example.com')!;
   t.match(from, { message_id: '171012345678974.123456.3315712345678901186@test.example.net', nrcpts: 1, size: 1557, rcpts: null });
-  const to = byQid.find((r) => r['rcpts'] !== null)!;
+  const to = byQid.find((r) => r.rcpts !== null)!;
   t.match(to, { relay: 'test4.example.net. [216.160.83.56]', stat: 'Sent (Ok: queued)', dsn: '2.0.0', mailer: 'relay', queued_as: null });
   t.equal(store.pod.maillogEventsByMessageId('171012345678974.123456.3315712345678901186@test.example.net').length, 6);
   const msg = store.pod.messageEventsByQid('11AAa1AA1111111');
   t.match(msg, [{ guid: 'AAaaA1a30A6A5AA6aaacAAa11a1aAAAA', ts: '2025-05-11T14:05:02.318134Z', message_id: '111111111111.11AA111A110111@a0011111.abc.net', cid: 'pod_hosted' }]);
-  t.same(JSON.parse(msg[0]!['event'] as string).pps, { agent: 'a0072552.ppops.net', cid: 'pod_hosted', version: '8.22.0.1767' }, 'the normalised event is stored');
+  t.same((JSON.parse(msg[0]!.event) as { pps: unknown }).pps, { agent: 'a0072552.ppops.net', cid: 'pod_hosted', version: '8.22.0.1767' }, 'the normalised event is stored');
   t.equal(store.pod.messageEventsByMessageId('111111111111.11AA111A110111@a0011111.abc.net').length, 1);
 
   const plan = (sql: string) => (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all('x') as { detail: string }[]).map((r) => r.detail).join('; ');

@@ -82,6 +82,53 @@ export interface PodBatchResult {
   deadLettered: number;
 }
 
+/** A stored message event as its columns (snake_case, as in the table). */
+export interface StoredPodMessageEvent {
+  id: number;
+  guid: string;
+  ts: string;
+  ts_us: number;
+  content_sha256: string;
+  qid: string;
+  message_id: string | null;
+  sid: string | null;
+  envelope_from: string | null;
+  disposition: string | null;
+  cid: string | null;
+  agent: string | null;
+  source: string;
+  event: string;
+  stored_at: number;
+}
+
+/** A stored maillog event as its columns. */
+export interface StoredPodMaillogEvent {
+  id: number;
+  event_id: string;
+  ts: string;
+  ts_us: number;
+  content_sha256: string;
+  qid: string;
+  message_id: string | null;
+  mail_from: string | null;
+  rcpts: string | null;
+  relay: string | null;
+  stat: string | null;
+  dsn: string | null;
+  queued_as: string | null;
+  mailer: string | null;
+  delay: string | null;
+  xdelay: string | null;
+  nrcpts: number | null;
+  size: number | null;
+  ctladdr: string | null;
+  cid: string | null;
+  agent: string | null;
+  source: string;
+  event: string;
+  stored_at: number;
+}
+
 export interface PodCheckpoint {
   stream: string;
   newestTs: string;
@@ -185,22 +232,22 @@ export class PodStore {
     }));
   }
 
-  /** Rows as stored (snake_case columns), oldest first. */
-  messageEventsByQid(qid: string): Record<string, unknown>[] {
-    return this.s.messagesByQid.all(qid) as Record<string, unknown>[];
+  /** Oldest first. */
+  messageEventsByQid(qid: string): StoredPodMessageEvent[] {
+    return this.s.messagesByQid.all(qid) as StoredPodMessageEvent[];
   }
 
-  maillogEventsByQid(qid: string): Record<string, unknown>[] {
-    return this.s.maillogByQid.all(qid) as Record<string, unknown>[];
+  maillogEventsByQid(qid: string): StoredPodMaillogEvent[] {
+    return this.s.maillogByQid.all(qid) as StoredPodMaillogEvent[];
   }
 
   /** `messageId` without angle brackets. */
-  messageEventsByMessageId(messageId: string): Record<string, unknown>[] {
-    return this.s.messagesByMessageId.all(messageId) as Record<string, unknown>[];
+  messageEventsByMessageId(messageId: string): StoredPodMessageEvent[] {
+    return this.s.messagesByMessageId.all(messageId) as StoredPodMessageEvent[];
   }
 
-  maillogEventsByMessageId(messageId: string): Record<string, unknown>[] {
-    return this.s.maillogByMessageId.all(messageId) as Record<string, unknown>[];
+  maillogEventsByMessageId(messageId: string): StoredPodMaillogEvent[] {
+    return this.s.maillogByMessageId.all(messageId) as StoredPodMaillogEvent[];
   }
 
   counts(): { messages: number; maillogs: number; deadLetters: number } {
