@@ -68,6 +68,27 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 9,
+    name: 'multilingual: the part each recipient got and why',
+    sql: `
+      CREATE TABLE language_choices (
+        qid TEXT NOT NULL,
+        rcpt TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        part_index INTEGER,
+        tags TEXT,
+        translation_type TEXT,
+        rule TEXT NOT NULL,
+        why TEXT NOT NULL,
+        preferences TEXT NOT NULL,
+        from_mismatch INTEGER NOT NULL DEFAULT 0,
+        dkim TEXT,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (qid, rcpt)
+      );
+    `,
+  },
+  {
     version: 8,
     name: 'pod: message and maillog events, dead letters, stream checkpoints',
     sql: `
@@ -145,24 +166,30 @@ export const migrations: Migration[] = [
   },
 ];
 
-/** Applies every migration newer than the database, each in its own transaction. */
+/**
+ * Applies every migration the database has not recorded, each in its own transaction, in
+ * array order. Versions are reserved per change and may be appended out of numeric order
+ * (9 before 8), so "applied" is a set of versions, not a high-water mark. A database that
+ * records a version this code does not know is newer than this mailbag: refused untouched.
+ */
 export function migrate(db: Database): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-  const current = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+  const latest = Math.max(...migrations.map((m) => m.version));
+  const unknown = [...applied].filter((v) => !migrations.some((m) => m.version === v));
+  if (unknown.length) {
+    throw Object.assign(new Error(`store schema version ${Math.max(...unknown)} is newer than this mailbag (${latest})`), {
+      code: 'ERR_MAILBAG_STORE_VERSION',
+    });
+  }
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
   for (const m of migrations) {
-    if (m.version <= current) continue;
+    if (applied.has(m.version)) continue;
     db.transaction(() => {
       db.exec(m.sql);
       record.run(m.version, m.name, Date.now());
     })();
-  }
-  const latest = migrations[migrations.length - 1]!.version;
-  if (current > latest) {
-    throw Object.assign(new Error(`store schema version ${current} is newer than this mailbag (${latest})`), {
-      code: 'ERR_MAILBAG_STORE_VERSION',
-    });
   }
   return latest;
 }
