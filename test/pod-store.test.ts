@@ -83,6 +83,17 @@ t.test("the raw line's values win over sm.* (cut at '=', or simply different)", 
   t.equal(store.db.prepare('SELECT qid FROM pod_maillog_events WHERE queued_as = ?').pluck().get('0MWVXTKU30000'), 'v7HLqYbx029425', "a mailbag qid finds the upstream line");
 });
 
+t.test('message events and maillog lines join on one Message-ID form (domain case, brackets, comments)', async (t) => {
+  const store = openStore();
+  const dd = JSON.parse(corpus.find((c) => c.source.startsWith('datadog'))!.payload) as { msg: { header: Record<string, unknown> } };
+  const message = { ...dd, guid: 'join1', msg: { ...dd.msg, header: { ...dd.msg.header, 'message-id': ['<Part.One@Mail.Example.COM> (comment)'] } } };
+  const doc = JSON.parse(podFixture('document-maillog-example.json')) as Record<string, unknown>;
+  const line = { ...doc, id: 'join2', data: 'q2q2q2q2q2: from=<a@b>, size=1, class=0, nrcpts=1, msgid=<Part.One@mail.example.com>, relay=x', sm: { qid: 'q2q2q2q2q2' } };
+  store.pod.storeBatch([ingestToBatchItem(JSON.stringify(message), 'x'), ingestToBatchItem(JSON.stringify(line), 'x')], { source: 'test' });
+  t.equal(store.pod.messageEventsByMessageId('Part.One@mail.example.com').length, 1);
+  t.equal(store.pod.maillogEventsByMessageId('Part.One@mail.example.com').length, 1);
+});
+
 t.test('dead letters: kept with reason and source, once per payload', async (t) => {
   const store = openStore();
   const bad = [ingestToBatchItem('not json', 'stream-a'), ingestToBatchItem('{"x":1}', 'stream-a')];

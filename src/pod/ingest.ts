@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
+import { normaliseMessageId } from '../store/correlation-keys.js';
 import type { PodBatchItem, PodDeadLetterInput, PodMaillogRow, PodMessageRow } from '../store/pod-store.js';
 import { PodError, type PodErrorCode } from './errors.js';
 import { canonicalJson, isJsonObject, sha256Hex, type JsonObject } from './json.js';
 import { normaliseMaillog, normaliseMessage } from './normalise.js';
-import { parseSendmailLine, sendmailFields, stripAngles, type SendmailFields, type SendmailLine } from './sendmail-line.js';
+import { parseSendmailLine, sendmailFields, type SendmailFields, type SendmailLine } from './sendmail-line.js';
 import { parsePodTime, type PodInstant } from './time.js';
 import { schemaProblem } from './validate.js';
 
@@ -37,7 +38,7 @@ interface PodEventBase extends PodEventIdentity {
 export interface PodMessageEvent extends PodEventBase {
   kind: 'message';
   qid: string;
-  /** First `msg.header.message-id`, angle brackets removed. */
+  /** First `msg.header.message-id` in correlation's normal form (`normaliseMessageId`). */
   messageId?: string;
   sid?: string;
   envelopeFrom?: string;
@@ -102,7 +103,7 @@ function messageEvent(event: JsonObject, ts: PodInstant): PodMessageEvent {
   const fill = (k: 'messageId' | 'sid' | 'envelopeFrom' | 'disposition' | 'cid' | 'agent', v: unknown) => {
     if (typeof v === 'string') out[k] = v;
   };
-  fill('messageId', first === undefined ? undefined : stripAngles(first));
+  fill('messageId', normaliseMessageId(first));
   fill('sid', member(event, 'connection', 'sid'));
   fill('envelopeFrom', member(event, 'envelope', 'from'));
   fill('disposition', member(event, 'filter', 'disposition'));
@@ -197,7 +198,7 @@ export function eventRow(ev: PodEvent): PodBatchItem {
     ...base,
     eventId: ev.eventId,
     qid: f.qid,
-    messageId: f.msgid === undefined ? null : stripAngles(f.msgid),
+    messageId: normaliseMessageId(f.msgid) ?? null,
     mailFrom: f.from ?? null,
     rcpts: f.to === undefined ? null : JSON.stringify(f.to),
     relay: f.relay ?? null,

@@ -24,7 +24,7 @@ interface PodEventRowBase {
 export interface PodMessageRow extends PodEventRowBase {
   guid: string;
   qid: string;
-  /** The first `msg.header.message-id` without angle brackets. */
+  /** The first `msg.header.message-id`, normalised like every correlation key (`normaliseMessageId`). */
   messageId: string | null;
   sid: string | null;
   envelopeFrom: string | null;
@@ -35,7 +35,7 @@ export interface PodMessageRow extends PodEventRowBase {
 export interface PodMaillogRow extends PodEventRowBase {
   eventId: string;
   qid: string;
-  /** `msgid=` without angle brackets. */
+  /** `msgid=`, normalised the same way. */
   messageId: string | null;
   mailFrom: string | null;
   /** JSON array of `to=` recipients. */
@@ -241,7 +241,7 @@ export class PodStore {
     return this.s.maillogByQid.all(qid) as StoredPodMaillogEvent[];
   }
 
-  /** `messageId` without angle brackets. */
+  /** `messageId` as `normaliseMessageId` writes it. */
   messageEventsByMessageId(messageId: string): StoredPodMessageEvent[] {
     return this.s.messagesByMessageId.all(messageId) as StoredPodMessageEvent[];
   }
