@@ -18,9 +18,9 @@ t.test('versions appended out of numeric order: a store reopens, and a missing o
   t.equal(migrate(db), Math.max(...all));
   t.same(versions(db), all);
   t.equal(migrate(db), Math.max(...all), 'opening the same store again');
-  // A store made by a build that had the higher version but not the lower one.
-  const lowest = Math.min(...migrations.slice(1).map((m) => m.version));
-  const missing = migrations.find((m) => m.version === lowest)!;
+  // A store made by a build that had the higher versions but not this later-appended lower one.
+  const missing = migrations.find((m, i) => migrations.slice(0, i).some((earlier) => earlier.version > m.version))!;
+  const lowest = missing.version;
   const tables = [...missing.sql.matchAll(/CREATE TABLE (\w+)/g)].map((m) => m[1]!);
   for (const table of tables) db.exec(`DROP TABLE ${table}`);
   db.prepare('DELETE FROM schema_migrations WHERE version = ?').run(lowest);

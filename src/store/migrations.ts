@@ -57,6 +57,20 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 4,
+    name: 'MAIL FROM and RCPT TO parameters (BODY, SMTPUTF8, SIZE, DSN)',
+    // NULL means the client did not give the parameter; ENVID and ORCPT are kept decoded from xtext.
+    sql: `
+      ALTER TABLE messages ADD COLUMN body_type TEXT CHECK (body_type IN ('7bit', '8bitmime'));
+      ALTER TABLE messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN declared_size INTEGER;
+      ALTER TABLE messages ADD COLUMN dsn_ret TEXT CHECK (dsn_ret IN ('FULL', 'HDRS'));
+      ALTER TABLE messages ADD COLUMN dsn_envid TEXT;
+      ALTER TABLE recipients ADD COLUMN dsn_notify TEXT;
+      ALTER TABLE recipients ADD COLUMN dsn_orcpt TEXT;
+    `,
+  },
+  {
     version: 7,
     name: 'multilingual: recipient language preferences',
     sql: `
