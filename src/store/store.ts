@@ -1,4 +1,5 @@
 import { openDatabase, type OpenStoreOptions, type SqliteDatabase } from './db.js';
+import { explainOpenError } from './open-error.js';
 import { PodStore } from './pod-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
@@ -22,8 +23,15 @@ export class Store {
     this.multilingual = new MultilingualStore(db);
   }
 
+  /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
   static open(path: string, opts?: OpenStoreOptions): Store {
-    return new Store(openDatabase(path, opts));
+    let db: SqliteDatabase;
+    try {
+      db = openDatabase(path, opts);
+    } catch (err) {
+      throw explainOpenError(path, err);
+    }
+    return new Store(db);
   }
 
   close(): void {
