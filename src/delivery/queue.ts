@@ -3,6 +3,7 @@ import type { Config, NextHop } from '../config/schema.js';
 import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
+import { holdIfSpoolDamaged } from './hold.js';
 import { QueueInternalError, untilAborted } from './internal-error.js';
 import type { QidGenerator } from './qid.js';
 import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite/step.js';
@@ -269,11 +270,12 @@ export class DeliveryQueue implements QueueHandle {
     const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
     let done: AttemptDone[];
     try {
-      const copies = this.copies
-        ? await this.copies.copiesFor(msg, rows, deadline.signal)
-        : [{ recipients: leased, size: msg.size, open: () => this.o.spool.open(msg.spool_path, msg.size) }];
+      // size and checksum as recorded at accept: a damaged file is held, never delivered
+      const original = await this.o.spool.openVerified(msg);
+      const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline.signal) : [{ recipients: leased, size: original.size, open: original.open }];
       done = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {
+      if (holdIfSpoolDamaged(err, msg, this.o.store, this.o.logger)) return;
       done = [this.internalFailure(msg, leased, started, err as Error)];
     } finally {
       clearTimeout(timer);

@@ -3,7 +3,7 @@ import type { MessageRow, RecipientCopy, RecipientRow } from '../../store/queue-
 import type { Store } from '../../store/store.js';
 import { CopySpool } from './copy-spool.js';
 import { QueueInternalError, untilAborted } from '../internal-error.js';
-import type { Spool } from '../spool.js';
+import type { Spool, VerifiedMessage } from '../spool.js';
 
 /** One version of a message and the recipients who get exactly these bytes. */
 export interface MessageCopy {
@@ -41,9 +41,11 @@ export class RewriteCopies {
     this.copies = new CopySpool(o.spool);
   }
 
-  /** The copies to deliver in this round; throws a QueueInternalError for a wrong split. */
-  async copiesFor(msg: MessageRow, rows: RecipientRow[], signal: AbortSignal): Promise<MessageCopy[]> {
-    const openOriginal = () => this.o.spool.open(msg.spool_path, msg.size);
+  /**
+   * The copies to deliver in this round (`original`: the verified original); throws a
+   * QueueInternalError for a wrong split, a SpoolIntegrityError for a damaged copy.
+   */
+  async copiesFor(msg: MessageRow, rows: RecipientRow[], original: VerifiedMessage, signal: AbortSignal): Promise<MessageCopy[]> {
     const byPath = new Map<string, MessageCopy>();
     const originalRcpts: string[] = [];
     const undecided: string[] = [];
@@ -51,16 +53,19 @@ export class RewriteCopies {
       if (!r.rewritten) undecided.push(r.rcpt);
       else if (r.copy_path === null) originalRcpts.push(r.rcpt);
       else {
-        const path = r.copy_path;
-        const size = r.copy_size ?? 0;
-        const c = byPath.get(path) ?? { recipients: [], size, open: () => this.o.spool.open(path, size) };
+        let c = byPath.get(r.copy_path);
+        if (!c) {
+          const ref = { qid: msg.qid, spool_path: r.copy_path, size: r.copy_size ?? 0, spool_offset: r.copy_offset ?? 0, sha256: r.copy_sha256 };
+          const verified = await this.o.spool.openVerified(ref);
+          c = { recipients: [], size: verified.size, open: verified.open };
+          byPath.set(r.copy_path, c);
+        }
         c.recipients.push(r.rcpt);
-        byPath.set(path, c);
       }
     }
     if (undecided.length) {
-      const original: MessageCopy = { recipients: undecided, size: msg.size, open: openOriginal };
-      const made = await untilAborted(this.o.rewrite(msg, [...undecided], original), signal, () => {
+      const input: MessageCopy = { recipients: undecided, size: original.size, open: original.open };
+      const made = await untilAborted(this.o.rewrite(msg, [...undecided], input), signal, () => {
         return new QueueInternalError(`the rewrite step did not finish within the attempt deadline (${this.o.deadlineMs} ms)`, 'ERR_MAILBAG_ATTEMPT_DEADLINE');
       });
       checkSplit(undecided, made);
@@ -69,19 +74,20 @@ export class RewriteCopies {
       let n = this.o.store.queue.spoolFiles(msg).length;
       for (const copy of made) {
         if (copy.recipients.length === 0) continue;
-        if (copy === original || copy.open === original.open) {
+        if (copy === input || copy.open === input.open) {
           originalRcpts.push(...copy.recipients);
           for (const rcpt of copy.recipients) decisions.push({ rcpt });
           continue;
         }
-        const { path, size } = await this.copies.write(msg.qid, n++, copy.open());
-        byPath.set(path, { recipients: [...copy.recipients], size, open: () => this.o.spool.open(path, size) });
-        for (const rcpt of copy.recipients) decisions.push({ rcpt, copyPath: path, copySize: size });
+        const spooled = await this.copies.write(msg, n++, copy.recipients, copy.open());
+        const verified = await this.o.spool.openVerified({ qid: msg.qid, spool_path: spooled.path, size: spooled.size, spool_offset: spooled.offset, sha256: spooled.sha256 });
+        byPath.set(spooled.path, { recipients: [...copy.recipients], size: verified.size, open: verified.open });
+        for (const rcpt of copy.recipients) decisions.push({ rcpt, copy: spooled });
       }
       this.o.store.queue.recordCopies(msg.qid, decisions);
     }
     const out = [...byPath.values()];
-    if (originalRcpts.length) out.unshift({ recipients: originalRcpts, size: msg.size, open: openOriginal });
+    if (originalRcpts.length) out.unshift({ recipients: originalRcpts, size: original.size, open: original.open });
     return out;
   }
 }
