@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import type { NextHop } from '../../config/schema.js';
 import { normaliseDomain } from '../domain.js';
-import type { DeliveryRequest, DeliveryResult, NextHopTransport, RecipientResult } from './transport.js';
+import { summaryReply, type DeliveryRequest, type DeliveryResult, type NextHopTransport, type RecipientResult } from './transport.js';
 
 /**
  * The file-system calls a Maildir delivery makes, as one seam: tests inject errors (EACCES,
@@ -75,31 +75,6 @@ function isAbsent(err: unknown): boolean {
   return (err as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
 }
 
-/** The most a reply holds: a long recipient list is cut, with a count of what was left out. */
-const MAX_REPLY = 2000;
-
-/**
- * The attempt's overall reply: counts, then what happened to each recipient. It claims
- * success (250) only when every recipient was delivered; otherwise it carries the code of
- * the first deferred (else failed) recipient, so a log or `queue show` never reads as if
- * the whole group had landed.
- */
-function attemptReply(url: string, results: readonly RecipientResult[]): string {
-  const count = (o: RecipientResult['outcome']) => results.filter((r) => r.outcome === o).length;
-  const [delivered, deferred, failed] = [count('delivered'), count('deferred'), count('failed')];
-  const worst = results.find((r) => r.outcome === 'deferred') ?? results.find((r) => r.outcome === 'failed');
-  const code = worst ? (/^\d{3} \d\.\d{1,3}\.\d{1,3}/.exec(worst.reply)?.[0] ?? (worst.outcome === 'deferred' ? '451 4.3.0' : '550 5.0.0')) : '250 2.0.0';
-  const counts = [`${delivered} of ${results.length} delivered`, deferred ? `${deferred} deferred` : '', failed ? `${failed} failed` : ''].filter(Boolean).join(', ');
-  let text = `${code} ${url}: ${counts}`;
-  for (let i = 0; i < results.length; i++) {
-    const r = results[i]!;
-    const part = `${i === 0 ? ': ' : '; '}<${r.rcpt}> ${r.reply.replace(/^\d{3} \d\.\d{1,3}\.\d{1,3} /, '')}`;
-    if (text.length + part.length > MAX_REPLY) return `${text}; ... ${results.length - i} more`;
-    text += part;
-  }
-  return text;
-}
-
 /**
  * Maildir next hop: PATH/<domain>/<local>/{tmp,new,cur} with the tmp -> new rename.
  *
@@ -133,7 +108,7 @@ export class MaildirTransport implements NextHopTransport {
     const root = resolve(hop.path);
     const recipients: RecipientResult[] = [];
     for (const rcpt of req.recipients) recipients.push(await this.deliverOne(root, rcpt, req));
-    return { reply: attemptReply(hop.url, recipients), recipients };
+    return { reply: summaryReply(hop.url, recipients), recipients };
   }
 
   private async deliverOne(root: string, rcpt: string, req: DeliveryRequest): Promise<RecipientResult> {
