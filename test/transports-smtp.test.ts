@@ -136,11 +136,13 @@ async function fullBacklog(t: Test): Promise<number | undefined> {
   if (!port) return undefined;
   const fillers: Socket[] = [];
   t.teardown(() => fillers.forEach((s) => s.destroy()));
-  for (let i = 0; i < 2; i++) {
+  // more than any backlog listen(0) gets: the queue is full whatever the kernel rounds it to
+  for (let i = 0; i < 8; i++) {
     const s = connect(port, '127.0.0.1');
     s.on('error', () => undefined);
     fillers.push(s);
   }
+  await new Promise((resolve) => fillers[0]!.once('connect', resolve)); // the one the backlog takes
   return port;
 }
 
