@@ -179,3 +179,19 @@ t.test('per-next-hop limit: beyond it an attempt is not made and says so at once
   const ended = (await Promise.all(pending)).map((r) => attempted(r).recipients[0]!.outcome);
   t.same(ended, ['deferred', 'deferred'], 'a dropped connection defers');
 });
+
+t.test('a saturated next hop that is making progress hands its connection over instead of answering busy', async (t) => {
+  const sink = await startHop();
+  t.teardown(() => sink.close());
+  // handoverMs far beyond the test: only the order of events decides
+  const tr = transport(t, 'smtp', { maxConnections: 1, handoverMs: 600_000 });
+  const h = hop(`smtp://127.0.0.1:${sink.port}`);
+  const first = attempted(await tr.deliver(h, memoryRequest(['a@good.test'], BODY)));
+  t.equal(first.recipients[0]!.outcome, 'delivered', 'a finished transaction: the next hop makes progress');
+  const [second, third] = await Promise.all([tr.deliver(h, memoryRequest(['b@good.test'], BODY)), tr.deliver(h, memoryRequest(['c@good.test'], BODY))]);
+  t.notOk(isHopBusy(second) || isHopBusy(third), 'the third waited for the connection the second used');
+  t.same(
+    sink.messages.map((m) => m.to[0]),
+    ['a@good.test', 'b@good.test', 'c@good.test'],
+  );
+});

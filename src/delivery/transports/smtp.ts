@@ -20,6 +20,11 @@ export interface SmtpTransportOptions {
   maxConnections?: number;
   /** An idle pooled connection is closed after this long. */
   idleMs?: number;
+  /**
+   * How long an attempt may wait for a connection of a saturated next hop that is making
+   * progress (a transaction finished within this long) before it counts as busy.
+   */
+  handoverMs?: number;
 }
 
 interface SmtpError extends Error {
@@ -61,29 +66,45 @@ interface Pooled {
   lmtpReplies: Map<string, string>;
 }
 
+/** A caller waiting for a busy pool's next free connection. */
+interface Waiter {
+  /** A connection handed over, 'slot' when one closed (connect a new one), undefined: give up. */
+  resolve(handed: Pooled | 'slot' | undefined): void;
+  timer: NodeJS.Timeout;
+}
+
 /**
  * Connections to one next hop: at most `max` open, which is also the number of attempts
  * in flight to it. Idle ones are reused (no RSET needed after a completed transaction)
- * and closed after `idleMs` unused or on any connection-level error. There is no waiting
- * for a connection: a caller that finds every one busy is told so at once.
+ * and closed after `idleMs` unused or on any connection-level error.
+ *
+ * When all `max` are in use, a caller waits for the next one to come free only while the
+ * next hop is making progress (a transaction finished within `handoverMs`), at most `max`
+ * callers at once and for at most `handoverMs`: a healthy but saturated next hop hands its
+ * connections over within milliseconds. Otherwise (a next hop that hangs, or stalls) the
+ * caller is told "busy" at once and gives its queue slot back.
  */
 class HopPool {
   private readonly idle: Pooled[] = [];
+  private readonly waiters: Waiter[] = [];
   private open = 0;
   private closed = false;
+  /** When a transaction on one of its connections last finished. */
+  private lastDoneAt = -Infinity;
 
   constructor(
     private readonly create: () => Promise<SMTPConnection>,
     private readonly max: number,
     private readonly idleMs: number,
     private readonly lmtp: boolean,
+    private readonly handoverMs: number,
   ) {}
 
   get limit(): number {
     return this.max;
   }
 
-  /** A ready connection, or undefined when `max` are in use; rejects when a new one cannot connect. */
+  /** A ready connection, or undefined when the next hop is busy; rejects when a new one cannot connect. */
   async acquire(): Promise<Pooled | undefined> {
     for (;;) {
       const p = this.idle.pop();
@@ -91,8 +112,28 @@ class HopPool {
       clearTimeout(p.idleTimer);
       if (!p.dead) return p;
     }
-    if (this.closed || this.open >= this.max) return undefined;
-    return this.connect();
+    if (this.closed) return undefined;
+    if (this.open < this.max) return this.connect();
+    const progressing = Date.now() - this.lastDoneAt < this.handoverMs;
+    if (!progressing || this.waiters.length >= this.max) return undefined;
+    const handed = await new Promise<Pooled | 'slot' | undefined>((resolve) => {
+      const w: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i !== -1) this.waiters.splice(i, 1);
+          resolve(undefined);
+        }, this.handoverMs),
+      };
+      this.waiters.push(w);
+    });
+    return handed === 'slot' ? this.acquire() : handed;
+  }
+
+  private nextWaiter(): Waiter | undefined {
+    const w = this.waiters.shift();
+    if (w) clearTimeout(w.timer);
+    return w;
   }
 
   private async connect(): Promise<Pooled> {
@@ -138,6 +179,7 @@ class HopPool {
     const i = this.idle.indexOf(p);
     if (i !== -1) this.idle.splice(i, 1);
     clearTimeout(p.idleTimer);
+    this.nextWaiter()?.resolve('slot'); // a slot is free: let a waiter connect
   }
 
   /** Back to the pool; `reusable: false` closes it. */
@@ -147,6 +189,9 @@ class HopPool {
       return;
     }
     p.sent++;
+    this.lastDoneAt = Date.now();
+    const waiter = this.nextWaiter();
+    if (waiter) return waiter.resolve(p);
     p.idleTimer = setTimeout(() => this.discard(p), this.idleMs);
     p.idleTimer.unref();
     this.idle.push(p);
@@ -162,6 +207,7 @@ class HopPool {
   close(): void {
     this.closed = true;
     for (const p of this.idle.splice(0)) this.discard(p);
+    for (let w = this.nextWaiter(); w; w = this.nextWaiter()) w.resolve(undefined);
   }
 }
 
@@ -265,7 +311,7 @@ export class SmtpTransport implements NextHopTransport {
         logger: false,
       };
       const create = async () => new SMTPConnection({ ...options, connection: await openSocket(hop.host, hop.port, connectMs) });
-      p = new HopPool(create, this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000, lmtp);
+      p = new HopPool(create, this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000, lmtp, this.o.handoverMs ?? 1000);
       this.pools.set(hop.url, p);
     }
     return p;
