@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { normaliseDomainPattern } from '../delivery/domain.js';
+import { multilingualSchema } from './multilingual-schema.js';
 import { parseDuration, parseSize } from './units.js';
 
 const duration = z
@@ -198,6 +199,7 @@ export const configSchema = z.strictObject({
       maxBagBytes: size.prefault(16_777_215 + 4),
     })
     .prefault({}),
+  multilingual: multilingualSchema,
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

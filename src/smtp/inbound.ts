@@ -2,17 +2,19 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAuthentication } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAuthentication } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { BareNewlineGuard } from './bare-newline.js';
 import { ByteLimit } from './data-limit.js';
-import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
+import type { AcceptedEnvelope, AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { receivedHeader } from './received.js';
 import { RelayPolicy, normaliseIp } from './relay-policy.js';
 import { SmtpReplyError, splitEnhancedCode } from './reply.js';
 import { resolveRoute, type Route } from '../delivery/routes.js';
 import type { SpoolWriter } from '../delivery/spool.js';
+import type { RecipientParams } from '../store/queue-store.js';
+import { mailParams, postmasterAddress, recipientParams, refuseSourceRoutedLocalPart, writtenCommand, type WrittenCommand } from './envelope-params.js';
 
 /** What the inbound side tells the rest of the gateway. */
 export interface InboundEvents {
@@ -38,6 +40,14 @@ interface GatewaySmtpOptions extends SMTPServerOptions {
 interface ConnectionLike {
   send(code: number, data?: string | string[] | null, context?: string | false): void;
   close(): void;
+  _parseAddressCommand(name: string, command: Buffer | string): SMTPServerAddress | false;
+}
+
+/** smtp-server's parsed MAIL FROM / RCPT TO, plus the command as the client wrote it. */
+interface CapturedAddress extends SMTPServerAddress {
+  written?: WrittenCommand;
+  /** RCPT TO: the parameters mailbag stores for this recipient. */
+  stored?: RecipientParams;
 }
 
 /**
@@ -69,6 +79,17 @@ class GatewaySmtpServer extends SMTPServer {
       // the text already leads with its enhanced status code: do not add another
       if (code >= 400 && typeof data === 'string' && splitEnhancedCode(data)) return send(code, data, false);
       send(code, data, context);
+    };
+    // Keep the address and parameters as written: smtp-server turns punycode domains into
+    // UTF-8 and decodes xtext before the application sees them (see envelope-params.ts).
+    const parse = conn._parseAddressCommand.bind(conn);
+    conn._parseAddressCommand = (name, command) => {
+      const parsed: CapturedAddress | false = parse(name, command);
+      if (parsed) {
+        const written = writtenCommand(command.toString());
+        if (written) parsed.written = written;
+      }
+      return parsed;
     };
   }
 }
@@ -108,7 +129,7 @@ export class InboundServer {
       hidePIPELINING: false,
       hide8BITMIME: false,
       hideSMTPUTF8: false,
-      hideDSN: true,
+      hideDSN: false,
       disableReverseLookup: !s.reverseDns,
       useProxy: s.proxyProtocol,
       useXClient: s.xclient,
@@ -118,7 +139,8 @@ export class InboundServer {
       onConnect: (session, cb) => this.onConnect(session, cb),
       onClose: (session) => this.onClose(session),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     };
     if (s.tls) {
@@ -211,17 +233,55 @@ export class InboundServer {
     cb(null, { user: auth.username });
   }
 
-  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const client = { ip: session.remoteAddress, authenticated: !!session.user };
-    let refusal: SmtpReplyError | undefined;
-    if (!this.policy.mayRelay(address, client)) refusal = new SmtpReplyError(550, '5.7.1', `Relay access denied for <${address}>`);
-    else if (!resolveRoute(this.o.routes, address)) refusal = new SmtpReplyError(550, '5.1.2', `No route to the domain of <${address}>`);
-    if (refusal) {
+  private onMailFrom(parsed: CapturedAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (!parsed.written) return cb(new SmtpReplyError(501, '5.5.4', 'Bad MAIL FROM syntax'));
+    try {
+      mailParams(parsed.written);
+    } catch (err) {
+      return cb(err as Error);
+    }
+    parsed.address = parsed.written.address;
+    cb();
+  }
+
+  private onRcptTo(parsed: CapturedAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    let address = parsed.written ? parsed.written.address : parsed.address;
+    try {
+      address = this.recipientRules(parsed, session);
+    } catch (err) {
+      const refusal = err as SmtpReplyError;
       const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      this.o.logger.info({ from, rcpt: address, client: normaliseIp(session.remoteAddress), result: 'rejected', reply: `550 ${refusal.message}` }, 'smtp recipient refused');
+      this.o.logger.info({ from, rcpt: address, client: normaliseIp(session.remoteAddress), result: 'rejected', reply: `${refusal.responseCode} ${refusal.message}` }, 'smtp recipient refused');
       return cb(refusal);
     }
     cb();
+  }
+
+  /**
+   * Parameters, address rules, relay policy and routing for one RCPT TO; throws the
+   * refusal. On success the recipient carries its stored parameters and the address
+   * mailbag relays (as written, or the postmaster rule's).
+   */
+  private recipientRules(parsed: CapturedAddress, session: SMTPServerSession): string {
+    const written = parsed.written;
+    if (!written) throw new SmtpReplyError(501, '5.5.4', 'Bad RCPT TO syntax');
+    const stored = recipientParams(written, !!session.envelope.smtpUtf8);
+    let address = written.address;
+    if (address.toLowerCase() === 'postmaster') {
+      // RFC 5321 4.5.1: accepted without a domain; routed by the rule in postmasterAddress
+      const to = postmasterAddress(this.o.config.smtp.localDomains);
+      if (!to) throw new SmtpReplyError(550, '5.1.2', 'No local domain configured to deliver <postmaster> to');
+      // RFC 3461 4.2: a relay that changes the address may add ORCPT with the address as received
+      stored.orcpt ??= `rfc822;${address}`;
+      address = to;
+    }
+    refuseSourceRoutedLocalPart(address);
+    const client = { ip: session.remoteAddress, authenticated: !!session.user };
+    if (!this.policy.mayRelay(address, client)) throw new SmtpReplyError(550, '5.7.1', `Relay access denied for <${address}>`);
+    if (!resolveRoute(this.o.routes, address)) throw new SmtpReplyError(550, '5.1.2', `No route to the domain of <${address}>`);
+    parsed.stored = stored;
+    parsed.address = address;
+    return address;
   }
 
   private onData(stream: Readable & { sizeExceeded?: boolean }, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
@@ -288,12 +348,21 @@ export class InboundServer {
         helo: session.hostNameAppearsAs || undefined,
         authUser: typeof session.user === 'string' ? session.user : undefined,
         recipients: rcpts,
+        ...envelopeParams(session),
       });
     } catch (err) {
       if (incoming) await this.o.accept.abort(incoming);
       throw err;
     }
   }
+}
+
+/** The MAIL FROM and RCPT TO parameters to store with the message. */
+function envelopeParams(session: SMTPServerSession): Pick<AcceptedEnvelope, 'params' | 'recipientParams'> {
+  const from = session.envelope.mailFrom as CapturedAddress | false;
+  const recipientParams: Record<string, RecipientParams> = {};
+  for (const r of session.envelope.rcptTo as CapturedAddress[]) if (r.stored) recipientParams[r.address] = r.stored;
+  return { params: from && from.written ? mailParams(from.written) : undefined, recipientParams };
 }
 
 /**

@@ -1,8 +1,20 @@
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import type { HopTls, NextHop } from '../../config/schema.js';
-import { allRecipients, hopBusy, outcomeOf, summaryReply, type DeliveryRequest, type DeliveryResult, type HopBusy, type NextHopTransport, type RecipientResult } from './transport.js';
+import { prepareSend, RelayConnection, type Envelope } from './smtp-envelope.js';
+import {
+  allRecipients,
+  hopBusy,
+  outcomeOf,
+  summaryReply,
+  type DeliveryRequest,
+  type DeliveryResult,
+  type HopBusy,
+  type NextHopTransport,
+  type RecipientResult,
+  type SuccessDsn,
+} from './transport.js';
 
 export interface SmtpTransportOptions {
   /** Our EHLO/LHLO name. */
@@ -57,7 +69,7 @@ function connectionSurvives(err: SmtpError): boolean {
 }
 
 interface Pooled {
-  conn: SMTPConnection;
+  conn: RelayConnection;
   /** Messages sent on it before this one: a reused connection may have been dropped meanwhile. */
   sent: number;
   idleTimer?: NodeJS.Timeout;
@@ -93,7 +105,7 @@ class HopPool {
   private lastDoneAt = -Infinity;
 
   constructor(
-    private readonly create: () => Promise<SMTPConnection>,
+    private readonly create: () => Promise<RelayConnection>,
     private readonly max: number,
     private readonly idleMs: number,
     private readonly lmtp: boolean,
@@ -138,7 +150,7 @@ class HopPool {
 
   private async connect(): Promise<Pooled> {
     this.open++;
-    let conn: SMTPConnection;
+    let conn: RelayConnection;
     try {
       conn = await this.create();
     } catch (err) {
@@ -310,7 +322,7 @@ export class SmtpTransport implements NextHopTransport {
         ...tlsOptions(hop),
         logger: false,
       };
-      const create = async () => new SMTPConnection({ ...options, connection: await openSocket(hop.host, hop.port, connectMs) });
+      const create = async () => new RelayConnection({ ...options, connection: await openSocket(hop.host, hop.port, connectMs) });
       p = new HopPool(create, this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000, lmtp, this.o.handoverMs ?? 1000);
       this.pools.set(hop.url, p);
     }
@@ -335,11 +347,22 @@ export class SmtpTransport implements NextHopTransport {
         return allRecipients(req, 'deferred', `451 4.7.4 TLS is required for ${hop.url}, but the session is not encrypted`);
       }
       p.lmtpReplies.clear();
-      const message = req.openMessage();
+      let prepared;
       try {
-        const info = await send(p.conn, req, message);
+        prepared = await prepareSend(p.conn, req, hop.kind === 'lmtp', hop.host);
+      } catch (e) {
         pool.release(p, true);
-        return this.fromInfo(hop, req, info, p.lmtpReplies);
+        return allRecipients(req, 'deferred', `451 4.3.0 could not read the message: ${(e as Error).message}`);
+      }
+      if (prepared.kind === 'refuse') {
+        pool.release(p, true);
+        return allRecipients(req, 'failed', prepared.reply);
+      }
+      const message = prepared.message();
+      try {
+        const info = await send(p.conn, prepared.envelope, message);
+        pool.release(p, true);
+        return this.fromInfo(hop, req, info, p.lmtpReplies, prepared.successDsn);
       } catch (e) {
         const err = e as SmtpError;
         const untouched = (message as Readable & { readableDidRead?: boolean }).readableDidRead === false;
@@ -355,6 +378,7 @@ export class SmtpTransport implements NextHopTransport {
         }
         return this.fromError(req, err);
       } finally {
+        p.conn.relay = undefined;
         message.destroy();
       }
     }
@@ -365,7 +389,7 @@ export class SmtpTransport implements NextHopTransport {
    * LMTP, after DATA) with its own reply, else delivered with the DATA reply (LMTP: its
    * own). The overall reply is the DATA reply only when every recipient got the message.
    */
-  private fromInfo(hop: NetworkHop, req: DeliveryRequest, info: SendInfo, lmtpReplies: ReadonlyMap<string, string>): DeliveryResult {
+  private fromInfo(hop: NetworkHop, req: DeliveryRequest, info: SendInfo, lmtpReplies: ReadonlyMap<string, string>, successDsn: SuccessDsn): DeliveryResult {
     const reply = (info.response ?? '250 ok').replace(/[\r\n]+/g, ' ');
     const failed = new Map<string, SmtpError>();
     for (const e of info.rejectedErrors ?? []) if (e.recipient) failed.set(e.recipient, e);
@@ -377,7 +401,7 @@ export class SmtpTransport implements NextHopTransport {
       return { rcpt, outcome: 'delivered', reply: lmtpReplies.get(rcpt) ?? reply };
     });
     const all = recipients.every((r) => r.outcome === 'delivered');
-    return { reply: all ? reply : summaryReply(hop.url, recipients), recipients };
+    return { reply: all ? reply : summaryReply(hop.url, recipients), recipients, successDsn };
   }
 
   private fromError(req: DeliveryRequest, err: SmtpError): DeliveryResult {
@@ -401,8 +425,8 @@ export class SmtpTransport implements NextHopTransport {
   }
 }
 
-function send(conn: SMTPConnection, req: DeliveryRequest, message: Readable): Promise<SendInfo> {
+function send(conn: RelayConnection, envelope: Envelope, message: Readable): Promise<SendInfo> {
   return new Promise((resolve, reject) => {
-    conn.send({ from: req.envelopeFrom, to: req.recipients }, message, (err, info) => (err ? reject(err) : resolve(info as SendInfo)));
+    conn.send(envelope, message, (err, info) => (err ? reject(err) : resolve(info as SendInfo)));
   });
 }
