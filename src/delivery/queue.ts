@@ -334,9 +334,9 @@ export class DeliveryQueue implements QueueHandle {
   }
 
   /**
-   * A next hop at its concurrency limit was not tried: its recipients give their slot back
-   * and are looked at again in about a second (not an attempt: no record, no backoff), so
-   * one slow or hanging next hop never holds the queue's slots.
+   * A busy next hop (at queue.perNexthopConcurrency and not freeing a connection) was not
+   * tried: its recipients give their slot back and are looked at again in about a second
+   * (not an attempt: no record, no backoff), so one hanging next hop never holds the slots.
    */
   private postponeBusy(qid: string, done: AttemptDone<DeliveryResult | HopBusy>[]): AttemptDone[] {
     const tried: AttemptDone[] = [];

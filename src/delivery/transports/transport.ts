@@ -56,9 +56,10 @@ export interface DeliveryResult {
 }
 
 /**
- * The next hop already has as many attempts in flight as it may (queue.perNexthopConcurrency):
- * nothing was tried, so this is not an attempt. The queue releases the recipients and
- * looks again soon, so a slow or hanging next hop never holds the queue's slots.
+ * The next hop already has as many attempts in flight as it may (queue.perNexthopConcurrency)
+ * and none came free in time: nothing was tried, so this is not an attempt. The queue
+ * releases the recipients and looks again soon, so a hanging next hop never holds the
+ * queue's slots.
  */
 export interface HopBusy {
   readonly busy: true;
