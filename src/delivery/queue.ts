@@ -10,7 +10,7 @@ import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite/ste
 import { RoundRecorder } from './round-recorder.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
-import type { DeliveryResult, NextHopTransport, RecipientResult } from './transports/transport.js';
+import { isHopBusy, type DeliveryResult, type HopBusy, type NextHopTransport, type RecipientResult } from './transports/transport.js';
 
 export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite/step.js';
 export { QueueInternalError } from './internal-error.js';
@@ -24,11 +24,11 @@ const ABORT_GRACE_MS = 30_000;
 /** A claim's lease outlives the round's deadline and abort grace; recording has the rest. */
 const LEASE_MARGIN_MS = 60_000;
 
-interface AttemptDone {
+interface AttemptDone<R extends DeliveryResult | HopBusy = DeliveryResult> {
   nexthop: string;
   started: number;
   durationMs: number;
-  result: DeliveryResult;
+  result: R;
 }
 
 export interface QueueEvents {
@@ -268,21 +268,23 @@ export class DeliveryQueue implements QueueHandle {
     const leased = rows.map((r) => r.rcpt);
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
-    let done: AttemptDone[];
+    let all: AttemptDone<DeliveryResult | HopBusy>[];
     try {
       // size and checksum as recorded at accept: a damaged file is held, never delivered
       const original = await this.o.spool.openVerified(msg);
       const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline.signal) : [{ recipients: leased, size: original.size, open: original.open }];
-      done = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
+      all = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {
       if (holdIfSpoolDamaged(err, msg, this.o.store, this.o.logger)) return;
-      done = [this.internalFailure(msg, leased, started, err as Error)];
+      all = [this.internalFailure(msg, leased, started, err as Error)];
     } finally {
       clearTimeout(timer);
     }
+    const busy = new Set(all.flatMap((d) => (isHopBusy(d.result) ? d.result.recipients : [])));
+    const done = this.postponeBusy(msg.qid, all);
     const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
     const answered = new Set(decided.flatMap((d) => d.updates.map((u) => u.rcpt)));
-    const missing = leased.filter((rcpt) => !answered.has(rcpt));
+    const missing = leased.filter((rcpt) => !answered.has(rcpt) && !busy.has(rcpt));
     if (missing.length) {
       // a transport that left recipients out: without a state they would be due again at once
       const err = new QueueInternalError(`no delivery result for ${missing.join(', ')}`, 'ERR_MAILBAG_NO_RESULT');
@@ -307,8 +309,8 @@ export class DeliveryQueue implements QueueHandle {
   }
 
   /** One attempt per copy and next hop; unroutable recipients fail at once. */
-  private attempts(msg: MessageRow, copies: MessageCopy[], byRcpt: Map<string, RecipientRow>, signal: AbortSignal): Promise<AttemptDone>[] {
-    const attempts: Promise<AttemptDone>[] = [];
+  private attempts(msg: MessageRow, copies: MessageCopy[], byRcpt: Map<string, RecipientRow>, signal: AbortSignal): Promise<AttemptDone<DeliveryResult | HopBusy>>[] {
+    const attempts: Promise<AttemptDone<DeliveryResult | HopBusy>>[] = [];
     for (const copy of copies) {
       const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
       const unroutable: string[] = [];
@@ -340,15 +342,22 @@ export class DeliveryQueue implements QueueHandle {
     return { nexthop: 'internal', started, durationMs: Date.now() - started, result: { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) } };
   }
 
-  private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>, signal: AbortSignal): Promise<AttemptDone> {
+  private async attempt(
+    msg: MessageRow,
+    copy: MessageCopy,
+    hop: NextHop,
+    rcpts: string[],
+    byRcpt: Map<string, RecipientRow>,
+    signal: AbortSignal,
+  ): Promise<AttemptDone<DeliveryResult | HopBusy>> {
     const started = Date.now();
     const transport = this.transports.get(hop.kind);
     const deferAll = (reply: string): DeliveryResult => ({ reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) });
-    let result: DeliveryResult;
+    let result: DeliveryResult | HopBusy;
     if (!transport) {
       result = deferAll(`451 4.3.5 no transport for ${hop.kind} next hops`);
     } else {
-      const delivery = transport
+      const delivery: Promise<DeliveryResult | HopBusy> = transport
         .deliver(hop, {
           qid: msg.qid,
           envelopeFrom: msg.envelope_from,
@@ -374,6 +383,33 @@ export class DeliveryQueue implements QueueHandle {
       });
     }
     return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
+  }
+
+  /**
+   * A busy next hop (at queue.perNexthopConcurrency and not freeing a connection) was not
+   * tried: its recipients give their slot back and are looked at again in about a second
+   * (not an attempt: no record, no backoff), so one hanging next hop never holds the slots.
+   */
+  private postponeBusy(qid: string, done: AttemptDone<DeliveryResult | HopBusy>[]): AttemptDone[] {
+    const tried: AttemptDone[] = [];
+    for (const d of done) {
+      const result = d.result;
+      if (!isHopBusy(result)) {
+        tried.push({ ...d, result });
+        continue;
+      }
+      const wait = Math.max(1, Math.round(Math.min(this.o.queue.retryInitial, 1000) * (0.5 + this.random())));
+      try {
+        this.o.store.queue.postpone(qid, result.recipients, Date.now() + wait, result.reply);
+      } catch {
+        // the store refuses writes: a deferral, recorded with the round once the store takes it
+        const deferred = result.recipients.map((rcpt) => ({ rcpt, outcome: 'deferred' as const, reply: result.reply }));
+        tried.push({ ...d, result: { reply: result.reply, recipients: deferred } });
+        continue;
+      }
+      this.o.logger.debug({ qid, nexthop: d.nexthop, rcpts: result.recipients, waitMs: wait }, 'queue: next hop busy, not attempted');
+    }
+    return tried;
   }
 
   /** Each recipient's new state: deferred ones get their next retry, or fail once expired. */

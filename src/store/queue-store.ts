@@ -184,6 +184,8 @@ export class QueueStore {
           AND (inflight_until IS NULL OR inflight_until < @now) ORDER BY rcpt`),
       lease: db.prepare('UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ?'),
       release: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE qid = ? AND rcpt = ?'),
+      postpone: db.prepare(`UPDATE recipients SET inflight_until = NULL, next_attempt_at = ?, last_reply = ?, updated_at = ?
+        WHERE qid = ? AND rcpt = ? AND state IN ('queued', 'deferred')`),
       insertAttempt: db.prepare(`INSERT INTO attempts (qid, nexthop, started_at, duration_ms, reply, outcome, recipients)
         VALUES (?, ?, ?, ?, ?, ?, ?)`),
       // A retry requested while the attempt ran (retry_gen moved on) keeps the recipient due.
@@ -316,6 +318,13 @@ export class QueueStore {
         out.push({ message, recipients: rows });
       }
       return out;
+    })();
+  }
+
+  /** Releases the leases and makes the recipients due at `until` (not an attempt: a busy next hop). */
+  postpone(qid: string, rcpts: readonly string[], until: number, reason: string, now = Date.now()): void {
+    this.db.transaction(() => {
+      for (const rcpt of rcpts) this.s.postpone.run(until, reason, now, qid, rcpt);
     })();
   }
 
