@@ -9,6 +9,7 @@ import { parse, stringify } from 'yaml';
 import { loadConfig, validateConfig } from '../src/config/load.js';
 import { preflight } from '../src/cli/preflight.js';
 import { cli } from './helpers/cli.js';
+import { outsideTest } from './helpers/env.js';
 import { tempDir, testConfigInput } from './helpers/gateway.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -24,17 +25,15 @@ const configFile = (config: unknown) => {
   return file;
 };
 
-function withoutTapHooks(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([k]) => k !== 'NODE_OPTIONS' && !/^_?TAP/i.test(k)));
-}
-
 /** `mailbag ARGS` as a child process (what `start` needs: it installs signal handlers). */
 function run(args: string[], opts: { uid?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, ['--import=tsx', MAIN, ...args], {
+  const argv = ['--import=tsx', MAIN, ...args];
+  // Another user cannot write the test runner's process records: leave its hooks out.
+  const [command, commandArgs] = opts.uid === undefined ? [process.execPath, argv] : outsideTest(process.execPath, argv);
+  const child = spawn(command, commandArgs, {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    // Another user cannot write the test runner's process records: leave its hooks out.
-    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid, env: withoutTapHooks(process.env) } : {}),
+    ...(opts.uid !== undefined ? { uid: opts.uid, gid: opts.uid } : {}),
   });
   let stdout = '';
   let stderr = '';
