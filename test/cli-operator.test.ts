@@ -159,6 +159,11 @@ t.test('unusable spool or store paths fail at once, naming the key and the path'
   if (existsSync('/proc/self')) {
     cases.push(['under /proc', { spool: { dir: '/proc/mailbag-test/spool' } }, /spool\.dir: \/proc\/mailbag-test\/spool is unusable: .*at \/proc/]);
     cases.push(['store under /proc', { store: { path: '/proc/mailbag-test/mailbag.db' } }, /store\.path: \/proc\/mailbag-test\/mailbag\.db is unusable: .*at \/proc/]);
+    cases.push([
+      'a Maildir next hop under /proc',
+      { routes: [{ domain: 'example.test', nexthop: 'maildir:/proc/mailbag-test/mail' }] },
+      /routes\.0\.nexthop: maildir:\/proc\/mailbag-test\/mail is unusable: on procfs, where nothing can be stored at \/proc$/m,
+    ]);
   } else t.comment('skipped the /proc cases: no /proc on this system');
   for (const [what, overrides, why] of cases) {
     const config = configFile(testConfigInput(dir, overrides));

@@ -1,5 +1,5 @@
 // What a config needs from the machine it runs on, checked before anything starts:
-// listen hosts that resolve, spool and store paths that can be used. `config check` and
+// listen hosts that resolve, spool, store and Maildir paths that can be used. `config check` and
 // `start` run the same checks, so what one accepts the other starts with; only `start`
 // creates the directories.
 import { constants } from 'node:fs';
@@ -87,12 +87,17 @@ interface PathCheck {
   key: string;
   value: string;
   dir: string;
+  /** start creates it (the spool and store directories); Maildir roots are only checked. */
+  create: boolean;
 }
 
 function pathsOf(config: Config): PathCheck[] {
   return [
-    { key: 'spool.dir', value: config.spool.dir, dir: config.spool.dir },
-    { key: 'store.path', value: config.store.path, dir: dirname(resolve(config.store.path)) },
+    { key: 'spool.dir', value: config.spool.dir, dir: config.spool.dir, create: true },
+    { key: 'store.path', value: config.store.path, dir: dirname(resolve(config.store.path)), create: true },
+    ...config.routes.flatMap((r, i) =>
+      r.nexthop.kind === 'maildir' ? [{ key: `routes.${i}.nexthop`, value: r.nexthop.url, dir: r.nexthop.path, create: false }] : [],
+    ),
   ];
 }
 
@@ -148,9 +153,8 @@ export async function preflight(config: Config, file: string, opts: PreflightOpt
   }
   for (const p of pathsOf(config)) {
     try {
-      if (opts.create) await makeDir(p.dir);
-      else await checkDir(p.dir);
-      if (opts.create) await checkDir(p.dir);
+      if (opts.create && p.create) await makeDir(p.dir);
+      await checkDir(p.dir);
       if (p.key === 'store.path') await checkStoreFile(p.value);
     } catch (err) {
       if (!(err instanceof PathError)) throw err;
