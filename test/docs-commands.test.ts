@@ -60,7 +60,7 @@ export function resolveDocCommand(words: string[]): { path: string[]; flags: str
   const path: string[] = [];
   let i = 0;
   for (; cmd.subcommands && i < words.length; i++) {
-    const word = words[i]!;
+    const word = words[i]!.replace(/\\\|/g, '|'); // `a\|b` in a Markdown table cell is `a|b`
     if (word.startsWith('-') || /^([<[]|\.\.\.$)/.test(word)) break; // a flag, or a placeholder: <command>, [QID], ...
     if (word.includes('|')) {
       // `queue list|show|retry|delete`: alternatives, each must exist
