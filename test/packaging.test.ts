@@ -124,6 +124,19 @@ t.test('npm start stops with the signal npm gets (SIGTERM to npm, or to its proc
   }
 });
 
+t.test('npx mailbag runs the CLI of the checkout (the one way the README shows)', async (t) => {
+  const build = spawnSync(...outsideTest('npm', ['run', 'build', '--silent']), { cwd: ROOT, encoding: 'utf8' });
+  t.equal(build.status, 0, `npm run build: ${build.stderr}`);
+  const pkg = JSON.parse(read('package.json')) as { version: string };
+  // Offline: the package's own bin must be found without asking the registry.
+  const env = { ...process.env, npm_config_offline: 'true', npm_config_yes: 'false' };
+  const version = spawnSync(...outsideTest('npx', ['mailbag', '--version']), { cwd: ROOT, env, encoding: 'utf8' });
+  t.equal(version.status, 0, version.stderr);
+  t.equal(version.stdout, `mailbag ${pkg.version}\n`);
+  const fromDocs = spawnSync(...outsideTest('npx', ['mailbag', '-V']), { cwd: join(ROOT, 'docs'), env, encoding: 'utf8' });
+  t.equal(fromDocs.stdout, `mailbag ${pkg.version}\n`, `also from a subdirectory of the checkout: ${fromDocs.stderr}`);
+});
+
 /** The runtime stage of the Dockerfile: the instructions after the last FROM. */
 function dockerRuntime(text: string): Map<string, string[]> {
   const joined = text.replace(/\\\n\s*/g, ' ');
