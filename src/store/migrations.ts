@@ -57,6 +57,18 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 3,
+    name: 'spool integrity: envelope offset, checksum and hold state of a message',
+    // spool_offset 0 and sha256 NULL: a file written before spool files carried their
+    // envelope and checksum (its size is still checked).
+    sql: `
+      ALTER TABLE messages ADD COLUMN spool_offset INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN sha256 TEXT;
+      ALTER TABLE messages ADD COLUMN held_at INTEGER;
+      ALTER TABLE messages ADD COLUMN hold_reason TEXT;
+    `,
+  },
+  {
     version: 4,
     name: 'MAIL FROM and RCPT TO parameters (BODY, SMTPUTF8, SIZE, DSN)',
     // NULL means the client did not give the parameter; ENVID and ORCPT are kept decoded from xtext.
@@ -102,16 +114,101 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'pod: message and maillog events, dead letters, stream checkpoints',
+    sql: `
+      CREATE TABLE pod_message_events (
+        id INTEGER PRIMARY KEY,
+        guid TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        qid TEXT NOT NULL,
+        message_id TEXT,
+        sid TEXT,
+        envelope_from TEXT,
+        disposition TEXT,
+        cid TEXT,
+        agent TEXT,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        stored_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX pod_message_events_identity ON pod_message_events (guid, ts_us, content_sha256);
+      CREATE INDEX pod_message_events_qid ON pod_message_events (qid);
+      CREATE INDEX pod_message_events_message_id ON pod_message_events (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX pod_message_events_ts ON pod_message_events (ts_us);
+      CREATE TABLE pod_maillog_events (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        qid TEXT NOT NULL,
+        message_id TEXT,
+        mail_from TEXT,
+        rcpts TEXT,
+        relay TEXT,
+        stat TEXT,
+        dsn TEXT,
+        queued_as TEXT,
+        mailer TEXT,
+        delay TEXT,
+        xdelay TEXT,
+        nrcpts INTEGER,
+        size INTEGER,
+        ctladdr TEXT,
+        cid TEXT,
+        agent TEXT,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        stored_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX pod_maillog_events_identity ON pod_maillog_events (event_id, ts_us, content_sha256);
+      CREATE INDEX pod_maillog_events_qid ON pod_maillog_events (qid);
+      CREATE INDEX pod_maillog_events_message_id ON pod_maillog_events (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX pod_maillog_events_queued_as ON pod_maillog_events (queued_as) WHERE queued_as IS NOT NULL;
+      CREATE INDEX pod_maillog_events_ts ON pod_maillog_events (ts_us);
+      CREATE TABLE pod_dead_letters (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        raw_sha256 TEXT NOT NULL,
+        raw_truncated INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE UNIQUE INDEX pod_dead_letters_raw ON pod_dead_letters (raw_sha256);
+      CREATE TABLE pod_checkpoints (
+        stream TEXT PRIMARY KEY,
+        newest_ts TEXT NOT NULL,
+        newest_ts_us INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
-/** Applies every migration newer than the database, each in its own transaction. */
+/**
+ * Applies every migration the database has not recorded, each in its own transaction, in
+ * array order. Versions are reserved per change and may be appended out of numeric order
+ * (9 before 8), so "applied" is a set of versions, not a high-water mark. A database that
+ * records a version this code does not know is newer than this mailbag: refused untouched.
+ */
 export function migrate(db: Database): number {
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-  // Versions are reserved per feature and may land out of order (4 after 7 and 9): apply
-  // every one the database has not recorded, not only those above its highest.
-  const applied = new Set((db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version));
-  const current = Math.max(0, ...applied);
+  const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
+  const latest = Math.max(...migrations.map((m) => m.version));
+  const unknown = [...applied].filter((v) => !migrations.some((m) => m.version === v));
+  if (unknown.length) {
+    throw Object.assign(new Error(`store schema version ${Math.max(...unknown)} is newer than this mailbag (${latest})`), {
+      code: 'ERR_MAILBAG_STORE_VERSION',
+    });
+  }
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
   for (const m of migrations) {
     if (applied.has(m.version)) continue;
@@ -119,12 +216,6 @@ export function migrate(db: Database): number {
       db.exec(m.sql);
       record.run(m.version, m.name, Date.now());
     })();
-  }
-  const latest = migrations[migrations.length - 1]!.version;
-  if (current > latest) {
-    throw Object.assign(new Error(`store schema version ${current} is newer than this mailbag (${latest})`), {
-      code: 'ERR_MAILBAG_STORE_VERSION',
-    });
   }
   return latest;
 }
