@@ -161,27 +161,29 @@ t.test('config check and start warn about a config that accepts no mail', async 
 t.test('unusable spool or store paths fail at once, naming the key and the path', async (t) => {
   const file = join(dir, 'a-file');
   writeFileSync(file, 'x');
-  const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+  // [what, config, config check's line (also start's unless given), start's line]
+  const cases: Array<[string, Record<string, unknown>, RegExp, RegExp?]> = [
     ['a file in the way', { spool: { dir: join(file, 'spool') } }, /spool\.dir: .*a-file\/spool is unusable: not a directory at .*a-file$/m],
-    ['the store path is a directory', { store: { path: dir } }, /store\.path: .* is unusable: not a file at /],
+    // At start the store's own open explains it (test/store-open-errors.test.ts); the path is named.
+    ['the store path is a directory', { store: { path: dir } }, /store\.path: .* is unusable: not a file at /, new RegExp(`^mailbag start: .*${dir}`)],
   ];
   if (existsSync('/proc/self')) {
     cases.push(['under /proc', { spool: { dir: '/proc/mailbag-test/spool' } }, /spool\.dir: \/proc\/mailbag-test\/spool is unusable: .*at \/proc/]);
-    cases.push(['store under /proc', { store: { path: '/proc/mailbag-test/mailbag.db' } }, /store\.path: \/proc\/mailbag-test\/mailbag\.db is unusable: .*at \/proc/]);
+    cases.push(['store under /proc', { store: { path: '/proc/mailbag-test/mailbag.db' } }, /store\.path: \/proc\/mailbag-test\/mailbag\.db is unusable: on procfs, where nothing can be stored at \/proc$/m]);
     cases.push([
       'a Maildir next hop under /proc',
       { routes: [{ domain: 'example.test', nexthop: 'maildir:/proc/mailbag-test/mail' }] },
       /routes\.0\.nexthop: maildir:\/proc\/mailbag-test\/mail is unusable: on procfs, where nothing can be stored at \/proc$/m,
     ]);
   } else t.comment('skipped the /proc cases: no /proc on this system');
-  for (const [what, overrides, why] of cases) {
+  for (const [what, overrides, why, atStart] of cases) {
     const config = configFile(testConfigInput(dir, overrides));
     const check = await cli(['config', 'check', '--config', config]);
     t.equal(check.code, 1, `config check, ${what}`);
     t.match(check.stderr, why, `config check, ${what}`);
     const start = await run(['start', '--config', config]);
     t.equal(start.code, 1, `start, ${what}: ${start.stderr}`);
-    t.match(start.stderr, why, `start, ${what}`);
+    t.match(start.stderr, atStart ?? why, `start, ${what}`);
     t.equal(start.stderr.trim().split('\n').length, 1, `start, ${what}: one line`);
   }
 });
@@ -195,10 +197,14 @@ t.test('no permission: named at once (run as an unprivileged user when root)', a
   chmodSync(config, 0o644);
   const root = process.getuid?.() === 0;
   const uid = root ? 65534 : undefined;
-  for (const args of [['config', 'check'], ['start']]) {
-    const r = await run([...args, '--config', config], uid === undefined ? {} : { uid });
-    t.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
-    t.match(r.stderr, /spool\.dir: .*locked\/spool is unusable: no permission \(EACCES\) at .*locked/);
-    t.match(r.stderr, /store\.path: .*locked\/mailbag\.db is unusable: no permission \(EACCES\) at .*locked/);
-  }
+  const check = await run(['config', 'check', '--config', config], uid === undefined ? {} : { uid });
+  t.equal(check.code, 1, `config check: ${check.stderr}`);
+  t.match(check.stderr, /spool\.dir: .*locked\/spool is unusable: no permission \(EACCES\) at .*locked/);
+  t.match(check.stderr, /store\.path: .*locked\/mailbag\.db is unusable: no permission \(EACCES\) at .*locked/);
+  // start names the spool (created by start) in the same words; the store's permissions are
+  // then explained by the store's own open (test/store-open-errors.test.ts).
+  const start = await run(['start', '--config', config], uid === undefined ? {} : { uid });
+  t.equal(start.code, 1, `start: ${start.stderr}`);
+  t.match(start.stderr, /spool\.dir: .*locked\/spool is unusable: no permission \(EACCES\) at .*locked/);
+  t.equal(start.stderr.trim().split('\n').length, 1, 'start: one line');
 });

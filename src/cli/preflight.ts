@@ -58,9 +58,10 @@ const PSEUDO_FS = new Map<number, string>([
 
 /**
  * Checks that `dir` exists or can be created, without creating it: every existing part
- * is a directory, the deepest existing one is writable and not a kernel file system.
+ * is a directory, the deepest existing one is not a kernel file system and (unless
+ * `writable` is false) may be written.
  */
-async function checkDir(dir: string): Promise<void> {
+async function checkDir(dir: string, writable = true): Promise<void> {
   let deepest = '/';
   for (const d of ancestry(dir)) {
     const found = await stat(d).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : err));
@@ -72,6 +73,7 @@ async function checkDir(dir: string): Promise<void> {
   const fs = await statfs(deepest).catch(() => undefined);
   const pseudo = fs && PSEUDO_FS.get(fs.type);
   if (pseudo) throw new PathError(deepest, `on ${pseudo}, where nothing can be stored`);
+  if (!writable) return;
   await access(deepest, constants.W_OK | constants.X_OK).catch((err: NodeJS.ErrnoException) => {
     throw new PathError(deepest, explain(err));
   });
@@ -87,16 +89,23 @@ interface PathCheck {
   key: string;
   value: string;
   dir: string;
-  /** start creates it (the spool and store directories); Maildir roots are only checked. */
+  /** start creates it (the spool directory); the store and Maildir roots are only checked. */
   create: boolean;
+  /**
+   * When to check write permission. The store's own open explains its permission problems
+   * at start (what SQLite needs there: the -wal and -shm files); a Maildir root the gateway
+   * cannot write defers deliveries, it does not stop the gateway. Both are checked for what
+   * would make Node's recursive mkdir hang (a kernel file system) and for a file in the way.
+   */
+  writable: 'always' | 'config-check' | 'never';
 }
 
 function pathsOf(config: Config): PathCheck[] {
   return [
-    { key: 'spool.dir', value: config.spool.dir, dir: config.spool.dir, create: true },
-    { key: 'store.path', value: config.store.path, dir: dirname(resolve(config.store.path)), create: true },
-    ...config.routes.flatMap((r, i) =>
-      r.nexthop.kind === 'maildir' ? [{ key: `routes.${i}.nexthop`, value: r.nexthop.url, dir: r.nexthop.path, create: false }] : [],
+    { key: 'spool.dir', value: config.spool.dir, dir: config.spool.dir, create: true, writable: 'always' },
+    { key: 'store.path', value: config.store.path, dir: dirname(resolve(config.store.path)), create: false, writable: 'config-check' },
+    ...config.routes.flatMap((r, i): PathCheck[] =>
+      r.nexthop.kind === 'maildir' ? [{ key: `routes.${i}.nexthop`, value: r.nexthop.url, dir: r.nexthop.path, create: false, writable: 'never' }] : [],
     ),
   ];
 }
@@ -153,9 +162,10 @@ export async function preflight(config: Config, file: string, opts: PreflightOpt
   }
   for (const p of pathsOf(config)) {
     try {
-      if (opts.create && p.create) await makeDir(p.dir);
-      await checkDir(p.dir);
-      if (p.key === 'store.path') await checkStoreFile(p.value);
+      const atStart = opts.create;
+      if (atStart && p.create) await makeDir(p.dir);
+      await checkDir(p.dir, p.writable === 'always' || (p.writable === 'config-check' && !atStart));
+      if (p.key === 'store.path' && !atStart) await checkStoreFile(p.value);
     } catch (err) {
       if (!(err instanceof PathError)) throw err;
       problems.push(`${p.key}: ${p.value} is unusable: ${err.message}`);
