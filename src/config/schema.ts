@@ -276,15 +276,16 @@ export function crossFieldIssues(c: {
   queue: { retryInitial: number; retryMax: number };
   smtp: { maxMessageBytes: number };
   imp: { maxBagBytes: number };
-  routes: ReadonlyArray<{ nexthop: { url: string } }>;
+  routes: ReadonlyArray<{ nexthop?: { url?: unknown } } | undefined>;
 }): Array<{ path: string[]; message: string }> {
   const issues: Array<{ path: string[]; message: string }> = [];
-  if (c.queue.retryInitial > c.queue.retryMax) {
+  if (typeof c.queue.retryInitial === 'number' && typeof c.queue.retryMax === 'number' && c.queue.retryInitial > c.queue.retryMax) {
     issues.push({ path: ['queue', 'retryInitial'], message: `${c.queue.retryInitial} ms is above queue.retryMax (${c.queue.retryMax} ms)` });
   }
   // Mail routed over IMP travels in one bag per message: a larger message could be
   // accepted with 250 and then never be delivered.
-  if (c.routes.some((r) => r.nexthop.url.startsWith('imp:'))) {
+  // A route that failed its own checks is still in the list here (as zod's NEVER): skip it.
+  if (c.routes.some((r) => typeof r?.nexthop?.url === 'string' && r.nexthop.url.startsWith('imp:'))) {
     const problem = impCarriageProblem(c.smtp.maxMessageBytes, c.imp.maxBagBytes);
     if (problem) issues.push({ path: ['smtp', 'maxMessageBytes'], message: problem });
   }
