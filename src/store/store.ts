@@ -1,5 +1,19 @@
 import { openDatabase, type OpenStoreOptions, type SqliteDatabase } from './db.js';
+import { latestVersion, schemaVersion } from './migrations.js';
 import { QueueStore } from './queue-store.js';
+
+/** The store's schema is not the one this code was written for. */
+export class StoreVersionError extends Error {
+  readonly code = 'ERR_MAILBAG_STORE_VERSION';
+  constructor(
+    readonly path: string,
+    readonly found: number,
+    readonly expected: number,
+  ) {
+    super(`store ${path} is at schema ${found}, this mailbag expects ${expected}`);
+    this.name = 'StoreVersionError';
+  }
+}
 
 /**
  * The gateway's SQLite store: one database, one accessor per concern. Later concerns
@@ -15,6 +29,24 @@ export class Store {
 
   static open(path: string, opts?: OpenStoreOptions): Store {
     return new Store(openDatabase(path, opts));
+  }
+
+  /**
+   * Opens an existing store without migrating it (the queue CLI, possibly beside a
+   * running gateway of another version): a schema other than this code's is refused
+   * before any statement is prepared against it.
+   */
+  static openExisting(path: string): Store {
+    const db = openDatabase(path, { mustExist: true, migrate: false, role: 'cli' });
+    try {
+      const found = schemaVersion(db);
+      const expected = latestVersion();
+      if (found !== expected) throw new StoreVersionError(path, found, expected);
+      return new Store(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
   }
 
   close(): void {

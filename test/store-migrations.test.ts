@@ -1,0 +1,134 @@
+// Migrations run in BEGIN IMMEDIATE and re-read the version under the lock; the queue
+// CLI never migrates and refuses a store of another schema version in one line.
+import t from 'tap';
+import Database from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
+import { openDatabase } from '../src/store/db.js';
+import { latestVersion, migrate, migrations, schemaVersion, type Migration } from '../src/store/migrations.js';
+import { Store } from '../src/store/store.js';
+import { cli } from './helpers/cli.js';
+import { tempDir, writeTestConfig } from './helpers/gateway.js';
+import { runWritersTogether } from './helpers/store-workers.js';
+
+function appliedVersions(db: Database.Database): number[] {
+  return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
+}
+
+t.test('a process that migrates while another is midway waits for it, then finds the work done', async (t) => {
+  const { dir, cleanup } = tempDir('migrate-race');
+  t.teardown(cleanup);
+  const path = join(dir, 'race.db');
+  const first = openDatabase(path, { migrate: false, role: 'cli' });
+  const second = openDatabase(path, { migrate: false, role: 'cli' });
+  t.teardown(() => (first.close(), second.close()));
+  second.pragma('busy_timeout = 0'); // one thread plays both processes: the second cannot wait
+  const plain: Migration[] = [
+    { version: 1, name: 'one', sql: 'CREATE TABLE one (x);' },
+    { version: 2, name: 'two', sql: 'ALTER TABLE one ADD COLUMN y;' },
+  ];
+  const events: string[] = [];
+  // The first process, having read the version and begun migration 1, lets the second
+  // one (a second `mailbag start`, or the queue thread) run its whole migration.
+  first.function('second_process_migrates', () => {
+    try {
+      migrate(second, plain);
+      events.push('second applied');
+    } catch (err) {
+      events.push(`second waits: ${(err as { code?: string }).code}`);
+    }
+    return 0;
+  });
+  const interrupted: Migration[] = [{ ...plain[0]!, sql: `SELECT second_process_migrates(); ${plain[0]!.sql}` }, plain[1]!];
+  migrate(first, interrupted);
+  events.push('first done');
+  migrate(second, plain); // the second retries once the lock is free: nothing left to do
+  events.push('second found nothing to do');
+  t.same(events, ['second waits: SQLITE_BUSY', 'first done', 'second found nothing to do']);
+  t.same(appliedVersions(first), [1, 2], 'each migration applied once');
+});
+
+t.test('two threads opening a fresh store at once both succeed, each migration recorded once', async (t) => {
+  const { dir, cleanup } = tempDir('migrate-threads');
+  t.teardown(cleanup);
+  for (let round = 0; round < 3; round++) {
+    const path = join(dir, `fresh-${round}.db`);
+    const reports = await runWritersTogether([
+      { path, role: 'smtp', kind: 'migrate', qids: [], iterations: 0 },
+      { path, role: 'queue', kind: 'migrate', qids: [], iterations: 0 },
+    ]);
+    t.same(reports.map((r) => r.errors), [[], []], `round ${round}: no errors`);
+    const db = new Database(path);
+    t.same(appliedVersions(db), migrations.map((m) => m.version).sort((a, b) => a - b));
+    db.close();
+  }
+});
+
+t.test('the latest version comes from the list, whatever its order', async (t) => {
+  t.equal(latestVersion([{ version: 5, name: '', sql: '' }, { version: 2, name: '', sql: '' }]), 5);
+  t.equal(latestVersion(), Math.max(...migrations.map((m) => m.version)));
+});
+
+t.test('a store newer than the code is refused, not touched', async (t) => {
+  const { dir, cleanup } = tempDir('migrate-newer');
+  t.teardown(cleanup);
+  const path = join(dir, 'new.db');
+  Store.open(path).close();
+  const db = new Database(path);
+  db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(latestVersion() + 1, 'from the future', 0);
+  db.close();
+  t.throws(() => Store.open(path), { code: 'ERR_MAILBAG_STORE_VERSION', message: /is at schema \d+, newer than this mailbag/ });
+});
+
+/** A store as an older mailbag left it: only its first migration applied. */
+function olderStore(path: string): void {
+  const db = openDatabase(path, { migrate: false });
+  migrate(db, migrations.slice(0, 1));
+  db.close();
+}
+
+t.test('the queue CLI does not migrate an older store: one line says what to do, exit 1', async (t) => {
+  const { dir, cleanup } = tempDir('cli-version');
+  t.teardown(cleanup);
+  const file = writeTestConfig(dir);
+  const path = join(dir, 'mailbag.db');
+  olderStore(path);
+  const before = statSync(path).mtimeMs;
+  for (const argv of [['list'], ['show', '0000000000000'], ['retry', '0000000000000'], ['delete', '0000000000000']]) {
+    const r = await cli(['queue', ...argv, '--config', file]);
+    t.equal(r.code, 1, `queue ${argv[0]}: exit 1`);
+    t.equal(
+      r.stderr,
+      `mailbag queue ${argv[0]}: store ${path} is at schema 1, this mailbag expects ${latestVersion()}: ` +
+        'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version\n',
+    );
+  }
+  const db = new Database(path, { readonly: true });
+  t.equal(schemaVersion(db), 1, 'still at schema 1');
+  db.close();
+  t.equal(statSync(path).mtimeMs, before, 'the file was not written');
+});
+
+t.test('the queue CLI refuses a newer store too', async (t) => {
+  const { dir, cleanup } = tempDir('cli-version-newer');
+  t.teardown(cleanup);
+  const file = writeTestConfig(dir);
+  const path = join(dir, 'mailbag.db');
+  Store.open(path).close();
+  const db = new Database(path);
+  db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(latestVersion() + 1, 'from the future', 0);
+  db.close();
+  const r = await cli(['queue', 'list', '--config', file]);
+  t.equal(r.code, 1);
+  t.equal(r.stderr, `mailbag queue list: store ${path} is at schema ${latestVersion() + 1}, this mailbag expects ${latestVersion()}: use the mailbag version that wrote it (or a newer one)\n`);
+});
+
+t.test('the queue CLI works on a store at the current schema', async (t) => {
+  const { dir, cleanup } = tempDir('cli-version-ok');
+  t.teardown(cleanup);
+  const file = writeTestConfig(dir);
+  Store.open(join(dir, 'mailbag.db')).close();
+  const r = await cli(['queue', 'list', '--config', file]);
+  t.equal(r.code, 0);
+  t.match(r.stdout.toString(), /queue is empty/);
+});
