@@ -7,6 +7,7 @@ import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, isQid } from '../delivery/qid.js';
 import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
+import { RetentionPruner } from '../delivery/retention.js';
 import { Store } from '../store/store.js';
 import { startAdminServer, type AdminServer } from './admin-server.js';
 import { createDeliveryQueue } from './delivery.js';
@@ -44,7 +45,9 @@ export interface StartGatewayOptions {
 export async function startGateway(config: Config, opts: StartGatewayOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? pino({ level: config.log.level, base: { name: 'mailbag' } });
   checkGreetingDelay(config.smtp.greetingDelay);
-  const store = Store.open(config.store.path);
+  const queueInProcess = !!opts.rewrite || opts.queueThread === false;
+  const store = Store.open(config.store.path, { role: queueInProcess ? 'gateway' : 'smtp' });
+  let pruner: RetentionPruner | undefined;
   let inbound: InboundServer | undefined;
   let admin: AdminServer | undefined;
   let queue: QueueHandle | undefined;
@@ -72,7 +75,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
       },
     };
     let thread: QueueThread | undefined;
-    if (opts.rewrite || opts.queueThread === false) {
+    if (queueInProcess) {
       const inProcess = createDeliveryQueue(config, {
         store,
         spool,
@@ -84,6 +87,8 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
       });
       inProcess.start();
       queue = inProcess;
+      pruner = new RetentionPruner({ store, retentionMs: config.store.retention, logger });
+      pruner.start();
     } else {
       thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
       queue = thread;
@@ -137,6 +142,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
           logger.info({ transactions: inb.transactionsInFlight, attempts: q.inFlight }, 'stopping');
           await inb.close(grace);
           await q.stop(grace);
+          await pruner?.stop();
           await adm?.close();
           store.close();
           logger.info('stopped');
@@ -146,6 +152,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     };
   } catch (err) {
     await queue?.stop(0).catch(() => undefined);
+    await pruner?.stop();
     await inbound?.close(0).catch(() => undefined);
     await admin?.close().catch(() => undefined);
     store.close();
