@@ -144,6 +144,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
           await q.stop(grace);
           await pruner?.stop();
           await adm?.close();
+          metrics.close();
           store.close();
           logger.info('stopped');
         })();
