@@ -120,5 +120,8 @@ for (const queueThread of [true, false]) {
     await waitFor(() => gw.store.queue.message(old) === undefined, 10_000, 'the old finished message pruned');
     t.same(counts(gw.store, old), { messages: 0, recipients: 0, attempts: 0 });
     t.equal(gw.store.queue.message(recent)?.state, 'done', 'the recent one kept');
+    // the SMTP thread's connection: short lock waits; checkpoints left to the queue thread when it has one
+    t.equal(gw.store.db.pragma('busy_timeout', { simple: true }), 500);
+    t.equal(gw.store.db.pragma('wal_autocheckpoint', { simple: true }), queueThread ? 0 : 1000);
   });
 }
