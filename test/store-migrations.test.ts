@@ -5,7 +5,7 @@ import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { openDatabase } from '../src/store/db.js';
-import { latestVersion, migrate, migrations, schemaVersion, type Migration } from '../src/store/migrations.js';
+import { describeSchema, latestVersion, migrate, migrations, schemaState, schemaVersion, type Migration } from '../src/store/migrations.js';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { tempDir, writeTestConfig } from './helpers/gateway.js';
@@ -80,6 +80,43 @@ t.test('a store newer than the code is refused, not touched', async (t) => {
   t.throws(() => Store.open(path), { code: 'ERR_MAILBAG_STORE_VERSION', message: /is at schema \d+, newer than this mailbag/ });
 });
 
+t.test('versions merged out of order: a store missing a lower version gets it; the CLI sees the gap', async (t) => {
+  const { dir, cleanup } = tempDir('migrate-gap');
+  t.teardown(cleanup);
+  const path = join(dir, 'mailbag.db');
+  const list: Migration[] = [
+    { version: 1, name: 'one', sql: 'CREATE TABLE one (x);' },
+    { version: 5, name: 'five', sql: 'CREATE INDEX one_x ON one (x);' },
+    { version: 9, name: 'nine', sql: 'CREATE TABLE nine (y);' },
+  ];
+  const db = openDatabase(path, { migrate: false });
+  t.teardown(() => db.close());
+  migrate(db, [list[0]!, list[2]!]); // written by a build that had 1 and 9 but not yet 5
+  t.same(schemaState(db, list), { version: 9, missing: [5], unknown: [] });
+  t.equal(describeSchema(schemaState(db, list)), '9 (without 5)');
+  migrate(db, list);
+  t.same(appliedVersions(db), [1, 5, 9], 'the missing lower version applied');
+  t.same(schemaState(db, list), { version: 9, missing: [], unknown: [] });
+});
+
+t.test('the queue CLI refuses a store that lacks a lower version', async (t) => {
+  const { dir, cleanup } = tempDir('cli-version-gap');
+  t.teardown(cleanup);
+  const file = writeTestConfig(dir);
+  const path = join(dir, 'mailbag.db');
+  const gap = migrations.find((m) => m.version === 5)!;
+  const db = openDatabase(path, { migrate: false });
+  migrate(db, migrations.filter((m) => m !== gap));
+  db.close();
+  const r = await cli(['queue', 'list', '--config', file]);
+  t.equal(r.code, 1);
+  t.equal(
+    r.stderr,
+    `mailbag queue list: store ${path} is at schema ${latestVersion()} (without 5), this mailbag expects ${latestVersion()}: ` +
+      'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version\n',
+  );
+});
+
 /** A store as an older mailbag left it: only its first migration applied. */
 function olderStore(path: string): void {
   const db = openDatabase(path, { migrate: false });
@@ -103,6 +140,9 @@ t.test('the queue CLI does not migrate an older store: one line says what to do,
         'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version\n',
     );
   }
+  const users = await cli(['users', 'list', '--config', file]);
+  t.equal(users.code, 1, 'mailbag users too');
+  t.match(users.stderr, /^mailbag users list: store .* is at schema 1, this mailbag expects \d+: stop the gateway/);
   const db = new Database(path, { readonly: true });
   t.equal(schemaVersion(db), 1, 'still at schema 1');
   db.close();

@@ -1,10 +1,10 @@
-import { existsSync } from 'node:fs';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { isQid } from '../delivery/qid.js';
 import { removeFile } from '../delivery/spool.js';
-import { Store, StoreVersionError } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { CliError, UsageError, parseCommandArgs, writeOutput, type CliIO, type Command } from './command.js';
 import { formatList, formatShow } from './queue/format.js';
+import { openStoreForCli } from './store-access.js';
 
 const OPTIONS = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } } as const;
 
@@ -16,26 +16,11 @@ async function withStore<T>(argv: string[], io: CliIO, wantQid: boolean, fn: (st
   const qid = (positionals[0] ?? '').toUpperCase();
   if (wantQid && !isQid(qid)) throw new CliError(`'${positionals[0]}' is not a queue id`, 'ERR_MAILBAG_QID');
   const config = loadConfig(resolveConfigPath(values.config, io.env));
-  if (!existsSync(config.store.path)) throw new CliError(`no store at ${config.store.path} (has the gateway run with this config?)`, 'ERR_MAILBAG_NO_STORE');
-  const store = openStoreForCli(config.store.path);
+  const store = openStoreForCli(config.store.path, { create: false });
   try {
     return await fn(store, { qid, json: !!values.json });
   } finally {
     store.close();
-  }
-}
-
-/** The CLI never migrates: a store of another schema version gets one line saying what to do. */
-function openStoreForCli(path: string): Store {
-  try {
-    return Store.openExisting(path);
-  } catch (err) {
-    if (!(err instanceof StoreVersionError)) throw err;
-    const advice =
-      err.found < err.expected
-        ? 'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version'
-        : 'use the mailbag version that wrote it (or a newer one)';
-    throw new CliError(`${err.message}: ${advice}`, err.code);
   }
 }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { multilingualSchema } from './multilingual-schema.js';
 import { parseDuration, parseSize } from './units.js';
 
 const duration = z
@@ -134,6 +135,7 @@ export const configSchema = z.strictObject({
       maxBagBytes: size.prefault(16_777_215 + 4),
     })
     .prefault({}),
+  multilingual: multilingualSchema,
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

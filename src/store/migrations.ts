@@ -62,6 +62,38 @@ export const migrations: Migration[] = [
     // The pruner walks finished messages oldest first and stops at the cutoff.
     sql: `CREATE INDEX messages_done ON messages (finished_at) WHERE state = 'done';`,
   },
+  {
+    version: 7,
+    name: 'multilingual: recipient language preferences',
+    sql: `
+      CREATE TABLE user_languages (
+        address TEXT PRIMARY KEY,
+        languages TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 9,
+    name: 'multilingual: the part each recipient got and why',
+    sql: `
+      CREATE TABLE language_choices (
+        qid TEXT NOT NULL,
+        rcpt TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        part_index INTEGER,
+        tags TEXT,
+        translation_type TEXT,
+        rule TEXT NOT NULL,
+        why TEXT NOT NULL,
+        preferences TEXT NOT NULL,
+        from_mismatch INTEGER NOT NULL DEFAULT 0,
+        dkim TEXT,
+        decided_at INTEGER NOT NULL,
+        PRIMARY KEY (qid, rcpt)
+      );
+    `,
+  },
 ];
 
 /** The schema version this code expects: the last migration's. */
@@ -69,37 +101,79 @@ export function latestVersion(list: readonly Migration[] = migrations): number {
   return list.reduce((max, m) => Math.max(max, m.version), 0);
 }
 
-/** The store's schema version (0: no schema yet). Reads only. */
-export function schemaVersion(db: Database): number {
-  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
-  if (!table) return 0;
-  return (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+/**
+ * A store's schema against a list of migrations. Versions are reserved per feature and
+ * merged in any order, so a store can lack a version lower than its highest one: what
+ * counts is the set applied, not only the maximum.
+ */
+export interface SchemaState {
+  /** Highest version applied (0: no schema yet). */
+  version: number;
+  /** Versions of the list the store lacks, lowest first. */
+  missing: number[];
+  /** Versions applied that the list does not know (a newer mailbag wrote them). */
+  unknown: number[];
 }
 
-function newerThanCode(db: Database, current: number, latest: number): Error {
-  return Object.assign(new Error(`store ${db.name} is at schema ${current}, newer than this mailbag (${latest}): use the mailbag version that wrote it`), {
-    code: 'ERR_MAILBAG_STORE_VERSION',
-  });
+function appliedVersions(db: Database): number[] {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (!table) return [];
+  return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
+}
+
+/** Reads only. */
+export function schemaState(db: Database, list: readonly Migration[] = migrations): SchemaState {
+  const applied = appliedVersions(db);
+  const known = new Set(list.map((m) => m.version));
+  const done = new Set(applied);
+  return {
+    version: applied.length ? applied[applied.length - 1]! : 0,
+    missing: [...known].filter((v) => !done.has(v)).sort((a, b) => a - b),
+    unknown: applied.filter((v) => !known.has(v)),
+  };
+}
+
+/** The store's highest schema version (0: no schema yet). Reads only. */
+export function schemaVersion(db: Database): number {
+  return schemaState(db).version;
+}
+
+/** `9`, `9 (without 5)`, `9 (with 6, unknown here)`: the store's schema in one phrase. */
+export function describeSchema(state: SchemaState): string {
+  const notes: string[] = [];
+  const gaps = state.missing.filter((v) => v < state.version);
+  if (gaps.length) notes.push(`without ${gaps.join(', ')}`);
+  const strays = state.unknown.filter((v) => v < state.version);
+  if (strays.length) notes.push(`with ${strays.join(', ')}, unknown here`);
+  return notes.length ? `${state.version} (${notes.join('; ')})` : String(state.version);
+}
+
+function newerThanCode(db: Database, state: SchemaState, latest: number): Error {
+  return Object.assign(
+    new Error(`store ${db.name} is at schema ${describeSchema(state)}, newer than this mailbag (${latest}): use the mailbag version that wrote it`),
+    { code: 'ERR_MAILBAG_STORE_VERSION' },
+  );
 }
 
 /**
- * Applies every migration newer than the database, each in its own BEGIN IMMEDIATE
- * transaction that reads the version again once it holds the write lock: when two
- * processes migrate one file at once, the second waits for the first (busy_timeout)
- * and then finds the work done, instead of applying a migration twice.
+ * Applies every migration the store lacks, lowest version first, each in its own
+ * BEGIN IMMEDIATE transaction that reads the applied versions again once it holds the
+ * write lock: when two processes migrate one file at once, the second waits for the
+ * first (busy_timeout) and then finds the work done, instead of applying a migration
+ * twice. A store with a version this code does not know is refused untouched.
  */
 export function migrate(db: Database, list: readonly Migration[] = migrations): number {
   const latest = latestVersion(list);
-  const ordered = [...list].sort((a, b) => a.version - b.version);
+  const byVersion = new Map(list.map((m) => [m.version, m]));
   for (;;) {
     const step = db
       .transaction(() => {
+        const state = schemaState(db, list);
+        if (state.unknown.length) throw newerThanCode(db, state, latest);
+        const next = byVersion.get(state.missing[0] ?? -1);
+        if (!next) return undefined;
         db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
           version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-        const current = schemaVersion(db);
-        if (current > latest) throw newerThanCode(db, current, latest);
-        const next = ordered.find((m) => m.version > current);
-        if (!next) return undefined;
         db.exec(next.sql);
         db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(next.version, next.name, Date.now());
         return next;

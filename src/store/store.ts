@@ -1,17 +1,24 @@
 import { openDatabase, type OpenStoreOptions, type SqliteDatabase } from './db.js';
-import { latestVersion, schemaVersion } from './migrations.js';
+import { describeSchema, latestVersion, schemaState, type SchemaState } from './migrations.js';
 import { QueueStore } from './queue-store.js';
+import { MultilingualStore } from './multilingual-store.js';
+import { UsersStore } from './users-store.js';
 
 /** The store's schema is not the one this code was written for. */
 export class StoreVersionError extends Error {
   readonly code = 'ERR_MAILBAG_STORE_VERSION';
   constructor(
     readonly path: string,
-    readonly found: number,
+    readonly state: SchemaState,
     readonly expected: number,
   ) {
-    super(`store ${path} is at schema ${found}, this mailbag expects ${expected}`);
+    super(`store ${path} is at schema ${describeSchema(state)}, this mailbag expects ${expected}`);
     this.name = 'StoreVersionError';
+  }
+
+  /** The store has migrations this code does not know: a newer mailbag wrote it. */
+  get newer(): boolean {
+    return this.state.unknown.length > 0;
   }
 }
 
@@ -21,10 +28,14 @@ export class StoreVersionError extends Error {
  */
 export class Store {
   readonly queue: QueueStore;
+  readonly users: UsersStore;
+  readonly multilingual: MultilingualStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
     this.queue = new QueueStore(db);
+    this.users = new UsersStore(db);
+    this.multilingual = new MultilingualStore(db);
   }
 
   static open(path: string, opts?: OpenStoreOptions): Store {
@@ -39,9 +50,8 @@ export class Store {
   static openExisting(path: string): Store {
     const db = openDatabase(path, { mustExist: true, migrate: false, role: 'cli' });
     try {
-      const found = schemaVersion(db);
-      const expected = latestVersion();
-      if (found !== expected) throw new StoreVersionError(path, found, expected);
+      const state = schemaState(db);
+      if (state.missing.length || state.unknown.length) throw new StoreVersionError(path, state, latestVersion());
       return new Store(db);
     } catch (err) {
       db.close();

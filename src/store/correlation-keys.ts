@@ -1,0 +1,120 @@
+// The keys that tie a message mailbag handled to the upstream filter's view of it:
+// Message-ID, the upstream MTA's queue id and host (from the Received field it added),
+// and the Proofpoint GUIDs. Pure functions over a header section; no I/O.
+
+export interface CorrelationKeys {
+  /** Normalised Message-ID (see normaliseMessageId). */
+  messageId: string | undefined;
+  /** The upstream MTA's queue id and host: the topmost Received that is not mailbag's own. */
+  upstreamQid: string | undefined;
+  upstreamHost: string | undefined;
+  proofpointGuid: string | undefined;
+  proofpointOrigGuid: string | undefined;
+}
+
+/** One header field, unfolded: lower-case name and value. */
+interface Field {
+  name: string;
+  value: string;
+}
+
+/** The fields of a header section (up to the first empty line), unfolded. Latin-1 safe. */
+function headerFields(header: Buffer | string): Field[] {
+  const text = typeof header === 'string' ? header : header.toString('latin1');
+  const end = text.search(/\r?\n\r?\n/);
+  const section = end === -1 ? text : text.slice(0, end);
+  const fields: Field[] = [];
+  for (const line of section.split(/\r?\n/)) {
+    if (/^[ \t]/.test(line) && fields.length) {
+      fields[fields.length - 1]!.value += ' ' + line.trim();
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) continue;
+    fields.push({ name: line.slice(0, colon).trim().toLowerCase(), value: line.slice(colon + 1).trim() });
+  }
+  return fields;
+}
+
+function stripComments(s: string): string {
+  let out = '';
+  let depth = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i]!;
+    if (c === '\\' && depth > 0) {
+      i++;
+      continue;
+    }
+    if (c === '(') depth++;
+    else if (c === ')' && depth > 0) depth--;
+    else if (depth === 0) out += c;
+  }
+  return out;
+}
+
+/**
+ * `<Local@Example.COM>` -> `Local@example.com`: angle brackets, comments and white space
+ * removed, the domain part lower-cased (it is case-insensitive; the local part is not).
+ * Undefined for an empty value.
+ */
+export function normaliseMessageId(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  let v = stripComments(value).trim();
+  const angle = /<([^<>]*)>/.exec(v);
+  if (angle) v = angle[1]!;
+  v = v.replace(/\s+/g, '');
+  if (v === '') return undefined;
+  const at = v.lastIndexOf('@');
+  return at === -1 ? v : v.slice(0, at) + '@' + v.slice(at + 1).toLowerCase();
+}
+
+export interface ReceivedBy {
+  by: string;
+  /** The comment after the `by` host, e.g. `mailbag` or `8.18.1/8.18.1`. */
+  comment: string | undefined;
+  id: string | undefined;
+  with: string | undefined;
+}
+
+/** The `by HOST (COMMENT) with PROTO id QID` clauses of a Received value. */
+export function parseReceivedBy(value: string): ReceivedBy | undefined {
+  const semi = value.lastIndexOf(';');
+  const clauses = semi === -1 ? value : value.slice(0, semi);
+  const by = /(?:^|\s)by\s+([^\s;()]+)(?:\s*\(([^()]*)\))?/i.exec(clauses);
+  if (!by) return undefined;
+  const id = /(?:^|\s)id\s+<?([^\s;<>()]+)>?/i.exec(clauses);
+  const proto = /(?:^|\s)with\s+([^\s;()]+)/i.exec(clauses);
+  return { by: by[1]!.toLowerCase(), comment: by[2]?.trim(), id: id?.[1], with: proto?.[1] };
+}
+
+/** mailbag's own trace fields say `by HOST (mailbag)`. */
+function isMailbags(r: ReceivedBy): boolean {
+  return r.comment !== undefined && /^mailbag\b/i.test(r.comment);
+}
+
+/** Every correlation key the header carries. */
+export function extractCorrelationKeys(header: Buffer | string): CorrelationKeys {
+  const fields = headerFields(header);
+  const first = (name: string) => fields.find((f) => f.name === name)?.value;
+  let upstream: ReceivedBy | undefined;
+  for (const f of fields) {
+    if (f.name !== 'received') continue;
+    const r = parseReceivedBy(f.value);
+    if (!r || isMailbags(r)) continue;
+    upstream = r;
+    break;
+  }
+  const guid = (name: string) => first(name)?.trim() || undefined;
+  return {
+    messageId: normaliseMessageId(first('message-id')),
+    upstreamQid: upstream?.id,
+    upstreamHost: upstream?.by,
+    proofpointGuid: guid('x-proofpoint-guid'),
+    proofpointOrigGuid: guid('x-proofpoint-orig-guid'),
+  };
+}
+
+/** A mailbag qid in a sendmail `stat=Sent (... queued as QID)` text, as mailbag's 250 reply puts it. */
+export function queuedAsQid(stat: string): string | undefined {
+  return /queued as ([0-9A-Za-z]+)\)?\s*$/.exec(stat.trim())?.[1];
+}
