@@ -30,6 +30,9 @@ function addMessage(store: Store, receivedAt: number, finishedAt: number | undef
   });
   store.queue.recordRound(qid, [attempt('deferred', receivedAt)], [], receivedAt);
   if (finishedAt !== undefined) store.queue.recordRound(qid, [attempt('delivered', finishedAt)], [], finishedAt);
+  store.multilingual.recordChoices(qid, [
+    { rcpt: 'x@example.test', mode: 'unchanged', partIndex: null, tags: null, translationType: null, rule: 'none', why: 'not multilingual', preferences: '', fromMismatch: false, dkim: null },
+  ]);
   return qid;
 }
 
@@ -39,6 +42,7 @@ function counts(store: Store, qid: string) {
     messages: n('SELECT COUNT(*) AS n FROM messages WHERE qid = ?'),
     recipients: n('SELECT COUNT(*) AS n FROM recipients WHERE qid = ?'),
     attempts: n('SELECT COUNT(*) AS n FROM attempts WHERE qid = ?'),
+    languageChoices: n('SELECT COUNT(*) AS n FROM language_choices WHERE qid = ?'),
   };
 }
 
@@ -57,16 +61,16 @@ t.test('finished messages past retention go with their recipients and attempts; 
 
   const pruner = new RetentionPruner({ store, retentionMs: retention, logger: silent, now: () => NOW });
   t.equal(await pruner.runOnce(), 1);
-  t.same(counts(store, old), { messages: 0, recipients: 0, attempts: 0 }, 'finished 31 days ago: gone, all of it');
-  t.same(counts(store, recent), { messages: 1, recipients: 2, attempts: 2 }, 'finished 29 days ago: kept for correlation');
-  t.same(counts(store, atCutoff), { messages: 1, recipients: 2, attempts: 2 }, 'finished exactly 30 days ago: kept');
-  t.same(counts(store, unfinished), { messages: 1, recipients: 2, attempts: 1 }, 'unfinished, received 60 days ago: untouched');
+  t.same(counts(store, old), { messages: 0, recipients: 0, attempts: 0, languageChoices: 0 }, 'finished 31 days ago: gone, all of it (language decisions too)');
+  t.same(counts(store, recent), { messages: 1, recipients: 2, attempts: 2, languageChoices: 1 }, 'finished 29 days ago: kept for correlation');
+  t.same(counts(store, atCutoff), { messages: 1, recipients: 2, attempts: 2, languageChoices: 1 }, 'finished exactly 30 days ago: kept');
+  t.same(counts(store, unfinished), { messages: 1, recipients: 2, attempts: 1, languageChoices: 1 }, 'unfinished, received 60 days ago: untouched');
 
   // a day later, the next two are due
   t.equal(await pruner.runOnce(NOW + 1.5 * DAY), 2);
   t.same(counts(store, recent).messages, 0);
   t.same(counts(store, atCutoff).messages, 0);
-  t.same(counts(store, unfinished), { messages: 1, recipients: 2, attempts: 1 }, 'still untouched');
+  t.same(counts(store, unfinished), { messages: 1, recipients: 2, attempts: 1, languageChoices: 1 }, 'still untouched');
 });
 
 t.test('pruning runs in small transactions of at most batchSize messages', async (t) => {
@@ -77,8 +81,8 @@ t.test('pruning runs in small transactions of at most batchSize messages', async
   for (let i = 0; i < 5; i++) addMessage(store, NOW - 100 * DAY, NOW - 90 * DAY + i);
   const keep = addMessage(store, NOW - 2 * DAY, NOW - DAY);
   const batches: number[] = [];
-  const prune = store.queue.pruneFinished.bind(store.queue);
-  store.queue.pruneFinished = (cutoff, limit) => {
+  const prune = store.pruneFinished.bind(store);
+  store.pruneFinished = (cutoff, limit) => {
     const n = prune(cutoff, limit);
     batches.push(n);
     return n;
@@ -118,7 +122,7 @@ for (const queueThread of [true, false]) {
     const gw = await startGateway(config, { queueThread });
     t.teardown(() => gw.stop());
     await waitFor(() => gw.store.queue.message(old) === undefined, 10_000, 'the old finished message pruned');
-    t.same(counts(gw.store, old), { messages: 0, recipients: 0, attempts: 0 });
+    t.same(counts(gw.store, old), { messages: 0, recipients: 0, attempts: 0, languageChoices: 0 });
     t.equal(gw.store.queue.message(recent)?.state, 'done', 'the recent one kept');
     // the SMTP thread's connection: short lock waits; checkpoints left to the queue thread when it has one
     t.equal(gw.store.db.pragma('busy_timeout', { simple: true }), 500);

@@ -62,7 +62,7 @@ export class RetentionPruner {
     let removed = 0;
     try {
       for (;;) {
-        const n = this.o.store.queue.pruneFinished(cutoff, this.batchSize);
+        const n = this.o.store.pruneFinished(cutoff, this.batchSize);
         removed += n;
         if (n < this.batchSize || this.stopped) break;
         await new Promise<void>((r) => setImmediate(r));

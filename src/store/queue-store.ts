@@ -347,21 +347,19 @@ export class QueueStore {
   }
 
   /**
-   * Retention: removes up to `limit` messages finished before `cutoff` (ms since the
-   * epoch), oldest first, with their recipients and attempts, in one short write
-   * transaction. Unfinished messages are never touched. Returns how many went; call
-   * again while it returns `limit`.
+   * Retention: up to `limit` messages finished before `cutoff` (ms since the epoch),
+   * oldest first. Unfinished messages are never among them. Call inside the write
+   * transaction that removes them (`Store.pruneFinished`).
    */
-  pruneFinished(cutoff: number, limit: number): number {
-    return writeTransaction(this.db, () => {
-      const qids = (this.s.pruneCandidates.all({ cutoff, limit }) as { qid: string }[]).map((r) => r.qid);
-      for (const qid of qids) {
-        this.s.pruneAttempts.run(qid);
-        this.s.pruneRecipients.run(qid);
-        this.s.pruneMessage.run(qid);
-      }
-      return qids.length;
-    });
+  finishedBefore(cutoff: number, limit: number): string[] {
+    return (this.s.pruneCandidates.all({ cutoff, limit }) as { qid: string }[]).map((r) => r.qid);
+  }
+
+  /** Removes a finished message with its recipients and attempts (no-op for an unfinished one). */
+  removeFinished(qid: string): void {
+    if (this.s.pruneMessage.run(qid).changes === 0) return;
+    this.s.pruneAttempts.run(qid);
+    this.s.pruneRecipients.run(qid);
   }
 
   /** Recipients waiting for delivery (the queue-depth gauge). */

@@ -1,4 +1,4 @@
-import { openDatabase, type OpenStoreOptions, type SqliteDatabase } from './db.js';
+import { openDatabase, writeTransaction, type OpenStoreOptions, type SqliteDatabase } from './db.js';
 import { describeSchema, latestVersion, schemaState, type SchemaState } from './migrations.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
@@ -57,6 +57,23 @@ export class Store {
       db.close();
       throw err;
     }
+  }
+
+  /**
+   * Retention: removes up to `limit` messages finished before `cutoff`, oldest first,
+   * with everything kept about them (recipients, attempts, language decisions), in one
+   * short write transaction. Returns how many went; call again while it returns `limit`.
+   * A concern that keeps rows per qid adds its cleanup here.
+   */
+  pruneFinished(cutoff: number, limit: number): number {
+    return writeTransaction(this.db, () => {
+      const qids = this.queue.finishedBefore(cutoff, limit);
+      for (const qid of qids) {
+        this.multilingual.forget(qid);
+        this.queue.removeFinished(qid);
+      }
+      return qids.length;
+    });
   }
 
   close(): void {
