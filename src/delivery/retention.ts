@@ -30,7 +30,8 @@ export class RetentionPruner {
   private readonly now: () => number;
 
   constructor(private readonly o: RetentionOptions) {
-    this.batchSize = o.batchSize ?? 500;
+    // 200 messages of up to 100 recipients each stay well inside the SMTP thread's 500 ms lock wait
+    this.batchSize = o.batchSize ?? 200;
     this.now = o.now ?? Date.now;
   }
 
