@@ -109,6 +109,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
       '  localDomains: [example.test]',
       '  maxConnections: 1000',
       '  maxConnectionsPerIp: 1000',
+      '  maxConnectionRatePerIp: 0',
       `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }`,
       `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
       'routes:',

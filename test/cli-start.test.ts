@@ -2,6 +2,7 @@
 // line, delivers, and on SIGTERM finishes the transaction in flight, then exits 0.
 import t from 'tap';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
@@ -74,4 +75,24 @@ t.test('start with a bad config exits 1 with one line', async (t) => {
   t.equal(code, 1);
   t.match(stderr, /^mailbag start: invalid config .*routes\.0\.nexthop: imp:\/\/ next hops are reserved/);
   t.equal(stderr.trim().split('\n').length, 1);
+});
+
+t.test('start on a busy SMTP port: exit 1 and one line in all, naming the listener', async (t) => {
+  const { dir, cleanup } = tempDir('start-busy');
+  t.teardown(cleanup);
+  const blocker = createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
+  const port = (blocker.address() as { port: number }).port;
+  // info level: any warning or error line the start-up logs on the way out shows here
+  const file = writeTestConfig(dir, { smtp: { listen: { host: '127.0.0.1', port } }, log: { level: 'info' } });
+  const child = spawn(process.execPath, ['--import=tsx', MAIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  t.equal(code, 1);
+  t.match(stderr, new RegExp(`^mailbag start: cannot listen: smtp listener 127\\.0\\.0\\.1:${port}: .*EADDRINUSE`));
+  t.same([...stdout.split('\n'), ...stderr.split('\n')].filter(Boolean).length, 1, `one line (stdout: ${stdout})`);
 });

@@ -245,3 +245,27 @@ t.test('empty or body-less original headers still give a well-formed report', as
   const empty = buildDeliveryStatusNotification(input({ originalHeaders: Buffer.alloc(0) }));
   t.match(empty.toString(), /text\/rfc822-headers[\s\S]*--$/m);
 });
+
+t.test('success reports, Original-Recipient and the whole message returned', async (t) => {
+  const relayed = buildDeliveryStatusNotification(
+    input({ recipients: [{ address: 'al@example.test', action: 'relayed', status: '2.0.0', diagnosticCode: 'smtp; 250 ok', originalRecipient: 'rfc822;Al@Example.test' }] }),
+  );
+  const mail = await simpleParser(relayed);
+  t.equal(mail.subject, 'Successful Mail Delivery Report');
+  const b = (mail.headers.get('content-type') as { params: Record<string, string> }).params.boundary!;
+  const [, block] = dsnBlocks(parts(relayed, b)[1]!.body.toString());
+  t.equal(block!.get('original-recipient'), 'rfc822; Al@Example.test');
+  t.equal(block!.get('action'), 'relayed');
+  t.match(parts(relayed, b)[0]!.body.toString(), /<al@example\.test>: relayed/);
+  t.throws(() => buildDeliveryStatusNotification(input({ recipients: [{ address: 'a@b', action: 'delivered', status: '5.0.0' }] })), { code: 'ERR_BOUNCE_BAD_STATUS' });
+
+  const whole = Buffer.from('Subject: Grüße\r\nMIME-Version: 1.0\r\n\r\nthe body\r\n', 'utf8');
+  const full = buildDeliveryStatusNotification(input({ originalMessage: whole, recipients: [{ address: 'jürgen@example.test', action: 'failed', status: '5.1.1', originalRecipient: 'utf-8;jürgen@example.test' }] }));
+  const fb = (await simpleParser(full)).headers.get('content-type') as { params: Record<string, string> };
+  const ps = parts(full, fb.params.boundary!);
+  t.match(ps[2]!.headers, /Content-Type: message\/global/, '8-bit headers: message/global (RFC 6532)');
+  t.match(ps[2]!.headers, /Content-Transfer-Encoding: 8bit/);
+  t.same(ps[2]!.body, whole, 'the message byte for byte');
+  const [, r] = dsnBlocks(ps[1]!.body.toString());
+  t.equal(r!.get('original-recipient'), 'utf-8; j\\x{FC}rgen@example.test', 'non-ASCII ORCPT as RFC 6533 utf-8-addr-xtext');
+});

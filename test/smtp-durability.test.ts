@@ -86,6 +86,7 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
       '  listen: { host: 127.0.0.1, port: 0 }',
       '  greetingDelay: 0',
       '  localDomains: [smtp.test, box.test]',
+      '  maxConnectionRatePerIp: 0', // a new connection per message, from one address
       `spool: { dir: ${JSON.stringify(spoolDir)} }`,
       `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
       'queue: { retryInitial: 100ms, retryMax: 500ms, shutdownGrace: 5s }',

@@ -2,7 +2,8 @@
 // CLI never migrates and refuses a store of another schema version in one line.
 import t from 'tap';
 import Database from 'better-sqlite3';
-import { statSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openDatabase } from '../src/store/db.js';
 import { describeSchema, latestVersion, migrate, migrations, schemaState, schemaVersion, type Migration } from '../src/store/migrations.js';
@@ -140,9 +141,11 @@ t.test('the queue CLI does not migrate an older store: one line says what to do,
         'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version\n',
     );
   }
-  const users = await cli(['users', 'list', '--config', file]);
-  t.equal(users.code, 1, 'mailbag users too');
-  t.match(users.stderr, /^mailbag users list: store .* is at schema 1, this mailbag expects \d+: stop the gateway/);
+  for (const argv of [['users', 'list'], ['pod', 'dead-letters']]) {
+    const r = await cli([...argv, '--config', file]);
+    t.equal(r.code, 1, `mailbag ${argv.join(' ')} too`);
+    t.match(r.stderr, new RegExp(`^mailbag ${argv.join(' ')}: store .* is at schema 1, this mailbag expects \\d+: stop the gateway`));
+  }
   const db = new Database(path, { readonly: true });
   t.equal(schemaVersion(db), 1, 'still at schema 1');
   db.close();
@@ -171,4 +174,38 @@ t.test('the queue CLI works on a store at the current schema', async (t) => {
   const r = await cli(['queue', 'list', '--config', file]);
   t.equal(r.code, 0);
   t.match(r.stdout.toString(), /queue is empty/);
+});
+
+// Versions appended out of numeric order (a lower one after a higher one).
+const outOfOrderDir = mkdtempSync(join(tmpdir(), 'mailbag-migrations-'));
+t.teardown(() => rmSync(outOfOrderDir, { recursive: true, force: true }));
+
+const versions = (db: Database.Database) => db.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all() as number[];
+const all = migrations.map((m) => m.version).sort((a, b) => a - b);
+
+t.test('versions appended out of numeric order: a store reopens, and a missing one is applied', async (t) => {
+  t.ok(migrations.some((m, i) => i > 0 && m.version < migrations[i - 1]!.version), 'the array holds a version after a higher one');
+  const db = new Database(join(outOfOrderDir, 'a.db'));
+  t.teardown(() => db.close());
+  t.equal(migrate(db), Math.max(...all));
+  t.same(versions(db), all);
+  t.equal(migrate(db), Math.max(...all), 'opening the same store again');
+  // A store made by a build that had the higher versions but not this later-appended lower one.
+  const missing = migrations.find((m, i) => migrations.slice(0, i).some((earlier) => earlier.version > m.version))!;
+  const lowest = missing.version;
+  const tables = [...missing.sql.matchAll(/CREATE TABLE (\w+)/g)].map((m) => m[1]!);
+  for (const table of tables) db.exec(`DROP TABLE ${table}`);
+  db.prepare('DELETE FROM schema_migrations WHERE version = ?').run(lowest);
+  migrate(db);
+  t.same(versions(db), all, `version ${lowest} applied although higher versions were recorded`);
+  for (const table of tables) t.ok(db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table), table);
+});
+
+t.test('a store with a version this code does not know is refused untouched', async (t) => {
+  const db = new Database(join(outOfOrderDir, 'b.db'));
+  t.teardown(() => db.close());
+  db.exec('CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+  db.prepare('INSERT INTO schema_migrations VALUES (1000, ?, 0)').run('from the future');
+  t.throws(() => migrate(db), { code: 'ERR_MAILBAG_STORE_VERSION', message: `store ${join(outOfOrderDir, 'b.db')} is at schema 1000, newer than this mailbag (${Math.max(...all)}): use the mailbag version that wrote it` });
+  t.same(versions(db), [1000], 'nothing applied');
 });

@@ -2,6 +2,9 @@ import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { startGateway } from '../gateway/gateway.js';
 import { CliError, parseCommandArgs, type Command } from './command.js';
 
+/** A listener that cannot bind: the port is taken, privileged, or the address is not this host's. */
+const LISTEN_ERRORS = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
+
 export const startCommand: Command = {
   name: 'start',
   summary: 'start the gateway in the foreground',
@@ -17,7 +20,7 @@ export const startCommand: Command = {
       gateway = await startGateway(config);
     } catch (err) {
       const e = err as NodeJS.ErrnoException;
-      if (e.code === 'EADDRINUSE') throw new CliError(`cannot listen: ${e.message}`, 'ERR_MAILBAG_LISTEN');
+      if (e.code && LISTEN_ERRORS.has(e.code)) throw new CliError(`cannot listen: ${e.message}`, 'ERR_MAILBAG_LISTEN');
       throw new CliError(e.message, e.code ?? 'ERR_MAILBAG_START');
     }
     const g = gateway;

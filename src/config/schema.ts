@@ -81,10 +81,16 @@ export const configSchema = z.strictObject({
       maxRecipients: z.number().int().min(1).default(100),
       maxConnections: z.number().int().min(1).default(500),
       maxConnectionsPerIp: z.number().int().min(1).default(50),
+      /** New connections one client address may open per minute (421 4.7.0 beyond); trusted networks are exempt; 0 = no limit. */
+      maxConnectionRatePerIp: z.number().int().min(0).default(600),
       maxLineLength: z.number().int().min(512).default(4096),
       /** smtp-server holds each new connection this long before the banner (early-talker detection). */
       greetingDelay: duration.prefault(100),
       socketTimeout: duration.prefault(300_000),
+      /** A command line must arrive whole within this of its first byte (421 4.4.2 otherwise); 0 = no limit. */
+      commandTimeout: duration.prefault('1m'),
+      /** The message data must arrive whole within this of the 354 (421 4.4.2 otherwise); 0 = no limit. */
+      dataTimeout: duration.prefault('10m'),
       /** What to do with bare LF / bare CR line endings in DATA: reject (Postfix smtpd_forbid_bare_newline) or normalise. */
       bareNewline: z.enum(['reject', 'normalise']).default('reject'),
       localDomains: z.array(domainPattern).default([]),

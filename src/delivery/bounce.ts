@@ -4,7 +4,9 @@
 // Layout (RFC 3462 multipart/report; report-type=delivery-status):
 //   1. text/plain            what happened, for a human
 //   2. message/delivery-status  per-message fields, then one block per recipient
-//   3. text/rfc822-headers   the original message's header section, as received
+//   3. text/rfc822-headers   the original message's header section, as received, or
+//      message/rfc822         the whole original message (RET=FULL on a failure; message/global
+//                             when its header section is 8-bit)
 //
 // The DSN is 7-bit whenever it can be. Original headers are attached byte for byte,
 // so when they carry 8-bit bytes (RFC 6532 UTF-8 headers, raw Latin-1...) the part and
@@ -12,10 +14,14 @@
 // addresses with non-ASCII characters use the RFC 6533 `utf-8` address type in the
 // machine-readable part.
 import { randomBytes } from 'node:crypto';
+import { mimeBoundary } from '../mime/boundary.js';
+import { rfc5322Date } from '../mime/date.js';
+import { foldLine } from '../mime/fold.js';
 
 export interface BounceRecipient {
   address: string;
-  action: 'failed' | 'delayed';
+  /** RFC 3464 2.3.3; `delivered` and `relayed` are success notifications (NOTIFY=SUCCESS). */
+  action: 'failed' | 'delayed' | 'delivered' | 'relayed';
   /** RFC 3463 enhanced status code, e.g. `5.1.1`. */
   status: string;
   /** e.g. `smtp; 550 5.1.1 no such user`. */
@@ -25,6 +31,8 @@ export interface BounceRecipient {
   lastAttemptAt?: Date;
   /** For `delayed`: when the queue gives up. */
   willRetryUntil?: Date;
+  /** ORCPT from RCPT TO (RFC 3461), `addr-type;address`, decoded from xtext. */
+  originalRecipient?: string;
 }
 
 export interface BounceInput {
@@ -37,6 +45,10 @@ export interface BounceInput {
   recipients: BounceRecipient[];
   /** The original message's header section (without the body). */
   originalHeaders: Buffer;
+  /** The whole original message, to return instead of its headers (RET=FULL). */
+  originalMessage?: Buffer | undefined;
+  /** Shown in the text when the message was too large to return whole. */
+  notReturnedBytes?: number | undefined;
   /** ENVID from MAIL FROM (RFC 3461), when the client gave one. */
   envelopeId?: string;
   now?: Date;
@@ -53,25 +65,33 @@ export class BounceError extends Error {
 
 const CRLF = '\r\n';
 const STATUS = /^[245]\.\d{1,3}\.\d{1,3}$/;
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 export const SUBJECT_FAILED = 'Undelivered Mail Returned to Sender';
 export const SUBJECT_DELAYED = 'Delayed Mail (still being retried)';
+export const SUBJECT_SUCCESS = 'Successful Mail Delivery Report';
+
+const SUCCESS = new Set<BounceRecipient['action']>(['delivered', 'relayed']);
 
 export function buildDeliveryStatusNotification(input: BounceInput): Buffer {
   validate(input);
   const now = input.now ?? new Date();
   const mta = oneLine(input.reportingMta);
   const anyFailed = input.recipients.some((r) => r.action === 'failed');
-  const headersPart = normaliseHeaderSection(input.originalHeaders);
-  const eightBit = hasEightBit(headersPart) || !isAscii(input.envelopeFrom);
+  const anyDelayed = input.recipients.some((r) => r.action === 'delayed');
+  const kind = anyFailed ? 'Undelivered' : anyDelayed ? 'Delayed' : 'Delivered';
+  const full = input.originalMessage;
+  const returned = full ?? normaliseHeaderSection(input.originalHeaders);
+  const returnedEightBit = hasEightBit(returned);
+  const eightBit = returnedEightBit || !isAscii(input.envelopeFrom);
+  const returnedPart = full
+    ? [`Content-Description: ${kind} Message`, `Content-Type: message/${hasEightBit(normaliseHeaderSection(full)) ? 'global' : 'rfc822'}`]
+    : [`Content-Description: ${kind} Message Headers`, 'Content-Type: text/rfc822-headers'];
 
-  const boundary = pickBoundary(input.qid, headersPart);
+  const boundary = mimeBoundary([returned], { tag: safeIdPart(input.qid) });
   const head = [
     `From: Mail Delivery System <MAILER-DAEMON@${mta}>`,
     `To: <${oneLine(input.envelopeFrom)}>`,
-    `Subject: ${anyFailed ? SUBJECT_FAILED : SUBJECT_DELAYED}`,
+    `Subject: ${anyFailed ? SUBJECT_FAILED : anyDelayed ? SUBJECT_DELAYED : SUBJECT_SUCCESS}`,
     `Date: ${rfc5322Date(now)}`,
     `Message-ID: <${now.getTime().toString(36)}.${randomBytes(6).toString('hex')}.${safeIdPart(input.qid)}@${mta}>`,
     'Auto-Submitted: auto-replied',
@@ -90,7 +110,7 @@ export function buildDeliveryStatusNotification(input: BounceInput): Buffer {
     'Content-Type: text/plain; charset=us-ascii',
     'Content-Transfer-Encoding: 7bit',
     '',
-    humanText(input, mta, anyFailed),
+    humanText(input, mta, anyFailed ? 'failed' : anyDelayed ? 'delayed' : 'success'),
     '',
     `--${boundary}`,
     'Content-Description: Delivery report',
@@ -100,17 +120,16 @@ export function buildDeliveryStatusNotification(input: BounceInput): Buffer {
     deliveryStatus(input, mta),
     '',
     `--${boundary}`,
-    `Content-Description: ${anyFailed ? 'Undelivered' : 'Delayed'} Message Headers`,
-    'Content-Type: text/rfc822-headers',
-    `Content-Transfer-Encoding: ${hasEightBit(headersPart) ? '8bit' : '7bit'}`,
+    ...returnedPart,
+    `Content-Transfer-Encoding: ${returnedEightBit ? '8bit' : '7bit'}`,
     '',
     '',
   ].join(CRLF);
 
   return Buffer.concat([
     Buffer.from(parts, 'utf8'),
-    headersPart,
-    Buffer.from(`${CRLF}--${boundary}--${CRLF}`, 'ascii'),
+    returned,
+    Buffer.from(`${returned.length && !returned.subarray(-2).equals(Buffer.from(CRLF)) ? CRLF : ''}${CRLF}--${boundary}--${CRLF}`, 'ascii'),
   ]);
 }
 
@@ -126,7 +145,7 @@ function validate(input: BounceInput): void {
       throw new BounceError('ERR_BOUNCE_BAD_STATUS', `recipient ${r.address}: status ${JSON.stringify(r.status)} is not an RFC 3463 code`);
     }
     const cls = r.status[0];
-    if ((r.action === 'failed' && cls !== '5') || (r.action === 'delayed' && cls !== '4')) {
+    if ((r.action === 'failed' && cls !== '5') || (r.action === 'delayed' && cls !== '4') || (SUCCESS.has(r.action) && cls !== '2')) {
       throw new BounceError('ERR_BOUNCE_BAD_STATUS', `recipient ${r.address}: action ${r.action} does not match status ${r.status}`);
     }
   }
@@ -135,14 +154,14 @@ function validate(input: BounceInput): void {
   }
 }
 
-function humanText(input: BounceInput, mta: string, anyFailed: boolean): string {
+function humanText(input: BounceInput, mta: string, kind: 'failed' | 'delayed' | 'success'): string {
   const lines = [`This is the mail system at host ${mta}.`, ''];
-  if (anyFailed) {
+  if (kind === 'failed') {
     lines.push(
       "I'm sorry to have to inform you that your message could not",
       'be delivered to one or more recipients. It is attached below.',
     );
-  } else {
+  } else if (kind === 'delayed') {
     lines.push(
       '####################################################################',
       '# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #',
@@ -151,13 +170,23 @@ function humanText(input: BounceInput, mta: string, anyFailed: boolean): string 
       'Your message could not be delivered for some time. The mail system',
       'will keep trying to deliver it.',
     );
+  } else {
+    lines.push(
+      'Your message was successfully delivered to the destination(s) listed',
+      'below, as you asked (NOTIFY=SUCCESS). A destination marked "relayed"',
+      'was handed to a system that does not report delivery status, so you',
+      'will get no further notice from there.',
+    );
+  }
+  if (input.notReturnedBytes !== undefined) {
+    lines.push('', `The message (${input.notReturnedBytes} octets) is too large to return whole; its headers are attached.`);
   }
   lines.push('', `Queue ID: ${asciiText(input.qid)}`, '');
+  const what = { failed: 'delivery failed', delayed: 'delivery delayed', delivered: 'delivered', relayed: 'relayed (no further status from there)' };
   for (const r of input.recipients) {
-    const what = r.action === 'failed' ? 'delivery failed' : 'delivery delayed';
     const why = r.diagnosticCode ? `: ${asciiText(r.diagnosticCode)}` : '';
     const via = r.remoteMta ? ` (host ${asciiText(r.remoteMta)})` : '';
-    lines.push(`<${asciiText(r.address)}>: ${what}${via}${why}`);
+    lines.push(`<${asciiText(r.address)}>: ${what[r.action]}${via}${why}`);
     if (r.willRetryUntil) lines.push(`    will retry until ${rfc5322Date(r.willRetryUntil)}`);
   }
   return lines.join(CRLF);
@@ -171,9 +200,11 @@ function deliveryStatus(input: BounceInput, mta: string): string {
 
   const blocks = [message.join(CRLF)];
   for (const r of input.recipients) {
-    const f = [`Final-Recipient: ${addressField(r.address)}`, `Action: ${r.action}`, `Status: ${r.status}`];
+    const f: string[] = [];
+    if (r.originalRecipient) f.push(foldLine(`Original-Recipient: ${originalRecipient(r.originalRecipient)}`));
+    f.push(`Final-Recipient: ${addressField(r.address)}`, `Action: ${r.action}`, `Status: ${r.status}`);
     if (r.remoteMta) f.push(`Remote-MTA: dns; ${asciiText(r.remoteMta)}`);
-    if (r.diagnosticCode) f.push(fold(`Diagnostic-Code: ${diagnostic(r.diagnosticCode)}`));
+    if (r.diagnosticCode) f.push(foldLine(`Diagnostic-Code: ${diagnostic(r.diagnosticCode)}`));
     if (r.lastAttemptAt) f.push(`Last-Attempt-Date: ${rfc5322Date(r.lastAttemptAt)}`);
     if (r.willRetryUntil) f.push(`Will-Retry-Until: ${rfc5322Date(r.willRetryUntil)}`);
     blocks.push(f.join(CRLF));
@@ -186,6 +217,15 @@ function addressField(address: string): string {
   const a = oneLine(address);
   if (isAscii(a)) return `rfc822; ${a}`;
   return `utf-8; ${utf8AddrXtext(a)}`;
+}
+
+/** ORCPT `type;address` as the Original-Recipient field's `type; address` (RFC 3464 2.3.1). */
+function originalRecipient(orcpt: string): string {
+  const semi = orcpt.indexOf(';');
+  const type = oneLine(orcpt.slice(0, semi)).toLowerCase();
+  const value = oneLine(orcpt.slice(semi + 1));
+  if (isAscii(value)) return `${type}; ${value}`;
+  return `utf-8; ${utf8AddrXtext(value)}`;
 }
 
 /** RFC 6533 section 3 utf-8-addr-xtext: non-ASCII, `\`, `+`, `=` and controls as \x{HEX}. */
@@ -221,24 +261,6 @@ function oneLine(s: string): string {
   return s.replace(/[\x00-\x1f\x7f]+/g, ' ').trim();
 }
 
-/** Folds a long header field at spaces (RFC 5322 2.2.3), keeping lines near 78 characters. */
-function fold(field: string): string {
-  if (field.length <= 78) return field;
-  const words = field.split(' ');
-  const lines: string[] = [];
-  let line = words.shift()!;
-  for (const w of words) {
-    if (line.length + 1 + w.length > 78 && line.trim().length > 0) {
-      lines.push(line);
-      line = ` ${w}`;
-    } else {
-      line += ` ${w}`;
-    }
-  }
-  lines.push(line);
-  return lines.join(CRLF);
-}
-
 /**
  * The original header section with CRLF line ends, no trailing blank line, and
  * a final CRLF, so the closing boundary starts on its own line.
@@ -253,13 +275,6 @@ function normaliseHeaderSection(headers: Buffer): Buffer {
   return Buffer.from(text, 'latin1');
 }
 
-function pickBoundary(qid: string, content: Buffer): string {
-  for (;;) {
-    const b = `=_${safeIdPart(qid)}.${randomBytes(9).toString('base64url')}`;
-    if (!content.includes(`--${b}`)) return b;
-  }
-}
-
 function safeIdPart(s: string): string {
   return s.replace(/[^A-Za-z0-9.-]/g, '_');
 }
@@ -271,13 +286,4 @@ function hasEightBit(buf: Buffer): boolean {
 
 function isAscii(s: string): boolean {
   return /^[\x00-\x7f]*$/.test(s);
-}
-
-/** RFC 5322 date-time in UTC, e.g. `Wed, 25 Nov 2026 09:37:37 +0000`. */
-export function rfc5322Date(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, '0');
-  return (
-    `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())} +0000`
-  );
 }

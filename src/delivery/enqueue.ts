@@ -1,3 +1,4 @@
+import type { MessageParams } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { QidGenerator } from './qid.js';
 import type { Spool } from './spool.js';
@@ -8,7 +9,7 @@ import type { Spool } from './spool.js';
  */
 export async function enqueueGenerated(
   deps: { spool: Spool; store: Store; qids: QidGenerator },
-  m: { envelopeFrom: string; recipients: string[]; bytes: Buffer; now?: number },
+  m: { envelopeFrom: string; recipients: string[]; bytes: Buffer; now?: number; params?: MessageParams },
 ): Promise<string> {
   const now = m.now ?? Date.now();
   const qid = deps.qids.next(now);
@@ -20,7 +21,7 @@ export async function enqueueGenerated(
     });
     const spoolPath = await writer.commit();
     try {
-      deps.store.queue.insertMessage({ qid, receivedAt: now, envelopeFrom: m.envelopeFrom, size: m.bytes.length, spoolPath, recipients: m.recipients });
+      deps.store.queue.insertMessage({ qid, receivedAt: now, envelopeFrom: m.envelopeFrom, size: m.bytes.length, spoolPath, recipients: m.recipients, params: m.params });
     } catch (err) {
       await deps.spool.remove(spoolPath);
       throw err;

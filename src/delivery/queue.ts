@@ -3,8 +3,7 @@ import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
 import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
-import { buildDeliveryStatusNotification, type BounceRecipient } from './bounce.js';
-import { enqueueGenerated, readHeaderSection } from './enqueue.js';
+import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
 import type { QidGenerator } from './qid.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
@@ -71,13 +70,6 @@ export interface DeliveryQueueOptions {
 
 /** At most this many handed-over qids wait in memory; the rest wait in the store only. */
 const MAX_FRESH = 10_000;
-
-/** `550 5.1.1 no such user` -> `5.1.1`; falls back to the reply class. */
-function enhancedStatus(reply: string, fallbackClass: '4' | '5'): string {
-  const m = /^\d{3}[ -]([245]\.\d{1,3}\.\d{1,3})\b/.exec(reply);
-  if (m && m[1]![0] === fallbackClass) return m[1]!;
-  return `${fallbackClass}.0.0`;
-}
 
 /**
  * The delivery queue: picks due recipients from the store, groups them by next hop,
@@ -298,7 +290,7 @@ export class DeliveryQueue implements QueueHandle {
       const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
       // The bounce is queued before the failures are recorded: a crash in between
       // repeats the attempt (and maybe the bounce), it never loses the bounce.
-      await this.bounce(msg, decided.flatMap((d) => d.updates));
+      await this.bounce(msg, decided.flatMap((d) => d.updates.map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn }))), byRcpt);
       const records = decided.map((d) => this.toRecord(msg, d));
       finished = await this.recorder.record(qid, records, leased);
       for (const r of records) this.report(r);
@@ -326,6 +318,7 @@ export class DeliveryQueue implements QueueHandle {
           recipients: rcpts,
           receivedAt: msg.received_at,
           size: copy.size,
+          params: relayParams(msg, rcpts.map((r) => byRcpt.get(r))),
           openMessage: () => copy.open(),
           intendedName: (rcpt) => byRcpt.get(rcpt)?.delivered_as ?? undefined,
           recordIntent: (rcpt, name) => this.o.store.queue.setDeliveredAs(msg.qid, rcpt, name),
@@ -369,40 +362,25 @@ export class DeliveryQueue implements QueueHandle {
     this.o.events?.attempt?.({ qid: a.qid, nexthop: a.nexthop, outcome: a.outcome, durationMs: a.durationMs, recipients: a.recipients });
   }
 
-  /** One DSN for the recipients that failed in this round, to the envelope sender; never to <>. */
-  private async bounce(msg: MessageRow, updates: RecipientUpdate[]): Promise<void> {
+  /**
+   * One DSN for this round's failed recipients (and successes NOTIFY=SUCCESS asked to
+   * hear about), to the envelope sender; never to <>. What is reported follows the
+   * recipients' DSN parameters (src/delivery/dsn.ts).
+   */
+  private async bounce(msg: MessageRow, updates: RoundUpdate[], byRcpt: Map<string, RecipientRow>): Promise<void> {
     const failed = updates.filter((u) => u.state === 'failed');
-    if (failed.length === 0) return;
-    this.o.events?.bounced?.(failed.length);
+    if (failed.length) this.o.events?.bounced?.(failed.length);
+    const now = new Date();
+    const { report, suppressed } = reportableRecipients(byRcpt, updates, now);
+    if (suppressed.length) this.o.logger.info({ qid: msg.qid, rcpts: suppressed }, 'queue: no bounce for recipients whose NOTIFY leaves out FAILURE');
+    if (report.length === 0) return;
     if (msg.envelope_from === '') {
-      this.o.logger.info({ qid: msg.qid, rcpts: failed.map((f) => f.rcpt) }, 'queue: not bouncing a message from the null sender');
+      this.o.logger.info({ qid: msg.qid, rcpts: report.map((f) => f.address) }, 'queue: not bouncing a message from the null sender');
       return;
     }
-    const now = new Date();
-    const recipients: BounceRecipient[] = failed.map((f) => {
-      const expiredReply = f.reply.startsWith('expired after');
-      const smtpReply = expiredReply ? f.reply.replace(/^.*last reply: /, '') : f.reply;
-      return {
-        address: f.rcpt,
-        action: 'failed',
-        status: expiredReply ? '5.4.7' : enhancedStatus(smtpReply, '5'),
-        diagnosticCode: `smtp; ${smtpReply}`,
-        lastAttemptAt: now,
-      };
-    });
     try {
-      const headers = await readHeaderSection(this.o.spool, msg.spool_path);
-      const bytes = buildDeliveryStatusNotification({
-        reportingMta: this.o.hostname,
-        qid: msg.qid,
-        envelopeFrom: msg.envelope_from,
-        arrivalDate: new Date(msg.received_at),
-        recipients,
-        originalHeaders: headers,
-        now,
-      });
-      const bounceQid = await enqueueGenerated(this.o, { envelopeFrom: '', recipients: [msg.envelope_from], bytes });
-      this.o.logger.info({ qid: msg.qid, bounce: bounceQid, to: msg.envelope_from, rcpts: failed.map((f) => f.rcpt) }, 'queue: bounce queued');
+      const bounceQid = await queueDsn(this.o, msg, report, now);
+      this.o.logger.info({ qid: msg.qid, bounce: bounceQid, to: msg.envelope_from, rcpts: report.map((f) => f.address), actions: [...new Set(report.map((f) => f.action))] }, 'queue: bounce queued');
       this.kick();
     } catch (err) {
       this.o.logger.error({ qid: msg.qid, err: { message: (err as Error).message } }, 'queue: could not queue the bounce');

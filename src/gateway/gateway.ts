@@ -2,14 +2,17 @@ import type { AddressInfo } from 'node:net';
 import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { checkGreetingDelay } from '../smtp/greeting-delay.js';
-import { AcceptPath } from '../delivery/accept.js';
+import { WatchedAcceptPath } from '../delivery/accept-health.js';
 import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, isQid } from '../delivery/qid.js';
 import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
 import { RetentionPruner } from '../delivery/retention.js';
+import type { ConnectionRole } from '../store/db.js';
 import { Store } from '../store/store.js';
-import { startAdminServer, type AdminServer } from './admin-server.js';
+import type { HealthReport } from './admin-server.js';
+import { componentsHealth, startComponents, stopComponents, type GatewayComponent } from './component.js';
+import { AdminComponent, QueueComponent, SmtpComponent, StorageComponent, type RunningQueue, type Storage } from './components.js';
 import { createDeliveryQueue } from './delivery.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { QueueThread } from './queue-thread.js';
@@ -20,6 +23,8 @@ export interface Gateway {
   queue: QueueHandle;
   store: Store;
   metrics: GatewayMetrics;
+  /** What /healthz answers: every component's health, the queue depth, attempts in flight. */
+  health(): HealthReport;
   /** Graceful: stop accepting, finish transactions and attempts (bounded), close the store. */
   stop(): Promise<void>;
 }
@@ -38,19 +43,94 @@ export interface StartGatewayOptions {
 }
 
 /**
- * Wires the gateway: store and spool, the delivery queue with its transports, the SMTP
- * listener, metrics and the admin listener. Resolves once the SMTP port is bound and the
- * queue has resumed whatever the store holds.
+ * Wires the gateway as a list of components (component.ts), started in this order and
+ * stopped in reverse: the admin listener (so /healthz answers "starting" at once), store
+ * and spool, the delivery queue, the SMTP listener. Resolves once the SMTP port is bound
+ * and the queue has resumed whatever the store holds.
  */
 export async function startGateway(config: Config, opts: StartGatewayOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? pino({ level: config.log.level, base: { name: 'mailbag' } });
   checkGreetingDelay(config.smtp.greetingDelay);
+  const metrics = createGatewayMetrics();
   const queueInProcess = !!opts.rewrite || opts.queueThread === false;
-  const store = Store.open(config.store.path, { role: queueInProcess ? 'gateway' : 'smtp' });
-  let pruner: RetentionPruner | undefined;
-  let inbound: InboundServer | undefined;
-  let admin: AdminServer | undefined;
-  let queue: QueueHandle | undefined;
+  // this thread's connection: the SMTP role, unless the queue runs here too
+  const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp'));
+  metrics.setQueueDepthSource(() => storage.get().store.queue.depth());
+  const queue = new QueueComponent(() => startQueue(config, opts, storage.get(), metrics, logger));
+  const smtp = new SmtpComponent(
+    () =>
+      new InboundServer({
+        config,
+        accept: storage.get().accept,
+        logger,
+        routes: config.routes,
+        events: {
+          accepted(qid) {
+            metrics.messagesReceived.inc();
+            queue.handle.kick([qid]);
+          },
+          rejected(code) {
+            metrics.smtpRejections.inc({ code: String(code) });
+          },
+        },
+      }),
+    config.smtp.listen,
+  );
+  const components: GatewayComponent[] = [storage, queue, smtp];
+  const health = (): HealthReport => ({
+    ...componentsHealth(components),
+    queueDepth: storage.isOpen ? storage.get().store.queue.depth() : undefined,
+    attemptsInFlight: queue.inFlight,
+  });
+  const admin = config.admin.enabled ? new AdminComponent(config.admin.listen, metrics, health) : undefined;
+  if (admin) components.unshift(admin);
+
+  try {
+    await startComponents(components);
+  } catch (err) {
+    metrics.close();
+    throw err;
+  }
+  const { store, spool } = storage.get();
+  const smtpAddress = smtp.inbound.address();
+  const adminAddress = admin?.address();
+  logger.info(
+    {
+      smtp: `${smtpAddress.address}:${smtpAddress.port}`,
+      admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : undefined,
+      store: config.store.path,
+      spool: spool.dir,
+    },
+    'listening',
+  );
+  const inbound = smtp.inbound;
+  const q = queue.handle;
+  let stopping: Promise<void> | undefined;
+  return {
+    smtpAddress: () => inbound.address(),
+    adminAddress: () => admin?.address(),
+    queue: q,
+    store,
+    metrics,
+    health,
+    stop() {
+      stopping ??= (async () => {
+        logger.info({ transactions: inbound.transactionsInFlight, attempts: q.inFlight }, 'stopping');
+        await stopComponents(components, config.queue.shutdownGrace);
+        metrics.close();
+        logger.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+}
+
+/**
+ * Start-up of the store and spool: open the store, sweep what a crash left half-written,
+ * and build the durable accept path every listener shares.
+ */
+async function openStorage(config: Config, logger: Logger, role: ConnectionRole): Promise<Storage> {
+  const store = Store.open(config.store.path, { role });
   try {
     const spool = new Spool(config.spool.dir);
     const swept = await spool.sweepTmp();
@@ -59,106 +139,58 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     if (orphans) logger.info({ files: orphans }, 'spool: removed files of finished or never-committed messages');
     // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own.
     const qids = new QidGenerator(store.queue.maxQid(), { lane: 0, lanes: 2 });
-    const metrics = createGatewayMetrics();
-    metrics.setQueueDepthSource(() => store.queue.depth());
-    const events: QueueEvents = {
-      attempt(a) {
-        const hop = a.nexthop;
-        metrics.attemptDuration.observe({ nexthop: hop, outcome: a.outcome }, a.durationMs / 1000);
-        for (const r of a.recipients) {
-          if (r.state === 'delivered') metrics.recipientsDelivered.inc({ nexthop: hop });
-          else if (r.state === 'deferred') metrics.recipientsDeferred.inc({ nexthop: hop });
-        }
-      },
-      bounced(n) {
-        metrics.recipientsBounced.inc(n);
-      },
-    };
-    let thread: QueueThread | undefined;
-    if (queueInProcess) {
-      const inProcess = createDeliveryQueue(config, {
-        store,
-        spool,
-        qids,
-        logger,
-        events,
-        ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
-        ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
-      });
-      inProcess.start();
-      queue = inProcess;
-      pruner = new RetentionPruner({ store, retentionMs: config.store.retention, logger });
-      pruner.start();
-    } else {
-      thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
-      queue = thread;
-    }
-    const q = queue;
-    inbound = new InboundServer({
-      config,
-      accept: new AcceptPath({ spool, store, qids }),
-      logger,
-      routes: config.routes,
-      events: {
-        accepted(qid) {
-          metrics.messagesReceived.inc();
-          q.kick([qid]);
-        },
-        rejected(code) {
-          metrics.smtpRejections.inc({ code: String(code) });
-        },
-      },
-    });
-    const smtp = await inbound.listen(config.smtp.listen.host, config.smtp.listen.port);
-    const inb = inbound;
-    if (config.admin.enabled) {
-      admin = await startAdminServer({
-        host: config.admin.listen.host,
-        port: config.admin.listen.port,
-        metrics,
-        health: () => ({ ok: inb.server.server.listening && !thread?.failed, queueDepth: store.queue.depth(), attemptsInFlight: q.inFlight }),
-      });
-    }
-    const adm = admin;
-    logger.info(
-      {
-        smtp: `${smtp.address}:${smtp.port}`,
-        admin: adm ? `${adm.address().address}:${adm.address().port}` : undefined,
-        store: config.store.path,
-        spool: spool.dir,
-      },
-      'listening',
-    );
-    let stopping: Promise<void> | undefined;
-    return {
-      smtpAddress: () => inb.address(),
-      adminAddress: () => adm?.address(),
-      queue: q,
-      store,
-      metrics,
-      stop() {
-        stopping ??= (async () => {
-          const grace = config.queue.shutdownGrace;
-          logger.info({ transactions: inb.transactionsInFlight, attempts: q.inFlight }, 'stopping');
-          await inb.close(grace);
-          await q.stop(grace);
-          await pruner?.stop();
-          await adm?.close();
-          metrics.close();
-          store.close();
-          logger.info('stopped');
-        })();
-        return stopping;
-      },
-    };
+    return { store, spool, qids, accept: new WatchedAcceptPath({ spool, store, qids }), close: () => store.close() };
   } catch (err) {
-    await queue?.stop(0).catch(() => undefined);
-    await pruner?.stop();
-    await inbound?.close(0).catch(() => undefined);
-    await admin?.close().catch(() => undefined);
     store.close();
     throw err;
   }
+}
+
+/**
+ * The delivery queue with its transports: on its own thread (default), or on this one
+ * when a rewrite step (a function, which cannot cross threads) is given.
+ */
+async function startQueue(config: Config, opts: StartGatewayOptions, storage: Storage, metrics: GatewayMetrics, logger: Logger): Promise<RunningQueue> {
+  const events: QueueEvents = {
+    attempt(a) {
+      const hop = a.nexthop;
+      metrics.attemptDuration.observe({ nexthop: hop, outcome: a.outcome }, a.durationMs / 1000);
+      for (const r of a.recipients) {
+        if (r.state === 'delivered') metrics.recipientsDelivered.inc({ nexthop: hop });
+        else if (r.state === 'deferred') metrics.recipientsDeferred.inc({ nexthop: hop });
+      }
+    },
+    bounced(n) {
+      metrics.recipientsBounced.inc(n);
+    },
+  };
+  if (opts.rewrite || opts.queueThread === false) {
+    const inProcess = createDeliveryQueue(config, {
+      store: storage.store,
+      spool: storage.spool,
+      qids: storage.qids,
+      logger,
+      events,
+      ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
+      ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
+    });
+    inProcess.start();
+    // On this thread the queue's thread does not exist to prune: prune here, stop with the queue.
+    const pruner = new RetentionPruner({ store: storage.store, retentionMs: config.store.retention, logger });
+    pruner.start();
+    const handle: QueueHandle = {
+      kick: (accepted) => inProcess.kick(accepted),
+      get inFlight() {
+        return inProcess.inFlight;
+      },
+      stop: async (graceMs) => {
+        await Promise.all([inProcess.stop(graceMs), pruner.stop()]);
+      },
+    };
+    return { handle, failure: () => undefined };
+  }
+  const thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
+  return { handle: thread, failure: () => thread.failed };
 }
 
 /**

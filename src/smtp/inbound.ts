@@ -1,24 +1,46 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import { SMTPServer, type SMTPServerOptions, type SMTPServerSession, type SMTPServerAuthentication } from 'smtp-server';
+import type { SMTPServerSession, SMTPServerAuthentication } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { BareNewlineGuard } from './bare-newline.js';
+import { ConnectionRateLimit } from './connection-rate.js';
 import { ByteLimit } from './data-limit.js';
-import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
+import { GatewaySmtpServer, type CapturedAddress, type GatewaySmtpOptions, type SmtpRefusal } from './gateway-smtp-server.js';
+import type { AcceptedEnvelope, AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { receivedHeader } from './received.js';
 import { RelayPolicy, normaliseIp } from './relay-policy.js';
-import { SmtpReplyError, splitEnhancedCode } from './reply.js';
+import { SmtpReplyError } from './reply.js';
 import { resolveRoute, type Route } from '../delivery/routes.js';
 import type { SpoolWriter } from '../delivery/spool.js';
+import type { RecipientParams } from '../store/queue-store.js';
+import { mailParams, postmasterAddress, recipientParams, refuseSourceRoutedLocalPart } from './envelope-params.js';
 
 /** What the inbound side tells the rest of the gateway. */
 export interface InboundEvents {
   accepted?(qid: string, size: number): void;
-  /** Every 4xx/5xx reply mailbag sends to a client. */
+  /** Every 4xx/5xx reply a client got, by the code it got. */
   rejected?(code: number): void;
+}
+
+/** The listener's part of /healthz. */
+export interface ListenerHealth {
+  ok: boolean;
+  reason?: string;
+  connections: number;
+  maxConnections: number;
+}
+
+export class SmtpListenError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SmtpListenError';
+  }
 }
 
 export interface InboundOptions {
@@ -28,49 +50,6 @@ export interface InboundOptions {
   logger: Logger;
   routes: readonly Route[];
   events?: InboundEvents;
-}
-
-/** smtp-server options plus the greeting-delay option the gateway sets (see docs/smtp.md). */
-interface GatewaySmtpOptions extends SMTPServerOptions {
-  earlyTalkerDelay?: number;
-}
-
-interface ConnectionLike {
-  send(code: number, data?: string | string[] | null, context?: string | false): void;
-  close(): void;
-}
-
-/**
- * smtp-server with mailbag's reply conventions: an application error whose text leads
- * with an enhanced status code (SmtpReplyError) is sent with that code instead of the
- * library's per-reply-code default (550 would otherwise always say 5.1.1), and an
- * over-long command line gets 500 5.5.2 (RFC 5321 4.5.3.1.4) rather than a 421.
- */
-class GatewaySmtpServer extends SMTPServer {
-  onReply?: (code: number) => void;
-  private readonly wrapped = new WeakSet<object>();
-
-  override connect(socket: Socket, socketOptions?: Parameters<SMTPServer['connect']>[1]): void {
-    super.connect(socket, socketOptions);
-    // smtp-server adds the new connection last (a Set keeps insertion order), unless it
-    // refused it on the spot (maxClients): then the last one is an older, wrapped one.
-    let newest: ConnectionLike | undefined;
-    for (const c of this.connections) newest = c as unknown as ConnectionLike;
-    if (!newest || this.wrapped.has(newest)) return;
-    const conn = newest;
-    this.wrapped.add(conn);
-    const send = conn.send.bind(conn);
-    conn.send = (code, data, context) => {
-      if (code >= 400) this.onReply?.(code);
-      if (code === 421 && data === 'Error: Command line too long') {
-        send(500, '5.5.2 Error: command line too long', false);
-        return conn.close();
-      }
-      // the text already leads with its enhanced status code: do not add another
-      if (code >= 400 && typeof data === 'string' && splitEnhancedCode(data)) return send(code, data, false);
-      send(code, data, context);
-    };
-  }
 }
 
 function digest(s: string): Buffer {
@@ -87,16 +66,22 @@ export class InboundServer {
   private readonly perIp = new Map<string, number>();
   /** session id -> the IP it was counted under (XCLIENT/PROXY may change the session's). */
   private readonly counted = new Map<string, string>();
+  private readonly connectionRate: ConnectionRateLimit;
+  /** session id -> why its current transaction failed, for the refusal's log line. */
+  private readonly failures = new Map<string, Error>();
+  private listening = false;
   private activeTransactions = 0;
   private idleWaiters: (() => void)[] = [];
 
   constructor(private readonly o: InboundOptions) {
     const s = o.config.smtp;
     this.policy = new RelayPolicy(s.localDomains, s.trustedNetworks);
+    this.connectionRate = new ConnectionRateLimit(s.maxConnectionRatePerIp);
     const disabled: string[] = [];
     const options: GatewaySmtpOptions = {
       name: o.config.gateway.hostname,
-      banner: 'mailbag ESMTP',
+      // smtp-server writes "220 NAME ESMTP BANNER": the banner names the software only.
+      banner: 'mailbag',
       logger: false,
       size: s.maxMessageBytes,
       rejectOversized: true,
@@ -108,7 +93,7 @@ export class InboundServer {
       hidePIPELINING: false,
       hide8BITMIME: false,
       hideSMTPUTF8: false,
-      hideDSN: true,
+      hideDSN: false,
       disableReverseLookup: !s.reverseDns,
       useProxy: s.proxyProtocol,
       useXClient: s.xclient,
@@ -118,7 +103,8 @@ export class InboundServer {
       onConnect: (session, cb) => this.onConnect(session, cb),
       onClose: (session) => this.onClose(session),
       onAuth: (auth, session, cb) => this.onAuth(auth, session, cb),
-      onRcptTo: (address, session, cb) => this.onRcptTo(address.address, session, cb),
+      onMailFrom: (address, session, cb) => this.onMailFrom(address, session, cb),
+      onRcptTo: (address, session, cb) => this.onRcptTo(address, session, cb),
       onData: (stream, session, cb) => this.onData(stream, session, cb),
     };
     if (s.tls) {
@@ -131,20 +117,42 @@ export class InboundServer {
     }
     if (!s.auth) disabled.push('AUTH');
     options.disabledCommands = disabled;
-    this.server = new GatewaySmtpServer(options);
-    this.server.onReply = (code) => o.events?.rejected?.(code);
-    this.server.on('error', (err: Error) => o.logger.warn({ err: { message: err.message, code: (err as NodeJS.ErrnoException).code } }, 'smtp connection error'));
+    this.server = new GatewaySmtpServer(options, { commandTimeout: s.commandTimeout, dataTimeout: s.dataTimeout }, (r) => this.refused(r));
+    this.server.on('error', (err: Error & { code?: string; remoteAddress?: string }) => {
+      // An error while binding is listen()'s to report (one line from `mailbag start`).
+      if (!this.listening) return;
+      if (err.remoteAddress !== undefined) {
+        o.logger.warn({ client: normaliseIp(err.remoteAddress), err: { message: err.message, code: err.code } }, 'smtp connection error');
+      } else {
+        o.logger.error({ err: { message: err.message, code: err.code } }, 'smtp listener error');
+      }
+    });
   }
 
   listen(host: string, port: number): Promise<AddressInfo> {
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
+      const onError = (err: NodeJS.ErrnoException) => {
+        reject(new SmtpListenError(err.code ?? 'ERR_MAILBAG_SMTP_LISTEN', `smtp listener ${host}:${port}: ${err.message}`));
+      };
       this.server.server.once('error', onError);
       this.server.listen(port, host, () => {
         this.server.server.removeListener('error', onError);
+        this.listening = true;
         resolve(this.server.server.address() as AddressInfo);
       });
     });
+  }
+
+  /** Unhealthy while not listening or while every connection slot is taken. */
+  health(): ListenerHealth {
+    const connections = this.server.connections.size;
+    const maxConnections = this.o.config.smtp.maxConnections;
+    const base = { connections, maxConnections };
+    if (!this.server.server.listening) return { ok: false, reason: 'the SMTP listener is not accepting connections', ...base };
+    if (connections >= maxConnections) {
+      return { ok: false, reason: `every connection slot is taken (${connections} of smtp.maxConnections ${maxConnections}): new clients get 421`, ...base };
+    }
+    return { ok: true, ...base };
   }
 
   address(): AddressInfo {
@@ -171,8 +179,7 @@ export class InboundServer {
         new Promise<void>((r) => setTimeout(r, graceMs).unref()),
       ]);
     }
-    for (const c of [...this.server.connections]) {
-      const conn = c as unknown as ConnectionLike;
+    for (const conn of [...this.server.connections]) {
       conn.send(421, '4.3.2 Service shutting down, try again later', false);
       conn.close();
     }
@@ -185,6 +192,10 @@ export class InboundServer {
     if (n >= this.o.config.smtp.maxConnectionsPerIp) {
       return cb(new SmtpReplyError(421, '4.7.0', `Too many connections from ${ip}, try again later`));
     }
+    // Trusted networks (the MTAs in front) are exempt, as Postfix exempts $mynetworks.
+    if (!this.policy.isTrusted(ip) && !this.connectionRate.admit(ip)) {
+      return cb(new SmtpReplyError(421, '4.7.0', `Too many connections from ${ip} per minute, try again later`));
+    }
     this.perIp.set(ip, n + 1);
     this.counted.set(session.id, ip);
     // XCLIENT rewrites who the client is: only a trusted MTA may use it.
@@ -195,6 +206,7 @@ export class InboundServer {
   }
 
   private onClose(session: SMTPServerSession): void {
+    this.failures.delete(session.id);
     const ip = this.counted.get(session.id);
     if (ip === undefined) return;
     this.counted.delete(session.id);
@@ -211,17 +223,52 @@ export class InboundServer {
     cb(null, { user: auth.username });
   }
 
-  private onRcptTo(address: string, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
-    const client = { ip: session.remoteAddress, authenticated: !!session.user };
-    let refusal: SmtpReplyError | undefined;
-    if (!this.policy.mayRelay(address, client)) refusal = new SmtpReplyError(550, '5.7.1', `Relay access denied for <${address}>`);
-    else if (!resolveRoute(this.o.routes, address)) refusal = new SmtpReplyError(550, '5.1.2', `No route to the domain of <${address}>`);
-    if (refusal) {
-      const from = session.envelope.mailFrom ? session.envelope.mailFrom.address : '';
-      this.o.logger.info({ from, rcpt: address, client: normaliseIp(session.remoteAddress), result: 'rejected', reply: `550 ${refusal.message}` }, 'smtp recipient refused');
-      return cb(refusal);
+  private onMailFrom(parsed: CapturedAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    if (!parsed.written) return cb(new SmtpReplyError(501, '5.5.4', 'Bad MAIL FROM syntax'));
+    try {
+      mailParams(parsed.written);
+    } catch (err) {
+      return cb(err as Error);
+    }
+    parsed.address = parsed.written.address;
+    cb();
+  }
+
+  private onRcptTo(parsed: CapturedAddress, session: SMTPServerSession, cb: (err?: Error | null) => void): void {
+    let address = parsed.written ? parsed.written.address : parsed.address;
+    try {
+      address = this.recipientRules(parsed, session);
+    } catch (err) {
+      return cb(err as SmtpReplyError); // logged with the reply as sent, see refused()
     }
     cb();
+  }
+
+  /**
+   * Parameters, address rules, relay policy and routing for one RCPT TO; throws the
+   * refusal. On success the recipient carries its stored parameters and the address
+   * mailbag relays (as written, or the postmaster rule's).
+   */
+  private recipientRules(parsed: CapturedAddress, session: SMTPServerSession): string {
+    const written = parsed.written;
+    if (!written) throw new SmtpReplyError(501, '5.5.4', 'Bad RCPT TO syntax');
+    const stored = recipientParams(written, !!session.envelope.smtpUtf8);
+    let address = written.address;
+    if (address.toLowerCase() === 'postmaster') {
+      // RFC 5321 4.5.1: accepted without a domain; routed by the rule in postmasterAddress
+      const to = postmasterAddress(this.o.config.smtp.localDomains);
+      if (!to) throw new SmtpReplyError(550, '5.1.2', 'No local domain configured to deliver <postmaster> to');
+      // RFC 3461 4.2: a relay that changes the address may add ORCPT with the address as received
+      stored.orcpt ??= `rfc822;${address}`;
+      address = to;
+    }
+    refuseSourceRoutedLocalPart(address);
+    const client = { ip: session.remoteAddress, authenticated: !!session.user };
+    if (!this.policy.mayRelay(address, client)) throw new SmtpReplyError(550, '5.7.1', `Relay access denied for <${address}>`);
+    if (!resolveRoute(this.o.routes, address)) throw new SmtpReplyError(550, '5.1.2', `No route to the domain of <${address}>`);
+    parsed.stored = stored;
+    parsed.address = address;
+    return address;
   }
 
   private onData(stream: Readable & { sizeExceeded?: boolean }, session: SMTPServerSession, cb: (err?: Error | null, message?: string) => void): void {
@@ -241,13 +288,71 @@ export class InboundServer {
           err instanceof SmtpReplyError
             ? err
             : new SmtpReplyError(451, '4.3.0', 'Local error in processing, try again later', 'ERR_MAILBAG_ACCEPT');
-        this.o.logger.info(
-          { from, rcpts, client, result: 'rejected', reply: `${reply.responseCode} ${reply.message}`, err: err === reply ? undefined : err.message },
-          'smtp transaction',
-        );
+        this.transactionFailed(session, err);
         cb(reply);
         this.transactionDone();
       },
+    );
+  }
+
+  /**
+   * The log line of every error reply a client got, with the reply as it was written,
+   * and the rejection metric by that reply's code.
+   */
+  private refused(r: SmtpRefusal): void {
+    if (!r.written) return this.unanswered(r);
+    this.o.events?.rejected?.(r.code);
+    const s = r.session;
+    const mailFrom = s.envelope?.mailFrom || undefined;
+    const declared = mailFrom?.args && typeof mailFrom.args === 'object' ? (mailFrom.args as Record<string, unknown>).SIZE : undefined;
+    const fields: Record<string, unknown> = {
+      client: normaliseIp(r.client),
+      helo: s.hostNameAppearsAs || undefined,
+      from: mailFrom ? mailFrom.address : undefined,
+      rcpts: s.envelope?.rcptTo?.length ? s.envelope.rcptTo.map((x) => x.address) : undefined,
+      size: r.endOfData ? r.dataBytes : typeof declared === 'string' && /^\d+$/.test(declared) ? Number(declared) : undefined,
+      command: r.command,
+      result: 'rejected',
+      reply: r.reply,
+    };
+    if (r.endOfData) {
+      const err = this.failures.get(s.id);
+      this.failures.delete(s.id);
+      if (err && !(err instanceof SmtpReplyError)) fields.err = err.message;
+      this.o.logger.info(fields, 'smtp transaction');
+    } else if (r.command === 'RCPT') {
+      this.o.logger.info({ ...fields, rcpt: r.address }, 'smtp recipient refused');
+    } else {
+      if (r.command === 'MAIL' && fields.from === undefined) fields.from = r.address;
+      this.o.logger.info(fields, 'smtp refused');
+    }
+  }
+
+  /** Keeps why a transaction failed, for its refusal line. */
+  private transactionFailed(session: SMTPServerSession, err: Error): void {
+    this.failures.set(session.id, err);
+  }
+
+  /**
+   * A transaction whose outcome the client could not get (it went away mid-DATA) is
+   * still logged, as such; other replies nobody got are nothing to report.
+   */
+  private unanswered(r: SmtpRefusal): void {
+    const err = this.failures.get(r.session.id);
+    this.failures.delete(r.session.id);
+    if (!r.endOfData) return;
+    const s = r.session;
+    this.o.logger.info(
+      {
+        client: normaliseIp(r.client),
+        helo: s.hostNameAppearsAs || undefined,
+        from: s.envelope.mailFrom ? s.envelope.mailFrom.address : '',
+        rcpts: s.envelope.rcptTo.map((x) => x.address),
+        size: r.dataBytes,
+        result: 'disconnected',
+        err: err?.message,
+      },
+      'smtp transaction',
     );
   }
 
@@ -288,12 +393,21 @@ export class InboundServer {
         helo: session.hostNameAppearsAs || undefined,
         authUser: typeof session.user === 'string' ? session.user : undefined,
         recipients: rcpts,
+        ...envelopeParams(session),
       });
     } catch (err) {
       if (incoming) await this.o.accept.abort(incoming);
       throw err;
     }
   }
+}
+
+/** The MAIL FROM and RCPT TO parameters to store with the message. */
+function envelopeParams(session: SMTPServerSession): Pick<AcceptedEnvelope, 'params' | 'recipientParams'> {
+  const from = session.envelope.mailFrom as CapturedAddress | false;
+  const recipientParams: Record<string, RecipientParams> = {};
+  for (const r of session.envelope.rcptTo as CapturedAddress[]) if (r.stored) recipientParams[r.address] = r.stored;
+  return { params: from && from.written ? mailParams(from.written) : undefined, recipientParams };
 }
 
 /**

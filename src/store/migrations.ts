@@ -57,10 +57,18 @@ export const migrations: Migration[] = [
     `,
   },
   {
-    version: 5,
-    name: 'retention: finished messages by finish time',
-    // The pruner walks finished messages oldest first and stops at the cutoff.
-    sql: `CREATE INDEX messages_done ON messages (finished_at) WHERE state = 'done';`,
+    version: 4,
+    name: 'MAIL FROM and RCPT TO parameters (BODY, SMTPUTF8, SIZE, DSN)',
+    // NULL means the client did not give the parameter; ENVID and ORCPT are kept decoded from xtext.
+    sql: `
+      ALTER TABLE messages ADD COLUMN body_type TEXT CHECK (body_type IN ('7bit', '8bitmime'));
+      ALTER TABLE messages ADD COLUMN smtputf8 INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN declared_size INTEGER;
+      ALTER TABLE messages ADD COLUMN dsn_ret TEXT CHECK (dsn_ret IN ('FULL', 'HDRS'));
+      ALTER TABLE messages ADD COLUMN dsn_envid TEXT;
+      ALTER TABLE recipients ADD COLUMN dsn_notify TEXT;
+      ALTER TABLE recipients ADD COLUMN dsn_orcpt TEXT;
+    `,
   },
   {
     version: 7,
@@ -94,9 +102,91 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: 'pod: message and maillog events, dead letters, stream checkpoints',
+    sql: `
+      CREATE TABLE pod_message_events (
+        id INTEGER PRIMARY KEY,
+        guid TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        qid TEXT NOT NULL,
+        message_id TEXT,
+        sid TEXT,
+        envelope_from TEXT,
+        disposition TEXT,
+        cid TEXT,
+        agent TEXT,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        stored_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX pod_message_events_identity ON pod_message_events (guid, ts_us, content_sha256);
+      CREATE INDEX pod_message_events_qid ON pod_message_events (qid);
+      CREATE INDEX pod_message_events_message_id ON pod_message_events (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX pod_message_events_ts ON pod_message_events (ts_us);
+      CREATE TABLE pod_maillog_events (
+        id INTEGER PRIMARY KEY,
+        event_id TEXT NOT NULL,
+        ts TEXT NOT NULL,
+        ts_us INTEGER NOT NULL,
+        content_sha256 TEXT NOT NULL,
+        qid TEXT NOT NULL,
+        message_id TEXT,
+        mail_from TEXT,
+        rcpts TEXT,
+        relay TEXT,
+        stat TEXT,
+        dsn TEXT,
+        queued_as TEXT,
+        mailer TEXT,
+        delay TEXT,
+        xdelay TEXT,
+        nrcpts INTEGER,
+        size INTEGER,
+        ctladdr TEXT,
+        cid TEXT,
+        agent TEXT,
+        source TEXT NOT NULL,
+        event TEXT NOT NULL,
+        stored_at INTEGER NOT NULL
+      );
+      CREATE UNIQUE INDEX pod_maillog_events_identity ON pod_maillog_events (event_id, ts_us, content_sha256);
+      CREATE INDEX pod_maillog_events_qid ON pod_maillog_events (qid);
+      CREATE INDEX pod_maillog_events_message_id ON pod_maillog_events (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX pod_maillog_events_queued_as ON pod_maillog_events (queued_as) WHERE queued_as IS NOT NULL;
+      CREATE INDEX pod_maillog_events_ts ON pod_maillog_events (ts_us);
+      CREATE TABLE pod_dead_letters (
+        id INTEGER PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        source TEXT NOT NULL,
+        code TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        raw BLOB NOT NULL,
+        raw_bytes INTEGER NOT NULL,
+        raw_sha256 TEXT NOT NULL,
+        raw_truncated INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE UNIQUE INDEX pod_dead_letters_raw ON pod_dead_letters (raw_sha256);
+      CREATE TABLE pod_checkpoints (
+        stream TEXT PRIMARY KEY,
+        newest_ts TEXT NOT NULL,
+        newest_ts_us INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
+    version: 5,
+    name: 'retention: finished messages by finish time',
+    // The pruner walks finished messages oldest first and stops at the cutoff.
+    sql: `CREATE INDEX messages_done ON messages (finished_at) WHERE state = 'done';`,
+  },
 ];
 
-/** The schema version this code expects: the last migration's. */
+/** The schema version this code expects: the highest of the list. */
 export function latestVersion(list: readonly Migration[] = migrations): number {
   return list.reduce((max, m) => Math.max(max, m.version), 0);
 }
@@ -109,7 +199,7 @@ export function latestVersion(list: readonly Migration[] = migrations): number {
 export interface SchemaState {
   /** Highest version applied (0: no schema yet). */
   version: number;
-  /** Versions of the list the store lacks, lowest first. */
+  /** Versions of the list the store lacks, in list order. */
   missing: number[];
   /** Versions applied that the list does not know (a newer mailbag wrote them). */
   unknown: number[];
@@ -128,7 +218,7 @@ export function schemaState(db: Database, list: readonly Migration[] = migration
   const done = new Set(applied);
   return {
     version: applied.length ? applied[applied.length - 1]! : 0,
-    missing: [...known].filter((v) => !done.has(v)).sort((a, b) => a - b),
+    missing: list.map((m) => m.version).filter((v) => !done.has(v)),
     unknown: applied.filter((v) => !known.has(v)),
   };
 }
@@ -140,12 +230,11 @@ export function schemaVersion(db: Database): number {
 
 /** `9`, `9 (without 5)`, `9 (with 6, unknown here)`: the store's schema in one phrase. */
 export function describeSchema(state: SchemaState): string {
-  const notes: string[] = [];
-  const gaps = state.missing.filter((v) => v < state.version);
-  if (gaps.length) notes.push(`without ${gaps.join(', ')}`);
+  // A newer store is described by what this code does not know; an older one by its gaps.
   const strays = state.unknown.filter((v) => v < state.version);
-  if (strays.length) notes.push(`with ${strays.join(', ')}, unknown here`);
-  return notes.length ? `${state.version} (${notes.join('; ')})` : String(state.version);
+  const gaps = state.missing.filter((v) => v < state.version);
+  const note = state.unknown.length ? (strays.length ? `with ${strays.join(', ')}, unknown here` : '') : gaps.length ? `without ${gaps.join(', ')}` : '';
+  return note ? `${state.version} (${note})` : String(state.version);
 }
 
 function newerThanCode(db: Database, state: SchemaState, latest: number): Error {
@@ -156,11 +245,13 @@ function newerThanCode(db: Database, state: SchemaState, latest: number): Error 
 }
 
 /**
- * Applies every migration the store lacks, lowest version first, each in its own
- * BEGIN IMMEDIATE transaction that reads the applied versions again once it holds the
- * write lock: when two processes migrate one file at once, the second waits for the
- * first (busy_timeout) and then finds the work done, instead of applying a migration
- * twice. A store with a version this code does not know is refused untouched.
+ * Applies every migration the store has not recorded, in array order (versions are
+ * reserved per change and may be appended out of numeric order, so "applied" is a set
+ * of versions, not a high-water mark), each in its own BEGIN IMMEDIATE transaction that
+ * reads the applied versions again once it holds the write lock: when two processes
+ * migrate one file at once, the second waits for the first (busy_timeout) and then
+ * finds the work done, instead of applying a migration twice. A store that records a
+ * version this code does not know is newer than this mailbag: refused untouched.
  */
 export function migrate(db: Database, list: readonly Migration[] = migrations): number {
   const latest = latestVersion(list);

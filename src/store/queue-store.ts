@@ -3,6 +3,26 @@ import { durably, writeTransaction, type SqliteDatabase } from './db.js';
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
 export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
 
+/** MAIL FROM parameters the client gave (RFC 6152, 6531, 1870, 3461); absent = not given. */
+export interface MessageParams {
+  bodyType?: '7bit' | '8bitmime' | undefined;
+  smtpUtf8?: boolean | undefined;
+  /** SIZE= as declared by the client (the spooled size is `size`). */
+  declaredSize?: number | undefined;
+  dsnRet?: 'FULL' | 'HDRS' | undefined;
+  /** ENVID, decoded from xtext. */
+  dsnEnvid?: string | undefined;
+}
+
+export type DsnNotify = 'NEVER' | 'SUCCESS' | 'FAILURE' | 'DELAY';
+
+/** RCPT TO parameters (RFC 3461); absent = not given. */
+export interface RecipientParams {
+  notify?: readonly DsnNotify[] | undefined;
+  /** ORCPT as `addr-type;address`, decoded from xtext. */
+  orcpt?: string | undefined;
+}
+
 export interface NewMessage {
   qid: string;
   receivedAt: number;
@@ -14,6 +34,9 @@ export interface NewMessage {
   helo?: string | undefined;
   authUser?: string | undefined;
   recipients: string[];
+  params?: MessageParams | undefined;
+  /** Parameters per recipient address (as in `recipients`). */
+  recipientParams?: Readonly<Record<string, RecipientParams>> | undefined;
 }
 
 export interface MessageRow {
@@ -28,6 +51,11 @@ export interface MessageRow {
   auth_user: string | null;
   state: 'queued' | 'done';
   finished_at: number | null;
+  body_type: '7bit' | '8bitmime' | null;
+  smtputf8: 0 | 1;
+  declared_size: number | null;
+  dsn_ret: 'FULL' | 'HDRS' | null;
+  dsn_envid: string | null;
 }
 
 export interface RecipientRow {
@@ -41,6 +69,9 @@ export interface RecipientRow {
   inflight_until: number | null;
   delivered_as: string | null;
   updated_at: number;
+  /** NOTIFY values joined with commas (`SUCCESS,FAILURE`, `NEVER`); null = not given. */
+  dsn_notify: string | null;
+  dsn_orcpt: string | null;
 }
 
 export interface AttemptRow {
@@ -98,10 +129,12 @@ export class QueueStore {
   constructor(readonly db: SqliteDatabase) {
     this.s = {
       insertMessage: db.prepare(`INSERT INTO messages
-        (qid, received_at, envelope_from, size, spool_path, client_address, client_hostname, helo, auth_user)
-        VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @clientAddress, @clientHostname, @helo, @authUser)`),
-      insertRecipient: db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at)
-        VALUES (?, ?, ?, ?)`),
+        (qid, received_at, envelope_from, size, spool_path, client_address, client_hostname, helo, auth_user,
+         body_type, smtputf8, declared_size, dsn_ret, dsn_envid)
+        VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @clientAddress, @clientHostname, @helo, @authUser,
+         @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`),
+      insertRecipient: db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
+        VALUES (?, ?, ?, ?, ?, ?)`),
       maxQid: db.prepare('SELECT MAX(qid) AS qid FROM messages'),
       clearLeases: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE inflight_until IS NOT NULL'),
       // Walks the partial index in due order and stops early: no GROUP BY over the backlog.
@@ -178,8 +211,16 @@ export class QueueStore {
       clientHostname: m.clientHostname ?? null,
       helo: m.helo ?? null,
       authUser: m.authUser ?? null,
+      bodyType: m.params?.bodyType ?? null,
+      smtpUtf8: m.params?.smtpUtf8 ? 1 : 0,
+      declaredSize: m.params?.declaredSize ?? null,
+      dsnRet: m.params?.dsnRet ?? null,
+      dsnEnvid: m.params?.dsnEnvid ?? null,
     });
-    for (const rcpt of m.recipients) this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt);
+    for (const rcpt of m.recipients) {
+      const p = m.recipientParams?.[rcpt];
+      this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
+    }
   }
 
   maxQid(): string | undefined {
@@ -366,4 +407,23 @@ export class QueueStore {
   depth(): number {
     return (this.s.depth.get() as { n: number }).n;
   }
+}
+
+/** The MAIL FROM parameters stored with a message. */
+export function messageParams(m: MessageRow): MessageParams {
+  return {
+    bodyType: m.body_type ?? undefined,
+    smtpUtf8: m.smtputf8 === 1,
+    declaredSize: m.declared_size ?? undefined,
+    dsnRet: m.dsn_ret ?? undefined,
+    dsnEnvid: m.dsn_envid ?? undefined,
+  };
+}
+
+/** The RCPT TO parameters stored with a recipient. */
+export function recipientParams(r: RecipientRow): RecipientParams {
+  return {
+    notify: r.dsn_notify ? (r.dsn_notify.split(',') as DsnNotify[]) : undefined,
+    orcpt: r.dsn_orcpt ?? undefined,
+  };
 }

@@ -1,5 +1,6 @@
 import { openDatabase, writeTransaction, type OpenStoreOptions, type SqliteDatabase } from './db.js';
 import { describeSchema, latestVersion, schemaState, type SchemaState } from './migrations.js';
+import { PodStore } from './pod-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { UsersStore } from './users-store.js';
@@ -29,12 +30,14 @@ export class StoreVersionError extends Error {
 export class Store {
   readonly queue: QueueStore;
   readonly users: UsersStore;
+  readonly pod: PodStore;
   readonly multilingual: MultilingualStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
     this.queue = new QueueStore(db);
     this.users = new UsersStore(db);
+    this.pod = new PodStore(db);
     this.multilingual = new MultilingualStore(db);
   }
 

@@ -1,7 +1,7 @@
-import SMTPConnection from 'nodemailer/lib/smtp-connection';
 import type { Readable } from 'node:stream';
 import type { NextHop } from '../../config/schema.js';
-import { allRecipients, outcomeOf, type DeliveryRequest, type DeliveryResult, type NextHopTransport, type RecipientResult } from './transport.js';
+import { prepareSend, RelayConnection, type Envelope } from './smtp-envelope.js';
+import { allRecipients, outcomeOf, type DeliveryRequest, type DeliveryResult, type NextHopTransport, type RecipientResult, type SuccessDsn } from './transport.js';
 
 export interface SmtpTransportOptions {
   /** Our EHLO/LHLO name. */
@@ -40,7 +40,7 @@ function connectionSurvives(err: SmtpError): boolean {
 }
 
 interface Pooled {
-  conn: SMTPConnection;
+  conn: RelayConnection;
   /** Messages sent on it before this one: a reused connection may have been dropped meanwhile. */
   sent: number;
   idleTimer?: NodeJS.Timeout;
@@ -58,7 +58,7 @@ class HopPool {
   private closed = false;
 
   constructor(
-    private readonly create: () => SMTPConnection,
+    private readonly create: () => RelayConnection,
     private readonly max: number,
     private readonly idleMs: number,
   ) {}
@@ -174,7 +174,7 @@ export class SmtpTransport implements NextHopTransport {
         tls: { rejectUnauthorized: false },
         logger: false,
       };
-      p = new HopPool(() => new SMTPConnection(options), this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000);
+      p = new HopPool(() => new RelayConnection(options), this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000);
       this.pools.set(hop.url, p);
     }
     return p;
@@ -191,11 +191,22 @@ export class SmtpTransport implements NextHopTransport {
       } catch (e) {
         return allRecipients(req, 'deferred', replyOf(e as SmtpError));
       }
-      const message = req.openMessage();
+      let prepared;
       try {
-        const info = await send(p.conn, req, message);
+        prepared = await prepareSend(p.conn, req, hop.kind === 'lmtp', hop.host);
+      } catch (e) {
         pool.release(p, true);
-        return this.fromInfo(req, info);
+        return allRecipients(req, 'deferred', `451 4.3.0 could not read the message: ${(e as Error).message}`);
+      }
+      if (prepared.kind === 'refuse') {
+        pool.release(p, true);
+        return allRecipients(req, 'failed', prepared.reply);
+      }
+      const message = prepared.message();
+      try {
+        const info = await send(p.conn, prepared.envelope, message);
+        pool.release(p, true);
+        return this.fromInfo(req, info, prepared.successDsn);
       } catch (e) {
         const err = e as SmtpError;
         const untouched = (message as Readable & { readableDidRead?: boolean }).readableDidRead === false;
@@ -210,12 +221,13 @@ export class SmtpTransport implements NextHopTransport {
         }
         return this.fromError(req, err);
       } finally {
+        p.conn.relay = undefined;
         message.destroy();
       }
     }
   }
 
-  private fromInfo(req: DeliveryRequest, info: SendInfo): DeliveryResult {
+  private fromInfo(req: DeliveryRequest, info: SendInfo, successDsn: SuccessDsn): DeliveryResult {
     const reply = (info.response ?? '250 ok').replace(/[\r\n]+/g, ' ');
     const failed = new Map<string, SmtpError>();
     for (const e of info.rejectedErrors ?? []) if (e.recipient) failed.set(e.recipient, e);
@@ -226,7 +238,7 @@ export class SmtpTransport implements NextHopTransport {
       if (rejected.has(rcpt)) return { rcpt, outcome: 'deferred', reply: '451 4.4.0 rejected without a reply' };
       return { rcpt, outcome: 'delivered', reply };
     });
-    return { reply, recipients };
+    return { reply, recipients, successDsn };
   }
 
   private fromError(req: DeliveryRequest, err: SmtpError): DeliveryResult {
@@ -250,8 +262,8 @@ export class SmtpTransport implements NextHopTransport {
   }
 }
 
-function send(conn: SMTPConnection, req: DeliveryRequest, message: Readable): Promise<SendInfo> {
+function send(conn: RelayConnection, envelope: Envelope, message: Readable): Promise<SendInfo> {
   return new Promise((resolve, reject) => {
-    conn.send({ from: req.envelopeFrom, to: req.recipients }, message, (err, info) => (err ? reject(err) : resolve(info as SendInfo)));
+    conn.send(envelope, message, (err, info) => (err ? reject(err) : resolve(info as SendInfo)));
   });
 }

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { NextHop } from '../../config/schema.js';
+import type { MessageParams, RecipientParams } from '../../store/queue-store.js';
 
 export type RecipientOutcome = 'delivered' | 'deferred' | 'failed';
 
@@ -12,6 +13,20 @@ export interface RecipientResult {
   deliveredAs?: string;
 }
 
+/** What the client asked for in MAIL FROM / RCPT TO, to pass on where the next hop supports it. */
+export interface RelayParams {
+  message: MessageParams;
+  /** By recipient address. */
+  recipients: Readonly<Record<string, RecipientParams>>;
+}
+
+/**
+ * Who reports a successful delivery to the sender (RFC 3461 section 4): the next hop took
+ * the DSN request over (`passed-on`), or mailbag sends a `delivered` (final delivery) or
+ * `relayed` (the next hop does not do DSN) notification when NOTIFY asked for SUCCESS.
+ */
+export type SuccessDsn = 'delivered' | 'relayed' | 'passed-on';
+
 /** One attempt: a message to the recipients that share one next hop. */
 export interface DeliveryRequest {
   qid: string;
@@ -19,7 +34,12 @@ export interface DeliveryRequest {
   recipients: string[];
   receivedAt: number;
   size: number;
-  /** Opens the spooled message; called at most once per recipient batch or per recipient. */
+  /** MAIL FROM / RCPT TO parameters (absent: none given). */
+  params?: RelayParams | undefined;
+  /**
+   * Opens the spooled message, from the start each time: once per recipient batch or per
+   * recipient, and before that for a scan when the next hop lacks 8BITMIME or SMTPUTF8.
+   */
   openMessage(): Readable;
   /** Maildir exactly-once: the name this recipient's delivery was already intended as. */
   intendedName(rcpt: string): string | undefined;
@@ -31,6 +51,8 @@ export interface DeliveryResult {
   /** The attempt's overall reply, for the attempt record. */
   reply: string;
   recipients: RecipientResult[];
+  /** For delivered recipients; absent means `delivered` (final delivery). */
+  successDsn?: SuccessDsn | undefined;
 }
 
 /**

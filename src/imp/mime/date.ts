@@ -1,6 +1,7 @@
 // Date conversion between RFC 5322 (`Thu, 29 Mar 1979 11:46:00 -0800`) and the
 // RFC 753 document DATE form (`1979-03-29-11:46:00,000-08:00`, ISO 2014/3307/4031).
 // Both keep the sender's local time and offset: nothing is moved to UTC.
+import { formatDateTime } from '../../mime/date.js';
 
 export interface LocalDate {
   year: number;
@@ -15,7 +16,6 @@ export interface LocalDate {
 }
 
 const MONTHS = ['jan', 'feb', 'mar', 'apr', 'may', 'jun', 'jul', 'aug', 'sep', 'oct', 'nov', 'dec'];
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 // RFC 5322 section 4.3 obsolete zones; military letters other than Z are
 // "unknown" per RFC 5322 and read as -0000 (i.e. 0).
 const ZONES: Record<string, number> = {
@@ -80,14 +80,7 @@ export function parseImpDate(value: string): LocalDate | undefined {
 
 /** `Thu, 29 Mar 1979 11:46:00 -0800` (the fraction of a second is dropped: RFC 5322 has none). */
 export function formatRfc5322Date(d: LocalDate): string {
-  const weekday = DAYS[new Date(Date.UTC(d.year, d.month - 1, d.day)).getUTCDay()]!;
-  const month = MONTHS[d.month - 1]!;
-  const sign = d.offset < 0 ? '-' : '+';
-  const off = Math.abs(d.offset);
-  return (
-    `${weekday}, ${d.day} ${month[0]!.toUpperCase()}${month.slice(1)} ${pad(d.year, 4)} ` +
-    `${pad(d.hour)}:${pad(d.minute)}:${pad(d.second)} ${sign}${pad(Math.floor(off / 60))}${pad(off % 60)}`
-  );
+  return formatDateTime(d);
 }
 
 /** RFC 5322 date text -> RFC 753 DATE text, or undefined when the input is not a date. */

@@ -2,11 +2,13 @@
 // Example 1) becomes a new RFC 5322/MIME message: header objects map to header
 // fields, TEXT body elements are joined as text/plain, BITSTR runs become
 // attachments, and LIST(PROPLIST, ...) body items become parts with those headers.
-import { createHash } from 'node:crypto';
 import type { Element, ImpDocument, ProplistElement } from '../types.js';
 import { asBuffer } from './carriage.js';
 import { encodeWords, presentableValue } from './presentable.js';
 import { formatRfc5322Date, impToRfc5322Date } from './date.js';
+import { mimeBoundary } from '../../mime/boundary.js';
+import { foldField } from '../../mime/fold.js';
+import { base64Lines, quotedPrintableLines } from '../../mime/transfer-encoding.js';
 
 const FIELD_NAMES: Record<string, string> = {
   DATE: 'Date', FROM: 'From', SENDER: 'Sender', 'REPLY-TO': 'Reply-To', TO: 'To', CC: 'Cc', BCC: 'Bcc', SUBJECT: 'Subject',
@@ -134,7 +136,7 @@ function renderPart(part: Part): [[string, string][], Buffer] {
     const { text, needsQp } = crlfText(data);
     if (!hasType) fields.push(['Content-Type', 'text/plain; charset=us-ascii']);
     fields.push(['Content-Transfer-Encoding', needsQp ? 'quoted-printable' : '7bit']);
-    return [fields, needsQp ? quotedPrintable(text) : text];
+    return [fields, needsQp ? quotedPrintableLines(text) : text];
   }
   if (!hasType) fields.push(['Content-Type', 'application/octet-stream']);
   if (!own.some(([n]) => n.toLowerCase() === 'content-disposition')) fields.push(['Content-Disposition', 'attachment']);
@@ -169,81 +171,11 @@ function crlfText(data: Buffer): { text: Buffer; needsQp: boolean } {
   return { text: out.subarray(0, o), needsQp };
 }
 
-const HEX = '0123456789ABCDEF';
-
-/** Quoted-printable (RFC 2045 6.7) of CRLF text: lines of at most 76 characters, soft breaks as `=`. */
-function quotedPrintable(text: Buffer): Buffer {
-  const out = Buffer.allocUnsafe(text.length * 3 + Math.ceil(text.length / 25) * 3 + 3);
-  let o = 0;
-  let col = 0;
-  const put = (c: number, encode: boolean) => {
-    const width = encode ? 3 : 1;
-    if (col + width > 75) {
-      out[o++] = 0x3d;
-      out[o++] = CR;
-      out[o++] = LF;
-      col = 0;
-    }
-    if (encode) {
-      out[o++] = 0x3d;
-      out[o++] = HEX.charCodeAt(c >> 4);
-      out[o++] = HEX.charCodeAt(c & 15);
-    } else out[o++] = c;
-    col += width;
-  };
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === CR && text[i + 1] === LF) {
-      out[o++] = CR;
-      out[o++] = LF;
-      col = 0;
-      i++;
-      continue;
-    }
-    const atLineEnd = i + 1 === text.length || (text[i + 1] === CR && text[i + 2] === LF);
-    const encode = c === 0x3d || c > 0x7e || (c < 0x20 && c !== 0x09) || ((c === 0x20 || c === 0x09) && atLineEnd);
-    put(c, encode);
-  }
-  return out.subarray(0, o);
-}
-
-/** Base64 in CRLF-terminated lines of 76 characters. */
-function base64Lines(data: Buffer): Buffer {
-  const lines = Math.ceil(data.length / 57);
-  const out = Buffer.allocUnsafe(lines * 78);
-  let o = 0;
-  for (let i = 0; i < data.length; i += 57) {
-    o += out.write(data.toString('base64', i, Math.min(i + 57, data.length)), o, 'latin1');
-    out[o++] = CR;
-    out[o++] = LF;
-  }
-  return out.subarray(0, o);
-}
-
-/**
- * `Name: value` folded at spaces to stay near 78 columns, ending in CRLF. A word over 900
- * characters (no place to fold) is cut into pieces on separate lines, so no line exceeds
- * RFC 5322's 998 octets; unfolding then shows a space at each cut.
- */
+/** `Name: value` folded near 78 columns, ending in CRLF. */
 function fold(name: string, value: string): string {
-  const words = value.split(' ').flatMap((w) => (w.length > 900 ? (w.match(/[^]{1,900}/g) ?? [w]) : [w]));
-  let line = `${name}:`;
-  const out: string[] = [];
-  for (const w of words) {
-    if (line.length + 1 + w.length > 78 && line.length > name.length + 1 && line.trim().length > 0) {
-      out.push(line);
-      line = '';
-    }
-    line += ' ' + w;
-  }
-  out.push(line);
-  return out.join('\r\n') + '\r\n';
+  return foldField(name, value) + '\r\n';
 }
 
 function pickBoundary(bodies: Buffer[]): string {
-  const h = createHash('sha256');
-  for (const b of bodies) h.update(b);
-  let boundary = `=_imp_${h.digest('hex').slice(0, 24)}`;
-  while (bodies.some((b) => b.includes(`--${boundary}`))) boundary += '_';
-  return boundary;
+  return mimeBoundary(bodies, { tag: 'imp', deterministic: true });
 }

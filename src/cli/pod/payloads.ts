@@ -1,0 +1,144 @@
+import { createHash, type Hash } from 'node:crypto';
+import { DEAD_LETTER_KEEP_BYTES } from '../../pod/ingest.js';
+
+/** One event's payload read from a file, with where it came from. */
+export interface FilePayload {
+  /** The payload; for an oversize one only its first bytes. */
+  payload: Buffer;
+  /** `line N` (JSON lines) or `element N` (JSON array), 1-based. */
+  position: string;
+  totalBytes: number;
+  /** Longer than the event limit: `payload` is a prefix, the rest was only hashed. */
+  oversize?: { sha256: string };
+}
+
+export interface ReadPayloadsOptions {
+  maxEventBytes: number;
+  /** A JSON array is parsed whole; beyond this many bytes the file is refused. */
+  maxArrayBytes: number;
+  /** Called with each chunk's size as it is read (progress). */
+  onBytes?: (n: number) => void;
+}
+
+export class PayloadFileError extends Error {
+  readonly code = 'ERR_POD_IMPORT_FILE';
+}
+
+const LF = 0x0a;
+
+function isSpace(byte: number): boolean {
+  return byte === 0x20 || byte === 0x09 || byte === 0x0a || byte === 0x0d;
+}
+
+function toBuffer(chunk: Buffer | string | Uint8Array): Buffer {
+  return typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+}
+
+/**
+ * Collects one line's bytes. Past `max` it keeps only the dead-letter prefix and hashes the
+ * rest as it passes, so an oversize line costs at most `max` bytes of memory.
+ */
+class LineBuffer {
+  private parts: Buffer[] = [];
+  private hash: Hash | undefined;
+  total = 0;
+
+  constructor(private readonly max: number) {}
+
+  add(part: Buffer): void {
+    this.total += part.length;
+    if (this.hash) {
+      this.hash.update(part);
+      return;
+    }
+    this.parts.push(part);
+    if (this.total <= this.max) return;
+    this.hash = createHash('sha256');
+    for (const p of this.parts) this.hash.update(p);
+    this.parts = [Buffer.from(Buffer.concat(this.parts).subarray(0, DEAD_LETTER_KEEP_BYTES))];
+  }
+
+  take(): { bytes: Buffer; total: number; sha256?: string } {
+    const bytes = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    const out = { bytes, total: this.total, ...(this.hash ? { sha256: this.hash.digest('hex') } : {}) };
+    this.parts = [];
+    this.hash = undefined;
+    this.total = 0;
+    return out;
+  }
+}
+
+function* linesOf(buffer: LineBuffer, chunk: Buffer, lineNo: { n: number }): Generator<FilePayload> {
+  let start = 0;
+  for (let nl = chunk.indexOf(LF, start); nl >= 0; nl = chunk.indexOf(LF, start)) {
+    buffer.add(chunk.subarray(start, nl));
+    start = nl + 1;
+    lineNo.n++;
+    const item = finishLine(buffer, lineNo.n);
+    if (item) yield item;
+  }
+  if (start < chunk.length) buffer.add(chunk.subarray(start));
+}
+
+function finishLine(buffer: LineBuffer, n: number): FilePayload | undefined {
+  const { bytes, total, sha256 } = buffer.take();
+  if (sha256 !== undefined) return { payload: bytes, position: `line ${n}`, totalBytes: total, oversize: { sha256 } };
+  const end = bytes.length > 0 && bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
+  const payload = bytes.subarray(0, end);
+  if (payload.every(isSpace)) return undefined;
+  return { payload, position: `line ${n}`, totalBytes: payload.length };
+}
+
+/**
+ * Splits a file of PoD events into payloads without holding it whole: JSON lines are
+ * streamed line by line (an oversize line is never buffered past the dead-letter prefix);
+ * a file whose first non-blank byte is `[` is a JSON array, parsed whole up to
+ * `maxArrayBytes`.
+ */
+export async function* readPayloads(source: AsyncIterable<Buffer | string | Uint8Array>, opts: ReadPayloadsOptions): AsyncGenerator<FilePayload> {
+  let mode: 'unknown' | 'lines' | 'array' = 'unknown';
+  const lines = new LineBuffer(opts.maxEventBytes);
+  const lineNo = { n: 0 };
+  const arrayParts: Buffer[] = [];
+  let arrayBytes = 0;
+  let first = true;
+  for await (const raw of source) {
+    let chunk = toBuffer(raw);
+    opts.onBytes?.(chunk.length);
+    if (first && chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
+    first = false;
+    if (mode === 'unknown') {
+      const at = chunk.findIndex((b) => !isSpace(b));
+      if (at >= 0) mode = chunk[at] === 0x5b /* [ */ ? 'array' : 'lines';
+    }
+    if (mode === 'array') {
+      arrayBytes += chunk.length;
+      if (arrayBytes > opts.maxArrayBytes) {
+        throw new PayloadFileError(
+          `a JSON array file over ${opts.maxArrayBytes} bytes is not read whole; write one event per line instead (jq -c '.[]')`,
+        );
+      }
+      arrayParts.push(chunk);
+    } else {
+      yield* linesOf(lines, chunk, lineNo);
+    }
+  }
+  if (mode === 'array') {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(Buffer.concat(arrayParts).toString('utf8'));
+    } catch (err) {
+      throw new PayloadFileError(`not a JSON array: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(parsed)) throw new PayloadFileError('not a JSON array');
+    for (const [i, element] of parsed.entries()) {
+      // Held whole already: the event limit is applied by ingest like for any payload.
+      const payload = Buffer.from(JSON.stringify(element) ?? 'null');
+      yield { payload, position: `element ${i + 1}`, totalBytes: payload.length };
+    }
+    return;
+  }
+  lineNo.n++;
+  const last = finishLine(lines, lineNo.n);
+  if (last) yield last;
+}
