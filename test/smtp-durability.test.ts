@@ -9,11 +9,17 @@
 // delivery for that message (the other copy came from an attempt a kill cut short) and
 // its first copy arrived before a kill; the queue itself must never deliver twice.
 //
+// No wall-clock thresholds: kills come after a random number of 250s (not after a
+// random time, which on a loaded machine may fall before any traffic), and the checks
+// wait for events (enough 250s, the store's queue drained, the gateway stopped), bounded
+// only by the test's timeout.
+//
 // MAILBAG_TEST_SEED=N replays a run's kill schedule and message sizes.
 import t from 'tap';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
+import { cli } from './helpers/cli.js';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
 import { spawnGateway, type GatewayProcess } from './helpers/gateway-process.js';
@@ -100,6 +106,14 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
   );
 
   let port: number | undefined;
+  // Resolved whenever the gateway is (back) up: senders wait for it, not for a time.
+  let up!: Promise<void>;
+  let markUp!: () => void;
+  const down = () => (up = new Promise<void>((r) => (markUp = r)));
+  down();
+  // Waiters for the n-th 250.
+  const ackWaiters: { n: number; resolve(): void }[] = [];
+  const untilAcked = (n: number) => new Promise<void>((resolve) => (acked.size >= n ? resolve() : ackWaiters.push({ n, resolve })));
   const acked = new Set<string>();
   const unacked = new Set<string>();
   const killTimes: number[] = [];
@@ -111,7 +125,7 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
   async function sender(id: number) {
     while (!stopSending) {
       if (port === undefined) {
-        await sleep(20);
+        await up;
         continue;
       }
       const marker = `m${++seq}.s${id}`;
@@ -136,10 +150,14 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
         if (qid) {
           acked.add(marker);
           qidOf.set(marker, qid);
+          for (const w of ackWaiters.filter((x) => acked.size >= x.n)) {
+            ackWaiters.splice(ackWaiters.indexOf(w), 1);
+            w.resolve();
+          }
         } else unacked.add(marker);
       } catch {
         unacked.add(marker); // no 250: the client may retry (with a new marker)
-        await sleep(30);
+        await sleep(30); // pacing only: not to spin on a refused connection
       } finally {
         transport.close();
       }
@@ -148,18 +166,21 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
 
   gw = await spawnGateway(config);
   port = gw.smtpPort;
+  markUp();
   const senders = Array.from({ length: SENDERS }, (_, i) => sender(i));
 
   for (let round = 0; round < KILLS; round++) {
-    await sleep(300 + Math.floor(random() * 1200));
+    // After 2 to 14 more 250s: amid traffic, with other sessions in mid-DATA.
+    await untilAcked(acked.size + 2 + Math.floor(random() * 13));
     port = undefined;
+    down();
     await gw.kill();
     killTimes.push(Date.now());
     gw = await spawnGateway(config);
     port = gw.smtpPort;
+    markUp();
   }
-  const deadline = Date.now() + 30_000;
-  while (acked.size < MIN_ACKED && Date.now() < deadline) await sleep(50);
+  await untilAcked(MIN_ACKED);
   stopSending = true;
   await Promise.all(senders);
   t.ok(acked.size >= MIN_ACKED, `${acked.size} messages acknowledged with 250 (${unacked.size} not)`);
@@ -176,21 +197,18 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
     return counts;
   };
 
-  // Every acknowledged message reaches both hops once the last gateway has caught up.
-  const until = Date.now() + 30_000;
-  for (;;) {
-    const box = maildirMarkers();
-    const smtp = sink.counts();
-    const missing = [...acked].filter((m) => !box.has(m) || !smtp.has(m));
-    if (missing.length === 0) break;
-    if (Date.now() > until) {
-      t.fail(`not delivered within 30 s: ${missing.slice(0, 10).join(' ')}${missing.length > 10 ? ' ...' : ''}`, { logs: gw.recentLogs() });
-      break;
+  // The last gateway catches up: wait until its store has nothing open (every recipient
+  // delivered or failed), then stop it. Once it has exited nothing more can arrive, so
+  // whatever duplicates there are have shown themselves.
+  const openRecipients = () => {
+    const db = new Database(join(dir, 'mailbag.db'), { readonly: true, fileMustExist: true });
+    try {
+      return (db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE state IN ('queued', 'deferred')`).get() as { n: number }).n;
+    } finally {
+      db.close();
     }
-    await sleep(100);
-  }
-  await sleep(1500); // let any duplicate show itself
-
+  };
+  while (openRecipients() > 0) await sleep(100);
   const stopped = await gw.stop(10_000);
   t.same(stopped, { code: 0, signal: null }, 'SIGTERM stops the gateway cleanly');
 
@@ -237,16 +255,28 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
   const acceptedUnacked = [...unacked].filter((m) => box.has(m)).length;
   t.comment(`${acceptedUnacked} of ${unacked.size} unacknowledged messages were stored before the kill and delivered anyway`);
 
-  // Spool files go only after every recipient is finished: all finished now, so none left.
-  const leftovers = filesUnder(spoolDir);
+  // Spool files go only after every recipient is finished: all finished now, so none left
+  // in the spool directory. A kill between a rename and its commit leaves a file the store
+  // does not know: start-up sets it aside in unknown/ (never deletes it), and such a file
+  // can only be one whose client got no 250.
+  const unknownDir = join(spoolDir, 'unknown');
+  const setAside = filesUnder(unknownDir);
+  for (const f of setAside) {
+    const m = markerOf(readFileSync(f));
+    t.ok(m !== undefined && !acked.has(m), `${basename(f)} set aside at a start holds ${m}, which got no 250`);
+  }
+  const leftovers = filesUnder(spoolDir).filter((f) => !f.startsWith(unknownDir + '/'));
   const db = new Database(join(dir, 'mailbag.db'), { readonly: true });
   const row = db.prepare('SELECT state FROM messages WHERE qid = ?');
   const why = leftovers.map((f) => `${basename(f)}: ${(row.get(basename(f)) as { state: string } | undefined)?.state ?? 'no message row'}`);
   db.close();
-  // A kill between the spool rename and the SQLite commit leaves a file with no message row,
-  // and a kill between the 'done' commit and the unlink leaves a finished message's file:
-  // start-up must sweep both, or the spool leaks.
-  t.same(why, [], 'spool is empty once everything is delivered');
+  // A kill between the 'done' commit and the unlink leaves a finished message's file:
+  // start-up must remove it, or the spool leaks.
+  t.same(why.filter((w) => !/^gateway\.lock/.test(w)), [], 'spool is empty once everything is delivered');
+  if (setAside.length) {
+    const recovered = await cli(['queue', 'recover', '--config', config]);
+    t.equal(recovered.code, 0, `every file set aside is a complete spool file that queue recover takes (${setAside.length})`);
+  }
 
   // The bytes that reached the next hop are the client's, behind the gateway's Received: line.
   let exact = 0;

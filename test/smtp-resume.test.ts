@@ -69,7 +69,7 @@ async function stage(dir: string, config: ReturnType<typeof testConfig>, at: Sta
       recipients: ['alice@example.test'],
       receivedAt: msg.received_at,
       size: msg.size,
-      openMessage: () => spool.read(msg.spool_path),
+      openMessage: () => spool.read(msg),
       intendedName: () => undefined,
       recordIntent: (rcpt, name) => store.queue.setDeliveredAs(qid, rcpt, name),
     });
@@ -120,7 +120,7 @@ t.test('start-up sweeps half-written spool files', async (t) => {
   t.teardown(cleanup);
   const config = testConfig(dir);
   const spool = new Spool(config.spool.dir);
-  const w = await spool.create('0000000000000');
+  const w = await spool.create({ qid: '0000000000000', receivedAt: Date.now(), sender: 'a@sender.test', recipients: [{ address: 'x@example.test' }] });
   w.write('Subject: half');
   await new Promise((r) => setTimeout(r, 20));
   w.destroy();
@@ -130,7 +130,7 @@ t.test('start-up sweeps half-written spool files', async (t) => {
   t.notOk(existsSync(w.tmpPath), 'tmp file of an unfinished transaction removed');
 });
 
-t.test('start-up removes spool files of finished and never-committed messages', async (t) => {
+t.test('start-up removes the files of finished messages and sets never-committed ones aside', async (t) => {
   const { dir, cleanup } = tempDir('orphans');
   t.teardown(cleanup);
   const config = testConfig(dir, { routes: [{ domain: 'example.test', nexthop: 'smtp://127.0.0.1:1' }], queue: { retryInitial: '1h', retryMax: '1h' } });
@@ -143,7 +143,7 @@ t.test('start-up removes spool files of finished and never-committed messages', 
   store.db.prepare("UPDATE messages SET state = 'done' WHERE qid = ?").run(finished);
   // renamed into the spool, but the process died before the row committed: no 250 was given
   const uncommitted = qids.next();
-  const w = await spool.create(uncommitted);
+  const w = await spool.create({ qid: uncommitted, receivedAt: Date.now(), sender: 'a@sender.test', recipients: [{ address: 'z@example.test' }] });
   await new Promise<void>((r) => w.end(BODY, () => r()));
   await w.commit();
   store.close();
@@ -151,7 +151,8 @@ t.test('start-up removes spool files of finished and never-committed messages', 
   t.teardown(() => gw.stop());
   t.ok(existsSync(spool.pathFor(live)), 'a queued message keeps its file');
   t.notOk(existsSync(spool.pathFor(finished)), 'a finished message loses its file');
-  t.notOk(existsSync(spool.pathFor(uncommitted)), 'a never-committed file is removed');
+  t.notOk(existsSync(spool.pathFor(uncommitted)), 'a never-committed file leaves the spool directory');
+  t.ok(existsSync(join(spool.unknownDir, uncommitted)), 'but is kept in unknown/, not deleted (the store cannot prove it unfinished)');
 });
 
 t.test('a queue thread that dies is replaced and the queue goes on', async (t) => {

@@ -12,7 +12,7 @@ t.test('MAIL FROM / RCPT TO parameters are stored with the message and read back
   const store = Store.open(join(dir, 'db.sqlite'));
   t.teardown(() => store.close());
   store.queue.insertMessage({
-    qid: 'Q1', receivedAt: 1, envelopeFrom: 'a@b', size: 10, spoolPath: '/x', recipients: ['c@d', 'e@f'],
+    qid: 'Q1', receivedAt: 1, envelopeFrom: 'a@b', size: 10, spoolPath: '/x', spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['c@d', 'e@f'],
     params: { bodyType: '8bitmime', smtpUtf8: true, declaredSize: 9, dsnRet: 'HDRS', dsnEnvid: 'id+1' },
     recipientParams: { 'c@d': { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;C@D' } },
   });
@@ -20,7 +20,7 @@ t.test('MAIL FROM / RCPT TO parameters are stored with the message and read back
   const [cd, ef] = store.queue.recipients('Q1');
   t.same(recipientParams(cd!), { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;C@D' });
   t.same(recipientParams(ef!), { notify: undefined, orcpt: undefined }, 'not given: nothing stored');
-  store.queue.insertMessage({ qid: 'Q2', receivedAt: 1, envelopeFrom: '', size: 1, spoolPath: '/y', recipients: ['g@h'] });
+  store.queue.insertMessage({ qid: 'Q2', receivedAt: 1, envelopeFrom: '', size: 1, spoolPath: '/y', spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['g@h'] });
   t.same(messageParams(store.queue.message('Q2')!), { bodyType: undefined, smtpUtf8: false, declaredSize: undefined, dsnRet: undefined, dsnEnvid: undefined });
 });
 

@@ -18,7 +18,7 @@ let seq = 0;
 /** A message received at `receivedAt`; finished (delivered) at `finishedAt` unless undefined. */
 function addMessage(store: Store, receivedAt: number, finishedAt: number | undefined): string {
   const qid = `0RET${String(seq++).padStart(9, '0')}`;
-  store.queue.insertMessage({ qid, receivedAt, envelopeFrom: 'a@example.test', size: 1, spoolPath: `/nonexistent/${qid}`, recipients: ['x@example.test', 'y@example.test'] });
+  store.queue.insertMessage({ qid, receivedAt, envelopeFrom: 'a@example.test', size: 1, spoolPath: `/nonexistent/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['x@example.test', 'y@example.test'] });
   const attempt = (state: 'delivered' | 'deferred', at: number) => ({
     qid,
     nexthop: 'smtp://127.0.0.1:1',

@@ -69,7 +69,7 @@ t.test('the queue thread and the CLI writing at once: no SQLITE_BUSY from the st
   for (let i = 0; i < 20; i++) {
     const qid = `0TEST${String(i).padStart(8, '0')}`;
     qids.push(qid);
-    store.queue.insertMessage({ qid, receivedAt: now, envelopeFrom: 'a@example.test', size: 1, spoolPath: `/nonexistent/${qid}`, recipients: ['x@example.test', 'y@example.test'] });
+    store.queue.insertMessage({ qid, receivedAt: now, envelopeFrom: 'a@example.test', size: 1, spoolPath: `/nonexistent/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['x@example.test', 'y@example.test'] });
   }
   store.close();
   const iterations = 1500;

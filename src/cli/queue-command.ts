@@ -1,6 +1,7 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { isQid } from '../delivery/qid.js';
-import { removeFile } from '../delivery/spool.js';
+import { recoverUnknown, type RecoverResult } from '../delivery/recover.js';
+import { removeFile, Spool } from '../delivery/spool.js';
 import type { Store } from '../store/store.js';
 import { CliError, UsageError, parseCommandArgs, writeOutput, type CliIO, type Command } from './command.js';
 import { formatList, formatShow } from './queue/format.js';
@@ -9,7 +10,12 @@ import { openStoreForCli } from './store-access.js';
 const OPTIONS = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } } as const;
 
 /** Opens the configured store (never creating one) for the length of `fn`. */
-async function withStore<T>(argv: string[], io: CliIO, wantQid: boolean, fn: (store: Store, opts: { qid: string; json: boolean }) => Promise<T>): Promise<T> {
+async function withStore<T>(
+  argv: string[],
+  io: CliIO,
+  wantQid: boolean,
+  fn: (store: Store, opts: { qid: string; json: boolean; config: ReturnType<typeof loadConfig> }) => Promise<T>,
+): Promise<T> {
   const { values, positionals } = parseCommandArgs(argv, OPTIONS, true);
   if (wantQid && positionals.length !== 1) throw new UsageError('expected exactly one QID');
   if (!wantQid && positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -18,7 +24,7 @@ async function withStore<T>(argv: string[], io: CliIO, wantQid: boolean, fn: (st
   const config = loadConfig(resolveConfigPath(values.config, io.env));
   const store = openStoreForCli(config.store.path, { create: false });
   try {
-    return await fn(store, { qid, json: !!values.json });
+    return await fn(store, { qid, json: !!values.json, config });
   } finally {
     store.close();
   }
@@ -57,12 +63,15 @@ const show: Command = {
 const retry: Command = {
   name: 'retry',
   summary: 'make the deferred recipients of a message due now',
-  usage: 'mailbag queue retry QID [--config FILE]\n\nA running gateway picks them up within about a second.',
+  usage:
+    'mailbag queue retry QID [--config FILE]\n\nA running gateway picks them up within about a second. A held message (its spool\n' +
+    'file failed the check before delivery) is released: put the right file back first, or it is held again.',
   run: (argv, io) =>
     withStore(argv, io, true, async (store, o) => {
       mustExist(store, o.qid);
+      const released = store.queue.releaseHold(o.qid);
       const n = store.queue.retryNow(o.qid);
-      await writeOutput(io, `${o.qid}: ${n} recipient(s) due now\n`);
+      await writeOutput(io, `${o.qid}: ${released ? 'hold released; ' : ''}${n} recipient(s) due now\n`);
     }),
 };
 
@@ -88,9 +97,42 @@ const del: Command = {
     }),
 };
 
+const RECOVER_WORDS: Record<RecoverResult['outcome'], string> = {
+  queued: 'queued again from its envelope',
+  restored: 'put back in the spool for its queued message',
+  'already-queued': 'left: already queued',
+  'already-done': 'left: already finished',
+  invalid: 'left: not a valid spool file',
+};
+
+const recover: Command = {
+  name: 'recover',
+  summary: 'queue again the spool files the store does not know (kept in the spool\'s unknown/ directory)',
+  usage:
+    'mailbag queue recover [--config FILE] [--json]\n\n' +
+    'At start-up the gateway moves spool files whose message the store does not know (a lost or\n' +
+    'replaced store, a changed store.path) to SPOOL/unknown/. This queues each again from the\n' +
+    'envelope in the file (sender, recipients, received time, qid). Running it again changes\n' +
+    'nothing; files that are not valid spool files are reported and left. Exit 1 if any was left\n' +
+    'as invalid.',
+  run: (argv, io) =>
+    withStore(argv, io, false, async (store, o) => {
+      const results = await recoverUnknown(new Spool(o.config.spool.dir), store);
+      if (o.json) {
+        await writeOutput(io, JSON.stringify(results) + '\n');
+      } else {
+        const lines = results.map((r) => `${r.file}: ${RECOVER_WORDS[r.outcome]}${r.qid && r.qid !== r.file ? ` (${r.qid})` : ''}${r.reason ? `: ${r.reason}` : ''}`);
+        const queued = results.filter((r) => r.outcome === 'queued' || r.outcome === 'restored').length;
+        lines.push(results.length === 0 ? 'no spool files to recover' : `${queued} of ${results.length} file(s) queued`);
+        await writeOutput(io, lines.join('\n') + '\n');
+      }
+      return results.some((r) => r.outcome === 'invalid') ? 1 : 0;
+    }),
+};
+
 export const queueCommand: Command = {
   name: 'queue',
   summary: 'inspect and manage the delivery queue (works while the gateway runs)',
-  usage: 'mailbag queue <list|show|retry|delete> [QID] [--config FILE]',
-  subcommands: [list, show, retry, del],
+  usage: 'mailbag queue <list|show|retry|delete|recover> [QID] [--config FILE]',
+  subcommands: [list, show, retry, del, recover],
 };

@@ -1,4 +1,4 @@
-import type { AcceptedEnvelope, IncomingMessage } from './accept.js';
+import type { AcceptEnvelope, IncomingMessage } from './accept.js';
 import { AcceptPath } from './accept.js';
 
 /** This many accepts in a row failing on local storage make the accept path unhealthy. */
@@ -24,18 +24,18 @@ export class WatchedAcceptPath extends AcceptPath {
   private failedInARow = 0;
   private lastError: string | undefined;
 
-  override async open(now = Date.now()): Promise<IncomingMessage> {
+  override async open(envelope: AcceptEnvelope, now = Date.now()): Promise<IncomingMessage> {
     try {
-      return await super.open(now);
+      return await super.open(envelope, now);
     } catch (err) {
       this.failed(err);
       throw err;
     }
   }
 
-  override async commit(m: IncomingMessage, envelope: AcceptedEnvelope): Promise<{ qid: string; size: number }> {
+  override async commit(m: IncomingMessage): Promise<{ qid: string; size: number }> {
     try {
-      const done = await super.commit(m, envelope);
+      const done = await super.commit(m);
       this.failedInARow = 0;
       this.lastError = undefined;
       return done;

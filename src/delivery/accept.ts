@@ -1,49 +1,74 @@
-import type { NewMessage } from '../store/queue-store.js';
+import type { NewMessage, RecipientParams } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
+import type { SpoolEnvelope } from './envelope.js';
 import { GroupCommitter } from './group-commit.js';
 import type { QidGenerator } from './qid.js';
 import type { Spool, SpoolWriter } from './spool.js';
 
-/** What a listener knows about a message besides its bytes. */
-export type AcceptedEnvelope = Omit<NewMessage, 'qid' | 'spoolPath' | 'size' | 'receivedAt'>;
+/** What a listener knows about a message before its bytes: everything but qid and arrival time. */
+export type AcceptEnvelope = Omit<SpoolEnvelope, 'qid' | 'receivedAt'>;
 
-/** One message being received: its qid, arrival time and spool writer. */
+/** One message being received: its qid, arrival time, envelope and spool writer. */
 export interface IncomingMessage {
   readonly qid: string;
   readonly receivedAt: number;
+  readonly envelope: SpoolEnvelope;
   readonly writer: SpoolWriter;
+}
+
+/** The store row of a spooled message: the envelope plus where and what its bytes are. */
+export function toNewMessage(envelope: SpoolEnvelope, file: { spoolPath: string; spoolOffset: number; size: number; sha256: string }): NewMessage {
+  const recipientParams: Record<string, RecipientParams> = {};
+  for (const { address, ...params } of envelope.recipients) {
+    if (params.notify !== undefined || params.orcpt !== undefined) recipientParams[address] = params;
+  }
+  return {
+    qid: envelope.qid,
+    receivedAt: envelope.receivedAt,
+    envelopeFrom: envelope.sender,
+    recipients: envelope.recipients.map((r) => r.address),
+    clientAddress: envelope.client?.address,
+    clientHostname: envelope.client?.hostname,
+    helo: envelope.client?.helo,
+    authUser: envelope.client?.authUser,
+    params: envelope.mail,
+    recipientParams,
+    ...file,
+  };
 }
 
 /**
  * The durable accept path, shared by every listener (SMTP now, IMP next): a message is
- * streamed into its own spool file, which is fsync'd and renamed into place; then the
- * spool directory fsync and the store commit are shared with every message that became
- * ready meanwhile (group commit). Only when `commit` resolves may the listener say yes
- * (`250`, an IMP ACKNOWLEDGE); anything that fails before leaves nothing behind.
+ * streamed into its own spool file (its envelope first), which is fsync'd and renamed
+ * into place; then the spool directory fsync and the store commit are shared with every
+ * message that became ready meanwhile (group commit). Only when `commit` resolves may
+ * the listener say yes (`250`, an IMP ACKNOWLEDGE); anything that fails before leaves
+ * nothing behind.
  */
 export class AcceptPath {
   private readonly committer: GroupCommitter;
 
   constructor(private readonly o: { spool: Spool; store: Store; qids: QidGenerator }) {
-    this.committer = new GroupCommitter(o.store, o.spool.dir);
+    this.committer = new GroupCommitter(o.store, o.spool);
   }
 
-  /** Reserves a qid and opens the message's spool file. */
-  async open(now = Date.now()): Promise<IncomingMessage> {
+  /** Reserves a qid and opens the message's spool file, which starts with the envelope. */
+  async open(envelope: AcceptEnvelope, now = Date.now()): Promise<IncomingMessage> {
     const qid = this.o.qids.next(now);
-    const writer = await this.o.spool.create(qid);
-    return { qid, receivedAt: now, writer };
+    const full: SpoolEnvelope = { qid, receivedAt: now, ...envelope };
+    const writer = await this.o.spool.create(full);
+    return { qid, receivedAt: now, envelope: full, writer };
   }
 
   /**
    * Makes the message durable: spool file and store rows. Call once every byte has been
-   * written and the writer has finished. Resolves with the size on disk.
+   * written and the writer has finished. Resolves with the size of the message.
    */
-  async commit(m: IncomingMessage, envelope: AcceptedEnvelope): Promise<{ qid: string; size: number }> {
+  async commit(m: IncomingMessage): Promise<{ qid: string; size: number }> {
     const spoolPath = await m.writer.commit({ syncDir: false });
     const size = m.writer.bytes;
     try {
-      await this.committer.commit({ ...envelope, qid: m.qid, receivedAt: m.receivedAt, size, spoolPath });
+      await this.committer.commit(toNewMessage(m.envelope, { spoolPath, spoolOffset: m.writer.offset, size, sha256: m.writer.sha256! }));
     } catch (err) {
       await this.o.spool.remove(spoolPath);
       throw err;

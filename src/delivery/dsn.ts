@@ -12,7 +12,7 @@ import { buildDeliveryStatusNotification, type BounceRecipient } from './bounce.
 import { enqueueGenerated, readHeaderSection } from './enqueue.js';
 import { hasEightBit, hasEightBitHeaders } from '../mime/downgrade.js';
 import type { QidGenerator } from './qid.js';
-import type { Spool } from './spool.js';
+import type { Spool, SpooledMessageRef } from './spool.js';
 import type { RelayParams, SuccessDsn } from './transports/transport.js';
 
 /** A message larger than this is returned as headers only, even for RET=FULL (the text says so). */
@@ -73,11 +73,11 @@ export async function queueDsn(
   recipients: BounceRecipient[],
   now: Date,
 ): Promise<string> {
-  const headers = await readHeaderSection(deps.spool, msg.spool_path);
+  const headers = await readHeaderSection(deps.spool, msg);
   let originalMessage: Buffer | undefined;
   let notReturnedBytes: number | undefined;
   if (msg.dsn_ret === 'FULL' && recipients.some((r) => r.action === 'failed')) {
-    if (msg.size <= FULL_RETURN_LIMIT) originalMessage = await readWhole(deps.spool, msg.spool_path);
+    if (msg.size <= FULL_RETURN_LIMIT) originalMessage = await readWhole(deps.spool, msg);
     else notReturnedBytes = msg.size;
   }
   const bytes = buildDeliveryStatusNotification({
@@ -103,9 +103,9 @@ export async function queueDsn(
   });
 }
 
-async function readWhole(spool: Spool, path: string): Promise<Buffer> {
+async function readWhole(spool: Spool, msg: SpooledMessageRef): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  const stream = spool.read(path);
+  const stream = spool.read(msg);
   try {
     for await (const c of stream as AsyncIterable<Buffer>) chunks.push(c);
   } finally {

@@ -1,11 +1,13 @@
 import type { MessageParams } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
+import { toNewMessage } from './accept.js';
+import type { SpoolEnvelope } from './envelope.js';
 import type { QidGenerator } from './qid.js';
-import type { Spool } from './spool.js';
+import type { Spool, SpooledMessageRef } from './spool.js';
 
 /**
  * Queues a message mailbag generates itself (a bounce) the way the accept path queues a
- * received one: spool file durable first, then the store row.
+ * received one: spool file (with its envelope) durable first, then the store row.
  */
 export async function enqueueGenerated(
   deps: { spool: Spool; store: Store; qids: QidGenerator },
@@ -13,7 +15,14 @@ export async function enqueueGenerated(
 ): Promise<string> {
   const now = m.now ?? Date.now();
   const qid = deps.qids.next(now);
-  const writer = await deps.spool.create(qid);
+  const envelope: SpoolEnvelope = {
+    qid,
+    receivedAt: now,
+    sender: m.envelopeFrom,
+    ...(m.params ? { mail: m.params } : {}),
+    recipients: m.recipients.map((address) => ({ address })),
+  };
+  const writer = await deps.spool.create(envelope);
   try {
     await new Promise<void>((resolve, reject) => {
       writer.once('error', reject);
@@ -21,7 +30,7 @@ export async function enqueueGenerated(
     });
     const spoolPath = await writer.commit();
     try {
-      deps.store.queue.insertMessage({ qid, receivedAt: now, envelopeFrom: m.envelopeFrom, size: m.bytes.length, spoolPath, recipients: m.recipients, params: m.params });
+      deps.store.queue.insertMessage(toNewMessage(envelope, { spoolPath, spoolOffset: writer.offset, size: writer.bytes, sha256: writer.sha256! }));
     } catch (err) {
       await deps.spool.remove(spoolPath);
       throw err;
@@ -34,10 +43,10 @@ export async function enqueueGenerated(
 }
 
 /** The header section of a spooled message (up to and including the blank line), bounded. */
-export async function readHeaderSection(spool: Spool, path: string, max = 256 * 1024): Promise<Buffer> {
+export async function readHeaderSection(spool: Spool, message: SpooledMessageRef, max = 256 * 1024): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let total = 0;
-  const stream = spool.read(path);
+  const stream = spool.read(message);
   try {
     for await (const chunk of stream as AsyncIterable<Buffer>) {
       chunks.push(chunk);

@@ -1,6 +1,6 @@
 import type { NewMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
-import { syncDirectory } from './spool.js';
+import type { Spool } from './spool.js';
 
 interface Pending {
   message: NewMessage;
@@ -21,7 +21,7 @@ export class GroupCommitter {
 
   constructor(
     private readonly store: Store,
-    private readonly spoolDir: string,
+    private readonly spool: Spool,
   ) {}
 
   /** Resolves once the message's spool rename and its rows are durable. */
@@ -43,7 +43,7 @@ export class GroupCommitter {
     this.flushing = true;
     const batch = this.pending.splice(0);
     try {
-      await syncDirectory(this.spoolDir);
+      await this.spool.syncDir();
       this.store.queue.insertMessages(batch.map((p) => p.message));
       for (const p of batch) p.resolve();
     } catch (err) {

@@ -59,3 +59,10 @@ export class QidGenerator {
     ).toUpperCase();
   }
 }
+
+/** The later of two qids (either may be missing): where a generator must start. */
+export function laterQid(a: string | undefined, b: string | undefined): string | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return a > b ? a : b;
+}

@@ -4,6 +4,7 @@ import type { Config, NextHop } from '../config/schema.js';
 import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
+import { holdIfSpoolDamaged } from './hold.js';
 import type { QidGenerator } from './qid.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
@@ -264,7 +265,8 @@ export class DeliveryQueue implements QueueHandle {
     const leased = rows.map((r) => r.rcpt);
     let finished: MessageRow | undefined;
     try {
-      const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => this.o.spool.open(msg.spool_path, msg.size) };
+      const verified = await this.o.spool.openVerified(msg);
+      const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => verified.open() };
       const copies = await this.rewrite(msg, original.recipients, original);
       const attempts: Promise<AttemptDone>[] = [];
       for (const copy of copies) {
@@ -295,6 +297,7 @@ export class DeliveryQueue implements QueueHandle {
       finished = await this.recorder.record(qid, records, leased);
       for (const r of records) this.report(r);
     } catch (err) {
+      if (holdIfSpoolDamaged(err, msg, this.o.store, this.o.logger)) return;
       // An internal failure (rewrite step, store, spool): keep the recipients, retry later.
       const reason = `451 4.3.0 internal error: ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
       store.postpone(qid, leased, Date.now() + this.o.queue.retryInitial, reason);

@@ -4,12 +4,15 @@ import type { Config } from '../config/schema.js';
 import { checkGreetingDelay } from '../smtp/greeting-delay.js';
 import { WatchedAcceptPath } from '../delivery/accept-health.js';
 import { InboundServer } from '../smtp/inbound.js';
-import { QidGenerator, isQid } from '../delivery/qid.js';
+import { QidGenerator, laterQid } from '../delivery/qid.js';
 import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
 import { RetentionPruner } from '../delivery/retention.js';
 import type { ConnectionRole } from '../store/db.js';
+import type { SpoolFs } from '../delivery/spool-fs.js';
+import { sweepSpool } from '../delivery/spool-sweep.js';
 import { Store } from '../store/store.js';
+import { lockInstance } from './instance.js';
 import type { HealthReport } from './admin-server.js';
 import { componentsHealth, startComponents, stopComponents, type GatewayComponent } from './component.js';
 import { AdminComponent, QueueComponent, SmtpComponent, StorageComponent, type RunningQueue, type Storage } from './components.js';
@@ -40,13 +43,16 @@ export interface StartGatewayOptions {
    * `rewrite` step is a function, which cannot cross threads: it implies the latter.
    */
   queueThread?: boolean;
+  /** The spool's file-system calls on this thread (tests record their order); a queue thread uses node:fs. */
+  spoolFs?: SpoolFs;
 }
 
 /**
  * Wires the gateway as a list of components (component.ts), started in this order and
  * stopped in reverse: the admin listener (so /healthz answers "starting" at once), store
- * and spool, the delivery queue, the SMTP listener. Resolves once the SMTP port is bound
- * and the queue has resumed whatever the store holds.
+ * and spool, the delivery queue, the SMTP listener. Before any of them, the instance
+ * lock (instance.ts): one gateway per spool and store. Resolves once the SMTP port is
+ * bound and the queue has resumed whatever the store holds.
  */
 export async function startGateway(config: Config, opts: StartGatewayOptions = {}): Promise<Gateway> {
   const logger = opts.logger ?? pino({ level: config.log.level, base: { name: 'mailbag' } });
@@ -54,7 +60,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   const metrics = createGatewayMetrics();
   const queueInProcess = !!opts.rewrite || opts.queueThread === false;
   // this thread's connection: the SMTP role, unless the queue runs here too
-  const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp'));
+  const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp', opts.spoolFs));
   metrics.setQueueDepthSource(() => storage.get().store.queue.depth());
   const queue = new QueueComponent(() => startQueue(config, opts, storage.get(), metrics, logger));
   const smtp = new SmtpComponent(
@@ -85,9 +91,14 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   const admin = config.admin.enabled ? new AdminComponent(config.admin.listen, metrics, health) : undefined;
   if (admin) components.unshift(admin);
 
+  // Before anything touches the spool or the store (or binds a port, which would make a
+  // second gateway fail with a less useful message): a second gateway on the same ones
+  // would sweep the first one's files and resume its attempts in flight.
+  const locks = lockInstance(config);
   try {
     await startComponents(components);
   } catch (err) {
+    locks.release();
     metrics.close();
     throw err;
   }
@@ -116,7 +127,11 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     stop() {
       stopping ??= (async () => {
         logger.info({ transactions: inbound.transactionsInFlight, attempts: q.inFlight }, 'stopping');
-        await stopComponents(components, config.queue.shutdownGrace);
+        try {
+          await stopComponents(components, config.queue.shutdownGrace);
+        } finally {
+          locks.release();
+        }
         metrics.close();
         logger.info('stopped');
       })();
@@ -126,19 +141,28 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
 }
 
 /**
- * Start-up of the store and spool: open the store, sweep what a crash left half-written,
- * and build the durable accept path every listener shares.
+ * Start-up of the store and spool (under the instance lock, before the queue and the
+ * listeners): open the store, sweep what a crash left half-written, set aside spool
+ * files the store does not know, and build the durable accept path every listener shares.
  */
-async function openStorage(config: Config, logger: Logger, role: ConnectionRole): Promise<Storage> {
+async function openStorage(config: Config, logger: Logger, role: ConnectionRole, spoolFs: SpoolFs | undefined): Promise<Storage> {
   const store = Store.open(config.store.path, { role });
   try {
-    const spool = new Spool(config.spool.dir);
+    const spool = new Spool(config.spool.dir, spoolFs ? { fs: spoolFs } : {});
     const swept = await spool.sweepTmp();
     if (swept) logger.info({ files: swept }, 'spool: removed unfinished transactions left by the last stop');
-    const orphans = await removeOrphans(spool, store);
-    if (orphans) logger.info({ files: orphans }, 'spool: removed files of finished or never-committed messages');
-    // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own.
-    const qids = new QidGenerator(store.queue.maxQid(), { lane: 0, lanes: 2 });
+    const sweep = await sweepSpool(spool, store);
+    if (sweep.removedDone) logger.info({ files: sweep.removedDone }, 'spool: removed files of finished messages');
+    if (sweep.unknown) {
+      logger.warn(
+        { files: sweep.unknown, movedNow: sweep.movedAside.length, dir: spool.unknownDir, run: 'mailbag queue recover --config FILE' },
+        `spool: ${sweep.unknown} spool file(s) unknown to the store are kept in ${spool.unknownDir}, not delivered; ` +
+          'if store.path changed or the store was lost, run: mailbag queue recover --config FILE',
+      );
+    }
+    // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own. Seeded
+    // past every qid in the spool too: files set aside keep theirs when recovered.
+    const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 0, lanes: 2 });
     return { store, spool, qids, accept: new WatchedAcceptPath({ spool, store, qids }), close: () => store.close() };
   } catch (err) {
     store.close();
@@ -191,19 +215,4 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
   }
   const thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
   return { handle: thread, failure: () => thread.failed };
-}
-
-/**
- * A spool file whose message row never committed (the client got no 250) or whose
- * message is finished (the process died before removing it) is dead weight: remove it.
- */
-async function removeOrphans(spool: Spool, store: Store): Promise<number> {
-  let n = 0;
-  for (const name of spool.list()) {
-    if (!isQid(name)) continue;
-    if (store.queue.message(name)?.state === 'queued') continue;
-    await spool.remove(spool.pathFor(name));
-    n++;
-  }
-  return n;
 }

@@ -1,7 +1,7 @@
 // Entry point of the queue thread (see queue-thread.ts).
 import { parentPort, workerData } from 'node:worker_threads';
 import { pino } from 'pino';
-import { QidGenerator } from '../delivery/qid.js';
+import { QidGenerator, laterQid } from '../delivery/qid.js';
 import { Store } from '../store/store.js';
 import { Spool } from '../delivery/spool.js';
 import { RetentionPruner } from '../delivery/retention.js';
@@ -25,7 +25,7 @@ const logger = pino({ level: data.config.log.level, base: { name: 'mailbag' } })
 const store = Store.open(data.config.store.path, { role: 'queue' });
 const spool = new Spool(data.config.spool.dir);
 // Lane 1 of 2: bounces queued here never collide with the SMTP thread's ids (lane 0).
-const qids = new QidGenerator(store.queue.maxQid(), { lane: 1, lanes: 2 });
+const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 1, lanes: 2 });
 const queue = createDeliveryQueue(data.config, {
   store,
   spool,

@@ -9,13 +9,13 @@ import { BareNewlineGuard } from './bare-newline.js';
 import { ConnectionRateLimit } from './connection-rate.js';
 import { ByteLimit } from './data-limit.js';
 import { GatewaySmtpServer, type CapturedAddress, type GatewaySmtpOptions, type SmtpRefusal } from './gateway-smtp-server.js';
-import type { AcceptedEnvelope, AcceptPath, IncomingMessage } from '../delivery/accept.js';
+import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { receivedHeader } from './received.js';
 import { RelayPolicy, normaliseIp } from './relay-policy.js';
 import { SmtpReplyError } from './reply.js';
 import { resolveRoute, type Route } from '../delivery/routes.js';
 import type { SpoolWriter } from '../delivery/spool.js';
-import type { RecipientParams } from '../store/queue-store.js';
+import type { MessageParams, RecipientParams } from '../store/queue-store.js';
 import { mailParams, postmasterAddress, recipientParams, refuseSourceRoutedLocalPart } from './envelope-params.js';
 
 /** What the inbound side tells the rest of the gateway. */
@@ -370,7 +370,18 @@ export class InboundServer {
   ): Promise<{ qid: string; size: number }> {
     let incoming: IncomingMessage | undefined;
     try {
-      incoming = await this.o.accept.open();
+      const { params, recipientParams } = envelopeParams(session);
+      incoming = await this.o.accept.open({
+        sender: from,
+        ...(params ? { mail: params } : {}),
+        recipients: rcpts.map((address) => ({ address, ...recipientParams[address] })),
+        client: {
+          address: normaliseIp(session.remoteAddress),
+          ...(session.clientHostname ? { hostname: session.clientHostname } : {}),
+          ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}),
+          ...(typeof session.user === 'string' ? { authUser: session.user } : {}),
+        },
+      });
       const { qid, writer } = incoming;
       writer.write(
         receivedHeader({
@@ -386,15 +397,7 @@ export class InboundServer {
       );
       await receiveInto(stream, writer, this.o.config.smtp.maxMessageBytes, this.o.config.smtp.bareNewline);
       if (stream.sizeExceeded) throw new SmtpReplyError(552, '5.3.4', 'Message exceeds fixed maximum message size');
-      return await this.o.accept.commit(incoming, {
-        envelopeFrom: from,
-        clientAddress: normaliseIp(session.remoteAddress),
-        clientHostname: session.clientHostname || undefined,
-        helo: session.hostNameAppearsAs || undefined,
-        authUser: typeof session.user === 'string' ? session.user : undefined,
-        recipients: rcpts,
-        ...envelopeParams(session),
-      });
+      return await this.o.accept.commit(incoming);
     } catch (err) {
       if (incoming) await this.o.accept.abort(incoming);
       throw err;
@@ -403,7 +406,7 @@ export class InboundServer {
 }
 
 /** The MAIL FROM and RCPT TO parameters to store with the message. */
-function envelopeParams(session: SMTPServerSession): Pick<AcceptedEnvelope, 'params' | 'recipientParams'> {
+function envelopeParams(session: SMTPServerSession): { params: MessageParams | undefined; recipientParams: Record<string, RecipientParams> } {
   const from = session.envelope.mailFrom as CapturedAddress | false;
   const recipientParams: Record<string, RecipientParams> = {};
   for (const r of session.envelope.rcptTo as CapturedAddress[]) if (r.stored) recipientParams[r.address] = r.stored;

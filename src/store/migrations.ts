@@ -57,6 +57,18 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 3,
+    name: 'spool integrity: envelope offset, checksum and hold state of a message',
+    // spool_offset 0 and sha256 NULL: a file written before spool files carried their
+    // envelope and checksum (its size is still checked).
+    sql: `
+      ALTER TABLE messages ADD COLUMN spool_offset INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE messages ADD COLUMN sha256 TEXT;
+      ALTER TABLE messages ADD COLUMN held_at INTEGER;
+      ALTER TABLE messages ADD COLUMN hold_reason TEXT;
+    `,
+  },
+  {
     version: 4,
     name: 'MAIL FROM and RCPT TO parameters (BODY, SMTPUTF8, SIZE, DSN)',
     // NULL means the client did not give the parameter; ENVID and ORCPT are kept decoded from xtext.

@@ -29,6 +29,10 @@ export interface NewMessage {
   envelopeFrom: string;
   size: number;
   spoolPath: string;
+  /** Where the message starts in its spool file (after the envelope header). */
+  spoolOffset: number;
+  /** sha256 (hex) of the message octets, computed while they were spooled. */
+  sha256: string;
   clientAddress?: string | undefined;
   clientHostname?: string | undefined;
   helo?: string | undefined;
@@ -51,6 +55,11 @@ export interface MessageRow {
   auth_user: string | null;
   state: 'queued' | 'done';
   finished_at: number | null;
+  spool_offset: number;
+  sha256: string | null;
+  /** Set while the message is held (its spool file failed the check before delivery). */
+  held_at: number | null;
+  hold_reason: string | null;
   body_type: '7bit' | '8bitmime' | null;
   smtputf8: 0 | 1;
   declared_size: number | null;
@@ -113,11 +122,19 @@ export interface QueueSummary {
   delivered: number;
   failed: number;
   next_attempt_at: number | null;
+  hold_reason: string | null;
 }
 
 /** Finished messages past the retention cutoff, oldest first: walks the `messages_done` index. */
 export const PRUNE_CANDIDATES_SQL = `SELECT qid FROM messages
   WHERE state = 'done' AND finished_at < @cutoff ORDER BY finished_at LIMIT @limit`;
+
+/**
+ * next_attempt_at of a held message's open recipients: never due, so the queue leaves
+ * them alone, without a state of their own (which the recipients table's CHECK does
+ * not allow). Releasing the hold makes them due again.
+ */
+export const HELD_UNTIL = 8_640_000_000_000_000;
 
 /**
  * Delivery-queue persistence: every statement prepared once, every multi-row change in
@@ -129,9 +146,9 @@ export class QueueStore {
   constructor(readonly db: SqliteDatabase) {
     this.s = {
       insertMessage: db.prepare(`INSERT INTO messages
-        (qid, received_at, envelope_from, size, spool_path, client_address, client_hostname, helo, auth_user,
+        (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
          body_type, smtputf8, declared_size, dsn_ret, dsn_envid)
-        VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @clientAddress, @clientHostname, @helo, @authUser,
+        VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @spoolOffset, @sha256, @clientAddress, @clientHostname, @helo, @authUser,
          @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`),
       insertRecipient: db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
         VALUES (?, ?, ?, ?, ?, ?)`),
@@ -166,7 +183,7 @@ export class QueueStore {
       finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued'`),
       recipients: db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt'),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
-      list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size,
+      list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size, m.hold_reason,
           SUM(r.state IN ('queued', 'deferred')) AS pending,
           SUM(r.state = 'delivered') AS delivered,
           SUM(r.state = 'failed') AS failed,
@@ -177,6 +194,12 @@ export class QueueStore {
         WHERE qid = ? AND state IN ('queued', 'deferred')`),
       markDeleted: db.prepare(`UPDATE recipients SET state = 'deleted', last_reply = 'deleted by operator', updated_at = ?
         WHERE qid = ? AND state IN ('queued', 'deferred')`),
+      hold: db.prepare('UPDATE messages SET held_at = ?, hold_reason = ? WHERE qid = ? AND state = \'queued\''),
+      holdRecipients: db.prepare(`UPDATE recipients SET next_attempt_at = ${HELD_UNTIL}, inflight_until = NULL, updated_at = ?
+        WHERE qid = ? AND state IN ('queued', 'deferred')`),
+      unhold: db.prepare('UPDATE messages SET held_at = NULL, hold_reason = NULL WHERE qid = ? AND held_at IS NOT NULL'),
+      unholdRecipients: db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ?
+        WHERE qid = ? AND state IN ('queued', 'deferred') AND next_attempt_at = ${HELD_UNTIL}`),
       depth: db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE state IN ('queued', 'deferred')`),
       pruneCandidates: db.prepare(PRUNE_CANDIDATES_SQL),
       pruneAttempts: db.prepare('DELETE FROM attempts WHERE qid = ?'),
@@ -207,6 +230,8 @@ export class QueueStore {
       envelopeFrom: m.envelopeFrom,
       size: m.size,
       spoolPath: m.spoolPath,
+      spoolOffset: m.spoolOffset,
+      sha256: m.sha256,
       clientAddress: m.clientAddress ?? null,
       clientHostname: m.clientHostname ?? null,
       helo: m.helo ?? null,
@@ -381,6 +406,28 @@ export class QueueStore {
   /** Makes every open recipient due now; returns how many. */
   retryNow(qid: string, now = Date.now()): number {
     return this.s.retry.run(now, now, qid).changes;
+  }
+
+  /**
+   * Holds a message whose spool file cannot be delivered as it is (missing, truncated,
+   * changed): its open recipients are never due and their leases are released, until
+   * `releaseHold`. Returns whether the message was open.
+   */
+  hold(qid: string, reason: string, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      if (this.s.hold.run(now, reason, qid).changes === 0) return false;
+      this.s.holdRecipients.run(now, qid);
+      return true;
+    }).immediate();
+  }
+
+  /** Ends a hold: the open recipients are due now. Returns whether the message was held. */
+  releaseHold(qid: string, now = Date.now()): boolean {
+    return this.db.transaction(() => {
+      if (this.s.unhold.run(qid).changes === 0) return false;
+      this.s.unholdRecipients.run(now, now, qid);
+      return true;
+    }).immediate();
   }
 
   markDeleted(qid: string, now = Date.now()): number {

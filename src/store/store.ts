@@ -1,5 +1,6 @@
 import { openDatabase, writeTransaction, type OpenStoreOptions, type SqliteDatabase } from './db.js';
 import { describeSchema, latestVersion, schemaState, type SchemaState } from './migrations.js';
+import { explainOpenError } from './open-error.js';
 import { PodStore } from './pod-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
@@ -41,8 +42,15 @@ export class Store {
     this.multilingual = new MultilingualStore(db);
   }
 
+  /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
   static open(path: string, opts?: OpenStoreOptions): Store {
-    return new Store(openDatabase(path, opts));
+    let db: SqliteDatabase;
+    try {
+      db = openDatabase(path, opts);
+    } catch (err) {
+      throw explainOpenError(path, err);
+    }
+    return new Store(db);
   }
 
   /**
@@ -51,7 +59,12 @@ export class Store {
    * before any statement is prepared against it.
    */
   static openExisting(path: string): Store {
-    const db = openDatabase(path, { mustExist: true, migrate: false, role: 'cli' });
+    let db: SqliteDatabase;
+    try {
+      db = openDatabase(path, { mustExist: true, migrate: false, role: 'cli' });
+    } catch (err) {
+      throw explainOpenError(path, err);
+    }
     try {
       const state = schemaState(db);
       if (state.missing.length || state.unknown.length) throw new StoreVersionError(path, state, latestVersion());

@@ -12,15 +12,18 @@ export function formatList(rows: QueueSummary[]): string {
   if (rows.length === 0) return 'queue is empty\n';
   const lines = [['QID', 'RECEIVED', 'SIZE', 'PENDING', 'DONE', 'FAILED', 'NEXT ATTEMPT', 'FROM']];
   for (const r of rows) {
-    lines.push([r.qid, iso(r.received_at), String(r.size), String(r.pending), String(r.delivered), String(r.failed), iso(r.next_attempt_at), sender(r.envelope_from)]);
+    const next = r.hold_reason ? 'HELD' : iso(r.next_attempt_at);
+    lines.push([r.qid, iso(r.received_at), String(r.size), String(r.pending), String(r.delivered), String(r.failed), next, sender(r.envelope_from)]);
   }
-  return table(lines) + `${rows.length} message(s) in the queue\n`;
+  const held = rows.filter((r) => r.hold_reason);
+  const holds = held.map((r) => `held ${r.qid}: ${r.hold_reason}\n`).join('');
+  return table(lines) + holds + `${rows.length} message(s) in the queue${held.length ? `, ${held.length} held` : ''}\n`;
 }
 
 export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: AttemptRow[]): string {
   const out = [
     `qid:       ${m.qid}`,
-    `state:     ${m.state}`,
+    `state:     ${m.state}${m.hold_reason ? ` (held since ${iso(m.held_at)}: ${m.hold_reason})` : ''}`,
     `received:  ${iso(m.received_at)}`,
     `from:      ${sender(m.envelope_from)}`,
     `size:      ${m.size}`,
@@ -30,7 +33,8 @@ export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: Attem
     'recipients:',
   ];
   for (const r of rcpts) {
-    const next = r.state === 'queued' || r.state === 'deferred' ? `  next ${iso(r.next_attempt_at)}` : '';
+    const open = r.state === 'queued' || r.state === 'deferred';
+    const next = open ? (m.hold_reason ? '  held' : `  next ${iso(r.next_attempt_at)}`) : '';
     out.push(`  ${r.rcpt}  ${r.state}  attempts ${r.attempts}${next}${r.last_reply ? `  last: ${r.last_reply}` : ''}`);
   }
   out.push('', 'attempts:');
