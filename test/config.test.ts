@@ -57,7 +57,7 @@ t.test('next hops parse into kinds', async (t) => {
       { domain: '*.Example.TEST', nexthop: 'lmtp://127.0.0.1:24' },
     ],
   });
-  t.same(c.routes[0]!.nexthop, { kind: 'smtp', host: '::1', port: 25, url: 'smtp://[::1]:25' });
+  t.same(c.routes[0]!.nexthop, { kind: 'smtp', host: '::1', port: 25, url: 'smtp://[::1]:25', tls: 'opportunistic', tlsVerify: false });
   t.equal(c.routes[1]!.domain, '*.example.test');
   t.equal(c.routes[1]!.nexthop.kind, 'lmtp');
 });

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { normaliseDomainPattern } from '../delivery/domain.js';
 import { multilingualSchema } from './multilingual-schema.js';
 import { parseDuration, parseSize } from './units.js';
 
@@ -29,21 +30,48 @@ const host = z.string().min(1);
 
 const listen = z.strictObject({ host, port });
 
-/** A recipient-domain pattern: `example.test`, `*.example.test` or `*`. */
+/**
+ * A recipient-domain pattern: `example.test`, `*.example.test` or `*`, in U-labels or
+ * A-labels, kept in the normal form (lower-case A-labels) that addresses are compared in.
+ */
 const domainPattern = z
   .string()
-  .regex(/^(\*|(\*\.)?[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)$/, {
-    message: 'must be a domain, *.suffix or *',
-  })
-  .transform((s) => s.toLowerCase());
+  .transform(normaliseDomainPattern)
+  .pipe(
+    z.string().regex(/^(\*|(\*\.)?[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*)$/, {
+      message: 'must be a domain (A-labels or U-labels), *.suffix or *',
+    }),
+  );
+
+/**
+ * STARTTLS towards an SMTP/LMTP next hop: `none` never, `opportunistic` when offered (a
+ * failed STARTTLS reply falls back to plaintext), `required` or the attempt defers (4xx).
+ */
+export const TLS_POLICIES = ['none', 'opportunistic', 'required'] as const;
+export type TlsPolicy = (typeof TLS_POLICIES)[number];
+
+/** A network next hop's TLS settings; `tlsVerify` checks the certificate and host name. */
+export interface HopTls {
+  tls: TlsPolicy;
+  tlsVerify: boolean;
+}
 
 /** Where a route sends mail. `imp://` is reserved until IMP routing lands. */
 export type NextHop =
-  | { kind: 'smtp'; host: string; port: number; url: string }
-  | { kind: 'lmtp'; host: string; port: number; url: string }
+  | ({ kind: 'smtp'; host: string; port: number; url: string } & HopTls)
+  | ({ kind: 'lmtp'; host: string; port: number; url: string } & HopTls)
   | { kind: 'maildir'; path: string; url: string };
 
-export function parseNextHop(value: string): NextHop | string {
+/**
+ * The defaults an operator expects from MTAs: opportunistic STARTTLS without certificate
+ * checks (an unverifiable certificate still beats plaintext, as Postfix's `may`), and a
+ * verified certificate once TLS is required (as Postfix's `secure`).
+ */
+export function defaultHopTls(tls: TlsPolicy = 'opportunistic'): HopTls {
+  return { tls, tlsVerify: tls === 'required' };
+}
+
+export function parseNextHop(value: string, tls: HopTls = defaultHopTls()): NextHop | string {
   const maildir = /^maildir:(.+)$/.exec(value);
   if (maildir) return { kind: 'maildir', path: maildir[1]!, url: value };
   const net = /^(smtp|lmtp|imp):\/\/(\[[^\]]+\]|[^:/]+):(\d{1,5})\/?$/.exec(value);
@@ -53,16 +81,52 @@ export function parseNextHop(value: string): NextHop | string {
   if (p < 1 || p > 65535) return `port ${rawPort} is out of range`;
   if (scheme === 'imp') return 'imp:// next hops are reserved for IMP routing, which this version does not support yet';
   const h = rawHost!.replace(/^\[|\]$/g, '');
-  return { kind: scheme as 'smtp' | 'lmtp', host: h, port: p, url: value };
+  return { kind: scheme as 'smtp' | 'lmtp', host: h, port: p, url: value, ...tls };
 }
 
-const nextHop = z.string().transform((v, ctx) => {
-  const hop = parseNextHop(v);
-  if (typeof hop === 'string') {
-    ctx.addIssue({ code: 'custom', message: hop });
-    return z.NEVER;
-  }
-  return hop;
+const route = z
+  .strictObject({
+    domain: domainPattern,
+    nexthop: z.string(),
+    /** STARTTLS policy towards an smtp:// or lmtp:// next hop (default opportunistic). */
+    tls: z.enum(TLS_POLICIES).optional(),
+    /** Verify the next hop's certificate (default: true when tls is required, else false). */
+    tlsVerify: z.boolean().optional(),
+  })
+  .transform((r, ctx) => {
+    const tls = r.tls ?? 'opportunistic';
+    const hop = parseNextHop(r.nexthop, { tls, tlsVerify: r.tlsVerify ?? defaultHopTls(tls).tlsVerify });
+    if (typeof hop === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['nexthop'], message: hop });
+      return z.NEVER;
+    }
+    if (hop.kind === 'maildir' && (r.tls !== undefined || r.tlsVerify !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: [r.tls !== undefined ? 'tls' : 'tlsVerify'], message: 'applies to smtp:// and lmtp:// next hops only' });
+      return z.NEVER;
+    }
+    if (tls === 'none' && r.tlsVerify === true) {
+      ctx.addIssue({ code: 'custom', path: ['tlsVerify'], message: 'there is no certificate to verify with tls: none' });
+      return z.NEVER;
+    }
+    return { domain: r.domain, nexthop: hop };
+  });
+
+/** One next hop, one TLS policy: routes sharing a next hop share its connections. */
+const routes = z.array(route).superRefine((list, ctx) => {
+  const seen = new Map<string, { index: number; hop: NextHop }>();
+  list.forEach((r, index) => {
+    const first = seen.get(r.nexthop.url);
+    if (!first) return void seen.set(r.nexthop.url, { index, hop: r.nexthop });
+    const a = first.hop;
+    const b = r.nexthop;
+    if (a.kind !== 'maildir' && b.kind !== 'maildir' && (a.tls !== b.tls || a.tlsVerify !== b.tlsVerify)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [index, 'tls'],
+        message: `next hop ${b.url} has other TLS settings in routes.${first.index}; give every route to it the same tls and tlsVerify`,
+      });
+    }
+  });
 });
 
 const cidr = z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, { message: 'must be an IP address or CIDR block' });
@@ -124,9 +188,15 @@ export const configSchema = z.strictObject({
       concurrency: z.number().int().min(1).default(20),
       attemptTimeout: duration.prefault('5m'),
       shutdownGrace: duration.prefault('30s'),
+      /** Attempts in flight to one next hop; beyond it, a recipient group waits its turn without taking a slot. */
+      perNexthopConcurrency: z.number().int().min(1).default(10),
+      /** TCP connect to a next hop. */
+      connectTimeout: duration.prefault('30s'),
+      /** From the connect to the end of the session set-up (greeting, EHLO/LHLO, STARTTLS). */
+      greetingTimeout: duration.prefault('60s'),
     })
     .prefault({}),
-  routes: z.array(z.strictObject({ domain: domainPattern, nexthop: nextHop })).default([]),
+  routes: routes.default([]),
   admin: z
     .strictObject({
       enabled: z.boolean().default(true),

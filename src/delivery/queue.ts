@@ -8,7 +8,7 @@ import { holdIfSpoolDamaged } from './hold.js';
 import type { QidGenerator } from './qid.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
-import type { DeliveryResult, NextHopTransport, RecipientResult } from './transports/transport.js';
+import { isHopBusy, type DeliveryResult, type HopBusy, type NextHopTransport, type RecipientResult } from './transports/transport.js';
 
 /** One version of a message and the recipients who get exactly these bytes. */
 export interface MessageCopy {
@@ -26,11 +26,11 @@ export type RewriteStep = (message: MessageRow, recipients: string[], original: 
 
 export const identityRewrite: RewriteStep = async (_m, _r, original) => [original];
 
-interface AttemptDone {
+interface AttemptDone<R extends DeliveryResult | HopBusy = DeliveryResult> {
   nexthop: string;
   started: number;
   durationMs: number;
-  result: DeliveryResult;
+  result: R;
 }
 
 export interface QueueEvents {
@@ -268,7 +268,7 @@ export class DeliveryQueue implements QueueHandle {
       const verified = await this.o.spool.openVerified(msg);
       const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => verified.open() };
       const copies = await this.rewrite(msg, original.recipients, original);
-      const attempts: Promise<AttemptDone>[] = [];
+      const attempts: Promise<AttemptDone<DeliveryResult | HopBusy>>[] = [];
       for (const copy of copies) {
         const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
         const unroutable: string[] = [];
@@ -288,7 +288,7 @@ export class DeliveryQueue implements QueueHandle {
         }
         for (const { hop, rcpts } of groups.values()) attempts.push(this.attempt(msg, copy, hop, rcpts, byRcpt));
       }
-      const done = await Promise.all(attempts);
+      const done = this.postponeBusy(qid, await Promise.all(attempts));
       const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
       // The bounce is queued before the failures are recorded: a crash in between
       // repeats the attempt (and maybe the bounce), it never loses the bounce.
@@ -306,7 +306,7 @@ export class DeliveryQueue implements QueueHandle {
     if (finished) await this.o.spool.remove(finished.spool_path);
   }
 
-  private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>): Promise<AttemptDone> {
+  private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>): Promise<AttemptDone<DeliveryResult | HopBusy>> {
     const started = Date.now();
     const transport = this.transports.get(hop.kind);
     let result: DeliveryResult;
@@ -315,7 +315,7 @@ export class DeliveryQueue implements QueueHandle {
       result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
     } else {
       try {
-        result = await transport.deliver(hop, {
+        const outcome = await transport.deliver(hop, {
           qid: msg.qid,
           envelopeFrom: msg.envelope_from,
           recipients: rcpts,
@@ -326,12 +326,34 @@ export class DeliveryQueue implements QueueHandle {
           intendedName: (rcpt) => byRcpt.get(rcpt)?.delivered_as ?? undefined,
           recordIntent: (rcpt, name) => this.o.store.queue.setDeliveredAs(msg.qid, rcpt, name),
         });
+        if (isHopBusy(outcome)) return { nexthop: hop.url, started, durationMs: 0, result: outcome };
+        result = outcome;
       } catch (err) {
         const reply = `451 4.3.0 ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
         result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
       }
     }
     return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
+  }
+
+  /**
+   * A busy next hop (at queue.perNexthopConcurrency and not freeing a connection) was not
+   * tried: its recipients give their slot back and are looked at again in about a second
+   * (not an attempt: no record, no backoff), so one hanging next hop never holds the slots.
+   */
+  private postponeBusy(qid: string, done: AttemptDone<DeliveryResult | HopBusy>[]): AttemptDone[] {
+    const tried: AttemptDone[] = [];
+    for (const d of done) {
+      const result = d.result;
+      if (!isHopBusy(result)) {
+        tried.push({ ...d, result });
+        continue;
+      }
+      const wait = Math.max(1, Math.round(Math.min(this.o.queue.retryInitial, 1000) * (0.5 + this.random())));
+      this.o.store.queue.postpone(qid, result.recipients, Date.now() + wait, result.reply);
+      this.o.logger.debug({ qid, nexthop: d.nexthop, rcpts: result.recipients, waitMs: wait }, 'queue: next hop busy, not attempted');
+    }
+    return tried;
   }
 
   /** Each recipient's new state: deferred ones get their next retry, or fail once expired. */

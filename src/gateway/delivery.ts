@@ -13,6 +13,14 @@ export function createDeliveryQueue(
   deps: { store: Store; spool: Spool; qids: QidGenerator; logger: Logger; events?: QueueEvents; rewrite?: RewriteStep; pollMs?: number },
 ): DeliveryQueue {
   const hostname = config.gateway.hostname;
+  const q = config.queue;
+  const network = {
+    hostname,
+    timeoutMs: q.attemptTimeout,
+    connectTimeoutMs: q.connectTimeout,
+    greetingTimeoutMs: q.greetingTimeout,
+    maxConnections: q.perNexthopConcurrency,
+  };
   return new DeliveryQueue({
     store: deps.store,
     spool: deps.spool,
@@ -22,8 +30,8 @@ export function createDeliveryQueue(
     hostname,
     logger: deps.logger,
     transports: [
-      new SmtpTransport('smtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
-      new SmtpTransport('lmtp', { hostname, timeoutMs: config.queue.attemptTimeout }),
+      new SmtpTransport('smtp', network),
+      new SmtpTransport('lmtp', network),
       new MaildirTransport(hostname),
     ],
     ...(deps.events ? { events: deps.events } : {}),

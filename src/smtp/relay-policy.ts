@@ -1,5 +1,5 @@
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
-import { domainMatches, domainOf } from '../delivery/routes.js';
+import { domainMatches, domainOf, normaliseDomainPattern } from '../delivery/routes.js';
 
 /** `::ffff:192.0.2.1` is the IPv4 client of a dual-stack listener. */
 export function normaliseIp(ip: string): string {
@@ -26,11 +26,11 @@ export function buildNetworkList(cidrs: readonly string[]): BlockList {
  */
 export class RelayPolicy {
   private readonly trusted: BlockList;
+  /** In the normal form addresses are compared in (the config already gives it). */
+  private readonly localDomains: readonly string[];
 
-  constructor(
-    private readonly localDomains: readonly string[],
-    trustedNetworks: readonly string[],
-  ) {
+  constructor(localDomains: readonly string[], trustedNetworks: readonly string[]) {
+    this.localDomains = localDomains.map(normaliseDomainPattern);
     this.trusted = buildNetworkList(trustedNetworks);
   }
 

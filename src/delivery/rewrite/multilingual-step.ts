@@ -2,7 +2,6 @@
 // recipient the language part that suits them, one copy per chosen part, and records
 // each decision in the store. The choice itself is src/mime/multilingual.ts (pure).
 import { readFileSync } from 'node:fs';
-import { domainToASCII } from 'node:url';
 import { Readable } from 'node:stream';
 import type { DNSResolver } from 'mailauth';
 import type { Logger } from 'pino';
@@ -16,7 +15,7 @@ import type { Store } from '../../store/store.js';
 import type { MessageRow } from '../../store/queue-store.js';
 import { addressKey } from '../address.js';
 import type { MessageCopy, RewriteStep } from '../queue.js';
-import { domainMatches } from '../routes.js';
+import { domainMatches, domainOf, normaliseDomainPattern } from '../routes.js';
 import { arcSealCopy, authenticateReceived, type ArcKey, type ReceivedAuthentication } from './authentication.js';
 
 export interface MultilingualStepContext {
@@ -41,12 +40,9 @@ interface RecipientPlan {
 
 /** The domain settings that apply: the first `domains` key matching the recipient's domain. */
 function domainSettings(config: MultilingualConfig, rcpt: string): MultilingualConfig['domains'][string] | undefined {
-  const at = rcpt.lastIndexOf('@');
-  const domain = at === -1 ? '' : domainToASCII(rcpt.slice(at + 1)).toLowerCase();
+  const domain = domainOf(rcpt);
   for (const [pattern, settings] of Object.entries(config.domains)) {
-    const wildcard = pattern.startsWith('*.');
-    const normal = (wildcard ? '*.' : '') + domainToASCII(wildcard ? pattern.slice(2) : pattern).toLowerCase();
-    if (domainMatches(normal, domain)) return settings;
+    if (domainMatches(normaliseDomainPattern(pattern), domain)) return settings;
   }
   return undefined;
 }

@@ -1,21 +1,50 @@
+import type SMTPConnection from 'nodemailer/lib/smtp-connection';
+import { connect as netConnect, type Socket } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { NextHop } from '../../config/schema.js';
+import type { HopTls, NextHop } from '../../config/schema.js';
 import { prepareSend, RelayConnection, type Envelope } from './smtp-envelope.js';
-import { allRecipients, outcomeOf, type DeliveryRequest, type DeliveryResult, type NextHopTransport, type RecipientResult, type SuccessDsn } from './transport.js';
+import {
+  allRecipients,
+  hopBusy,
+  outcomeOf,
+  summaryReply,
+  type DeliveryRequest,
+  type DeliveryResult,
+  type HopBusy,
+  type NextHopTransport,
+  type RecipientResult,
+  type SuccessDsn,
+} from './transport.js';
 
 export interface SmtpTransportOptions {
   /** Our EHLO/LHLO name. */
   hostname: string;
   /** Socket inactivity limit for one attempt (queue.attemptTimeout). */
   timeoutMs: number;
-  /** Connections kept per next hop. */
+  /** TCP connect to the next hop (queue.connectTimeout). */
+  connectTimeoutMs?: number;
+  /** From the connect to a ready session: greeting, EHLO/LHLO, STARTTLS (queue.greetingTimeout). */
+  greetingTimeoutMs?: number;
+  /**
+   * Attempts in flight to one next hop, one connection each (queue.perNexthopConcurrency).
+   * Beyond it an attempt is not made: the group comes back as `HopBusy`.
+   */
   maxConnections?: number;
   /** An idle pooled connection is closed after this long. */
   idleMs?: number;
+  /**
+   * How long an attempt may wait for a connection of a saturated next hop that is making
+   * progress (a transaction finished within this long) before it counts as busy.
+   */
+  handoverMs?: number;
 }
 
 interface SmtpError extends Error {
   code?: string;
+  /** nodemailer keeps the system error's code here when it sets its own (ESOCKET). */
+  originalCode?: string;
+  /** Set by the pool: the error ended a STARTTLS handshake. */
+  duringTls?: boolean;
   responseCode?: number;
   response?: string;
   rejectedErrors?: SmtpError[];
@@ -45,59 +74,102 @@ interface Pooled {
   sent: number;
   idleTimer?: NodeJS.Timeout;
   dead: boolean;
+  /** LMTP: the reply to the end of DATA for each recipient of the message being sent. */
+  lmtpReplies: Map<string, string>;
+}
+
+/** A caller waiting for a busy pool's next free connection. */
+interface Waiter {
+  /** A connection handed over, 'slot' when one closed (connect a new one), undefined: give up. */
+  resolve(handed: Pooled | 'slot' | undefined): void;
+  timer: NodeJS.Timeout;
 }
 
 /**
- * Connections to one next hop: up to `max` open, idle ones reused (no RSET needed after
- * a completed transaction), closed after `idleMs` unused or on any connection-level error.
+ * Connections to one next hop: at most `max` open, which is also the number of attempts
+ * in flight to it. Idle ones are reused (no RSET needed after a completed transaction)
+ * and closed after `idleMs` unused or on any connection-level error.
+ *
+ * When all `max` are in use, a caller waits for the next one to come free only while the
+ * next hop is making progress (a transaction finished within `handoverMs`), at most `max`
+ * callers at once and for at most `handoverMs`: a healthy but saturated next hop hands its
+ * connections over within milliseconds. Otherwise (a next hop that hangs, or stalls) the
+ * caller is told "busy" at once and gives its queue slot back.
  */
 class HopPool {
   private readonly idle: Pooled[] = [];
+  private readonly waiters: Waiter[] = [];
   private open = 0;
-  private readonly waiters: ((p: Pooled | undefined) => void)[] = [];
   private closed = false;
+  /** When a transaction on one of its connections last finished. */
+  private lastDoneAt = -Infinity;
 
   constructor(
-    private readonly create: () => RelayConnection,
+    private readonly create: () => Promise<RelayConnection>,
     private readonly max: number,
     private readonly idleMs: number,
+    private readonly lmtp: boolean,
+    private readonly handoverMs: number,
   ) {}
 
-  /** A ready connection; rejects when a new one cannot connect. */
-  async acquire(): Promise<Pooled> {
+  get limit(): number {
+    return this.max;
+  }
+
+  /** A ready connection, or undefined when the next hop is busy; rejects when a new one cannot connect. */
+  async acquire(): Promise<Pooled | undefined> {
     for (;;) {
       const p = this.idle.pop();
       if (!p) break;
       clearTimeout(p.idleTimer);
       if (!p.dead) return p;
     }
+    if (this.closed) return undefined;
     if (this.open < this.max) return this.connect();
-    const handed = await new Promise<Pooled | undefined>((r) => this.waiters.push(r));
-    return handed ?? this.acquire();
+    const progressing = Date.now() - this.lastDoneAt < this.handoverMs;
+    if (!progressing || this.waiters.length >= this.max) return undefined;
+    const handed = await new Promise<Pooled | 'slot' | undefined>((resolve) => {
+      const w: Waiter = {
+        resolve,
+        timer: setTimeout(() => {
+          const i = this.waiters.indexOf(w);
+          if (i !== -1) this.waiters.splice(i, 1);
+          resolve(undefined);
+        }, this.handoverMs),
+      };
+      this.waiters.push(w);
+    });
+    return handed === 'slot' ? this.acquire() : handed;
   }
 
-  private connect(): Promise<Pooled> {
+  private nextWaiter(): Waiter | undefined {
+    const w = this.waiters.shift();
+    if (w) clearTimeout(w.timer);
+    return w;
+  }
+
+  private async connect(): Promise<Pooled> {
     this.open++;
-    const conn = this.create();
-    const p: Pooled = { conn, sent: 0, dead: false };
-    const gone = () => {
-      if (p.dead) return;
-      p.dead = true;
+    let conn: RelayConnection;
+    try {
+      conn = await this.create();
+    } catch (err) {
       this.open--;
-      const i = this.idle.indexOf(p);
-      if (i !== -1) this.idle.splice(i, 1);
-      clearTimeout(p.idleTimer);
-      this.waiters.shift()?.(undefined); // a slot is free: let a waiter connect
-    };
-    conn.on('end', gone);
-    conn.on('error', gone);
+      throw err;
+    }
+    const p: Pooled = { conn, sent: 0, dead: false, lmtpReplies: new Map() };
+    if (this.lmtp) captureLmtpReplies(conn, p.lmtpReplies);
+    conn.on('end', () => this.gone(p));
+    conn.on('error', () => this.gone(p));
     return new Promise((resolve, reject) => {
       let settled = false;
       // A failed connect is reported as an 'error' event, not always to the callback.
-      const fail = (err: Error) => {
+      const fail = (err: SmtpError) => {
         if (settled) return;
         settled = true;
-        gone();
+        // a failed handshake reaches us as a plain socket error (ESOCKET)
+        if ((conn as unknown as { upgrading?: boolean }).upgrading || /^(ERR_SSL_|ERR_TLS_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_)/.test(err.originalCode ?? '')) err.duringTls = true;
+        this.gone(p);
         conn.close();
         reject(err);
       };
@@ -111,33 +183,106 @@ class HopPool {
     });
   }
 
-  /** Back to the pool (or straight to a waiter); `reusable: false` closes it. */
+  /** The connection no longer counts against the limit (closed, failed or discarded). */
+  private gone(p: Pooled): void {
+    if (p.dead) return;
+    p.dead = true;
+    this.open--;
+    const i = this.idle.indexOf(p);
+    if (i !== -1) this.idle.splice(i, 1);
+    clearTimeout(p.idleTimer);
+    this.nextWaiter()?.resolve('slot'); // a slot is free: let a waiter connect
+  }
+
+  /** Back to the pool; `reusable: false` closes it. */
   release(p: Pooled, reusable: boolean): void {
     if (!reusable || p.dead || this.closed) {
       this.discard(p);
       return;
     }
     p.sent++;
-    const waiter = this.waiters.shift();
-    if (waiter) return waiter(p);
+    this.lastDoneAt = Date.now();
+    const waiter = this.nextWaiter();
+    if (waiter) return waiter.resolve(p);
     p.idleTimer = setTimeout(() => this.discard(p), this.idleMs);
     p.idleTimer.unref();
     this.idle.push(p);
   }
 
   discard(p: Pooled): void {
-    if (!p.dead) {
-      p.conn.quit();
-      p.conn.close();
-    }
+    if (p.dead) return;
+    this.gone(p);
+    p.conn.quit();
+    p.conn.close();
   }
 
   close(): void {
     this.closed = true;
     for (const p of this.idle.splice(0)) this.discard(p);
-    for (const w of this.waiters.splice(0)) w(undefined);
+    for (let w = this.nextWaiter(); w; w = this.nextWaiter()) w.resolve(undefined);
   }
 }
+
+/**
+ * LMTP answers the end of DATA once per recipient; nodemailer keeps only the refusals.
+ * The accepting replies are kept too, so each delivered recipient's record holds its own.
+ */
+function captureLmtpReplies(conn: SMTPConnection, into: Map<string, string>): void {
+  type LmtpStreamAction = (this: SMTPConnection, recipient: string, final: boolean, str: string, callback: unknown) => void;
+  const c = conn as unknown as { _actionLMTPStream?: LmtpStreamAction };
+  const original = c._actionLMTPStream;
+  if (typeof original !== 'function') return;
+  c._actionLMTPStream = function (recipient, final, str, callback) {
+    into.set(recipient, str.replace(/[\r\n]+/g, ' '));
+    return original.call(this, recipient, final, str, callback);
+  };
+}
+
+/** A TCP connection within `timeoutMs`, or an error with a `code` (ETIMEDOUT, ECONNREFUSED, ...). */
+function openSocket(host: string, port: number, timeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = netConnect({ host, port });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(Object.assign(new Error(`no TCP connection to ${host}:${port} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' }));
+    }, timeoutMs);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      socket.removeAllListeners('error');
+      resolve(socket);
+    });
+    socket.once('error', (err) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    });
+  });
+}
+
+/** How a TLS policy maps onto nodemailer's options. */
+function tlsOptions(hop: HopTls): Record<string, unknown> {
+  const tls = { rejectUnauthorized: hop.tlsVerify };
+  switch (hop.tls) {
+    case 'none':
+      return { ignoreTLS: true };
+    case 'opportunistic':
+      // a refused STARTTLS goes on in plaintext, as MTAs do between each other
+      return { opportunisticTLS: true, tls };
+    case 'required':
+      return { requireTLS: true, tls };
+  }
+}
+
+/** A session that could not be set up for TLS reasons: always temporary (the next hop may be fixed). */
+function tlsFailure(hop: NetworkHop, err: SmtpError): string | undefined {
+  // nodemailer: ETLS for a refused STARTTLS or a failed handshake; ECONNECTION when EHLO failed under requireTLS
+  if (err.code !== 'ETLS' && !err.duringTls && !(hop.tls === 'required' && /STARTTLS/.test(err.message))) return undefined;
+  const detail = (err.response ?? err.message).replace(/[\r\n]+/g, ' ');
+  if (err.response && !err.duringTls) return `451 4.7.4 TLS is required for ${hop.url}, but it did not accept STARTTLS: ${detail}`;
+  return `451 4.7.5 TLS with ${hop.url} failed${hop.tlsVerify ? ' (certificate verification on)' : ''}: ${detail}`;
+}
+
+type NetworkHop = Extract<NextHop, { kind: 'smtp' | 'lmtp' }>;
 
 /**
  * SMTP and LMTP next hops on nodemailer's protocol client (SMTPConnection): a small pool
@@ -157,40 +302,51 @@ export class SmtpTransport implements NextHopTransport {
     this.kind = kind;
   }
 
-  private pool(hop: Extract<NextHop, { kind: 'smtp' | 'lmtp' }>): HopPool {
+  private pool(hop: NetworkHop): HopPool {
     let p = this.pools.get(hop.url);
     if (!p) {
-      const options = {
+      const lmtp = hop.kind === 'lmtp';
+      const setup = this.o.greetingTimeoutMs ?? 60_000;
+      const connectMs = this.o.connectTimeoutMs ?? 30_000;
+      const options: SMTPConnection.Options = {
         host: hop.host,
         port: hop.port,
         secure: false,
-        lmtp: hop.kind === 'lmtp',
+        lmtp,
         name: this.o.hostname,
-        connectionTimeout: Math.min(30_000, this.o.timeoutMs),
-        greetingTimeout: Math.min(30_000, this.o.timeoutMs),
+        // The TCP connect is ours (openSocket, connectTimeout): nodemailer's connection
+        // deadline then covers only the session set-up (greeting, EHLO/LHLO, STARTTLS).
+        connectionTimeout: setup,
+        greetingTimeout: setup,
         socketTimeout: this.o.timeoutMs,
-        // Opportunistic STARTTLS, as MTAs do between each other: an unverifiable
-        // certificate still beats plaintext.
-        tls: { rejectUnauthorized: false },
+        ...tlsOptions(hop),
         logger: false,
       };
-      p = new HopPool(() => new RelayConnection(options), this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000);
+      const create = async () => new RelayConnection({ ...options, connection: await openSocket(hop.host, hop.port, connectMs) });
+      p = new HopPool(create, this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000, lmtp, this.o.handoverMs ?? 1000);
       this.pools.set(hop.url, p);
     }
     return p;
   }
 
-  async deliver(hop: NextHop, req: DeliveryRequest): Promise<DeliveryResult> {
+  async deliver(hop: NextHop, req: DeliveryRequest): Promise<DeliveryResult | HopBusy> {
     if (hop.kind !== 'smtp' && hop.kind !== 'lmtp') throw new TypeError(`SmtpTransport cannot deliver to ${hop.url}`);
     const pool = this.pool(hop);
     // One retry, only when a reused connection turned out dead before a byte was sent.
     for (let attempt = 0; ; attempt++) {
-      let p: Pooled;
+      let p: Pooled | undefined;
       try {
         p = await pool.acquire();
       } catch (e) {
-        return allRecipients(req, 'deferred', replyOf(e as SmtpError));
+        const err = e as SmtpError;
+        return allRecipients(req, 'deferred', tlsFailure(hop, err) ?? replyOf(err));
       }
+      if (!p) return hopBusy(req, `451 4.4.5 ${hop.url} has ${pool.limit} attempts in flight (queue.perNexthopConcurrency): not attempted`);
+      if (hop.tls === 'required' && !p.conn.secure) {
+        pool.discard(p);
+        return allRecipients(req, 'deferred', `451 4.7.4 TLS is required for ${hop.url}, but the session is not encrypted`);
+      }
+      p.lmtpReplies.clear();
       let prepared;
       try {
         prepared = await prepareSend(p.conn, req, hop.kind === 'lmtp', hop.host);
@@ -206,7 +362,7 @@ export class SmtpTransport implements NextHopTransport {
       try {
         const info = await send(p.conn, prepared.envelope, message);
         pool.release(p, true);
-        return this.fromInfo(req, info, prepared.successDsn);
+        return this.fromInfo(hop, req, info, p.lmtpReplies, prepared.successDsn);
       } catch (e) {
         const err = e as SmtpError;
         const untouched = (message as Readable & { readableDidRead?: boolean }).readableDidRead === false;
@@ -215,7 +371,8 @@ export class SmtpTransport implements NextHopTransport {
           continue;
         }
         if (connectionSurvives(err) && !p.dead) {
-          p.conn.reset((resetErr) => pool.release(p, !resetErr));
+          const kept = p;
+          kept.conn.reset((resetErr) => pool.release(kept, !resetErr));
         } else {
           pool.discard(p);
         }
@@ -227,7 +384,12 @@ export class SmtpTransport implements NextHopTransport {
     }
   }
 
-  private fromInfo(req: DeliveryRequest, info: SendInfo, successDsn: SuccessDsn): DeliveryResult {
+  /**
+   * Each recipient's outcome after the message went through: refused at RCPT (or, over
+   * LMTP, after DATA) with its own reply, else delivered with the DATA reply (LMTP: its
+   * own). The overall reply is the DATA reply only when every recipient got the message.
+   */
+  private fromInfo(hop: NetworkHop, req: DeliveryRequest, info: SendInfo, lmtpReplies: ReadonlyMap<string, string>, successDsn: SuccessDsn): DeliveryResult {
     const reply = (info.response ?? '250 ok').replace(/[\r\n]+/g, ' ');
     const failed = new Map<string, SmtpError>();
     for (const e of info.rejectedErrors ?? []) if (e.recipient) failed.set(e.recipient, e);
@@ -236,9 +398,10 @@ export class SmtpTransport implements NextHopTransport {
       const e = failed.get(rcpt);
       if (e) return { rcpt, outcome: outcomeOf(e.responseCode), reply: replyOf(e) };
       if (rejected.has(rcpt)) return { rcpt, outcome: 'deferred', reply: '451 4.4.0 rejected without a reply' };
-      return { rcpt, outcome: 'delivered', reply };
+      return { rcpt, outcome: 'delivered', reply: lmtpReplies.get(rcpt) ?? reply };
     });
-    return { reply, recipients, successDsn };
+    const all = recipients.every((r) => r.outcome === 'delivered');
+    return { reply: all ? reply : summaryReply(hop.url, recipients), recipients, successDsn };
   }
 
   private fromError(req: DeliveryRequest, err: SmtpError): DeliveryResult {

@@ -56,13 +56,66 @@ export interface DeliveryResult {
 }
 
 /**
+ * The next hop already has as many attempts in flight as it may (queue.perNexthopConcurrency)
+ * and none came free in time: nothing was tried, so this is not an attempt. The queue
+ * releases the recipients and looks again soon, so a hanging next hop never holds the
+ * queue's slots.
+ */
+export interface HopBusy {
+  readonly busy: true;
+  reply: string;
+  recipients: string[];
+}
+
+export function hopBusy(req: DeliveryRequest, reply: string): HopBusy {
+  return { busy: true, reply, recipients: [...req.recipients] };
+}
+
+export function isHopBusy(r: DeliveryResult | HopBusy): r is HopBusy {
+  return 'busy' in r && r.busy;
+}
+
+/**
  * A kind of next hop (`smtp`, `lmtp`, `maildir`; `imp` later). Implementations never
- * throw for delivery problems: every recipient comes back with an outcome.
+ * throw for delivery problems: every recipient comes back with an outcome, or the whole
+ * group comes back as `HopBusy` (not attempted).
  */
 export interface NextHopTransport {
   readonly kind: NextHop['kind'];
-  deliver(hop: NextHop, req: DeliveryRequest): Promise<DeliveryResult>;
+  deliver(hop: NextHop, req: DeliveryRequest): Promise<DeliveryResult | HopBusy>;
   close(): Promise<void>;
+}
+
+/** `451 4.2.0 ...` -> `451 4.2.0`; a reply without a usable code gets its outcome's generic one. */
+function statusOf(r: RecipientResult): string {
+  const full = /^\d{3} \d\.\d{1,3}\.\d{1,3}(?= |$)/.exec(r.reply)?.[0];
+  if (full && outcomeOf(Number(full.slice(0, 3))) === r.outcome) return full;
+  return r.outcome === 'deferred' ? '451 4.0.0' : r.outcome === 'failed' ? '550 5.0.0' : '250 2.0.0';
+}
+
+/** The most an attempt's summary reply holds: a long recipient list is cut, with a count of the rest. */
+const MAX_SUMMARY = 2000;
+
+/**
+ * An attempt's overall reply when its recipients fared differently: counts, then each
+ * recipient's reply. It is 2xx only when every recipient was delivered; otherwise it has
+ * the code of the first deferred (else failed) recipient, so a log line or `queue show`
+ * never reads as if the whole group had landed.
+ */
+export function summaryReply(url: string, results: readonly RecipientResult[]): string {
+  const count = (o: RecipientOutcome) => results.filter((r) => r.outcome === o).length;
+  const [delivered, deferred, failed] = [count('delivered'), count('deferred'), count('failed')];
+  const worst = results.find((r) => r.outcome === 'deferred') ?? results.find((r) => r.outcome === 'failed');
+  const code = worst ? statusOf(worst) : '250 2.0.0';
+  const counts = [`${delivered} of ${results.length} delivered`, deferred ? `${deferred} deferred` : '', failed ? `${failed} failed` : ''].filter(Boolean).join(', ');
+  let text = `${code} ${url}: ${counts}`;
+  for (let i = 0; i < results.length; i++) {
+    const r = results[i]!;
+    const part = `${i === 0 ? ': ' : '; '}<${r.rcpt}> ${r.reply}`;
+    if (text.length + part.length > MAX_SUMMARY) return `${text}; ... ${results.length - i} more`;
+    text += part;
+  }
+  return text;
 }
 
 /** Every recipient gets the same outcome (connection failure, 5xx to MAIL FROM, ...). */
