@@ -226,7 +226,13 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   spool: z.strictObject({ dir: z.string().min(1).default('./var/spool') }).prefault({}),
-  store: z.strictObject({ path: z.string().min(1).default('./var/mailbag.db') }).prefault({}),
+  store: z
+    .strictObject({
+      path: z.string().min(1).default('./var/mailbag.db'),
+      /** Finished messages, their recipients and attempts are kept this long, then pruned. */
+      retention: duration.prefault('30d').refine((ms) => ms >= 60_000, { message: 'must be at least 1m' }),
+    })
+    .prefault({}),
   queue: z
     .strictObject({
       /** Compared with the message's age, never put in a timer: may exceed MAX_TIMER_MS. */
