@@ -59,7 +59,7 @@ t.test('a failing rewrite step postpones the recipients', async (t) => {
     return [original];
   };
   const gw = await startGateway(
-    testConfig(dir, { routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }], queue: { retryInitial: 300 } }),
+    testConfig(dir, { routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }], queue: { retryInitial: 300, retryMax: 300 } }),
     { rewrite, pollMs: 30 },
   );
   t.teardown(async () => {
