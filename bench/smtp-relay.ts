@@ -7,7 +7,8 @@
 // all in one run. mailbag accepts (250 after fsync + SQLite commit) and relays
 // asynchronously, so two rates are reported: the accept rate (smtp-source done) and
 // the end-to-end relay rate (the sink has every message). Peak RSS is the gateway
-// process's VmHWM.
+// process's VmHWM. For mailbag, the worst event-loop delay of its SMTP thread during
+// the run is read from its /metrics (mailbag_event_loop_delay_max_seconds).
 //
 //   npm run bench -- smtp-relay
 //   env: BENCH_SCALE=0.2 (fewer messages), BENCH_CPU_PROF=DIR (write a --cpu-prof of
@@ -50,6 +51,8 @@ interface Row {
   peakRss?: number;
   /** Relay process CPU (user + system) per message, ms: the figure a busy machine colours least. */
   cpuMsPerMessage?: number;
+  /** mailbag only: the SMTP thread's worst event-loop delay during the run, ms. */
+  loopDelayMaxMs?: number;
   note?: string;
 }
 
@@ -95,6 +98,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   cleanups.push(() => sink.stop());
   const config = join(dir, 'mailbag.yaml');
   const port = await freePort(); // fixed, so any log level works (readiness is a TCP connect)
+  const adminPort = await freePort(); // /metrics: the SMTP thread's worst event-loop delay
   writeFileSync(
     config,
     [
@@ -110,7 +114,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
       `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
       'routes:',
       `  - { domain: example.test, nexthop: "smtp://127.0.0.1:${sink.port}" }`,
-      'admin: { enabled: false }',
+      `admin: { enabled: true, listen: { host: 127.0.0.1, port: ${adminPort} } }`,
       `log: { level: ${logLevel} }`,
       '',
     ].join('\n'),
@@ -122,6 +126,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     await gw.stop(5000);
   });
   const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms`;
+  await loopDelayMaxMs(adminPort); // starts the gauge's window at the start of the run
   const cpu0 = gw.cpuSeconds();
   try {
     const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
@@ -139,13 +144,25 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     }
     const cpu1 = gw.cpuSeconds();
     const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
-    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, note });
+    const loopDelay = await loopDelayMaxMs(adminPort);
+    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, loopDelayMaxMs: loopDelay, note });
   } finally {
     const peak = gw.peakRssBytes();
     const last = rows[rows.length - 1];
     if (last && last.peakRss === undefined && peak !== undefined) last.peakRss = peak;
     await gw.stop(10_000);
     await sink.stop();
+  }
+}
+
+/** Scrapes mailbag_event_loop_delay_max_seconds (the worst delay since the previous scrape), in ms. */
+async function loopDelayMaxMs(adminPort: number): Promise<number | undefined> {
+  try {
+    const text = await (await fetch(`http://127.0.0.1:${adminPort}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith('mailbag_event_loop_delay_max_seconds '));
+    return line === undefined ? undefined : Number(line.split(' ')[1]) * 1000;
+  } catch {
+    return undefined;
   }
 }
 
@@ -235,12 +252,12 @@ function print() {
   const lines = [
     `10 KiB messages, ${SESSIONS} sessions, durability on (fsync + SQLite synchronous=FULL before 250), mailbag log level ${logLevel}`,
     '',
-    '| path | mode | messages | accept msg/s | end-to-end msg/s | vs (a) same mode | relay peak RSS | relay CPU ms/msg |',
-    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| path | mode | messages | accept msg/s | end-to-end msg/s | vs (a) same mode | relay peak RSS | relay CPU ms/msg | SMTP thread worst event-loop delay |',
+    '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const r of rows) {
     const ratio = r.baseline && r.relayRate ? `${((100 * r.relayRate) / r.baseline).toFixed(1)} %` : '-';
-    lines.push(`| ${r.path} | ${r.mode} | ${r.count} | ${f(r.acceptRate)} | ${f(r.relayRate ?? (r.baseline ? undefined : r.acceptRate))} | ${ratio} | ${mb(r.peakRss)} | ${r.cpuMsPerMessage === undefined ? '-' : r.cpuMsPerMessage.toFixed(2)} |${r.note ? ` ${r.note}` : ''}`);
+    lines.push(`| ${r.path} | ${r.mode} | ${r.count} | ${f(r.acceptRate)} | ${f(r.relayRate ?? (r.baseline ? undefined : r.acceptRate))} | ${ratio} | ${mb(r.peakRss)} | ${r.cpuMsPerMessage === undefined ? '-' : r.cpuMsPerMessage.toFixed(2)} | ${r.loopDelayMaxMs === undefined ? '-' : `${r.loopDelayMaxMs.toFixed(0)} ms`} |${r.note ? ` ${r.note}` : ''}`);
   }
   const reuse0 = rows.find((r) => r.mode.startsWith('reuse') && r.mode.includes('greetingDelay 0 '));
   if (reuse0?.relayRate !== undefined) {
@@ -252,6 +269,9 @@ function print() {
     if (m?.relayRate && h?.relayRate) {
       lines.push(`mailbag vs Haraka, ${reuse ? 'with' : 'without'} connection reuse: ${f(m.relayRate)} vs ${f(h.relayRate)} msg/s end to end (${(m.relayRate / h.relayRate).toFixed(2)}x)`);
     }
+  }
+  for (const r of rows.filter((x) => x.loopDelayMaxMs !== undefined)) {
+    lines.push(`mailbag SMTP thread, worst event-loop delay under load (${r.mode}): ${r.loopDelayMaxMs!.toFixed(0)} ms`);
   }
   for (const n of notes) lines.push(n);
   lines.push(`machine: ${cpus().length} CPUs, load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

@@ -109,7 +109,9 @@ t.test('SIGKILL at random points: every 250 is delivered, never twice to a Maild
   // Resolved whenever the gateway is (back) up: senders wait for it, not for a time.
   let up!: Promise<void>;
   let markUp!: () => void;
-  const down = () => (up = new Promise<void>((r) => (markUp = r)));
+  const down = (): void => {
+    up = new Promise<void>((r) => (markUp = r));
+  };
   down();
   // Waiters for the n-th 250.
   const ackWaiters: { n: number; resolve(): void }[] = [];

@@ -53,7 +53,7 @@ t.test('a failing rewrite step counts as an attempt and is retried with backoff'
   const gw = await startGateway(
     testConfig(dir, {
       routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }],
-      queue: { retryInitial: 300, rewrite: { module: fixture('fails-once'), options: { reason: 'translation service unavailable' } } },
+      queue: { retryInitial: 300, retryMax: 300, rewrite: { module: fixture('fails-once'), options: { reason: 'translation service unavailable' } } },
     }),
     { pollMs: 30 },
   );

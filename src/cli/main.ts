@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { pathToFileURL } from 'node:url';
-import { realpathSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { CliError, UsageError, type CliIO, type Command } from './command.js';
 import { commands } from './commands.js';
 import { ConfigError } from '../config/load.js';
@@ -12,14 +12,22 @@ function helpText(cmd: Command, path: string[]): string {
     const width = Math.max(...cmd.subcommands.map((c) => c.name.length));
     for (const sub of cmd.subcommands) lines.push(`  ${sub.name.padEnd(width)}  ${sub.summary}`);
     lines.push('', `Run '${[...path, '<command>'].join(' ')} --help' for a command's options.`);
+    if (path.length === 1) lines.push(`'mailbag --version' (or -V) prints the version.`);
   }
   return lines.join('\n') + '\n';
 }
 
-const root: Command = {
+/** package.json two levels up from both src/cli and dist/cli. */
+const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string; description: string };
+
+/** The installed version, as `mailbag --version` prints it. */
+export const VERSION = pkg.version;
+
+export const root: Command = {
   name: 'mailbag',
-  summary: 'mail-filter gateway: SMTP store-and-forward, RFC 753 IMP, multilingual rewriting',
-  usage: 'mailbag <command> [options]',
+  // One description of what is built, shared with package.json.
+  summary: pkg.description,
+  usage: 'mailbag <command> [options]\n       mailbag --version',
   subcommands: commands,
 };
 
@@ -29,6 +37,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   const path = ['mailbag'];
   let rest = argv;
   try {
+    if (rest.length === 1 && (rest[0] === '--version' || rest[0] === '-V')) {
+      io.stdout.write(`mailbag ${VERSION}\n`);
+      return 0;
+    }
     while (cmd.subcommands) {
       const [word, ...tail] = rest;
       if (word === undefined || word === '--help' || word === '-h' || word === 'help') {
@@ -36,7 +48,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return word === undefined ? 2 : 0;
       }
       const next = cmd.subcommands.find((c) => c.name === word);
-      if (!next) throw new UsageError(`unknown command '${[...path, word].join(' ')}' (see '${path.join(' ')} --help')`);
+      if (!next) throw new UsageError(`unknown command '${word}' (see '${path.join(' ')} --help')`);
       cmd = next;
       path.push(word);
       rest = tail;

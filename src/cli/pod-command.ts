@@ -1,13 +1,15 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { parseCommandArgs, UsageError, writeOutput, type CliIO, type Command } from './command.js';
 import { importFiles } from './pod/import.js';
+import { openStoreForCli } from './store-access.js';
 
 const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
 async function withStore<T>(configPath: string | undefined, io: CliIO, fn: (store: Store) => Promise<T>): Promise<T> {
   const config = loadConfig(resolveConfigPath(configPath, io.env));
-  const store = Store.open(config.store.path);
+  // never migrates an existing store (a gateway of another version may be running on it)
+  const store = openStoreForCli(config.store.path, { create: true });
   try {
     return await fn(store);
   } finally {

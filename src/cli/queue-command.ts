@@ -1,11 +1,11 @@
-import { existsSync } from 'node:fs';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { isQid } from '../delivery/qid.js';
 import { recoverUnknown, type RecoverResult } from '../delivery/recover.js';
 import { removeFile, Spool } from '../delivery/spool.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { CliError, UsageError, parseCommandArgs, writeOutput, type CliIO, type Command } from './command.js';
 import { formatList, formatShow } from './queue/format.js';
+import { openStoreForCli } from './store-access.js';
 
 const OPTIONS = { config: { type: 'string', short: 'c' }, json: { type: 'boolean' } } as const;
 
@@ -22,8 +22,7 @@ async function withStore<T>(
   const qid = (positionals[0] ?? '').toUpperCase();
   if (wantQid && !isQid(qid)) throw new CliError(`'${positionals[0]}' is not a queue id`, 'ERR_MAILBAG_QID');
   const config = loadConfig(resolveConfigPath(values.config, io.env));
-  if (!existsSync(config.store.path)) throw new CliError(`no store at ${config.store.path} (has the gateway run with this config?)`, 'ERR_MAILBAG_NO_STORE');
-  const store = Store.open(config.store.path, { mustExist: true });
+  const store = openStoreForCli(config.store.path, { create: false });
   try {
     return await fn(store, { qid, json: !!values.json, config });
   } finally {

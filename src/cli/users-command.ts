@@ -2,15 +2,17 @@ import { readFile } from 'node:fs/promises';
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { addressKey } from '../delivery/address.js';
 import { formatLanguagePreferences, LanguagePreferenceError, parseLanguagePreferences } from '../mime/language-range.js';
-import { Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { CliError, parseCommandArgs, UsageError, writeOutput, type CliIO, type Command } from './command.js';
 import { CsvError, parseCsv } from './users/csv.js';
+import { openStoreForCli } from './store-access.js';
 
 const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
 async function withStore<T>(configPath: string | undefined, io: CliIO, fn: (store: Store) => Promise<T>): Promise<T> {
   const config = loadConfig(resolveConfigPath(configPath, io.env));
-  const store = Store.open(config.store.path);
+  // a missing store is created: preferences may be loaded before the gateway first starts
+  const store = openStoreForCli(config.store.path, { create: true });
   try {
     return await fn(store);
   } finally {

@@ -1,7 +1,12 @@
+import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
+import { MAX_BAG_OCTETS } from '../imp/limits.js';
 import { normaliseDomainPattern } from '../delivery/domain.js';
 import { multilingualSchema } from './multilingual-schema.js';
 import { parseDuration, parseSize } from './units.js';
+
+/** setTimeout's limit: a longer delay fires at once (Node warns and uses 1 ms). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 const duration = z
   .union([z.string(), z.number()])
@@ -13,6 +18,11 @@ const duration = z
     }
     return ms;
   });
+
+/** A duration that ends up in a timer (socket timeouts, delays, grace periods). */
+const timerDuration = duration.refine((ms) => ms <= MAX_TIMER_MS, {
+  message: `longer than a timer can hold (${MAX_TIMER_MS} ms, about 24.8 days)`,
+});
 
 const size = z
   .union([z.string(), z.number()])
@@ -26,9 +36,22 @@ const size = z
   });
 
 const port = z.number().int().min(0).max(65535);
-const host = z.string().min(1);
 
-const listen = z.strictObject({ host, port });
+const LABEL = '[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?';
+const DOMAIN_NAME = new RegExp(`^(?=.{1,253}$)${LABEL}(?:\\.${LABEL})*$`);
+
+/** A domain name in letters, digits and hyphens (what banners, Received: and bounces can carry). */
+export function isDomainName(value: string): boolean {
+  return DOMAIN_NAME.test(value);
+}
+
+const domainName = z.string().refine(isDomainName, { message: 'must be a domain name (letters, digits, hyphens and dots)' });
+
+/** Where a listener binds: an IP address or a name (resolved when the gateway starts). */
+const host = z.string().refine((v) => isIP(v) !== 0 || isDomainName(v), { message: 'must be an IP address or a host name' });
+
+/** `listen: { port: N }` keeps the default host, `listen: { host: H }` the default port. */
+const listen = (defaultPort: number) => z.strictObject({ host: host.default('127.0.0.1'), port: port.default(defaultPort) }).prefault({});
 
 /**
  * A recipient-domain pattern: `example.test`, `*.example.test` or `*`, in U-labels or
@@ -129,18 +152,48 @@ const routes = z.array(route).superRefine((list, ctx) => {
   });
 });
 
-const cidr = z.string().regex(/^[0-9A-Fa-f:.]+(\/\d{1,3})?$/, { message: 'must be an IP address or CIDR block' });
+/**
+ * `10.0.0.0/8`, `192.0.2.1` or `::1/128`. Checked by adding it to a BlockList, the very
+ * operation the SMTP listener performs at start, so what passes here also starts.
+ */
+export function cidrProblem(entry: string): string | undefined {
+  const [addr = '', bits, extra] = entry.split('/');
+  const family = isIP(addr);
+  if (family === 0 || extra !== undefined) return 'must be an IP address or CIDR block (address/prefix)';
+  const max = family === 4 ? 32 : 128;
+  if (bits !== undefined && !/^\d{1,3}$/.test(bits)) return `has a bad prefix length (0 to ${max})`;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (prefix > max) return `has a bad prefix length (0 to ${max})`;
+  try {
+    new BlockList().addSubnet(addr, prefix, family === 4 ? 'ipv4' : 'ipv6');
+  } catch (err) {
+    return `is not a usable network: ${(err as Error).message}`;
+  }
+  return undefined;
+}
+
+const cidr = z.string().superRefine((v, ctx) => {
+  const problem = cidrProblem(v);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${v} ${problem}` });
+});
+
+/** What an IMP bag of `maxBagBytes` octets can carry of a message: less than the bag minus its 4-octet header. */
+export function impCarriageProblem(maxMessageBytes: number, maxBagBytes: number): string | undefined {
+  const room = maxBagBytes - 4;
+  if (maxMessageBytes <= room) return undefined;
+  return `smtp.maxMessageBytes (${maxMessageBytes}) is larger than an IMP bag can carry: imp.maxBagBytes (${maxBagBytes}) minus its 4-octet header is ${room}`;
+}
 
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
       /** Name used in the SMTP banner, Received: lines and bounces. */
-      hostname: host.default('mailbag.localhost'),
+      hostname: domainName.default('mailbag.localhost'),
     })
     .prefault({}),
   smtp: z
     .strictObject({
-      listen: listen.default({ host: '127.0.0.1', port: 2525 }),
+      listen: listen(2525),
       maxMessageBytes: size.prefault(26_214_400),
       maxRecipients: z.number().int().min(1).default(100),
       maxConnections: z.number().int().min(1).default(500),
@@ -149,12 +202,12 @@ export const configSchema = z.strictObject({
       maxConnectionRatePerIp: z.number().int().min(0).default(600),
       maxLineLength: z.number().int().min(512).default(4096),
       /** smtp-server holds each new connection this long before the banner (early-talker detection). */
-      greetingDelay: duration.prefault(100),
-      socketTimeout: duration.prefault(300_000),
+      greetingDelay: timerDuration.prefault(100),
+      socketTimeout: timerDuration.prefault(300_000),
       /** A command line must arrive whole within this of its first byte (421 4.4.2 otherwise); 0 = no limit. */
-      commandTimeout: duration.prefault('1m'),
+      commandTimeout: timerDuration.prefault('1m'),
       /** The message data must arrive whole within this of the 354 (421 4.4.2 otherwise); 0 = no limit. */
-      dataTimeout: duration.prefault('10m'),
+      dataTimeout: timerDuration.prefault('10m'),
       /** What to do with bare LF / bare CR line endings in DATA: reject (Postfix smtpd_forbid_bare_newline) or normalise. */
       bareNewline: z.enum(['reject', 'normalise']).default('reject'),
       localDomains: z.array(domainPattern).default([]),
@@ -173,21 +226,28 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   spool: z.strictObject({ dir: z.string().min(1).default('./var/spool') }).prefault({}),
-  store: z.strictObject({ path: z.string().min(1).default('./var/mailbag.db') }).prefault({}),
+  store: z
+    .strictObject({
+      path: z.string().min(1).default('./var/mailbag.db'),
+      /** Finished messages, their recipients and attempts are kept this long, then pruned. */
+      retention: duration.prefault('30d').refine((ms) => ms >= 60_000, { message: 'must be at least 1m' }),
+    })
+    .prefault({}),
   queue: z
     .strictObject({
+      /** Compared with the message's age, never put in a timer: may exceed MAX_TIMER_MS. */
       lifetime: duration.prefault('5d'),
-      retryInitial: duration.prefault('60s'),
-      retryMax: duration.prefault('1h'),
+      retryInitial: timerDuration.prefault('60s'),
+      retryMax: timerDuration.prefault('1h'),
       concurrency: z.number().int().min(1).default(20),
-      attemptTimeout: duration.prefault('5m'),
-      shutdownGrace: duration.prefault('30s'),
+      attemptTimeout: timerDuration.prefault('5m'),
+      shutdownGrace: timerDuration.prefault('30s'),
       /** Attempts in flight to one next hop; beyond it, a recipient group waits its turn without taking a slot. */
       perNexthopConcurrency: z.number().int().min(1).default(10),
       /** TCP connect to a next hop. */
-      connectTimeout: duration.prefault('30s'),
+      connectTimeout: timerDuration.prefault('30s'),
       /** From the connect to the end of the session set-up (greeting, EHLO/LHLO, STARTTLS). */
-      greetingTimeout: duration.prefault('60s'),
+      greetingTimeout: timerDuration.prefault('60s'),
       /**
        * The rewrite step, built on the queue thread: a module (path relative to the
        * working directory, absolute, or a package name) exporting
@@ -205,7 +265,7 @@ export const configSchema = z.strictObject({
   admin: z
     .strictObject({
       enabled: z.boolean().default(true),
-      listen: listen.default({ host: '127.0.0.1', port: 9025 }),
+      listen: listen(9025),
     })
     .prefault({}),
   imp: z
@@ -213,7 +273,9 @@ export const configSchema = z.strictObject({
       /** This gateway's 32-bit internet host number (RFC 753 ihn). */
       ihn: z.number().int().min(-2147483648).max(4294967295).default(2130706433),
       maxDepth: z.number().int().min(4).max(1024).default(64),
-      maxBagBytes: size.prefault(16_777_215 + 4),
+      maxBagBytes: size
+        .refine((n) => n >= 4 && n <= MAX_BAG_OCTETS, { message: `must be 4 to ${MAX_BAG_OCTETS} (4 + 2^24-1 octets, the largest bag RFC 753 allows)` })
+        .prefault(MAX_BAG_OCTETS),
     })
     .prefault({}),
   multilingual: multilingualSchema,
@@ -222,7 +284,30 @@ export const configSchema = z.strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),
     })
     .prefault({}),
+}).superRefine((c, ctx) => {
+  for (const issue of crossFieldIssues(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 });
+
+/** Checks that relate keys to each other; each issue names the key to change. */
+export function crossFieldIssues(c: {
+  queue: { retryInitial: number; retryMax: number };
+  smtp: { maxMessageBytes: number };
+  imp: { maxBagBytes: number };
+  routes: ReadonlyArray<{ nexthop?: { url?: unknown } } | undefined>;
+}): Array<{ path: string[]; message: string }> {
+  const issues: Array<{ path: string[]; message: string }> = [];
+  if (typeof c.queue.retryInitial === 'number' && typeof c.queue.retryMax === 'number' && c.queue.retryInitial > c.queue.retryMax) {
+    issues.push({ path: ['queue', 'retryInitial'], message: `${c.queue.retryInitial} ms is above queue.retryMax (${c.queue.retryMax} ms)` });
+  }
+  // Mail routed over IMP travels in one bag per message: a larger message could be
+  // accepted with 250 and then never be delivered.
+  // A route that failed its own checks is still in the list here (as zod's NEVER): skip it.
+  if (c.routes.some((r) => typeof r?.nexthop?.url === 'string' && r.nexthop.url.startsWith('imp:'))) {
+    const problem = impCarriageProblem(c.smtp.maxMessageBytes, c.imp.maxBagBytes);
+    if (problem) issues.push({ path: ['smtp', 'maxMessageBytes'], message: problem });
+  }
+  return issues;
+}
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;

@@ -7,6 +7,8 @@ import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, laterQid } from '../delivery/qid.js';
 import type { QueueEvents, QueueHandle } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
+import { RetentionPruner } from '../delivery/retention.js';
+import type { ConnectionRole } from '../store/db.js';
 import type { SpoolFs } from '../delivery/spool-fs.js';
 import { sweepSpool } from '../delivery/spool-sweep.js';
 import { Store } from '../store/store.js';
@@ -56,7 +58,9 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   const logger = opts.logger ?? pino({ level: config.log.level, base: { name: 'mailbag' } });
   checkGreetingDelay(config.smtp.greetingDelay);
   const metrics = createGatewayMetrics();
-  const storage = new StorageComponent(() => openStorage(config, logger, opts.spoolFs));
+  const queueInProcess = opts.queueThread === false;
+  // this thread's connection: the SMTP role, unless the queue runs here too
+  const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp', opts.spoolFs));
   metrics.setQueueDepthSource(() => storage.get().store.queue.depth());
   const queue = new QueueComponent(() => startQueue(config, opts, storage.get(), metrics, logger));
   const smtp = new SmtpComponent(
@@ -95,6 +99,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     await startComponents(components);
   } catch (err) {
     locks.release();
+    metrics.close();
     throw err;
   }
   const { store, spool } = storage.get();
@@ -127,6 +132,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
         } finally {
           locks.release();
         }
+        metrics.close();
         logger.info('stopped');
       })();
       return stopping;
@@ -139,8 +145,8 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
  * listeners): open the store, sweep what a crash left half-written, set aside spool
  * files the store does not know, and build the durable accept path every listener shares.
  */
-async function openStorage(config: Config, logger: Logger, spoolFs: SpoolFs | undefined): Promise<Storage> {
-  const store = Store.open(config.store.path);
+async function openStorage(config: Config, logger: Logger, role: ConnectionRole, spoolFs: SpoolFs | undefined): Promise<Storage> {
+  const store = Store.open(config.store.path, { role });
   try {
     const spool = new Spool(config.spool.dir, spoolFs ? { fs: spoolFs } : {});
     const swept = await spool.sweepTmp();
@@ -194,7 +200,19 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
       ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
     });
     inProcess.start();
-    return { handle: inProcess, failure: () => undefined };
+    // On this thread the queue's thread does not exist to prune: prune here, stop with the queue.
+    const pruner = new RetentionPruner({ store: storage.store, retentionMs: config.store.retention, logger });
+    pruner.start();
+    const handle: QueueHandle = {
+      kick: (accepted) => inProcess.kick(accepted),
+      get inFlight() {
+        return inProcess.inFlight;
+      },
+      stop: async (graceMs) => {
+        await Promise.all([inProcess.stop(graceMs), pruner.stop()]);
+      },
+    };
+    return { handle, failure: () => undefined };
   }
   const thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
   return { handle: thread, failure: () => thread.failed };

@@ -17,6 +17,8 @@ export interface GatewayMetrics {
   attemptDuration: Histogram<'nexthop' | 'outcome'>;
   /** The gauge mailbag_queue_depth asks this function at every scrape. */
   setQueueDepthSource(fn: () => number): void;
+  /** Stops the event-loop delay monitor. */
+  close(): void;
 }
 
 export interface GatewayMetricsOptions {
@@ -45,6 +47,18 @@ export function createGatewayMetrics(opts: GatewayMetricsOptions = {}): GatewayM
         depth = Number.NaN;
       }
       this.set(depth);
+    },
+  });
+
+  // Measured on the thread that creates the metrics: the SMTP listener's. Anything that
+  // blocks it (a SQLite lock wait or fsync, a long parse) delays every session.
+  const loopStall = new LoopStallMeter();
+  new Gauge({
+    name: 'mailbag_event_loop_delay_max_seconds',
+    help: "Worst event-loop delay of the SMTP listener's thread since the previous scrape (10 ms resolution)",
+    registers: [registry],
+    collect() {
+      this.set(loopStall.takeMaxMs() / 1000);
     },
   });
 
@@ -88,5 +102,46 @@ export function createGatewayMetrics(opts: GatewayMetricsOptions = {}): GatewayM
     setQueueDepthSource(fn) {
       queueDepth = fn;
     },
+    close() {
+      loopStall.stop();
+    },
   };
+}
+
+/**
+ * The worst lateness of a 10 ms timer over a window. perf_hooks' monitorEventLoopDelay
+ * is not used: its reset() also forgets the previous tick, so a stall right after a
+ * scrape would never be counted.
+ */
+class LoopStallMeter {
+  private static readonly TICK_MS = 10;
+  private last = performance.now();
+  private maxMs = 0;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor() {
+    this.timer = setInterval(() => this.sample(), LoopStallMeter.TICK_MS);
+    this.timer.unref();
+  }
+
+  private sample(): number {
+    const now = performance.now();
+    const late = Math.max(0, now - this.last - LoopStallMeter.TICK_MS);
+    if (late > this.maxMs) this.maxMs = late;
+    this.last = now;
+    return late;
+  }
+
+  /** The window's worst delay, ms; starts a new window. */
+  takeMaxMs(): number {
+    // a stall still under way (the timer has not run since) counts too
+    const ongoing = Math.max(0, performance.now() - this.last - LoopStallMeter.TICK_MS);
+    const max = Math.max(this.maxMs, ongoing);
+    this.maxMs = 0;
+    return max;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
 }

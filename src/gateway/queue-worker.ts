@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { QidGenerator, laterQid } from '../delivery/qid.js';
 import { Store } from '../store/store.js';
 import { Spool } from '../delivery/spool.js';
+import { RetentionPruner } from '../delivery/retention.js';
 import { createDeliveryQueue } from './delivery.js';
 import type { FromQueueThread, QueueThreadData, ToQueueThread } from './queue-thread.js';
 import { buildRewriteStep } from './rewrite-step.js';
@@ -22,7 +23,7 @@ const flush = () => {
   port.postMessage({ type: 'batch', messages: batch } satisfies FromQueueThread);
 };
 const logger = pino({ level: data.config.log.level, base: { name: 'mailbag' } });
-const store = Store.open(data.config.store.path);
+const store = Store.open(data.config.store.path, { role: 'queue' });
 const spool = new Spool(data.config.spool.dir);
 // Lane 1 of 2: bounces queued here never collide with the SMTP thread's ids (lane 0).
 const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 1, lanes: 2 });
@@ -51,11 +52,14 @@ const queue = createDeliveryQueue(data.config, {
   },
 });
 queue.start();
+const pruner = new RetentionPruner({ store, retentionMs: data.config.store.retention, logger });
+pruner.start();
 port.on('message', (m: ToQueueThread) => {
   if (m.type === 'kick') {
     queue.kick(m.accepted);
   } else if (m.type === 'stop') {
-    void queue.stop(m.graceMs).finally(() => {
+    // stop() never rejects (it waits for attempts, bounded); the store closes either way.
+    void Promise.all([queue.stop(m.graceMs), pruner.stop()]).finally(() => {
       store.close();
       if (outbox.length) flush();
       port.postMessage({ type: 'stopped' } satisfies FromQueueThread);

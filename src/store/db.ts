@@ -5,9 +5,33 @@ import { migrate } from './migrations.js';
 
 export type SqliteDatabase = Database.Database;
 
+/**
+ * Who holds the connection. Each role waits for the write lock as long as it can afford:
+ *
+ * - `smtp`: the SMTP listener's thread. better-sqlite3 is synchronous, so while it waits
+ *   for the lock (busy_timeout) every SMTP session of the process is frozen. Every other
+ *   writer holds the lock for one short batch (milliseconds), so 500 ms is ample; past it
+ *   the accept path answers 451 (the client retries) rather than freezing all sessions.
+ *   It also leaves WAL checkpoints to the queue thread, so a checkpoint's page copy and
+ *   fsync never run on this event loop.
+ * - `queue`: the delivery queue's own thread: waiting delays deliveries only. 5 s.
+ * - `gateway`: one connection doing both (the queue on the SMTP thread): the SMTP bound.
+ * - `cli`: an operator's command. 5 s, then a clear error.
+ */
+export type ConnectionRole = 'smtp' | 'queue' | 'gateway' | 'cli';
+
+export const BUSY_TIMEOUT_MS: Record<ConnectionRole, number> = { smtp: 500, queue: 5000, gateway: 500, cli: 5000 };
+
 export interface OpenStoreOptions {
-  /** Open without creating or migrating (the queue CLI against a live gateway's file). */
+  /** Open without creating (the queue CLI against a live gateway's file). */
   mustExist?: boolean;
+  /**
+   * Apply pending migrations (default true). The queue CLI opens without migrating: it
+   * must never change the schema under a running gateway of another version.
+   */
+  migrate?: boolean;
+  /** Default `gateway`. */
+  role?: ConnectionRole;
 }
 
 /**
@@ -19,20 +43,38 @@ export interface OpenStoreOptions {
  */
 export function openDatabase(path: string, opts: OpenStoreOptions = {}): SqliteDatabase {
   if (!opts.mustExist) mkdirSync(dirname(path), { recursive: true });
+  const role = opts.role ?? 'gateway';
   const db = new Database(path, { fileMustExist: !!opts.mustExist });
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  migrate(db);
+  try {
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS[role]}`);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    if (role === 'smtp') db.pragma('wal_autocheckpoint = 0');
+    if (opts.migrate !== false) migrate(db);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   return db;
 }
 
-/** Runs `fn` as one transaction committed under synchronous=FULL (fsync before return). */
+/**
+ * Runs `fn` as one write transaction that takes the write lock at BEGIN (IMMEDIATE).
+ * A deferred transaction that reads first takes a read snapshot; if another connection
+ * commits before it writes, the write fails at once with SQLITE_BUSY_SNAPSHOT, which no
+ * busy_timeout can wait out. BEGIN IMMEDIATE waits (busy_timeout) for the lock instead.
+ * Every transaction that writes goes through here (or `durably`).
+ */
+export function writeTransaction<T>(db: SqliteDatabase, fn: () => T): T {
+  return db.transaction(fn).immediate();
+}
+
+/** `writeTransaction` committed under synchronous=FULL (fsync before return). */
 export function durably<T>(db: SqliteDatabase, fn: () => T): T {
   db.pragma('synchronous = FULL');
   try {
-    return db.transaction(fn)();
+    return writeTransaction(db, fn);
   } finally {
     db.pragma('synchronous = NORMAL');
   }

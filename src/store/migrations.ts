@@ -202,32 +202,98 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 5,
+    name: 'retention: finished messages by finish time',
+    // The pruner walks finished messages oldest first and stops at the cutoff.
+    sql: `CREATE INDEX messages_done ON messages (finished_at) WHERE state = 'done';`,
+  },
 ];
 
+/** The schema version this code expects: the highest of the list. */
+export function latestVersion(list: readonly Migration[] = migrations): number {
+  return list.reduce((max, m) => Math.max(max, m.version), 0);
+}
+
 /**
- * Applies every migration the database has not recorded, each in its own transaction, in
- * array order. Versions are reserved per change and may be appended out of numeric order
- * (9 before 8), so "applied" is a set of versions, not a high-water mark. A database that
- * records a version this code does not know is newer than this mailbag: refused untouched.
+ * A store's schema against a list of migrations. Versions are reserved per feature and
+ * merged in any order, so a store can lack a version lower than its highest one: what
+ * counts is the set applied, not only the maximum.
  */
-export function migrate(db: Database): number {
-  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
-    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
-  const applied = new Set(db.prepare('SELECT version FROM schema_migrations').pluck().all() as number[]);
-  const latest = Math.max(...migrations.map((m) => m.version));
-  const unknown = [...applied].filter((v) => !migrations.some((m) => m.version === v));
-  if (unknown.length) {
-    throw Object.assign(new Error(`store schema version ${Math.max(...unknown)} is newer than this mailbag (${latest})`), {
-      code: 'ERR_MAILBAG_STORE_VERSION',
-    });
+export interface SchemaState {
+  /** Highest version applied (0: no schema yet). */
+  version: number;
+  /** Versions of the list the store lacks, in list order. */
+  missing: number[];
+  /** Versions applied that the list does not know (a newer mailbag wrote them). */
+  unknown: number[];
+}
+
+function appliedVersions(db: Database): number[] {
+  const table = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").get();
+  if (!table) return [];
+  return (db.prepare('SELECT version FROM schema_migrations ORDER BY version').all() as { version: number }[]).map((r) => r.version);
+}
+
+/** Reads only. */
+export function schemaState(db: Database, list: readonly Migration[] = migrations): SchemaState {
+  const applied = appliedVersions(db);
+  const known = new Set(list.map((m) => m.version));
+  const done = new Set(applied);
+  return {
+    version: applied.length ? applied[applied.length - 1]! : 0,
+    missing: list.map((m) => m.version).filter((v) => !done.has(v)),
+    unknown: applied.filter((v) => !known.has(v)),
+  };
+}
+
+/** The store's highest schema version (0: no schema yet). Reads only. */
+export function schemaVersion(db: Database): number {
+  return schemaState(db).version;
+}
+
+/** `9`, `9 (without 5)`, `9 (with 6, unknown here)`: the store's schema in one phrase. */
+export function describeSchema(state: SchemaState): string {
+  // A newer store is described by what this code does not know; an older one by its gaps.
+  const strays = state.unknown.filter((v) => v < state.version);
+  const gaps = state.missing.filter((v) => v < state.version);
+  const note = state.unknown.length ? (strays.length ? `with ${strays.join(', ')}, unknown here` : '') : gaps.length ? `without ${gaps.join(', ')}` : '';
+  return note ? `${state.version} (${note})` : String(state.version);
+}
+
+function newerThanCode(db: Database, state: SchemaState, latest: number): Error {
+  return Object.assign(
+    new Error(`store ${db.name} is at schema ${describeSchema(state)}, newer than this mailbag (${latest}): use the mailbag version that wrote it`),
+    { code: 'ERR_MAILBAG_STORE_VERSION' },
+  );
+}
+
+/**
+ * Applies every migration the store has not recorded, in array order (versions are
+ * reserved per change and may be appended out of numeric order, so "applied" is a set
+ * of versions, not a high-water mark), each in its own BEGIN IMMEDIATE transaction that
+ * reads the applied versions again once it holds the write lock: when two processes
+ * migrate one file at once, the second waits for the first (busy_timeout) and then
+ * finds the work done, instead of applying a migration twice. A store that records a
+ * version this code does not know is newer than this mailbag: refused untouched.
+ */
+export function migrate(db: Database, list: readonly Migration[] = migrations): number {
+  const latest = latestVersion(list);
+  const byVersion = new Map(list.map((m) => [m.version, m]));
+  for (;;) {
+    const step = db
+      .transaction(() => {
+        const state = schemaState(db, list);
+        if (state.unknown.length) throw newerThanCode(db, state, latest);
+        const next = byVersion.get(state.missing[0] ?? -1);
+        if (!next) return undefined;
+        db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+          version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`);
+        db.exec(next.sql);
+        db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(next.version, next.name, Date.now());
+        return next;
+      })
+      .immediate();
+    if (!step) return latest;
   }
-  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-  for (const m of migrations) {
-    if (applied.has(m.version)) continue;
-    db.transaction(() => {
-      db.exec(m.sql);
-      record.run(m.version, m.name, Date.now());
-    })();
-  }
-  return latest;
 }

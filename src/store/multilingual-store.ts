@@ -45,6 +45,7 @@ export class MultilingualStore {
           preferences = excluded.preferences, from_mismatch = excluded.from_mismatch, dkim = excluded.dkim,
           decided_at = excluded.decided_at`),
       byQid: db.prepare('SELECT * FROM language_choices WHERE qid = ? ORDER BY rcpt'),
+      forget: db.prepare('DELETE FROM language_choices WHERE qid = ?'),
     };
   }
 
@@ -57,6 +58,11 @@ export class MultilingualStore {
         }
       })
       .immediate();
+  }
+
+  /** Retention: the message is pruned, its decisions go with it. */
+  forget(qid: string): void {
+    this.s.forget.run(qid);
   }
 
   choices(qid: string): LanguageChoiceRow[] {

@@ -1,4 +1,4 @@
-import { durably, type SqliteDatabase } from './db.js';
+import { durably, writeTransaction, type SqliteDatabase } from './db.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
 export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
@@ -146,6 +146,10 @@ export interface QueueSummary {
   hold_reason: string | null;
 }
 
+/** Finished messages past the retention cutoff, oldest first: walks the `messages_done` index. */
+export const PRUNE_CANDIDATES_SQL = `SELECT qid FROM messages
+  WHERE state = 'done' AND finished_at < @cutoff ORDER BY finished_at LIMIT @limit`;
+
 /**
  * next_attempt_at of a held message's open recipients: never due, so the queue leaves
  * them alone, without a state of their own (which the recipients table's CHECK does
@@ -225,6 +229,10 @@ export class QueueStore {
       unholdRecipients: db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ?
         WHERE qid = ? AND state IN ('queued', 'deferred') AND next_attempt_at = ${HELD_UNTIL}`),
       depth: db.prepare(`SELECT COUNT(*) AS n FROM recipients WHERE state IN ('queued', 'deferred')`),
+      pruneCandidates: db.prepare(PRUNE_CANDIDATES_SQL),
+      pruneAttempts: db.prepare('DELETE FROM attempts WHERE qid = ?'),
+      pruneRecipients: db.prepare('DELETE FROM recipients WHERE qid = ?'),
+      pruneMessage: db.prepare("DELETE FROM messages WHERE qid = ? AND state = 'done'"),
     };
   }
 
@@ -298,16 +306,16 @@ export class QueueStore {
 
   /** Claims the message's due recipients for one attempt round (lease until `until`). */
   claim(qid: string, now: number, until: number): RecipientRow[] {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
       for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
       return rows;
-    })();
+    });
   }
 
   /** `claim` for several messages in one transaction; messages with nothing due are left out. */
   claimMany(qids: readonly string[], now: number, until: number): { message: MessageRow; recipients: RecipientRow[] }[] {
-    return this.db.transaction(() => {
+    return writeTransaction(this.db, () => {
       const out: { message: MessageRow; recipients: RecipientRow[] }[] = [];
       for (const qid of qids) {
         const message = this.message(qid);
@@ -318,20 +326,20 @@ export class QueueStore {
         out.push({ message, recipients: rows });
       }
       return out;
-    })();
+    });
   }
 
   /** Releases the leases and makes the recipients due at `until` (not an attempt: a busy next hop). */
   postpone(qid: string, rcpts: readonly string[], until: number, reason: string, now = Date.now()): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const rcpt of rcpts) this.s.postpone.run(until, reason, now, qid, rcpt);
-    })();
+    });
   }
 
   release(qid: string, rcpts: string[]): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const rcpt of rcpts) this.s.release.run(qid, rcpt);
-    })();
+    });
   }
 
   /**
@@ -376,18 +384,18 @@ export class QueueStore {
    * row so the caller removes the spool file (only after this commit).
    */
   recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): MessageRow | undefined {
-    return this.db.transaction(() => this.recordRoundIn(qid, attempts, leased, now))();
+    return writeTransaction(this.db, () => this.recordRoundIn(qid, attempts, leased, now));
   }
 
   /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
   recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
-    return this.db.transaction(() => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)))();
+    return writeTransaction(this.db, () => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)));
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const a of list) this.recordOne(a, now);
-    })();
+    });
   }
 
   // The *In methods run inside the caller's transaction: a nested db.transaction() would
@@ -428,7 +436,7 @@ export class QueueStore {
    * so the caller can remove the spool file (only after this commit).
    */
   finishIfDone(qid: string, now = Date.now()): MessageRow | undefined {
-    return this.db.transaction(() => this.finishIfDoneIn(qid, now))();
+    return writeTransaction(this.db, () => this.finishIfDoneIn(qid, now));
   }
 
   private finishIfDoneIn(qid: string, now: number): MessageRow | undefined {
@@ -479,6 +487,22 @@ export class QueueStore {
 
   markDeleted(qid: string, now = Date.now()): number {
     return this.s.markDeleted.run(now, qid).changes;
+  }
+
+  /**
+   * Retention: up to `limit` messages finished before `cutoff` (ms since the epoch),
+   * oldest first. Unfinished messages are never among them. Call inside the write
+   * transaction that removes them (`Store.pruneFinished`).
+   */
+  finishedBefore(cutoff: number, limit: number): string[] {
+    return (this.s.pruneCandidates.all({ cutoff, limit }) as { qid: string }[]).map((r) => r.qid);
+  }
+
+  /** Removes a finished message with its recipients and attempts (no-op for an unfinished one). */
+  removeFinished(qid: string): void {
+    if (this.s.pruneMessage.run(qid).changes === 0) return;
+    this.s.pruneAttempts.run(qid);
+    this.s.pruneRecipients.run(qid);
   }
 
   /** Recipients waiting for delivery (the queue-depth gauge). */

@@ -1,9 +1,28 @@
-import { openDatabase, type OpenStoreOptions, type SqliteDatabase } from './db.js';
+import { openDatabase, writeTransaction, type OpenStoreOptions, type SqliteDatabase } from './db.js';
+import { describeSchema, latestVersion, schemaState, type SchemaState } from './migrations.js';
 import { explainOpenError } from './open-error.js';
 import { PodStore } from './pod-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { UsersStore } from './users-store.js';
+
+/** The store's schema is not the one this code was written for. */
+export class StoreVersionError extends Error {
+  readonly code = 'ERR_MAILBAG_STORE_VERSION';
+  constructor(
+    readonly path: string,
+    readonly state: SchemaState,
+    readonly expected: number,
+  ) {
+    super(`store ${path} is at schema ${describeSchema(state)}, this mailbag expects ${expected}`);
+    this.name = 'StoreVersionError';
+  }
+
+  /** The store has migrations this code does not know: a newer mailbag wrote it. */
+  get newer(): boolean {
+    return this.state.unknown.length > 0;
+  }
+}
 
 /**
  * The gateway's SQLite store: one database, one accessor per concern. Later concerns
@@ -32,6 +51,45 @@ export class Store {
       throw explainOpenError(path, err);
     }
     return new Store(db);
+  }
+
+  /**
+   * Opens an existing store without migrating it (the queue CLI, possibly beside a
+   * running gateway of another version): a schema other than this code's is refused
+   * before any statement is prepared against it.
+   */
+  static openExisting(path: string): Store {
+    let db: SqliteDatabase;
+    try {
+      db = openDatabase(path, { mustExist: true, migrate: false, role: 'cli' });
+    } catch (err) {
+      throw explainOpenError(path, err);
+    }
+    try {
+      const state = schemaState(db);
+      if (state.missing.length || state.unknown.length) throw new StoreVersionError(path, state, latestVersion());
+      return new Store(db);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Retention: removes up to `limit` messages finished before `cutoff`, oldest first,
+   * with everything kept about them (recipients, attempts, language decisions), in one
+   * short write transaction. Returns how many went; call again while it returns `limit`.
+   * A concern that keeps rows per qid adds its cleanup here.
+   */
+  pruneFinished(cutoff: number, limit: number): number {
+    return writeTransaction(this.db, () => {
+      const qids = this.queue.finishedBefore(cutoff, limit);
+      for (const qid of qids) {
+        this.multilingual.forget(qid);
+        this.queue.removeFinished(qid);
+      }
+      return qids.length;
+    });
   }
 
   close(): void {

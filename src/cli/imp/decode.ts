@@ -1,9 +1,10 @@
 // `mailbag imp decode`: an RFC 753 message-bag (or shipping unit) -> MIME messages.
-import { mkdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { bagToMime } from '../../imp/mime/bag.js';
 import { CliError, UsageError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
 import { impLimits, onePositional, withImpErrors } from './common.js';
+import { makeDir, PathError } from '../preflight.js';
 
 export const impDecodeCommand: Command = {
   name: 'decode',
@@ -32,7 +33,7 @@ export const impDecodeCommand: Command = {
       await writeOutput(io, messages[0]!.raw);
       return;
     }
-    await makeDir(outDir);
+    await makeOutDir(outDir);
     const used = new Set<string>();
     const lines: string[] = [];
     for (const [i, m] of messages.entries()) {
@@ -47,25 +48,11 @@ export const impDecodeCommand: Command = {
   },
 };
 
-/**
- * mkdir -p, one level at a time. Node 20's `mkdir(..., { recursive: true })` spins forever
- * when the kernel answers ENOENT for a directory whose parent exists (e.g. under /proc).
- */
-async function makeDir(dir: string): Promise<void> {
-  const chain: string[] = []; // the root first, dir last
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    chain.unshift(d);
-    if (dirname(d) === d) break;
-  }
-  for (const d of chain) {
-    try {
-      await mkdir(d);
-    } catch (err) {
-      // An existing directory may answer EEXIST, or EACCES when its parent is not writable.
-      const found = await stat(d).catch(() => undefined);
-      if (found?.isDirectory()) continue;
-      const why = found ? 'not a directory' : ((err as NodeJS.ErrnoException).code ?? (err as Error).message);
-      throw new CliError(`cannot create --out-dir ${dir}: ${why} at ${d}`);
-    }
+async function makeOutDir(dir: string): Promise<void> {
+  try {
+    await makeDir(dir);
+  } catch (err) {
+    if (err instanceof PathError) throw new CliError(`cannot create --out-dir ${dir}: ${err.reason} at ${err.at}`);
+    throw err;
   }
 }

@@ -1,0 +1,176 @@
+// What a config needs from the machine it runs on, checked before anything starts:
+// listen hosts that resolve, spool, store and Maildir paths that can be used. `config check` and
+// `start` run the same checks, so what one accepts the other starts with; only `start`
+// creates the directories.
+import { constants } from 'node:fs';
+import { access, mkdir, stat, statfs } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { CliError } from './command.js';
+
+/** A directory that cannot be created or used; `at` is the path component that failed. */
+export class PathError extends Error {
+  readonly code = 'ERR_MAILBAG_PATH';
+  constructor(
+    readonly at: string,
+    readonly reason: string,
+  ) {
+    super(`${reason} at ${at}`);
+    this.name = 'PathError';
+  }
+}
+
+/**
+ * mkdir -p, one level at a time. Node 20's `mkdir(..., { recursive: true })` spins forever
+ * when the kernel answers ENOENT for a directory whose parent exists (e.g. under /proc).
+ */
+export async function makeDir(dir: string): Promise<void> {
+  for (const d of ancestry(dir)) {
+    try {
+      await mkdir(d);
+    } catch (err) {
+      // An existing directory may answer EEXIST, or EACCES when its parent is not writable.
+      const found = await stat(d).catch(() => undefined);
+      if (found?.isDirectory()) continue;
+      throw new PathError(d, found ? 'not a directory' : explain(err as NodeJS.ErrnoException));
+    }
+  }
+}
+
+/** `/a/b/c` -> `/`, `/a`, `/a/b`, `/a/b/c`. */
+function ancestry(dir: string): string[] {
+  const chain: string[] = [];
+  for (let d = resolve(dir); ; d = dirname(d)) {
+    chain.unshift(d);
+    if (dirname(d) === d) return chain;
+  }
+}
+
+// Kernel file systems where mkdir answers ENOENT and nothing can be stored (statfs f_type).
+const PSEUDO_FS = new Map<number, string>([
+  [0x9fa0, 'procfs'],
+  [0x62656572, 'sysfs'],
+  [0x64626720, 'debugfs'],
+  [0x63677270, 'cgroup2'],
+]);
+
+/**
+ * Checks that `dir` exists or can be created, without creating it: every existing part
+ * is a directory, the deepest existing one is not a kernel file system and (unless
+ * `writable` is false) may be written.
+ */
+async function checkDir(dir: string, writable = true): Promise<void> {
+  let deepest = '/';
+  for (const d of ancestry(dir)) {
+    const found = await stat(d).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : err));
+    if (found === undefined) break;
+    if (found instanceof Error) throw new PathError(d, explain(found));
+    if (!found.isDirectory()) throw new PathError(d, 'not a directory');
+    deepest = d;
+  }
+  const fs = await statfs(deepest).catch(() => undefined);
+  const pseudo = fs && PSEUDO_FS.get(fs.type);
+  if (pseudo) throw new PathError(deepest, `on ${pseudo}, where nothing can be stored`);
+  if (!writable) return;
+  await access(deepest, constants.W_OK | constants.X_OK).catch((err: NodeJS.ErrnoException) => {
+    throw new PathError(deepest, explain(err));
+  });
+}
+
+function explain(err: NodeJS.ErrnoException): string {
+  if (err.code === 'EACCES' || err.code === 'EPERM') return `no permission (${err.code})`;
+  if (err.code === 'EROFS') return 'read-only file system (EROFS)';
+  return err.code ?? err.message;
+}
+
+interface PathCheck {
+  key: string;
+  value: string;
+  dir: string;
+  /** start creates it (the spool directory); the store and Maildir roots are only checked. */
+  create: boolean;
+  /**
+   * When to check write permission. The store's own open explains its permission problems
+   * at start (what SQLite needs there: the -wal and -shm files); a Maildir root the gateway
+   * cannot write defers deliveries, it does not stop the gateway. Both are checked for what
+   * would make Node's recursive mkdir hang (a kernel file system) and for a file in the way.
+   */
+  writable: 'always' | 'config-check' | 'never';
+}
+
+function pathsOf(config: Config): PathCheck[] {
+  return [
+    { key: 'spool.dir', value: config.spool.dir, dir: config.spool.dir, create: true, writable: 'always' },
+    { key: 'store.path', value: config.store.path, dir: dirname(resolve(config.store.path)), create: false, writable: 'config-check' },
+    ...config.routes.flatMap((r, i): PathCheck[] =>
+      r.nexthop.kind === 'maildir' ? [{ key: `routes.${i}.nexthop`, value: r.nexthop.url, dir: r.nexthop.path, create: false, writable: 'never' }] : [],
+    ),
+  ];
+}
+
+/** The store file itself, when it exists, must be a file mailbag can write. */
+async function checkStoreFile(path: string): Promise<void> {
+  const found = await stat(path).catch(() => undefined);
+  if (!found) return;
+  if (!found.isFile()) throw new PathError(resolve(path), 'not a file');
+  await access(path, constants.R_OK | constants.W_OK).catch((err: NodeJS.ErrnoException) => {
+    throw new PathError(resolve(path), explain(err));
+  });
+}
+
+async function checkListenHost(key: string, host: string, resolveHost: (host: string) => Promise<unknown>): Promise<string | undefined> {
+  if (isIP(host)) return undefined;
+  try {
+    await resolveHost(host);
+    return undefined;
+  } catch (err) {
+    return `${key}: cannot resolve ${JSON.stringify(host)} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+  }
+}
+
+/** Why the config would accept no mail at all, if it would not. */
+export function noMailWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.routes.length === 0) warnings.push('routes is empty: every recipient will be refused (550 5.1.2 no route)');
+  else if (config.smtp.localDomains.length === 0 && config.smtp.trustedNetworks.length === 0 && !config.smtp.auth) {
+    warnings.push('no smtp.localDomains, smtp.trustedNetworks or smtp.auth: every recipient will be refused (550 5.7.1 relay denied)');
+  }
+  return warnings;
+}
+
+export interface PreflightOptions {
+  /** Create the spool and store directories (start); otherwise only check they could be. */
+  create: boolean;
+  /** Resolves a listen host name (tests pass their own; default dns.lookup). */
+  resolveHost?: (host: string) => Promise<unknown>;
+}
+
+/**
+ * Runs every environment check; throws a CliError naming the config file, the key and the
+ * path of each problem, resolves to warnings (a config that works but accepts no mail).
+ */
+export async function preflight(config: Config, file: string, opts: PreflightOptions): Promise<string[]> {
+  const problems: string[] = [];
+  for (const [key, host] of [
+    ['smtp.listen.host', config.smtp.listen.host],
+    ...(config.admin.enabled ? [['admin.listen.host', config.admin.listen.host] as const] : []),
+  ] as const) {
+    const problem = await checkListenHost(key, host, opts.resolveHost ?? ((h) => lookup(h)));
+    if (problem) problems.push(problem);
+  }
+  for (const p of pathsOf(config)) {
+    try {
+      const atStart = opts.create;
+      if (atStart && p.create) await makeDir(p.dir);
+      await checkDir(p.dir, p.writable === 'always' || (p.writable === 'config-check' && !atStart));
+      if (p.key === 'store.path' && !atStart) await checkStoreFile(p.value);
+    } catch (err) {
+      if (!(err instanceof PathError)) throw err;
+      problems.push(`${p.key}: ${p.value} is unusable: ${err.message}`);
+    }
+  }
+  if (problems.length) throw new CliError(`${file}: ${problems.join('; ')}`, 'ERR_MAILBAG_PREFLIGHT');
+  return noMailWarnings(config);
+}

@@ -1,0 +1,25 @@
+import { existsSync } from 'node:fs';
+import { Store, StoreVersionError } from '../store/store.js';
+import { CliError } from './command.js';
+
+/**
+ * Opens the store for a CLI command. A CLI never migrates an existing store: it may run
+ * beside a gateway of another version, whose schema it must not change. A store of
+ * another schema version gets one line saying what to do (exit 1). `create`: a missing
+ * store is created (and migrated: no gateway can be using it); otherwise it is an error.
+ */
+export function openStoreForCli(path: string, opts: { create: boolean }): Store {
+  if (!existsSync(path)) {
+    if (opts.create) return Store.open(path);
+    throw new CliError(`no store at ${path} (has the gateway run with this config?)`, 'ERR_MAILBAG_NO_STORE');
+  }
+  try {
+    return Store.openExisting(path);
+  } catch (err) {
+    if (!(err instanceof StoreVersionError)) throw err;
+    const advice = err.newer
+      ? 'use the mailbag version that wrote it (or a newer one)'
+      : 'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version';
+    throw new CliError(`${err.message}: ${advice}`, err.code);
+  }
+}

@@ -1,0 +1,79 @@
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+
+export interface RetentionOptions {
+  store: Store;
+  /** How long a finished message (recipients, attempts) is kept, ms. */
+  retentionMs: number;
+  logger: Logger;
+  /** Messages removed per write transaction: each batch holds the write lock briefly. */
+  batchSize?: number;
+  /** How often to prune, ms (default hourly). */
+  intervalMs?: number;
+  now?: () => number;
+}
+
+const HOUR_MS = 3_600_000;
+
+/**
+ * Prunes finished messages after the retention period, on the queue's thread: at start
+ * and then hourly, in small batches, each its own short IMMEDIATE transaction, yielding
+ * to the event loop between batches so deliveries and the other writers get the lock.
+ * Everything of a finished message stays for the whole period (correlation by qid
+ * needs it); nothing of an unfinished message is ever removed.
+ */
+export class RetentionPruner {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<number> | undefined;
+  private stopped = false;
+  private readonly batchSize: number;
+  private readonly now: () => number;
+
+  constructor(private readonly o: RetentionOptions) {
+    // 200 messages of up to 100 recipients each stay well inside the SMTP thread's 500 ms lock wait
+    this.batchSize = o.batchSize ?? 200;
+    this.now = o.now ?? Date.now;
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.trigger();
+    this.timer = setInterval(() => this.trigger(), this.o.intervalMs ?? HOUR_MS);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for a pass in progress to end (it stops between batches). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private trigger(): void {
+    if (this.running) return;
+    // runOnce never rejects (it logs), so the pass needs no handler beyond clearing the slot.
+    this.running = this.runOnce().finally(() => {
+      this.running = undefined;
+    });
+  }
+
+  /** One pass: batches until nothing is older than the cutoff. Resolves to the number removed. */
+  async runOnce(now = this.now()): Promise<number> {
+    const cutoff = now - this.o.retentionMs;
+    let removed = 0;
+    try {
+      for (;;) {
+        const n = this.o.store.pruneFinished(cutoff, this.batchSize);
+        removed += n;
+        if (n < this.batchSize || this.stopped) break;
+        await new Promise<void>((r) => setImmediate(r));
+      }
+    } catch (err) {
+      // The store is busy or closing: the next pass picks up where this one stopped.
+      this.o.logger.warn({ err: { message: (err as Error).message }, removed }, 'store: pruning finished messages failed; retrying at the next pass');
+      return removed;
+    }
+    if (removed) this.o.logger.info({ messages: removed, finishedBefore: new Date(cutoff).toISOString() }, 'store: pruned finished messages past retention');
+    return removed;
+  }
+}
