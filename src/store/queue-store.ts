@@ -347,9 +347,9 @@ export class QueueStore {
    * recipients still leased, so a restart's `clearLeases` is never undone.
    */
   extendLeases(qid: string, rcpts: readonly string[], until: number): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const rcpt of rcpts) this.s.extendLease.run(until, qid, rcpt);
-    })();
+    });
   }
 
   /**
@@ -357,9 +357,9 @@ export class QueueStore {
    * path, or the original), so every later attempt delivers the same bytes.
    */
   recordCopies(qid: string, copies: readonly RecipientCopy[]): void {
-    this.db.transaction(() => {
+    writeTransaction(this.db, () => {
       for (const c of copies) this.s.setCopy.run(c.copy?.path ?? null, c.copy?.size ?? null, c.copy?.offset ?? null, c.copy?.sha256 ?? null, qid, c.rcpt);
-    })();
+    });
   }
 
   /** Every spool file of a message: the original and its recorded rewrite copies. */
