@@ -47,15 +47,16 @@ export async function authenticateReceived(message: Buffer, o: { authservId: str
  * The ARC set for a rewritten copy, to prepend to it (empty when the received chain
  * failed: RFC 8617 section 5.1.2, a failed chain is not extended).
  */
-export async function arcSealCopy(copy: Buffer, key: ArcKey, received: ReceivedAuthentication): Promise<Buffer> {
+export async function arcSealCopy(copy: Buffer, key: ArcKey, received: ReceivedAuthentication, signTime = new Date()): Promise<Buffer> {
   if (received.cv !== 'none' && received.cv !== 'pass') return Buffer.alloc(0);
-  const seal: ARCSealOptions & { i: number; cv: string; authResults: string } = {
+  const seal: ARCSealOptions & { i: number; cv: string; authResults: string; signTime: Date } = {
     signingDomain: key.signingDomain,
     selector: key.selector,
     privateKey: key.privateKey,
     i: received.nextInstance,
     cv: received.cv,
     authResults: received.authResults,
+    signTime,
   };
   return sealMessage(copy, seal);
 }
