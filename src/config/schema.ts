@@ -248,6 +248,17 @@ export const configSchema = z.strictObject({
       connectTimeout: timerDuration.prefault('30s'),
       /** From the connect to the end of the session set-up (greeting, EHLO/LHLO, STARTTLS). */
       greetingTimeout: timerDuration.prefault('60s'),
+      /**
+       * The rewrite step, built on the queue thread: a module (path relative to the
+       * working directory, absolute, or a package name) exporting
+       * `createRewriteStep(options)`. Unset: every recipient gets the original bytes.
+       */
+      rewrite: z
+        .strictObject({
+          module: z.string().min(1),
+          options: z.record(z.string(), z.unknown()).default({}),
+        })
+        .optional(),
     })
     .prefault({}),
   routes: routes.default([]),

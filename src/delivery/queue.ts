@@ -1,30 +1,28 @@
-import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
 import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
 import { holdIfSpoolDamaged } from './hold.js';
+import { QueueInternalError, untilAborted } from './internal-error.js';
 import type { QidGenerator } from './qid.js';
+import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite/step.js';
+import { RoundRecorder } from './round-recorder.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
 import { isHopBusy, type DeliveryResult, type HopBusy, type NextHopTransport, type RecipientResult } from './transports/transport.js';
 
-/** One version of a message and the recipients who get exactly these bytes. */
-export interface MessageCopy {
-  recipients: string[];
-  size: number;
-  open(): Readable;
-}
+export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite/step.js';
+export { QueueInternalError } from './internal-error.js';
 
 /**
- * The per-message rewrite step between the queue and routing. Identity for now;
- * multilingual rewriting will plug in here and may split the envelope into several
- * copies with different bytes.
+ * Every attempt round ends by this long after its deadline (`queue.attemptTimeout`):
+ * transports are aborted at the deadline and waited for this long at most, then their
+ * unfinished recipients count as deferred.
  */
-export type RewriteStep = (message: MessageRow, recipients: string[], original: MessageCopy) => Promise<MessageCopy[]>;
-
-export const identityRewrite: RewriteStep = async (_m, _r, original) => [original];
+const ABORT_GRACE_MS = 30_000;
+/** A claim's lease outlives the round's deadline and abort grace; recording has the rest. */
+const LEASE_MARGIN_MS = 60_000;
 
 interface AttemptDone<R extends DeliveryResult | HopBusy = DeliveryResult> {
   nexthop: string;
@@ -84,7 +82,7 @@ export class DeliveryQueue implements QueueHandle {
   private immediate: NodeJS.Immediate | undefined;
   private readonly inProgress = new Map<string, Promise<void>>();
   private readonly transports = new Map<string, NextHopTransport>();
-  private readonly rewrite: RewriteStep;
+  private readonly copies: RewriteCopies | undefined;
   private readonly pollMs: number;
   private readonly random: () => number;
   private ticking = false;
@@ -98,10 +96,10 @@ export class DeliveryQueue implements QueueHandle {
 
   constructor(private readonly o: DeliveryQueueOptions) {
     for (const t of o.transports) this.transports.set(t.kind, t);
-    this.rewrite = o.rewrite ?? identityRewrite;
+    if (o.rewrite) this.copies = new RewriteCopies({ store: o.store, spool: o.spool, rewrite: o.rewrite, deadlineMs: o.queue.attemptTimeout });
     this.pollMs = o.pollMs ?? 1000;
     this.random = o.random ?? Math.random;
-    this.recorder = new RoundRecorder(o.store);
+    this.recorder = new RoundRecorder(o.store, o.logger, this.o.queue.attemptTimeout + LEASE_MARGIN_MS);
   }
 
   /** Resumes everything the store holds: after a restart nothing is in flight. */
@@ -157,6 +155,7 @@ export class DeliveryQueue implements QueueHandle {
         new Promise((r) => setTimeout(r, graceMs).unref()),
       ]);
     }
+    this.recorder.stop();
     await Promise.all([...this.transports.values()].map((t) => t.close()));
   }
 
@@ -171,7 +170,7 @@ export class DeliveryQueue implements QueueHandle {
         const now = Date.now();
         const qids = this.pick(now, free);
         if (qids.length === 0) break;
-        const leaseUntil = now + this.o.queue.attemptTimeout + 60_000;
+        const leaseUntil = now + this.o.queue.attemptTimeout + LEASE_MARGIN_MS;
         const claimed = this.o.store.queue.claimMany(qids, now, leaseUntil);
         // some handed-over qids were already done or claimed: fill their slots from the rest
         if (claimed.length < qids.length && this.fresh.length) this.again = true;
@@ -256,66 +255,110 @@ export class DeliveryQueue implements QueueHandle {
     return Math.max(1, Math.min(q.retryMax, Math.round(base * (0.75 + this.random() * 0.5))));
   }
 
-  /** One attempt round for one message: every claimed recipient, grouped by next hop. */
+  /**
+   * One attempt round for one message: every claimed recipient, grouped by next hop,
+   * within the round's deadline. Every claimed recipient leaves the round with a
+   * recorded state: an internal error counts as an attempt like a 4xx, a bounce that
+   * cannot be queued keeps its recipients open, and a result the store cannot take
+   * waits in memory (the round, and so its claim, stays in flight) until it can.
+   */
   private async process(msg: MessageRow, rows: RecipientRow[]): Promise<void> {
-    const store = this.o.store.queue;
-    const qid = msg.qid;
     const started = Date.now();
     const byRcpt = new Map(rows.map((r) => [r.rcpt, r]));
     const leased = rows.map((r) => r.rcpt);
-    let finished: MessageRow | undefined;
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
+    let all: AttemptDone<DeliveryResult | HopBusy>[];
     try {
-      const verified = await this.o.spool.openVerified(msg);
-      const original: MessageCopy = { recipients: rows.map((r) => r.rcpt), size: msg.size, open: () => verified.open() };
-      const copies = await this.rewrite(msg, original.recipients, original);
-      const attempts: Promise<AttemptDone<DeliveryResult | HopBusy>>[] = [];
-      for (const copy of copies) {
-        const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
-        const unroutable: string[] = [];
-        for (const rcpt of copy.recipients) {
-          const route = resolveRoute(this.o.routes, rcpt);
-          if (!route) {
-            unroutable.push(rcpt);
-            continue;
-          }
-          const g = groups.get(route.nexthop.url) ?? { hop: route.nexthop, rcpts: [] };
-          g.rcpts.push(rcpt);
-          groups.set(route.nexthop.url, g);
-        }
-        if (unroutable.length) {
-          const reply = '550 5.1.2 no route to the recipient domain';
-          attempts.push(Promise.resolve({ nexthop: 'none', started, durationMs: 0, result: { reply, recipients: unroutable.map((rcpt) => ({ rcpt, outcome: 'failed' as const, reply })) } }));
-        }
-        for (const { hop, rcpts } of groups.values()) attempts.push(this.attempt(msg, copy, hop, rcpts, byRcpt));
-      }
-      const done = this.postponeBusy(qid, await Promise.all(attempts));
-      const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
-      // The bounce is queued before the failures are recorded: a crash in between
-      // repeats the attempt (and maybe the bounce), it never loses the bounce.
-      await this.bounce(msg, decided.flatMap((d) => d.updates.map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn }))), byRcpt);
-      const records = decided.map((d) => this.toRecord(msg, d));
-      finished = await this.recorder.record(qid, records, leased);
-      for (const r of records) this.report(r);
+      // size and checksum as recorded at accept: a damaged file is held, never delivered
+      const original = await this.o.spool.openVerified(msg);
+      const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline.signal) : [{ recipients: leased, size: original.size, open: original.open }];
+      all = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {
       if (holdIfSpoolDamaged(err, msg, this.o.store, this.o.logger)) return;
-      // An internal failure (rewrite step, store, spool): keep the recipients, retry later.
-      const reason = `451 4.3.0 internal error: ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
-      store.postpone(qid, leased, Date.now() + this.o.queue.retryInitial, reason);
-      throw err;
+      all = [this.internalFailure(msg, leased, started, err as Error)];
+    } finally {
+      clearTimeout(timer);
     }
-    if (finished) await this.o.spool.remove(finished.spool_path);
+    const busy = new Set(all.flatMap((d) => (isHopBusy(d.result) ? d.result.recipients : [])));
+    const done = this.postponeBusy(msg.qid, all);
+    const decided = done.map((d) => ({ ...d, updates: this.decide(msg, byRcpt, d.result) }));
+    const answered = new Set(decided.flatMap((d) => d.updates.map((u) => u.rcpt)));
+    const missing = leased.filter((rcpt) => !answered.has(rcpt) && !busy.has(rcpt));
+    if (missing.length) {
+      // a transport that left recipients out: without a state they would be due again at once
+      const err = new QueueInternalError(`no delivery result for ${missing.join(', ')}`, 'ERR_MAILBAG_NO_RESULT');
+      const d = this.internalFailure(msg, missing, started, err);
+      decided.push({ ...d, updates: this.decide(msg, byRcpt, d.result) });
+    }
+    // The bounce is queued before the failures are recorded: a crash in between repeats
+    // the attempt (and maybe the bounce), it never loses the bounce. A bounce that cannot
+    // be queued keeps its recipients open: the next round fails them again and retries it.
+    const bounce = await this.bounce(msg, decided.flatMap((d) => d.updates.map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn }))), byRcpt);
+    if (bounce) {
+      const reopen = new Set(bounce.rcpts);
+      for (const d of decided) d.updates = d.updates.map((u) => (u.state === 'failed' && reopen.has(u.rcpt) ? this.bounceLater(u, byRcpt, bounce.error) : u));
+    }
+    const records = decided.map((d) => this.toRecord(msg, d));
+    const finished = await this.recorder.record(msg.qid, records, leased);
+    for (const r of records) this.report(r);
+    if (finished) {
+      const files = this.o.store.queue.spoolFiles(finished);
+      for (const path of files) await this.o.spool.remove(path);
+    }
   }
 
-  private async attempt(msg: MessageRow, copy: MessageCopy, hop: NextHop, rcpts: string[], byRcpt: Map<string, RecipientRow>): Promise<AttemptDone<DeliveryResult | HopBusy>> {
+  /** One attempt per copy and next hop; unroutable recipients fail at once. */
+  private attempts(msg: MessageRow, copies: MessageCopy[], byRcpt: Map<string, RecipientRow>, signal: AbortSignal): Promise<AttemptDone<DeliveryResult | HopBusy>>[] {
+    const attempts: Promise<AttemptDone<DeliveryResult | HopBusy>>[] = [];
+    for (const copy of copies) {
+      const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
+      const unroutable: string[] = [];
+      for (const rcpt of copy.recipients) {
+        const route = resolveRoute(this.o.routes, rcpt);
+        if (!route) {
+          unroutable.push(rcpt);
+          continue;
+        }
+        const g = groups.get(route.nexthop.url) ?? { hop: route.nexthop, rcpts: [] };
+        g.rcpts.push(rcpt);
+        groups.set(route.nexthop.url, g);
+      }
+      if (unroutable.length) {
+        const reply = '550 5.1.2 no route to the recipient domain';
+        const result: DeliveryResult = { reply, recipients: unroutable.map((rcpt) => ({ rcpt, outcome: 'failed' as const, reply })) };
+        attempts.push(Promise.resolve({ nexthop: 'none', started: Date.now(), durationMs: 0, result }));
+      }
+      for (const { hop, rcpts } of groups.values()) attempts.push(this.attempt(msg, copy, hop, rcpts, byRcpt, signal));
+    }
+    return attempts;
+  }
+
+  /** An internal error as one attempt record: every recipient deferred (or expired). */
+  private internalFailure(msg: MessageRow, rcpts: string[], started: number, err: Error): AttemptDone {
+    const code = (err as { code?: unknown }).code;
+    this.o.logger.error({ qid: msg.qid, rcpts, err: { message: err.message, code, stack: err.stack } }, 'queue: internal error in an attempt round');
+    const reply = `451 4.3.0 internal error: ${err.message}`.replace(/[\r\n]+/g, ' ');
+    return { nexthop: 'internal', started, durationMs: Date.now() - started, result: { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) } };
+  }
+
+  private async attempt(
+    msg: MessageRow,
+    copy: MessageCopy,
+    hop: NextHop,
+    rcpts: string[],
+    byRcpt: Map<string, RecipientRow>,
+    signal: AbortSignal,
+  ): Promise<AttemptDone<DeliveryResult | HopBusy>> {
     const started = Date.now();
     const transport = this.transports.get(hop.kind);
-    let result: DeliveryResult;
+    const deferAll = (reply: string): DeliveryResult => ({ reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) });
+    let result: DeliveryResult | HopBusy;
     if (!transport) {
-      const reply = `451 4.3.5 no transport for ${hop.kind} next hops`;
-      result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
+      result = deferAll(`451 4.3.5 no transport for ${hop.kind} next hops`);
     } else {
-      try {
-        const outcome = await transport.deliver(hop, {
+      const delivery: Promise<DeliveryResult | HopBusy> = transport
+        .deliver(hop, {
           qid: msg.qid,
           envelopeFrom: msg.envelope_from,
           recipients: rcpts,
@@ -325,13 +368,19 @@ export class DeliveryQueue implements QueueHandle {
           openMessage: () => copy.open(),
           intendedName: (rcpt) => byRcpt.get(rcpt)?.delivered_as ?? undefined,
           recordIntent: (rcpt, name) => this.o.store.queue.setDeliveredAs(msg.qid, rcpt, name),
-        });
-        if (isHopBusy(outcome)) return { nexthop: hop.url, started, durationMs: 0, result: outcome };
-        result = outcome;
-      } catch (err) {
-        const reply = `451 4.3.0 ${(err as Error).message}`.replace(/[\r\n]+/g, ' ');
-        result = { reply, recipients: rcpts.map((rcpt) => ({ rcpt, outcome: 'deferred', reply })) };
-      }
+          signal,
+        })
+        .catch((err: Error) => deferAll(`451 4.3.0 ${err.message}`.replace(/[\r\n]+/g, ' ')));
+      const expired = `451 4.4.7 attempt deadline of ${this.o.queue.attemptTimeout} ms passed`;
+      result = await untilAborted(delivery, signal, () => new Error(expired)).catch(async () => {
+        // Aborted: the transport stops and reports what it finished; one that does not
+        // within the grace is counted deferred (the lease still covers it meanwhile).
+        let grace: NodeJS.Timeout | undefined;
+        const late = await Promise.race([delivery, new Promise<undefined>((r) => (grace = setTimeout(() => r(undefined), ABORT_GRACE_MS)))]);
+        clearTimeout(grace);
+        if (!late) this.o.logger.error({ qid: msg.qid, nexthop: hop.url }, 'queue: transport ignored the attempt deadline');
+        return late ?? deferAll(expired);
+      });
     }
     return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
   }
@@ -350,7 +399,14 @@ export class DeliveryQueue implements QueueHandle {
         continue;
       }
       const wait = Math.max(1, Math.round(Math.min(this.o.queue.retryInitial, 1000) * (0.5 + this.random())));
-      this.o.store.queue.postpone(qid, result.recipients, Date.now() + wait, result.reply);
+      try {
+        this.o.store.queue.postpone(qid, result.recipients, Date.now() + wait, result.reply);
+      } catch {
+        // the store refuses writes: a deferral, recorded with the round once the store takes it
+        const deferred = result.recipients.map((rcpt) => ({ rcpt, outcome: 'deferred' as const, reply: result.reply }));
+        tried.push({ ...d, result: { reply: result.reply, recipients: deferred } });
+        continue;
+      }
       this.o.logger.debug({ qid, nexthop: d.nexthop, rcpts: result.recipients, waitMs: wait }, 'queue: next hop busy, not attempted');
     }
     return tried;
@@ -361,15 +417,23 @@ export class DeliveryQueue implements QueueHandle {
     const now = Date.now();
     const expired = now >= msg.received_at + this.o.queue.lifetime;
     return result.recipients.map((r: RecipientResult): RecipientUpdate => {
+      const row = byRcpt.get(r.rcpt);
+      const gen = row ? { claimedGen: row.retry_gen } : {};
       if (r.outcome === 'deferred') {
         if (expired) {
-          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}` };
+          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...gen };
         }
-        const attempts = byRcpt.get(r.rcpt)?.attempts ?? 0;
-        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(attempts) };
+        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...gen };
       }
-      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}) };
+      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...gen };
     });
+  }
+
+  /** A failed recipient whose bounce could not be queued: open again, retried with backoff. */
+  private bounceLater(u: RecipientUpdate, byRcpt: Map<string, RecipientRow>, err: Error): RecipientUpdate {
+    const reply = `${u.reply} (bounce not queued: ${err.message})`.replace(/[\r\n]+/g, ' ');
+    const attempts = byRcpt.get(u.rcpt)?.attempts ?? 0;
+    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}) };
   }
 
   private toRecord(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): AttemptRecord {
@@ -390,57 +454,33 @@ export class DeliveryQueue implements QueueHandle {
   /**
    * One DSN for this round's failed recipients (and successes NOTIFY=SUCCESS asked to
    * hear about), to the envelope sender; never to <>. What is reported follows the
-   * recipients' DSN parameters (src/delivery/dsn.ts).
+   * recipients' DSN parameters (src/delivery/dsn.ts). When the DSN cannot be queued,
+   * returns the error and the failed recipients it was to report.
    */
-  private async bounce(msg: MessageRow, updates: RoundUpdate[], byRcpt: Map<string, RecipientRow>): Promise<void> {
+  private async bounce(msg: MessageRow, updates: RoundUpdate[], byRcpt: Map<string, RecipientRow>): Promise<{ error: Error; rcpts: string[] } | undefined> {
     const failed = updates.filter((u) => u.state === 'failed');
-    if (failed.length) this.o.events?.bounced?.(failed.length);
     const now = new Date();
     const { report, suppressed } = reportableRecipients(byRcpt, updates, now);
     if (suppressed.length) this.o.logger.info({ qid: msg.qid, rcpts: suppressed }, 'queue: no bounce for recipients whose NOTIFY leaves out FAILURE');
-    if (report.length === 0) return;
-    if (msg.envelope_from === '') {
-      this.o.logger.info({ qid: msg.qid, rcpts: report.map((f) => f.address) }, 'queue: not bouncing a message from the null sender');
-      return;
+    if (report.length === 0 || msg.envelope_from === '') {
+      if (report.length) this.o.logger.info({ qid: msg.qid, rcpts: report.map((f) => f.address) }, 'queue: not bouncing a message from the null sender');
+      if (failed.length) this.o.events?.bounced?.(failed.length);
+      return undefined;
     }
     try {
       const bounceQid = await queueDsn(this.o, msg, report, now);
+      if (failed.length) this.o.events?.bounced?.(failed.length);
       this.o.logger.info({ qid: msg.qid, bounce: bounceQid, to: msg.envelope_from, rcpts: report.map((f) => f.address), actions: [...new Set(report.map((f) => f.action))] }, 'queue: bounce queued');
       this.kick();
+      return undefined;
     } catch (err) {
-      this.o.logger.error({ qid: msg.qid, err: { message: (err as Error).message } }, 'queue: could not queue the bounce');
-    }
-  }
-}
-
-/**
- * Batches the attempt rounds that finish in the same event-loop turn into one store
- * transaction: under load, one WAL commit covers many messages.
- */
-class RoundRecorder {
-  private pending: { qid: string; attempts: AttemptRecord[]; leased: string[]; resolve(m: MessageRow | undefined): void; reject(e: Error): void }[] = [];
-  private scheduled = false;
-
-  constructor(private readonly store: Store) {}
-
-  record(qid: string, attempts: AttemptRecord[], leased: string[]): Promise<MessageRow | undefined> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ qid, attempts, leased, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        setImmediate(() => this.flush());
-      }
-    });
-  }
-
-  private flush(): void {
-    this.scheduled = false;
-    const batch = this.pending.splice(0);
-    try {
-      const done = this.store.queue.recordRounds(batch);
-      batch.forEach((b, i) => b.resolve(done[i]));
-    } catch (err) {
-      for (const b of batch) b.reject(err as Error);
+      // the failed recipients stay open; a success report cannot be retried without delivering again
+      const rcpts = report.filter((r) => r.action === 'failed').map((r) => r.address);
+      this.o.logger.error(
+        { qid: msg.qid, rcpts, lostSuccessReports: report.filter((r) => r.action !== 'failed').map((r) => r.address), err: { message: (err as Error).message } },
+        'queue: could not queue the bounce; the recipients stay open and are tried again',
+      );
+      return { error: err as Error, rcpts };
     }
   }
 }

@@ -1,8 +1,11 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Store } from '../store/store.js';
+import { isQid } from './qid.js';
 import type { Spool } from './spool.js';
 
 export interface SweepReport {
-  /** Files of messages the store shows finished: removed. */
+  /** Files of messages the store shows finished (rewrite copies too): removed. */
   removedDone: number;
   /** Files the store does not know, moved to unknown/ by this sweep. */
   movedAside: string[];
@@ -30,6 +33,15 @@ export async function sweepSpool(spool: Spool, store: Store): Promise<SweepRepor
       continue;
     }
     movedAside.push(await spool.moveAside(qid));
+  }
+  // Rewrite copies (copies/QID.N) go with their finished message; any other copy is kept:
+  // a queued message may still deliver it, and an unknown one may be recovered.
+  const copies = join(spool.dir, 'copies');
+  for (const name of existsSync(copies) ? readdirSync(copies) : []) {
+    const qid = name.slice(0, 13);
+    if (!isQid(qid) || store.queue.message(qid)?.state !== 'done') continue;
+    await spool.remove(join(copies, name));
+    removedDone++;
   }
   return { removedDone, movedAside, unknown: spool.listUnknown().length };
 }

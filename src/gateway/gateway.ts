@@ -5,7 +5,7 @@ import { checkGreetingDelay } from '../smtp/greeting-delay.js';
 import { WatchedAcceptPath } from '../delivery/accept-health.js';
 import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, laterQid } from '../delivery/qid.js';
-import type { QueueEvents, QueueHandle, RewriteStep } from '../delivery/queue.js';
+import type { QueueEvents, QueueHandle } from '../delivery/queue.js';
 import { Spool } from '../delivery/spool.js';
 import { RetentionPruner } from '../delivery/retention.js';
 import type { ConnectionRole } from '../store/db.js';
@@ -19,6 +19,7 @@ import { AdminComponent, QueueComponent, SmtpComponent, StorageComponent, type R
 import { createDeliveryQueue } from './delivery.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { QueueThread } from './queue-thread.js';
+import { buildRewriteStep } from './rewrite-step.js';
 
 export interface Gateway {
   smtpAddress(): AddressInfo;
@@ -34,13 +35,12 @@ export interface Gateway {
 
 export interface StartGatewayOptions {
   logger?: Logger;
-  /** The per-message rewrite step (identity by default). */
-  rewrite?: RewriteStep;
   /** Store poll interval of the queue, ms (default 1000). */
   pollMs?: number;
   /**
-   * Run the delivery queue on its own thread (default), or on the SMTP thread. A
-   * `rewrite` step is a function, which cannot cross threads: it implies the latter.
+   * Tests only: run the delivery queue on this thread (its spool file-system calls and log
+   * lines then go through `spoolFs` and `logger`). The rewrite step is built from config
+   * either way.
    */
   queueThread?: boolean;
   /** The spool's file-system calls on this thread (tests record their order); a queue thread uses node:fs. */
@@ -58,7 +58,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   const logger = opts.logger ?? pino({ level: config.log.level, base: { name: 'mailbag' } });
   checkGreetingDelay(config.smtp.greetingDelay);
   const metrics = createGatewayMetrics();
-  const queueInProcess = !!opts.rewrite || opts.queueThread === false;
+  const queueInProcess = opts.queueThread === false;
   // this thread's connection: the SMTP role, unless the queue runs here too
   const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp', opts.spoolFs));
   metrics.setQueueDepthSource(() => storage.get().store.queue.depth());
@@ -171,8 +171,8 @@ async function openStorage(config: Config, logger: Logger, role: ConnectionRole,
 }
 
 /**
- * The delivery queue with its transports: on its own thread (default), or on this one
- * when a rewrite step (a function, which cannot cross threads) is given.
+ * The delivery queue with its transports, on its own thread; the queue thread builds
+ * the rewrite step from config (rewrite-step.ts).
  */
 async function startQueue(config: Config, opts: StartGatewayOptions, storage: Storage, metrics: GatewayMetrics, logger: Logger): Promise<RunningQueue> {
   const events: QueueEvents = {
@@ -188,14 +188,15 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
       metrics.recipientsBounced.inc(n);
     },
   };
-  if (opts.rewrite || opts.queueThread === false) {
+  if (opts.queueThread === false) {
+    const rewrite = await buildRewriteStep(config, { store: storage.store, logger });
     const inProcess = createDeliveryQueue(config, {
       store: storage.store,
       spool: storage.spool,
       qids: storage.qids,
       logger,
       events,
-      ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
+      ...(rewrite ? { rewrite } : {}),
       ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}),
     });
     inProcess.start();

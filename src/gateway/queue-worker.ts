@@ -7,6 +7,7 @@ import { Spool } from '../delivery/spool.js';
 import { RetentionPruner } from '../delivery/retention.js';
 import { createDeliveryQueue } from './delivery.js';
 import type { FromQueueThread, QueueThreadData, ToQueueThread } from './queue-thread.js';
+import { buildRewriteStep } from './rewrite-step.js';
 
 const port = parentPort!;
 const data = workerData as QueueThreadData;
@@ -26,11 +27,14 @@ const store = Store.open(data.config.store.path, { role: 'queue' });
 const spool = new Spool(data.config.spool.dir);
 // Lane 1 of 2: bounces queued here never collide with the SMTP thread's ids (lane 0).
 const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 1, lanes: 2 });
+// A step that cannot be built fails the thread before 'ready': the gateway does not start.
+const rewrite = await buildRewriteStep(data.config, { store, logger });
 const queue = createDeliveryQueue(data.config, {
   store,
   spool,
   qids,
   logger,
+  ...(rewrite ? { rewrite } : {}),
   ...(data.pollMs !== undefined ? { pollMs: data.pollMs } : {}),
   events: {
     attempt(a) {

@@ -57,6 +57,18 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 2,
+    name: 'delivery queue: retry generation, spooled rewrite copies',
+    sql: `
+      ALTER TABLE recipients ADD COLUMN retry_gen INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE recipients ADD COLUMN rewritten INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE recipients ADD COLUMN copy_path TEXT;
+      ALTER TABLE recipients ADD COLUMN copy_size INTEGER;
+      ALTER TABLE recipients ADD COLUMN copy_offset INTEGER;
+      ALTER TABLE recipients ADD COLUMN copy_sha256 TEXT;
+    `,
+  },
+  {
     version: 3,
     name: 'spool integrity: envelope offset, checksum and hold state of a message',
     // spool_offset 0 and sha256 NULL: a file written before spool files carried their

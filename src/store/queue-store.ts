@@ -78,6 +78,16 @@ export interface RecipientRow {
   inflight_until: number | null;
   delivered_as: string | null;
   updated_at: number;
+  /** Bumped by `queue retry`: an attempt claimed under an older generation leaves the recipient due. */
+  retry_gen: number;
+  /** 1 once the rewrite step decided this recipient's bytes (copy_path null: the original). */
+  rewritten: number;
+  /** The spooled rewrite copy this recipient gets, if its bytes differ from the original. */
+  copy_path: string | null;
+  /** The copy's message octets, where they start in its file, and their sha256 (checked before delivery). */
+  copy_size: number | null;
+  copy_offset: number | null;
+  copy_sha256: string | null;
   /** NOTIFY values joined with commas (`SUCCESS,FAILURE`, `NEVER`); null = not given. */
   dsn_notify: string | null;
   dsn_orcpt: string | null;
@@ -101,6 +111,17 @@ export interface RecipientUpdate {
   reply: string;
   nextAttemptAt?: number;
   deliveredAs?: string;
+  /**
+   * The recipient's retry generation when the attempt claimed it: a `queue retry` since
+   * then wins over a deferred recipient's next attempt time.
+   */
+  claimedGen?: number;
+}
+
+/** The bytes the rewrite step decided for one recipient (copyPath undefined: the original). */
+export interface RecipientCopy {
+  rcpt: string;
+  copy?: { path: string; size: number; offset: number; sha256: string } | undefined;
 }
 
 export interface AttemptRecord {
@@ -171,11 +192,18 @@ export class QueueStore {
         WHERE qid = ? AND rcpt = ? AND state IN ('queued', 'deferred')`),
       insertAttempt: db.prepare(`INSERT INTO attempts (qid, nexthop, started_at, duration_ms, reply, outcome, recipients)
         VALUES (?, ?, ?, ?, ?, ?, ?)`),
+      // A retry requested while the attempt ran (retry_gen moved on) keeps the recipient due.
       updateRecipient: db.prepare(`UPDATE recipients SET state = @state, last_reply = @reply, nexthop = @nexthop,
-          next_attempt_at = COALESCE(@nextAttemptAt, next_attempt_at), attempts = attempts + 1,
+          next_attempt_at = CASE WHEN @claimedGen IS NOT NULL AND retry_gen <> @claimedGen
+            THEN MIN(next_attempt_at, COALESCE(@nextAttemptAt, next_attempt_at))
+            ELSE COALESCE(@nextAttemptAt, next_attempt_at) END,
+          attempts = attempts + 1,
           delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
         WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
       setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
+      extendLease: db.prepare(`UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ? AND inflight_until IS NOT NULL`),
+      setCopy: db.prepare('UPDATE recipients SET rewritten = 1, copy_path = ?, copy_size = ?, copy_offset = ?, copy_sha256 = ? WHERE qid = ? AND rcpt = ?'),
+      copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
       openCount: db.prepare(`SELECT
           SUM(state IN ('queued', 'deferred')) AS open,
           SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
@@ -190,7 +218,7 @@ export class QueueStore {
           MIN(CASE WHEN r.state IN ('queued', 'deferred') THEN r.next_attempt_at END) AS next_attempt_at
         FROM messages m JOIN recipients r ON r.qid = m.qid
         WHERE m.state = 'queued' GROUP BY m.qid ORDER BY m.qid`),
-      retry: db.prepare(`UPDATE recipients SET next_attempt_at = ?, updated_at = ?
+      retry: db.prepare(`UPDATE recipients SET next_attempt_at = ?, retry_gen = retry_gen + 1, updated_at = ?
         WHERE qid = ? AND state IN ('queued', 'deferred')`),
       markDeleted: db.prepare(`UPDATE recipients SET state = 'deleted', last_reply = 'deleted by operator', updated_at = ?
         WHERE qid = ? AND state IN ('queued', 'deferred')`),
@@ -301,7 +329,7 @@ export class QueueStore {
     });
   }
 
-  /** After an internal error: release the leases and try again later, not in a hot loop. */
+  /** Releases the leases and makes the recipients due at `until` (not an attempt: a busy next hop). */
   postpone(qid: string, rcpts: readonly string[], until: number, reason: string, now = Date.now()): void {
     writeTransaction(this.db, () => {
       for (const rcpt of rcpts) this.s.postpone.run(until, reason, now, qid, rcpt);
@@ -312,6 +340,32 @@ export class QueueStore {
     writeTransaction(this.db, () => {
       for (const rcpt of rcpts) this.s.release.run(qid, rcpt);
     });
+  }
+
+  /**
+   * Keeps an attempt's leases alive (its result waits in memory for the store); only
+   * recipients still leased, so a restart's `clearLeases` is never undone.
+   */
+  extendLeases(qid: string, rcpts: readonly string[], until: number): void {
+    writeTransaction(this.db, () => {
+      for (const rcpt of rcpts) this.s.extendLease.run(until, qid, rcpt);
+    });
+  }
+
+  /**
+   * Records which bytes the rewrite step decided for each recipient (a spooled copy's
+   * path, or the original), so every later attempt delivers the same bytes.
+   */
+  recordCopies(qid: string, copies: readonly RecipientCopy[]): void {
+    writeTransaction(this.db, () => {
+      for (const c of copies) this.s.setCopy.run(c.copy?.path ?? null, c.copy?.size ?? null, c.copy?.offset ?? null, c.copy?.sha256 ?? null, qid, c.rcpt);
+    });
+  }
+
+  /** Every spool file of a message: the original and its recorded rewrite copies. */
+  spoolFiles(message: MessageRow): string[] {
+    const copies = (this.s.copyPaths.all(message.qid) as { copy_path: string }[]).map((r) => r.copy_path);
+    return [message.spool_path, ...copies];
   }
 
   /** Maildir exactly-once: the file name is recorded before the file becomes visible in new/. */
@@ -371,6 +425,7 @@ export class QueueStore {
         nexthop: a.nexthop,
         nextAttemptAt: r.nextAttemptAt ?? null,
         deliveredAs: r.deliveredAs ?? null,
+        claimedGen: r.claimedGen ?? null,
         now,
       });
     }

@@ -20,7 +20,14 @@ export function formatList(rows: QueueSummary[]): string {
   return table(lines) + holds + `${rows.length} message(s) in the queue${held.length ? `, ${held.length} held` : ''}\n`;
 }
 
-export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: AttemptRow[]): string {
+/** Recipients with a live lease: an attempt for them is running (or its result is not yet recorded). */
+function inFlight(rcpts: RecipientRow[], now: number): RecipientRow[] {
+  return rcpts.filter((r) => r.inflight_until !== null && r.inflight_until >= now);
+}
+
+export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: AttemptRow[], now = Date.now()): string {
+  const leased = inFlight(rcpts, now);
+  const until = Math.max(0, ...leased.map((r) => r.inflight_until ?? 0));
   const out = [
     `qid:       ${m.qid}`,
     `state:     ${m.state}${m.hold_reason ? ` (held since ${iso(m.held_at)}: ${m.hold_reason})` : ''}`,
@@ -29,13 +36,15 @@ export function formatShow(m: MessageRow, rcpts: RecipientRow[], attempts: Attem
     `size:      ${m.size}`,
     `client:    ${m.client_address ?? '-'}${m.helo ? ` (helo ${m.helo})` : ''}${m.auth_user ? ` (auth ${m.auth_user})` : ''}`,
     `spool:     ${m.spool_path}`,
+    `attempt:   ${leased.length ? `in flight for ${leased.length} recipient(s), lease until ${iso(until)}` : 'none in flight'}`,
     '',
     'recipients:',
   ];
   for (const r of rcpts) {
     const open = r.state === 'queued' || r.state === 'deferred';
     const next = open ? (m.hold_reason ? '  held' : `  next ${iso(r.next_attempt_at)}`) : '';
-    out.push(`  ${r.rcpt}  ${r.state}  attempts ${r.attempts}${next}${r.last_reply ? `  last: ${r.last_reply}` : ''}`);
+    const flight = leased.includes(r) ? `  in flight until ${iso(r.inflight_until)}` : '';
+    out.push(`  ${r.rcpt}  ${r.state}  attempts ${r.attempts}${next}${flight}${r.last_reply ? `  last: ${r.last_reply}` : ''}`);
   }
   out.push('', 'attempts:');
   if (attempts.length === 0) out.push('  none yet');

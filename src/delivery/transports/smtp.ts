@@ -359,14 +359,25 @@ export class SmtpTransport implements NextHopTransport {
         return allRecipients(req, 'failed', prepared.reply);
       }
       const message = prepared.message();
+      // The round's deadline: the connection is dropped and the group deferred (a closed
+      // SMTPConnection never calls back a pending send, so the abort rejects it here).
+      let abort = () => {};
+      const aborted = new Promise<never>((_, reject) => {
+        abort = () => {
+          reject(Object.assign(new Error('attempt deadline passed'), { code: 'EDEADLINE' }));
+          p.conn.close();
+        };
+      });
+      req.signal?.addEventListener('abort', abort, { once: true });
       try {
-        const info = await send(p.conn, prepared.envelope, message);
+        if (req.signal?.aborted) abort();
+        const info = await Promise.race([send(p.conn, prepared.envelope, message), aborted]);
         pool.release(p, true);
         return this.fromInfo(hop, req, info, p.lmtpReplies, prepared.successDsn);
       } catch (e) {
         const err = e as SmtpError;
         const untouched = (message as Readable & { readableDidRead?: boolean }).readableDidRead === false;
-        if (p.sent > 0 && untouched && !err.responseCode && attempt === 0) {
+        if (p.sent > 0 && untouched && !err.responseCode && attempt === 0 && !req.signal?.aborted) {
           pool.discard(p);
           continue;
         }
@@ -378,6 +389,7 @@ export class SmtpTransport implements NextHopTransport {
         }
         return this.fromError(req, err);
       } finally {
+        req.signal?.removeEventListener('abort', abort);
         p.conn.relay = undefined;
         message.destroy();
       }

@@ -45,6 +45,12 @@ export interface DeliveryRequest {
   intendedName(rcpt: string): string | undefined;
   /** Maildir exactly-once: durably records the name before the file becomes visible. */
   recordIntent(rcpt: string, name: string): void;
+  /**
+   * Aborted when the attempt round's deadline passes: stop, and resolve the unfinished
+   * recipients as deferred. The queue waits a bounded time for that before it counts
+   * them deferred itself.
+   */
+  signal?: AbortSignal;
 }
 
 export interface DeliveryResult {
