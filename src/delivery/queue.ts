@@ -36,6 +36,8 @@ export interface QueueEvents {
   bounced?(count: number): void;
   /** The number of messages with an attempt round in flight changed. */
   inFlight?(count: number): void;
+  /** The rewrite step met a language part naming another sender than the message (RFC 8255 section 10). */
+  fromMismatch?(): void;
 }
 
 /** What the rest of the gateway needs from a running queue, on this thread or another. */

@@ -187,9 +187,12 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
     bounced(n) {
       metrics.recipientsBounced.inc(n);
     },
+    fromMismatch() {
+      metrics.multilingualFromMismatch.inc();
+    },
   };
   if (opts.queueThread === false) {
-    const rewrite = await buildRewriteStep(config, { store: storage.store, logger });
+    const rewrite = await buildRewriteStep(config, { store: storage.store, logger, events });
     const inProcess = createDeliveryQueue(config, {
       store: storage.store,
       spool: storage.spool,

@@ -11,6 +11,7 @@ export interface GatewayMetrics {
   recipientsDeferred: Counter<'nexthop'>;
   /** Recipients that failed for good (5xx or expiry) and were bounced or dropped (null sender). */
   recipientsBounced: Counter;
+  multilingualFromMismatch: Counter;
   /** SMTP replies >= 400 the gateway sent to clients, by reply code. */
   smtpRejections: Counter<'code'>;
   /** One observation per delivery attempt (one attempt groups the recipients sharing a next hop). */
@@ -84,6 +85,11 @@ export function createGatewayMetrics(opts: GatewayMetricsOptions = {}): GatewayM
     recipientsBounced: new Counter({
       name: 'mailbag_recipients_bounced_total',
       help: 'Recipients that failed permanently (5xx or queue lifetime expired)',
+      registers: [registry],
+    }),
+    multilingualFromMismatch: new Counter({
+      name: 'mailbag_multilingual_from_mismatch_total',
+      help: 'Language parts whose From named another sender than the message (never delivered with it)',
       registers: [registry],
     }),
     smtpRejections: new Counter({

@@ -19,6 +19,7 @@ export type FromQueueThread =
   | { type: 'inflight'; count: number }
   | { type: 'attempt'; attempt: Parameters<NonNullable<QueueEvents['attempt']>>[0] }
   | { type: 'bounced'; count: number }
+  | { type: 'fromMismatch' }
   | { type: 'batch'; messages: FromQueueThread[] };
 
 /** The worker entry: compiled `.js` next to this file, or the `.ts` source through tsx. */
@@ -84,6 +85,9 @@ export class QueueThread implements QueueHandle {
             break;
           case 'bounced':
             this.events.bounced?.(m.count);
+            break;
+          case 'fromMismatch':
+            this.events.fromMismatch?.();
             break;
           case 'batch':
             for (const inner of m.messages) handle(inner);

@@ -5,6 +5,7 @@ import { QidGenerator, laterQid } from '../delivery/qid.js';
 import { Store } from '../store/store.js';
 import { Spool } from '../delivery/spool.js';
 import { RetentionPruner } from '../delivery/retention.js';
+import type { QueueEvents } from '../delivery/queue.js';
 import { createDeliveryQueue } from './delivery.js';
 import type { FromQueueThread, QueueThreadData, ToQueueThread } from './queue-thread.js';
 import { buildRewriteStep } from './rewrite-step.js';
@@ -28,7 +29,24 @@ const spool = new Spool(data.config.spool.dir);
 // Lane 1 of 2: bounces queued here never collide with the SMTP thread's ids (lane 0).
 const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 1, lanes: 2 });
 // A step that cannot be built fails the thread before 'ready': the gateway does not start.
-const rewrite = await buildRewriteStep(data.config, { store, logger });
+const events: QueueEvents = {
+  attempt(a) {
+    post({ type: 'attempt', attempt: a });
+  },
+  inFlight(count) {
+    // only the latest count matters
+    const last = outbox[outbox.length - 1];
+    if (last?.type === 'inflight') last.count = count;
+    else post({ type: 'inflight', count });
+  },
+  bounced(count) {
+    post({ type: 'bounced', count });
+  },
+  fromMismatch() {
+    post({ type: 'fromMismatch' });
+  },
+};
+const rewrite = await buildRewriteStep(data.config, { store, logger, events });
 const queue = createDeliveryQueue(data.config, {
   store,
   spool,
@@ -36,20 +54,7 @@ const queue = createDeliveryQueue(data.config, {
   logger,
   ...(rewrite ? { rewrite } : {}),
   ...(data.pollMs !== undefined ? { pollMs: data.pollMs } : {}),
-  events: {
-    attempt(a) {
-      post({ type: 'attempt', attempt: a });
-    },
-    inFlight(count) {
-      // only the latest count matters
-      const last = outbox[outbox.length - 1];
-      if (last?.type === 'inflight') last.count = count;
-      else post({ type: 'inflight', count });
-    },
-    bounced(count) {
-      post({ type: 'bounced', count });
-    },
-  },
+  events,
 });
 queue.start();
 const pruner = new RetentionPruner({ store, retentionMs: data.config.store.retention, logger });

@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { MultilingualConfig } from '../config/multilingual-schema.js';
 import type { Config } from '../config/schema.js';
+import type { QueueEvents } from '../delivery/queue.js';
 import type { RewriteStep, RewriteStepFactory } from '../delivery/rewrite/step.js';
 import type { Store } from '../store/store.js';
 
@@ -22,7 +23,7 @@ function multilingualOn(config: MultilingualConfig): boolean {
  * by `queue.rewrite`; never both (a message has one rewrite step). Undefined: every
  * recipient gets the original bytes.
  */
-export async function buildRewriteStep(config: Config, ctx: { store: Store; logger: Logger }): Promise<RewriteStep | undefined> {
+export async function buildRewriteStep(config: Config, ctx: { store: Store; logger: Logger; events?: QueueEvents }): Promise<RewriteStep | undefined> {
   const multilingual = multilingualOn(config.multilingual);
   if (multilingual && config.queue.rewrite) {
     throw new RewriteModuleError('queue.rewrite and the multilingual step are both configured; a gateway has one rewrite step');
@@ -30,7 +31,12 @@ export async function buildRewriteStep(config: Config, ctx: { store: Store; logg
   if (multilingual) {
     // loaded only when used: its MIME, DKIM and ARC dependencies take a while to import
     const { createMultilingualStep } = await import('../delivery/rewrite/multilingual-step.js');
-    return createMultilingualStep(config.multilingual, { store: ctx.store, logger: ctx.logger, hostname: config.gateway.hostname });
+    return createMultilingualStep(config.multilingual, {
+      store: ctx.store,
+      logger: ctx.logger,
+      hostname: config.gateway.hostname,
+      onFromMismatch: () => ctx.events?.fromMismatch?.(),
+    });
   }
   return loadRewriteStep(config.queue.rewrite);
 }
