@@ -1,0 +1,149 @@
+import type { SqliteDatabase } from './db.js';
+
+/**
+ * Read-only aggregates for `mailbag report` over a time window [since, until) in ms since
+ * the epoch, bucketed by `bucketMs` (UTC hours or days). Each query walks a time index
+ * (migration 15, and the PoD tables' `ts_us`), so a window's cost follows the rows in it,
+ * not the size of the store.
+ */
+export interface ReportWindow {
+  since: number;
+  until: number;
+  bucketMs: number;
+}
+
+export interface BucketCount {
+  /** Start of the bucket, ms since the epoch. */
+  bucket: number;
+  n: number;
+}
+
+export interface FinishedCount extends BucketCount {
+  state: 'delivered' | 'failed';
+}
+
+export interface NamedCount {
+  name: string;
+  n: number;
+}
+
+export interface LanguageCount {
+  mode: string;
+  /** The selected part's language tags; '' when none was selected. */
+  tags: string;
+  n: number;
+}
+
+export interface RuleCount {
+  module: string;
+  rule: string;
+  n: number;
+}
+
+export interface QidCoverage {
+  messages: number;
+  linked: number;
+}
+
+// Bound JS numbers are REALs in SQLite, so `t / @bucketMs` would not truncate: CAST does.
+export class ReportStore {
+  private readonly s;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.s = {
+      received: db.prepare(`SELECT CAST(received_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM messages
+        WHERE received_at >= @since AND received_at < @until GROUP BY bucket ORDER BY bucket`),
+      // `state IN (...)` repeats the partial index's condition so the planner can use it.
+      finished: db.prepare(`SELECT CAST(updated_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, state, COUNT(*) AS n FROM recipients
+        WHERE state IN ('delivered', 'failed') AND updated_at >= @since AND updated_at < @until
+        GROUP BY bucket, state ORDER BY bucket`),
+      // A deferral is one recipient of one attempt left to retry (the metric's meaning); an
+      // attempt's outcome is 'deferred' or 'partial' whenever any recipient of it was.
+      deferred: db.prepare(`SELECT CAST(a.started_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n
+        FROM attempts AS a, json_each(CASE WHEN json_valid(a.recipients) THEN a.recipients ELSE '[]' END) AS r
+        WHERE a.started_at >= @since AND a.started_at < @until AND a.outcome IN ('deferred', 'partial')
+          AND r.type = 'object' AND json_extract(r.value, '$.state') = 'deferred'
+        GROUP BY bucket ORDER BY bucket`),
+      latency: db
+        .prepare(`SELECT COALESCE(r.nexthop, '') AS nexthop, r.updated_at - m.received_at AS ms
+        FROM recipients AS r JOIN messages AS m ON m.qid = r.qid
+        WHERE r.state IN ('delivered', 'failed') AND r.state = 'delivered' AND r.updated_at >= @since AND r.updated_at < @until`)
+        .raw(),
+      languages: db.prepare(`SELECT mode, COALESCE(tags, '') AS tags, COUNT(*) AS n FROM language_choices
+        WHERE decided_at >= @since AND decided_at < @until GROUP BY mode, tags ORDER BY n DESC, mode, tags`),
+      podMessages: db.prepare(`SELECT CAST(ts_us / (@bucketMs * 1000) AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM pod_message_events
+        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY bucket ORDER BY bucket`),
+      podMaillog: db.prepare(`SELECT CAST(ts_us / (@bucketMs * 1000) AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM pod_maillog_events
+        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY bucket ORDER BY bucket`),
+      deadLetters: db.prepare(`SELECT CAST(received_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM pod_dead_letters
+        WHERE received_at >= @since AND received_at < @until GROUP BY bucket ORDER BY bucket`),
+      dispositions: db.prepare(`SELECT COALESCE(disposition, '') AS name, COUNT(*) AS n FROM pod_message_events
+        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY name ORDER BY n DESC, name`),
+      rules: db.prepare(`SELECT module, rule, COUNT(*) AS n FROM pod_message_rules
+        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY module, rule ORDER BY n DESC, module, rule LIMIT @limit`),
+      qidCoverage: db.prepare(`SELECT COUNT(*) AS messages,
+          COALESCE(SUM(EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.queued_as = m.qid)), 0) AS linked
+        FROM messages AS m WHERE m.received_at >= @since AND m.received_at < @until`),
+    };
+  }
+
+  /** Messages accepted (rows in `messages`), by receipt time. */
+  received(w: ReportWindow): BucketCount[] {
+    return this.s.received.all(w) as BucketCount[];
+  }
+
+  /** Recipients that reached delivered or failed (bounced), by the time they did. */
+  finished(w: ReportWindow): FinishedCount[] {
+    return this.s.finished.all(w) as FinishedCount[];
+  }
+
+  /** Recipient deferrals, by the start of the attempt that deferred them. */
+  deferred(w: ReportWindow): BucketCount[] {
+    return this.s.deferred.all(w) as BucketCount[];
+  }
+
+  /**
+   * Each recipient delivered in the window: its next hop and the ms from receipt to delivery.
+   * Streamed, so a month of deliveries is never one array of row objects.
+   */
+  *deliveryLatencies(w: ReportWindow): Generator<[nexthop: string, ms: number]> {
+    for (const row of this.s.latency.iterate(w)) yield row as [string, number];
+  }
+
+  languages(w: ReportWindow): LanguageCount[] {
+    return this.s.languages.all(w) as LanguageCount[];
+  }
+
+  /** PoD message events by event time (`ts`). */
+  podMessages(w: ReportWindow): BucketCount[] {
+    return this.s.podMessages.all(w) as BucketCount[];
+  }
+
+  /** PoD maillog events by event time. */
+  podMaillog(w: ReportWindow): BucketCount[] {
+    return this.s.podMaillog.all(w) as BucketCount[];
+  }
+
+  /** PoD payloads dead-lettered, by the time they were received (they have no trusted event time). */
+  podDeadLetters(w: ReportWindow): BucketCount[] {
+    return this.s.deadLetters.all(w) as BucketCount[];
+  }
+
+  /** Upstream dispositions of the PoD message events in the window ('' when the event had none). */
+  dispositions(w: ReportWindow): NamedCount[] {
+    return this.s.dispositions.all(w) as NamedCount[];
+  }
+
+  /** The most often triggered upstream rules (`filter.actions[]` of PoD message events). */
+  topRules(w: ReportWindow, limit: number): RuleCount[] {
+    return this.s.rules.all({ ...w, limit }) as RuleCount[];
+  }
+
+  /**
+   * Messages received in the window, and how many of them a PoD maillog line names as
+   * `queued as QID` (the upstream's delivery to mailbag).
+   */
+  qidCoverage(w: ReportWindow): QidCoverage {
+    return this.s.qidCoverage.get(w) as QidCoverage;
+  }
+}
