@@ -45,18 +45,35 @@ export interface QidCoverage {
   linked: number;
 }
 
+/** Each bucket of the window: its start, and the part of it inside the window [from, to). */
+function* buckets(w: ReportWindow): Generator<[bucket: number, from: number, to: number]> {
+  for (let bucket = Math.floor(w.since / w.bucketMs) * w.bucketMs; bucket < w.until; bucket += w.bucketMs) {
+    yield [bucket, Math.max(bucket, w.since), Math.min(bucket + w.bucketMs, w.until)];
+  }
+}
+
+/** The non-zero counts of `count(from, to)` per bucket. */
+function perBucket(w: ReportWindow, count: (from: number, to: number) => number): BucketCount[] {
+  const out: BucketCount[] = [];
+  for (const [bucket, from, to] of buckets(w)) {
+    const n = count(from, to);
+    if (n) out.push({ bucket, n });
+  }
+  return out;
+}
+
 // Bound JS numbers are REALs in SQLite, so `t / @bucketMs` would not truncate: CAST does.
 export class ReportStore {
   private readonly s;
 
   constructor(readonly db: SqliteDatabase) {
     this.s = {
-      received: db.prepare(`SELECT CAST(received_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM messages
-        WHERE received_at >= @since AND received_at < @until GROUP BY bucket ORDER BY bucket`),
+      // Counted bucket by bucket as index ranges: COUNT(*) over a covering index range is
+      // several times cheaper than grouping every row by a computed bucket.
+      received: db.prepare('SELECT COUNT(*) AS n FROM messages WHERE received_at >= ? AND received_at < ?').pluck(),
       // `state IN (...)` repeats the partial index's condition so the planner can use it.
-      finished: db.prepare(`SELECT CAST(updated_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, state, COUNT(*) AS n FROM recipients
-        WHERE state IN ('delivered', 'failed') AND updated_at >= @since AND updated_at < @until
-        GROUP BY bucket, state ORDER BY bucket`),
+      finished: db.prepare(`SELECT COALESCE(SUM(state = 'delivered'), 0) AS delivered, COALESCE(SUM(state = 'failed'), 0) AS failed
+        FROM recipients WHERE state IN ('delivered', 'failed') AND updated_at >= ? AND updated_at < ?`),
       // A deferral is one recipient of one attempt left to retry (the metric's meaning); an
       // attempt's outcome is 'deferred' or 'partial' whenever any recipient of it was.
       deferred: db.prepare(`SELECT CAST(a.started_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n
@@ -71,12 +88,9 @@ export class ReportStore {
         .raw(),
       languages: db.prepare(`SELECT mode, COALESCE(tags, '') AS tags, COUNT(*) AS n FROM language_choices
         WHERE decided_at >= @since AND decided_at < @until GROUP BY mode, tags ORDER BY n DESC, mode, tags`),
-      podMessages: db.prepare(`SELECT CAST(ts_us / (@bucketMs * 1000) AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM pod_message_events
-        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY bucket ORDER BY bucket`),
-      podMaillog: db.prepare(`SELECT CAST(ts_us / (@bucketMs * 1000) AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM pod_maillog_events
-        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY bucket ORDER BY bucket`),
-      deadLetters: db.prepare(`SELECT CAST(received_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n FROM pod_dead_letters
-        WHERE received_at >= @since AND received_at < @until GROUP BY bucket ORDER BY bucket`),
+      podMessages: db.prepare('SELECT COUNT(*) AS n FROM pod_message_events WHERE ts_us >= ? * 1000 AND ts_us < ? * 1000').pluck(),
+      podMaillog: db.prepare('SELECT COUNT(*) AS n FROM pod_maillog_events WHERE ts_us >= ? * 1000 AND ts_us < ? * 1000').pluck(),
+      deadLetters: db.prepare('SELECT COUNT(*) AS n FROM pod_dead_letters WHERE received_at >= ? AND received_at < ?').pluck(),
       dispositions: db.prepare(`SELECT COALESCE(disposition, '') AS name, COUNT(*) AS n FROM pod_message_events
         WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY name ORDER BY n DESC, name`),
       rules: db.prepare(`SELECT module, rule, COUNT(*) AS n FROM pod_message_rules
@@ -89,12 +103,18 @@ export class ReportStore {
 
   /** Messages accepted (rows in `messages`), by receipt time. */
   received(w: ReportWindow): BucketCount[] {
-    return this.s.received.all(w) as BucketCount[];
+    return perBucket(w, (from, to) => this.s.received.get(from, to) as number);
   }
 
   /** Recipients that reached delivered or failed (bounced), by the time they did. */
   finished(w: ReportWindow): FinishedCount[] {
-    return this.s.finished.all(w) as FinishedCount[];
+    const out: FinishedCount[] = [];
+    for (const [bucket, from, to] of buckets(w)) {
+      const row = this.s.finished.get(from, to) as { delivered: number; failed: number };
+      if (row.delivered) out.push({ bucket, state: 'delivered', n: row.delivered });
+      if (row.failed) out.push({ bucket, state: 'failed', n: row.failed });
+    }
+    return out;
   }
 
   /** Recipient deferrals, by the start of the attempt that deferred them. */
@@ -116,17 +136,17 @@ export class ReportStore {
 
   /** PoD message events by event time (`ts`). */
   podMessages(w: ReportWindow): BucketCount[] {
-    return this.s.podMessages.all(w) as BucketCount[];
+    return perBucket(w, (from, to) => this.s.podMessages.get(from, to) as number);
   }
 
   /** PoD maillog events by event time. */
   podMaillog(w: ReportWindow): BucketCount[] {
-    return this.s.podMaillog.all(w) as BucketCount[];
+    return perBucket(w, (from, to) => this.s.podMaillog.get(from, to) as number);
   }
 
   /** PoD payloads dead-lettered, by the time they were received (they have no trusted event time). */
   podDeadLetters(w: ReportWindow): BucketCount[] {
-    return this.s.deadLetters.all(w) as BucketCount[];
+    return perBucket(w, (from, to) => this.s.deadLetters.get(from, to) as number);
   }
 
   /** Upstream dispositions of the PoD message events in the window ('' when the event had none). */
