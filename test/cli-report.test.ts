@@ -37,7 +37,7 @@ interface JsonReport {
   languages: unknown;
   imp: { forwarded: number; accepted: number; note: string };
   pod: Record<string, unknown>;
-  correlation: { messages: number; linked: number; coverage: number | null; definition: string };
+  correlation: { messages: number; linked: number; coverage: number | null; definition: string; upstream: { messages: number; linked: number; coverage: number | null } };
   buckets: Record<string, string | number>[];
 }
 
@@ -50,7 +50,11 @@ t.test('--format json: every figure of the seeded day', async (t) => {
   t.same(j.latency, EXPECTED.latency);
   t.same(j.languages, EXPECTED.languages);
   t.same(j.pod, EXPECTED.pod);
-  t.same({ messages: j.correlation.messages, linked: j.correlation.linked }, EXPECTED.correlation);
+  t.same(
+    { messages: j.correlation.messages, linked: j.correlation.linked, upstream: { messages: j.correlation.upstream.messages, linked: j.correlation.upstream.linked } },
+    EXPECTED.correlation,
+  );
+  t.equal(j.correlation.upstream.coverage, 2 / 3);
   t.equal(j.correlation.coverage, 2 / 3);
   t.match(j.correlation.definition, /queued as/);
   t.same({ forwarded: j.imp.forwarded, accepted: j.imp.accepted }, { forwarded: 0, accepted: 0 }, 'IMP section present, zero');
@@ -99,10 +103,11 @@ t.test('table: every section, with its figures', async (t) => {
   t.match(out, /maildir:\/var\/mail\s+3\s+500 ms\s+500 ms\s+500 ms/);
   t.match(out, /de\s+2\n\s+decisions by mode: select 2, unchanged 1/);
   t.match(out, /IMP traffic\n\s+forwarded\s+accepted\n\s+0\s+0\n/);
-  t.match(out, /message\s+maillog\s+dead-lettered\n\s+3\s+3\s+1\n/);
+  t.match(out, /message\s+maillog\s+dead-lettered\n\s+3\s+5\s+1\n/);
   t.match(out, /continue\s+2\n\s+discard\s+1/);
   t.match(out, /access\s+system\s+2/);
   t.match(out, /2 of 3 messages linked: 66\.7%/);
+  t.match(out, /2 of 3 upstream messages handed to mailbag found: 66\.7%/);
   const widest = Math.max(...out.split('\n').map((l) => l.length));
   t.ok(widest <= 80, `fits 80 columns (widest line ${widest})`);
 });
@@ -207,7 +212,7 @@ t.test('migration 15 fills pod_message_rules for events stored before it', async
   const store = Store.open(path);
   // Play a store written before migration 15: no trigger, no rule rows.
   store.db.exec('DROP TRIGGER pod_message_rules_insert; DROP TABLE pod_message_rules; DELETE FROM schema_migrations WHERE version = 15');
-  for (const name of ['messages_received', 'recipients_finished', 'attempts_started', 'language_choices_decided', 'pod_dead_letters_received', 'pod_message_events_ts_disposition']) {
+  for (const name of ['messages_received', 'recipients_finished', 'attempts_started', 'language_choices_decided', 'pod_dead_letters_received', 'pod_message_events_ts_disposition', 'pod_maillog_events_ts_queued_as']) {
     store.db.exec(`DROP INDEX ${name}`);
   }
   store.pod.storeBatch([ingestToBatchItem(messageEvent({ guid: 'g', at: DAY + 1000, upstreamQid: '4Q', messageId: 'm@x', disposition: 'continue', rules: [['spam', 'bulk'], ['access', 'system']] }), 'x')], { source: 'x' });

@@ -225,6 +225,7 @@ export const migrations: Migration[] = [
       CREATE INDEX language_choices_decided ON language_choices (decided_at);
       CREATE INDEX pod_dead_letters_received ON pod_dead_letters (received_at);
       CREATE INDEX pod_message_events_ts_disposition ON pod_message_events (ts_us, disposition);
+      CREATE INDEX pod_maillog_events_ts_queued_as ON pod_maillog_events (ts_us, qid, queued_as) WHERE queued_as IS NOT NULL;
       CREATE TABLE pod_message_rules (
         event_id INTEGER NOT NULL REFERENCES pod_message_events(id) ON DELETE CASCADE,
         ts_us INTEGER NOT NULL,

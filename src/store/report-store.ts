@@ -98,6 +98,14 @@ export class ReportStore {
       qidCoverage: db.prepare(`SELECT COUNT(*) AS messages,
           COALESCE(SUM(EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.queued_as = m.qid)), 0) AS linked
         FROM messages AS m WHERE m.received_at >= @since AND m.received_at < @until`),
+      // An upstream message handed to mailbag: a maillog line of it says `queued as` a qid
+      // of mailbag's shape (13 of [0-9A-Z]); linked when that qid is in the store.
+      upstreamCoverage: db.prepare(`SELECT COUNT(*) AS messages, COALESCE(SUM(u.linked), 0) AS linked FROM (
+          SELECT e.qid, MAX(EXISTS (SELECT 1 FROM messages AS m WHERE m.qid = e.queued_as)) AS linked
+          FROM pod_maillog_events AS e
+          WHERE e.queued_as IS NOT NULL AND e.ts_us >= @since * 1000 AND e.ts_us < @until * 1000
+            AND e.queued_as GLOB '${'[0-9A-Z]'.repeat(13)}'
+          GROUP BY e.qid) AS u`),
     };
   }
 
@@ -165,5 +173,13 @@ export class ReportStore {
    */
   qidCoverage(w: ReportWindow): QidCoverage {
     return this.s.qidCoverage.get(w) as QidCoverage;
+  }
+
+  /**
+   * Upstream messages whose PoD maillog line in the window hands them to mailbag (`queued as`
+   * a mailbag-shaped qid), and how many of them mailbag has.
+   */
+  upstreamCoverage(w: ReportWindow): QidCoverage {
+    return this.s.upstreamCoverage.get(w) as QidCoverage;
   }
 }

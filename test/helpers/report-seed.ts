@@ -37,7 +37,8 @@ function choice(rcpt: string, mode: LanguageChoice['mode'], tags: string | null)
  * - QC 05:00, c1 c2 c3 delivered by maildir at +500 ms; languages: c1 de, c2 de, c3 unchanged.
  * - QD received the day before (23:00), delivered at 00:10: delivered in the day, not received.
  * - QE received the day after: in no figure of the day.
- * PoD: QA and QC were delivered to mailbag by the upstream (queued as), QB was not seen.
+ * PoD: QA and QC were delivered to mailbag by the upstream (queued as), QB was not seen; one
+ * more upstream message was handed to mailbag as a qid the store does not have.
  */
 export function seedReportStore(store: Store): void {
   message(store, 'QA00000000001', DAY + 1 * H, ['a1@m.example', 'a2@m.example']);
@@ -62,6 +63,10 @@ export function seedReportStore(store: Store): void {
     maillogEvent({ id: 'ml-c2', at: DAY + 5 * H, upstreamQid: '4UPC001', fields: sentToMailbagLine('c1@m.example', 'QC00000000001') }),
     // discarded upstream (spam), never reached mailbag: a message event only
     messageEvent({ guid: 'guid-x', at: DAY + 7 * H, upstreamQid: 'sid7-1', messageId: 'x@spam.example', disposition: 'discard', rules: [['spam', 'bulk'], ['spam', 'spam_definite']] }),
+    // handed to mailbag as a qid mailbag does not have (lost, or pruned): an upstream message unmatched
+    maillogEvent({ id: 'ml-z', at: DAY + 6 * H, upstreamQid: '4UPZ001', fields: sentToMailbagLine('z@m.example', 'QZ00000000001') }),
+    // delivered elsewhere: a next hop's queue id of another form, not counted as handed to mailbag
+    maillogEvent({ id: 'ml-w', at: DAY + 6 * H, upstreamQid: '4UPW001', fields: 'to=<w@elsewhere.example>, delay=00:00:01, mailer=esmtp, pri=1, relay=elsewhere.example. [203.0.113.5], dsn=2.0.0, stat=Sent (Ok: queued as 4Fq1bX2kLmz9)' }),
     // the day before: in no figure of the day
     messageEvent({ guid: 'guid-y', at: DAY - 2 * H, upstreamQid: '4UPY001', messageId: 'y@up.example', disposition: 'reject', rules: [['spam', 'bulk']] }),
     // a payload that cannot be stored: dead-lettered at the time of import
@@ -86,7 +91,7 @@ export const EXPECTED = {
   languages: { selected: [{ tags: 'de', n: 2 }], byMode: [{ mode: 'select', n: 2 }, { mode: 'unchanged', n: 1 }] },
   pod: {
     message: 3,
-    maillog: 3,
+    maillog: 5,
     deadLettered: 1,
     dispositions: [{ disposition: 'continue', n: 2 }, { disposition: 'discard', n: 1 }],
     topRules: [
@@ -96,6 +101,7 @@ export const EXPECTED = {
       { module: 'spam', rule: 'spam_definite', n: 1 },
     ],
   },
-  // QA and QC of the three received are named by a 'queued as' line
-  correlation: { messages: 3, linked: 2 },
+  // QA and QC of the three received are named by a 'queued as' line; upstream, 4UPA001 and
+  // 4UPC001 of the three handed to mailbag are found (4UPZ001's QZ... is not in the store)
+  correlation: { messages: 3, linked: 2, upstream: { messages: 3, linked: 2 } },
 } as const;

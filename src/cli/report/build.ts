@@ -43,7 +43,14 @@ export interface Report {
     dispositions: { disposition: string; n: number }[];
     topRules: { module: string; rule: string; n: number }[];
   };
-  correlation: { messages: number; linked: number; coverage: number | null; definition: string };
+  correlation: {
+    messages: number;
+    linked: number;
+    coverage: number | null;
+    definition: string;
+    /** The other side: upstream messages handed to mailbag, and those mailbag has. */
+    upstream: { messages: number; linked: number; coverage: number | null; definition: string };
+  };
   buckets: ReportBucket[];
 }
 
@@ -65,6 +72,9 @@ function latencyBin(ms: number): number {
   const i = LATENCY_BINS_MS.findIndex((edge) => ms < edge);
   return i === -1 ? LATENCY_BINS_MS.length : i;
 }
+
+export const UPSTREAM_QUEUED_AS =
+  "upstream messages with a PoD maillog line in the window handing them to mailbag ('queued as' a qid of mailbag's form), whose mailbag qid is in the store";
 
 export const CORRELATION_QUEUED_AS =
   "messages received in the window whose mailbag qid a PoD maillog line names as 'queued as QID' (the upstream's delivery to mailbag)";
@@ -130,6 +140,7 @@ export function buildReport(store: Store, spec: ReportWindowSpec): Report {
 
   const forwarded = latency.filter((h) => h.nexthop.startsWith('imp:')).reduce((acc, h) => acc + h.delivered, 0);
   const coverage = r.qidCoverage(w);
+  const upstream = r.upstreamCoverage(w);
 
   return {
     window: { since: new Date(spec.since).toISOString(), until: new Date(spec.until).toISOString(), by: spec.by },
@@ -162,6 +173,12 @@ export function buildReport(store: Store, spec: ReportWindowSpec): Report {
       linked: coverage.linked,
       coverage: coverage.messages ? coverage.linked / coverage.messages : null,
       definition: CORRELATION_QUEUED_AS,
+      upstream: {
+        messages: upstream.messages,
+        linked: upstream.linked,
+        coverage: upstream.messages ? upstream.linked / upstream.messages : null,
+        definition: UPSTREAM_QUEUED_AS,
+      },
     },
     buckets,
   };

@@ -89,6 +89,8 @@ export function formatTable(r: Report): string {
     'correlation',
     `  ${r.correlation.linked} of ${r.correlation.messages} messages linked: ${percent(r.correlation.coverage)}`,
     ...note(r.correlation.definition),
+    `  ${r.correlation.upstream.linked} of ${r.correlation.upstream.messages} upstream messages handed to mailbag found: ${percent(r.correlation.upstream.coverage)}`,
+    ...note(r.correlation.upstream.definition),
     '',
     `by ${r.window.by}: messages received; recipients delivered, deferred, bounced; PoD events`,
     ...table(

@@ -131,6 +131,8 @@ ${table(['module', 'rule', 'times'], r.pod.topRules.map((x) => [x.module || '(no
 <h2>Correlation</h2>
 <p>${esc(r.correlation.linked)} of ${esc(r.correlation.messages)} messages linked: ${esc(coverage)}</p>
 <p class="note">${esc(r.correlation.definition)}</p>
+<p>${esc(r.correlation.upstream.linked)} of ${esc(r.correlation.upstream.messages)} upstream messages handed to mailbag found: ${esc(r.correlation.upstream.coverage === null ? 'n/a (none in the window)' : `${(r.correlation.upstream.coverage * 100).toFixed(1)}%`)}</p>
+<p class="note">${esc(r.correlation.upstream.definition)}</p>
 <script type="application/json" id="report-data">${scriptJson(data)}</script>
 <script>${chartJsSource()}</script>
 <script>${PAGE_SCRIPT}</script>
