@@ -93,13 +93,13 @@ export function maillogEvent(id: string, qid: string, at: number, fields: string
 }
 
 /** The upstream's `from=` line and the delivery line to mailbag, whose reply names mailbag's qid. */
-export function maillogPair(o: { idPrefix: string; qid: string; at: number; messageId?: string; from?: string; to?: string; queuedAs?: string; relay?: string }): string[] {
+export function maillogPair(o: { idPrefix: string; qid: string; at: number; messageId?: string; from?: string; to?: string | string[]; queuedAs?: string; relay?: string; stat?: string }): string[] {
   const from = o.from ?? 'alice@sender.test';
-  const to = o.to ?? 'bob@example.test';
-  const stat = o.queuedAs ? `Sent (2.0.0 Ok: queued as ${o.queuedAs})` : 'Sent (Ok: queued)';
+  const to = [o.to ?? 'bob@example.test'].flat();
+  const stat = o.stat ?? (o.queuedAs ? `Sent (2.0.0 Ok: queued as ${o.queuedAs})` : 'Sent (Ok: queued)');
   return [
     maillogEvent(`${o.idPrefix}-1`, o.qid, o.at, `from=<${from}>, size=1557, class=0, nrcpts=1${o.messageId ? `, msgid=${o.messageId}` : ''}, proto=ESMTP, daemon=MTA, relay=mail.sender.test [192.0.2.10]`),
-    maillogEvent(`${o.idPrefix}-2`, o.qid, o.at + 1500, `to=<${to}>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120812, relay=${o.relay ?? 'mailbag.example.test. [198.51.100.7]'}, dsn=2.0.0, stat=${stat}`),
+    maillogEvent(`${o.idPrefix}-2`, o.qid, o.at + 1500, `to=${to.map((r) => `<${r}>`).join(',')}, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120812, relay=${o.relay ?? 'mailbag.example.test. [198.51.100.7]'}, dsn=2.0.0, stat=${stat}`),
   ];
 }
 
