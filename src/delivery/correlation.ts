@@ -13,8 +13,8 @@ import type { Spool } from './spool.js';
  * never holds up delivery.
  */
 export async function recordKeysAtFirstClaim(deps: { store: Store; spool: Spool; logger: Logger }, msg: MessageRow): Promise<void> {
-  if (deps.store.correlation.hasKeys(msg.qid)) return;
   try {
+    if (deps.store.correlation.hasKeys(msg.qid)) return;
     const header = await readHeaderSection(deps.spool, msg);
     deps.store.correlation.recordMessageKeys({
       qid: msg.qid,
