@@ -93,12 +93,13 @@ function buildMatch(store: Store, qids: Set<string>, upstreams: Set<string>): Tr
   const links: TraceMatch['links'] = [];
   const origins: TraceMatch['origins'] = [];
   const timeline: TraceEntry[] = [];
-  for (const u of upstreams) {
+  // sorted, so entries at the same instant keep one order (qids grow with time: an original before its bounce)
+  for (const u of [...upstreams].sort()) {
     for (const l of store.correlation.linksOfUpstream(u)) if (qids.has(l.qid)) links.push({ upstreamQid: u, qid: l.qid, via: l.via });
     for (const e of store.pod.messageEventsByQid(u) as StoredPodMessageEvent[]) timeline.push(verdictEntry(e));
     for (const e of store.pod.maillogEventsByQid(u) as StoredPodMaillogEvent[]) timeline.push(maillogEntry(e));
   }
-  for (const q of qids) {
+  for (const q of [...qids].sort()) {
     const origin = store.correlation.origin(q);
     if (origin) origins.push({ qid: q, originQid: origin.origin_qid, kind: origin.kind });
     timeline.push(...mailbagEntries(store, q, origin));
