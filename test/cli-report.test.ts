@@ -9,7 +9,7 @@ import { latestVersion } from '../src/store/migrations.js';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { DAY, EXPECTED, seedReportStore } from './helpers/report-seed.js';
-import { messageEvent } from './helpers/pod-events.js';
+import { messageEvent } from './helpers/report-pod-events.js';
 import { ingestToBatchItem } from '../src/pod/ingest.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-report-'));

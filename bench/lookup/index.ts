@@ -18,7 +18,7 @@ import { writeTransaction } from '../../src/store/db.js';
 import type { PodBatchItem } from '../../src/store/pod-store.js';
 import type { AttemptRecord, NewMessage } from '../../src/store/queue-store.js';
 import { Store } from '../../src/store/store.js';
-import { fromLine, maillogEvent, messageEvent, sentToMailbagLine } from '../../test/helpers/pod-events.js';
+import { fromLine, maillogEvent, messageEvent, sentToMailbagLine } from '../../test/helpers/report-pod-events.js';
 
 const MESSAGES = Number(process.env.BENCH_LOOKUP_MESSAGES ?? 10_000);
 /** Per mailbag message: its upstream message event and 4 maillog lines, and one upstream message that never reached mailbag, likewise: 10. */

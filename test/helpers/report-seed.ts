@@ -4,7 +4,7 @@ import type { LanguageChoice } from '../../src/store/multilingual-store.js';
 import { ingestToBatchItem } from '../../src/pod/ingest.js';
 import type { AttemptRecord } from '../../src/store/queue-store.js';
 import type { Store } from '../../src/store/store.js';
-import { fromLine, maillogEvent, messageEvent, sentToMailbagLine } from './pod-events.js';
+import { fromLine, maillogEvent, messageEvent, sentToMailbagLine } from './report-pod-events.js';
 
 export const DAY = Date.UTC(2026, 10, 29);
 const H = 3_600_000;
