@@ -37,7 +37,7 @@ interface JsonReport {
   languages: unknown;
   imp: { forwarded: number; accepted: number; note: string };
   pod: Record<string, unknown>;
-  correlation: { messages: number; linked: number; coverage: number | null; definition: string; upstream: { messages: number; linked: number; coverage: number | null } };
+  correlation: { messages: number; linked: number; coverage: number | null; definition: string; byVia: Record<string, number>; upstream: { messages: number; linked: number; coverage: number | null } };
   buckets: Record<string, string | number>[];
 }
 
@@ -51,12 +51,17 @@ t.test('--format json: every figure of the seeded day', async (t) => {
   t.same(j.languages, EXPECTED.languages);
   t.same(j.pod, EXPECTED.pod);
   t.same(
-    { messages: j.correlation.messages, linked: j.correlation.linked, upstream: { messages: j.correlation.upstream.messages, linked: j.correlation.upstream.linked } },
+    {
+      messages: j.correlation.messages,
+      linked: j.correlation.linked,
+      byVia: j.correlation.byVia,
+      upstream: { messages: j.correlation.upstream.messages, linked: j.correlation.upstream.linked },
+    },
     EXPECTED.correlation,
   );
+  t.equal(j.correlation.coverage, 3 / 4);
   t.equal(j.correlation.upstream.coverage, 2 / 3);
-  t.equal(j.correlation.coverage, 2 / 3);
-  t.match(j.correlation.definition, /queued as/);
+  t.match(j.correlation.definition, /linked to an upstream message by correlation/);
   t.same({ forwarded: j.imp.forwarded, accepted: j.imp.accepted }, { forwarded: 0, accepted: 0 }, 'IMP section present, zero');
   t.match(j.imp.note, /no IMP acceptor traffic/);
   t.equal(j.buckets.length, 24, 'one bucket per hour');
@@ -77,7 +82,7 @@ t.test('--by day over two days; the day after holds QE only', async (t) => {
   const j = JSON.parse(r.stdout.toString()) as JsonReport;
   t.equal(j.window.by, 'day');
   t.same(j.buckets.map((b) => [b.start, b.received, b.deferred]), [
-    ['2026-11-29T00:00:00.000Z', 3, 1],
+    ['2026-11-29T00:00:00.000Z', 5, 1],
     ['2026-11-30T00:00:00.000Z', 1, 1],
   ]);
 });
@@ -90,7 +95,7 @@ t.test('--format csv: a header and one row per bucket', async (t) => {
   t.equal(lines[0], 'start,received,delivered,deferred,bounced,podMessage,podMaillog,podDeadLettered');
   t.equal(lines.length, 25);
   t.equal(lines[2], '2026-11-29T01:00:00.000Z,1,1,1,0,0,1,0');
-  t.equal(lines[4], '2026-11-29T03:00:00.000Z,1,0,0,1,0,0,0');
+  t.equal(lines[4], '2026-11-29T03:00:00.000Z,2,0,0,1,0,0,0', 'QB and its bounce');
 });
 
 t.test('table: every section, with its figures', async (t) => {
@@ -98,15 +103,15 @@ t.test('table: every section, with its figures', async (t) => {
   t.equal(r.code, 0, r.stderr);
   const out = r.stdout.toString();
   t.match(out, /^mailbag report 2026-11-29T00:00:00.000Z \.\. 2026-11-30T00:00:00.000Z \(by hour\)\n/);
-  t.match(out, /received\s+delivered\s+deferred\s+bounced\n\s+3\s+6\s+1\s+1\n/);
+  t.match(out, /received\s+delivered\s+deferred\s+bounced\n\s+5\s+6\s+1\s+1\n/);
   t.match(out, /smtp:\/\/hop1\.example:25\s+3\s+1\.0 h\s+1\.2 h\s+1\.2 h/);
   t.match(out, /maildir:\/var\/mail\s+3\s+500 ms\s+500 ms\s+500 ms/);
   t.match(out, /de\s+2\n\s+decisions by mode: select 2, unchanged 1/);
   t.match(out, /IMP traffic\n\s+forwarded\s+accepted\n\s+0\s+0\n/);
-  t.match(out, /message\s+maillog\s+dead-lettered\n\s+3\s+5\s+1\n/);
-  t.match(out, /continue\s+2\n\s+discard\s+1/);
-  t.match(out, /access\s+system\s+2/);
-  t.match(out, /2 of 3 messages linked: 66\.7%/);
+  t.match(out, /message\s+maillog\s+dead-lettered\n\s+4\s+5\s+1\n/);
+  t.match(out, /continue\s+3\n\s+discard\s+1/);
+  t.match(out, /access\s+system\s+3/);
+  t.match(out, /3 of 4 messages linked: 75\.0% \(by message-id 1, queued-as 2, received 1\)/);
   t.match(out, /2 of 3 upstream messages handed to mailbag found: 66\.7%/);
   const widest = Math.max(...out.split('\n').map((l) => l.length));
   t.ok(widest <= 80, `fits 80 columns (widest line ${widest})`);

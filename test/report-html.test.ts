@@ -53,7 +53,7 @@ t.test('the page is self-contained: no external reference, no fetch allowed', as
   t.match(html, /Content-Security-Policy" content="default-src 'none'/);
   t.match(html, /Chart\.js v4/, 'the chart library is inlined');
   const withJson = await cli(['report', '--since', '2026-11-29', '--until', '2026-11-30', '--html', file, '--format', 'json', '--config', cfg]);
-  t.equal((JSON.parse(withJson.stdout.toString()) as { messages: { received: number } }).messages.received, 3, '--html with --format also prints');
+  t.equal((JSON.parse(withJson.stdout.toString()) as { messages: { received: number } }).messages.received, 5, '--html with --format also prints');
 });
 
 t.test('a name that cannot be written: exit 1, one line, no page', async (t) => {
@@ -108,8 +108,8 @@ for (const [name, window] of [
         const data = JSON.parse(document.getElementById('report-data').textContent);
         return { received: data.buckets.reduce((a, b) => a + b.received, 0), dispositions: data.pod.dispositions.map((d) => d.disposition) };
       })()`);
-      t.same(series, { received: 3, dispositions: ['continue', 'discard'] });
-      t.match(await page.textContent('body'), /2 of 3 messages linked/);
+      t.same(series, { received: 5, dispositions: ['continue', 'discard'] });
+      t.match(await page.textContent('body'), /3 of 4 messages linked/);
     }
   });
 }

@@ -1,6 +1,6 @@
 // bench/lookup: a store seeded with generated messages and PoD events, then the time of the
-// read paths operators use on it (`mailbag report` for one day and for 30 days; `trace` when
-// it exists: add it to LOOKUPS). Also the seeding rate through the store's own write paths
+// read paths operators use on it: `mailbag report` for one day and for 30 days, and `mailbag
+// trace` p50/p99 for each kind of key. Also the seeding rate through the store's own write paths
 // beside a bare batched better-sqlite3 insert of the same rows in the same run, and the
 // store's size on disk.
 //
@@ -17,6 +17,8 @@ import { ingestToBatchItem } from '../../src/pod/ingest.js';
 import { writeTransaction } from '../../src/store/db.js';
 import type { PodBatchItem } from '../../src/store/pod-store.js';
 import type { AttemptRecord, NewMessage } from '../../src/store/queue-store.js';
+import type { MessageKeysInput } from '../../src/store/correlation-store.js';
+import { KEY_KINDS, trace, type KeyKind } from '../../src/cli/trace/collect.js';
 import { Store } from '../../src/store/store.js';
 import { fromLine, maillogEvent, messageEvent, sentToMailbagLine } from '../../test/helpers/report-pod-events.js';
 
@@ -55,21 +57,33 @@ function qidAt(t: number, i: number): string {
 
 interface Generated {
   message: NewMessage;
+  /** What the queue records at the first claim: the Message-ID and the upstream's Received id. */
+  keys: MessageKeysInput;
   round: { qid: string; attempts: AttemptRecord[]; leased: string[] };
+  receivedAt: number;
   deliveredAt: number;
   events: string[];
 }
 
+const receivedAtOf = (i: number) => START + Math.floor((i / MESSAGES) * 30 * DAY);
+const upstreamQidOf = (i: number) => `4U${i.toString(36).toUpperCase().padStart(8, '0')}`;
+const messageIdOf = (i: number) => `${i}.bench@sender.example`;
+
+/** The four kinds of key `mailbag trace` takes, for generated message i. */
+function traceKeys(i: number): Record<KeyKind, string> {
+  return { qid: qidAt(receivedAtOf(i), i), upstream: upstreamQidOf(i), 'message-id': messageIdOf(i), guid: `g${i}` };
+}
+
 function generate(i: number): Generated {
-  const receivedAt = START + Math.floor((i / MESSAGES) * 30 * DAY);
+  const receivedAt = receivedAtOf(i);
   const qid = qidAt(receivedAt, i);
   const rcpt = `user${i % 5000}@example.test`;
   const nexthop = pick(HOPS);
   const latency = Math.floor(200 + random() * random() * 60_000);
   const bounced = random() < 0.01;
   const deliveredAt = receivedAt + latency;
-  const up = `4U${i.toString(36).toUpperCase().padStart(8, '0')}`;
-  const messageId = `${i}.bench@sender.example`;
+  const up = upstreamQidOf(i);
+  const messageId = messageIdOf(i);
   const at = receivedAt - 2_000;
   const rules = [pick(RULES), pick(RULES)] as const;
   const events = [
@@ -92,8 +106,18 @@ function generate(i: number): Generated {
   const state = bounced ? 'failed' : 'delivered';
   const reply = bounced ? '550 5.1.1 no such user' : '250 2.0.0 ok';
   return {
+    keys: {
+      qid,
+      receivedAt,
+      keys: { messageId, upstreamQid: up, upstreamHost: 'mx.upstream.example', proofpointGuid: undefined, proofpointOrigGuid: undefined },
+      envelopeFrom: 'sender@sender.example',
+      rcpts: [rcpt],
+      clientAddress: '192.0.2.10',
+      size: 4096,
+    },
     message: { qid, receivedAt, envelopeFrom: 'sender@sender.example', size: 4096, spoolPath: `/nonexistent/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients: [rcpt] },
     round: { qid, attempts: [{ qid, nexthop, startedAt: deliveredAt - 50, durationMs: 50, reply, outcome: state, recipients: [{ rcpt, state, reply }] }], leased: [rcpt] },
+    receivedAt,
     deliveredAt,
     events,
   };
@@ -144,7 +168,10 @@ for (let from = 0; from < MESSAGES; from += BATCH) {
   // One round per message at its own delivery time, the batch in one transaction (the queue
   // also records rounds in batches).
   writeTransaction(store.db, () => {
-    for (const g of batch) store.queue.recordRounds([g.round], g.deliveredAt);
+    for (const g of batch) {
+      store.correlation.recordMessageKeys(g.keys, g.receivedAt);
+      store.queue.recordRounds([g.round], g.deliveredAt);
+    }
   });
   t.rounds += clock() - s;
   if (bareMessageRows < BARE_ROWS) {
@@ -186,13 +213,13 @@ store.close();
 const rate = (n: number, ms: number) => `${Math.round(n / (ms / 1000)).toLocaleString('en-US').padStart(9)} /s`;
 process.stdout.write(`\nseeded in ${((clock() - seedStart) / 1000).toFixed(1)} s; store ${(fileSize(path) / 2 ** 20).toFixed(1)} MiB on disk (${(fileSize(path) / (MESSAGES + events)).toFixed(0)} bytes per message or event)\n`);
 process.stdout.write(`messages, store.queue.insertMessages (batches of ${BATCH}, synchronous=FULL)  ${rate(MESSAGES, t.messages)}\n`);
-process.stdout.write(`delivery rounds, store.queue.recordRounds (batches of ${BATCH})               ${rate(MESSAGES, t.rounds)}\n`);
+process.stdout.write(`keys and delivery rounds (recordMessageKeys, recordRounds; batches of ${BATCH}) ${rate(MESSAGES, t.rounds)}\n`);
 process.stdout.write(`messages, bare batched INSERT (no index, synchronous=NORMAL)             ${rate(bareMessageRows, t.bareMessages)}\n`);
 process.stdout.write(`PoD events, ingestPayload (parse, normalise, validate)                    ${rate(events, t.ingest)}\n`);
 process.stdout.write(`PoD events, store.pod.storeBatch (batches of ${BATCH}, indexes, rule trigger) ${rate(events, t.podStore)}\n`);
 process.stdout.write(`PoD events, bare batched INSERT of the same rows (no index)               ${rate(bareEventRows, t.bareEvents)}\n`);
 
-/** The read paths timed on the seeded store. `trace` (one per key kind) belongs here once it exists. */
+/** The report runs timed on the seeded store (trace is timed per key below). */
 const LOOKUPS: { name: string; run: (s: Store) => unknown }[] = [
   { name: 'report, one day (by hour)', run: (s) => buildReport(s, { since: END - DAY, until: END, by: 'hour' }) },
   { name: 'report, 30 days (by day)', run: (s) => buildReport(s, { since: START, until: END, by: 'day' }) },
@@ -212,6 +239,22 @@ for (const lookup of LOOKUPS) {
     times.push(ms);
   }
   process.stdout.write(`${lookup.name.padEnd(30)} first ${first.toFixed(1).padStart(8)} ms   median of 7 ${median(times).toFixed(1).padStart(8)} ms\n`);
+}
+// trace: 500 keys of each kind, of messages spread over the store, one call each.
+const TRACES = 500;
+for (const kind of KEY_KINDS) {
+  const times: number[] = [];
+  let found = 0;
+  for (let k = 0; k < TRACES; k++) {
+    const key = traceKeys(Math.floor(random() * MESSAGES))[kind];
+    const s = clock();
+    const result = trace(reader, key, kind);
+    times.push(clock() - s);
+    if (result) found++;
+  }
+  times.sort((a, b) => a - b);
+  const p = (q: number) => times[Math.min(times.length - 1, Math.ceil((q / 100) * times.length) - 1)]!;
+  process.stdout.write(`${`trace --by ${kind}`.padEnd(30)} p50 ${p(50).toFixed(2).padStart(8)} ms   p99 ${p(99).toFixed(2).padStart(8)} ms   (${found} of ${TRACES} found)\n`);
 }
 const month = LOOKUPS[1]!.run(reader) as Report;
 process.stdout.write(`(30-day report: ${month.messages.received} received, ${month.pod.message + month.pod.maillog} PoD events, coverage ${((month.correlation.coverage ?? 0) * 100).toFixed(1)}%)\n`);

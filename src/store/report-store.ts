@@ -95,13 +95,18 @@ export class ReportStore {
         WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY name ORDER BY n DESC, name`),
       rules: db.prepare(`SELECT module, rule, COUNT(*) AS n FROM pod_message_rules
         WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY module, rule ORDER BY n DESC, module, rule LIMIT @limit`),
-      qidCoverage: db.prepare(`SELECT COUNT(*) AS messages,
-          COALESCE(SUM(EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.queued_as = m.qid)), 0) AS linked
-        FROM messages AS m WHERE m.received_at >= @since AND m.received_at < @until`),
+      // Messages mailbag made itself (bounces, IMP forwards: message_origins) have no upstream.
+      linkCoverage: db.prepare(`SELECT COUNT(*) AS messages,
+          COALESCE(SUM(EXISTS (SELECT 1 FROM upstream_links AS l WHERE l.qid = m.qid)), 0) AS linked
+        FROM messages AS m WHERE m.received_at >= @since AND m.received_at < @until
+          AND NOT EXISTS (SELECT 1 FROM message_origins AS o WHERE o.qid = m.qid)`),
+      linksByVia: db.prepare(`SELECT l.via AS name, COUNT(DISTINCT l.qid) AS n
+        FROM messages AS m JOIN upstream_links AS l ON l.qid = m.qid
+        WHERE m.received_at >= @since AND m.received_at < @until GROUP BY l.via ORDER BY l.via`),
       // An upstream message handed to mailbag: a maillog line of it says `queued as` a qid
-      // of mailbag's shape (13 of [0-9A-Z]); linked when that qid is in the store.
+      // of mailbag's shape (13 of [0-9A-Z]); linked when correlation linked it to a message.
       upstreamCoverage: db.prepare(`SELECT COUNT(*) AS messages, COALESCE(SUM(u.linked), 0) AS linked FROM (
-          SELECT e.qid, MAX(EXISTS (SELECT 1 FROM messages AS m WHERE m.qid = e.queued_as)) AS linked
+          SELECT e.qid, EXISTS (SELECT 1 FROM upstream_links AS l WHERE l.upstream_qid = e.qid) AS linked
           FROM pod_maillog_events AS e
           WHERE e.queued_as IS NOT NULL AND e.ts_us >= @since * 1000 AND e.ts_us < @until * 1000
             AND e.queued_as GLOB '${'[0-9A-Z]'.repeat(13)}'
@@ -168,11 +173,16 @@ export class ReportStore {
   }
 
   /**
-   * Messages received in the window, and how many of them a PoD maillog line names as
-   * `queued as QID` (the upstream's delivery to mailbag).
+   * Messages received in the window that came from outside (not bounces or IMP forwards
+   * mailbag made), and how many of them correlation linked to an upstream message.
    */
-  qidCoverage(w: ReportWindow): QidCoverage {
-    return this.s.qidCoverage.get(w) as QidCoverage;
+  linkCoverage(w: ReportWindow): QidCoverage {
+    return this.s.linkCoverage.get(w) as QidCoverage;
+  }
+
+  /** Messages received in the window with a link of each kind (a message can have several). */
+  linksByVia(w: ReportWindow): NamedCount[] {
+    return this.s.linksByVia.all(w) as NamedCount[];
   }
 
   /**

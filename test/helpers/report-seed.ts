@@ -15,6 +15,14 @@ function message(store: Store, qid: string, receivedAt: number, recipients: stri
   store.queue.insertMessage({ qid, receivedAt, envelopeFrom: 'sender@upstream.example', size: 1000, spoolPath: `/nonexistent/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients });
 }
 
+/** The keys the queue records at a message's first claim (src/delivery/correlation.ts). */
+function keys(store: Store, qid: string, receivedAt: number, messageId: string, upstreamQid?: string): void {
+  store.correlation.recordMessageKeys(
+    { qid, receivedAt, keys: { messageId, upstreamQid, upstreamHost: upstreamQid ? 'mx.upstream.example' : undefined, proofpointGuid: undefined, proofpointOrigGuid: undefined }, envelopeFrom: 'sender@upstream.example', rcpts: [], clientAddress: '192.0.2.10', size: 1000 },
+    receivedAt + 10,
+  );
+}
+
 function attempt(store: Store, qid: string, nexthop: string, at: number, outcomes: [rcpt: string, state: 'delivered' | 'deferred' | 'failed'][]): void {
   const outcome: AttemptRecord['outcome'] = outcomes.every(([, s]) => s === outcomes[0]![1]) ? outcomes[0]![1] : 'partial';
   const reply = (s: string) => (s === 'delivered' ? '250 ok' : s === 'deferred' ? '451 try later' : '550 no such user');
@@ -37,6 +45,8 @@ function choice(rcpt: string, mode: LanguageChoice['mode'], tags: string | null)
  * - QC 05:00, c1 c2 c3 delivered by maildir at +500 ms; languages: c1 de, c2 de, c3 unchanged.
  * - QD received the day before (23:00), delivered at 00:10: delivered in the day, not received.
  * - QE received the day after: in no figure of the day.
+ * - QF 06:00, open; linked to its upstream message by Message-ID only.
+ * - QG 03:00:02, the bounce of QB (mailbag made it: not in the coverage).
  * PoD: QA and QC were delivered to mailbag by the upstream (queued as), QB was not seen; one
  * more upstream message was handed to mailbag as a qid the store does not have.
  */
@@ -50,6 +60,15 @@ export function seedReportStore(store: Store): void {
   message(store, 'QC00000000001', DAY + 5 * H, ['c1@m.example', 'c2@m.example', 'c3@m.example']);
   store.multilingual.recordChoices('QC00000000001', [choice('c1@m.example', 'select', 'de'), choice('c2@m.example', 'select', 'de'), choice('c3@m.example', 'unchanged', null)], DAY + 5 * H + 100);
   attempt(store, 'QC00000000001', MAILDIR, DAY + 5 * H + 500, [['c1@m.example', 'delivered'], ['c2@m.example', 'delivered'], ['c3@m.example', 'delivered']]);
+  // QF: only its Message-ID matches an upstream message event (no maillog line): the fallback link
+  message(store, 'QF00000000001', DAY + 6 * H, ['f1@m.example']);
+  // QG: the bounce mailbag made for QB: received, but no upstream of its own
+  message(store, 'QG00000000001', DAY + 3 * H + 2_000, ['sender@upstream.example']);
+  store.correlation.recordOrigin('QG00000000001', 'QB00000000001', 'bounce', DAY + 3 * H + 2_000);
+  keys(store, 'QA00000000001', DAY + 1 * H, 'a@up.example', '4UPA001');
+  keys(store, 'QB00000000001', DAY + 3 * H, 'b@nowhere.example');
+  keys(store, 'QC00000000001', DAY + 5 * H, 'c@up.example');
+  keys(store, 'QF00000000001', DAY + 6 * H, 'f@up.example');
   message(store, 'QD00000000001', DAY - 1 * H, ['d1@m.example']);
   attempt(store, 'QD00000000001', SMTP, DAY + 600_000, [['d1@m.example', 'delivered']]);
   message(store, 'QE00000000001', DAY + 25 * H, ['e1@m.example']);
@@ -63,6 +82,7 @@ export function seedReportStore(store: Store): void {
     maillogEvent({ id: 'ml-c2', at: DAY + 5 * H, upstreamQid: '4UPC001', fields: sentToMailbagLine('c1@m.example', 'QC00000000001') }),
     // discarded upstream (spam), never reached mailbag: a message event only
     messageEvent({ guid: 'guid-x', at: DAY + 7 * H, upstreamQid: 'sid7-1', messageId: 'x@spam.example', disposition: 'discard', rules: [['spam', 'bulk'], ['spam', 'spam_definite']] }),
+    messageEvent({ guid: 'guid-f', at: DAY + 6 * H - 5_000, upstreamQid: '4UPF001', messageId: 'f@up.example', disposition: 'continue', rules: [['access', 'system']] }),
     // handed to mailbag as a qid mailbag does not have (lost, or pruned): an upstream message unmatched
     maillogEvent({ id: 'ml-z', at: DAY + 6 * H, upstreamQid: '4UPZ001', fields: sentToMailbagLine('z@m.example', 'QZ00000000001') }),
     // delivered elsewhere: a next hop's queue id of another form, not counted as handed to mailbag
@@ -81,8 +101,8 @@ export function seedReportStore(store: Store): void {
 /** The report of 2026-11-29T00:00Z .. 2026-11-30T00:00Z over the seeded store. */
 export const EXPECTED = {
   window: { since: '2026-11-29T00:00:00.000Z', until: '2026-11-30T00:00:00.000Z', by: 'hour' },
-  // QA, QB, QC received; delivered a1, a2, c1-c3, d1; deferred a2 once; bounced b1
-  messages: { received: 3, delivered: 6, deferred: 1, bounced: 1 },
+  // QA, QB, QC, QF, QG received; delivered a1, a2, c1-c3, d1; deferred a2 once; bounced b1
+  messages: { received: 5, delivered: 6, deferred: 1, bounced: 1 },
   // by next hop name; smtp: a1 2 s, a2 1 h, d1 1 h 10 min
   latency: [
     { nexthop: 'maildir:/var/mail', delivered: 3, p50Ms: 500, p90Ms: 500, p99Ms: 500 },
@@ -90,18 +110,19 @@ export const EXPECTED = {
   ],
   languages: { selected: [{ tags: 'de', n: 2 }], byMode: [{ mode: 'select', n: 2 }, { mode: 'unchanged', n: 1 }] },
   pod: {
-    message: 3,
+    message: 4,
     maillog: 5,
     deadLettered: 1,
-    dispositions: [{ disposition: 'continue', n: 2 }, { disposition: 'discard', n: 1 }],
+    dispositions: [{ disposition: 'continue', n: 3 }, { disposition: 'discard', n: 1 }],
     topRules: [
-      { module: 'access', rule: 'system', n: 2 },
+      { module: 'access', rule: 'system', n: 3 },
       { module: 'spam', rule: 'bulk', n: 1 },
       { module: 'spam', rule: 'notspam', n: 1 },
       { module: 'spam', rule: 'spam_definite', n: 1 },
     ],
   },
-  // QA and QC of the three received are named by a 'queued as' line; upstream, 4UPA001 and
-  // 4UPC001 of the three handed to mailbag are found (4UPZ001's QZ... is not in the store)
-  correlation: { messages: 3, linked: 2, upstream: { messages: 3, linked: 2 } },
+  // Of QA, QB, QC, QF (QG is mailbag's bounce): QA (queued-as and Received id), QC (queued-as)
+  // and QF (Message-ID) are linked. Upstream, 4UPA001 and 4UPC001 of the three handed to mailbag
+  // are linked (4UPZ001's QZ... is not in the store).
+  correlation: { messages: 4, linked: 3, byVia: { 'message-id': 1, 'queued-as': 2, received: 1 }, upstream: { messages: 3, linked: 2 } },
 } as const;

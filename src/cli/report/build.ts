@@ -48,6 +48,8 @@ export interface Report {
     linked: number;
     coverage: number | null;
     definition: string;
+    /** Linked messages by kind of link (`queued-as`, `received`, `guid`, `message-id`; one message may have several). */
+    byVia: Record<string, number>;
     /** The other side: upstream messages handed to mailbag, and those mailbag has. */
     upstream: { messages: number; linked: number; coverage: number | null; definition: string };
   };
@@ -73,11 +75,11 @@ function latencyBin(ms: number): number {
   return i === -1 ? LATENCY_BINS_MS.length : i;
 }
 
-export const UPSTREAM_QUEUED_AS =
-  "upstream messages with a PoD maillog line in the window handing them to mailbag ('queued as' a qid of mailbag's form), whose mailbag qid is in the store";
+export const UPSTREAM_DEFINITION =
+  "upstream messages with a PoD maillog line in the window handing them to mailbag ('queued as' a qid of mailbag's form) that are linked to a mailbag message";
 
-export const CORRELATION_QUEUED_AS =
-  "messages received in the window whose mailbag qid a PoD maillog line names as 'queued as QID' (the upstream's delivery to mailbag)";
+export const CORRELATION_DEFINITION =
+  'messages received in the window (not bounces or IMP forwards mailbag made) linked to an upstream message by correlation (queued-as, Received id, Proofpoint GUID or Message-ID; docs/correlation.md)';
 
 /** Reads every figure of the report for the window from the store (read-only). */
 export function buildReport(store: Store, spec: ReportWindowSpec): Report {
@@ -139,7 +141,7 @@ export function buildReport(store: Store, spec: ReportWindowSpec): Report {
   for (const l of languageRows) byMode.set(l.mode, (byMode.get(l.mode) ?? 0) + l.n);
 
   const forwarded = latency.filter((h) => h.nexthop.startsWith('imp:')).reduce((acc, h) => acc + h.delivered, 0);
-  const coverage = r.qidCoverage(w);
+  const coverage = r.linkCoverage(w);
   const upstream = r.upstreamCoverage(w);
 
   return {
@@ -172,12 +174,13 @@ export function buildReport(store: Store, spec: ReportWindowSpec): Report {
       messages: coverage.messages,
       linked: coverage.linked,
       coverage: coverage.messages ? coverage.linked / coverage.messages : null,
-      definition: CORRELATION_QUEUED_AS,
+      definition: CORRELATION_DEFINITION,
+      byVia: Object.fromEntries(r.linksByVia(w).map((v) => [v.name, v.n])),
       upstream: {
         messages: upstream.messages,
         linked: upstream.linked,
         coverage: upstream.messages ? upstream.linked / upstream.messages : null,
-        definition: UPSTREAM_QUEUED_AS,
+        definition: UPSTREAM_DEFINITION,
       },
     },
     buckets,

@@ -87,7 +87,8 @@ export function formatTable(r: Report): string {
     ),
     '',
     'correlation',
-    `  ${r.correlation.linked} of ${r.correlation.messages} messages linked: ${percent(r.correlation.coverage)}`,
+    `  ${r.correlation.linked} of ${r.correlation.messages} messages linked: ${percent(r.correlation.coverage)}` +
+      (Object.keys(r.correlation.byVia).length ? ` (by ${Object.entries(r.correlation.byVia).map(([via, n]) => `${via} ${n}`).join(', ')})` : ''),
     ...note(r.correlation.definition),
     `  ${r.correlation.upstream.linked} of ${r.correlation.upstream.messages} upstream messages handed to mailbag found: ${percent(r.correlation.upstream.coverage)}`,
     ...note(r.correlation.upstream.definition),
