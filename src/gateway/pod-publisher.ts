@@ -1,6 +1,7 @@
 // mailbag's own events served as the PoD Log API (`/v1/stream`, "PoD Log API, November
 // 2020 Revision C"): HS256 bearer tokens, one session per token, permessage-deflate with
 // both no-context-takeover options, live mode resumed within the hour, archive windows.
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -73,6 +74,27 @@ function refuse(socket: Socket, status: RefusalStatus, detail: string): void {
   );
 }
 
+/**
+ * The document's own curl examples send `Sec-WebSocket-Key: SGVsbG8sIHdvcmxkIQ==`, 13
+ * bytes where RFC 6455 asks for 16, and the service answers 101; ws insists on 16. Such a
+ * key is swapped for a valid one for ws, and the accept header is computed from the key
+ * the client sent (the 'headers' hook), so the client's check still holds.
+ */
+const ORIGINAL_KEY = new WeakMap<IncomingMessage, string>();
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const RFC_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+function acceptFor(key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+function lenientKey(req: IncomingMessage): void {
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || RFC_KEY.test(key) || !/^[+/0-9A-Za-z]+={0,2}$/.test(key.trim())) return;
+  ORIGINAL_KEY.set(req, key.trim());
+  req.headers['sec-websocket-key'] = randomBytes(16).toString('base64');
+}
+
 function parseCursor(text: string): Cursor | undefined {
   try {
     const v = JSON.parse(text) as Partial<Cursor>;
@@ -114,6 +136,12 @@ export class PodPublisher {
       perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true },
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
+    this.wss.on('headers', (headers: string[], req: IncomingMessage) => {
+      const original = ORIGINAL_KEY.get(req);
+      if (original === undefined) return;
+      const i = headers.findIndex((h) => /^sec-websocket-accept:/i.test(h));
+      if (i !== -1) headers[i] = `Sec-WebSocket-Accept: ${acceptFor(original)}`;
+    });
   }
 
   async listen(): Promise<void> {
@@ -208,6 +236,7 @@ export class PodPublisher {
     socket.once('close', () => {
       if (!session.started) this.ended(claims.jti, session);
     });
+    lenientKey(req);
     this.wss.handleUpgrade(req, socket, head, (ws) => session.run(ws));
   }
 
