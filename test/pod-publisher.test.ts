@@ -11,6 +11,7 @@ import { loadOrCreateSecret } from '../src/gateway/pod-secret.js';
 import { signToken } from '../src/pod/jwt.js';
 import { ingestPayload } from '../src/pod/ingest.js';
 import { schemaProblem } from '../src/pod/validate.js';
+import { formatPodTime } from '../src/pod/time.js';
 import { tempDir, testConfig, waitFor } from './helpers/gateway.js';
 
 type Ev = Record<string, unknown> & { sm?: Record<string, unknown>; filter?: Record<string, unknown> };
@@ -259,4 +260,78 @@ t.test('live: events as mail flows through the gateway, valid in the schemas', a
   messages.ws.close();
   maillog.ws.close();
   await Promise.all([messages.closed, maillog.closed]);
+});
+
+const HOUR = 3_600_000;
+const podTime = (ms: number): string => encodeURIComponent(formatPodTime(ms * 1000, -480));
+
+t.test('archive: hour-rounded windows from the store, closed when done', async (t) => {
+  const f = await start(t);
+  const qid = await f.send(1);
+  const p = f.gw.store.podPublisher;
+  await waitFor(() => p.attemptsAfter(0, 10).length >= 1 && p.factsAfter(0, 10).length === 1, 10_000, 'delivery and facts');
+  const recordedAt = p.factsAfter(0, 10)[0]!.recorded_at;
+  const live = await openStream(f.port, f.token(), 'cid=mailbag-test&type=message');
+  // three hours on: the message is archive material
+  f.shift.ms = 3 * HOUR;
+  // since rounds down and to rounds up to whole hours: a 1 ms window after the event still holds it
+  const q = `cid=mailbag-test&sinceTime=${podTime(recordedAt + 1)}&toTime=${podTime(recordedAt + 2)}`;
+  const messages = await openStream(f.port, f.token(), `${q}&type=message`);
+  t.same(await messages.closed, { code: 1000 }, 'the server closes the archive session when the window is done');
+  t.same(messages.events.map((e) => e.guid), [qid], 'the message event of the hour');
+  assertValid(t, 'message', messages.events[0]!);
+  const maillog = await openStream(f.port, f.token(), `${q}&type=maillog`);
+  t.same(await maillog.closed, { code: 1000 });
+  const windowStart = Math.floor((recordedAt + 1) / HOUR) * HOUR;
+  const end = Math.ceil((recordedAt + 2) / HOUR) * HOUR;
+  const inWindow = (ms: number) => ms >= windowStart && ms < end;
+  const fromLines = maillog.events.filter((e) => /: from=/.test(String(e.data)));
+  const toLines = maillog.events.filter((e) => /: to=/.test(String(e.data)));
+  const received = f.gw.store.queue.message(qid)?.received_at ?? 0;
+  t.equal(fromLines.length, inWindow(received) ? 1 : 0, 'the from= line when its hour is in the window');
+  const attempts = p.attemptsAfter(0, 10).filter((a) => inWindow(a.started_at + a.duration_ms));
+  const expectedRcpts = attempts.flatMap((a) => (JSON.parse(a.recipients) as { rcpt: string }[]).map((r) => `<${r.rcpt}>`)).sort();
+  t.same(toLines.flatMap((e) => e.sm!.to as string[]).sort(), expectedRcpts, 'to= lines for the attempts that ended in the window');
+  for (const e of maillog.events) assertValid(t, 'maillog', e);
+  // an earlier hour holds nothing: the session opens and closes empty
+  const empty = await openStream(f.port, f.token(), `cid=mailbag-test&type=message&sinceTime=${podTime(windowStart - 2 * HOUR)}&toTime=${podTime(windowStart - HOUR)}`);
+  t.same(await empty.closed, { code: 1000 });
+  t.same(empty.events, [], 'no events before the message');
+  t.same(live.events.length, 0, 'the live session opened after the message got none of it');
+  live.ws.close();
+  await live.closed;
+});
+
+t.test('resume: a reconnect within the hour replays from the drop; after longer, from the last hour', async (t) => {
+  const f = await start(t);
+  const p = f.gw.store.podPublisher;
+  const token = f.token('mailbag-test', 6 * 3600);
+  const first = await openStream(f.port, token, 'cid=mailbag-test&type=message');
+  const q1 = await f.send(1);
+  await waitFor(() => first.events.length === 1, 10_000, 'event 1');
+  t.equal(first.events[0]!.guid, q1);
+  first.ws.terminate(); // a drop, not a goodbye
+  await first.closed;
+  await waitFor(() => publisherHealth(f.gw)?.sessions === 0, 5000, 'the session is gone');
+  const q2 = await f.send(2);
+  await waitFor(() => p.factsAfter(0, 10).length === 2, 10_000, 'facts of message 2');
+  const fresh = await openStream(f.port, f.token(), 'cid=mailbag-test&type=message');
+  const second = await openStream(f.port, token, 'cid=mailbag-test&type=message');
+  await waitFor(() => second.events.length === 1, 10_000, 'event 2 replayed');
+  t.same(second.events.map((e) => e.guid), [q2], 'from the drop: message 2, not message 1 again');
+  second.ws.terminate();
+  await second.closed;
+  const q3 = await f.send(3);
+  await waitFor(() => fresh.events.length === 1, 10_000, 'event 3 on the new token');
+  t.same(fresh.events.map((e) => e.guid), [q3], 'a new token starts at now');
+  await waitFor(() => publisherHealth(f.gw)?.sessions === 1, 5000, 'the dropped session is gone');
+  // two hours later: the gap is past the resume window; the stream starts an hour back
+  f.shift.ms = 2 * HOUR;
+  const third = await openStream(f.port, token, 'cid=mailbag-test&type=message');
+  const q4 = await f.send(4);
+  await waitFor(() => third.events.some((e) => e.guid === q4), 10_000, 'event 4');
+  t.same(third.events.map((e) => e.guid), [q4], 'message 3 (over an hour old) is left to an archive request');
+  third.ws.close();
+  fresh.ws.close();
+  await Promise.all([third.closed, fresh.closed]);
 });
