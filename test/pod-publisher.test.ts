@@ -335,3 +335,30 @@ t.test('resume: a reconnect within the hour replays from the drop; after longer,
   fresh.ws.close();
   await Promise.all([third.closed, fresh.closed]);
 });
+
+t.test('a message accepted while the publisher was off still gets its event (without parts once its spool file is gone)', async (t) => {
+  const { dir, cleanup } = tempDir('pod-pub-off');
+  t.teardown(cleanup);
+  const secretFile = join(dir, 'var', 'pod.secret');
+  const off = await startGateway(testConfig(dir), { pollMs: 50 });
+  const client = nodemailer.createTransport({ host: '127.0.0.1', port: off.smtpAddress().port, secure: false, ignoreTLS: true });
+  const info = await client.sendMail({ envelope: { from: 'ann@sender.test', to: ['alice@example.test'] }, raw: rawMessage(9) });
+  client.close();
+  const qid = /queued as ([0-9A-Z]+)/.exec(info.response)![1]!;
+  await waitFor(() => off.store.queue.message(qid)?.state === 'done', 10_000, 'delivered');
+  await off.stop();
+  const shift = { ms: 0 };
+  const on = await startGateway(
+    testConfig(dir, { pod: { publisher: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, secretFile, cid: 'mailbag-test', pollInterval: 30 } } }),
+    { pollMs: 50, clock: () => Date.now() + shift.ms },
+  );
+  t.teardown(() => on.stop());
+  t.equal(on.store.podPublisher.factsAfter(0, 10).length, 1, 'recorded at start');
+  shift.ms = 2 * HOUR;
+  const token = signToken(loadOrCreateSecret(secretFile), { cid: 'mailbag-test', expiresInSec: 60 }, Date.now() + shift.ms);
+  const archive = await openStream(on.podPublisherAddress()!.port, token, `cid=mailbag-test&type=message&sinceTime=${podTime(Date.now() - HOUR)}`);
+  await archive.closed;
+  t.same(archive.events.map((e) => e.guid), [qid]);
+  t.notOk('msgParts' in archive.events[0]!, 'no parts: the spool file was gone');
+  assertValid(t, 'message', archive.events[0]!);
+});

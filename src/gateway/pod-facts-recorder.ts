@@ -6,6 +6,7 @@ import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { decodeEnvelope, headerLine, type SpoolEnvelope } from '../delivery/envelope.js';
 import { messageContentFacts, sessionFactsFromReceived, type MessageFacts } from '../pod/message-facts.js';
+import { ARCHIVE_LIMIT_MS } from '../pod/stream-request.js';
 import type { Store } from '../store/store.js';
 import type { UnrecordedMessage } from '../store/pod-publisher-store.js';
 
@@ -57,6 +58,7 @@ export function factsOf(m: UnrecordedMessage, spooled: { envelope: SpoolEnvelope
 
 export class PodFactsRecorder {
   private readonly busy = new Set<string>();
+  private swept = 0;
 
   constructor(
     private readonly store: Store,
@@ -82,10 +84,18 @@ export class PodFactsRecorder {
     }
   }
 
-  /** Records up to `limit` messages that have no facts yet; resolves with how many it looked at. */
+  /**
+   * Records messages that have no facts yet, up to `limit`, after the last row swept (the
+   * first sweep after start looks at every row, so a failure is retried at the next start);
+   * drops facts past the archive's 30 days. Resolves with how many messages it looked at.
+   */
   async sweep(limit = 200): Promise<number> {
-    const rows = this.store.podPublisher.unrecorded(limit);
-    for (const m of rows) await this.record(m.qid);
+    const rows = this.store.podPublisher.unrecorded(this.swept, limit);
+    for (const m of rows) {
+      await this.record(m.qid);
+      this.swept = m.row;
+    }
+    this.store.podPublisher.pruneFacts(this.now() - ARCHIVE_LIMIT_MS - 3_600_000, 500);
     return rows.length;
   }
 }

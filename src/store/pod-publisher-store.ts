@@ -27,6 +27,8 @@ export interface AttemptFactsRow {
 
 /** A message the facts recorder has not seen yet. */
 export interface UnrecordedMessage {
+  /** The message row's rowid: sweeps resume after it. */
+  row: number;
   qid: string;
   spool_path: string;
   spool_offset: number;
@@ -47,10 +49,10 @@ export class PodPublisherStore {
   constructor(private readonly db: SqliteDatabase) {
     this.s = {
       insertFacts: db.prepare('INSERT INTO pod_message_facts (qid, recorded_at, facts) VALUES (?, ?, ?) ON CONFLICT (qid) DO NOTHING'),
-      unrecorded: db.prepare(`SELECT m.qid, m.spool_path, m.spool_offset, m.size, m.received_at, m.envelope_from, m.client_address,
+      unrecorded: db.prepare(`SELECT m.rowid AS row, m.qid, m.spool_path, m.spool_offset, m.size, m.received_at, m.envelope_from, m.client_address,
           m.client_hostname, m.helo, (SELECT json_group_array(r.rcpt) FROM recipients r WHERE r.qid = m.qid) AS rcpts
-        FROM messages m WHERE NOT EXISTS (SELECT 1 FROM pod_message_facts f WHERE f.qid = m.qid) ORDER BY m.rowid LIMIT ?`),
-      unrecordedOne: db.prepare(`SELECT m.qid, m.spool_path, m.spool_offset, m.size, m.received_at, m.envelope_from, m.client_address,
+        FROM messages m WHERE m.rowid > ? AND NOT EXISTS (SELECT 1 FROM pod_message_facts f WHERE f.qid = m.qid) ORDER BY m.rowid LIMIT ?`),
+      unrecordedOne: db.prepare(`SELECT m.rowid AS row, m.qid, m.spool_path, m.spool_offset, m.size, m.received_at, m.envelope_from, m.client_address,
           m.client_hostname, m.helo, (SELECT json_group_array(r.rcpt) FROM recipients r WHERE r.qid = m.qid) AS rcpts
         FROM messages m WHERE m.qid = ? AND NOT EXISTS (SELECT 1 FROM pod_message_facts f WHERE f.qid = m.qid)`),
       factsAfter: db.prepare('SELECT seq, qid, recorded_at, facts FROM pod_message_facts WHERE seq > ? ORDER BY seq LIMIT ?'),
@@ -66,6 +68,8 @@ export class PodPublisherStore {
       attemptBefore: db.prepare('SELECT COALESCE(MAX(id), 0) AS n FROM attempts WHERE started_at + duration_ms < ?'),
       saveDrop: db.prepare(`INSERT INTO pod_publisher_sessions (token_id, type, dropped_at, resume_from) VALUES (?, ?, ?, ?)
         ON CONFLICT (token_id, type) DO UPDATE SET dropped_at = excluded.dropped_at, resume_from = excluded.resume_from`),
+      pruneFacts: db.prepare(`DELETE FROM pod_message_facts WHERE seq IN
+        (SELECT seq FROM pod_message_facts WHERE recorded_at < ? ORDER BY recorded_at LIMIT ?)`),
       drop: db.prepare('SELECT dropped_at, resume_from FROM pod_publisher_sessions WHERE token_id = ? AND type = ?'),
     };
   }
@@ -74,8 +78,14 @@ export class PodPublisherStore {
     writeTransaction(this.db, () => this.s.insertFacts.run(qid, recordedAt, facts));
   }
 
-  unrecorded(limit: number): UnrecordedMessage[] {
-    return this.s.unrecorded.all(limit) as UnrecordedMessage[];
+  /** Messages after rowid `after` that have no facts yet, oldest first. */
+  unrecorded(after: number, limit: number): UnrecordedMessage[] {
+    return this.s.unrecorded.all(after, limit) as UnrecordedMessage[];
+  }
+
+  /** Removes up to `limit` facts recorded before `cutoff` (past the archive's 30 days); returns how many. */
+  pruneFacts(cutoff: number, limit: number): number {
+    return writeTransaction(this.db, () => this.s.pruneFacts.run(cutoff, limit).changes);
   }
 
   unrecordedMessage(qid: string): UnrecordedMessage | undefined {
