@@ -3,6 +3,7 @@
 import t, { type Test } from 'tap';
 import nodemailer from 'nodemailer';
 import { createHash } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -361,4 +362,55 @@ t.test('a message accepted while the publisher was off still gets its event (wit
   t.same(archive.events.map((e) => e.guid), [qid]);
   t.notOk('msgParts' in archive.events[0]!, 'no parts: the spool file was gone');
   assertValid(t, 'message', archive.events[0]!);
+});
+
+function haveOpenssl(): boolean {
+  try {
+    execFileSync('openssl', ['version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+t.test('wss:// with the configured key and certificate; STARTTLS shows in connection.tls', { skip: haveOpenssl() ? false : 'openssl not installed' }, async (t) => {
+  const { dir, cleanup } = tempDir('pod-pub-tls');
+  const key = join(dir, 'key.pem');
+  const cert = join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=mx.test.invalid'], { stdio: 'ignore' });
+  const secretFile = join(dir, 'var', 'pod.secret');
+  const gw = await startGateway(
+    testConfig(dir, {
+      smtp: { tls: { key, cert } },
+      pod: { publisher: { enabled: true, listen: { host: '127.0.0.1', port: 0 }, tls: { key, cert }, secretFile, cid: 'mailbag-test', pollInterval: 30 } },
+    }),
+    { pollMs: 50 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  const token = signToken(loadOrCreateSecret(secretFile), { cid: 'mailbag-test', expiresInSec: 60 });
+  const ws = new WebSocket(`wss://127.0.0.1:${gw.podPublisherAddress()!.port}/v1/stream?cid=mailbag-test&type=message`, {
+    headers: { Authorization: `Bearer ${token}` },
+    rejectUnauthorized: false,
+  });
+  const events: Ev[] = [];
+  ws.on('message', (d: Buffer) => events.push(JSON.parse(d.toString('utf8')) as Ev));
+  const closed = new Promise((resolve) => ws.on('close', resolve));
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw.smtpAddress().port, secure: false, requireTLS: true, tls: { rejectUnauthorized: false } });
+  await client.sendMail({ envelope: { from: 'ann@sender.test', to: ['alice@example.test'] }, raw: rawMessage(5) });
+  client.close();
+  await waitFor(() => events.length === 1, 10_000, 'message event over wss');
+  const conn = events[0]!.connection as { protocol: string; tls?: { inbound?: { version?: string; cipher?: string } } };
+  t.equal(conn.protocol, 'ESMTPS');
+  t.match(conn.tls?.inbound?.version, /^TLSv1\.[23]$/);
+  t.type(conn.tls?.inbound?.cipher, 'string');
+  assertValid(t, 'message', events[0]!);
+  ws.close();
+  await closed;
 });
