@@ -1,8 +1,11 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import type { Store } from '../store/store.js';
-import { parseCommandArgs, UsageError, writeOutput, type CliIO, type Command } from './command.js';
+import { CliError, parseCommandArgs, UsageError, writeOutput, type CliIO, type Command } from './command.js';
 import { importFiles } from './pod/import.js';
 import { openStoreForCli } from './store-access.js';
+import { parseDuration } from '../config/units.js';
+import { loadOrCreateSecret, PodSecretError } from '../gateway/pod-secret.js';
+import { signToken } from '../pod/jwt.js';
 
 const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
@@ -80,10 +83,39 @@ reason and the start of the payload. --json prints every field with the whole pa
   },
 };
 
+const token: Command = {
+  name: 'token',
+  summary: "mint a bearer token for the PoD publisher's /v1/stream",
+  usage: `mailbag pod token --cid CID [--expires 30d] [--config FILE]
+
+Prints an HS256 JWT for the publisher (pod.publisher) signed with its secret
+(pod.publisher.secretFile, created on first use). CID must be pod.publisher.cid.
+One session per token: mint one per simultaneous connection. --expires takes a
+duration (30d, 12h, 90m; default 30d).`,
+  async run(argv, io) {
+    const { values, positionals } = parseCommandArgs(argv, { ...CONFIG, cid: { type: 'string' }, expires: { type: 'string' } });
+    if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
+    if (!values.cid) throw new UsageError('--cid is required');
+    const expiresMs = values.expires === undefined ? 30 * 86_400_000 : parseDuration(values.expires);
+    if (expiresMs === undefined || expiresMs < 1000) throw new UsageError(`--expires must be a duration of at least 1s (e.g. 30d, 12h), not ${JSON.stringify(values.expires)}`);
+    const config = loadConfig(resolveConfigPath(values.config, io.env));
+    const pub = config.pod.publisher;
+    if (values.cid !== pub.cid) throw new CliError(`this publisher serves cid ${JSON.stringify(pub.cid)} (pod.publisher.cid), not ${JSON.stringify(values.cid)}`, 'ERR_POD_CID');
+    let secret: Buffer;
+    try {
+      secret = loadOrCreateSecret(pub.secretFile);
+    } catch (err) {
+      if (err instanceof PodSecretError) throw new CliError(err.message, err.code);
+      throw err;
+    }
+    await writeOutput(io, signToken(secret, { cid: values.cid, expiresInSec: Math.floor(expiresMs / 1000) }) + '\n');
+  },
+};
+
 /** `mailbag pod ...`: Proofpoint on Demand log events in the store. */
 export const podCommand: Command = {
   name: 'pod',
-  summary: 'Proofpoint on Demand log events: import files, list dead letters',
+  summary: 'Proofpoint on Demand log events: import files, list dead letters, publisher tokens',
   usage: 'mailbag pod <command> [options]',
-  subcommands: [importCmd, deadLetters],
+  subcommands: [importCmd, deadLetters, token],
 };

@@ -279,6 +279,25 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
   multilingual: multilingualSchema,
+  pod: z
+    .strictObject({
+      /** mailbag's own events served in the PoD Log API (`/v1/stream`, docs/pod.md). */
+      publisher: z
+        .strictObject({
+          enabled: z.boolean().default(false),
+          listen: listen(9026),
+          /** wss:// when set; ws:// otherwise. */
+          tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+          /** HS256 signing secret for bearer tokens; generated (mode 0600) when missing. */
+          secretFile: z.string().min(1).default('./var/pod-publisher.secret'),
+          /** The cluster id this publisher serves (`cid=`, `pps.cid`); tokens are minted for it. */
+          cid: z.string().min(1).default('mailbag'),
+          /** How often a live stream looks for new events in the store. */
+          pollInterval: timerDuration.prefault('1s'),
+        })
+        .prefault({}),
+    })
+    .prefault({}),
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -263,6 +263,30 @@ export const migrations: Migration[] = [
       CREATE INDEX message_origins_origin ON message_origins (origin_qid);
     `,
   },
+  {
+    version: 12,
+    name: 'pod publisher: message facts and session resume points',
+    // Facts a published message event needs that the queue's rows do not keep (session,
+    // headers, MIME parts), recorded once per message after its 250 while the spool file
+    // exists; seq orders them for live streams. A session's resume point lets a token that
+    // reconnects within the hour carry on from where its stream dropped.
+    sql: `
+      CREATE TABLE pod_message_facts (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        qid TEXT NOT NULL UNIQUE,
+        recorded_at INTEGER NOT NULL,
+        facts TEXT NOT NULL
+      );
+      CREATE INDEX pod_message_facts_recorded ON pod_message_facts (recorded_at);
+      CREATE TABLE pod_publisher_sessions (
+        token_id TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('message', 'maillog')),
+        dropped_at INTEGER NOT NULL,
+        resume_from TEXT NOT NULL,
+        PRIMARY KEY (token_id, type)
+      );
+    `,
+  },
 ];
 
 /** The schema version this code expects: the highest of the list. */

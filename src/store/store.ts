@@ -3,6 +3,7 @@ import { describeSchema, latestVersion, schemaState, type SchemaState } from './
 import { explainOpenError } from './open-error.js';
 import { CorrelationStore } from './correlation-store.js';
 import { PodStore } from './pod-store.js';
+import { PodPublisherStore } from './pod-publisher-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { UsersStore } from './users-store.js';
@@ -33,6 +34,7 @@ export class Store {
   readonly queue: QueueStore;
   readonly users: UsersStore;
   readonly pod: PodStore;
+  readonly podPublisher: PodPublisherStore;
   readonly multilingual: MultilingualStore;
   readonly correlation: CorrelationStore;
   private closed = false;
@@ -42,6 +44,7 @@ export class Store {
     this.users = new UsersStore(db);
     this.correlation = new CorrelationStore(db);
     this.pod = new PodStore(db, this.correlation);
+    this.podPublisher = new PodPublisherStore(db);
     this.multilingual = new MultilingualStore(db);
   }
 
