@@ -18,6 +18,7 @@ import { componentsHealth, startComponents, stopComponents, type GatewayComponen
 import { AdminComponent, QueueComponent, SmtpComponent, StorageComponent, type RunningQueue, type Storage } from './components.js';
 import { createDeliveryQueue } from './delivery.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { PodConsumer, PodConsumerComponent } from './pod-consumer.js';
 import { QueueThread } from './queue-thread.js';
 import { buildRewriteStep } from './rewrite-step.js';
 
@@ -45,6 +46,8 @@ export interface StartGatewayOptions {
   queueThread?: boolean;
   /** The spool's file-system calls on this thread (tests record their order); a queue thread uses node:fs. */
   spoolFs?: SpoolFs;
+  /** Where PoD stream tokens named by `tokenEnv` are looked up (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -83,6 +86,9 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     config.smtp.listen,
   );
   const components: GatewayComponent[] = [storage, queue, smtp];
+  if (config.pod.streams.length) {
+    components.push(new PodConsumerComponent(() => new PodConsumer({ config: config.pod, store: storage.get().store, logger, metrics: metrics.pod, env: opts.env ?? process.env })));
+  }
   const health = (): HealthReport => ({
     ...componentsHealth(components),
     queueDepth: storage.isOpen ? storage.get().store.queue.depth() : undefined,

@@ -2,6 +2,7 @@ import { openDatabase, writeTransaction, type OpenStoreOptions, type SqliteDatab
 import { describeSchema, latestVersion, schemaState, type SchemaState } from './migrations.js';
 import { explainOpenError } from './open-error.js';
 import { PodStore } from './pod-store.js';
+import { PodStreamStore } from './pod-stream-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { UsersStore } from './users-store.js';
@@ -32,6 +33,7 @@ export class Store {
   readonly queue: QueueStore;
   readonly users: UsersStore;
   readonly pod: PodStore;
+  readonly podStreams: PodStreamStore;
   readonly multilingual: MultilingualStore;
   private closed = false;
 
@@ -39,6 +41,7 @@ export class Store {
     this.queue = new QueueStore(db);
     this.users = new UsersStore(db);
     this.pod = new PodStore(db);
+    this.podStreams = new PodStreamStore(db);
     this.multilingual = new MultilingualStore(db);
   }
 
