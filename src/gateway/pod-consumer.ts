@@ -62,8 +62,10 @@ class StreamRunner {
   private flushTimer: NodeJS.Timeout | undefined;
   /** Set during a session: aborting it drops the connection (a batch could not be stored). */
   private sessionAbort: AbortController | undefined;
-  /** When the last live session dropped, or how far the last archive window reached (ms). */
+  /** The last sign of life of the last live session (when it dropped), or how far the last archive window reached (ms). */
   private coveredUntilMs: number | undefined;
+  /** The current live session's last sign of life: its opening, a message, a pong. */
+  private aliveMs: number | undefined;
   private newestTsUs: number | undefined;
   private backfill: Promise<void> | undefined;
 
@@ -209,8 +211,17 @@ class StreamRunner {
         pingIntervalMs: this.deps.config.pingInterval,
         connectTimeoutMs: this.deps.config.connectTimeout,
         signal: ctl.signal,
-        onOpen,
-        onPayload: (p) => this.receive(p, checkpoint),
+        onOpen: () => {
+          this.aliveMs = this.now();
+          onOpen();
+        },
+        onPong: () => {
+          this.aliveMs = this.now();
+        },
+        onPayload: (p) => {
+          this.aliveMs = this.now();
+          this.receive(p, checkpoint);
+        },
       });
     } finally {
       this.sessionAbort = undefined;
@@ -325,7 +336,7 @@ class StreamRunner {
         this.setState('live', null);
       }, true);
       if (end.kind === 'aborted') {
-        if (end.upgraded) this.coveredUntilMs = this.now();
+        this.noteDrop();
         continue;
       }
       if (end.kind === 'refused') {
@@ -337,13 +348,21 @@ class StreamRunner {
         else await this.wait('backoff', why, backoffDelay(failures++, c.reconnectInitial, c.reconnectMax, this.random()));
         continue;
       }
-      const upgraded = end.kind === 'closed' || end.upgraded;
-      if (upgraded) this.coveredUntilMs = this.now();
+      this.noteDrop();
       const why = end.kind === 'closed' ? `the server closed the session (${end.code}${end.reason ? ` ${end.reason}` : ''})` : end.message;
       this.error(end.kind === 'failed' && end.message.startsWith('no pong') ? 'no_pong' : 'drop', why);
       this.log.warn({ why }, 'pod: session ended; reconnecting');
       await this.wait('backoff', why, backoffDelay(failures++, c.reconnectInitial, c.reconnectMax, this.random()));
     }
+  }
+
+  /**
+   * A live session ended: the server resumes from the drop if we are back within the hour;
+   * the drop is dated by the session's last sign of life, not by when it was noticed.
+   */
+  private noteDrop(): void {
+    if (this.aliveMs !== undefined) this.coveredUntilMs = Math.max(this.coveredUntilMs ?? this.aliveMs, this.aliveMs);
+    this.aliveMs = undefined;
   }
 
   private async wait(state: PodStreamState, detail: string, ms: number): Promise<void> {

@@ -22,6 +22,8 @@ export interface SessionOptions {
   connectTimeoutMs: number;
   signal: AbortSignal;
   onOpen?(): void;
+  /** The server answered a ping: the connection was alive at this moment. */
+  onPong?(): void;
   /** Called for every message, text or binary, as its bytes. */
   onPayload(payload: Buffer): void;
 }
@@ -90,6 +92,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       let awaitingPong = false;
       ws.on('pong', () => {
         awaitingPong = false;
+        opts.onPong?.();
       });
       pinger = setInterval(() => {
         if (awaitingPong) {
