@@ -144,6 +144,9 @@ t.test('with a backfill token the archive request runs beside the live session',
   const archive = service.requests.find((r) => r.mode === 'archive');
   t.equal(archive?.token, 'tok-backfill', 'the archive uses the backfill token');
   t.notOk(service.requests.some((r) => r.status === 409));
+  await until(() => h.store.podStreams.gaps('pod-msg').length === 0, 'the gap filled');
+  t.notOk(h.states.some((s) => s.state === 'backfilling'), 'the stream stays live while the backfill token works');
+  t.equal(h.consumer.statuses()[0]!.state, 'live');
 });
 
 t.test('checkpoints survive a restart: a new consumer on the same store fills from them', async (t) => {

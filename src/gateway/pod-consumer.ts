@@ -230,17 +230,20 @@ class StreamRunner {
     }
   }
 
-  /** Archive requests for every recorded gap, oldest first, on `token`. */
-  private async fillGaps(token: string): Promise<FillResult> {
+  /**
+   * Archive requests for every recorded gap, oldest first, on `token`. `beside`: on the
+   * backfill token while the live session runs, so the stream's state stays the live one's.
+   */
+  private async fillGaps(token: string, beside: boolean): Promise<FillResult> {
     for (const gap of this.deps.store.podStreams.gaps(this.stream.name)) {
       if (this.signal.aborted) return 'retry';
-      const r = await this.fillGap(gap, token);
+      const r = await this.fillGap(gap, token, beside);
       if (r !== 'done') return r;
     }
     return 'done';
   }
 
-  private async fillGap(gap: PodGap, token: string): Promise<FillResult> {
+  private async fillGap(gap: PodGap, token: string, beside: boolean): Promise<FillResult> {
     const streams = this.deps.store.podStreams;
     const startedAt = this.now();
     const w = archiveWindow(gap.sinceMs, gap.untilMs, startedAt);
@@ -256,7 +259,7 @@ class StreamRunner {
       this.log.error({ why }, 'pod: gap partly beyond the archive');
       this.error('archive_limit', why);
     }
-    this.setState('backfilling', `archive ${w.sinceTime} to ${w.toTime}`);
+    if (!beside) this.setState('backfilling', `archive ${w.sinceTime} to ${w.toTime}`);
     this.log.info({ sinceTime: w.sinceTime, toTime: w.toTime }, 'pod: archive request');
     const end = await this.session(token, { sinceTime: w.sinceTime, toTime: w.toTime }, () => undefined, true);
     if (end.kind === 'closed' && end.code === 1000 && this.pending.length === 0) {
@@ -277,6 +280,12 @@ class StreamRunner {
         streams.removeGap(gap.id);
         return 'done';
       }
+      if (action === 'stop' && beside) {
+        // The backfill token is refused: the live session is not affected; the gap stays recorded.
+        this.log.error({ why }, 'pod: the backfill token was refused; gaps are not filled until it is fixed');
+        this.status.lastError = `backfill token: ${why}`;
+        return 'stop';
+      }
       if (action === 'stop') {
         this.stop(why);
         return 'stop';
@@ -294,7 +303,7 @@ class StreamRunner {
     this.backfill = (async () => {
       let failures = 0;
       while (!this.signal.aborted && this.deps.store.podStreams.gaps(this.stream.name).length) {
-        const r = await this.fillGaps(token);
+        const r = await this.fillGaps(token, true);
         if (r === 'done') break;
         if (r === 'stop') return;
         const c = this.deps.config;
@@ -323,7 +332,7 @@ class StreamRunner {
       if (extra.token) this.backfillWorker(extra.token);
       else if (this.deps.store.podStreams.gaps(s.name).length) {
         // One token: no archive request while the live session is open (the API allows one session per token).
-        const r = await this.fillGaps(token);
+        const r = await this.fillGaps(token, false);
         if (r === 'stop') return;
         if (r === 'conflict') await this.wait('conflict', `archive request: the token is in use by another session; retrying`, conflictDelay(c.conflictRetry, this.random()));
         else if (r === 'retry') await this.wait('backoff', 'archive request failed; retrying', backoffDelay(failures++, c.reconnectInitial, c.reconnectMax, this.random()));
