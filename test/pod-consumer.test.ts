@@ -256,3 +256,21 @@ t.test('a missed pong is a drop: the consumer reconnects', async (t) => {
   await until(() => live(service).length >= 2, 'a second live session after the missed pong');
   t.ok(h.states.some((s) => s.state === 'backoff' && /no pong/.test(s.detail ?? '')), 'the drop says why');
 });
+
+t.test('a batch the store refuses is kept, the session dropped, and the batch stored before the next one', async (t) => {
+  const { service, h, clock } = await setup(t, { pod: { batchSize: 2 } });
+  await until(() => service.live.size === 1, 'a live session');
+  const real = h.store.pod.storeBatch.bind(h.store.pod);
+  let refusals = 0;
+  h.store.pod.storeBatch = (items, opts) => {
+    if (refusals++ < 2) throw Object.assign(new Error('database is locked'), { code: 'SQLITE_BUSY' });
+    return real(items, opts);
+  };
+  service.publish({ type: 'message', tsMs: clock.ms, payload: messageEvent('x1', clock.ms) });
+  service.publish({ type: 'message', tsMs: clock.ms, payload: messageEvent('x2', clock.ms) });
+  await until(() => storedGuids(h.store).length === 2, 'both stored in the end');
+  t.same(storedGuids(h.store), ['x1', 'x2']);
+  await until(() => live(service).length >= 2, 'a new session after the failure');
+  t.match(h.consumer.statuses()[0]!.lastError, /cannot store events: database is locked/);
+  t.match(await h.metrics.registry.metrics(), /mailbag_pod_session_errors_total\{stream="pod-msg",reason="store"\} [1-9]/);
+});

@@ -58,10 +58,18 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       opts.signal.removeEventListener('abort', onAbort);
       resolve(end);
     };
+    let aborting = false;
     const onAbort = () => {
-      finish({ kind: 'aborted', upgraded });
-      if (ws.readyState === WebSocket.OPEN) ws.close(1000, 'client stopping');
-      else ws.terminate();
+      aborting = true;
+      if (ws.readyState !== WebSocket.OPEN) {
+        finish({ kind: 'aborted', upgraded });
+        ws.terminate();
+        return;
+      }
+      // Ends when the server has seen the close: reconnecting sooner would meet our own
+      // session still holding the token (409).
+      ws.close(1000, 'client stopping');
+      setTimeout(() => ws.terminate(), opts.connectTimeoutMs).unref();
     };
     if (opts.signal.aborted) {
       onAbort();
@@ -106,13 +114,15 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       pinger.unref();
     });
     ws.on('message', (data) => {
+      // Still taken while our close is under way: the server counts them as sent.
       if (!settled) opts.onPayload(asBuffer(data));
     });
     ws.on('error', (err) => {
-      finish({ kind: 'failed', upgraded, message: err.message });
+      finish(aborting ? { kind: 'aborted', upgraded } : { kind: 'failed', upgraded, message: err.message });
     });
     ws.on('close', (code, reason) => {
-      if (upgraded) finish({ kind: 'closed', code, reason: reason.toString('utf8') });
+      if (aborting) finish({ kind: 'aborted', upgraded });
+      else if (upgraded) finish({ kind: 'closed', code, reason: reason.toString('utf8') });
       else finish({ kind: 'failed', upgraded, message: `connection closed before the handshake finished (${code})` });
     });
   });
