@@ -170,5 +170,5 @@ export const podCommand: Command = {
   name: 'pod',
   summary: 'Proofpoint on Demand log events: import files, backfill from the archive, stream status, dead letters',
   usage: 'mailbag pod <command> [options]',
-  subcommands: [importCmd, backfill, status, deadLetters],
+  subcommands: [importCmd, deadLetters, backfill, status],
 };

@@ -134,7 +134,7 @@ class StreamRunner {
     this.setState('stopped', why);
   }
 
-  private receive(payload: Buffer, checkpoint: boolean): void {
+  private receive(payload: Buffer): void {
     this.status.received++;
     this.deps.metrics?.eventsReceived.inc({ stream: this.stream.name });
     const item = ingestToBatchItem(payload, this.stream.name, { kind: this.stream.type, maxEventBytes: this.deps.config.maxEventBytes });
@@ -146,12 +146,10 @@ class StreamRunner {
       this.log.warn({ code: item.row.code, reason: item.row.reason, bytes: item.row.rawBytes }, 'pod: event dead-lettered');
     }
     this.pending.push(item);
-    this.checkpointPending ||= checkpoint;
     if (this.pending.length >= this.deps.config.batchSize) this.flush();
     else this.flushTimer ??= setTimeout(() => this.flush(), this.deps.config.batchDelay);
   }
 
-  private checkpointPending = false;
 
   /** Stores what was received; false when the store failed (the items are kept and tried again). */
   private flush(): boolean {
@@ -160,9 +158,8 @@ class StreamRunner {
     if (!this.pending.length) return true;
     const name = this.stream.name;
     try {
-      const r = this.deps.store.pod.storeBatch(this.pending, { source: name, ...(this.checkpointPending ? { checkpointStream: name } : {}) });
+      const r = this.deps.store.pod.storeBatch(this.pending, { source: name, checkpointStream: name });
       this.pending = [];
-      this.checkpointPending = false;
       this.status.stored += r.stored;
       this.status.duplicates += r.duplicates;
       this.status.deadLettered += r.deadLettered;
@@ -198,7 +195,11 @@ class StreamRunner {
     this.log.info({ since: new Date(gap.sinceMs).toISOString(), until: new Date(gap.untilMs).toISOString() }, 'pod: gap over an hour; filling it from the archive');
   }
 
-  private async session(token: string, query: { sinceTime?: string; toTime?: string }, onOpen: () => void, checkpoint: boolean): Promise<SessionEnd> {
+  /** `live`: the live session (its signs of life date a drop); else an archive request. */
+  private async session(token: string, query: { sinceTime?: string; toTime?: string }, onOpen: () => void, live: boolean): Promise<SessionEnd> {
+    const alive = () => {
+      if (live) this.aliveMs = this.now();
+    };
     const ctl = new AbortController();
     const onStop = () => ctl.abort();
     this.signal.addEventListener('abort', onStop);
@@ -212,15 +213,14 @@ class StreamRunner {
         connectTimeoutMs: this.deps.config.connectTimeout,
         signal: ctl.signal,
         onOpen: () => {
-          this.aliveMs = this.now();
+          alive();
           onOpen();
         },
-        onPong: () => {
-          this.aliveMs = this.now();
-        },
+        onPong: alive,
         onPayload: (p) => {
-          this.aliveMs = this.now();
-          this.receive(p, checkpoint);
+          alive();
+          // Archive windows start at the checkpoint (or later), so both kinds may move it.
+          this.receive(p);
         },
       });
     } finally {
@@ -261,7 +261,7 @@ class StreamRunner {
     }
     if (!beside) this.setState('backfilling', `archive ${w.sinceTime} to ${w.toTime}`);
     this.log.info({ sinceTime: w.sinceTime, toTime: w.toTime }, 'pod: archive request');
-    const end = await this.session(token, { sinceTime: w.sinceTime, toTime: w.toTime }, () => undefined, true);
+    const end = await this.session(token, { sinceTime: w.sinceTime, toTime: w.toTime }, () => undefined, false);
     if (end.kind === 'closed' && end.code === 1000 && this.pending.length === 0) {
       streams.removeGap(gap.id);
       // The archive lags the live stream: what it was asked for in its last half hour may be missing.
