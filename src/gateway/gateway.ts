@@ -20,6 +20,7 @@ import { PodPublisher } from './pod-publisher.js';
 import { VERSION } from '../version.js';
 import { createDeliveryQueue } from './delivery.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { PodConsumer, PodConsumerComponent } from './pod-consumer.js';
 import { QueueThread } from './queue-thread.js';
 import { buildRewriteStep } from './rewrite-step.js';
 
@@ -51,6 +52,8 @@ export interface StartGatewayOptions {
   spoolFs?: SpoolFs;
   /** Tests only: the PoD publisher's clock (resume windows, archive limits). */
   clock?: () => number;
+  /** Where PoD stream tokens named by `tokenEnv` are looked up (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -105,6 +108,9 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
     config.smtp.listen,
   );
   const components: GatewayComponent[] = [storage, queue, ...(podPublisher ? [podPublisher] : []), smtp];
+  if (config.pod.streams.length) {
+    components.push(new PodConsumerComponent(() => new PodConsumer({ config: config.pod, store: storage.get().store, logger, metrics: metrics.pod, env: opts.env ?? process.env })));
+  }
   const health = (): HealthReport => ({
     ...componentsHealth(components),
     queueDepth: storage.isOpen ? storage.get().store.queue.depth() : undefined,

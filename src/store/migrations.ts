@@ -264,6 +264,37 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 11,
+    name: 'pod: stream status for `pod status`, archive gaps still to fill',
+    sql: `
+      CREATE TABLE pod_stream_status (
+        stream TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_since INTEGER NOT NULL,
+        detail TEXT,
+        last_error TEXT,
+        last_error_at INTEGER,
+        received INTEGER NOT NULL,
+        stored INTEGER NOT NULL,
+        duplicates INTEGER NOT NULL,
+        dead_lettered INTEGER NOT NULL,
+        last_event_ts TEXT,
+        last_event_at INTEGER,
+        started_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE TABLE pod_gaps (
+        id INTEGER PRIMARY KEY,
+        stream TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        until_ms INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX pod_gaps_stream ON pod_gaps (stream, since_ms);
+    `,
+  },
+  {
     version: 12,
     name: 'pod publisher: message facts and session resume points',
     // Facts a published message event needs that the queue's rows do not keep (session,

@@ -4,6 +4,7 @@ import { explainOpenError } from './open-error.js';
 import { CorrelationStore } from './correlation-store.js';
 import { PodStore } from './pod-store.js';
 import { PodPublisherStore } from './pod-publisher-store.js';
+import { PodStreamStore } from './pod-stream-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { UsersStore } from './users-store.js';
@@ -35,6 +36,7 @@ export class Store {
   readonly users: UsersStore;
   readonly pod: PodStore;
   readonly podPublisher: PodPublisherStore;
+  readonly podStreams: PodStreamStore;
   readonly multilingual: MultilingualStore;
   readonly correlation: CorrelationStore;
   private closed = false;
@@ -45,6 +47,7 @@ export class Store {
     this.correlation = new CorrelationStore(db);
     this.pod = new PodStore(db, this.correlation);
     this.podPublisher = new PodPublisherStore(db);
+    this.podStreams = new PodStreamStore(db);
     this.multilingual = new MultilingualStore(db);
   }
 
