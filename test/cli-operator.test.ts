@@ -9,7 +9,7 @@ import { parse, stringify } from 'yaml';
 import { loadConfig, validateConfig } from '../src/config/load.js';
 import { preflight } from '../src/cli/preflight.js';
 import { cli } from './helpers/cli.js';
-import { outsideTest } from './helpers/env.js';
+import { outsideTest, UNPRIVILEGED_UID, unprivilegedCannotRead } from './helpers/env.js';
 import { tempDir, testConfigInput } from './helpers/gateway.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -76,7 +76,8 @@ t.test('--help and package.json describe what is built, in the same words', asyn
   const features: Array<[RegExp, RegExp]> = [
     [/multilingual rewriting/i, /multilingual rewriting/i],
     [/Proofpoint on Demand/i, /Proofpoint|\bPoD\b/i],
-    [/PoD stream/i, /stream consumer|publisher|PoD stream/i],
+    [/PoD stream consumer/i, /stream consumer/i],
+    [/PoD (stream )?publisher/i, /publisher/i],
     [/correlation/i, /correlation/i],
     [/IMP over TCP/i, /IMP over TCP|imp:\/\//i],
   ];
@@ -188,7 +189,7 @@ t.test('unusable spool or store paths fail at once, naming the key and the path'
   }
 });
 
-t.test('no permission: named at once (run as an unprivileged user when root)', async (t) => {
+t.test('no permission: named at once (run as an unprivileged user when root)', { skip: unprivilegedCannotRead(MAIN) }, async (t) => {
   const locked = join(dir, 'locked');
   mkdirSync(locked);
   chmodSync(dir, 0o755);
@@ -196,7 +197,7 @@ t.test('no permission: named at once (run as an unprivileged user when root)', a
   const config = configFile(testConfigInput(dir, { spool: { dir: join(locked, 'spool') }, store: { path: join(locked, 'mailbag.db') } }));
   chmodSync(config, 0o644);
   const root = process.getuid?.() === 0;
-  const uid = root ? 65534 : undefined;
+  const uid = root ? UNPRIVILEGED_UID : undefined;
   const check = await run(['config', 'check', '--config', config], uid === undefined ? {} : { uid });
   t.equal(check.code, 1, `config check: ${check.stderr}`);
   t.match(check.stderr, /spool\.dir: .*locked\/spool is unusable: no permission \(EACCES\) at .*locked/);
