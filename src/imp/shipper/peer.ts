@@ -1,0 +1,254 @@
+// The Foreign Net Router and Shipper for one peer MPM (RFC 753 section 3.7): messages
+// queued for the peer are packed into bags (each message's document once, shared by tid
+// between its recipients), shipped over TCP, and their ACKNOWLEDGEs read back
+// incrementally from the same connection and mapped to recipient outcomes.
+import { connect as netConnect, type Socket } from 'node:net';
+import { summaryReply, type DeliveryRequest, type DeliveryResult, type RecipientResult } from '../../delivery/transports/transport.js';
+import { decodeBag, encodeBag } from '../bag.js';
+import { encodeShippingUnit, ShippingUnitDecoder } from '../compression.js';
+import { readArguments, readCommandError } from '../message.js';
+import type { ImpMessage } from '../types.js';
+import { acknowledgementResult } from './acknowledge.js';
+import type { TnAllocator } from './tn-allocator.js';
+
+/** One delivery request waiting for its bag, or in a bag awaiting its ACKNOWLEDGEs. */
+export interface ShipmentItem {
+  req: DeliveryRequest;
+  /** One DELIVER per recipient, all with the same document object. */
+  messages: ImpMessage[];
+  /** tn -> recipient */
+  recipientOf: Map<number, string>;
+  /** The bag this request alone would make: an upper bound of its share of a batch. */
+  soloBytes: number;
+  results: Map<string, RecipientResult>;
+  done: boolean;
+  resolve(r: DeliveryResult): void;
+}
+
+export interface PeerEvents {
+  /** A bag went out: its messages (one per recipient) and octets on the wire. */
+  shipped?(e: { peer: string; messages: number; requests: number; octets: number; compressed: boolean }): void;
+  /** One recipient's ACKNOWLEDGE came back (or none will: `none`). */
+  acknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
+  /** A problem worth a log line (a reply that names no message of the bag, a bad bag). */
+  warn?(msg: string, fields: Record<string, unknown>): void;
+}
+
+export interface PeerOptions {
+  host: string;
+  port: number;
+  url: string;
+  compress: boolean;
+  tns: TnAllocator;
+  /** Bags in flight to this peer at once, one connection each. */
+  maxConnections: number;
+  maxBagBytes: number;
+  maxBagMessages: number;
+  connectTimeoutMs: number;
+  /** No octet from the peer for this long while ACKNOWLEDGEs are due: give up on the bag. */
+  idleTimeoutMs: number;
+  events: PeerEvents;
+}
+
+export class PeerShipper {
+  private readonly pending: ShipmentItem[] = [];
+  private readonly sockets = new Set<Socket>();
+  private inFlight = 0;
+  private scheduled = false;
+  private closed = false;
+
+  constructor(private readonly o: PeerOptions) {}
+
+  /** Queues a request; it resolves once every recipient has an outcome. */
+  enqueue(item: ShipmentItem): void {
+    if (this.closed) return this.finish(item, 'deferred', '451 4.3.2 IMP shipper is shutting down');
+    this.pending.push(item);
+    item.req.signal?.addEventListener('abort', () => this.abort(item), { once: true });
+    if (item.req.signal?.aborted) return this.abort(item);
+    // Requests handed in during the same turn of the event loop share a bag.
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.pump();
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const item of this.pending.splice(0)) this.finish(item, 'deferred', '451 4.3.2 IMP shipper is shutting down');
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private pump(): void {
+    while (!this.closed && this.inFlight < this.o.maxConnections && this.pending.length) {
+      const batch = this.takeBatch();
+      this.inFlight++;
+      void this.ship(batch).finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    }
+  }
+
+  /**
+   * The oldest pending requests that fit one bag: by message count and by the sum of
+   * their solo bag sizes (sharing never makes a message's part of a bag larger).
+   */
+  private takeBatch(): ShipmentItem[] {
+    const batch: ShipmentItem[] = [];
+    let messages = 0;
+    let bytes = 4;
+    while (this.pending.length) {
+      const next = this.pending[0]!;
+      const size = next.soloBytes - 4;
+      if (batch.length && (messages + next.messages.length > this.o.maxBagMessages || bytes + size > this.o.maxBagBytes)) break;
+      batch.push(this.pending.shift()!);
+      messages += next.messages.length;
+      bytes += size;
+    }
+    return batch;
+  }
+
+  private async ship(batch: ShipmentItem[]): Promise<void> {
+    const live = batch.filter((i) => !i.done);
+    if (!live.length) return;
+    const byTn = new Map<number, ShipmentItem>();
+    for (const item of live) for (const tn of item.recipientOf.keys()) byTn.set(tn, item);
+    let unit: Buffer;
+    try {
+      unit = encodeShippingUnit(encodeBag(live.flatMap((i) => i.messages)), { compress: this.o.compress });
+    } catch (err) {
+      for (const item of live) this.finishRest(item, 'deferred', `451 4.3.0 IMP bag could not be encoded: ${(err as Error).message}`);
+      this.releaseAll(byTn);
+      return;
+    }
+    const unanswered = (reason: string) => {
+      for (const item of live) this.finishRest(item, 'deferred', reason);
+    };
+    await new Promise<void>((done) => {
+      let settled = false;
+      let answered = 0;
+      const socket = netConnect({ host: this.o.host, port: this.o.port });
+      this.sockets.add(socket);
+      const decoder = new ShippingUnitDecoder({ maxBagBytes: this.o.maxBagBytes });
+      const end = (reason: string | undefined) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(connectTimer);
+        if (reason) unanswered(reason);
+        socket.destroy();
+        this.sockets.delete(socket);
+        this.releaseAll(byTn);
+        done();
+      };
+      const connectTimer = setTimeout(() => end(`451 4.4.1 IMP connect to ${this.o.url} timed out`), this.o.connectTimeoutMs);
+      socket.setTimeout(this.o.idleTimeoutMs, () => end(`451 4.4.2 IMP peer ${this.o.url} sent no ACKNOWLEDGE for ${this.o.idleTimeoutMs} ms`));
+      socket.on('connect', () => {
+        clearTimeout(connectTimer);
+        socket.write(unit);
+        this.o.events.shipped?.({ peer: this.o.url, messages: byTn.size, requests: live.length, octets: unit.length, compressed: this.o.compress });
+      });
+      socket.on('error', (err: NodeJS.ErrnoException) => end(`451 4.4.1 IMP ${this.o.url}: ${err.code ?? 'ERROR'} ${err.message}`.replace(/[\r\n]+/g, ' ')));
+      socket.on('close', () => end(`451 4.4.2 IMP peer ${this.o.url} closed the connection before acknowledging`));
+      socket.on('data', (chunk: Buffer) => {
+        let units;
+        try {
+          units = decoder.push(chunk);
+        } catch (err) {
+          this.o.events.warn?.('imp: peer sent a bag that cannot be framed', { peer: this.o.url, err: (err as Error).message });
+          return end(`451 4.5.0 IMP peer ${this.o.url} sent a bad bag: ${(err as Error).message}`);
+        }
+        for (const u of units) {
+          let replies: ImpMessage[];
+          try {
+            replies = decodeBag(u.bag);
+          } catch (err) {
+            this.o.events.warn?.('imp: peer sent a bag that does not decode', { peer: this.o.url, err: (err as Error).message });
+            return end(`451 4.5.0 IMP peer ${this.o.url} sent a bad bag: ${(err as Error).message}`);
+          }
+          for (const reply of replies) answered += this.answer(reply, byTn);
+        }
+        if (answered >= byTn.size || live.every((i) => i.done)) end(undefined);
+      });
+    });
+  }
+
+  /** Applies one reply; returns how many of this bag's messages it answered (0 or 1). */
+  private answer(reply: ImpMessage, byTn: Map<number, ShipmentItem>): number {
+    const cmd = reply.command;
+    let args;
+    try {
+      args = readArguments(cmd);
+    } catch (err) {
+      this.o.events.warn?.('imp: reply with malformed arguments ignored', { peer: this.o.url, err: (err as Error).message });
+      return 0;
+    }
+    if (args.operation !== 'ACKNOWLEDGE') {
+      const error = safeError(reply);
+      this.o.events.warn?.('imp: reply that is not an ACKNOWLEDGE ignored', { peer: this.o.url, operation: cmd.operation, error });
+      return 0;
+    }
+    const tn = args.tid.tn;
+    const item = args.tid.ihn === this.o.tns.ihn ? byTn.get(tn) : undefined;
+    const rcpt = item?.recipientOf.get(tn);
+    if (!item || rcpt === undefined || item.results.has(rcpt)) {
+      this.o.events.warn?.('imp: ACKNOWLEDGE for no message of the bag ignored', { peer: this.o.url, tid: args.tid });
+      return 0;
+    }
+    const result = acknowledgementResult(rcpt, { ...args, error: safeError(reply) });
+    this.o.events.acknowledged?.({ peer: this.o.url, answer: args.answer ? 'yes' : 'no' });
+    if (!item.done) {
+      item.results.set(rcpt, result);
+      if (item.results.size === item.req.recipients.length) this.complete(item);
+    }
+    return 1;
+  }
+
+  private abort(item: ShipmentItem): void {
+    const at = this.pending.indexOf(item);
+    if (at !== -1) {
+      this.pending.splice(at, 1);
+      for (const tn of item.recipientOf.keys()) this.o.tns.release(tn);
+    }
+    // In a bag already: its tns stay reserved until that connection ends, so a late
+    // ACKNOWLEDGE can never be taken for another message's.
+    this.finishRest(item, 'deferred', '451 4.4.7 attempt deadline passed before the IMP peer acknowledged');
+  }
+
+  private releaseAll(byTn: Map<number, ShipmentItem>): void {
+    for (const tn of byTn.keys()) this.o.tns.release(tn);
+  }
+
+  private finish(item: ShipmentItem, outcome: 'deferred' | 'failed', reply: string): void {
+    for (const tn of item.recipientOf.keys()) this.o.tns.release(tn);
+    this.finishRest(item, outcome, reply);
+  }
+
+  /** Every recipient without an answer gets `outcome`; then the request resolves. */
+  private finishRest(item: ShipmentItem, outcome: 'deferred' | 'failed', reply: string): void {
+    if (item.done) return;
+    for (const rcpt of item.req.recipients) {
+      if (item.results.has(rcpt)) continue;
+      item.results.set(rcpt, { rcpt, outcome, reply });
+      this.o.events.acknowledged?.({ peer: this.o.url, answer: 'none' });
+    }
+    this.complete(item);
+  }
+
+  private complete(item: ShipmentItem): void {
+    if (item.done) return;
+    item.done = true;
+    const recipients = item.req.recipients.map((r) => item.results.get(r)!);
+    item.resolve({ reply: recipients.length === 1 ? recipients[0]!.reply : summaryReply(this.o.url, recipients), recipients, successDsn: 'relayed' });
+  }
+}
+
+function safeError(reply: ImpMessage) {
+  try {
+    return readCommandError(reply.command);
+  } catch {
+    return undefined;
+  }
+}
