@@ -4,6 +4,7 @@ import { explainOpenError } from './open-error.js';
 import { PodStore } from './pod-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
+import { ImpTnStore } from './imp-tn-store.js';
 import { UsersStore } from './users-store.js';
 
 /** The store's schema is not the one this code was written for. */
@@ -33,6 +34,7 @@ export class Store {
   readonly users: UsersStore;
   readonly pod: PodStore;
   readonly multilingual: MultilingualStore;
+  readonly impTns: ImpTnStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
@@ -40,6 +42,7 @@ export class Store {
     this.users = new UsersStore(db);
     this.pod = new PodStore(db);
     this.multilingual = new MultilingualStore(db);
+    this.impTns = new ImpTnStore(db);
   }
 
   /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
