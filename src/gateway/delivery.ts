@@ -28,7 +28,7 @@ export function createDeliveryQueue(
   const logger = deps.logger;
   const imp = new ImpTransport({
     // Persisted high-water mark: a restart never reuses a tn that may still be in the network.
-    tns: new TnAllocator({ ihn, highWater: { load: () => deps.store.impTns.mark(ihn), save: (n) => deps.store.impTns.setMark(ihn, n) } }),
+    tns: new TnAllocator({ ihn, highWater: { load: () => deps.store.impTns.mark(ihn), reserve: (from, block) => deps.store.impTns.reserve(ihn, from, block) } }),
     compress: config.imp.compress,
     maxBagBytes: config.imp.maxBagBytes,
     maxBagMessages: config.imp.maxBagMessages,

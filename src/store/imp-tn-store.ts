@@ -20,7 +20,18 @@ export class ImpTnStore {
     return this.s.get.get(ihn | 0)?.next_tn;
   }
 
-  setMark(ihn: number, nextTn: number): void {
-    writeTransaction(this.db, () => this.s.set.run(ihn | 0, nextTn, Date.now()));
+  /**
+   * Reserves `block` tns for `ihn` from `from`, or from the stored mark when another
+   * process reserved past `from` (the mark is ahead of it by less than half the tn space:
+   * further "ahead" is behind, after a wrap). Returns the block's first tn.
+   */
+  reserve(ihn: number, from: number, block: number): number {
+    return writeTransaction(this.db, () => {
+      const mark = this.s.get.get(ihn | 0)?.next_tn;
+      const ahead = mark === undefined ? 0 : (mark - from + 0x10000) % 0x10000;
+      const start = ahead > 0 && ahead < 0x8000 ? mark! : from;
+      this.s.set.run(ihn | 0, (start + block) % 0x10000, Date.now());
+      return start;
+    });
   }
 }

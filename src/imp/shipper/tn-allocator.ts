@@ -7,14 +7,16 @@ import type { Tid } from '../types.js';
 export const TN_COUNT = 0x10000;
 
 /**
- * Where the high-water mark lives between runs (the store). The allocator reserves tns in
- * blocks and saves the end of the block before handing out its first tn, so after a crash
- * or restart it resumes past every tn it may have used: at most one block is skipped, and
- * one write is made per block, not per message.
+ * Where the high-water mark lives between runs and between processes (the store). The
+ * allocator reserves tns in blocks: `reserve(from, block)` atomically records the end of
+ * a block and returns its first tn, which is `from` unless another process (another
+ * gateway run, `mailbag imp send`) has reserved past it, in which case the block starts
+ * at that process's mark. After a crash or restart the allocator resumes past every tn
+ * it may have used; one write is made per block, not per message.
  */
 export interface TnHighWater {
   load(): number | undefined;
-  save(next: number): void;
+  reserve(from: number, block: number): number;
 }
 
 export interface TnAllocatorOptions {
@@ -33,8 +35,8 @@ export class TnAllocator {
   readonly #awaiting = new Set<number>();
   readonly #highWater: TnHighWater | undefined;
   readonly #block: number;
-  /** The first tn not covered by the saved mark; reaching it saves the next block. */
-  #reservedUntil: number | undefined;
+  /** The first tn of the block reserved in the high-water store (undefined: none yet). */
+  #reservedFrom: number | undefined;
 
   constructor(opts: TnAllocatorOptions) {
     const start = opts.start ?? opts.highWater?.load() ?? 0;
@@ -68,8 +70,14 @@ export class TnAllocator {
   allocate(): Tid | undefined {
     if (this.#awaiting.size >= TN_COUNT) return undefined;
     let tn = this.#next;
-    while (this.#awaiting.has(tn)) tn = (tn + 1) % TN_COUNT;
-    this.#reserve(tn);
+    for (;;) {
+      if (this.#highWater && !this.#covered(tn)) {
+        tn = this.#highWater.reserve(tn, this.#block);
+        this.#reservedFrom = tn;
+      }
+      if (!this.#awaiting.has(tn)) break;
+      tn = (tn + 1) % TN_COUNT;
+    }
     this.#awaiting.add(tn);
     this.#next = (tn + 1) % TN_COUNT;
     return { tn, ihn: this.ihn };
@@ -80,15 +88,7 @@ export class TnAllocator {
     this.#awaiting.delete(tn);
   }
 
-  #reserve(tn: number): void {
-    if (!this.#highWater) return;
-    // Inside the saved block: nothing to write. Distance is taken modulo the wrap.
-    if (this.#reservedUntil !== undefined) {
-      const left = (this.#reservedUntil - tn + TN_COUNT) % TN_COUNT;
-      if (left !== 0 && left <= this.#block) return;
-    }
-    const until = (tn + this.#block) % TN_COUNT;
-    this.#highWater.save(until);
-    this.#reservedUntil = until;
+  #covered(tn: number): boolean {
+    return this.#reservedFrom !== undefined && (tn - this.#reservedFrom + TN_COUNT) % TN_COUNT < this.#block;
   }
 }
