@@ -2,10 +2,10 @@
 // queued for the peer are packed into bags (each message's document once, shared by tid
 // between its recipients), shipped over TCP, and their ACKNOWLEDGEs read back
 // incrementally from the same connection and mapped to recipient outcomes.
-import { connect as netConnect, type Socket } from 'node:net';
 import { summaryReply, type DeliveryRequest, type DeliveryResult, type RecipientResult } from '../../delivery/transports/transport.js';
-import { decodeBag, encodeBag } from '../bag.js';
-import { encodeShippingUnit, ShippingUnitDecoder } from '../compression.js';
+import { encodeBag } from '../bag.js';
+import { encodeShippingUnit } from '../compression.js';
+import { exchangeBag } from './exchange.js';
 import { readArguments, readCommandError } from '../message.js';
 import type { ImpMessage } from '../types.js';
 import { acknowledgementResult } from './acknowledge.js';
@@ -52,7 +52,7 @@ export interface PeerOptions {
 
 export class PeerShipper {
   private readonly pending: ShipmentItem[] = [];
-  private readonly sockets = new Set<Socket>();
+  private readonly shutdown = new AbortController();
   private inFlight = 0;
   private scheduled = false;
   private closed = false;
@@ -78,7 +78,7 @@ export class PeerShipper {
   async close(): Promise<void> {
     this.closed = true;
     for (const item of this.pending.splice(0)) this.finish(item, 'deferred', '451 4.3.2 IMP shipper is shutting down');
-    for (const s of this.sockets) s.destroy();
+    this.shutdown.abort();
   }
 
   private pump(): void {
@@ -124,55 +124,26 @@ export class PeerShipper {
       this.releaseAll(byTn);
       return;
     }
-    const unanswered = (reason: string) => {
-      for (const item of live) this.finishRest(item, 'deferred', reason);
-    };
-    await new Promise<void>((done) => {
-      let settled = false;
-      let answered = 0;
-      const socket = netConnect({ host: this.o.host, port: this.o.port });
-      this.sockets.add(socket);
-      const decoder = new ShippingUnitDecoder({ maxBagBytes: this.o.maxBagBytes });
-      const end = (reason: string | undefined) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(connectTimer);
-        if (reason) unanswered(reason);
-        socket.destroy();
-        this.sockets.delete(socket);
-        this.releaseAll(byTn);
-        done();
-      };
-      const connectTimer = setTimeout(() => end(`451 4.4.1 IMP connect to ${this.o.url} timed out`), this.o.connectTimeoutMs);
-      socket.setTimeout(this.o.idleTimeoutMs, () => end(`451 4.4.2 IMP peer ${this.o.url} sent no ACKNOWLEDGE for ${this.o.idleTimeoutMs} ms`));
-      socket.on('connect', () => {
-        clearTimeout(connectTimer);
-        socket.write(unit);
-        this.o.events.shipped?.({ peer: this.o.url, messages: byTn.size, requests: live.length, octets: unit.length, compressed: this.o.compress });
-      });
-      socket.on('error', (err: NodeJS.ErrnoException) => end(`451 4.4.1 IMP ${this.o.url}: ${err.code ?? 'ERROR'} ${err.message}`.replace(/[\r\n]+/g, ' ')));
-      socket.on('close', () => end(`451 4.4.2 IMP peer ${this.o.url} closed the connection before acknowledging`));
-      socket.on('data', (chunk: Buffer) => {
-        let units;
-        try {
-          units = decoder.push(chunk);
-        } catch (err) {
-          this.o.events.warn?.('imp: peer sent a bag that cannot be framed', { peer: this.o.url, err: (err as Error).message });
-          return end(`451 4.5.0 IMP peer ${this.o.url} sent a bad bag: ${(err as Error).message}`);
-        }
-        for (const u of units) {
-          let replies: ImpMessage[];
-          try {
-            replies = decodeBag(u.bag);
-          } catch (err) {
-            this.o.events.warn?.('imp: peer sent a bag that does not decode', { peer: this.o.url, err: (err as Error).message });
-            return end(`451 4.5.0 IMP peer ${this.o.url} sent a bad bag: ${(err as Error).message}`);
-          }
-          for (const reply of replies) answered += this.answer(reply, byTn);
-        }
-        if (answered >= byTn.size || live.every((i) => i.done)) end(undefined);
-      });
+    let answered = 0;
+    const reason = await exchangeBag({
+      host: this.o.host,
+      port: this.o.port,
+      unit,
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      idleTimeoutMs: this.o.idleTimeoutMs,
+      maxBagBytes: this.o.maxBagBytes,
+      signal: this.shutdown.signal,
+      onShipped: () => this.o.events.shipped?.({ peer: this.o.url, messages: byTn.size, requests: live.length, octets: unit.length, compressed: this.o.compress }),
+      onReply: (reply) => {
+        answered += this.answer(reply, byTn);
+        return answered >= byTn.size || live.every((i) => i.done);
+      },
     });
+    if (reason) {
+      this.o.events.warn?.('imp: bag not fully acknowledged', { peer: this.o.url, reason });
+      for (const item of live) this.finishRest(item, 'deferred', reason);
+    }
+    this.releaseAll(byTn);
   }
 
   /** Applies one reply; returns how many of this bag's messages it answered (0 or 1). */
