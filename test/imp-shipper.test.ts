@@ -224,3 +224,25 @@ t.test('the attempt deadline aborts a request waiting for its ACKNOWLEDGE: defer
   t.equal(res.recipients[0]!.outcome, 'deferred');
   t.match(res.recipients[0]!.reply, /^451 4\.4\.7 attempt deadline passed/);
 });
+
+t.test('a peer with every connection carrying an unanswered bag is busy: new requests are not taken', async (t) => {
+  const p = await peer(t);
+  p.scripts.push(() => 'silent');
+  const tr = new ImpTransport({ tns: new TnAllocator({ ihn: OUR_IHN }), compress: false, maxBagBytes: 16_777_219, maxBagMessages: 10, maxConnections: 1, connectTimeoutMs: 5000, idleTimeoutMs: 5000, handoverMs: 0 });
+  t.teardown(() => tr.close());
+  const ac = new AbortController();
+  const hanging = tr.deliver(impHop(p.url), { ...memoryRequest(['a@example.test'], BODY), signal: ac.signal });
+  await p.received(1);
+  const second = await tr.deliver(impHop(p.url), memoryRequest(['b@example.test'], BODY));
+  t.ok(isHopBusy(second), 'not attempted');
+  t.match((second as HopBusy).reply, /^451 4\.4\.5 IMP peer imp:\/\/127\.0\.0\.1:\d+ has 1 bag\(s\) in flight and no reply for a while; not attempted$/);
+  t.same((second as HopBusy).recipients, ['b@example.test']);
+  ac.abort();
+  t.equal(attempted(await hanging).recipients[0]!.outcome, 'deferred');
+  // The hung bag's connection stays until its silence times out; a peer that answers is not busy.
+  const fresh = new ImpTransport({ tns: new TnAllocator({ ihn: OUR_IHN }), compress: false, maxBagBytes: 16_777_219, maxBagMessages: 10, maxConnections: 1, connectTimeoutMs: 5000, idleTimeoutMs: 5000 });
+  t.teardown(() => fresh.close());
+  const [r1, r2] = await Promise.all([fresh.deliver(impHop(p.url), memoryRequest(['c@example.test'], BODY)), fresh.deliver(impHop(p.url), memoryRequest(['d@example.test'], BODY))]);
+  t.equal(attempted(r1).recipients[0]!.outcome, 'delivered');
+  t.equal(attempted(r2).recipients[0]!.outcome, 'delivered');
+});

@@ -47,6 +47,8 @@ export interface PeerOptions {
   connectTimeoutMs: number;
   /** No octet from the peer for this long while ACKNOWLEDGEs are due: give up on the bag. */
   idleTimeoutMs: number;
+  /** With every connection busy, how recent the peer's last progress must be for a new request to wait for a bag. */
+  handoverMs: number;
   events: PeerEvents;
 }
 
@@ -56,8 +58,20 @@ export class PeerShipper {
   private inFlight = 0;
   private scheduled = false;
   private closed = false;
+  /** When a reply last arrived or a bag last finished: the peer is making progress. */
+  private lastProgressAt = -Infinity;
 
   constructor(private readonly o: PeerOptions) {}
+
+  /**
+   * Every connection carries a bag and none has made progress within `handoverMs`: a
+   * new request would only hold a queue slot while the peer hangs, so it is not taken
+   * (the queue looks again soon, as for a busy SMTP next hop). A peer that answers keeps
+   * taking requests, which wait for the next bag and are packed together.
+   */
+  stalled(now: number): boolean {
+    return this.inFlight >= this.o.maxConnections && now - this.lastProgressAt > this.o.handoverMs;
+  }
 
   /** Queues a request; it resolves once every recipient has an outcome. */
   enqueue(item: ShipmentItem): void {
@@ -87,6 +101,7 @@ export class PeerShipper {
       this.inFlight++;
       void this.ship(batch).finally(() => {
         this.inFlight--;
+        this.lastProgressAt = Date.now();
         this.pump();
       });
     }
@@ -135,6 +150,7 @@ export class PeerShipper {
       signal: this.shutdown.signal,
       onShipped: () => this.o.events.shipped?.({ peer: this.o.url, messages: byTn.size, requests: live.length, octets: unit.length, compressed: this.o.compress }),
       onReply: (reply) => {
+        this.lastProgressAt = Date.now();
         answered += this.answer(reply, byTn);
         return answered >= byTn.size || live.every((i) => i.done);
       },

@@ -4,7 +4,7 @@
 import type { Readable } from 'node:stream';
 import type { NextHop } from '../../config/schema.js';
 import type { DeliveryRequest, DeliveryResult, HopBusy, NextHopTransport } from '../../delivery/transports/transport.js';
-import { allRecipients } from '../../delivery/transports/transport.js';
+import { allRecipients, hopBusy } from '../../delivery/transports/transport.js';
 import { encodeBag } from '../bag.js';
 import { isImpError } from '../errors.js';
 import { deliverCommand } from '../message.js';
@@ -25,6 +25,8 @@ export interface ImpTransportOptions {
   connectTimeoutMs: number;
   /** queue.attemptTimeout: silence from the peer while ACKNOWLEDGEs are due. */
   idleTimeoutMs: number;
+  /** A peer with every connection busy and no reply within this long is busy: requests are not taken (default 1000). */
+  handoverMs?: number;
   /**
    * The stamp a message arrived with over IMP (absent: it did not): we forward with our
    * ihn appended, as section 3.7 asks.
@@ -47,6 +49,10 @@ export class ImpTransport implements NextHopTransport {
 
   async deliver(hop: NextHop, req: DeliveryRequest): Promise<DeliveryResult | HopBusy> {
     if (hop.kind !== 'imp') throw new TypeError(`ImpTransport cannot deliver to ${hop.url}`);
+    const peer = this.peer(hop);
+    if (peer.stalled(Date.now())) {
+      return hopBusy(req, `451 4.4.5 IMP peer ${hop.url} has ${this.o.maxConnections} bag(s) in flight and no reply for a while; not attempted`);
+    }
     const raw = await readAll(req.openMessage());
     const stamp = [...(this.o.incomingStamp?.(req.qid) ?? []), this.o.tns.ihn];
     let messages: ImpMessage[];
@@ -89,7 +95,7 @@ export class ImpTransport implements NextHopTransport {
     }
     return new Promise<DeliveryResult>((resolve) => {
       const item: ShipmentItem = { req, messages, recipientOf, soloBytes, results: new Map(), done: false, resolve };
-      this.peer(hop).enqueue(item);
+      peer.enqueue(item);
     });
   }
 
@@ -107,6 +113,7 @@ export class ImpTransport implements NextHopTransport {
         maxBagMessages: this.o.maxBagMessages,
         connectTimeoutMs: this.o.connectTimeoutMs,
         idleTimeoutMs: this.o.idleTimeoutMs,
+        handoverMs: this.o.handoverMs ?? 1000,
         events: this.o.events ?? {},
       });
       this.peers.set(hop.url, p);
