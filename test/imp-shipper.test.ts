@@ -246,3 +246,26 @@ t.test('a peer with every connection carrying an unanswered bag is busy: new req
   t.equal(attempted(r1).recipients[0]!.outcome, 'delivered');
   t.equal(attempted(r2).recipients[0]!.outcome, 'delivered');
 });
+
+t.test('a message that arrived over IMP is forwarded unchanged: its tid, the stamp plus our ihn (Example 2 views 1-3)', async (t) => {
+  const p = await peer(t); // the destination MPM, ihn 167772359
+  const RELAY = 167772246;
+  const origin = { tid: { tn: 37, ihn: 167772404 }, stamp: [167772404] };
+  const tns = new TnAllocator({ ihn: RELAY });
+  const tr = new ImpTransport({
+    tns, compress: false, maxBagBytes: 16_777_219, maxBagMessages: 10, maxConnections: 1, connectTimeoutMs: 5000, idleTimeoutMs: 5000,
+    impOrigin: (qid) => (qid.startsWith('QIMP') ? origin : undefined),
+  });
+  t.teardown(() => tr.close());
+  const forwarded = { ...memoryRequest(['dcrocker@rand-unix.test'], BODY), qid: 'QIMP0000000001' };
+  const again = { ...memoryRequest(['dcrocker@rand-unix.test'], BODY), qid: 'QIMP0000000002' };
+  const [r1, r2] = await Promise.all([tr.deliver(impHop(p.url), forwarded), tr.deliver(impHop(p.url), again)]);
+  const m = p.bags[0]!.messages[0]!;
+  t.same(m.tid, { tn: 37, ihn: 167772404 }, 'the originating MPM\'s tid, unchanged');
+  t.same(m.command.stamp, [167772404, RELAY], 'the relay added its ihn to the stamp');
+  t.equal(attempted(r1).recipients[0]!.reply, '250 2.0.0 IMP ACKNOWLEDGE yes (OK; ACCEPT) trail 167772404,167772246,167772359', 'the trail of all three MPMs');
+  t.equal(attempted(r2).recipients[0]!.outcome, 'delivered');
+  t.equal(p.bags.length, 2, 'two messages with one tid never share a bag (tids are unique within a bag)');
+  t.equal(tns.awaiting, 0);
+  t.equal(tns.next, 0, 'no tn of ours was used');
+});

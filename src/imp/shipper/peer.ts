@@ -6,7 +6,7 @@ import { summaryReply, type DeliveryRequest, type DeliveryResult, type Recipient
 import { encodeBag } from '../bag.js';
 import { encodeShippingUnit } from '../compression.js';
 import { exchangeBag } from './exchange.js';
-import { readArguments, readCommandError } from '../message.js';
+import { readArguments, readCommandError, tidKey } from '../message.js';
 import type { ImpMessage } from '../types.js';
 import { acknowledgementResult } from './acknowledge.js';
 import type { TnAllocator } from './tn-allocator.js';
@@ -16,8 +16,10 @@ export interface ShipmentItem {
   req: DeliveryRequest;
   /** One DELIVER per recipient, all with the same document object. */
   messages: ImpMessage[];
-  /** tn -> recipient */
-  recipientOf: Map<number, string>;
+  /** tidKey -> recipient */
+  recipientOf: Map<string, string>;
+  /** The tns of our own allocator this request holds (a forwarded message keeps its originator's tid). */
+  ownTns: number[];
   /** The bag this request alone would make: an upper bound of its share of a batch. */
   soloBytes: number;
   results: Map<string, RecipientResult>;
@@ -113,13 +115,22 @@ export class PeerShipper {
    */
   private takeBatch(): ShipmentItem[] {
     const batch: ShipmentItem[] = [];
+    const tids = new Set<string>();
     let messages = 0;
     let bytes = 4;
-    while (this.pending.length) {
-      const next = this.pending[0]!;
+    for (let i = 0; i < this.pending.length; ) {
+      const next = this.pending[i]!;
       const size = next.soloBytes - 4;
       if (batch.length && (messages + next.messages.length > this.o.maxBagMessages || bytes + size > this.o.maxBagBytes)) break;
-      batch.push(this.pending.shift()!);
+      // Tids are unique within a bag: a forwarded message whose originator's tid is already
+      // in this bag waits for the next one.
+      const keys = [...next.recipientOf.keys()];
+      if (keys.some((k) => tids.has(k))) {
+        i++;
+        continue;
+      }
+      for (const k of keys) tids.add(k);
+      batch.push(...this.pending.splice(i, 1));
       messages += next.messages.length;
       bytes += size;
     }
@@ -129,14 +140,14 @@ export class PeerShipper {
   private async ship(batch: ShipmentItem[]): Promise<void> {
     const live = batch.filter((i) => !i.done);
     if (!live.length) return;
-    const byTn = new Map<number, ShipmentItem>();
-    for (const item of live) for (const tn of item.recipientOf.keys()) byTn.set(tn, item);
+    const byTid = new Map<string, ShipmentItem>();
+    for (const item of live) for (const key of item.recipientOf.keys()) byTid.set(key, item);
     let unit: Buffer;
     try {
       unit = encodeShippingUnit(encodeBag(live.flatMap((i) => i.messages)), { compress: this.o.compress });
     } catch (err) {
       for (const item of live) this.finishRest(item, 'deferred', `451 4.3.0 IMP bag could not be encoded: ${(err as Error).message}`);
-      this.releaseAll(byTn);
+      this.releaseAll(live);
       return;
     }
     let answered = 0;
@@ -148,22 +159,22 @@ export class PeerShipper {
       idleTimeoutMs: this.o.idleTimeoutMs,
       maxBagBytes: this.o.maxBagBytes,
       signal: this.shutdown.signal,
-      onShipped: () => this.o.events.shipped?.({ peer: this.o.url, messages: byTn.size, requests: live.length, octets: unit.length, compressed: this.o.compress }),
+      onShipped: () => this.o.events.shipped?.({ peer: this.o.url, messages: byTid.size, requests: live.length, octets: unit.length, compressed: this.o.compress }),
       onReply: (reply) => {
         this.lastProgressAt = Date.now();
-        answered += this.answer(reply, byTn);
-        return answered >= byTn.size || live.every((i) => i.done);
+        answered += this.answer(reply, byTid);
+        return answered >= byTid.size || live.every((i) => i.done);
       },
     });
     if (reason) {
       this.o.events.warn?.('imp: bag not fully acknowledged', { peer: this.o.url, reason });
       for (const item of live) this.finishRest(item, 'deferred', reason);
     }
-    this.releaseAll(byTn);
+    this.releaseAll(live);
   }
 
   /** Applies one reply; returns how many of this bag's messages it answered (0 or 1). */
-  private answer(reply: ImpMessage, byTn: Map<number, ShipmentItem>): number {
+  private answer(reply: ImpMessage, byTid: Map<string, ShipmentItem>): number {
     const cmd = reply.command;
     let args;
     try {
@@ -177,9 +188,9 @@ export class PeerShipper {
       this.o.events.warn?.('imp: reply that is not an ACKNOWLEDGE ignored', { peer: this.o.url, operation: cmd.operation, error });
       return 0;
     }
-    const tn = args.tid.tn;
-    const item = args.tid.ihn === this.o.tns.ihn ? byTn.get(tn) : undefined;
-    const rcpt = item?.recipientOf.get(tn);
+    const key = tidKey(args.tid);
+    const item = byTid.get(key);
+    const rcpt = item?.recipientOf.get(key);
     if (!item || rcpt === undefined || item.results.has(rcpt)) {
       this.o.events.warn?.('imp: ACKNOWLEDGE for no message of the bag ignored', { peer: this.o.url, tid: args.tid });
       return 0;
@@ -197,19 +208,19 @@ export class PeerShipper {
     const at = this.pending.indexOf(item);
     if (at !== -1) {
       this.pending.splice(at, 1);
-      for (const tn of item.recipientOf.keys()) this.o.tns.release(tn);
+      for (const tn of item.ownTns) this.o.tns.release(tn);
     }
     // In a bag already: its tns stay reserved until that connection ends, so a late
     // ACKNOWLEDGE can never be taken for another message's.
     this.finishRest(item, 'deferred', '451 4.4.7 attempt deadline passed before the IMP peer acknowledged');
   }
 
-  private releaseAll(byTn: Map<number, ShipmentItem>): void {
-    for (const tn of byTn.keys()) this.o.tns.release(tn);
+  private releaseAll(items: ShipmentItem[]): void {
+    for (const item of items) for (const tn of item.ownTns) this.o.tns.release(tn);
   }
 
   private finish(item: ShipmentItem, outcome: 'deferred' | 'failed', reply: string): void {
-    for (const tn of item.recipientOf.keys()) this.o.tns.release(tn);
+    for (const tn of item.ownTns) this.o.tns.release(tn);
     this.finishRest(item, outcome, reply);
   }
 

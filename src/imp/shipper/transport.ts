@@ -7,9 +7,9 @@ import type { DeliveryRequest, DeliveryResult, HopBusy, NextHopTransport } from 
 import { allRecipients, hopBusy } from '../../delivery/transports/transport.js';
 import { encodeBag } from '../bag.js';
 import { isImpError } from '../errors.js';
-import { deliverCommand } from '../message.js';
+import { deliverCommand, tidKey } from '../message.js';
 import { mimeToImpDocument, recipientMailbox } from '../mime/to-imp.js';
-import type { ImpMessage } from '../types.js';
+import type { ImpMessage, Tid } from '../types.js';
 import { PeerShipper, type PeerEvents, type ShipmentItem } from './peer.js';
 import type { TnAllocator } from './tn-allocator.js';
 
@@ -28,10 +28,10 @@ export interface ImpTransportOptions {
   /** A peer with every connection busy and no reply within this long is busy: requests are not taken (default 1000). */
   handoverMs?: number;
   /**
-   * The stamp a message arrived with over IMP (absent: it did not): we forward with our
-   * ihn appended, as section 3.7 asks.
+   * The DELIVER a message arrived with over IMP (absent: it did not). It is forwarded
+   * "otherwise unchanged" (Example 2 view 2): the same tid, the stamp with our ihn appended.
    */
-  incomingStamp?: (qid: string) => readonly number[] | undefined;
+  impOrigin?: (qid: string) => { tid: Tid; stamp: readonly number[] } | undefined;
   events?: PeerEvents;
 }
 
@@ -54,7 +54,8 @@ export class ImpTransport implements NextHopTransport {
       return hopBusy(req, `451 4.4.5 IMP peer ${hop.url} has ${this.o.maxConnections} bag(s) in flight and no reply for a while; not attempted`);
     }
     const raw = await readAll(req.openMessage());
-    const stamp = [...(this.o.incomingStamp?.(req.qid) ?? []), this.o.tns.ihn];
+    const origin = this.o.impOrigin?.(req.qid);
+    const stamp = [...(origin?.stamp ?? []), this.o.tns.ihn];
     let messages: ImpMessage[];
     try {
       const document = mimeToImpDocument(raw, { envelopeFrom: req.envelopeFrom });
@@ -83,18 +84,25 @@ export class ImpTransport implements NextHopTransport {
       // One request never spans bags: its recipients' ACKNOWLEDGEs come back on one connection.
       return allRecipients(req, 'deferred', `451 4.5.3 ${messages.length} recipients exceed imp.maxBagMessages (${this.o.maxBagMessages})`);
     }
-    const recipientOf = new Map<number, string>();
-    for (let i = 0; i < messages.length; i++) {
-      const tid = this.o.tns.allocate();
-      if (!tid) {
-        for (const tn of recipientOf.keys()) this.o.tns.release(tn);
-        return allRecipients(req, 'deferred', '451 4.3.2 every IMP transaction number is awaiting its reply');
+    const recipientOf = new Map<string, string>();
+    const ownTns: number[] = [];
+    if (origin && messages.length === 1) {
+      // One DELIVER was accepted as one message: it travels on under its originator's tid.
+      messages[0]!.tid = { tn: origin.tid.tn, ihn: origin.tid.ihn | 0 };
+    } else {
+      for (const m of messages) {
+        const tid = this.o.tns.allocate();
+        if (!tid) {
+          for (const tn of ownTns) this.o.tns.release(tn);
+          return allRecipients(req, 'deferred', '451 4.3.2 every IMP transaction number is awaiting its reply');
+        }
+        m.tid = tid;
+        ownTns.push(tid.tn);
       }
-      messages[i]!.tid = tid;
-      recipientOf.set(tid.tn, req.recipients[i]!);
     }
+    messages.forEach((m, i) => recipientOf.set(tidKey(m.tid), req.recipients[i]!));
     return new Promise<DeliveryResult>((resolve) => {
-      const item: ShipmentItem = { req, messages, recipientOf, soloBytes, results: new Map(), done: false, resolve };
+      const item: ShipmentItem = { req, messages, recipientOf, ownTns, soloBytes, results: new Map(), done: false, resolve };
       peer.enqueue(item);
     });
   }
