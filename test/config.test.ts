@@ -165,7 +165,7 @@ t.test('imp:// routes: host and port, compress per route or from imp.compress, n
   t.same(c.routes[0]!.nexthop, { kind: 'imp', host: 'peer.test', port: 7530, url: 'imp://peer.test:7530' });
   t.same(c.routes[1]!.nexthop, { kind: 'imp', host: '::1', port: 7531, url: 'imp://[::1]:7531', compress: true });
   t.equal(c.imp.compress, false, 'compression is off unless configured');
-  t.equal(c.imp.maxBagMessages, 1000);
+  t.equal(c.imp.maxMessagesPerBag, 10000);
   t.throws(() => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'imp://peer.test:7530', tls: 'required' }] }), /routes\.0\.tls: applies to smtp:\/\/ and lmtp:\/\/ next hops only/);
   t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'smtp://h:25', compress: true }] }), /routes\.0\.compress: applies to imp:\/\/ next hops only/);
   t.throws(

@@ -298,8 +298,8 @@ export const configSchema = z.strictObject({
         .prefault(MAX_BAG_OCTETS),
       /** Ship bags to imp:// next hops with Appendix B basic compression unless the route says otherwise. */
       compress: z.boolean().default(false),
-      /** The most messages (one per recipient) one shipped bag holds; more wait for the next bag. */
-      maxBagMessages: z.number().int().min(1).max(65535).default(1000),
+      /** Messages one bag may hold: the shipper puts at most this many (one per recipient) in a bag it ships. */
+      maxMessagesPerBag: z.number().int().min(1).max(65535).default(10000),
     })
     .prefault({}),
   multilingual: multilingualSchema,

@@ -31,7 +31,7 @@ export function createDeliveryQueue(
     tns: new TnAllocator({ ihn, highWater: { load: () => deps.store.impTns.mark(ihn), reserve: (from, block) => deps.store.impTns.reserve(ihn, from, block) } }),
     compress: config.imp.compress,
     maxBagBytes: config.imp.maxBagBytes,
-    maxBagMessages: config.imp.maxBagMessages,
+    maxBagMessages: config.imp.maxMessagesPerBag,
     maxConnections: q.perNexthopConcurrency,
     connectTimeoutMs: q.connectTimeout,
     idleTimeoutMs: q.attemptTimeout,

@@ -82,7 +82,7 @@ export class ImpTransport implements NextHopTransport {
     }
     if (messages.length > this.o.maxBagMessages) {
       // One request never spans bags: its recipients' ACKNOWLEDGEs come back on one connection.
-      return allRecipients(req, 'deferred', `451 4.5.3 ${messages.length} recipients exceed imp.maxBagMessages (${this.o.maxBagMessages})`);
+      return allRecipients(req, 'deferred', `451 4.5.3 ${messages.length} recipients exceed imp.maxMessagesPerBag (${this.o.maxBagMessages})`);
     }
     const recipientOf = new Map<string, string>();
     const ownTns: number[] = [];
