@@ -17,12 +17,15 @@ import type { HealthReport } from './admin-server.js';
 import { componentsHealth, startComponents, stopComponents, type GatewayComponent } from './component.js';
 import { AdminComponent, QueueComponent, SmtpComponent, StorageComponent, type RunningQueue, type Storage } from './components.js';
 import { createDeliveryQueue } from './delivery.js';
+import { impAcceptorComponent } from './imp-acceptor.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { QueueThread } from './queue-thread.js';
 import { buildRewriteStep } from './rewrite-step.js';
 
 export interface Gateway {
   smtpAddress(): AddressInfo;
+  /** The IMP acceptor's address; undefined when imp.listen is not set. */
+  impAddress(): AddressInfo | undefined;
   adminAddress(): AddressInfo | undefined;
   queue: QueueHandle;
   store: Store;
@@ -82,7 +85,10 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
       }),
     config.smtp.listen,
   );
-  const components: GatewayComponent[] = [storage, queue, smtp];
+  const imp = config.imp.listen
+    ? impAcceptorComponent(config, config.imp.listen, { storage: () => storage.get(), metrics, logger, kick: (qid) => queue.handle.kick([qid]) })
+    : undefined;
+  const components: GatewayComponent[] = [storage, queue, smtp, ...(imp ? [imp] : [])];
   const health = (): HealthReport => ({
     ...componentsHealth(components),
     queueDepth: storage.isOpen ? storage.get().store.queue.depth() : undefined,
@@ -108,6 +114,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   logger.info(
     {
       smtp: `${smtpAddress.address}:${smtpAddress.port}`,
+      imp: imp?.address() ? `${imp.address()!.address}:${imp.address()!.port}` : undefined,
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : undefined,
       store: config.store.path,
       spool: spool.dir,
@@ -119,6 +126,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   let stopping: Promise<void> | undefined;
   return {
     smtpAddress: () => inbound.address(),
+    impAddress: () => imp?.address(),
     adminAddress: () => admin?.address(),
     queue: q,
     store,
