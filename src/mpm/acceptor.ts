@@ -126,6 +126,7 @@ class ImpConnection {
   private readonly pending: ShippingUnit[] = [];
   private processing = false;
   private closing = false;
+  private finalSent = false;
   private bagTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private readonly peer: string;
@@ -247,7 +248,8 @@ class ImpConnection {
    * (an ACKNOWLEDGE no naming no transaction: tid (0, 0)) with the error, then close.
    */
   private fatal(errorClass: number, errorString: string, why: string, compress = false): void {
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed || this.finalSent) return;
+    this.finalSent = true;
     this.closing = true;
     this.clearTimers();
     this.o.logger.info({ peer: this.peer, errorClass, error: errorString }, 'imp: closing the connection');
