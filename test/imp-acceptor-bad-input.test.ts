@@ -164,3 +164,18 @@ t.test('connections beyond imp.maxConnectionsPerIp are closed at once; the other
   await first.send(encodeShippingUnit(encodeBag([probe(1)])));
   t.equal(readReply((await first.replies(1))[0]!).answer, true);
 });
+
+t.test('a whole unit whose bag cannot be framed (a message overrunning the bag): final class 3 error naming the offset, close', async (t) => {
+  const { port } = await gateway(t);
+  const c = await impClient(port);
+  const bag = Buffer.from(encodeBag([probe(1), probe(2)]));
+  // The second message's LIST count now runs past the end of the bag.
+  const second = 6 + 4 + ((bag[7]! << 16) | (bag[8]! << 8) | bag[9]!);
+  bag[second + 1] = 0x10;
+  await c.send(encodeShippingUnit(bag));
+  const err = lastError(await c.unit());
+  t.equal(err.errorClass, 3);
+  t.match(err.errorString, /^Syntax error, command unrecognized: ERR_IMP_COUNT_OVERRUN at offset \d+ in message\[1\]/);
+  await c.closed;
+  await stillServing(t, port);
+});
