@@ -199,7 +199,16 @@ class ImpConnection {
     try {
       while (this.pending.length && !this.socket.destroyed) {
         const unit = this.pending.shift()!;
-        const ok = await this.bag(unit);
+        let ok: boolean;
+        try {
+          ok = await this.bag(unit);
+        } catch (err) {
+          // A fault of ours (not of the peer's octets): nothing of this bag was answered
+          // yes unless it is durable; the peer may ship the rest again later.
+          this.o.logger.error({ err, peer: this.peer }, 'imp: internal error while processing a bag');
+          this.fatal(ErrorClass.MPM_RECOVERABLE, `${ImpErrorString.TRY_AGAIN}: ${(err as Error).message}`, 'internal');
+          ok = false;
+        }
         if (!ok) return;
       }
     } finally {

@@ -71,7 +71,18 @@ export class BagProcessor {
     const worker = async () => {
       while (next < entries.length) {
         const i = next++;
-        answers[i] = await this.answer(entries[i]!, peer);
+        const entry = entries[i]!;
+        try {
+          answers[i] = await this.answer(entry, peer);
+        } catch (err) {
+          // A fault of ours: this message is answered "try again later", the others as usual.
+          this.o.logger.error({ err, peer: peer.address, index: i }, 'imp: internal error on a message');
+          const request: ReplyTo = { tid: entry.tid ?? NO_TID, stamp: entry.stamp ?? [] };
+          answers[i] = this.refusal(request, (entry.operation ?? '').toUpperCase(), {
+            errorClass: ErrorClass.MPM_RECOVERABLE,
+            errorString: `${ImpErrorString.TRY_AGAIN}: ${(err as Error).message}`,
+          });
+        }
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.acceptConcurrency, entries.length) }, worker));
