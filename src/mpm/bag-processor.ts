@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { removeFile } from '../delivery/spool.js';
+import { rfc5322Date } from '../mime/date.js';
 import {
   acknowledgeMessage,
   canceledMessage,
@@ -247,7 +248,7 @@ function senderOf(msg: ImpMessage): string {
 function receivedLine(peer: string, msg: ImpMessage, by: string, qid: string, rcpt: string, date: Date): Buffer {
   const clean = (s: string) => s.replace(/[^\x21-\x7e ]/g, '?');
   return Buffer.from(
-    `Received: from ihn ${msg.tid.ihn | 0} ([${clean(peer)}])\r\n\tby ${clean(by)} (mailbag) with IMP id ${qid}\r\n\tfor <${clean(rcpt)}>; ${date.toUTCString().replace('GMT', '+0000')}\r\n`,
+    `Received: from ihn ${msg.tid.ihn | 0} ([${clean(peer)}])\r\n\tby ${clean(by)} (mailbag) with IMP id ${qid}\r\n\tfor <${clean(rcpt)}>; ${rfc5322Date(date)}\r\n`,
     'utf8',
   );
 }
