@@ -9,7 +9,7 @@ import { parse, stringify } from 'yaml';
 import { loadConfig, validateConfig } from '../src/config/load.js';
 import { preflight } from '../src/cli/preflight.js';
 import { cli } from './helpers/cli.js';
-import { outsideTest } from './helpers/env.js';
+import { outsideTest, UNPRIVILEGED_UID, unprivilegedCannotRead } from './helpers/env.js';
 import { tempDir, testConfigInput } from './helpers/gateway.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
@@ -188,7 +188,7 @@ t.test('unusable spool or store paths fail at once, naming the key and the path'
   }
 });
 
-t.test('no permission: named at once (run as an unprivileged user when root)', async (t) => {
+t.test('no permission: named at once (run as an unprivileged user when root)', { skip: unprivilegedCannotRead(MAIN) }, async (t) => {
   const locked = join(dir, 'locked');
   mkdirSync(locked);
   chmodSync(dir, 0o755);
@@ -196,7 +196,7 @@ t.test('no permission: named at once (run as an unprivileged user when root)', a
   const config = configFile(testConfigInput(dir, { spool: { dir: join(locked, 'spool') }, store: { path: join(locked, 'mailbag.db') } }));
   chmodSync(config, 0o644);
   const root = process.getuid?.() === 0;
-  const uid = root ? 65534 : undefined;
+  const uid = root ? UNPRIVILEGED_UID : undefined;
   const check = await run(['config', 'check', '--config', config], uid === undefined ? {} : { uid });
   t.equal(check.code, 1, `config check: ${check.stderr}`);
   t.match(check.stderr, /spool\.dir: .*locked\/spool is unusable: no permission \(EACCES\) at .*locked/);

@@ -41,8 +41,7 @@ t.test('start, deliver, graceful SIGTERM with a transaction in flight', async (t
   await c.cmd('MAIL FROM:<ann@sender.test>');
   await c.cmd('RCPT TO:<alice@example.test>');
   t.match(await c.cmd('DATA'), /^354 /);
-  c.write('Subject: in flight during shutdown\r\n\r\nfirst half\r\n');
-  await new Promise((r) => setTimeout(r, 100));
+  await c.send('Subject: in flight during shutdown\r\n\r\nfirst half\r\n');
   child.kill('SIGTERM');
   await waitFor(() => logs.find((l) => l.msg === 'stopping'), 5000, 'the stopping line');
   await t.rejects(RawSmtp.open(port), 'no new connections once stopping');

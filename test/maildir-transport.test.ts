@@ -3,7 +3,7 @@
 // domains are filed in one normal form. File-system errors are injected through the
 // transport's fs seam (tests run as root, whom chmod does not stop).
 import t, { type Test } from 'tap';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { parseNextHop, type NextHop } from '../src/config/schema.js';
@@ -190,4 +190,49 @@ t.test('U-labels and A-labels of one domain are filed in one folder, in A-labels
   );
   t.same(readdirSync(root), ['xn--bcher-kva.example']);
   t.same(readdirSync(join(root, 'xn--bcher-kva.example')).sort(), ['anna', 'bert']);
+});
+
+t.test('the attempt deadline stops a Maildir delivery: nothing lands after the abort', async (t) => {
+  const { root, hop } = setup(t);
+  const deadline = new AbortController();
+  let releaseWrite!: () => void;
+  const writing = new Promise<void>((r) => (releaseWrite = r));
+  let writeStarted!: () => void;
+  const started = new Promise<void>((r) => (writeStarted = r));
+  const calls: string[] = [];
+  const fs: Partial<MaildirFs> = {
+    // a hung file system (NFS, a dying disk): the write returns only once released
+    async writeFile(path, message) {
+      calls.push('writeFile');
+      writeStarted();
+      await writing;
+      return nodeMaildirFs.writeFile(path, message);
+    },
+    async rename(from, to) {
+      calls.push('rename');
+      return nodeMaildirFs.rename(from, to);
+    },
+  };
+  const intents = new Map<string, string>();
+  const delivery = new MaildirTransport(HOST, fs).deliver(hop, { ...request(['alice@example.test', 'bob@example.test'], intents), signal: deadline.signal });
+  await started;
+  deadline.abort();
+  releaseWrite();
+  const res = await delivery;
+  t.same(res.recipients.map((r) => r.outcome), ['deferred', 'deferred'], 'both deferred: the deadline passed');
+  for (const r of res.recipients) t.match(r.reply, /^451 4\.4\.7 /, `${r.rcpt}: the reply names the deadline`);
+  t.same(calls, ['writeFile'], 'no rename and no second recipient after the abort');
+  t.equal(intents.size, 0, 'no delivery name recorded after the abort');
+  t.same(maildirFiles(root, 'example.test', 'alice'), [], 'nothing in new/ or cur/');
+  t.match(res.reply, /0 of 2 delivered/, 'the attempt reply says nothing was delivered');
+});
+
+t.test('an attempt already past its deadline touches nothing', async (t) => {
+  const { root, hop } = setup(t);
+  const deadline = new AbortController();
+  deadline.abort();
+  const res = await new MaildirTransport(HOST).deliver(hop, { ...request(['alice@example.test']), signal: deadline.signal });
+  t.equal(res.recipients[0]!.outcome, 'deferred');
+  t.match(res.recipients[0]!.reply, /^451 4\.4\.7 /);
+  t.notOk(existsSync(root), 'not even the mailbox was created');
 });

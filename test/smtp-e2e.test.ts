@@ -113,10 +113,10 @@ t.test('stop() tells idle clients 421 and closes their connections', async (t) =
   const c = await RawSmtp.open(gw.smtpAddress().port);
   await c.reply();
   await c.cmd('EHLO idle.test');
-  const started = Date.now();
   await gw.stop();
   t.match(await c.reply(), /^421 4\.3\.2 /);
-  await waitFor(() => c.closed, 2000, 'the socket to close');
-  t.ok(Date.now() - started < 3000, 'promptly');
+  // Promptly means without waiting for the idle timeout (smtp.socketTimeout, 5 min here):
+  // the close is an event, so the wait for it is a generous bound, not a measured duration.
+  await waitFor(() => c.closed, 30_000, 'the socket to close');
   c.close();
 });

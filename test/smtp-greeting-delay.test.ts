@@ -79,6 +79,23 @@ t.test('without the patch a non-default delay is refused at start-up, the defaul
   t.doesNotThrow(() => checkGreetingDelay(100), 'the default needs no patch');
 });
 
+/** Connects to every port at once; the ports in the order their first reply line arrived. */
+async function arrivalOrder(conns: { name: string; port: number; talkFirst?: string }[]): Promise<{ order: string[]; lines: Map<string, string> }> {
+  const order: string[] = [];
+  const lines = new Map<string, string>();
+  await Promise.all(
+    conns.map(async ({ name, port, talkFirst }) => {
+      const r = await firstReply(port, talkFirst);
+      order.push(name);
+      lines.set(name, r.line);
+    }),
+  );
+  return { order, lines };
+}
+
+// Upper bounds on elapsed time flake on a loaded machine: "at once" is shown by the order in
+// which banners arrive from listeners connected to at the same moment. Lower bounds stay:
+// a timer never fires early, so load cannot make them fail.
 t.test('earlyTalkerDelay 0 greets at once, 300 holds the banner, unset keeps 100', async (t) => {
   const zero = await listen({ earlyTalkerDelay: 0 });
   const slow = await listen({ earlyTalkerDelay: 300 });
@@ -88,14 +105,18 @@ t.test('earlyTalkerDelay 0 greets at once, 300 holds the banner, unset keeps 100
     await slow.close();
     await unset.close();
   });
-  const z = await bannerTimes(zero.port, 5);
   const s = await bannerTimes(slow.port, 3);
   const u = await bannerTimes(unset.port, 3);
-  t.comment(`time to banner (ms): 0 -> ${z.map((x) => x.toFixed(1))}; 300 -> ${s.map((x) => x.toFixed(1))}; unset -> ${u.map((x) => x.toFixed(1))}`);
-  t.ok(z[2]! < 150, `median with delay 0 is ${z[2]!.toFixed(1)} ms (< 150)`);
+  t.comment(`time to banner (ms): 300 -> ${s.map((x) => x.toFixed(1))}; unset -> ${u.map((x) => x.toFixed(1))}`);
   t.ok(s[0]! >= 250, `fastest with delay 300 is ${s[0]!.toFixed(1)} ms (>= 250)`);
   t.ok(u[0]! >= 90, `fastest with the default is ${u[0]!.toFixed(1)} ms (>= 90, smtp-server's 100 ms)`);
-  t.ok(u[0]! < s[0]!, 'default is shorter than 300');
+  const { order, lines } = await arrivalOrder([
+    { name: 'slow', port: slow.port },
+    { name: 'unset', port: unset.port },
+    { name: 'zero', port: zero.port },
+  ]);
+  for (const [name, line] of lines) t.match(line, /^220 /, `${name}: a banner`);
+  t.same(order, ['zero', 'unset', 'slow'], 'connected at once: delay 0 greets first, the default next, 300 last');
 });
 
 t.test('a bad value falls back to the 100 ms default instead of disabling the check', async (t) => {
@@ -108,10 +129,11 @@ t.test('a bad value falls back to the 100 ms default instead of disabling the ch
 t.test('early talkers are still refused while the delay runs', async (t) => {
   const slow = await listen({ earlyTalkerDelay: 300 });
   t.teardown(() => slow.close());
-  const r = await firstReply(slow.port, 'EHLO spambot.example\r\n');
-  t.match(r.line, /^421 .*You talk too soon/);
-  t.ok(r.ms < 250, 'refused as soon as it talked, before the banner was due');
-
-  const polite = await firstReply(slow.port);
-  t.match(polite.line, /^220 /, 'a client that waits gets the banner');
+  const { order, lines } = await arrivalOrder([
+    { name: 'polite', port: slow.port },
+    { name: 'talker', port: slow.port, talkFirst: 'EHLO spambot.example\r\n' },
+  ]);
+  t.match(lines.get('talker'), /^421 .*You talk too soon/);
+  t.match(lines.get('polite'), /^220 /, 'a client that waits gets the banner');
+  t.same(order, ['talker', 'polite'], 'refused as soon as it talked, before the banner was due');
 });

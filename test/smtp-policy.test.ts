@@ -114,8 +114,7 @@ t.test('disconnect mid-DATA leaves nothing behind', async (t) => {
   await c.cmd('MAIL FROM:<a@sender.test>');
   await c.cmd('RCPT TO:<alice@example.test>');
   t.match(await c.cmd('DATA'), /^354 /);
-  c.write('Subject: half\r\n\r\n' + 'z'.repeat(100_000));
-  await new Promise((r) => setTimeout(r, 100));
+  await c.send('Subject: half\r\n\r\n' + 'z'.repeat(100_000));
   c.close();
   await waitFor(() => gw.store && readdirSync(join(dir, 'spool', 'tmp')).length === 0, 2000, 'tmp file removal');
   assertNothingStored(t, gw, dir);

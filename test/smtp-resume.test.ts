@@ -47,7 +47,8 @@ t.test('accepted with the next hop down, delivered by the next gateway on the sa
   t.same(attempts.slice(-1).map((a) => a.outcome), ['delivered']);
   t.ok(attempts.slice(0, -1).every((a) => a.outcome === 'deferred'), 'earlier attempts recorded as deferred');
   t.ok(attempts.every((a) => a.nexthop === `smtp://127.0.0.1:${port}` && a.duration_ms >= 0 && a.started_at > 0), 'each attempt has next hop, time and duration');
-  await new Promise((r) => setTimeout(r, 200));
+  // stop() waits for every attempt in flight: after it, no second delivery can still arrive.
+  await gw2.stop();
   t.equal(sink.messages.length, 1, 'delivered exactly once');
 });
 
@@ -121,8 +122,7 @@ t.test('start-up sweeps half-written spool files', async (t) => {
   const config = testConfig(dir);
   const spool = new Spool(config.spool.dir);
   const w = await spool.create({ qid: '0000000000000', receivedAt: Date.now(), sender: 'a@sender.test', recipients: [{ address: 'x@example.test' }] });
-  w.write('Subject: half');
-  await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => w.write('Subject: half', r));
   w.destroy();
   t.ok(existsSync(w.tmpPath));
   const gw = await startGateway(config);

@@ -54,15 +54,17 @@ for (const policy of ['reject', 'normalise'] as const) {
       c.close();
     }
     if (policy === 'reject') {
-      // Give the queue the chance to deliver anything it (wrongly) stored.
-      await new Promise((r) => setTimeout(r, 300));
-      t.equal(sink.messages.length, 0, 'nothing reached the next hop');
+      // Nothing stored means nothing the queue could deliver; stop() then waits out any attempt.
       t.equal(gw.store.queue.list().length, 0, 'nothing stored');
+      await gw.stop();
+      t.equal(sink.messages.length, 0, 'nothing reached the next hop');
       t.same(readdirSync(join(dir, 'spool', 'tmp')), [], 'no tmp file left');
       return;
     }
     await waitFor(() => sink.messages.length >= 4, 5000, 'four deliveries');
-    await new Promise((r) => setTimeout(r, 200));
+    t.equal((gw.store.db.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n, 4, 'four messages stored, one per transaction');
+    // stop() waits for every attempt in flight: after it, no further delivery can arrive.
+    await gw.stop();
     t.equal(sink.messages.length, 4, 'exactly one message per transaction reached the next hop');
     for (const m of sink.messages) {
       t.equal(m.from, 'alice@sender.test', 'the envelope sender is the real one');

@@ -8,10 +8,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { startGateway } from '../src/gateway/gateway.js';
+import { UNPRIVILEGED_UID, unprivilegedCannotRead } from './helpers/env.js';
 import { tempDir, testConfig, writeTestConfig } from './helpers/gateway.js';
 
 const MAIN = fileURLToPath(new URL('../src/cli/main.ts', import.meta.url));
 const isRoot = process.getuid?.() === 0;
+/** As root these run the gateway as an unprivileged user, who must be able to read the checkout. */
+const unprivileged = { skip: unprivilegedCannotRead(MAIN) };
 
 t.test('a file that is not a database', async (t) => {
   const { dir, cleanup } = tempDir('store-notadb');
@@ -49,7 +52,7 @@ async function startAsOtherUser(dir: string, storePath: string): Promise<{ code:
   const child = spawn('/bin/sh', ['-c', 'unset NODE_OPTIONS; exec "$0" "$@"', process.execPath, '--import=tsx', MAIN, 'start', '--config', file], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: isRoot ? { ...env, HOME: '/tmp' } : env,
-    ...(isRoot ? { uid: 65534, gid: 65534 } : {}),
+    ...(isRoot ? { uid: UNPRIVILEGED_UID, gid: UNPRIVILEGED_UID } : {}),
   });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -57,7 +60,7 @@ async function startAsOtherUser(dir: string, storePath: string): Promise<{ code:
   return { code, stderr };
 }
 
-t.test('a store directory the gateway cannot write', async (t) => {
+t.test('a store directory the gateway cannot write', unprivileged, async (t) => {
   const { dir, cleanup } = tempDir('store-rodir');
   t.teardown(() => {
     chmodSync(join(dir, 'db'), 0o755);
@@ -70,7 +73,7 @@ t.test('a store directory the gateway cannot write', async (t) => {
   t.match(stderr, new RegExp(`^mailbag start: cannot open the store ${store}: its directory ${join(dir, 'db')} is not writable \\(SQLITE_CANTOPEN: unable to open database file\\): SQLite creates ${store}-wal and ${store}-shm there; give the gateway's user write access\\n$`));
 });
 
-t.test('a store file the gateway cannot write', async (t) => {
+t.test('a store file the gateway cannot write', unprivileged, async (t) => {
   const { dir, cleanup } = tempDir('store-rofile');
   t.teardown(cleanup);
   mkdirSync(join(dir, 'db'), { mode: 0o777 });

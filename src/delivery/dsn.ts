@@ -100,6 +100,7 @@ export async function queueDsn(
     recipients: [msg.envelope_from],
     bytes,
     params: { bodyType: hasEightBit(bytes) ? '8bitmime' : undefined, smtpUtf8 },
+    origin: { qid: msg.qid, kind: 'bounce' },
   });
 }
 

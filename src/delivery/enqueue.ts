@@ -1,4 +1,4 @@
-import type { MessageParams } from '../store/queue-store.js';
+import type { MessageParams, NewMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { toNewMessage } from './accept.js';
 import type { SpoolEnvelope } from './envelope.js';
@@ -11,7 +11,7 @@ import type { Spool, SpooledMessageRef } from './spool.js';
  */
 export async function enqueueGenerated(
   deps: { spool: Spool; store: Store; qids: QidGenerator },
-  m: { envelopeFrom: string; recipients: string[]; bytes: Buffer; now?: number; params?: MessageParams },
+  m: { envelopeFrom: string; recipients: string[]; bytes: Buffer; now?: number; params?: MessageParams; origin?: NewMessage['origin'] },
 ): Promise<string> {
   const now = m.now ?? Date.now();
   const qid = deps.qids.next(now);
@@ -30,7 +30,7 @@ export async function enqueueGenerated(
     });
     const spoolPath = await writer.commit();
     try {
-      deps.store.queue.insertMessage(toNewMessage(envelope, { spoolPath, spoolOffset: writer.offset, size: writer.bytes, sha256: writer.sha256! }));
+      deps.store.queue.insertMessage({ ...toNewMessage(envelope, { spoolPath, spoolOffset: writer.offset, size: writer.bytes, sha256: writer.sha256! }), origin: m.origin });
     } catch (err) {
       await deps.spool.remove(spoolPath);
       throw err;

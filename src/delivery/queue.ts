@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
 import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
+import { recordKeysAtFirstClaim } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
 import { holdIfSpoolDamaged } from './hold.js';
 import { QueueInternalError, untilAborted } from './internal-error.js';
@@ -274,6 +275,7 @@ export class DeliveryQueue implements QueueHandle {
     try {
       // size and checksum as recorded at accept: a damaged file is held, never delivered
       const original = await this.o.spool.openVerified(msg);
+      await recordKeysAtFirstClaim(this.o, msg);
       const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline.signal) : [{ recipients: leased, size: original.size, open: original.open }];
       all = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {

@@ -209,6 +209,61 @@ export const migrations: Migration[] = [
     sql: `CREATE INDEX messages_done ON messages (finished_at) WHERE state = 'done';`,
   },
   {
+    version: 10,
+    name: 'correlation: message keys, upstream links, message origins',
+    // Correlation (issue 11; src/store/correlation-store.ts, docs/correlation.md).
+    // - message_keys: one row per mailbag message (qid), written when the queue first claims it:
+    //   message_id (normalised like pod_*_events.message_id), upstream_qid and upstream_host (the
+    //   topmost Received that is not mailbag's own), pp_guid / pp_orig_guid (X-Proofpoint-GUID,
+    //   -ORIG-GUID), envelope_from, rcpts (JSON array), client_address, size, received_at (ms, as
+    //   messages.received_at), recorded_at (ms).
+    // - upstream_links: many-to-many, upstream message <-> mailbag message. upstream_qid is the
+    //   upstream filter's queue id (pod_message_events.qid = filter.qid, pod_maillog_events.qid =
+    //   the sendmail line's qid); qid is mailbag's. One row per (upstream_qid, qid, via); via says
+    //   why: 'queued-as' (a maillog stat=Sent (... queued as QID)), 'received' (the Received id),
+    //   'guid' (X-Proofpoint-GUID or -ORIG-GUID = a message event's guid), 'message-id' (same
+    //   Message-ID within 2 days; only while neither side has a link of another kind). A row
+    //   exists only once both sides are stored.
+    // - message_origins: a message mailbag made from another (qid -> origin_qid), kind 'bounce'
+    //   (a DSN) or 'imp' (an IMP forward). Multilingual copies keep their message's qid.
+    sql: `
+      CREATE TABLE message_keys (
+        qid TEXT PRIMARY KEY,
+        received_at INTEGER NOT NULL,
+        message_id TEXT,
+        upstream_qid TEXT,
+        upstream_host TEXT,
+        pp_guid TEXT,
+        pp_orig_guid TEXT,
+        envelope_from TEXT NOT NULL,
+        rcpts TEXT NOT NULL,
+        client_address TEXT,
+        size INTEGER NOT NULL,
+        recorded_at INTEGER NOT NULL
+      );
+      CREATE INDEX message_keys_message_id ON message_keys (message_id) WHERE message_id IS NOT NULL;
+      CREATE INDEX message_keys_upstream_qid ON message_keys (upstream_qid) WHERE upstream_qid IS NOT NULL;
+      CREATE INDEX message_keys_pp_guid ON message_keys (pp_guid) WHERE pp_guid IS NOT NULL;
+      CREATE INDEX message_keys_pp_orig_guid ON message_keys (pp_orig_guid) WHERE pp_orig_guid IS NOT NULL;
+      CREATE INDEX message_keys_received_at ON message_keys (received_at);
+      CREATE TABLE upstream_links (
+        upstream_qid TEXT NOT NULL,
+        qid TEXT NOT NULL,
+        via TEXT NOT NULL CHECK (via IN ('queued-as', 'received', 'guid', 'message-id')),
+        linked_at INTEGER NOT NULL,
+        PRIMARY KEY (upstream_qid, qid, via)
+      );
+      CREATE INDEX upstream_links_qid ON upstream_links (qid);
+      CREATE TABLE message_origins (
+        qid TEXT PRIMARY KEY,
+        origin_qid TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('bounce', 'imp')),
+        recorded_at INTEGER NOT NULL
+      );
+      CREATE INDEX message_origins_origin ON message_origins (origin_qid);
+    `,
+  },
+  {
     version: 13,
     name: 'imp: the RFC 753 transaction each message accepted over IMP came with',
     // Written in the accept transaction (a message and its tid commit together), so a

@@ -1,3 +1,4 @@
+import type { CorrelationStore } from './correlation-store.js';
 import type { SqliteDatabase } from './db.js';
 
 /**
@@ -151,7 +152,11 @@ interface DeadLetterDbRow {
 export class PodStore {
   private readonly s;
 
-  constructor(readonly db: SqliteDatabase) {
+  /** `correlation`: each new event is linked to mailbag messages in the transaction that stores it. */
+  constructor(
+    readonly db: SqliteDatabase,
+    private readonly correlation?: CorrelationStore,
+  ) {
     this.s = {
       message: db.prepare(`INSERT INTO pod_message_events
         (guid, ts, ts_us, content_sha256, qid, message_id, sid, envelope_from, disposition, cid, agent, source, event, stored_at)
@@ -206,6 +211,10 @@ export class PodStore {
           const changes = item.kind === 'message' ? this.s.message.run(params).changes : this.s.maillog.run(params).changes;
           if (changes > 0) result.stored++;
           else result.duplicates++;
+          if (changes > 0 && this.correlation) {
+            if (item.kind === 'message') this.correlation.linkMessageEventIn(item.row, now);
+            else this.correlation.linkMaillogEventIn(item.row, now);
+          }
           if (!newest || item.row.tsUs > newest.tsUs) newest = { ts: item.row.ts, tsUs: item.row.tsUs };
         }
         if (opts.checkpointStream !== undefined && newest) this.s.checkpoint.run(opts.checkpointStream, newest.ts, newest.tsUs, now);

@@ -1,3 +1,4 @@
+import type { OriginKind } from './correlation-store.js';
 import { durably, writeTransaction, type SqliteDatabase } from './db.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
@@ -41,6 +42,8 @@ export interface NewMessage {
   params?: MessageParams | undefined;
   /** Parameters per recipient address (as in `recipients`). */
   recipientParams?: Readonly<Record<string, RecipientParams>> | undefined;
+  /** A message mailbag made from another (a bounce): recorded with it, for `trace`. */
+  origin?: { qid: string; kind: OriginKind } | undefined;
   /** For a message accepted over IMP: the RFC 753 tid and stamp it came with. */
   imp?: ImpOrigin | undefined;
 }
@@ -184,6 +187,7 @@ export class QueueStore {
          @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`),
       insertRecipient: db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
         VALUES (?, ?, ?, ?, ?, ?)`),
+      insertOrigin: db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING'),
       maxQid: db.prepare('SELECT MAX(qid) AS qid FROM messages'),
       clearLeases: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE inflight_until IS NOT NULL'),
       // Walks the partial index in due order and stops early: no GROUP BY over the backlog.
@@ -282,6 +286,7 @@ export class QueueStore {
       dsnRet: m.params?.dsnRet ?? null,
       dsnEnvid: m.params?.dsnEnvid ?? null,
     });
+    if (m.origin) this.s.insertOrigin.run(m.qid, m.origin.qid, m.origin.kind, m.receivedAt);
     if (m.imp) this.imp().insert.run(m.qid, m.imp.tid.tn, m.imp.tid.ihn, JSON.stringify(m.imp.stamp), m.imp.peer ?? null);
     for (const rcpt of m.recipients) {
       const p = m.recipientParams?.[rcpt];

@@ -1,6 +1,7 @@
 import { openDatabase, writeTransaction, type OpenStoreOptions, type SqliteDatabase } from './db.js';
 import { describeSchema, latestVersion, schemaState, type SchemaState } from './migrations.js';
 import { explainOpenError } from './open-error.js';
+import { CorrelationStore } from './correlation-store.js';
 import { PodStore } from './pod-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
@@ -33,12 +34,14 @@ export class Store {
   readonly users: UsersStore;
   readonly pod: PodStore;
   readonly multilingual: MultilingualStore;
+  readonly correlation: CorrelationStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
     this.queue = new QueueStore(db);
     this.users = new UsersStore(db);
-    this.pod = new PodStore(db);
+    this.correlation = new CorrelationStore(db);
+    this.pod = new PodStore(db, this.correlation);
     this.multilingual = new MultilingualStore(db);
   }
 
@@ -86,6 +89,7 @@ export class Store {
       const qids = this.queue.finishedBefore(cutoff, limit);
       for (const qid of qids) {
         this.multilingual.forget(qid);
+        this.correlation.forget(qid);
         this.queue.removeFinished(qid);
       }
       return qids.length;

@@ -58,6 +58,9 @@ export interface Sink {
   rcptReply: Map<string, { code: number; message: string }>;
   /** When set, every DATA gets this reply. */
   dataReply?: { code: number; message: string } | undefined;
+  /** Connections accepted so far, and those of them that have closed (either side). */
+  openedConnections: number;
+  closedConnections: number;
   close(): Promise<void>;
 }
 
@@ -65,7 +68,7 @@ export interface Sink {
 export async function startSink(opts: { port?: number; lmtp?: boolean; socketTimeout?: number } = {}): Promise<Sink> {
   const messages: SinkMessage[] = [];
   const rcptReply = new Map<string, { code: number; message: string }>();
-  const sink: Partial<Sink> = { messages, rcptReply };
+  const sink: Partial<Sink> = { messages, rcptReply, openedConnections: 0, closedConnections: 0 };
   const server = new SMTPServer({
     logger: false,
     lmtp: !!opts.lmtp,
@@ -73,6 +76,13 @@ export async function startSink(opts: { port?: number; lmtp?: boolean; socketTim
     hideSTARTTLS: true,
     earlyTalkerDelay: 0,
     ...(opts.socketTimeout ? { socketTimeout: opts.socketTimeout } : {}),
+    onConnect(_session: SMTPServerSession, cb: (err?: Error | null) => void) {
+      sink.openedConnections = (sink.openedConnections ?? 0) + 1;
+      cb();
+    },
+    onClose() {
+      sink.closedConnections = (sink.closedConnections ?? 0) + 1;
+    },
     onRcptTo(address, _s, cb) {
       const r = rcptReply.get(address.address);
       if (r) return cb(Object.assign(new Error(r.message), { responseCode: r.code }));
@@ -162,6 +172,14 @@ export class RawSmtp {
 
   write(data: string | Buffer): void {
     this.socket.write(data);
+  }
+
+  /**
+   * Writes and resolves once the bytes are handed to the kernel: a close() after it
+   * reaches the server after them (TCP keeps the order), so no sleep is needed between.
+   */
+  send(data: string | Buffer): Promise<void> {
+    return new Promise((resolve, reject) => this.socket.write(data, (err) => (err ? reject(err) : resolve())));
   }
 
   /** Next complete reply (multi-line replies joined with \n), or '' when the socket closed. */

@@ -17,8 +17,8 @@ export interface MaildirFs {
   readdir(path: string): Promise<string[]>;
   /** `mkdir -p`: the first directory it created, or undefined when every one existed. */
   mkdir(path: string): Promise<string | undefined>;
-  /** Writes the message into the file (created or truncated), fsyncs it and closes it. */
-  writeFile(path: string, message: Readable): Promise<void>;
+  /** Writes the message into the file (created or truncated), fsyncs it and closes it; stops when `signal` aborts. */
+  writeFile(path: string, message: Readable, signal?: AbortSignal): Promise<void>;
   /** fsync of a directory: makes the entries created or renamed in it durable. */
   fsyncDir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -28,10 +28,13 @@ export const nodeMaildirFs: MaildirFs = {
   access: (path) => access(path, constants.F_OK),
   readdir: (path) => readdir(path),
   mkdir: (path) => mkdir(path, { recursive: true }),
-  async writeFile(path, message) {
+  async writeFile(path, message, signal) {
     const fh = await open(path, 'w', 0o600);
     try {
-      for await (const chunk of message as AsyncIterable<Buffer>) await fh.write(chunk);
+      for await (const chunk of message as AsyncIterable<Buffer>) {
+        if (signal?.aborted) throw new MaildirDeadlineError();
+        await fh.write(chunk);
+      }
       await fh.sync();
     } finally {
       await fh.close();
@@ -68,6 +71,14 @@ class MaildirStepError extends Error {
   ) {
     super(`${step}: ${cause.code ?? 'ERROR'} ${cause.message}`, { cause });
     this.code = cause.code ?? 'ERR_MAILBAG_MAILDIR';
+  }
+}
+
+/** The attempt round's deadline passed: what is not yet done is deferred, nothing more is touched. */
+class MaildirDeadlineError extends Error {
+  readonly code = 'ERR_MAILBAG_ATTEMPT_DEADLINE';
+  constructor() {
+    super('the attempt deadline passed');
   }
 }
 
@@ -108,6 +119,9 @@ export class MaildirTransport implements NextHopTransport {
     const root = resolve(hop.path);
     const recipients: RecipientResult[] = [];
     for (const rcpt of req.recipients) recipients.push(await this.deliverOne(root, rcpt, req));
+    // Past the deadline every step not yet started is skipped: a file system that answers
+    // late must not deliver after the queue has counted the recipient deferred (and a
+    // `queue delete` may have followed). One that hangs is bounded by the queue's abort grace.
     return { reply: summaryReply(hop.url, recipients), recipients };
   }
 
@@ -121,44 +135,60 @@ export class MaildirTransport implements NextHopTransport {
     const tmp = join(box, 'tmp', name);
     const target = join(box, 'new', name);
     const delivered = (text: string): RecipientResult => ({ rcpt, outcome: 'delivered', reply: `250 2.0.0 ${text}`, deliveredAs: name });
+    const signal = req.signal;
     try {
+      if (signal?.aborted) throw new MaildirDeadlineError();
       // The name is deterministic: if it is in new/ or cur/, this recipient has it.
       const found = await this.landed(box, name);
       if (found) return delivered(`already delivered as ${name} (found in ${found}/)`);
       if (intended) {
         if (!(await this.exists(tmp, 'checking tmp/'))) return delivered(`delivered as ${name} earlier; the reader has since removed it`);
-        await this.step('renaming tmp/ into new/', () => this.fs.rename(tmp, target));
+        await this.step('renaming tmp/ into new/', () => this.fs.rename(tmp, target), signal);
         await this.step('syncing new/', () => this.fs.fsyncDir(join(box, 'new')));
         return delivered(`delivered as ${name} (redone the rename from tmp/)`);
       }
-      for (const sub of ['tmp', 'new', 'cur']) await this.step('creating the mailbox', () => this.ensureDir(join(box, sub)));
-      await this.step('writing tmp/', async () => {
-        const message = req.openMessage();
-        try {
-          await this.fs.writeFile(tmp, message);
-        } finally {
-          message.destroy();
-        }
-      });
+      for (const sub of ['tmp', 'new', 'cur']) await this.step('creating the mailbox', () => this.ensureDir(join(box, sub)), signal);
+      await this.step(
+        'writing tmp/',
+        async () => {
+          const message = req.openMessage();
+          try {
+            await this.fs.writeFile(tmp, message, signal);
+          } finally {
+            message.destroy();
+          }
+        },
+        signal,
+      );
       // The tmp/ entry is durable before the name is recorded: a power loss can never leave
       // "name recorded, file nowhere", which a retry would take for a reader's removal.
-      await this.step('syncing tmp/', () => this.fs.fsyncDir(join(box, 'tmp')));
-      await this.step('recording the delivery name', async () => req.recordIntent(rcpt, name));
-      await this.step('renaming tmp/ into new/', () => this.fs.rename(tmp, target));
+      await this.step('syncing tmp/', () => this.fs.fsyncDir(join(box, 'tmp')), signal);
+      await this.step('recording the delivery name', async () => req.recordIntent(rcpt, name), signal);
+      // Aborted from here on, the retry finds the recorded name in tmp/ and redoes the rename.
+      await this.step('renaming tmp/ into new/', () => this.fs.rename(tmp, target), signal);
       await this.step('syncing new/', () => this.fs.fsyncDir(join(box, 'new')));
       return delivered(`delivered as ${name}`);
     } catch (e) {
+      if (e instanceof MaildirDeadlineError || signal?.aborted) {
+        // A name recorded before the abort is finished by the retry (rename from tmp/).
+        return { rcpt, outcome: 'deferred', reply: '451 4.4.7 deferred: the attempt deadline passed' };
+      }
       // Disk full, permissions, I/O errors: an operator can fix these, so retry.
       const err = e instanceof MaildirStepError ? e : new MaildirStepError('delivering', e as NodeJS.ErrnoException);
       return { rcpt, outcome: 'deferred', reply: `451 4.3.0 deferred while ${err.message}`.replace(/\s+/g, ' ') };
     }
   }
 
-  private async step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  /**
+   * A step given the attempt's signal starts only before the deadline. The sync after the
+   * rename takes none: the message is in new/ by then, and that must be made durable.
+   */
+  private async step<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    if (signal?.aborted) throw new MaildirDeadlineError();
     try {
       return await fn();
     } catch (e) {
-      throw e instanceof MaildirStepError ? e : new MaildirStepError(what, e as NodeJS.ErrnoException);
+      throw e instanceof MaildirStepError || e instanceof MaildirDeadlineError ? e : new MaildirStepError(what, e as NodeJS.ErrnoException);
     }
   }
 

@@ -1,0 +1,142 @@
+// `mailbag trace`: from one key to the connected messages on both sides of the hop, and
+// their timeline. Reads only, through the store's accessors (a WAL reader beside a running
+// gateway).
+import { normaliseMessageId } from '../../store/correlation-keys.js';
+import type { LinkVia } from '../../store/correlation-store.js';
+import type { StoredPodMaillogEvent, StoredPodMessageEvent } from '../../store/pod-store.js';
+import type { Store } from '../../store/store.js';
+import { maillogEntry, mailbagEntries, verdictEntry, type TraceEntry } from './entries.js';
+
+export type KeyKind = 'qid' | 'upstream' | 'message-id' | 'guid';
+export const KEY_KINDS: readonly KeyKind[] = ['qid', 'upstream', 'message-id', 'guid'];
+
+/** One connected set of messages: mailbag qids, upstream queue ids, and what links them. */
+export interface TraceMatch {
+  mailbagQids: string[];
+  upstreamQids: string[];
+  links: { upstreamQid: string; qid: string; via: LinkVia }[];
+  origins: { qid: string; originQid: string; kind: string }[];
+  timeline: TraceEntry[];
+}
+
+export interface TraceResult {
+  key: string;
+  by: KeyKind;
+  matches: TraceMatch[];
+}
+
+interface Seeds {
+  qids: string[];
+  upstreams: string[];
+}
+
+const MAILBAG_QID = /^[0-9A-Z]{13}$/;
+/** A connected set larger than this is cut (a Message-ID reused thousands of times). */
+const MAX_NODES = 500;
+
+function seedsFor(store: Store, key: string, kind: KeyKind): Seeds {
+  const c = store.correlation;
+  switch (kind) {
+    case 'qid': {
+      const known = MAILBAG_QID.test(key) && (store.queue.message(key) !== undefined || c.keys(key) !== undefined || store.queue.attempts(key).length > 0);
+      return { qids: known ? [key] : [], upstreams: [] };
+    }
+    case 'upstream': {
+      const stored = store.pod.messageEventsByQid(key).length > 0 || store.pod.maillogEventsByQid(key).length > 0;
+      return { qids: c.keysByUpstreamQid(key).map((k) => k.qid), upstreams: stored ? [key] : [] };
+    }
+    case 'message-id': {
+      const mid = normaliseMessageId(key);
+      if (mid === undefined) return { qids: [], upstreams: [] };
+      const upstreams = [...store.pod.messageEventsByMessageId(mid), ...store.pod.maillogEventsByMessageId(mid)].map((e) => e.qid);
+      return { qids: c.keysByMessageId(mid).map((k) => k.qid), upstreams: [...new Set(upstreams)] };
+    }
+    case 'guid':
+      return { qids: c.keysByGuid(key).map((k) => k.qid), upstreams: c.upstreamQidsByGuid(key) };
+  }
+}
+
+/** The kind a key is: a Message-ID has an `@` or angle brackets; else the first kind that finds something. */
+export function detectKind(store: Store, key: string): { kind: KeyKind; seeds: Seeds } | undefined {
+  const order: KeyKind[] = /[@<>]/.test(key) ? ['message-id'] : ['qid', 'upstream', 'guid', 'message-id'];
+  for (const kind of order) {
+    const seeds = seedsFor(store, key, kind);
+    if (seeds.qids.length || seeds.upstreams.length) return { kind, seeds };
+  }
+  return undefined;
+}
+
+/** Everything reachable from the seeds through links and origins (bounces, forwards). */
+function closure(store: Store, start: { qid?: string; upstream?: string }): { qids: Set<string>; upstreams: Set<string> } {
+  const qids = new Set<string>();
+  const upstreams = new Set<string>();
+  const todo: { qid?: string; upstream?: string }[] = [start];
+  while (todo.length && qids.size + upstreams.size < MAX_NODES) {
+    const n = todo.pop()!;
+    if (n.qid !== undefined) {
+      if (qids.has(n.qid)) continue;
+      qids.add(n.qid);
+      for (const l of store.correlation.linksOfQid(n.qid)) todo.push({ upstream: l.upstream_qid });
+      const origin = store.correlation.origin(n.qid);
+      if (origin) todo.push({ qid: origin.origin_qid });
+      for (const d of store.correlation.derived(n.qid)) todo.push({ qid: d.qid });
+    } else if (n.upstream !== undefined) {
+      if (upstreams.has(n.upstream)) continue;
+      upstreams.add(n.upstream);
+      for (const l of store.correlation.linksOfUpstream(n.upstream)) todo.push({ qid: l.qid });
+    }
+  }
+  return { qids, upstreams };
+}
+
+function buildMatch(store: Store, qids: Set<string>, upstreams: Set<string>): TraceMatch {
+  const links: TraceMatch['links'] = [];
+  const origins: TraceMatch['origins'] = [];
+  const timeline: TraceEntry[] = [];
+  // sorted, so entries at the same instant keep one order (qids grow with time: an original before its bounce)
+  for (const u of [...upstreams].sort()) {
+    for (const l of store.correlation.linksOfUpstream(u)) if (qids.has(l.qid)) links.push({ upstreamQid: u, qid: l.qid, via: l.via });
+    for (const e of store.pod.messageEventsByQid(u) as StoredPodMessageEvent[]) timeline.push(verdictEntry(e));
+    for (const e of store.pod.maillogEventsByQid(u) as StoredPodMaillogEvent[]) timeline.push(maillogEntry(e));
+  }
+  for (const q of [...qids].sort()) {
+    const origin = store.correlation.origin(q);
+    if (origin) origins.push({ qid: q, originQid: origin.origin_qid, kind: origin.kind });
+    timeline.push(...mailbagEntries(store, q, origin));
+  }
+  // oldest first; same instant: upstream before mailbag, then as collected
+  const order = new Map(timeline.map((e, i) => [e, i]));
+  timeline.sort((a, b) => a.atUs - b.atUs || (a.hop === b.hop ? 0 : a.hop === 'upstream' ? -1 : 1) || order.get(a)! - order.get(b)!);
+  return { mailbagQids: [...qids].sort(), upstreamQids: [...upstreams].sort(), links, origins, timeline };
+}
+
+/**
+ * Every connected set the key reaches, newest first (by its first event). Undefined
+ * `by`: the key's kind is detected.
+ */
+export function trace(store: Store, key: string, by?: KeyKind): TraceResult | undefined {
+  let kind: KeyKind;
+  let seeds: Seeds;
+  if (by) {
+    kind = by;
+    seeds = seedsFor(store, key, by);
+    if (!seeds.qids.length && !seeds.upstreams.length) return undefined;
+  } else {
+    const found = detectKind(store, key);
+    if (!found) return undefined;
+    ({ kind, seeds } = found);
+  }
+  const matches: TraceMatch[] = [];
+  const seen = new Set<string>();
+  const starts: { qid?: string; upstream?: string }[] = [...seeds.qids.map((qid) => ({ qid })), ...seeds.upstreams.map((upstream) => ({ upstream }))];
+  for (const s of starts) {
+    if (seen.has(s.qid !== undefined ? `q:${s.qid}` : `u:${s.upstream}`)) continue;
+    const c = closure(store, s);
+    for (const q of c.qids) seen.add(`q:${q}`);
+    for (const u of c.upstreams) seen.add(`u:${u}`);
+    matches.push(buildMatch(store, c.qids, c.upstreams));
+  }
+  const first = (m: TraceMatch) => m.timeline[0]?.atUs ?? 0;
+  matches.sort((a, b) => first(b) - first(a));
+  return { key, by: kind, matches };
+}

@@ -1,0 +1,259 @@
+import type { CorrelationKeys } from './correlation-keys.js';
+import { writeTransaction, type SqliteDatabase } from './db.js';
+
+/**
+ * Correlation (migration 10): every mailbag message's keys, and the many-to-many links
+ * between upstream messages (the upstream filter's queue id, as in PoD events) and mailbag
+ * messages. Linking is order-independent: whichever side is stored second makes the link,
+ * in the same transaction that stores it, and storing a row again changes nothing.
+ *
+ * Link kinds, strongest first: `queued-as` (an upstream maillog line `stat=Sent (...
+ * queued as QID)` names the mailbag qid), `received` (the upstream queue id in the
+ * message's Received field), `guid` (X-Proofpoint-GUID/-ORIG-GUID is a message event's
+ * guid), and the fallback `message-id` (same Message-ID within `MESSAGE_ID_WINDOW_MS`),
+ * which only links a pair where neither side has a link of another kind; a stronger link
+ * arriving later removes the fallback links of both its sides. So the final set of links
+ * depends on what is stored, never on the order it came in.
+ */
+
+export type LinkVia = 'queued-as' | 'received' | 'guid' | 'message-id';
+export type OriginKind = 'bounce' | 'imp';
+
+/** Upstream events and mailbag messages further apart than this never link by Message-ID. */
+export const MESSAGE_ID_WINDOW_MS = 2 * 24 * 3600 * 1000;
+
+export interface MessageKeysInput {
+  qid: string;
+  receivedAt: number;
+  keys: CorrelationKeys;
+  envelopeFrom: string;
+  rcpts: readonly string[];
+  clientAddress: string | null;
+  size: number;
+}
+
+export interface MessageKeysRow {
+  qid: string;
+  received_at: number;
+  message_id: string | null;
+  upstream_qid: string | null;
+  upstream_host: string | null;
+  pp_guid: string | null;
+  pp_orig_guid: string | null;
+  envelope_from: string;
+  /** JSON array of addresses. */
+  rcpts: string;
+  client_address: string | null;
+  size: number;
+  recorded_at: number;
+}
+
+export interface UpstreamLinkRow {
+  upstream_qid: string;
+  qid: string;
+  via: LinkVia;
+  linked_at: number;
+}
+
+export interface MessageOriginRow {
+  qid: string;
+  origin_qid: string;
+  kind: OriginKind;
+  recorded_at: number;
+}
+
+/** What linking needs of a stored PoD message event. */
+export interface StoredMessageEventKeys {
+  qid: string;
+  guid: string;
+  messageId: string | null;
+  tsUs: number;
+}
+
+/** What linking needs of a stored PoD maillog event. */
+export interface StoredMaillogEventKeys {
+  qid: string;
+  queuedAs: string | null;
+  messageId: string | null;
+  tsUs: number;
+}
+
+export class CorrelationStore {
+  private readonly s;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.s = {
+      insertKeys: db.prepare(`INSERT INTO message_keys
+        (qid, received_at, message_id, upstream_qid, upstream_host, pp_guid, pp_orig_guid, envelope_from, rcpts, client_address, size, recorded_at)
+        VALUES (@qid, @receivedAt, @messageId, @upstreamQid, @upstreamHost, @ppGuid, @ppOrigGuid, @envelopeFrom, @rcpts, @clientAddress, @size, @now)
+        ON CONFLICT (qid) DO NOTHING`),
+      keys: db.prepare('SELECT * FROM message_keys WHERE qid = ?'),
+      hasKeys: db.prepare('SELECT 1 FROM message_keys WHERE qid = ?'),
+      keysByMessageId: db.prepare('SELECT * FROM message_keys WHERE message_id = ? ORDER BY received_at DESC, qid DESC'),
+      keysByUpstreamQid: db.prepare('SELECT * FROM message_keys WHERE upstream_qid = ? ORDER BY received_at DESC, qid DESC'),
+      keysByGuid: db.prepare(`SELECT * FROM message_keys WHERE pp_guid = @guid
+        UNION SELECT * FROM message_keys WHERE pp_orig_guid = @guid ORDER BY received_at DESC, qid DESC`),
+      keysByMessageIdWithin: db.prepare('SELECT qid FROM message_keys WHERE message_id = ? AND received_at BETWEEN ? AND ?'),
+      link: db.prepare('INSERT INTO upstream_links (upstream_qid, qid, via, linked_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+      dropFallbackOfQid: db.prepare("DELETE FROM upstream_links WHERE qid = ? AND via = 'message-id'"),
+      dropFallbackOfUpstream: db.prepare("DELETE FROM upstream_links WHERE upstream_qid = ? AND via = 'message-id'"),
+      qidHasStrong: db.prepare("SELECT 1 FROM upstream_links WHERE qid = ? AND via <> 'message-id' LIMIT 1"),
+      upstreamHasStrong: db.prepare("SELECT 1 FROM upstream_links WHERE upstream_qid = ? AND via <> 'message-id' LIMIT 1"),
+      linksOfQid: db.prepare('SELECT * FROM upstream_links WHERE qid = ? ORDER BY upstream_qid, via'),
+      linksOfUpstream: db.prepare('SELECT * FROM upstream_links WHERE upstream_qid = ? ORDER BY qid, via'),
+      upstreamExists: db.prepare(`SELECT EXISTS (SELECT 1 FROM pod_message_events WHERE qid = @u)
+        OR EXISTS (SELECT 1 FROM pod_maillog_events WHERE qid = @u) AS found`),
+      maillogQueuedAs: db.prepare('SELECT DISTINCT qid FROM pod_maillog_events WHERE queued_as = ?'),
+      eventQidsByGuid: db.prepare('SELECT DISTINCT qid FROM pod_message_events WHERE guid = ?'),
+      upstreamByMessageIdWithin: db.prepare(`SELECT qid FROM pod_message_events WHERE message_id = @m AND ts_us BETWEEN @from AND @to
+        UNION SELECT qid FROM pod_maillog_events WHERE message_id = @m AND ts_us BETWEEN @from AND @to`),
+      insertOrigin: db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING'),
+      origin: db.prepare('SELECT * FROM message_origins WHERE qid = ?'),
+      derived: db.prepare('SELECT * FROM message_origins WHERE origin_qid = ? ORDER BY qid'),
+      forgetKeys: db.prepare('DELETE FROM message_keys WHERE qid = ?'),
+      forgetLinks: db.prepare('DELETE FROM upstream_links WHERE qid = ?'),
+      forgetOrigin: db.prepare('DELETE FROM message_origins WHERE qid = ?'),
+    };
+  }
+
+  /**
+   * Records a message's keys (once: a second call for the same qid changes nothing) and
+   * links it to the upstream events already stored, in one IMMEDIATE transaction.
+   * Returns whether the keys were new.
+   */
+  recordMessageKeys(m: MessageKeysInput, now = Date.now()): boolean {
+    return writeTransaction(this.db, () => {
+      const changes = this.s.insertKeys.run({
+        qid: m.qid,
+        receivedAt: m.receivedAt,
+        messageId: m.keys.messageId ?? null,
+        upstreamQid: m.keys.upstreamQid ?? null,
+        upstreamHost: m.keys.upstreamHost ?? null,
+        ppGuid: m.keys.proofpointGuid ?? null,
+        ppOrigGuid: m.keys.proofpointOrigGuid ?? null,
+        envelopeFrom: m.envelopeFrom,
+        rcpts: JSON.stringify(m.rcpts),
+        clientAddress: m.clientAddress,
+        size: m.size,
+        now,
+      }).changes;
+      if (changes === 0) return false;
+      this.linkMessageIn(m, now);
+      return true;
+    });
+  }
+
+  private linkMessageIn(m: MessageKeysInput, now: number): void {
+    for (const r of this.s.maillogQueuedAs.all(m.qid) as { qid: string }[]) this.strongLink(r.qid, m.qid, 'queued-as', now);
+    const u = m.keys.upstreamQid;
+    if (u && (this.s.upstreamExists.get({ u }) as { found: number }).found) this.strongLink(u, m.qid, 'received', now);
+    for (const guid of new Set([m.keys.proofpointGuid, m.keys.proofpointOrigGuid])) {
+      if (!guid) continue;
+      for (const r of this.s.eventQidsByGuid.all(guid) as { qid: string }[]) this.strongLink(r.qid, m.qid, 'guid', now);
+    }
+    const mid = m.keys.messageId;
+    if (!mid || this.s.qidHasStrong.get(m.qid)) return;
+    const window = { m: mid, from: (m.receivedAt - MESSAGE_ID_WINDOW_MS) * 1000, to: (m.receivedAt + MESSAGE_ID_WINDOW_MS) * 1000 };
+    for (const r of this.s.upstreamByMessageIdWithin.all(window) as { qid: string }[]) {
+      if (!this.s.upstreamHasStrong.get(r.qid)) this.s.link.run(r.qid, m.qid, 'message-id', now);
+    }
+  }
+
+  /**
+   * Links a PoD message event just stored (call inside the transaction that stored it,
+   * only when the row was new).
+   */
+  linkMessageEventIn(e: StoredMessageEventKeys, now: number): void {
+    this.linkByReceivedIn(e.qid, now);
+    for (const k of this.s.keysByGuid.all({ guid: e.guid }) as MessageKeysRow[]) this.strongLink(e.qid, k.qid, 'guid', now);
+    this.linkByMessageIdIn(e.qid, e.messageId, e.tsUs, now);
+  }
+
+  /** Links a PoD maillog event just stored (inside its transaction, only when new). */
+  linkMaillogEventIn(e: StoredMaillogEventKeys, now: number): void {
+    if (e.queuedAs && this.s.hasKeys.get(e.queuedAs)) this.strongLink(e.qid, e.queuedAs, 'queued-as', now);
+    this.linkByReceivedIn(e.qid, now);
+    this.linkByMessageIdIn(e.qid, e.messageId, e.tsUs, now);
+  }
+
+  private linkByReceivedIn(upstreamQid: string, now: number): void {
+    for (const k of this.s.keysByUpstreamQid.all(upstreamQid) as MessageKeysRow[]) this.strongLink(upstreamQid, k.qid, 'received', now);
+  }
+
+  private linkByMessageIdIn(upstreamQid: string, messageId: string | null, tsUs: number, now: number): void {
+    if (!messageId || this.s.upstreamHasStrong.get(upstreamQid)) return;
+    const ts = Math.floor(tsUs / 1000);
+    for (const r of this.s.keysByMessageIdWithin.all(messageId, ts - MESSAGE_ID_WINDOW_MS, ts + MESSAGE_ID_WINDOW_MS) as { qid: string }[]) {
+      if (!this.s.qidHasStrong.get(r.qid)) this.s.link.run(upstreamQid, r.qid, 'message-id', now);
+    }
+  }
+
+  /** A link of a stronger kind than Message-ID: the fallback links of both sides go. */
+  private strongLink(upstreamQid: string, qid: string, via: Exclude<LinkVia, 'message-id'>, now: number): void {
+    this.s.link.run(upstreamQid, qid, via, now);
+    this.s.dropFallbackOfQid.run(qid);
+    this.s.dropFallbackOfUpstream.run(upstreamQid);
+  }
+
+  /** Records that `qid` was made from `originQid` (a bounce, an IMP forward). Idempotent. */
+  recordOrigin(qid: string, originQid: string, kind: OriginKind, now = Date.now()): void {
+    this.s.insertOrigin.run(qid, originQid, kind, now);
+  }
+
+  hasKeys(qid: string): boolean {
+    return this.s.hasKeys.get(qid) !== undefined;
+  }
+
+  keys(qid: string): MessageKeysRow | undefined {
+    return this.s.keys.get(qid) as MessageKeysRow | undefined;
+  }
+
+  /** Newest first. `messageId` as `normaliseMessageId` writes it. */
+  keysByMessageId(messageId: string): MessageKeysRow[] {
+    return this.s.keysByMessageId.all(messageId) as MessageKeysRow[];
+  }
+
+  /** Messages whose Received field names this upstream queue id, newest first. */
+  keysByUpstreamQid(upstreamQid: string): MessageKeysRow[] {
+    return this.s.keysByUpstreamQid.all(upstreamQid) as MessageKeysRow[];
+  }
+
+  /** Messages whose X-Proofpoint-GUID or -ORIG-GUID is `guid`, newest first. */
+  keysByGuid(guid: string): MessageKeysRow[] {
+    return this.s.keysByGuid.all({ guid }) as MessageKeysRow[];
+  }
+
+  /** Upstream queue ids linked to this mailbag qid. */
+  linksOfQid(qid: string): UpstreamLinkRow[] {
+    return this.s.linksOfQid.all(qid) as UpstreamLinkRow[];
+  }
+
+  /** mailbag qids linked to this upstream queue id. */
+  linksOfUpstream(upstreamQid: string): UpstreamLinkRow[] {
+    return this.s.linksOfUpstream.all(upstreamQid) as UpstreamLinkRow[];
+  }
+
+  /** Upstream queue ids of the message events with this guid. */
+  upstreamQidsByGuid(guid: string): string[] {
+    return (this.s.eventQidsByGuid.all(guid) as { qid: string }[]).map((r) => r.qid);
+  }
+
+  origin(qid: string): MessageOriginRow | undefined {
+    return this.s.origin.get(qid) as MessageOriginRow | undefined;
+  }
+
+  /** Messages made from this one (its bounces, IMP forwards). */
+  derived(qid: string): MessageOriginRow[] {
+    return this.s.derived.all(qid) as MessageOriginRow[];
+  }
+
+  /**
+   * Retention: the message is pruned, its keys, links and origin go with it (inside the
+   * pruning transaction). Upstream events stay: they are the upstream's record.
+   */
+  forget(qid: string): void {
+    this.s.forgetKeys.run(qid);
+    this.s.forgetLinks.run(qid);
+    this.s.forgetOrigin.run(qid);
+  }
+}
