@@ -12,6 +12,8 @@ import { startAdminServer, type AdminServer, type HealthReport } from './admin-s
 import type { ComponentHealth, GatewayComponent } from './component.js';
 import type { GatewayMetrics } from './metrics.js';
 
+export { PodPublisherComponent } from './pod-publisher.js';
+
 const NOT_STARTED: ComponentHealth = { ok: false, reason: 'not started' };
 
 /** The store, the spool and the durable accept path every listener shares. */
