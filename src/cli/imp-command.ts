@@ -3,11 +3,12 @@ import { impDecodeCommand } from './imp/decode.js';
 import { dumpCommand } from './imp/dump.js';
 import { impEncodeCommand } from './imp/encode.js';
 import { packCommand } from './imp/pack.js';
+import { impProbeCommand } from './imp/probe.js';
 
 /** `mailbag imp ...`: RFC 753 message-bag tools. */
 export const impCommand: Command = {
   name: 'imp',
-  summary: 'RFC 753 IMP tools: dump and pack message-bags, encode and decode MIME',
+  summary: 'RFC 753 IMP tools: dump and pack message-bags, encode and decode MIME, probe a peer',
   usage: 'mailbag imp <command> [options]',
-  subcommands: [dumpCommand, packCommand, impEncodeCommand, impDecodeCommand],
+  subcommands: [dumpCommand, packCommand, impEncodeCommand, impDecodeCommand, impProbeCommand],
 };

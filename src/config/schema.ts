@@ -349,6 +349,22 @@ export const configSchema = z.strictObject({
       maxBagBytes: size
         .refine((n) => n >= 4 && n <= MAX_BAG_OCTETS, { message: `must be 4 to ${MAX_BAG_OCTETS} (4 + 2^24-1 octets, the largest bag RFC 753 allows)` })
         .prefault(MAX_BAG_OCTETS),
+      /** The acceptor (RFC 753 section 3.7): where peers ship message-bags to this MPM. Unset: no IMP listener. */
+      listen: z.strictObject({ host: host.default('127.0.0.1'), port: port.default(7530) }).optional(),
+      /** TLS on the IMP listener (TLS from the first octet; IMP has no STARTTLS). */
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+      maxConnections: z.number().int().min(1).default(100),
+      maxConnectionsPerIp: z.number().int().min(1).default(20),
+      /** Messages one bag may hold; each one beyond gets a class 2 error reply. */
+      maxMessagesPerBag: z.number().int().min(1).max(65535).default(10000),
+      /** A shipping unit must arrive whole within this of its first octet (else a class 2 error and close); 0 = no limit. */
+      bagTimeout: timerDuration.prefault('5m'),
+      /** A connection with no shipping unit in progress is closed after this long; 0 = never. */
+      idleTimeout: timerDuration.prefault('5m'),
+      /** DELIVERs of one bag being spooled at once. */
+      acceptConcurrency: z.number().int().min(1).max(1024).default(16),
+      /** Peers (CIDR) whose DELIVERs for domains that are not local are relayed (local-net and foreign messages). */
+      trustedPeers: z.array(cidr).default([]),
     })
     .prefault({}),
   multilingual: multilingualSchema,

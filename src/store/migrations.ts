@@ -318,6 +318,22 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 13,
+    name: 'imp: the RFC 753 transaction each message accepted over IMP came with',
+    // Written in the accept transaction (a message and its tid commit together), so a
+    // CANCEL finds the message and a reply can name the tid and trail after a restart.
+    sql: `
+      CREATE TABLE imp_inbound (
+        qid TEXT PRIMARY KEY,
+        tid_tn INTEGER NOT NULL,
+        tid_ihn INTEGER NOT NULL,
+        stamp TEXT NOT NULL,
+        peer TEXT
+      );
+      CREATE INDEX imp_inbound_tid ON imp_inbound (tid_ihn, tid_tn);
+    `,
+  },
 ];
 
 /** The schema version this code expects: the highest of the list. */
