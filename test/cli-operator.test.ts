@@ -76,7 +76,8 @@ t.test('--help and package.json describe what is built, in the same words', asyn
   const features: Array<[RegExp, RegExp]> = [
     [/multilingual rewriting/i, /multilingual rewriting/i],
     [/Proofpoint on Demand/i, /Proofpoint|\bPoD\b/i],
-    [/PoD stream/i, /stream consumer|publisher|PoD stream/i],
+    [/PoD stream consumer/i, /stream consumer/i],
+    [/PoD (stream )?publisher/i, /publisher/i],
     [/correlation/i, /correlation/i],
     [/IMP over TCP/i, /IMP over TCP|imp:\/\//i],
   ];

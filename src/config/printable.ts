@@ -2,6 +2,10 @@ import type { Config } from './schema.js';
 
 /** Keys whose values are secrets wherever they appear (auth passwords, tokens). */
 const SECRET_KEY = /pass(word|phrase)?$|secret|token/i;
+/** Paths of files that hold a secret (`pod.publisher.secretFile`) are not secrets themselves. */
+const SECRET_PATH_KEY = /File$/;
+/** ...except the names of environment variables that hold one (`tokenEnv`): a name is not a secret. */
+const NAMES_A_VARIABLE = /Env$/;
 export const REDACTED = '<redacted>';
 
 /**
@@ -18,6 +22,6 @@ function redact(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(redact);
   if (typeof value !== 'object' || value === null) return value;
   return Object.fromEntries(
-    Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) && (typeof v === 'string' || typeof v === 'number') ? REDACTED : redact(v)]),
+    Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) && !SECRET_PATH_KEY.test(k) && !NAMES_A_VARIABLE.test(k) && (typeof v === 'string' || typeof v === 'number') ? REDACTED : redact(v)]),
   );
 }

@@ -204,6 +204,79 @@ export function impCarriageProblem(maxMessageBytes: number, maxBagBytes: number)
   return `smtp.maxMessageBytes (${maxMessageBytes}) is larger than an IMP bag can carry: imp.maxBagBytes (${maxBagBytes}) minus its 4-octet header is ${room}`;
 }
 
+/** A PoD stream's name: it tags stored events, checkpoints, metrics and `pod status` lines. */
+const podStreamName = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, { message: 'must be 1-64 letters, digits, dots, hyphens or underscores' });
+
+/**
+ * One PoD Log API stream (issue 10). The token comes from the config or from the
+ * environment variable `tokenEnv` names (never logged, redacted by `config show`);
+ * `backfillToken(Env)` is a second token for archive requests, so a gap can be filled
+ * while the live session runs (the API allows one session per token).
+ */
+const podStream = z
+  .strictObject({
+    name: podStreamName,
+    url: z.string().refine((v) => /^wss?:\/\/[^/]/.test(v) && URL.canParse(v), { message: 'must be a ws:// or wss:// URL' }),
+    cid: z.string().min(1),
+    type: z.enum(['message', 'maillog']),
+    token: z.string().min(1).optional(),
+    tokenEnv: z.string().min(1).optional(),
+    backfillToken: z.string().min(1).optional(),
+    backfillTokenEnv: z.string().min(1).optional(),
+  })
+  .superRefine((s, ctx) => {
+    if ((s.token === undefined) === (s.tokenEnv === undefined)) ctx.addIssue({ code: 'custom', path: ['token'], message: 'give exactly one of token and tokenEnv' });
+    if (s.backfillToken !== undefined && s.backfillTokenEnv !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['backfillToken'], message: 'give at most one of backfillToken and backfillTokenEnv' });
+    }
+  });
+
+export type PodStreamConfig = z.output<typeof podStream>;
+
+const podSchema = z
+  .strictObject({
+    streams: z
+      .array(podStream)
+      .default([])
+      .superRefine((streams, ctx) => {
+        const seen = new Set<string>();
+        streams.forEach((s, i) => {
+          if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `stream name '${s.name}' is used twice` });
+          seen.add(s.name);
+        });
+      }),
+    /** Events up to this size are taken (over 1 MiB is normal); larger ones are dead-lettered. */
+    maxEventBytes: size.refine((n) => n >= 1024 && n <= 256 * 1024 * 1024, { message: 'must be 1KiB to 256MiB' }).prefault('16MiB'),
+    /** A ping every this long; no pong by the next ping is a dropped connection. */
+    pingInterval: timerDuration.refine((ms) => ms >= 1, { message: 'must be positive' }).prefault('30s'),
+    /** The WebSocket handshake must finish within this. */
+    connectTimeout: timerDuration.prefault('30s'),
+    /** First reconnect delay; doubles per failed attempt up to reconnectMax, with jitter. */
+    reconnectInitial: timerDuration.prefault('1s'),
+    reconnectMax: timerDuration.prefault('5m'),
+    /** After a 409 (the token is used by another session): wait this long (with jitter) and try again. */
+    conflictRetry: timerDuration.prefault('10m'),
+    /** Events stored per transaction; a batch is also stored after batchDelay. */
+    batchSize: z.number().int().min(1).max(10_000).default(500),
+    batchDelay: timerDuration.prefault('200ms'),
+    /** mailbag's own events served in the PoD Log API (`/v1/stream`, docs/pod.md). */
+    publisher: z
+      .strictObject({
+        enabled: z.boolean().default(false),
+        listen: listen(9026),
+        /** wss:// when set; ws:// otherwise. */
+        tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+        /** HS256 signing secret for bearer tokens; generated (mode 0600) when missing. */
+        secretFile: z.string().min(1).default('./var/pod-publisher.secret'),
+        /** The cluster id this publisher serves (`cid=`, `pps.cid`); tokens are minted for it. */
+        cid: z.string().min(1).default('mailbag'),
+        /** How often a live stream looks for new events in the store. */
+        pollInterval: timerDuration.prefault('1s'),
+      })
+      .prefault({}),
+  })
+  .prefault({});
+
 export const configSchema = z.strictObject({
   gateway: z
     .strictObject({
@@ -298,11 +371,26 @@ export const configSchema = z.strictObject({
         .prefault(MAX_BAG_OCTETS),
       /** Ship bags to imp:// next hops with Appendix B basic compression unless the route says otherwise. */
       compress: z.boolean().default(false),
-      /** Messages one bag may hold: the shipper puts at most this many (one per recipient) in a bag it ships. */
+      /** The acceptor (RFC 753 section 3.7): where peers ship message-bags to this MPM. Unset: no IMP listener. */
+      listen: z.strictObject({ host: host.default('127.0.0.1'), port: port.default(7530) }).optional(),
+      /** TLS on the IMP listener (TLS from the first octet; IMP has no STARTTLS). */
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+      maxConnections: z.number().int().min(1).default(100),
+      maxConnectionsPerIp: z.number().int().min(1).default(20),
+      /** Messages one bag may hold: each one beyond in a received bag gets a class 2 error reply; shipped bags hold at most this many. */
       maxMessagesPerBag: z.number().int().min(1).max(65535).default(10000),
+      /** A shipping unit must arrive whole within this of its first octet (else a class 2 error and close); 0 = no limit. */
+      bagTimeout: timerDuration.prefault('5m'),
+      /** A connection with no shipping unit in progress is closed after this long; 0 = never. */
+      idleTimeout: timerDuration.prefault('5m'),
+      /** DELIVERs of one bag being spooled at once. */
+      acceptConcurrency: z.number().int().min(1).max(1024).default(16),
+      /** Peers (CIDR) whose DELIVERs for domains that are not local are relayed (local-net and foreign messages). */
+      trustedPeers: z.array(cidr).default([]),
     })
     .prefault({}),
   multilingual: multilingualSchema,
+  pod: podSchema,
   log: z
     .strictObject({
       level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']).default('info'),

@@ -26,6 +26,8 @@ export interface ClientInfo {
   hostname?: string;
   helo?: string;
   authUser?: string;
+  /** The SMTP session: its id, RFC 3848 protocol (ESMTPS, ...) and TLS (what PoD message events report). */
+  session?: { id: string; protocol: string; tls?: { version: string; cipher?: string } };
 }
 
 const envelopeSchema = z.object({
@@ -51,7 +53,15 @@ const envelopeSchema = z.object({
     )
     .min(1),
   client: z
-    .object({ address: z.string().optional(), hostname: z.string().optional(), helo: z.string().optional(), authUser: z.string().optional() })
+    .object({
+      address: z.string().optional(),
+      hostname: z.string().optional(),
+      helo: z.string().optional(),
+      authUser: z.string().optional(),
+      session: z
+        .object({ id: z.string(), protocol: z.string(), tls: z.object({ version: z.string(), cipher: z.string().optional() }).optional() })
+        .optional(),
+    })
     .optional(),
 });
 

@@ -35,6 +35,8 @@ export function createDeliveryQueue(
     maxConnections: q.perNexthopConcurrency,
     connectTimeoutMs: q.connectTimeout,
     idleTimeoutMs: q.attemptTimeout,
+    // Mail that arrived over IMP travels on under its originator's tid, our ihn added to its stamp.
+    impOrigin: (qid) => deps.store.queue.impOrigin(qid),
     events: {
       shipped(e) {
         logger.info({ peer: e.peer, messages: e.messages, requests: e.requests, octets: e.octets, compressed: e.compressed }, 'imp: bag shipped');

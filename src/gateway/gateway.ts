@@ -15,15 +15,23 @@ import { Store } from '../store/store.js';
 import { lockInstance } from './instance.js';
 import type { HealthReport } from './admin-server.js';
 import { componentsHealth, startComponents, stopComponents, type GatewayComponent } from './component.js';
-import { AdminComponent, QueueComponent, SmtpComponent, StorageComponent, type RunningQueue, type Storage } from './components.js';
+import { AdminComponent, PodPublisherComponent, QueueComponent, SmtpComponent, StorageComponent, type RunningQueue, type Storage } from './components.js';
+import { PodPublisher } from './pod-publisher.js';
+import { VERSION } from '../version.js';
 import { createDeliveryQueue } from './delivery.js';
+import { impAcceptorComponent } from './imp-acceptor.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
+import { PodConsumer, PodConsumerComponent } from './pod-consumer.js';
 import { QueueThread } from './queue-thread.js';
 import { buildRewriteStep } from './rewrite-step.js';
 
 export interface Gateway {
   smtpAddress(): AddressInfo;
+  /** The IMP acceptor's address; undefined when imp.listen is not set. */
+  impAddress(): AddressInfo | undefined;
   adminAddress(): AddressInfo | undefined;
+  /** The PoD publisher's listener, when `pod.publisher.enabled`. */
+  podPublisherAddress(): AddressInfo | undefined;
   queue: QueueHandle;
   store: Store;
   metrics: GatewayMetrics;
@@ -45,6 +53,10 @@ export interface StartGatewayOptions {
   queueThread?: boolean;
   /** The spool's file-system calls on this thread (tests record their order); a queue thread uses node:fs. */
   spoolFs?: SpoolFs;
+  /** Tests only: the PoD publisher's clock (resume windows, archive limits). */
+  clock?: () => number;
+  /** Where PoD stream tokens named by `tokenEnv` are looked up (default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -63,6 +75,19 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp', opts.spoolFs));
   metrics.setQueueDepthSource(() => storage.get().store.queue.depth());
   const queue = new QueueComponent(() => startQueue(config, opts, storage.get(), metrics, logger));
+  const pub = config.pod.publisher;
+  const podPublisher = pub.enabled
+    ? new PodPublisherComponent(
+        () =>
+          new PodPublisher({
+            config: pub,
+            store: storage.get().store,
+            identity: { agent: config.gateway.hostname, version: VERSION, localDomains: config.smtp.localDomains },
+            logger,
+            ...(opts.clock ? { now: opts.clock } : {}),
+          }),
+      )
+    : undefined;
   const smtp = new SmtpComponent(
     () =>
       new InboundServer({
@@ -73,7 +98,10 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
         events: {
           accepted(qid) {
             metrics.messagesReceived.inc();
-            queue.handle.kick([qid]);
+            // the publisher reads the spool file for the message's facts before the queue can finish it
+            const recorder = podPublisher?.running?.recorder;
+            if (recorder) void recorder.record(qid).finally(() => queue.handle.kick([qid]));
+            else queue.handle.kick([qid]);
           },
           rejected(code) {
             metrics.smtpRejections.inc({ code: String(code) });
@@ -82,7 +110,13 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
       }),
     config.smtp.listen,
   );
-  const components: GatewayComponent[] = [storage, queue, smtp];
+  const imp = config.imp.listen
+    ? impAcceptorComponent(config, config.imp.listen, { storage: () => storage.get(), metrics, logger, kick: (qid) => queue.handle.kick([qid]) })
+    : undefined;
+  const components: GatewayComponent[] = [storage, queue, ...(podPublisher ? [podPublisher] : []), smtp, ...(imp ? [imp] : [])];
+  if (config.pod.streams.length) {
+    components.push(new PodConsumerComponent(() => new PodConsumer({ config: config.pod, store: storage.get().store, logger, metrics: metrics.pod, env: opts.env ?? process.env })));
+  }
   const health = (): HealthReport => ({
     ...componentsHealth(components),
     queueDepth: storage.isOpen ? storage.get().store.queue.depth() : undefined,
@@ -108,6 +142,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   logger.info(
     {
       smtp: `${smtpAddress.address}:${smtpAddress.port}`,
+      imp: imp?.address() ? `${imp.address()!.address}:${imp.address()!.port}` : undefined,
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : undefined,
       store: config.store.path,
       spool: spool.dir,
@@ -119,7 +154,9 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   let stopping: Promise<void> | undefined;
   return {
     smtpAddress: () => inbound.address(),
+    impAddress: () => imp?.address(),
     adminAddress: () => admin?.address(),
+    podPublisherAddress: () => podPublisher?.running?.address(),
     queue: q,
     store,
     metrics,

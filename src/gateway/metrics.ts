@@ -21,10 +21,66 @@ export interface GatewayMetrics {
   smtpRejections: Counter<'code'>;
   /** One observation per delivery attempt (one attempt groups the recipients sharing a next hop). */
   attemptDuration: Histogram<'nexthop' | 'outcome'>;
+  /** The PoD consumer's streams (labelled by stream name). */
+  pod: PodConsumerMetrics;
   /** The gauge mailbag_queue_depth asks this function at every scrape. */
   setQueueDepthSource(fn: () => number): void;
   /** Stops the event-loop delay monitor. */
   close(): void;
+}
+
+export const POD_STREAM_STATES = ['connecting', 'live', 'backfilling', 'backoff', 'conflict', 'stopped'] as const;
+
+export interface PodConsumerMetrics {
+  eventsReceived: Counter<'stream'>;
+  eventsStored: Counter<'stream'>;
+  /** Events (and bad payloads) seen again: replays after a reconnect, overlapping archive windows. */
+  eventsDuplicate: Counter<'stream'>;
+  eventsDeadLettered: Counter<'stream'>;
+  /** Why sessions ended or were refused: `http_401`, `http_409`, `drop`, `no_pong`, ... */
+  sessionErrors: Counter<'stream' | 'reason'>;
+  setState(stream: string, state: (typeof POD_STREAM_STATES)[number]): void;
+  /** mailbag_pod_last_event_age_seconds asks this at every scrape: seconds since each stream's newest event's ts. */
+  setLastEventAgeSource(fn: () => ReadonlyArray<{ stream: string; ageSeconds: number }>): void;
+}
+
+function createPodMetrics(registry: Registry): PodConsumerMetrics {
+  const counter = (name: string, help: string) => new Counter({ name, help, labelNames: ['stream'] as const, registers: [registry] });
+  const state = new Gauge({
+    name: 'mailbag_pod_stream_state',
+    help: 'PoD stream state: 1 for the state the stream is in, 0 for the others',
+    labelNames: ['stream', 'state'] as const,
+    registers: [registry],
+  });
+  let ages: () => ReadonlyArray<{ stream: string; ageSeconds: number }> = () => [];
+  new Gauge({
+    name: 'mailbag_pod_last_event_age_seconds',
+    help: "Seconds from the newest received PoD event's ts to now, per stream",
+    labelNames: ['stream'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const a of ages()) this.set({ stream: a.stream }, a.ageSeconds);
+    },
+  });
+  return {
+    eventsReceived: counter('mailbag_pod_events_received_total', 'PoD events received, per stream'),
+    eventsStored: counter('mailbag_pod_events_stored_total', 'PoD events stored, per stream'),
+    eventsDuplicate: counter('mailbag_pod_events_duplicate_total', 'PoD events received again and not stored twice, per stream'),
+    eventsDeadLettered: counter('mailbag_pod_events_dead_lettered_total', 'PoD events that could not be taken, kept as dead letters, per stream'),
+    sessionErrors: new Counter({
+      name: 'mailbag_pod_session_errors_total',
+      help: 'PoD sessions refused or dropped, per stream and reason (http_STATUS, drop, no_pong, archive_incomplete)',
+      labelNames: ['stream', 'reason'] as const,
+      registers: [registry],
+    }),
+    setState(stream, current) {
+      for (const s of POD_STREAM_STATES) state.set({ stream, state: s }, s === current ? 1 : 0);
+    },
+    setLastEventAgeSource(fn) {
+      ages = fn;
+    },
+  };
 }
 
 export interface GatewayMetricsOptions {
@@ -128,6 +184,7 @@ export function createGatewayMetrics(opts: GatewayMetricsOptions = {}): GatewayM
       buckets: ATTEMPT_BUCKETS,
       registers: [registry],
     }),
+    pod: createPodMetrics(registry),
     setQueueDepthSource(fn) {
       queueDepth = fn;
     },

@@ -380,6 +380,7 @@ export class InboundServer {
           ...(session.clientHostname ? { hostname: session.clientHostname } : {}),
           ...(session.hostNameAppearsAs ? { helo: session.hostNameAppearsAs } : {}),
           ...(typeof session.user === 'string' ? { authUser: session.user } : {}),
+          session: sessionInfo(session),
         },
       });
       const { qid, writer } = incoming;
@@ -454,4 +455,14 @@ function receiveInto(stream: Readable, writer: SpoolWriter, maxBytes: number, po
     }
     stream.pipe(limit).pipe(guard).pipe(writer);
   });
+}
+
+/** The session as PoD message events report it (`connection.sid`, `protocol`, `tls.inbound`). */
+function sessionInfo(session: SMTPServerSession): { id: string; protocol: string; tls?: { version: string; cipher?: string } } {
+  const cipher = session.tlsOptions ? (session.tlsOptions as { name?: string; version?: string }) : undefined;
+  return {
+    id: session.id,
+    protocol: session.transmissionType || 'ESMTP',
+    ...(cipher?.version ? { tls: { version: cipher.version, ...(cipher.name ? { cipher: cipher.name } : {}) } } : {}),
+  };
 }

@@ -264,6 +264,77 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 11,
+    name: 'pod: stream status for `pod status`, archive gaps still to fill',
+    sql: `
+      CREATE TABLE pod_stream_status (
+        stream TEXT PRIMARY KEY,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_since INTEGER NOT NULL,
+        detail TEXT,
+        last_error TEXT,
+        last_error_at INTEGER,
+        received INTEGER NOT NULL,
+        stored INTEGER NOT NULL,
+        duplicates INTEGER NOT NULL,
+        dead_lettered INTEGER NOT NULL,
+        last_event_ts TEXT,
+        last_event_at INTEGER,
+        started_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+      );
+      CREATE TABLE pod_gaps (
+        id INTEGER PRIMARY KEY,
+        stream TEXT NOT NULL,
+        since_ms INTEGER NOT NULL,
+        until_ms INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+      );
+      CREATE INDEX pod_gaps_stream ON pod_gaps (stream, since_ms);
+    `,
+  },
+  {
+    version: 12,
+    name: 'pod publisher: message facts and session resume points',
+    // Facts a published message event needs that the queue's rows do not keep (session,
+    // headers, MIME parts), recorded once per message after its 250 while the spool file
+    // exists; seq orders them for live streams. A session's resume point lets a token that
+    // reconnects within the hour carry on from where its stream dropped.
+    sql: `
+      CREATE TABLE pod_message_facts (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        qid TEXT NOT NULL UNIQUE,
+        recorded_at INTEGER NOT NULL,
+        facts TEXT NOT NULL
+      );
+      CREATE INDEX pod_message_facts_recorded ON pod_message_facts (recorded_at);
+      CREATE TABLE pod_publisher_sessions (
+        token_id TEXT NOT NULL,
+        type TEXT NOT NULL CHECK (type IN ('message', 'maillog')),
+        dropped_at INTEGER NOT NULL,
+        resume_from TEXT NOT NULL,
+        PRIMARY KEY (token_id, type)
+      );
+    `,
+  },
+  {
+    version: 13,
+    name: 'imp: the RFC 753 transaction each message accepted over IMP came with',
+    // Written in the accept transaction (a message and its tid commit together), so a
+    // CANCEL finds the message and a reply can name the tid and trail after a restart.
+    sql: `
+      CREATE TABLE imp_inbound (
+        qid TEXT PRIMARY KEY,
+        tid_tn INTEGER NOT NULL,
+        tid_ihn INTEGER NOT NULL,
+        stamp TEXT NOT NULL,
+        peer TEXT
+      );
+      CREATE INDEX imp_inbound_tid ON imp_inbound (tid_ihn, tid_tn);
+    `,
+  },
+  {
     version: 14,
     name: 'imp: the transaction-number high-water mark per ihn',
     // The shipper reserves tns in blocks and records where the block ends before using

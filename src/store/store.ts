@@ -3,6 +3,8 @@ import { describeSchema, latestVersion, schemaState, type SchemaState } from './
 import { explainOpenError } from './open-error.js';
 import { CorrelationStore } from './correlation-store.js';
 import { PodStore } from './pod-store.js';
+import { PodPublisherStore } from './pod-publisher-store.js';
+import { PodStreamStore } from './pod-stream-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { ImpTnStore } from './imp-tn-store.js';
@@ -34,6 +36,8 @@ export class Store {
   readonly queue: QueueStore;
   readonly users: UsersStore;
   readonly pod: PodStore;
+  readonly podPublisher: PodPublisherStore;
+  readonly podStreams: PodStreamStore;
   readonly multilingual: MultilingualStore;
   readonly impTns: ImpTnStore;
   readonly correlation: CorrelationStore;
@@ -44,6 +48,8 @@ export class Store {
     this.users = new UsersStore(db);
     this.correlation = new CorrelationStore(db);
     this.pod = new PodStore(db, this.correlation);
+    this.podPublisher = new PodPublisherStore(db);
+    this.podStreams = new PodStreamStore(db);
     this.multilingual = new MultilingualStore(db);
     this.impTns = new ImpTnStore(db);
   }

@@ -1,0 +1,101 @@
+// Records each message's PoD facts (session, headers, MIME parts) once, right after its
+// 250 and before the queue is kicked, so the spool file is still there: the accept path
+// itself does no extra work. A sweep catches messages accepted while the publisher was
+// not running; one whose spool file is already gone gets facts without parts.
+import { open } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { decodeEnvelope, headerLine, type SpoolEnvelope } from '../delivery/envelope.js';
+import { messageContentFacts, sessionFactsFromReceived, type MessageFacts } from '../pod/message-facts.js';
+import { ARCHIVE_LIMIT_MS } from '../pod/stream-request.js';
+import type { Store } from '../store/store.js';
+import type { UnrecordedMessage } from '../store/pod-publisher-store.js';
+
+async function readSpooled(m: UnrecordedMessage): Promise<{ envelope: SpoolEnvelope | undefined; bytes: Buffer } | undefined> {
+  let fh;
+  try {
+    fh = await open(m.spool_path, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const head = Buffer.alloc(m.spool_offset);
+    if (m.spool_offset) await fh.read(head, 0, m.spool_offset, 0);
+    const bytes = Buffer.alloc(m.size);
+    if (m.size) await fh.read(bytes, 0, m.size, m.spool_offset);
+    let line;
+    try {
+      line = m.spool_offset ? headerLine(head) : undefined;
+    } catch {
+      line = undefined;
+    }
+    let envelope: SpoolEnvelope | undefined;
+    try {
+      envelope = line ? decodeEnvelope(head.subarray(line.jsonStart, line.jsonStart + line.jsonLength)) : undefined;
+    } catch {
+      // the session then comes from the Received: line; the queue holds a bad file itself
+    }
+    return { envelope, bytes };
+  } finally {
+    await fh.close();
+  }
+}
+
+export function factsOf(m: UnrecordedMessage, spooled: { envelope: SpoolEnvelope | undefined; bytes: Buffer } | undefined): MessageFacts {
+  const ip = m.client_address ?? '';
+  const s = spooled?.envelope?.client?.session;
+  const base = {
+    qid: m.qid,
+    receivedAt: m.received_at,
+    envelope: { from: m.envelope_from, rcpts: JSON.parse(m.rcpts) as string[] },
+    sizeBytes: m.size,
+    client: { ip, host: m.client_hostname ?? ip, helo: m.helo ?? '' },
+  };
+  if (!spooled) return { ...base, session: { sid: m.qid, protocol: 'ESMTP' }, headers: {}, parsedAddresses: { from: [], to: [], cc: [] }, parts: null };
+  const session = s ? { sid: s.id, protocol: s.protocol, ...(s.tls ? { tls: s.tls } : {}) } : sessionFactsFromReceived(spooled.bytes, m.qid);
+  return { ...base, session, ...messageContentFacts(spooled.bytes) };
+}
+
+export class PodFactsRecorder {
+  private readonly busy = new Set<string>();
+  private swept = 0;
+
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Records the message's facts unless it has them. Never throws: a failure is logged and the sweep retries. */
+  async record(qid: string): Promise<void> {
+    if (this.busy.has(qid)) return;
+    const m = this.store.podPublisher.unrecordedMessage(qid);
+    if (!m) return;
+    this.busy.add(qid);
+    try {
+      const spooled = await readSpooled(m);
+      const facts = factsOf(m, spooled);
+      if (!spooled) this.logger.warn({ qid }, 'pod publisher: spool file gone before its facts were recorded; the message event has no parts');
+      this.store.podPublisher.recordFacts(qid, this.now(), JSON.stringify(facts));
+    } catch (err) {
+      this.logger.error({ qid, err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code } }, 'pod publisher: recording message facts failed');
+    } finally {
+      this.busy.delete(qid);
+    }
+  }
+
+  /**
+   * Records messages that have no facts yet, up to `limit`, after the last row swept (the
+   * first sweep after start looks at every row, so a failure is retried at the next start);
+   * drops facts past the archive's 30 days. Resolves with how many messages it looked at.
+   */
+  async sweep(limit = 200): Promise<number> {
+    const rows = this.store.podPublisher.unrecorded(this.swept, limit);
+    for (const m of rows) {
+      await this.record(m.qid);
+      this.swept = m.row;
+    }
+    this.store.podPublisher.pruneFacts(this.now() - ARCHIVE_LIMIT_MS - 3_600_000, 500);
+    return rows.length;
+  }
+}

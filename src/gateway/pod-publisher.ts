@@ -1,0 +1,395 @@
+// mailbag's own events served as the PoD Log API (`/v1/stream`, "PoD Log API, November
+// 2020 Revision C"): HS256 bearer tokens, one session per token, permessage-deflate with
+// both no-context-takeover options, live mode resumed within the hour, archive windows.
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { TokenError, verifyToken, type PodTokenClaims } from '../pod/jwt.js';
+import type { MessageFacts } from '../pod/message-facts.js';
+import { fromLineEvent, messageEvent, toLineEvents, type PublisherIdentity } from '../pod/publish-events.js';
+import { BadStreamRequest, parseStreamRequest, type StreamRequest } from '../pod/stream-request.js';
+import type { JsonObject } from '../pod/json.js';
+import type { AttemptFactsRow, FactsRow } from '../store/pod-publisher-store.js';
+import type { Store } from '../store/store.js';
+import type { ComponentHealth, GatewayComponent } from './component.js';
+import { PodFactsRecorder } from './pod-facts-recorder.js';
+import { loadOrCreateSecret } from './pod-secret.js';
+
+const HOUR_MS = 3_600_000;
+const BATCH = 500;
+/** Above this many bytes queued on a socket, wait before sending more (a slow reader). */
+const HIGH_WATER = 4 * 1024 * 1024;
+
+/** The error table of the document: status, reason phrase. */
+const REASONS = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  404: 'Not Found',
+  405: 'Method not allowed',
+  409: 'Exceeded maximum number of sessions per token',
+} as const;
+type RefusalStatus = keyof typeof REASONS;
+
+export interface PublisherConfig {
+  listen: { host: string; port: number };
+  tls?: { key: string; cert: string } | undefined;
+  secretFile: string;
+  cid: string;
+  pollInterval: number;
+}
+
+export interface PodPublisherOptions {
+  config: PublisherConfig;
+  store: Store;
+  identity: Omit<PublisherIdentity, 'cid'>;
+  logger: Logger;
+  /** Tests: a simulated clock (resume windows, archive limits, facts times). */
+  now?: () => number;
+}
+
+/** Where a session is in the store: facts seq and attempt id already sent. */
+interface Cursor {
+  seq: number;
+  attempt: number;
+}
+
+class Refusal extends Error {
+  constructor(
+    readonly status: RefusalStatus,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function refuse(socket: Socket, status: RefusalStatus, detail: string): void {
+  const body = `${REASONS[status]}: ${detail}\n`;
+  socket.end(
+    `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * The document's own curl examples send `Sec-WebSocket-Key: SGVsbG8sIHdvcmxkIQ==`, 13
+ * bytes where RFC 6455 asks for 16, and the service answers 101; ws insists on 16. Such a
+ * key is swapped for a valid one for ws, and the accept header is computed from the key
+ * the client sent (the 'headers' hook), so the client's check still holds.
+ */
+const ORIGINAL_KEY = new WeakMap<IncomingMessage, string>();
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+const RFC_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+function acceptFor(key: string): string {
+  return createHash('sha1').update(key + WS_GUID).digest('base64');
+}
+
+function lenientKey(req: IncomingMessage): void {
+  const key = req.headers['sec-websocket-key'];
+  if (typeof key !== 'string' || RFC_KEY.test(key) || !/^[+/0-9A-Za-z]+={0,2}$/.test(key.trim())) return;
+  ORIGINAL_KEY.set(req, key.trim());
+  req.headers['sec-websocket-key'] = randomBytes(16).toString('base64');
+}
+
+function parseCursor(text: string): Cursor | undefined {
+  try {
+    const v = JSON.parse(text) as Partial<Cursor>;
+    if (typeof v.seq === 'number' && typeof v.attempt === 'number') return { seq: v.seq, attempt: v.attempt };
+  } catch {
+    // a resume point from another version: start as a new session
+  }
+  return undefined;
+}
+
+export class PodPublisher {
+  private readonly server: Server;
+  private readonly wss: WebSocketServer;
+  private readonly secret: Buffer;
+  private readonly identity: PublisherIdentity;
+  private readonly now: () => number;
+  readonly recorder: PodFactsRecorder;
+  /** token id -> its open session (one per token). */
+  private readonly sessions = new Map<string, StreamSession>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly o: PodPublisherOptions) {
+    this.now = o.now ?? Date.now;
+    this.secret = loadOrCreateSecret(o.config.secretFile);
+    this.identity = { ...o.identity, cid: o.config.cid };
+    this.recorder = new PodFactsRecorder(o.store, o.logger, this.now);
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      // Plain HTTP(S) is not the protocol (the table's 404), except that a method other than GET is 405.
+      const status = req.method !== 'GET' ? 405 : 404;
+      res.writeHead(status, REASONS[status], { 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+      res.end(`${REASONS[status]}: ${status === 405 ? 'only GET' : 'a WebSocket upgrade to /v1/stream is required'}\n`);
+    };
+    this.server = o.config.tls
+      ? createHttpsServer({ key: readFileSync(o.config.tls.key), cert: readFileSync(o.config.tls.cert) }, onRequest)
+      : createHttpServer(onRequest);
+    this.wss = new WebSocketServer({
+      noServer: true,
+      perMessageDeflate: { serverNoContextTakeover: true, clientNoContextTakeover: true },
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
+    this.wss.on('headers', (headers: string[], req: IncomingMessage) => {
+      const original = ORIGINAL_KEY.get(req);
+      if (original === undefined) return;
+      const i = headers.findIndex((h) => /^sec-websocket-accept:/i.test(h));
+      if (i !== -1) headers[i] = `Sec-WebSocket-Accept: ${acceptFor(original)}`;
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.o.config.listen.port, this.o.config.listen.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+    await this.recorder.sweep();
+    this.scheduleSweep();
+  }
+
+  private scheduleSweep(): void {
+    if (this.closed) return;
+    this.sweepTimer = setTimeout(() => {
+      void this.recorder.sweep().finally(() => this.scheduleSweep());
+    }, this.o.config.pollInterval);
+    this.sweepTimer.unref();
+  }
+
+  address(): AddressInfo {
+    return this.server.address() as AddressInfo;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  /** Ends every session (each records where it dropped, for resume) and closes the listener. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    for (const s of [...this.sessions.values()]) s.end(1001, 'server stopping');
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    this.server.closeAllConnections();
+  }
+
+  private authorise(req: IncomingMessage, url: URL): { request: StreamRequest; claims: PodTokenClaims } {
+    if (url.pathname !== '/v1/stream') throw new Refusal(404, `no such endpoint ${url.pathname}`);
+    if (req.method !== 'GET') throw new Refusal(405, `method ${req.method ?? '?'} (only GET)`);
+    let request: StreamRequest;
+    try {
+      request = parseStreamRequest(url.searchParams, this.now());
+    } catch (err) {
+      if (err instanceof BadStreamRequest) throw new Refusal(400, err.message);
+      throw err;
+    }
+    const auth = req.headers.authorization;
+    if (!auth?.trim()) throw new Refusal(401, 'missing or empty Authorization header');
+    const m = /^(\S+)(?:\s+(.*))?$/.exec(auth.trim());
+    if (m?.[1]?.toLowerCase() !== 'bearer') throw new Refusal(401, 'invalid type of access token (Bearer expected)');
+    const token = m[2]?.trim();
+    if (!token) throw new Refusal(401, 'missing or empty access token');
+    let claims: PodTokenClaims;
+    try {
+      claims = verifyToken(this.secret, token, this.now());
+    } catch (err) {
+      if (err instanceof TokenError) throw new Refusal(401, `invalid or expired access token (${err.message})`);
+      throw err;
+    }
+    if (request.cid !== this.identity.cid || claims.cid !== request.cid) throw new Refusal(401, `invalid clusterID ${JSON.stringify(request.cid)}`);
+    if (this.sessions.has(claims.jti)) throw new Refusal(409, 'the access token is being used by another session');
+    return { request, claims };
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://publisher.invalid');
+    } catch {
+      return refuse(socket, 404, 'invalid URL');
+    }
+    let granted: { request: StreamRequest; claims: PodTokenClaims };
+    try {
+      granted = this.authorise(req, url);
+    } catch (err) {
+      if (!(err instanceof Refusal)) {
+        this.o.logger.error({ err: { message: (err as Error).message } }, 'pod publisher: upgrade failed');
+        socket.destroy();
+        return;
+      }
+      this.o.logger.info({ status: err.status, reason: err.message, client: socket.remoteAddress }, 'pod publisher: refused');
+      return refuse(socket, err.status, err.message);
+    }
+    const { request, claims } = granted;
+    // claimed before the handshake completes, so a second upgrade racing this one gets 409
+    const session = new StreamSession(this, request, claims.jti);
+    this.sessions.set(claims.jti, session);
+    // a handshake ws refuses (no Sec-WebSocket-Key, ...) never opens: free the token
+    socket.once('close', () => {
+      if (!session.started) this.ended(claims.jti, session);
+    });
+    lenientKey(req);
+    this.wss.handleUpgrade(req, socket, head, (ws) => session.run(ws));
+  }
+
+  /** @internal the session's store, clock and identity */
+  get ctx(): { store: Store; now: () => number; identity: PublisherIdentity; pollMs: number; logger: Logger } {
+    return { store: this.o.store, now: this.now, identity: this.identity, pollMs: this.o.config.pollInterval, logger: this.o.logger };
+  }
+
+  /** @internal */
+  ended(tokenId: string, session: StreamSession): void {
+    if (this.sessions.get(tokenId) === session) this.sessions.delete(tokenId);
+  }
+}
+
+/** One WebSocket session: sends events from its cursor, live (polling) or for an archive window. */
+class StreamSession {
+  private ws: WebSocket | undefined;
+  private cursor: Cursor = { seq: 0, attempt: 0 };
+  private open = true;
+  private wake: (() => void) | undefined;
+
+  constructor(
+    private readonly owner: PodPublisher,
+    private readonly request: StreamRequest,
+    private readonly tokenId: string,
+  ) {}
+
+  get started(): boolean {
+    return this.ws !== undefined;
+  }
+
+  run(ws: WebSocket): void {
+    this.ws = ws;
+    const { store, now, logger } = this.owner.ctx;
+    ws.on('close', () => this.finish());
+    ws.on('error', () => ws.terminate());
+    if (this.request.mode.kind === 'live') {
+      const drop = store.podPublisher.lastDrop(this.tokenId, this.request.type);
+      const t = now();
+      const resumed = drop && t - drop.dropped_at <= HOUR_MS ? parseCursor(drop.resume_from) : undefined;
+      // A drop over an hour ago: from the last hour; a new token: from now.
+      this.cursor = resumed ?? (drop ? store.podPublisher.headsBefore(t - HOUR_MS) : store.podPublisher.heads());
+    }
+    logger.info({ type: this.request.type, mode: this.request.mode.kind, token: this.tokenId }, 'pod publisher: session open');
+    this.pump().catch((err: unknown) => {
+      logger.error({ err: { message: (err as Error).message } }, 'pod publisher: session failed');
+      this.end(1011, 'internal error');
+    });
+  }
+
+  end(code: number, reason: string): void {
+    if (!this.ws) return this.finish();
+    if (this.ws.readyState === this.ws.OPEN) this.ws.close(code, reason);
+    else this.ws.terminate();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.wake?.();
+    const { store, now } = this.owner.ctx;
+    if (this.request.mode.kind === 'live') store.podPublisher.saveDrop(this.tokenId, this.request.type, now(), JSON.stringify(this.cursor));
+    this.owner.ended(this.tokenId, this);
+  }
+
+  private async send(ev: JsonObject): Promise<void> {
+    const ws = this.ws!;
+    while (this.open && ws.bufferedAmount > HIGH_WATER) await new Promise((r) => setTimeout(r, 10));
+    if (!this.open) return;
+    await new Promise<void>((resolve, reject) => ws.send(JSON.stringify(ev), (err) => (err ? reject(err) : resolve())));
+  }
+
+  private async pump(): Promise<void> {
+    const { pollMs } = this.owner.ctx;
+    const mode = this.request.mode;
+    while (this.open) {
+      const sent = await this.sendBatch();
+      if (!this.open) return;
+      if (sent) continue;
+      if (mode.kind === 'archive') return this.end(1000, 'archive window done');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, pollMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wake = undefined;
+    }
+  }
+
+  /** Sends the next events after the cursor; resolves with how many rows it used. */
+  private async sendBatch(): Promise<number> {
+    const { store, identity } = this.owner.ctx;
+    const p = store.podPublisher;
+    const mode = this.request.mode;
+    const facts = (after: number): FactsRow[] =>
+      mode.kind === 'archive' ? p.factsInWindow(mode.fromMs, mode.toMs, after, BATCH) : p.factsAfter(after, BATCH);
+    const attempts = (after: number): AttemptFactsRow[] =>
+      mode.kind === 'archive' ? p.attemptsInWindow(mode.fromMs, mode.toMs, after, BATCH) : p.attemptsAfter(after, BATCH);
+    let used = 0;
+    for (const row of facts(this.cursor.seq)) {
+      const f = JSON.parse(row.facts) as MessageFacts;
+      await this.send(this.request.type === 'message' ? messageEvent(f, row.recorded_at, identity) : fromLineEvent(f, identity));
+      if (!this.open) return used;
+      this.cursor = { ...this.cursor, seq: row.seq };
+      used++;
+    }
+    if (this.request.type === 'message') return used;
+    for (const a of attempts(this.cursor.attempt)) {
+      const f = a.facts ? (JSON.parse(a.facts) as MessageFacts) : undefined;
+      const recipients = (JSON.parse(a.recipients) as Array<{ rcpt: string; state: string; reply?: string }>).map((r) => ({
+        rcpt: r.rcpt,
+        state: r.state,
+        reply: r.reply ?? a.reply ?? '',
+      }));
+      const evs = toLineEvents({ id: a.id, qid: a.qid, nexthop: a.nexthop, startedAt: a.started_at, durationMs: a.duration_ms, recipients }, f, identity);
+      for (const ev of evs) {
+        await this.send(ev);
+        if (!this.open) return used;
+      }
+      this.cursor = { ...this.cursor, attempt: a.id };
+      used++;
+    }
+    return used;
+  }
+}
+
+/** The publisher as a gateway component: /healthz shows its open sessions. */
+export class PodPublisherComponent implements GatewayComponent {
+  readonly name = 'podPublisher';
+  private publisher: PodPublisher | undefined;
+
+  constructor(private readonly create: () => PodPublisher) {}
+
+  async start(): Promise<void> {
+    const p = this.create();
+    await p.listen();
+    this.publisher = p;
+  }
+
+  async stop(): Promise<void> {
+    const p = this.publisher;
+    this.publisher = undefined;
+    await p?.close();
+  }
+
+  get running(): PodPublisher | undefined {
+    return this.publisher;
+  }
+
+  health(): ComponentHealth {
+    return this.publisher ? { ok: true, sessions: this.publisher.sessionCount } : { ok: false, reason: 'not started' };
+  }
+}

@@ -1,0 +1,141 @@
+// `mailbag pod status`, `mailbag pod backfill` and the pod.streams config as the CLI sees it.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { stringify } from 'yaml';
+import { Store } from '../src/store/store.js';
+import { cli } from './helpers/cli.js';
+import { messageEvent, startConsumer, storedGuids, TestClock, until } from './helpers/pod-consumer.js';
+import { tempDir } from './helpers/gateway.js';
+import { PodLogService, startPodLogServer } from './helpers/pod-log-server.js';
+
+const HOUR = 3_600_000;
+const tmp = tempDir('cli-pod-consumer');
+t.teardown(tmp.cleanup);
+let n = 0;
+
+function config(streams: unknown[]): { cfg: string; db: string } {
+  const i = n++;
+  const db = join(tmp.dir, `s${i}.db`);
+  const cfg = join(tmp.dir, `c${i}.yaml`);
+  writeFileSync(cfg, stringify({ store: { path: db }, spool: { dir: join(tmp.dir, `spool${i}`) }, pod: { streams } }));
+  return { cfg, db };
+}
+
+t.test('config show redacts stream tokens and keeps the names of token variables', async (t) => {
+  const { cfg } = config([
+    { name: 'a', url: 'wss://pod.test/', cid: 'c', type: 'message', token: 'very-secret-token', backfillTokenEnv: 'POD_BACKFILL' },
+    { name: 'b', url: 'wss://pod.test/', cid: 'c', type: 'maillog', tokenEnv: 'POD_TOKEN_B' },
+  ]);
+  const r = await cli(['config', 'show', '--config', cfg]);
+  t.equal(r.code, 0, r.stderr);
+  const out = r.stdout.toString();
+  t.notMatch(out, /very-secret-token/);
+  t.match(out, /token: <redacted>/);
+  t.match(out, /tokenEnv: POD_TOKEN_B/);
+  t.match(out, /backfillTokenEnv: POD_BACKFILL/);
+});
+
+t.test('config check: a stream needs exactly one of token and tokenEnv, and a unique name', async (t) => {
+  const both = config([{ name: 'a', url: 'wss://pod.test/', cid: 'c', type: 'message', token: 'x', tokenEnv: 'Y' }]);
+  const r1 = await cli(['config', 'check', '--config', both.cfg]);
+  t.equal(r1.code, 1);
+  t.match(r1.stderr, /exactly one of token and tokenEnv/);
+  const twice = config([
+    { name: 'a', url: 'wss://pod.test/', cid: 'c', type: 'message', token: 'x' },
+    { name: 'a', url: 'wss://pod.test/', cid: 'c', type: 'maillog', token: 'y' },
+  ]);
+  const r2 = await cli(['config', 'check', '--config', twice.cfg]);
+  t.equal(r2.code, 1);
+  t.match(r2.stderr, /used twice/);
+  const http = config([{ name: 'a', url: 'https://pod.test/', cid: 'c', type: 'message', token: 'x' }]);
+  t.match((await cli(['config', 'check', '--config', http.cfg])).stderr, /ws:\/\/ or wss:\/\//);
+});
+
+t.test('pod status: state, newest event and its age, counters, last error; --json', async (t) => {
+  const clock = new TestClock(Date.now());
+  const service = new PodLogService(clock.now, new Map([['tok', 'c1']]));
+  const server = await startPodLogServer(service);
+  t.teardown(() => server.close());
+  const { cfg, db } = config([
+    { name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok' },
+    { name: 'refused', url: server.url, cid: 'c1', type: 'maillog', token: 'wrong' },
+    { name: 'later', url: server.url, cid: 'c1', type: 'maillog', token: 'tok2' },
+  ]);
+  const h = startConsumer(db, { streams: [
+    { name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok' },
+    { name: 'refused', url: server.url, cid: 'c1', type: 'maillog', token: 'wrong' },
+  ] }, clock);
+  await until(() => service.live.size === 1, 'live');
+  service.publish({ type: 'message', tsMs: clock.ms, payload: messageEvent('g1', clock.ms) });
+  service.publish({ type: 'message', tsMs: clock.ms, payload: 'not json' });
+  await until(() => h.consumer.statuses()[0]!.deadLettered === 1 && h.consumer.statuses()[0]!.stored === 1, 'stored');
+  await until(() => h.consumer.statuses()[1]!.state === 'stopped', 'the refused stream stopped');
+  const r = await cli(['pod', 'status', '--config', cfg]);
+  t.equal(r.code, 0, r.stderr);
+  const out = r.stdout.toString();
+  t.match(out, /^msgs \(message\): live since \S+Z\n/m);
+  t.match(out, /  last event: \S+Z \(\d+s ago\)\n/);
+  t.match(out, /  received 2, stored 1, duplicates 0, dead-lettered 1\n/);
+  t.match(out, /^refused \(maillog\): stopped since \S+ - HTTP 401: .*token/m);
+  t.match(out, /  last error: HTTP 401/);
+  t.match(out, /^later \(maillog\): never ran\n  last event: none\n/m);
+  t.notMatch(out, /wrong|tok\b/, 'no token in the output');
+  const j = await cli(['pod', 'status', '--json', '--config', cfg]);
+  const views = JSON.parse(j.stdout.toString()) as Array<Record<string, unknown>>;
+  t.match(views[0], { stream: 'msgs', state: 'live', received: 2, stored: 1, duplicates: 0, deadLettered: 1, configured: true });
+  t.equal(typeof views[0]!['lastEventAgeSeconds'], 'number');
+  t.match(views[1], { stream: 'refused', state: 'stopped', lastError: /401/ });
+  t.match(views[2], { stream: 'later', state: 'never ran', lastEventTs: null });
+  await h.stop();
+  const after = await cli(['pod', 'status', '--config', cfg]);
+  t.match(after.stdout.toString(), /^msgs \(message\): stopped since \S+ - the gateway stopped/m);
+});
+
+t.test('pod backfill: one archive request in whole hours; summary; not stored twice; checkpoint untouched', async (t) => {
+  const now = Date.now();
+  const clock = { now: () => Date.now() };
+  const service = new PodLogService(clock.now, new Map([['tok', 'c1'], ['bf', 'c1']]));
+  const server = await startPodLogServer(service);
+  t.teardown(() => server.close());
+  const base = Math.floor(now / HOUR) * HOUR - 6 * HOUR;
+  for (const [g, at] of [['old', base - HOUR], ['in1', base + 10 * 60_000], ['in2', base + 2 * HOUR + 5], ['bad', base + 20 * 60_000], ['after', base + 4 * HOUR]] as const) {
+    service.entries.push({ type: 'message', tsMs: at, payload: g === 'bad' ? '{"guid":1}' : messageEvent(g, at) });
+  }
+  const { cfg, db } = config([{ name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok', backfillTokenEnv: 'BF' }]);
+  const since = new Date(base + 15 * 60_000).toISOString();
+  const untilT = new Date(base + 2 * HOUR + 30 * 60_000).toISOString();
+  const r = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--config', cfg], { env: { BF: 'bf' } });
+  t.equal(r.code, 0, r.stderr);
+  t.equal(r.stdout.toString(), 'read 3, stored 2, duplicates 0, dead-lettered 1\n');
+  t.equal(r.stderr, '', 'no progress bar when stderr is not a terminal');
+  const req = service.requests[0]!;
+  t.equal(req.mode, 'archive');
+  t.equal(req.token, 'bf', 'the backfill token');
+  t.equal(req.sinceTime, `${new Date(base).toISOString().slice(0, 19)}+0000`, 'since rounded down');
+  t.equal(req.toTime, `${new Date(base + 3 * HOUR).toISOString().slice(0, 19)}+0000`, 'until rounded up');
+  const again = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--json', '--config', cfg], { env: { BF: 'bf' } });
+  t.same(JSON.parse(again.stdout.toString()), { read: 3, stored: 0, duplicates: 3, deadLettered: 0 });
+  const store = Store.open(db);
+  t.same(storedGuids(store), ['in1', 'in2']);
+  t.equal(store.pod.checkpoint('msgs'), undefined, 'a backfill by hand does not move the checkpoint');
+  store.close();
+});
+
+t.test('pod backfill: 409 says what to do; usage errors exit 2', async (t) => {
+  const service = new PodLogService(Date.now, new Map([['tok', 'c1']]));
+  service.busy.add('tok');
+  const server = await startPodLogServer(service);
+  t.teardown(() => server.close());
+  const { cfg } = config([{ name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok' }]);
+  const since = new Date(Date.now() - 5 * HOUR).toISOString();
+  const untilT = new Date(Date.now() - 3 * HOUR).toISOString();
+  const r = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--config', cfg]);
+  t.equal(r.code, 1);
+  t.match(r.stderr, /409.*in use by another session.*backfillToken/);
+  t.equal((await cli(['pod', 'backfill', '--stream', 'msgs', '--since', 'yesterday', '--until', untilT, '--config', cfg])).code, 2);
+  t.equal((await cli(['pod', 'backfill', '--stream', 'msgs', '--since', untilT, '--until', since, '--config', cfg])).code, 2);
+  const unknown = await cli(['pod', 'backfill', '--stream', 'nope', '--since', since, '--until', untilT, '--config', cfg]);
+  t.equal(unknown.code, 1);
+  t.match(unknown.stderr, /no stream 'nope'.*msgs/);
+});
