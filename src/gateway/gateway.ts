@@ -227,6 +227,13 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
     fromMismatch() {
       metrics.multilingualFromMismatch.inc();
     },
+    impBagShipped(e) {
+      metrics.impBagsOut.inc({ peer: e.peer });
+      metrics.impMessagesOut.inc({ peer: e.peer }, e.messages);
+    },
+    impAcknowledged(e) {
+      metrics.impAcknowledgements.inc({ peer: e.peer, answer: e.answer });
+    },
   };
   if (opts.queueThread === false) {
     const rewrite = await buildRewriteStep(config, { store: storage.store, logger, events });

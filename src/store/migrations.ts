@@ -334,6 +334,19 @@ export const migrations: Migration[] = [
       CREATE INDEX imp_inbound_tid ON imp_inbound (tid_ihn, tid_tn);
     `,
   },
+  {
+    version: 14,
+    name: 'imp: the transaction-number high-water mark per ihn',
+    // The shipper reserves tns in blocks and records where the block ends before using
+    // it, so a restart resumes past every tn that may still be in the network.
+    sql: `
+      CREATE TABLE imp_tn_mark (
+        ihn INTEGER PRIMARY KEY,
+        next_tn INTEGER NOT NULL CHECK (next_tn BETWEEN 0 AND 65535),
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
 ];
 
 /** The schema version this code expects: the highest of the list. */

@@ -7,6 +7,7 @@ import { PodPublisherStore } from './pod-publisher-store.js';
 import { PodStreamStore } from './pod-stream-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
+import { ImpTnStore } from './imp-tn-store.js';
 import { UsersStore } from './users-store.js';
 
 /** The store's schema is not the one this code was written for. */
@@ -38,6 +39,7 @@ export class Store {
   readonly podPublisher: PodPublisherStore;
   readonly podStreams: PodStreamStore;
   readonly multilingual: MultilingualStore;
+  readonly impTns: ImpTnStore;
   readonly correlation: CorrelationStore;
   private closed = false;
 
@@ -49,6 +51,7 @@ export class Store {
     this.podPublisher = new PodPublisherStore(db);
     this.podStreams = new PodStreamStore(db);
     this.multilingual = new MultilingualStore(db);
+    this.impTns = new ImpTnStore(db);
   }
 
   /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
