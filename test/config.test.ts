@@ -35,7 +35,6 @@ t.test('invalid config names the key path and what is wrong', async (t) => {
   t.throws(() => validateConfig({ smtp: { listen: { host: 'x', port: 70000 } } }), /smtp\.listen\.port: .*65535/);
   t.throws(() => validateConfig({ smtp: { colour: 'blue' } }), /smtp: .*colour/);
   t.throws(() => validateConfig({ queue: { lifetime: 'soon' } }), /queue\.lifetime: not a duration/);
-  t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'imp://peer:753' }] }), /routes\.0\.nexthop: imp:\/\/ next hops are reserved/);
   t.throws(() => validateConfig({ routes: [{ domain: 'bad domain', nexthop: 'smtp://h:25' }] }), /routes\.0\.domain: must be a domain/);
   t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'ftp://h:25' }] }), /routes\.0\.nexthop: must be/);
   const bad = file('bad.yaml', 'smtp: [unclosed\n');
@@ -133,8 +132,6 @@ t.test('cross-field: retryInitial above retryMax is refused', async (t) => {
 t.test('IMP: maxBagBytes cannot exceed the largest bag; maxMessageBytes must fit a bag once IMP routes exist', async (t) => {
   t.throws(() => validateConfig({ imp: { maxBagBytes: '1GiB' } }), /imp\.maxBagBytes: must be 4 to 16777219/);
   t.equal(validateConfig({ imp: { maxBagBytes: '1MiB' } }).imp.maxBagBytes, 1_048_576);
-  // imp:// next hops are still refused by the route parser, so the cross-field rule is
-  // exercised directly: it is what validation applies to a config with an IMP route.
   const base = validateConfig({});
   const impRoute = [{ nexthop: { url: 'imp://peer.test:753' } }];
   t.same(crossFieldIssues({ ...base, routes: impRoute }), [
@@ -145,4 +142,35 @@ t.test('IMP: maxBagBytes cannot exceed the largest bag; maxMessageBytes must fit
   ]);
   t.same(crossFieldIssues({ ...base, routes: impRoute, smtp: { maxMessageBytes: 16_777_215 } }), [], 'a message that fits');
   t.same(crossFieldIssues(base), [], 'no IMP route: the SMTP size limit is free');
+  // The same rule through validation, now that imp:// routes parse.
+  t.throws(
+    () => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'imp://peer.test:753' }] }),
+    /smtp\.maxMessageBytes: smtp\.maxMessageBytes \(26214400\) is larger than an IMP bag can carry/,
+  );
+  t.throws(
+    () => validateConfig({ smtp: { maxMessageBytes: '2MiB' }, imp: { maxBagBytes: '1MiB' }, routes: [{ domain: 'a.test', nexthop: 'imp://peer.test:753' }] }),
+    /imp\.maxBagBytes \(1048576\) minus its 4-octet header is 1048572/,
+  );
+});
+
+t.test('imp:// routes: host and port, compress per route or from imp.compress, no TLS keys', async (t) => {
+  const fits = { smtp: { maxMessageBytes: '10MiB' } };
+  const c = validateConfig({
+    ...fits,
+    routes: [
+      { domain: 'a.test', nexthop: 'imp://peer.test:7530' },
+      { domain: 'b.test', nexthop: 'imp://[::1]:7531', compress: true },
+    ],
+  });
+  t.same(c.routes[0]!.nexthop, { kind: 'imp', host: 'peer.test', port: 7530, url: 'imp://peer.test:7530' });
+  t.same(c.routes[1]!.nexthop, { kind: 'imp', host: '::1', port: 7531, url: 'imp://[::1]:7531', compress: true });
+  t.equal(c.imp.compress, false, 'compression is off unless configured');
+  t.equal(c.imp.maxMessagesPerBag, 10000);
+  t.throws(() => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'imp://peer.test:7530', tls: 'required' }] }), /routes\.0\.tls: applies to smtp:\/\/ and lmtp:\/\/ next hops only/);
+  t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'smtp://h:25', compress: true }] }), /routes\.0\.compress: applies to imp:\/\/ next hops only/);
+  t.throws(
+    () => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'imp://p:1', compress: true }, { domain: 'b.test', nexthop: 'imp://p:1', compress: false }] }),
+    /routes\.1\.compress: next hop imp:\/\/p:1 has another compress setting in routes\.0/,
+  );
+  t.throws(() => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'imp://p:0' }] }), /port 0 is out of range/);
 });

@@ -79,7 +79,7 @@ t.test('routes: tls and tlsVerify', async (t) => {
     ],
   });
   t.same(
-    c.routes.map((r) => (r.nexthop.kind === 'maildir' ? undefined : [r.nexthop.tls, r.nexthop.tlsVerify])),
+    c.routes.map((r) => (r.nexthop.kind === 'maildir' || r.nexthop.kind === 'imp' ? undefined : [r.nexthop.tls, r.nexthop.tlsVerify])),
     [
       ['required', true],
       ['required', false],

@@ -79,10 +79,14 @@ export interface HopTls {
   tlsVerify: boolean;
 }
 
-/** Where a route sends mail. `imp://` is reserved until IMP routing lands. */
+/**
+ * Where a route sends mail. `imp`: another MPM over RFC 753 IMP; `compress` is the
+ * route's own choice of Appendix B basic compression (absent: `imp.compress`).
+ */
 export type NextHop =
   | ({ kind: 'smtp'; host: string; port: number; url: string } & HopTls)
   | ({ kind: 'lmtp'; host: string; port: number; url: string } & HopTls)
+  | { kind: 'imp'; host: string; port: number; url: string; compress?: boolean }
   | { kind: 'maildir'; path: string; url: string };
 
 /**
@@ -98,12 +102,12 @@ export function parseNextHop(value: string, tls: HopTls = defaultHopTls()): Next
   const maildir = /^maildir:(.+)$/.exec(value);
   if (maildir) return { kind: 'maildir', path: maildir[1]!, url: value };
   const net = /^(smtp|lmtp|imp):\/\/(\[[^\]]+\]|[^:/]+):(\d{1,5})\/?$/.exec(value);
-  if (!net) return 'must be smtp://host:port, lmtp://host:port or maildir:PATH';
+  if (!net) return 'must be smtp://host:port, lmtp://host:port, imp://host:port or maildir:PATH';
   const [, scheme, rawHost, rawPort] = net;
   const p = Number(rawPort);
   if (p < 1 || p > 65535) return `port ${rawPort} is out of range`;
-  if (scheme === 'imp') return 'imp:// next hops are reserved for IMP routing, which this version does not support yet';
   const h = rawHost!.replace(/^\[|\]$/g, '');
+  if (scheme === 'imp') return { kind: 'imp', host: h, port: p, url: value };
   return { kind: scheme as 'smtp' | 'lmtp', host: h, port: p, url: value, ...tls };
 }
 
@@ -115,6 +119,8 @@ const route = z
     tls: z.enum(TLS_POLICIES).optional(),
     /** Verify the next hop's certificate (default: true when tls is required, else false). */
     tlsVerify: z.boolean().optional(),
+    /** imp:// only: ship bags with RFC 753 Appendix B basic compression (default imp.compress). */
+    compress: z.boolean().optional(),
   })
   .transform((r, ctx) => {
     const tls = r.tls ?? 'opportunistic';
@@ -123,9 +129,16 @@ const route = z
       ctx.addIssue({ code: 'custom', path: ['nexthop'], message: hop });
       return z.NEVER;
     }
-    if (hop.kind === 'maildir' && (r.tls !== undefined || r.tlsVerify !== undefined)) {
+    if ((hop.kind === 'maildir' || hop.kind === 'imp') && (r.tls !== undefined || r.tlsVerify !== undefined)) {
       ctx.addIssue({ code: 'custom', path: [r.tls !== undefined ? 'tls' : 'tlsVerify'], message: 'applies to smtp:// and lmtp:// next hops only' });
       return z.NEVER;
+    }
+    if (r.compress !== undefined) {
+      if (hop.kind !== 'imp') {
+        ctx.addIssue({ code: 'custom', path: ['compress'], message: 'applies to imp:// next hops only' });
+        return z.NEVER;
+      }
+      hop.compress = r.compress;
     }
     if (tls === 'none' && r.tlsVerify === true) {
       ctx.addIssue({ code: 'custom', path: ['tlsVerify'], message: 'there is no certificate to verify with tls: none' });
@@ -142,7 +155,14 @@ const routes = z.array(route).superRefine((list, ctx) => {
     if (!first) return void seen.set(r.nexthop.url, { index, hop: r.nexthop });
     const a = first.hop;
     const b = r.nexthop;
-    if (a.kind !== 'maildir' && b.kind !== 'maildir' && (a.tls !== b.tls || a.tlsVerify !== b.tlsVerify)) {
+    if (a.kind === 'imp' && b.kind === 'imp' && a.compress !== b.compress) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [index, 'compress'],
+        message: `next hop ${b.url} has another compress setting in routes.${first.index}; give every route to it the same compress`,
+      });
+    }
+    if ((a.kind === 'smtp' || a.kind === 'lmtp') && (b.kind === 'smtp' || b.kind === 'lmtp') && (a.tls !== b.tls || a.tlsVerify !== b.tlsVerify)) {
       ctx.addIssue({
         code: 'custom',
         path: [index, 'tls'],
@@ -349,6 +369,24 @@ export const configSchema = z.strictObject({
       maxBagBytes: size
         .refine((n) => n >= 4 && n <= MAX_BAG_OCTETS, { message: `must be 4 to ${MAX_BAG_OCTETS} (4 + 2^24-1 octets, the largest bag RFC 753 allows)` })
         .prefault(MAX_BAG_OCTETS),
+      /** Ship bags to imp:// next hops with Appendix B basic compression unless the route says otherwise. */
+      compress: z.boolean().default(false),
+      /** The acceptor (RFC 753 section 3.7): where peers ship message-bags to this MPM. Unset: no IMP listener. */
+      listen: z.strictObject({ host: host.default('127.0.0.1'), port: port.default(7530) }).optional(),
+      /** TLS on the IMP listener (TLS from the first octet; IMP has no STARTTLS). */
+      tls: z.strictObject({ key: z.string().min(1), cert: z.string().min(1) }).optional(),
+      maxConnections: z.number().int().min(1).default(100),
+      maxConnectionsPerIp: z.number().int().min(1).default(20),
+      /** Messages one bag may hold: each one beyond in a received bag gets a class 2 error reply; shipped bags hold at most this many. */
+      maxMessagesPerBag: z.number().int().min(1).max(65535).default(10000),
+      /** A shipping unit must arrive whole within this of its first octet (else a class 2 error and close); 0 = no limit. */
+      bagTimeout: timerDuration.prefault('5m'),
+      /** A connection with no shipping unit in progress is closed after this long; 0 = never. */
+      idleTimeout: timerDuration.prefault('5m'),
+      /** DELIVERs of one bag being spooled at once. */
+      acceptConcurrency: z.number().int().min(1).max(1024).default(16),
+      /** Peers (CIDR) whose DELIVERs for domains that are not local are relayed (local-net and foreign messages). */
+      trustedPeers: z.array(cidr).default([]),
     })
     .prefault({}),
   multilingual: multilingualSchema,

@@ -1,5 +1,6 @@
 import type { AcceptEnvelope, IncomingMessage } from './accept.js';
 import { AcceptPath } from './accept.js';
+import type { ImpOrigin } from '../store/queue-store.js';
 
 /** This many accepts in a row failing on local storage make the accept path unhealthy. */
 export const ACCEPT_FAILURES_UNHEALTHY = 3;
@@ -33,9 +34,9 @@ export class WatchedAcceptPath extends AcceptPath {
     }
   }
 
-  override async commit(m: IncomingMessage): Promise<{ qid: string; size: number }> {
+  override async commit(m: IncomingMessage, extra: { imp?: ImpOrigin } = {}): Promise<{ qid: string; size: number }> {
     try {
-      const done = await super.commit(m);
+      const done = await super.commit(m, extra);
       this.failedInARow = 0;
       this.lastError = undefined;
       return done;

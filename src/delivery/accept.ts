@@ -1,4 +1,4 @@
-import type { NewMessage, RecipientParams } from '../store/queue-store.js';
+import type { ImpOrigin, NewMessage, RecipientParams } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { SpoolEnvelope } from './envelope.js';
 import { GroupCommitter } from './group-commit.js';
@@ -63,12 +63,14 @@ export class AcceptPath {
   /**
    * Makes the message durable: spool file and store rows. Call once every byte has been
    * written and the writer has finished. Resolves with the size of the message.
+   * `extra.imp` records the IMP transaction in the same commit.
    */
-  async commit(m: IncomingMessage): Promise<{ qid: string; size: number }> {
+  async commit(m: IncomingMessage, extra: { imp?: ImpOrigin } = {}): Promise<{ qid: string; size: number }> {
     const spoolPath = await m.writer.commit({ syncDir: false });
     const size = m.writer.bytes;
     try {
-      await this.committer.commit(toNewMessage(m.envelope, { spoolPath, spoolOffset: m.writer.offset, size, sha256: m.writer.sha256! }));
+      const row = toNewMessage(m.envelope, { spoolPath, spoolOffset: m.writer.offset, size, sha256: m.writer.sha256! });
+      await this.committer.commit(extra.imp ? { ...row, imp: extra.imp } : row);
     } catch (err) {
       await this.o.spool.remove(spoolPath);
       throw err;

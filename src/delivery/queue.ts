@@ -39,6 +39,10 @@ export interface QueueEvents {
   inFlight?(count: number): void;
   /** The rewrite step met a language part naming another sender than the message (RFC 8255 section 10). */
   fromMismatch?(): void;
+  /** An IMP bag went out to a peer MPM: its messages (one per recipient). */
+  impBagShipped?(e: { peer: string; messages: number }): void;
+  /** An IMP recipient's answer: yes, no, or none (no ACKNOWLEDGE came: connection lost, timeout). */
+  impAcknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
 }
 
 /** What the rest of the gateway needs from a running queue, on this thread or another. */

@@ -6,6 +6,7 @@ import type { QidGenerator } from '../delivery/qid.js';
 import type { QueueHandle } from '../delivery/queue.js';
 import type { Spool } from '../delivery/spool.js';
 import type { InboundServer } from '../smtp/inbound.js';
+import type { ImpAcceptor } from '../mpm/acceptor.js';
 import type { Store } from '../store/store.js';
 import { startAdminServer, type AdminServer, type HealthReport } from './admin-server.js';
 import type { ComponentHealth, GatewayComponent } from './component.js';
@@ -122,6 +123,37 @@ export class SmtpComponent implements GatewayComponent {
 
   health(): ComponentHealth {
     return this.server ? { ...this.server.health() } : NOT_STARTED;
+  }
+}
+
+/** The RFC 753 acceptor (imp.listen). */
+export class ImpComponent implements GatewayComponent {
+  readonly name = 'imp';
+  private acceptor: ImpAcceptor | undefined;
+
+  constructor(
+    private readonly create: () => ImpAcceptor,
+    private readonly listen: { host: string; port: number },
+  ) {}
+
+  async start(): Promise<void> {
+    const a = this.create();
+    await a.listen(this.listen.host, this.listen.port);
+    this.acceptor = a;
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    const a = this.acceptor;
+    this.acceptor = undefined;
+    await a?.close(graceMs);
+  }
+
+  address(): AddressInfo | undefined {
+    return this.acceptor?.address();
+  }
+
+  health(): ComponentHealth {
+    return this.acceptor ? { ...this.acceptor.health() } : NOT_STARTED;
   }
 }
 

@@ -5,6 +5,8 @@ import { DeliveryQueue, type QueueEvents, type RewriteStep } from '../delivery/q
 import type { Spool } from '../delivery/spool.js';
 import { MaildirTransport } from '../delivery/transports/maildir.js';
 import { SmtpTransport } from '../delivery/transports/smtp.js';
+import { ImpTransport } from '../imp/shipper/transport.js';
+import { TnAllocator } from '../imp/shipper/tn-allocator.js';
 import type { Store } from '../store/store.js';
 
 /** The delivery queue with every next-hop kind wired, on whichever thread calls this. */
@@ -21,6 +23,33 @@ export function createDeliveryQueue(
     greetingTimeoutMs: q.greetingTimeout,
     maxConnections: q.perNexthopConcurrency,
   };
+  const ihn = config.imp.ihn;
+  const events = deps.events;
+  const logger = deps.logger;
+  const imp = new ImpTransport({
+    // Persisted high-water mark: a restart never reuses a tn that may still be in the network.
+    tns: new TnAllocator({ ihn, highWater: { load: () => deps.store.impTns.mark(ihn), reserve: (from, block) => deps.store.impTns.reserve(ihn, from, block) } }),
+    compress: config.imp.compress,
+    maxBagBytes: config.imp.maxBagBytes,
+    maxBagMessages: config.imp.maxMessagesPerBag,
+    maxConnections: q.perNexthopConcurrency,
+    connectTimeoutMs: q.connectTimeout,
+    idleTimeoutMs: q.attemptTimeout,
+    // Mail that arrived over IMP travels on under its originator's tid, our ihn added to its stamp.
+    impOrigin: (qid) => deps.store.queue.impOrigin(qid),
+    events: {
+      shipped(e) {
+        logger.info({ peer: e.peer, messages: e.messages, requests: e.requests, octets: e.octets, compressed: e.compressed }, 'imp: bag shipped');
+        events?.impBagShipped?.({ peer: e.peer, messages: e.messages });
+      },
+      acknowledged(e) {
+        events?.impAcknowledged?.(e);
+      },
+      warn(msg, fields) {
+        logger.warn(fields, msg);
+      },
+    },
+  });
   return new DeliveryQueue({
     store: deps.store,
     spool: deps.spool,
@@ -33,6 +62,7 @@ export function createDeliveryQueue(
       new SmtpTransport('smtp', network),
       new SmtpTransport('lmtp', network),
       new MaildirTransport(hostname),
+      imp,
     ],
     ...(deps.events ? { events: deps.events } : {}),
     ...(deps.rewrite ? { rewrite: deps.rewrite } : {}),

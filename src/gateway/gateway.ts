@@ -19,6 +19,7 @@ import { AdminComponent, PodPublisherComponent, QueueComponent, SmtpComponent, S
 import { PodPublisher } from './pod-publisher.js';
 import { VERSION } from '../version.js';
 import { createDeliveryQueue } from './delivery.js';
+import { impAcceptorComponent } from './imp-acceptor.js';
 import { createGatewayMetrics, type GatewayMetrics } from './metrics.js';
 import { PodConsumer, PodConsumerComponent } from './pod-consumer.js';
 import { QueueThread } from './queue-thread.js';
@@ -26,6 +27,8 @@ import { buildRewriteStep } from './rewrite-step.js';
 
 export interface Gateway {
   smtpAddress(): AddressInfo;
+  /** The IMP acceptor's address; undefined when imp.listen is not set. */
+  impAddress(): AddressInfo | undefined;
   adminAddress(): AddressInfo | undefined;
   /** The PoD publisher's listener, when `pod.publisher.enabled`. */
   podPublisherAddress(): AddressInfo | undefined;
@@ -107,7 +110,10 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
       }),
     config.smtp.listen,
   );
-  const components: GatewayComponent[] = [storage, queue, ...(podPublisher ? [podPublisher] : []), smtp];
+  const imp = config.imp.listen
+    ? impAcceptorComponent(config, config.imp.listen, { storage: () => storage.get(), metrics, logger, kick: (qid) => queue.handle.kick([qid]) })
+    : undefined;
+  const components: GatewayComponent[] = [storage, queue, ...(podPublisher ? [podPublisher] : []), smtp, ...(imp ? [imp] : [])];
   if (config.pod.streams.length) {
     components.push(new PodConsumerComponent(() => new PodConsumer({ config: config.pod, store: storage.get().store, logger, metrics: metrics.pod, env: opts.env ?? process.env })));
   }
@@ -136,6 +142,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   logger.info(
     {
       smtp: `${smtpAddress.address}:${smtpAddress.port}`,
+      imp: imp?.address() ? `${imp.address()!.address}:${imp.address()!.port}` : undefined,
       admin: adminAddress ? `${adminAddress.address}:${adminAddress.port}` : undefined,
       store: config.store.path,
       spool: spool.dir,
@@ -147,6 +154,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   let stopping: Promise<void> | undefined;
   return {
     smtpAddress: () => inbound.address(),
+    impAddress: () => imp?.address(),
     adminAddress: () => admin?.address(),
     podPublisherAddress: () => podPublisher?.running?.address(),
     queue: q,
@@ -218,6 +226,13 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
     },
     fromMismatch() {
       metrics.multilingualFromMismatch.inc();
+    },
+    impBagShipped(e) {
+      metrics.impBagsOut.inc({ peer: e.peer });
+      metrics.impMessagesOut.inc({ peer: e.peer }, e.messages);
+    },
+    impAcknowledged(e) {
+      metrics.impAcknowledgements.inc({ peer: e.peer, answer: e.answer });
     },
   };
   if (opts.queueThread === false) {

@@ -12,6 +12,11 @@ export interface GatewayMetrics {
   /** Recipients that failed for good (5xx or expiry) and were bounced or dropped (null sender). */
   recipientsBounced: Counter;
   multilingualFromMismatch: Counter;
+  /** IMP bags shipped to peer MPMs, and the messages (one per recipient) in them. */
+  impBagsOut: Counter<'peer'>;
+  impMessagesOut: Counter<'peer'>;
+  /** Answers to shipped IMP messages: yes, no, none (no ACKNOWLEDGE came). */
+  impAcknowledgements: Counter<'peer' | 'answer'>;
   /** SMTP replies >= 400 the gateway sent to clients, by reply code. */
   smtpRejections: Counter<'code'>;
   /** One observation per delivery attempt (one attempt groups the recipients sharing a next hop). */
@@ -146,6 +151,24 @@ export function createGatewayMetrics(opts: GatewayMetricsOptions = {}): GatewayM
     multilingualFromMismatch: new Counter({
       name: 'mailbag_multilingual_from_mismatch_total',
       help: 'Language parts whose From named another sender than the message (never delivered with it)',
+      registers: [registry],
+    }),
+    impBagsOut: new Counter({
+      name: 'mailbag_imp_bags_out_total',
+      help: 'IMP message-bags shipped, by peer (imp:// next hop)',
+      labelNames: ['peer'] as const,
+      registers: [registry],
+    }),
+    impMessagesOut: new Counter({
+      name: 'mailbag_imp_messages_out_total',
+      help: 'IMP messages (one per recipient) shipped in bags, by peer',
+      labelNames: ['peer'] as const,
+      registers: [registry],
+    }),
+    impAcknowledgements: new Counter({
+      name: 'mailbag_imp_acknowledgements_total',
+      help: 'Answers to shipped IMP messages by peer and answer: yes, no, none (no ACKNOWLEDGE: connection lost or timed out)',
+      labelNames: ['peer', 'answer'] as const,
       registers: [registry],
     }),
     smtpRejections: new Counter({

@@ -20,6 +20,8 @@ export type FromQueueThread =
   | { type: 'attempt'; attempt: Parameters<NonNullable<QueueEvents['attempt']>>[0] }
   | { type: 'bounced'; count: number }
   | { type: 'fromMismatch' }
+  | { type: 'impBagShipped'; peer: string; messages: number }
+  | { type: 'impAcknowledged'; peer: string; answer: 'yes' | 'no' | 'none' }
   | { type: 'batch'; messages: FromQueueThread[] };
 
 /** The worker entry: compiled `.js` next to this file, or the `.ts` source through tsx. */
@@ -88,6 +90,12 @@ export class QueueThread implements QueueHandle {
             break;
           case 'fromMismatch':
             this.events.fromMismatch?.();
+            break;
+          case 'impBagShipped':
+            this.events.impBagShipped?.({ peer: m.peer, messages: m.messages });
+            break;
+          case 'impAcknowledged':
+            this.events.impAcknowledged?.({ peer: m.peer, answer: m.answer });
             break;
           case 'batch':
             for (const inner of m.messages) handle(inner);

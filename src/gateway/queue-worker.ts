@@ -45,6 +45,12 @@ const events: QueueEvents = {
   fromMismatch() {
     post({ type: 'fromMismatch' });
   },
+  impBagShipped(e) {
+    post({ type: 'impBagShipped', peer: e.peer, messages: e.messages });
+  },
+  impAcknowledged(e) {
+    post({ type: 'impAcknowledged', peer: e.peer, answer: e.answer });
+  },
 };
 const rewrite = await buildRewriteStep(data.config, { store, logger, events });
 const queue = createDeliveryQueue(data.config, {

@@ -197,14 +197,107 @@ function ElementCode(el: Element): number {
 
 /** Reads every message of the bag in `d.buf`, resolving share references. */
 export function readBagBytes(d: ElementDecoder): ImpMessage[] {
+  const messages: ImpMessage[] = [];
+  walkBag(d, false, (entry) => {
+    messages.push(entry.message!);
+  });
+  return messages;
+}
+
+/**
+ * One message of a bag read message by message: the message, or why it is not one
+ * (with its tid, operation and stamp when those could be read before the fault).
+ */
+export interface BagEntry {
+  index: number;
+  message?: ImpMessage;
+  error?: ImpError;
+  tid?: Tid;
+  operation?: string;
+  type?: number;
+  stamp?: number[];
+}
+
+/**
+ * Reads a bag message by message: a message that does not have RFC 753's structure
+ * becomes an entry with its error and the rest are still read. A message that shares
+ * a portion of a bad message is itself an error (SHARE_REF). Throws only when the bag
+ * itself cannot be framed: not a LIST, a message item whose own count overruns the
+ * bag, or octets after the bag.
+ */
+export function readBagEntries(d: ElementDecoder): BagEntry[] {
+  const entries: BagEntry[] = [];
+  walkBag(d, true, (entry) => {
+    entries.push(entry);
+  });
+  return entries;
+}
+
+function walkBag(d: ElementDecoder, tolerant: boolean, emit: (entry: BagEntry) => void): void {
   const r: BagReader = new BagReader(d);
   d.pos = 0;
   const bag = r.open(d.buf.length, 1, 'bag', 'message-bag');
   const byTid = new Map<number, ImpMessage>();
-  const messages: ImpMessage[] = [];
+  const seenTids = new Set<number>();
+  let i = 0;
 
   while (r.next(bag)) {
-    const i = messages.length;
+    const start = d.pos;
+    const partial: BagEntry = { index: i };
+    if (!tolerant) {
+      emit({ index: i, message: readOne(r, d, bag, byTid, seenTids, i, partial) });
+    } else {
+      // The item's own element header frames it; anything wrong inside stays inside.
+      const itemEnd = itemEndAt(d.buf, start, bag.end);
+      if (itemEnd === undefined) {
+        r.message = i;
+        r.fail(start, '', 'message item overruns the bag (its count runs past the end of the bag)', ImpErrorCode.COUNT_OVERRUN);
+      }
+      try {
+        partial.message = readOne(r, d, bag, byTid, seenTids, i, partial);
+      } catch (err) {
+        if (!(err instanceof ImpError)) throw err;
+        partial.error = err;
+        d.pos = itemEnd;
+        bag.left--;
+      }
+      emit(partial);
+    }
+    i++;
+  }
+  r.message = -1;
+  r.close(bag, 'bag', 'LIST( message, ... )');
+}
+
+/** Where the element starting at `at` ends, from its code and count; undefined when it cannot be framed inside `end`. */
+function itemEndAt(b: Buffer, at: number, end: number): number | undefined {
+  const code = b[at];
+  let stop: number;
+  if (code === 0) stop = at + 1;
+  else if (code === 2) stop = at + 2;
+  else if (code === 3) stop = at + 3;
+  else if (code === 4) stop = at + 5;
+  else if (code === 5) {
+    if (at + 4 > end) return undefined;
+    const bits = (b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!;
+    stop = at + 4 + Math.ceil(bits / 8);
+  } else if (code !== undefined && code <= 9) {
+    if (at + 4 > end) return undefined;
+    stop = at + 4 + ((b[at + 1]! << 16) | (b[at + 2]! << 8) | b[at + 3]!);
+  } else return undefined;
+  return stop <= end ? stop : undefined;
+}
+
+function readOne(
+  r: BagReader,
+  d: ElementDecoder,
+  bag: OpenList,
+  byTid: Map<number, ImpMessage>,
+  seenTids: Set<number>,
+  i: number,
+  partial: BagEntry,
+): ImpMessage {
+  {
     const path = '';
     r.message = i;
     const shape = 'LIST( tid, command-list, document-list )';
@@ -213,7 +306,9 @@ export function readBagBytes(d: ElementDecoder): ImpMessage[] {
     const tidAt = d.pos;
     const tid = r.tid(m, '.tid');
     const key = tidNumber(tid);
-    if (byTid.has(key)) r.fail(tidAt, '.tid', `tid ${formatTid(tid)} is used by an earlier message; tids must be unique in a bag`);
+    if (seenTids.has(key)) r.fail(tidAt, '.tid', `tid ${formatTid(tid)} is used by an earlier message; tids must be unique in a bag`);
+    seenTids.add(key);
+    partial.tid = tid;
     let shared: SharedPortions | undefined;
 
     // command-list
@@ -232,9 +327,11 @@ export function readBagBytes(d: ElementDecoder): ImpMessage[] {
     } else {
       command = r.command(cl, '.command');
     }
+    partial.operation = command.operation;
+    partial.type = command.type;
+    partial.stamp = command.stamp;
     r.close(cl, '.commandList', 'LIST( content, command )');
     m.left--;
-
     // document-list
     r.need(m, path, shape, 2);
     const dl = r.open(m.end, 3, '.documentList', 'document-list');
@@ -272,9 +369,6 @@ export function readBagBytes(d: ElementDecoder): ImpMessage[] {
     const msg: ImpMessage = document ? { tid, command, document } : { tid, command };
     if (shared) msg.shared = shared;
     byTid.set(key, msg);
-    messages.push(msg);
+    return msg;
   }
-  r.message = -1;
-  r.close(bag, 'bag', 'LIST( message, ... )');
-  return messages;
 }

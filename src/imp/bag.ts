@@ -3,7 +3,7 @@
 // header and document body is either carried (content=0) or shared from an
 // earlier message in the same bag by its tid (content=1).
 import { createHash } from 'node:crypto';
-import { readBagBytes } from './bag-decode.js';
+import { readBagBytes, readBagEntries, type BagEntry } from './bag-decode.js';
 import { ElementDecoder, toBuffer } from './element-decode.js';
 import { encodeElement, type EncodableElement } from './element-encode.js';
 import { containsEncrypt } from './encrypt.js';
@@ -155,6 +155,23 @@ export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMe
     throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
   const messages = readBagBytes(new ElementDecoder(buf, opts.maxDepth ?? DEFAULT_MAX_DEPTH));
   return messages;
+}
+
+export type { BagEntry };
+
+/**
+ * Decodes a bare bag message by message (the acceptor's view): each entry is a
+ * message or the ImpError that message has, so one bad message does not cost the
+ * others. Throws only when the bag cannot be framed (see readBagEntries).
+ */
+export function decodeBagEntries(input: Uint8Array, opts: DecodeBagOptions = {}): BagEntry[] {
+  const buf = toBuffer(input);
+  const max = opts.maxBagBytes ?? MAX_BAG_OCTETS;
+  if (buf.length > max)
+    throw new ImpError(ImpErrorCode.TOO_LARGE, `bag of ${buf.length} octets exceeds the limit of ${max}`, { offset: 0 });
+  if (buf.length > 0 && buf[0] !== 7)
+    throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
+  return readBagEntries(new ElementDecoder(buf, opts.maxDepth ?? DEFAULT_MAX_DEPTH));
 }
 
 type Resolved = { carried: Element; from?: undefined; ref?: undefined } | { carried?: undefined; from: ImpMessage; ref: Element };

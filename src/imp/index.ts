@@ -24,7 +24,7 @@ export {
   type CommandArguments,
   type CommandError,
 } from './message.js';
-export { bagMessages, containsEncrypt, decodeBag, encodeBag, messageElement, type DecodeBagOptions, type EncodeBagOptions } from './bag.js';
+export { bagMessages, containsEncrypt, decodeBag, decodeBagEntries, encodeBag, type BagEntry, messageElement, type DecodeBagOptions, type EncodeBagOptions } from './bag.js';
 export {
   compressBasic,
   CompressionType,
@@ -37,3 +37,18 @@ export {
   type ShippingUnitDecoderOptions,
 } from './compression.js';
 export { parseNotation, parseNotationAll, printNotation, type ParseOptions, type PrintOptions } from './notation.js';
+export {
+  acknowledgeMessage,
+  canceledMessage,
+  ImpErrorString,
+  mpmMailbox,
+  NO_TID,
+  notImplementedMessage,
+  readReply,
+  REASON_OK,
+  replyTrail,
+  responseMessage,
+  type ReadReply,
+  type Replier,
+  type ReplyTo,
+} from './replies.js';

@@ -319,6 +319,35 @@ export const migrations: Migration[] = [
     `,
   },
   {
+    version: 13,
+    name: 'imp: the RFC 753 transaction each message accepted over IMP came with',
+    // Written in the accept transaction (a message and its tid commit together), so a
+    // CANCEL finds the message and a reply can name the tid and trail after a restart.
+    sql: `
+      CREATE TABLE imp_inbound (
+        qid TEXT PRIMARY KEY,
+        tid_tn INTEGER NOT NULL,
+        tid_ihn INTEGER NOT NULL,
+        stamp TEXT NOT NULL,
+        peer TEXT
+      );
+      CREATE INDEX imp_inbound_tid ON imp_inbound (tid_ihn, tid_tn);
+    `,
+  },
+  {
+    version: 14,
+    name: 'imp: the transaction-number high-water mark per ihn',
+    // The shipper reserves tns in blocks and records where the block ends before using
+    // it, so a restart resumes past every tn that may still be in the network.
+    sql: `
+      CREATE TABLE imp_tn_mark (
+        ihn INTEGER PRIMARY KEY,
+        next_tn INTEGER NOT NULL CHECK (next_tn BETWEEN 0 AND 65535),
+        updated_at INTEGER NOT NULL
+      );
+    `,
+  },
+  {
     version: 15,
     name: 'report: time indexes, triggered PoD rules',
     // Only a `filter.actions` array of objects yields rows; any other shape yields none rather

@@ -44,6 +44,17 @@ export interface NewMessage {
   recipientParams?: Readonly<Record<string, RecipientParams>> | undefined;
   /** A message mailbag made from another (a bounce): recorded with it, for `trace`. */
   origin?: { qid: string; kind: OriginKind } | undefined;
+  /** For a message accepted over IMP: the RFC 753 tid and stamp it came with. */
+  imp?: ImpOrigin | undefined;
+}
+
+/** The RFC 753 transaction a message came with (its DELIVER's tid and stamp). */
+export interface ImpOrigin {
+  tid: { tn: number; ihn: number };
+  /** The stamp as received (before this MPM's ihn). */
+  stamp: readonly number[];
+  /** The peer's address. */
+  peer?: string | undefined;
 }
 
 export interface MessageRow {
@@ -237,6 +248,7 @@ export class QueueStore {
       pruneAttempts: db.prepare('DELETE FROM attempts WHERE qid = ?'),
       pruneRecipients: db.prepare('DELETE FROM recipients WHERE qid = ?'),
       pruneMessage: db.prepare("DELETE FROM messages WHERE qid = ? AND state = 'done'"),
+
     };
   }
 
@@ -275,6 +287,7 @@ export class QueueStore {
       dsnEnvid: m.params?.dsnEnvid ?? null,
     });
     if (m.origin) this.s.insertOrigin.run(m.qid, m.origin.qid, m.origin.kind, m.receivedAt);
+    if (m.imp) this.imp().insert.run(m.qid, m.imp.tid.tn, m.imp.tid.ihn, JSON.stringify(m.imp.stamp), m.imp.peer ?? null);
     for (const rcpt of m.recipients) {
       const p = m.recipientParams?.[rcpt];
       this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
@@ -506,8 +519,61 @@ export class QueueStore {
   /** Removes a finished message with its recipients and attempts (no-op for an unfinished one). */
   removeFinished(qid: string): void {
     if (this.s.pruneMessage.run(qid).changes === 0) return;
+    this.imp().prune.run(qid);
     this.s.pruneAttempts.run(qid);
     this.s.pruneRecipients.run(qid);
+  }
+
+  private impStatements: ReturnType<QueueStore['prepareImp']> | undefined;
+  /** Prepared on first use: a CLI may open a store (read-only, never migrated) from before imp_inbound. */
+  private imp(): ReturnType<QueueStore['prepareImp']> {
+    return (this.impStatements ??= this.prepareImp());
+  }
+  private prepareImp() {
+    const db = this.db;
+    return {
+      insert: db.prepare('INSERT INTO imp_inbound (qid, tid_tn, tid_ihn, stamp, peer) VALUES (?, ?, ?, ?, ?)'),
+      byTid: db.prepare(`SELECT i.qid, i.stamp, i.peer, m.state FROM imp_inbound i JOIN messages m ON m.qid = i.qid
+        WHERE i.tid_ihn = ? AND i.tid_tn = ? ORDER BY i.qid`),
+      origin: db.prepare('SELECT tid_tn, tid_ihn, stamp, peer FROM imp_inbound WHERE qid = ?'),
+      prune: db.prepare('DELETE FROM imp_inbound WHERE qid = ?'),
+    };
+  }
+
+  /**
+   * RFC 753 CANCEL: deletes the unfinished recipients of a message unless an attempt
+   * for one of them is in flight (it might deliver), in one IMMEDIATE transaction so
+   * the queue cannot claim a recipient in between. Returns the recipients deleted and
+   * the message row when that finished it (its spool files can then go).
+   */
+  withdraw(qid: string, now = Date.now()): { deleted: number; inFlight: boolean; finished: MessageRow | undefined } {
+    return writeTransaction(this.db, () => {
+      const busy = this.db
+        .prepare(`SELECT COUNT(*) AS n FROM recipients WHERE qid = ? AND state IN ('queued', 'deferred') AND inflight_until >= ?`)
+        .get(qid, now) as { n: number };
+      if (busy.n > 0) return { deleted: 0, inFlight: true, finished: undefined };
+      const deleted = this.db
+        .prepare(`UPDATE recipients SET state = 'deleted', last_reply = 'canceled by RFC 753 CANCEL', updated_at = ?
+          WHERE qid = ? AND state IN ('queued', 'deferred')`)
+        .run(now, qid).changes;
+      return { deleted, inFlight: false, finished: deleted > 0 ? this.finishIfDoneIn(qid, now) : undefined };
+    });
+  }
+
+  /** Messages accepted over IMP with this tid (one per DELIVER of that transaction), oldest first. */
+  impMessagesByTid(tid: { tn: number; ihn: number }): { qid: string; state: string; stamp: number[]; peer: string | undefined }[] {
+    return (this.imp().byTid.all(tid.ihn | 0, tid.tn) as { qid: string; stamp: string; peer: string | null; state: string }[]).map((r) => ({
+      qid: r.qid,
+      state: r.state,
+      stamp: JSON.parse(r.stamp) as number[],
+      peer: r.peer ?? undefined,
+    }));
+  }
+
+  /** The IMP transaction a message came with, if it came over IMP. */
+  impOrigin(qid: string): ImpOrigin | undefined {
+    const r = this.imp().origin.get(qid) as { tid_tn: number; tid_ihn: number; stamp: string; peer: string | null } | undefined;
+    return r ? { tid: { tn: r.tid_tn, ihn: r.tid_ihn }, stamp: JSON.parse(r.stamp) as number[], peer: r.peer ?? undefined } : undefined;
   }
 
   /** Recipients waiting for delivery (the queue-depth gauge). */

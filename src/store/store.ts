@@ -7,6 +7,7 @@ import { PodPublisherStore } from './pod-publisher-store.js';
 import { PodStreamStore } from './pod-stream-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
+import { ImpTnStore } from './imp-tn-store.js';
 import { ReportStore } from './report-store.js';
 import { UsersStore } from './users-store.js';
 
@@ -39,6 +40,7 @@ export class Store {
   readonly podPublisher: PodPublisherStore;
   readonly podStreams: PodStreamStore;
   readonly multilingual: MultilingualStore;
+  readonly impTns: ImpTnStore;
   readonly correlation: CorrelationStore;
   readonly report: ReportStore;
   private closed = false;
@@ -51,6 +53,7 @@ export class Store {
     this.podPublisher = new PodPublisherStore(db);
     this.podStreams = new PodStreamStore(db);
     this.multilingual = new MultilingualStore(db);
+    this.impTns = new ImpTnStore(db);
     this.report = new ReportStore(db);
   }
 

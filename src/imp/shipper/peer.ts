@@ -1,0 +1,252 @@
+// The Foreign Net Router and Shipper for one peer MPM (RFC 753 section 3.7): messages
+// queued for the peer are packed into bags (each message's document once, shared by tid
+// between its recipients), shipped over TCP, and their ACKNOWLEDGEs read back
+// incrementally from the same connection and mapped to recipient outcomes.
+import { summaryReply, type DeliveryRequest, type DeliveryResult, type RecipientResult } from '../../delivery/transports/transport.js';
+import { encodeBag } from '../bag.js';
+import { encodeShippingUnit } from '../compression.js';
+import { exchangeBag } from './exchange.js';
+import { readArguments, readCommandError, tidKey } from '../message.js';
+import type { ImpMessage } from '../types.js';
+import { acknowledgementResult } from './acknowledge.js';
+import type { TnAllocator } from './tn-allocator.js';
+
+/** One delivery request waiting for its bag, or in a bag awaiting its ACKNOWLEDGEs. */
+export interface ShipmentItem {
+  req: DeliveryRequest;
+  /** One DELIVER per recipient, all with the same document object. */
+  messages: ImpMessage[];
+  /** tidKey -> recipient */
+  recipientOf: Map<string, string>;
+  /** The tns of our own allocator this request holds (a forwarded message keeps its originator's tid). */
+  ownTns: number[];
+  /** The bag this request alone would make: an upper bound of its share of a batch. */
+  soloBytes: number;
+  results: Map<string, RecipientResult>;
+  done: boolean;
+  resolve(r: DeliveryResult): void;
+}
+
+export interface PeerEvents {
+  /** A bag went out: its messages (one per recipient) and octets on the wire. */
+  shipped?(e: { peer: string; messages: number; requests: number; octets: number; compressed: boolean }): void;
+  /** One recipient's ACKNOWLEDGE came back (or none will: `none`). */
+  acknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
+  /** A problem worth a log line (a reply that names no message of the bag, a bad bag). */
+  warn?(msg: string, fields: Record<string, unknown>): void;
+}
+
+export interface PeerOptions {
+  host: string;
+  port: number;
+  url: string;
+  compress: boolean;
+  tns: TnAllocator;
+  /** Bags in flight to this peer at once, one connection each. */
+  maxConnections: number;
+  maxBagBytes: number;
+  maxBagMessages: number;
+  connectTimeoutMs: number;
+  /** No octet from the peer for this long while ACKNOWLEDGEs are due: give up on the bag. */
+  idleTimeoutMs: number;
+  /** With every connection busy, how recent the peer's last progress must be for a new request to wait for a bag. */
+  handoverMs: number;
+  events: PeerEvents;
+}
+
+export class PeerShipper {
+  private readonly pending: ShipmentItem[] = [];
+  private readonly shutdown = new AbortController();
+  private inFlight = 0;
+  private scheduled = false;
+  private closed = false;
+  /** When a reply last arrived or a bag last finished: the peer is making progress. */
+  private lastProgressAt = -Infinity;
+
+  constructor(private readonly o: PeerOptions) {}
+
+  /**
+   * Every connection carries a bag and none has made progress within `handoverMs`: a
+   * new request would only hold a queue slot while the peer hangs, so it is not taken
+   * (the queue looks again soon, as for a busy SMTP next hop). A peer that answers keeps
+   * taking requests, which wait for the next bag and are packed together.
+   */
+  stalled(now: number): boolean {
+    return this.inFlight >= this.o.maxConnections && now - this.lastProgressAt > this.o.handoverMs;
+  }
+
+  /** Queues a request; it resolves once every recipient has an outcome. */
+  enqueue(item: ShipmentItem): void {
+    if (this.closed) return this.finish(item, 'deferred', '451 4.3.2 IMP shipper is shutting down');
+    this.pending.push(item);
+    item.req.signal?.addEventListener('abort', () => this.abort(item), { once: true });
+    if (item.req.signal?.aborted) return this.abort(item);
+    // Requests handed in during the same turn of the event loop share a bag.
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.pump();
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const item of this.pending.splice(0)) this.finish(item, 'deferred', '451 4.3.2 IMP shipper is shutting down');
+    this.shutdown.abort();
+  }
+
+  private pump(): void {
+    while (!this.closed && this.inFlight < this.o.maxConnections && this.pending.length) {
+      const batch = this.takeBatch();
+      this.inFlight++;
+      void this.ship(batch).finally(() => {
+        this.inFlight--;
+        this.lastProgressAt = Date.now();
+        this.pump();
+      });
+    }
+  }
+
+  /**
+   * The oldest pending requests that fit one bag: by message count and by the sum of
+   * their solo bag sizes (sharing never makes a message's part of a bag larger).
+   */
+  private takeBatch(): ShipmentItem[] {
+    const batch: ShipmentItem[] = [];
+    const tids = new Set<string>();
+    let messages = 0;
+    let bytes = 4;
+    for (let i = 0; i < this.pending.length; ) {
+      const next = this.pending[i]!;
+      const size = next.soloBytes - 4;
+      if (batch.length && (messages + next.messages.length > this.o.maxBagMessages || bytes + size > this.o.maxBagBytes)) break;
+      // Tids are unique within a bag: a forwarded message whose originator's tid is already
+      // in this bag waits for the next one.
+      const keys = [...next.recipientOf.keys()];
+      if (keys.some((k) => tids.has(k))) {
+        i++;
+        continue;
+      }
+      for (const k of keys) tids.add(k);
+      batch.push(...this.pending.splice(i, 1));
+      messages += next.messages.length;
+      bytes += size;
+    }
+    return batch;
+  }
+
+  private async ship(batch: ShipmentItem[]): Promise<void> {
+    const live = batch.filter((i) => !i.done);
+    if (!live.length) return;
+    const byTid = new Map<string, ShipmentItem>();
+    for (const item of live) for (const key of item.recipientOf.keys()) byTid.set(key, item);
+    let unit: Buffer;
+    try {
+      unit = encodeShippingUnit(encodeBag(live.flatMap((i) => i.messages)), { compress: this.o.compress });
+    } catch (err) {
+      for (const item of live) this.finishRest(item, 'deferred', `451 4.3.0 IMP bag could not be encoded: ${(err as Error).message}`);
+      this.releaseAll(live);
+      return;
+    }
+    let answered = 0;
+    const reason = await exchangeBag({
+      host: this.o.host,
+      port: this.o.port,
+      unit,
+      connectTimeoutMs: this.o.connectTimeoutMs,
+      idleTimeoutMs: this.o.idleTimeoutMs,
+      maxBagBytes: this.o.maxBagBytes,
+      signal: this.shutdown.signal,
+      onShipped: () => this.o.events.shipped?.({ peer: this.o.url, messages: byTid.size, requests: live.length, octets: unit.length, compressed: this.o.compress }),
+      onReply: (reply) => {
+        this.lastProgressAt = Date.now();
+        answered += this.answer(reply, byTid);
+        return answered >= byTid.size || live.every((i) => i.done);
+      },
+    });
+    if (reason) {
+      this.o.events.warn?.('imp: bag not fully acknowledged', { peer: this.o.url, reason });
+      for (const item of live) this.finishRest(item, 'deferred', reason);
+    }
+    this.releaseAll(live);
+  }
+
+  /** Applies one reply; returns how many of this bag's messages it answered (0 or 1). */
+  private answer(reply: ImpMessage, byTid: Map<string, ShipmentItem>): number {
+    const cmd = reply.command;
+    let args;
+    try {
+      args = readArguments(cmd);
+    } catch (err) {
+      this.o.events.warn?.('imp: reply with malformed arguments ignored', { peer: this.o.url, err: (err as Error).message });
+      return 0;
+    }
+    if (args.operation !== 'ACKNOWLEDGE') {
+      const error = safeError(reply);
+      this.o.events.warn?.('imp: reply that is not an ACKNOWLEDGE ignored', { peer: this.o.url, operation: cmd.operation, error });
+      return 0;
+    }
+    const key = tidKey(args.tid);
+    const item = byTid.get(key);
+    const rcpt = item?.recipientOf.get(key);
+    if (!item || rcpt === undefined || item.results.has(rcpt)) {
+      this.o.events.warn?.('imp: ACKNOWLEDGE for no message of the bag ignored', { peer: this.o.url, tid: args.tid });
+      return 0;
+    }
+    const result = acknowledgementResult(rcpt, { ...args, error: safeError(reply) });
+    this.o.events.acknowledged?.({ peer: this.o.url, answer: args.answer ? 'yes' : 'no' });
+    if (!item.done) {
+      item.results.set(rcpt, result);
+      if (item.results.size === item.req.recipients.length) this.complete(item);
+    }
+    return 1;
+  }
+
+  private abort(item: ShipmentItem): void {
+    const at = this.pending.indexOf(item);
+    if (at !== -1) {
+      this.pending.splice(at, 1);
+      for (const tn of item.ownTns) this.o.tns.release(tn);
+    }
+    // In a bag already: its tns stay reserved until that connection ends, so a late
+    // ACKNOWLEDGE can never be taken for another message's.
+    this.finishRest(item, 'deferred', '451 4.4.7 attempt deadline passed before the IMP peer acknowledged');
+  }
+
+  private releaseAll(items: ShipmentItem[]): void {
+    for (const item of items) for (const tn of item.ownTns) this.o.tns.release(tn);
+  }
+
+  private finish(item: ShipmentItem, outcome: 'deferred' | 'failed', reply: string): void {
+    for (const tn of item.ownTns) this.o.tns.release(tn);
+    this.finishRest(item, outcome, reply);
+  }
+
+  /** Every recipient without an answer gets `outcome`; then the request resolves. */
+  private finishRest(item: ShipmentItem, outcome: 'deferred' | 'failed', reply: string): void {
+    if (item.done) return;
+    for (const rcpt of item.req.recipients) {
+      if (item.results.has(rcpt)) continue;
+      item.results.set(rcpt, { rcpt, outcome, reply });
+      this.o.events.acknowledged?.({ peer: this.o.url, answer: 'none' });
+    }
+    this.complete(item);
+  }
+
+  private complete(item: ShipmentItem): void {
+    if (item.done) return;
+    item.done = true;
+    const recipients = item.req.recipients.map((r) => item.results.get(r)!);
+    item.resolve({ reply: recipients.length === 1 ? recipients[0]!.reply : summaryReply(this.o.url, recipients), recipients, successDsn: 'relayed' });
+  }
+}
+
+function safeError(reply: ImpMessage) {
+  try {
+    return readCommandError(reply.command);
+  } catch {
+    return undefined;
+  }
+}
