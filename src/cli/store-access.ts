@@ -17,6 +17,9 @@ export function openStoreForCli(path: string, opts: { create: boolean }): Store 
     return Store.openExisting(path);
   } catch (err) {
     if (!(err instanceof StoreVersionError)) throw err;
+    if (err.state.version === 0 && !err.newer) {
+      throw new CliError(`store ${path} is empty (no schema yet): has the gateway run with this config?`, 'ERR_MAILBAG_EMPTY_STORE');
+    }
     const advice = err.newer
       ? 'use the mailbag version that wrote it (or a newer one)'
       : 'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version';

@@ -347,6 +347,48 @@ export const migrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 15,
+    name: 'report: time indexes, triggered PoD rules',
+    // Only a `filter.actions` array of objects yields rows; any other shape yields none rather
+    // than failing the batch that stores the event.
+    // `mailbag report` reads time windows: messages by receipt, finished recipients by the time
+    // they finished, attempts, language decisions and dead letters by time. The rules a PoD
+    // message event triggered (filter.actions[]) are kept one row each by a trigger, so a
+    // 30-day report counts rows instead of parsing every event's JSON; the INSERT ... SELECT
+    // fills them in for events stored before this migration.
+    sql: `
+      CREATE INDEX messages_received ON messages (received_at);
+      CREATE INDEX recipients_finished ON recipients (updated_at, state, nexthop) WHERE state IN ('delivered', 'failed');
+      CREATE INDEX attempts_started ON attempts (started_at);
+      CREATE INDEX language_choices_decided ON language_choices (decided_at);
+      CREATE INDEX pod_dead_letters_received ON pod_dead_letters (received_at);
+      CREATE INDEX pod_message_events_ts_disposition ON pod_message_events (ts_us, disposition);
+      CREATE INDEX pod_maillog_events_ts_queued_as ON pod_maillog_events (ts_us, qid, queued_as) WHERE queued_as IS NOT NULL;
+      CREATE TABLE pod_message_rules (
+        event_id INTEGER NOT NULL REFERENCES pod_message_events(id) ON DELETE CASCADE,
+        ts_us INTEGER NOT NULL,
+        module TEXT NOT NULL,
+        rule TEXT NOT NULL
+      );
+      CREATE INDEX pod_message_rules_ts ON pod_message_rules (ts_us, module, rule);
+      CREATE INDEX pod_message_rules_event ON pod_message_rules (event_id);
+      CREATE TRIGGER pod_message_rules_insert AFTER INSERT ON pod_message_events BEGIN
+        INSERT INTO pod_message_rules (event_id, ts_us, module, rule)
+          SELECT new.id, new.ts_us, r.module, r.rule FROM (
+            SELECT CASE WHEN a.type = 'object' THEN COALESCE(json_extract(a.value, '$.module'), '') END AS module,
+              CASE WHEN a.type = 'object' THEN json_extract(a.value, '$.rule') END AS rule
+            FROM json_each(CASE WHEN json_valid(new.event) THEN new.event ELSE '{}' END, '$.filter.actions') AS a) AS r
+          WHERE typeof(r.rule) = 'text';
+      END;
+      INSERT INTO pod_message_rules (event_id, ts_us, module, rule)
+        SELECT r.id, r.ts_us, r.module, r.rule FROM (
+          SELECT e.id, e.ts_us, CASE WHEN a.type = 'object' THEN COALESCE(json_extract(a.value, '$.module'), '') END AS module,
+            CASE WHEN a.type = 'object' THEN json_extract(a.value, '$.rule') END AS rule
+          FROM pod_message_events AS e, json_each(CASE WHEN json_valid(e.event) THEN e.event ELSE '{}' END, '$.filter.actions') AS a) AS r
+        WHERE typeof(r.rule) = 'text';
+    `,
+  },
 ];
 
 /** The schema version this code expects: the highest of the list. */

@@ -8,6 +8,7 @@ import { PodStreamStore } from './pod-stream-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { ImpTnStore } from './imp-tn-store.js';
+import { ReportStore } from './report-store.js';
 import { UsersStore } from './users-store.js';
 
 /** The store's schema is not the one this code was written for. */
@@ -41,6 +42,7 @@ export class Store {
   readonly multilingual: MultilingualStore;
   readonly impTns: ImpTnStore;
   readonly correlation: CorrelationStore;
+  readonly report: ReportStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
@@ -52,6 +54,7 @@ export class Store {
     this.podStreams = new PodStreamStore(db);
     this.multilingual = new MultilingualStore(db);
     this.impTns = new ImpTnStore(db);
+    this.report = new ReportStore(db);
   }
 
   /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
