@@ -63,7 +63,7 @@ t.test('--format json: every figure of the seeded day', async (t) => {
   t.equal(j.correlation.upstream.coverage, 2 / 3);
   t.match(j.correlation.definition, /linked to an upstream message by correlation/);
   t.same({ forwarded: j.imp.forwarded, accepted: j.imp.accepted }, { forwarded: 0, accepted: 0 }, 'IMP section present, zero');
-  t.match(j.imp.note, /no IMP acceptor traffic/);
+  t.match(j.imp.note, /accepted: messages received over IMP/);
   t.equal(j.buckets.length, 24, 'one bucket per hour');
   t.same(j.buckets[0], { start: '2026-11-29T00:00:00.000Z', received: 0, delivered: 1, deferred: 0, bounced: 0, podMessage: 1, podMaillog: 1, podDeadLettered: 0 });
   t.same(j.buckets[1], { start: '2026-11-29T01:00:00.000Z', received: 1, delivered: 1, deferred: 1, bounced: 0, podMessage: 0, podMaillog: 1, podDeadLettered: 0 });
@@ -228,4 +228,26 @@ t.test('migration 15 fills pod_message_rules for events stored before it', async
     { module: 'access', rule: 'system', n: 1 },
     { module: 'spam', rule: 'bulk', n: 1 },
   ]);
+});
+
+t.test('imp.accepted counts the messages of the window that came over IMP', async (t) => {
+  const dbPath = join(dir, 'imp.db');
+  const store = Store.open(dbPath);
+  const inWindow = Date.parse('2026-11-29T10:00:00Z');
+  for (const [qid, at] of [
+    ['0IMPACCEPT001', inWindow],
+    ['0IMPACCEPT002', inWindow + 1000],
+    ['0IMPACCEPT003', Date.parse('2026-11-30T10:00:00Z')],
+  ] as const) {
+    store.queue.insertMessage({ qid, receivedAt: at, envelopeFrom: 'a@example.test', size: 10, spoolPath: `/nonexistent/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['b@example.test'] });
+  }
+  // the acceptor records the transaction of a message accepted over IMP (migration 13)
+  const record = store.db.prepare('INSERT INTO imp_inbound (qid, tid_tn, tid_ihn, stamp, peer) VALUES (?, ?, ?, ?, ?)');
+  record.run('0IMPACCEPT001', 1, 167772404, '[167772404]', '127.0.0.1');
+  record.run('0IMPACCEPT003', 2, 167772404, '[167772404]', '127.0.0.1');
+  store.close();
+  const r = await cli(['report', ...DAY_ARGS, '--format', 'json', '--config', config(dbPath)]);
+  t.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout.toString()) as JsonReport;
+  t.equal(j.imp.accepted, 1, 'one of the day\'s two messages came over IMP; the third is outside the window');
 });

@@ -71,6 +71,9 @@ export class ReportStore {
       // Counted bucket by bucket as index ranges: COUNT(*) over a covering index range is
       // several times cheaper than grouping every row by a computed bucket.
       received: db.prepare('SELECT COUNT(*) AS n FROM messages WHERE received_at >= ? AND received_at < ?').pluck(),
+      impAccepted: db
+        .prepare('SELECT COUNT(*) AS n FROM imp_inbound AS i JOIN messages AS m ON m.qid = i.qid WHERE m.received_at >= ? AND m.received_at < ?')
+        .pluck(),
       // `state IN (...)` repeats the partial index's condition so the planner can use it.
       finished: db.prepare(`SELECT COALESCE(SUM(state = 'delivered'), 0) AS delivered, COALESCE(SUM(state = 'failed'), 0) AS failed
         FROM recipients WHERE state IN ('delivered', 'failed') AND updated_at >= ? AND updated_at < ?`),
@@ -112,6 +115,11 @@ export class ReportStore {
             AND e.queued_as GLOB '${'[0-9A-Z]'.repeat(13)}'
           GROUP BY e.qid) AS u`),
     };
+  }
+
+  /** Messages accepted over IMP (DELIVERs answered yes) received in the window. */
+  impAccepted(w: ReportWindow): number {
+    return this.s.impAccepted.get(w.since, w.until) as number;
   }
 
   /** Messages accepted (rows in `messages`), by receipt time. */

@@ -160,8 +160,8 @@ export function buildReport(store: Store, spec: ReportWindowSpec): Report {
     },
     imp: {
       forwarded,
-      accepted: 0,
-      note: 'forwarded: recipients delivered to imp:// next hops; accepted: mailbag records no IMP acceptor traffic yet, so it is 0',
+      accepted: r.impAccepted(w),
+      note: 'forwarded: recipients delivered to imp:// next hops; accepted: messages received over IMP (DELIVER answered yes)',
     },
     pod: {
       message: sum(podMessages),
