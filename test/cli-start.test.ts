@@ -66,13 +66,13 @@ t.test('start, deliver, graceful SIGTERM with a transaction in flight', async (t
 t.test('start with a bad config exits 1 with one line', async (t) => {
   const { dir, cleanup } = tempDir('start-bad');
   t.teardown(cleanup);
-  const file = writeTestConfig(dir, { routes: [{ domain: 'x.test', nexthop: 'imp://peer:753' }] });
+  const file = writeTestConfig(dir, { routes: [{ domain: 'x.test', nexthop: 'ftp://peer:21' }] });
   const child = spawn(process.execPath, ['--import=tsx', MAIN, 'start', '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
   t.equal(code, 1);
-  t.match(stderr, /^mailbag start: invalid config .*routes\.0\.nexthop: imp:\/\/ next hops are reserved/);
+  t.match(stderr, /^mailbag start: invalid config .*routes\.0\.nexthop: must be smtp:\/\/host:port, lmtp:\/\/host:port/);
   t.equal(stderr.trim().split('\n').length, 1);
 });
 
