@@ -122,7 +122,19 @@ export class CorrelationStore {
    * Returns whether the keys were new.
    */
   recordMessageKeys(m: MessageKeysInput, now = Date.now()): boolean {
-    return writeTransaction(this.db, () => {
+    return writeTransaction(this.db, () => this.recordMessageKeysIn(m, now));
+  }
+
+  /**
+   * Several messages' keys in one transaction: the queue records the keys of every
+   * message it claimed in the same event-loop turn together (one WAL commit, not one each).
+   */
+  recordManyMessageKeys(list: readonly MessageKeysInput[], now = Date.now()): boolean[] {
+    return writeTransaction(this.db, () => list.map((m) => this.recordMessageKeysIn(m, now)));
+  }
+
+  private recordMessageKeysIn(m: MessageKeysInput, now: number): boolean {
+    {
       const changes = this.s.insertKeys.run({
         qid: m.qid,
         receivedAt: m.receivedAt,
@@ -140,7 +152,7 @@ export class CorrelationStore {
       if (changes === 0) return false;
       this.linkMessageIn(m, now);
       return true;
-    });
+    }
   }
 
   private linkMessageIn(m: MessageKeysInput, now: number): void {
