@@ -1,11 +1,11 @@
 // `mailbag imp probe --peer HOST:PORT ADDR` against a running gateway's IMP listener.
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { startGateway } from '../src/gateway/gateway.js';
 import { cli } from './helpers/cli.js';
 import { tempDir, testConfig, writeTestConfig } from './helpers/gateway.js';
+import { haveOpenssl, selfSignedCertificate } from './helpers/certificate.js';
 
 t.test('imp probe prints the RESPONSE; exit 0 on yes, 1 with the reason on no, 2 on bad usage', async (t) => {
   const { dir, cleanup } = tempDir('cli-imp-probe');
@@ -44,20 +44,9 @@ t.test('imp probe prints the RESPONSE; exit 0 on yes, 1 with the reason on no, 2
   t.match(refused.stderr, /127\.0\.0\.1:1: .*ECONNREFUSED/);
 });
 
-function haveOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 t.test('imp.tls: the listener speaks TLS from the first octet with the configured certificate', { skip: haveOpenssl() ? false : 'openssl not installed' }, async (t) => {
   const { dir, cleanup } = tempDir('cli-imp-probe-tls');
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=mpm.test.invalid'], { stdio: 'ignore' });
+  const { key, cert } = selfSignedCertificate(dir, 'mpm.test.invalid');
   const gw = await startGateway(
     testConfig(dir, {
       imp: { ihn: 167772359, listen: { host: '127.0.0.1', port: 0 }, tls: { key, cert } },

@@ -3,7 +3,6 @@
 import t, { type Test } from 'tap';
 import nodemailer from 'nodemailer';
 import { createHash } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
@@ -14,6 +13,7 @@ import { ingestPayload } from '../src/pod/ingest.js';
 import { schemaProblem } from '../src/pod/validate.js';
 import { formatPodTime } from '../src/pod/time.js';
 import { tempDir, testConfig, waitFor } from './helpers/gateway.js';
+import { haveOpenssl, selfSignedCertificate } from './helpers/certificate.js';
 
 type Ev = Record<string, unknown> & { sm?: Record<string, unknown>; filter?: Record<string, unknown> };
 
@@ -364,20 +364,9 @@ t.test('a message accepted while the publisher was off still gets its event (wit
   assertValid(t, 'message', archive.events[0]!);
 });
 
-function haveOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 t.test('wss:// with the configured key and certificate; STARTTLS shows in connection.tls', { skip: haveOpenssl() ? false : 'openssl not installed' }, async (t) => {
   const { dir, cleanup } = tempDir('pod-pub-tls');
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=mx.test.invalid'], { stdio: 'ignore' });
+  const { key, cert } = selfSignedCertificate(dir, 'mx.test.invalid');
   const secretFile = join(dir, 'var', 'pod.secret');
   const gw = await startGateway(
     testConfig(dir, {

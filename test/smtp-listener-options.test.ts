@@ -1,26 +1,15 @@
 // Deployment options wired from the config: STARTTLS with the operator's certificate,
 // PROXY protocol and XCLIENT (both change who the client is for the relay check).
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { startGateway } from '../src/gateway/gateway.js';
 import { RawSmtp, tempDir, testConfig } from './helpers/gateway.js';
-
-function haveOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { haveOpenssl, selfSignedCertificate } from './helpers/certificate.js';
 
 t.test('STARTTLS with the configured certificate', { skip: haveOpenssl() ? false : 'openssl not installed' }, async (t) => {
   const { dir, cleanup } = tempDir('tls');
-  const key = join(dir, 'key.pem');
-  const cert = join(dir, 'cert.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=mx.test.invalid'], { stdio: 'ignore' });
+  const { key, cert } = selfSignedCertificate(dir, 'mx.test.invalid');
   const gw = await startGateway(testConfig(dir, { smtp: { tls: { key, cert } } }));
   t.teardown(async () => {
     await gw.stop();
