@@ -1,6 +1,5 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
-import type { Store } from '../store/store.js';
-import { CliError, parseCommandArgs, UsageError, writeOutput, type CliIO, type Command } from './command.js';
+import { CliError, parseCommandArgs, UsageError, writeOutput, type Command } from './command.js';
 import { archiveWindow } from '../pod/consumer.js';
 import { PodError } from '../pod/errors.js';
 import { parsePodTime } from '../pod/time.js';
@@ -8,23 +7,13 @@ import { resolveToken } from '../gateway/pod-consumer.js';
 import { backfillWindow } from './pod/backfill.js';
 import { importFiles } from './pod/import.js';
 import { formatStreamStatus, streamStatusViews } from './pod/status.js';
-import { openStoreForCli } from './store-access.js';
+import { openStoreForCli, withCliStore } from './store-access.js';
 import { parseDuration } from '../config/units.js';
 import { loadOrCreateSecret, PodSecretError } from '../gateway/pod-secret.js';
 import { signToken } from '../pod/jwt.js';
 
 const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
-async function withStore<T>(configPath: string | undefined, io: CliIO, fn: (store: Store) => Promise<T>): Promise<T> {
-  const config = loadConfig(resolveConfigPath(configPath, io.env));
-  // never migrates an existing store (a gateway of another version may be running on it)
-  const store = openStoreForCli(config.store.path, { create: true });
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 const importCmd: Command = {
   name: 'import',
@@ -40,7 +29,7 @@ already stored counts as a duplicate, one that cannot be taken is kept as a dead
     const { values, positionals } = parseCommandArgs(argv, { ...CONFIG, json: { type: 'boolean' } });
     if (!positionals.length) throw new UsageError('expected at least one FILE (or - for stdin)');
     if (positionals.filter((f) => f === '-').length > 1) throw new UsageError("stdin ('-') can be read only once");
-    const s = await withStore(values.config, io, (store) => importFiles(positionals, store.pod, io));
+    const s = await withCliStore(values.config, io, (store) => importFiles(positionals, store.pod, io));
     const line = values.json
       ? JSON.stringify({ read: s.read, stored: s.stored, duplicates: s.duplicates, deadLettered: s.deadLettered })
       : `read ${s.read}, stored ${s.stored}, duplicates ${s.duplicates}, dead-lettered ${s.deadLettered}`;
@@ -68,7 +57,7 @@ reason and the start of the payload. --json prints every field with the whole pa
       if (!/^[1-9]\d*$/.test(values.limit)) throw new UsageError('--limit must be a positive integer');
       limit = Number(values.limit);
     }
-    const rows = await withStore(values.config, io, async (store) => store.pod.deadLetters(limit));
+    const rows = await withCliStore(values.config, io, async (store) => store.pod.deadLetters(limit));
     if (values.json) {
       const out = rows.map((r) => ({
         id: r.id,
@@ -189,7 +178,7 @@ stored N, duplicates N, dead-lettered N (--json: the same four numbers as an obj
     if (window.clippedFromMs !== undefined) {
       io.stderr.write(`note: events before ${window.sinceTime} are past the archive's 30-day limit and cannot be fetched\n`);
     }
-    const s = await withStore(values.config, io, (store) => backfillWindow(stream, config.pod, token, window, store.pod, io));
+    const s = await withCliStore(values.config, io, (store) => backfillWindow(stream, config.pod, token, window, store.pod, io));
     const line = values.json
       ? JSON.stringify({ read: s.read, stored: s.stored, duplicates: s.duplicates, deadLettered: s.deadLettered })
       : `read ${s.read}, stored ${s.stored}, duplicates ${s.duplicates}, dead-lettered ${s.deadLettered}`;

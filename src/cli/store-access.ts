@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { Store, StoreVersionError } from '../store/store.js';
-import { CliError } from './command.js';
+import { loadConfig, resolveConfigPath } from '../config/load.js';
+import { CliError, type CliIO } from './command.js';
 
 /**
  * Opens the store for a CLI command. A CLI never migrates an existing store: it may run
@@ -24,5 +25,19 @@ export function openStoreForCli(path: string, opts: { create: boolean }): Store 
       ? 'use the mailbag version that wrote it (or a newer one)'
       : 'stop the gateway and run `mailbag start` (which migrates) or use the matching mailbag version';
     throw new CliError(`${err.message}: ${advice}`, err.code);
+  }
+}
+
+/**
+ * Runs `fn` with the store of the config named by `--config` (or MAILBAG_CONFIG, or the
+ * embedded default), a missing store created, and closes it afterwards.
+ */
+export async function withCliStore<T>(configPath: string | undefined, io: CliIO, fn: (store: Store) => Promise<T>): Promise<T> {
+  const config = loadConfig(resolveConfigPath(configPath, io.env));
+  const store = openStoreForCli(config.store.path, { create: true });
+  try {
+    return await fn(store);
+  } finally {
+    store.close();
   }
 }

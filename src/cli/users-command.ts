@@ -1,24 +1,12 @@
 import { readFile } from 'node:fs/promises';
-import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { addressKey } from '../delivery/address.js';
 import { formatLanguagePreferences, LanguagePreferenceError, parseLanguagePreferences } from '../mime/language-range.js';
-import type { Store } from '../store/store.js';
-import { CliError, parseCommandArgs, UsageError, writeOutput, type CliIO, type Command } from './command.js';
+import { CliError, parseCommandArgs, UsageError, writeOutput, type Command } from './command.js';
 import { CsvError, parseCsv } from './users/csv.js';
-import { openStoreForCli } from './store-access.js';
+import { withCliStore } from './store-access.js';
 
 const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
-async function withStore<T>(configPath: string | undefined, io: CliIO, fn: (store: Store) => Promise<T>): Promise<T> {
-  const config = loadConfig(resolveConfigPath(configPath, io.env));
-  // a missing store is created: preferences may be loaded before the gateway first starts
-  const store = openStoreForCli(config.store.path, { create: true });
-  try {
-    return await fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 function keyOf(address: string | undefined): string {
   if (address === undefined) throw new UsageError('expected an ADDRESS');
@@ -50,7 +38,7 @@ LIST is an Accept-Language style priority list, e.g. "es-MX, es;q=0.8, en;q=0.3"
       if (err instanceof LanguagePreferenceError) throw new UsageError(`--lang: ${err.message}`);
       throw err;
     }
-    await withStore(values.config, io, async (store) => store.users.set(address, languages));
+    await withCliStore(values.config, io, async (store) => store.users.set(address, languages));
     await writeOutput(io, `${address}\t${languages}\n`);
   },
 };
@@ -63,7 +51,7 @@ const get: Command = {
     const { values, positionals } = parseCommandArgs(argv, CONFIG);
     if (positionals.length !== 1) throw new UsageError('expected exactly one ADDRESS');
     const address = keyOf(positionals[0]);
-    const row = await withStore(values.config, io, async (store) => store.users.get(address));
+    const row = await withCliStore(values.config, io, async (store) => store.users.get(address));
     if (!row) throw new CliError(`no language preferences stored for ${address}`, 'ERR_MAILBAG_UNKNOWN_USER');
     await writeOutput(io, `${row.address}\t${row.languages}\n`);
   },
@@ -76,7 +64,7 @@ const list: Command = {
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, { ...CONFIG, json: { type: 'boolean' } });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
-    const rows = await withStore(values.config, io, async (store) => store.users.list());
+    const rows = await withCliStore(values.config, io, async (store) => store.users.list());
     if (values.json) return void (await writeOutput(io, JSON.stringify(rows.map((r) => ({ address: r.address, languages: r.languages, updatedAt: r.updated_at }))) + '\n'));
     await writeOutput(io, rows.map((r) => `${r.address}\t${r.languages}\n`).join(''));
   },
@@ -90,7 +78,7 @@ const del: Command = {
     const { values, positionals } = parseCommandArgs(argv, CONFIG);
     if (positionals.length !== 1) throw new UsageError('expected exactly one ADDRESS');
     const address = keyOf(positionals[0]);
-    const removed = await withStore(values.config, io, async (store) => store.users.delete(address));
+    const removed = await withCliStore(values.config, io, async (store) => store.users.delete(address));
     if (!removed) throw new CliError(`no language preferences stored for ${address}`, 'ERR_MAILBAG_UNKNOWN_USER');
   },
 };
@@ -137,7 +125,7 @@ nothing is imported; existing addresses are overwritten.`,
       if (err instanceof CsvError) throw new CliError(`${file}: ${err.message}; nothing imported`, err.code);
       throw err;
     }
-    await withStore(values.config, io, async (store) => store.users.setMany(rows));
+    await withCliStore(values.config, io, async (store) => store.users.setMany(rows));
     await writeOutput(io, `imported ${rows.length} address(es) from ${file}\n`);
   },
 };
