@@ -1,7 +1,7 @@
 // The publisher side of the pod-ingest benchmark, in its own process like a remote
 // service: the real PodPublisher serving `count` generated events of one kind from a
 // MemoryEventSource. Prints `{"port":N,"token":"..."}`, then on stdin: `go` publishes every
-// event at once (a live session sends them at its next poll), `hwm` prints its peak RSS;
+// event at once (a live session sends them at its next poll), `hwm` prints its peak RSS and the CPU it used since `go`;
 // end of stdin closes it.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,9 +34,15 @@ await publisher.listen();
 const token = signToken(loadOrCreateSecret(secretFile), { cid: 'bench', expiresInSec: 3600 });
 process.stdout.write(`${JSON.stringify({ port: publisher.address().port, token })}\n`);
 
+let cpuAtGo = process.cpuUsage();
 for await (const line of createInterface({ input: process.stdin })) {
   if (line === 'go') payloads.forEach((payload, i) => source.append({ type: kind, tsMs: start + i, payload }));
-  if (line === 'hwm') process.stdout.write(`${JSON.stringify({ hwmKb: Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]) })}\n`);
+  if (line === 'go') cpuAtGo = process.cpuUsage();
+  if (line === 'hwm') {
+    const cpu = process.cpuUsage(cpuAtGo);
+    const hwmKb = Number(/^VmHWM:\s+(\d+) kB$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1]);
+    process.stdout.write(`${JSON.stringify({ hwmKb, cpuUs: cpu.user + cpu.system })}\n`);
+  }
 }
 await publisher.close();
 store.close();
