@@ -13,7 +13,7 @@
 //   npm run bench -- pod-ingest
 //   env: BENCH_SCALE=0.25 (fewer events), BENCH_CPU_PROF=DIR (a .cpuprofile of the consumer
 //        for each kind's timed run, and --cpu-prof of the publisher process)
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -154,22 +154,31 @@ function bareInsert(kind: PodEventKind): number {
 }
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
-const out: string[] = [];
+const onlyKind = process.argv[2] as PodEventKind | undefined;
 try {
-  out.push(`${COUNT} events per kind; ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`, '');
-  out.push(
-    '| kind | end to end (events/s) | bare insert (events/s) | ratio | CPU per event: consumer | publisher | peak RSS: consumer | publisher |',
-    '|---|---|---|---|---|---|---|---|',
-  );
-  for (const kind of ['message', 'maillog'] as const) {
-    const e = await endToEnd(kind);
-    const bare = bareInsert(kind);
+  if (onlyKind) {
+    // One kind in this process (spawned below): its peak RSS is its own.
+    const e = await endToEnd(onlyKind);
+    const bare = bareInsert(onlyKind);
+    process.stdout.write(`${JSON.stringify({ ...e, bare })}\n`);
+  } else {
+    const out: string[] = [];
+    out.push(`${COUNT} events per kind; ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`, '');
     out.push(
-      `| ${kind} | ${fmt(e.rate)} | ${fmt(bare)} | ${((e.rate / bare) * 100).toFixed(0)}% | ${e.cpuUsPerEvent.toFixed(0)} µs | ${e.publisherCpuUsPerEvent.toFixed(0)} µs | ${e.consumerHwmMb.toFixed(0)} MB | ${e.publisherHwmMb.toFixed(0)} MB |`,
+      '| kind | end to end (events/s) | bare insert (events/s) | ratio | CPU per event: consumer | publisher | peak RSS: consumer | publisher |',
+      '|---|---|---|---|---|---|---|---|',
     );
+    for (const kind of ['message', 'maillog'] as const) {
+      const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), kind], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`${kind}: the benchmark process exited ${r.status ?? r.signal}`);
+      const e = JSON.parse(r.stdout) as EndToEnd & { bare: number };
+      out.push(
+        `| ${kind} | ${fmt(e.rate)} | ${fmt(e.bare)} | ${((e.rate / e.bare) * 100).toFixed(0)}% | ${e.cpuUsPerEvent.toFixed(0)} µs | ${e.publisherCpuUsPerEvent.toFixed(0)} µs | ${e.consumerHwmMb.toFixed(0)} MB | ${e.publisherHwmMb.toFixed(0)} MB |`,
+      );
+    }
+    out.push('', `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`);
+    process.stdout.write(`${out.join('\n')}\n`);
   }
-  out.push('', `load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at the end`);
-  process.stdout.write(`${out.join('\n')}\n`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

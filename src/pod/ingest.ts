@@ -104,16 +104,18 @@ function messageEvent(event: JsonObject, ts: PodInstant): PodMessageEvent {
     event,
     qid: member(event, 'filter', 'qid') as string,
   };
-  const fill = (k: 'messageId' | 'sid' | 'envelopeFrom' | 'disposition' | 'cid' | 'agent', v: unknown) => {
-    if (typeof v === 'string') out[k] = v;
-  };
-  fill('messageId', normaliseMessageId(first));
-  fill('sid', member(event, 'connection', 'sid'));
-  fill('envelopeFrom', member(event, 'envelope', 'from'));
-  fill('disposition', member(event, 'filter', 'disposition'));
-  fill('cid', member(event, 'pps', 'cid'));
-  fill('agent', member(event, 'pps', 'agent'));
+  fill(out, 'messageId', normaliseMessageId(first));
+  fill(out, 'sid', member(event, 'connection', 'sid'));
+  fill(out, 'envelopeFrom', member(event, 'envelope', 'from'));
+  fill(out, 'disposition', member(event, 'filter', 'disposition'));
+  fill(out, 'cid', member(event, 'pps', 'cid'));
+  fill(out, 'agent', member(event, 'pps', 'agent'));
   return out;
+}
+
+/** Sets an optional member when the event has a string there (a module-level function: no closure per event). */
+function fill(out: PodMessageEvent, k: 'messageId' | 'sid' | 'envelopeFrom' | 'disposition' | 'cid' | 'agent', v: unknown): void {
+  if (typeof v === 'string') out[k] = v;
 }
 
 function maillogEvent(event: JsonObject, ts: PodInstant): PodMaillogEvent {
