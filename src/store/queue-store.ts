@@ -216,6 +216,7 @@ export class QueueStore {
           delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
         WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
       setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
+      recipientAttempts: db.prepare('SELECT attempts FROM recipients WHERE qid = ? AND rcpt = ?'),
       extendLease: db.prepare(`UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ? AND inflight_until IS NOT NULL`),
       setCopy: db.prepare('UPDATE recipients SET rewritten = 1, copy_path = ?, copy_size = ?, copy_offset = ?, copy_sha256 = ? WHERE qid = ? AND rcpt = ?'),
       copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
@@ -408,6 +409,31 @@ export class QueueStore {
   /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
   recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
     return writeTransaction(this.db, () => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)));
+  }
+
+  /**
+   * `recordRounds` for results kept across a stop (the results journal), idempotent: a
+   * round is recorded only while each recipient it claimed still has the attempt count
+   * of its claim. Recording the round counted one more attempt for each (and nothing
+   * else does), so a round recorded before (a crash before the journal was cleared) is
+   * skipped, as is one whose message was pruned.
+   */
+  replayRounds(
+    rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[] }[],
+    now = Date.now(),
+  ): { finished: (MessageRow | undefined)[]; skipped: number } {
+    return writeTransaction(this.db, () => {
+      let skipped = 0;
+      const finished = rounds.map((r) => {
+        const unrecorded = r.claimed.every((c) => (this.s.recipientAttempts.get(r.qid, c.rcpt) as { attempts: number } | undefined)?.attempts === c.attempts);
+        if (!unrecorded) {
+          skipped++;
+          return undefined;
+        }
+        return this.recordRoundIn(r.qid, r.attempts, r.claimed.map((c) => c.rcpt), now);
+      });
+      return { finished, skipped };
+    });
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
