@@ -3,10 +3,11 @@
 // is doubled (rewrite copies, results kept in memory), and the queue CLI's retry and
 // delete interleaved with a running attempt. Events are ordered, never timed.
 import t from 'tap';
-import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, fstatSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MessageCopy, RewriteStep } from '../src/delivery/queue.js';
+import { nodeJournalFs, type JournalFs } from '../src/delivery/result-journal.js';
 import { cli } from './helpers/cli.js';
 import { waitFor } from './helpers/gateway.js';
 import { gate, readAll, reply, startEngine, type Engine } from './helpers/queue-engine.js';
@@ -254,10 +255,27 @@ const diskFull = (e: Engine) => {
   return state;
 };
 
+/** The file system fills up too: from then on a write that would grow a file fails with ENOSPC. */
+const fillingDisk = () => {
+  const disk = {
+    full: false,
+    fs: {
+      ...nodeJournalFs,
+      writeSync(fd: number, buffer: Buffer, offset: number, length: number, position: number): number {
+        if (disk.full && position + length > fstatSync(fd).size) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        return writeSync(fd, buffer, offset, length, position);
+      },
+    } satisfies JournalFs,
+  };
+  return disk;
+};
+
 t.test('a result the store refuses through the stop is kept in the results journal: after the restart the next hop has the message once', async (t) => {
-  const e = await startEngine({ queue: { retryInitial: 10, retryMax: 20 } });
+  const disk = fillingDisk();
+  const e = await startEngine({ queue: { retryInitial: 10, retryMax: 20 }, queueOptions: { resultJournal: { fs: disk.fs } } });
   t.teardown(() => e.close());
   const store = diskFull(e);
+  disk.full = true;
   const qid = await e.enqueue(['bob@example.test']);
   await waitFor(() => store.refused >= 1, 5000, 'a refused recording');
   const journal = join(e.dir, 'spool', 'results.journal');

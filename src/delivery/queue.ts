@@ -119,8 +119,9 @@ export class DeliveryQueue implements QueueHandle {
     if (this.running) return;
     this.running = true;
     // results the last stop kept in the journal are recorded before anything is claimed
+    this.recorder.start();
     const { journal, waits } = replayResultJournal({ ...this.o, journal: this.o.resultJournal }, this.recorder);
-    this.recorder.journal = journal;
+    this.recorder.useJournal(journal);
     for (const [qid, p] of waits) this.track(qid, p);
     const stale = this.o.store.queue.clearLeases();
     if (stale) this.o.logger.info({ recipients: stale }, 'queue: resumed recipients that were in flight at the last stop');
@@ -172,8 +173,6 @@ export class DeliveryQueue implements QueueHandle {
       ]);
     }
     this.recorder.stop();
-    this.recorder.journal?.close();
-    this.recorder.journal = undefined;
     await Promise.all([...this.transports.values()].map((t) => t.close()));
   }
 

@@ -29,6 +29,7 @@ export class RoundRecorder {
   private pending: PendingRound[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private failures = 0;
+  private stopped = false;
 
   constructor(
     private readonly store: Store,
@@ -37,7 +38,17 @@ export class RoundRecorder {
   ) {}
 
   /** Where a stop puts the results the store still refuses (none: they are logged as lost). */
-  journal: ResultJournal | undefined;
+  private journal: ResultJournal | undefined;
+
+  /** Takes results again (after a stop of the same queue). */
+  start(): void {
+    this.stopped = false;
+  }
+
+  /** Where the next stop puts the results the store still refuses. */
+  useJournal(journal: ResultJournal | undefined): void {
+    this.journal = journal;
+  }
 
   /** `claimed`: the round's recipients with their attempt counts at the claim. */
   record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[]): Promise<MessageRow | undefined> {
@@ -50,6 +61,17 @@ export class RoundRecorder {
   }
 
   private add(round: JournalledRound, replay: boolean): Promise<MessageRow | undefined> {
+    if (this.stopped) {
+      // A round that outlasted the stop's grace: one try, no retries on a store that is
+      // closing (the journal is already written).
+      const pending = { ...round, leased: round.claimed.map((c) => c.rcpt), replay, resolve: () => undefined };
+      try {
+        return Promise.resolve(this.write([pending])[0]);
+      } catch {
+        this.logger.error({ qid: round.qid, attempts: round.attempts }, 'queue: stopping with a delivery result the store never took; the attempt will be repeated');
+        return Promise.resolve(undefined);
+      }
+    }
     return new Promise((resolve) => {
       this.pending.push({ ...round, leased: round.claimed.map((c) => c.rcpt), replay, resolve });
       if (!this.timer) this.timer = setImmediate(() => this.flush());
@@ -61,6 +83,9 @@ export class RoundRecorder {
    * (full, or no journal) are logged: they are what a restart will repeat.
    */
   stop(): void {
+    this.stopped = true;
+    const journal = this.journal;
+    this.journal = undefined;
     if (this.timer) {
       clearTimeout(this.timer as NodeJS.Timeout);
       clearImmediate(this.timer as NodeJS.Immediate);
@@ -69,25 +94,26 @@ export class RoundRecorder {
     const pending = this.pending;
     this.pending = [];
     let lost = pending;
-    if (this.journal) {
+    if (journal) {
       const rounds = pending.map(({ qid, attempts, claimed }) => ({ qid, attempts, claimed }));
       try {
-        const { written, left } = this.journal.write(rounds);
-        if (written) this.logger.warn({ rounds: written, qids: rounds.slice(0, written).map((r) => r.qid), journal: this.journal.path }, 'queue: stopping with delivery results the store never took; kept in the results journal for the next start');
+        const { written, left } = journal.write(rounds);
+        if (written) this.logger.warn({ rounds: written, qids: rounds.slice(0, written).map((r) => r.qid), journal: journal.path }, 'queue: stopping with delivery results the store never took; kept in the results journal for the next start');
         if (left.length) {
           this.logger.error(
-            { journalled: written, notJournalled: left.length, journalBytes: this.journal.bytes, journal: this.journal.path },
+            { journalled: written, notJournalled: left.length, journalBytes: journal.bytes, journal: journal.path },
             'queue: the results journal is full; the results that did not fit will be repeated after the restart',
           );
         }
         lost = pending.slice(written);
       } catch (err) {
-        this.logger.error({ rounds: rounds.length, journal: this.journal.path, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'queue: could not write the results journal');
+        this.logger.error({ rounds: rounds.length, journal: journal.path, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'queue: could not write the results journal');
       }
     }
     for (const p of lost) {
       this.logger.error({ qid: p.qid, attempts: p.attempts }, 'queue: stopping with a delivery result the store never took; the attempt will be repeated');
     }
+    journal?.close();
   }
 
   private write(batch: PendingRound[]): (MessageRow | undefined)[] {
