@@ -410,22 +410,22 @@ export class DeliveryQueue implements QueueHandle {
         let grace: NodeJS.Timeout | undefined;
         const late = await Promise.race([delivery, new Promise<undefined>((r) => (grace = setTimeout(() => r(undefined), this.o.abortGraceMs ?? ABORT_GRACE_MS)))]);
         clearTimeout(grace);
-        return late ?? this.outlast(msg.qid, hop.url, rcpts, delivery, started);
+        return late ?? this.outlast(msg.qid, hop.url, [...byRcpt.keys()], delivery, started);
       });
     }
     return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
   }
 
   /**
-   * A transport that ignored the deadline may still deliver: its recipients stay claimed
-   * (their leases kept alive) until it returns, so no second attempt of them starts
-   * meanwhile, and what it then reports is recorded.
+   * A transport that ignored the deadline may still deliver: the round's recipients stay
+   * claimed (their leases kept alive) until it returns, so no second attempt of them
+   * starts meanwhile, and what it then reports is recorded.
    */
-  private async outlast(qid: string, nexthop: string, rcpts: string[], delivery: Promise<DeliveryResult | HopBusy>, started: number): Promise<DeliveryResult | HopBusy> {
-    this.o.logger.error({ qid, nexthop, rcpts }, 'queue: transport ignored the attempt deadline');
+  private async outlast(qid: string, nexthop: string, claimed: string[], delivery: Promise<DeliveryResult | HopBusy>, started: number): Promise<DeliveryResult | HopBusy> {
+    this.o.logger.error({ qid, nexthop }, 'queue: transport ignored the attempt deadline');
     const extend = () => {
       try {
-        this.o.store.queue.extendLeases(qid, rcpts, Date.now() + LEASE_MARGIN_MS);
+        this.o.store.queue.extendLeases(qid, claimed, Date.now() + LEASE_MARGIN_MS);
       } catch {
         // the store refuses writes: the recipients stay in flight in this process all the same
       }
