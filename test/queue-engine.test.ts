@@ -387,3 +387,20 @@ t.test('a transport that ignores the deadline keeps its recipients claimed: no s
   t.equal(rcpt.last_reply, '250 2.0.0 ok, late', 'what the transport reported when it returned');
   t.ok(e.logs.some((l) => l.level === 40 && /a transport that ignored the attempt deadline returned/.test(l.msg)));
 });
+
+t.test('a round that ends after the stop and its store: tried once and logged, not retried on a closed store', async (t) => {
+  const e = await startEngine();
+  t.teardown(() => e.close());
+  const held = gate();
+  e.transport.answers.push(async (req) => {
+    await held.promise;
+    return reply(req, 'delivered', '250 2.0.0 ok');
+  });
+  await e.enqueue(['bob@example.test']);
+  await e.transport.started(1);
+  await e.queue.stop(10); // the grace passes with the attempt still running
+  e.store.close();
+  held.open();
+  await waitFor(() => e.logs.some((l) => /the attempt will be repeated/.test(l.msg)), 5000, 'the late result logged as lost');
+  t.notOk(e.logs.some((l) => /keeping them in memory and retrying/.test(l.msg)), 'no retries on the closed store');
+});
