@@ -87,11 +87,14 @@ export class ResultJournal {
       const payload = Buffer.alloc(length);
       this.fs.readSync(this.fd, payload, 0, length, at + HEADER);
       if (!checksum(payload).equals(head.subarray(8, 16))) return this.damaged(rounds, at);
+      let round: unknown;
       try {
-        rounds.push(JSON.parse(payload.toString('utf8')) as JournalledRound);
+        round = JSON.parse(payload.toString('utf8'));
       } catch {
         return this.damaged(rounds, at);
       }
+      if (!isJournalledRound(round)) return this.damaged(rounds, at);
+      rounds.push(round);
       at += HEADER + length;
     }
     if (rounds.length) this.live = true;
@@ -163,6 +166,20 @@ export class ResultJournal {
   private fill(from: number, to: number): void {
     for (let at = from; at < to; at += ZEROS.length) writeFully(this.fs, this.fd, ZEROS.subarray(0, Math.min(ZEROS.length, to - at)), at);
   }
+}
+
+/** The shape the replay relies on (a record of another version is not replayed blindly). */
+function isJournalledRound(v: unknown): v is JournalledRound {
+  const r = v as Partial<JournalledRound> | null;
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.qid === 'string' &&
+    Array.isArray(r.attempts) &&
+    r.attempts.every((a) => typeof a === 'object' && a !== null && Array.isArray(a.recipients)) &&
+    Array.isArray(r.claimed) &&
+    r.claimed.every((c) => typeof c === 'object' && c !== null && typeof c.rcpt === 'string' && typeof c.attempts === 'number')
+  );
 }
 
 function checksum(payload: Buffer): Buffer {
