@@ -404,3 +404,11 @@ t.test('a round that ends after the stop and its store: tried once and logged, n
   await waitFor(() => e.logs.some((l) => /the attempt will be repeated/.test(l.msg)), 5000, 'the late result logged as lost');
   t.notOk(e.logs.some((l) => /keeping them in memory and retrying/.test(l.msg)), 'no retries on the closed store');
 });
+
+t.test('the results journal is allocated at start with queue.resultJournalBytes', async (t) => {
+  const e = await startEngine({ queue: { resultJournalBytes: 65_536 } });
+  t.teardown(() => e.close());
+  const st = statSync(join(e.dir, 'spool', 'results.journal'));
+  t.equal(st.size, 65_536);
+  t.ok(st.blocks * 512 >= 65_536, 'its blocks allocated, not a sparse file');
+});

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { MessageRow } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
-import { ResultJournal, RESULT_JOURNAL_BYTES, type JournalFs } from './result-journal.js';
+import { ResultJournal, type JournalFs } from './result-journal.js';
 import type { RoundRecorder } from './round-recorder.js';
 import type { Spool } from './spool.js';
 
@@ -31,7 +31,7 @@ export function replayResultJournal(
   const waits = new Map<string, Promise<void>>();
   let journal: ResultJournal | undefined;
   try {
-    journal = ResultJournal.open(path, o.journal?.bytes ?? RESULT_JOURNAL_BYTES, o.journal?.fs);
+    journal = ResultJournal.open(path, o.journal?.bytes, o.journal?.fs);
   } catch (err) {
     o.logger.error({ journal: path, err: errFields(err) }, 'queue: the results journal cannot be used; results the store refuses at a stop will be repeated after the restart');
     return { journal: undefined, waits };

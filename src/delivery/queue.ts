@@ -73,7 +73,7 @@ export interface DeliveryQueueOptions {
   /** How often the store is polled for work other processes made due (queue CLI). */
   pollMs?: number;
   random?: () => number;
-  /** The results journal (default: `results.journal` in the spool directory). */
+  /** The results journal (default: `results.journal` in the spool directory, `queue.resultJournalBytes`). */
   resultJournal?: ResultJournalOptions;
   /** How long an aborted transport is waited for before the round goes on without it (tests shorten it). */
   abortGraceMs?: number;
@@ -120,7 +120,7 @@ export class DeliveryQueue implements QueueHandle {
     this.running = true;
     // results the last stop kept in the journal are recorded before anything is claimed
     this.recorder.start();
-    const { journal, waits } = replayResultJournal({ ...this.o, journal: this.o.resultJournal }, this.recorder);
+    const { journal, waits } = replayResultJournal({ ...this.o, journal: { bytes: this.o.queue.resultJournalBytes, ...this.o.resultJournal } }, this.recorder);
     this.recorder.useJournal(journal);
     for (const [qid, p] of waits) this.track(qid, p);
     const stale = this.o.store.queue.clearLeases();
