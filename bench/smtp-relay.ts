@@ -132,6 +132,9 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
     if (!run.ok) {
       rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      // what the gateway said about it (its warnings and errors among the last log lines)
+      const said = gw.recentLogs().filter((l) => /"level":(40|50|60)/.test(l));
+      if (said.length) notes.push(`mailbag (${mode}) logged:\n${said.slice(-5).join('\n')}`);
       return;
     }
     let relayRate: number | undefined;

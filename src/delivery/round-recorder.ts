@@ -1,6 +1,8 @@
 import type { Logger } from 'pino';
+import type { MessageKeysInput } from '../store/correlation-store.js';
 import type { AttemptRecord, MessageRow } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
+import { logKeysNotRecorded } from './correlation.js';
 
 /** Recording a round the store refused is retried after this, doubling up to the max. */
 const RECORD_RETRY_INITIAL_MS = 100;
@@ -10,6 +12,8 @@ interface PendingRound {
   qid: string;
   attempts: AttemptRecord[];
   leased: string[];
+  /** The message's correlation keys, recorded with the round (its first one). */
+  keys?: MessageKeysInput | undefined;
   resolve(m: MessageRow | undefined): void;
 }
 
@@ -30,9 +34,9 @@ export class RoundRecorder {
     private readonly leaseMs: number,
   ) {}
 
-  record(qid: string, attempts: AttemptRecord[], leased: string[]): Promise<MessageRow | undefined> {
+  record(qid: string, attempts: AttemptRecord[], leased: string[], keys?: MessageKeysInput): Promise<MessageRow | undefined> {
     return new Promise((resolve) => {
-      this.pending.push({ qid, attempts, leased, resolve });
+      this.pending.push({ qid, attempts, leased, keys, resolve });
       if (!this.timer) this.timer = setImmediate(() => this.flush());
     });
   }
@@ -50,12 +54,14 @@ export class RoundRecorder {
     this.pending = [];
   }
 
+  private readonly keysFailed = (qids: string[], err: unknown): void => logKeysNotRecorded(this.logger, qids, err);
+
   private flush(): void {
     this.timer = undefined;
     const batch = this.pending.splice(0);
     let lastError: Error | undefined;
     try {
-      const done = this.store.queue.recordRounds(batch);
+      const done = this.store.queue.recordRounds(batch, undefined, this.keysFailed);
       batch.forEach((b, i) => b.resolve(done[i]));
     } catch (err) {
       lastError = err as Error;
@@ -64,7 +70,7 @@ export class RoundRecorder {
       else
         for (const b of batch) {
           try {
-            b.resolve(this.store.queue.recordRounds([b])[0]);
+            b.resolve(this.store.queue.recordRounds([b], undefined, this.keysFailed)[0]);
           } catch (e) {
             lastError = e as Error;
             this.pending.push(b);

@@ -67,7 +67,29 @@ export function openDatabase(path: string, opts: OpenStoreOptions = {}): SqliteD
  * Every transaction that writes goes through here (or `durably`).
  */
 export function writeTransaction<T>(db: SqliteDatabase, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  // nested: better-sqlite3's SAVEPOINT, so an error undoes the inner part only
+  if (db.inTransaction) return db.transaction(fn).immediate();
+  // The outermost transaction runs on statements prepared once per connection:
+  // `db.transaction(fn)` builds four wrapper functions per call, on every hot path.
+  const t = transactionStatements(db);
+  t.begin.run();
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new TypeError('a write transaction cannot return a promise');
+    t.commit.run();
+    return result;
+  } catch (err) {
+    if (db.inTransaction) t.rollback.run();
+    throw err;
+  }
+}
+
+const statements = new WeakMap<SqliteDatabase, { begin: Database.Statement; commit: Database.Statement; rollback: Database.Statement }>();
+
+function transactionStatements(db: SqliteDatabase) {
+  let t = statements.get(db);
+  if (!t) statements.set(db, (t = { begin: db.prepare('BEGIN IMMEDIATE'), commit: db.prepare('COMMIT'), rollback: db.prepare('ROLLBACK') }));
+  return t;
 }
 
 /** `writeTransaction` committed under synchronous=FULL (fsync before return). */

@@ -1,4 +1,4 @@
-import type { OriginKind } from './correlation-store.js';
+import type { CorrelationStore, MessageKeysInput, OriginKind } from './correlation-store.js';
 import { durably, writeTransaction, type SqliteDatabase } from './db.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
@@ -148,6 +148,15 @@ export interface AttemptRecord {
   recipients: RecipientUpdate[];
 }
 
+/** One message's attempt round to record (`recordRounds`). */
+export interface RoundToRecord {
+  qid: string;
+  attempts: readonly AttemptRecord[];
+  leased: readonly string[];
+  /** The message's correlation keys, recorded in the same transaction (its first round). */
+  keys?: MessageKeysInput | undefined;
+}
+
 export interface QueueSummary {
   qid: string;
   received_at: number;
@@ -178,7 +187,11 @@ export const HELD_UNTIL = 8_640_000_000_000_000;
 export class QueueStore {
   private readonly s;
 
-  constructor(readonly db: SqliteDatabase) {
+  /** `correlation`: where `recordRounds` records the keys a round carries. */
+  constructor(
+    readonly db: SqliteDatabase,
+    private readonly correlation?: CorrelationStore,
+  ) {
     this.s = {
       insertMessage: db.prepare(`INSERT INTO messages
         (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
@@ -405,9 +418,30 @@ export class QueueStore {
     return writeTransaction(this.db, () => this.recordRoundIn(qid, attempts, leased, now));
   }
 
-  /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
-  recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
-    return writeTransaction(this.db, () => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)));
+  /**
+   * Several messages' `recordRound`s in one transaction (one WAL commit instead of many),
+   * with the correlation keys the rounds carry. The keys go in a savepoint of their own:
+   * keys the store refuses (reported to `keysFailed`) never cost a round its result.
+   */
+  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void): (MessageRow | undefined)[] {
+    return writeTransaction(this.db, () => {
+      const done = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
+      const keys = rounds.flatMap((r) => (r.keys ? [r.keys] : []));
+      if (keys.length && this.correlation) {
+        const correlation = this.correlation;
+        try {
+          // nested: a savepoint
+          writeTransaction(this.db, () => {
+            for (const k of keys) correlation.recordMessageKeysIn(k, now);
+          });
+        } catch (err) {
+          // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+          if (!this.db.inTransaction) throw err;
+          keysFailed?.(keys.map((k) => k.qid), err);
+        }
+      }
+      return done;
+    });
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {

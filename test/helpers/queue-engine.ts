@@ -74,7 +74,7 @@ export interface Engine {
   close(): Promise<void>;
 }
 
-export async function startEngine(opts: { queue?: Record<string, unknown>; rewrite?: RewriteStep; transport?: FakeTransport } = {}): Promise<Engine> {
+export async function startEngine(opts: { queue?: Record<string, unknown>; rewrite?: RewriteStep; transport?: FakeTransport; pollMs?: number } = {}): Promise<Engine> {
   const { dir, cleanup } = tempDir('engine');
   const overrides: Partial<Record<keyof ConfigInput, unknown>> = { routes: [{ domain: 'example.test', nexthop: 'smtp://127.0.0.1:9' }] };
   if (opts.queue) overrides.queue = opts.queue;
@@ -100,7 +100,7 @@ export async function startEngine(opts: { queue?: Record<string, unknown>; rewri
     hostname: 'mx.test.invalid',
     transports: [transport],
     logger: pino({ level: 'info' }, sink),
-    pollMs: 20,
+    pollMs: opts.pollMs ?? 20,
     ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
   });
   queue.start();
