@@ -272,12 +272,17 @@ export class QueueStore {
 
   /**
    * Group commit: several accepted messages in one synchronous=FULL transaction, so
-   * concurrent sessions share one fsync.
+   * concurrent sessions share one fsync. `waitForLock: false`: SQLITE_BUSY at once when
+   * another connection holds the write lock (see `durably`).
    */
-  insertMessages(batch: readonly NewMessage[]): void {
-    durably(this.db, () => {
-      for (const m of batch) this.insertOne(m);
-    });
+  insertMessages(batch: readonly NewMessage[], opts: { waitForLock?: boolean } = {}): void {
+    durably(
+      this.db,
+      () => {
+        for (const m of batch) this.insertOne(m);
+      },
+      opts,
+    );
   }
 
   private insertOne(m: NewMessage): void {
