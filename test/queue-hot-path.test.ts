@@ -128,8 +128,8 @@ t.test('a backlog of handed-over messages is claimed without a store scan per cl
   await waitFor(() => [first, ...backlog].every((q) => e.store.queue.message(q)!.state === 'done'), 10_000, 'the backlog delivered');
   t.equal(e.transport.attempts.length, 6, 'each message delivered once');
   // the kick's scan filled the slot; the handed-over qids then filled it without asking the
-  // store, which is scanned again only once they ran out (more may have been due)
-  t.equal(scans, 2, 'two scans for six claims: the kick\'s and one when the handed-over qids ran out');
+  // store, which is scanned again at most once, when they ran out (more may have been due)
+  t.ok(scans >= 1 && scans <= 2, `at most two scans for six claims (one per claim before): ${scans}`);
 });
 
 t.test('openVerified hands out the header section of the bytes it checked', async (t) => {

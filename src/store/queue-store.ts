@@ -236,7 +236,8 @@ export class QueueStore {
           SUM(state IN ('queued', 'deferred')) AS open,
           SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
         FROM recipients WHERE qid = @qid`),
-      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued'`),
+      // the finished row comes back from the UPDATE itself: no second look-up under the write lock
+      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING *`),
       recipients: db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt'),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
       list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size, m.hold_reason,
@@ -499,8 +500,7 @@ export class QueueStore {
   private finishIfDoneIn(qid: string, now: number): MessageRow | undefined {
     const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
     if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
-    const changed = this.s.finish.run(now, qid).changes;
-    return changed ? this.message(qid) : undefined;
+    return this.s.finish.get(now, qid) as MessageRow | undefined;
   }
 
   recipients(qid: string): RecipientRow[] {
