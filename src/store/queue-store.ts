@@ -459,12 +459,15 @@ export class QueueStore {
   // The *In methods run inside the caller's transaction: a nested db.transaction() would
   // cost a SAVEPOINT and its RELEASE per call, several per message on the queue's hot path.
   private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): MessageRow | undefined {
-    for (const a of attempts) this.recordOne(a, now);
-    for (const rcpt of leased) this.s.release.run(qid, rcpt);
+    const updated = new Set<string>();
+    for (const a of attempts) this.recordOne(a, now, updated);
+    // an updated recipient's lease went with its update; the rest (not attempted, or
+    // deleted by the CLI meanwhile) are released here
+    for (const rcpt of leased) if (!updated.has(rcpt)) this.s.release.run(qid, rcpt);
     return this.finishIfDoneIn(qid, now);
   }
 
-  private recordOne(a: AttemptRecord, now: number): void {
+  private recordOne(a: AttemptRecord, now: number, updated?: Set<string>): void {
     this.s.insertAttempt.run(
       a.qid,
       a.nexthop,
@@ -475,7 +478,7 @@ export class QueueStore {
       JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
     );
     for (const r of a.recipients) {
-      this.s.updateRecipient.run({
+      const { changes } = this.s.updateRecipient.run({
         qid: a.qid,
         rcpt: r.rcpt,
         state: r.state,
@@ -486,6 +489,7 @@ export class QueueStore {
         claimedGen: r.claimedGen ?? null,
         now,
       });
+      if (changes) updated?.add(r.rcpt);
     }
   }
 
