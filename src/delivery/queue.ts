@@ -450,14 +450,15 @@ export class DeliveryQueue implements QueueHandle {
     const expired = now >= msg.received_at + this.o.queue.lifetime;
     return result.recipients.map((r: RecipientResult): RecipientUpdate => {
       const row = byRcpt.get(r.rcpt);
-      const gen = row ? { claimedGen: row.retry_gen } : {};
+      // carried into the attempt record: the retry generation, and the IMP hop (for trace)
+      const kept = { ...(row ? { claimedGen: row.retry_gen } : {}), ...(r.imp ? { imp: r.imp } : {}) };
       if (r.outcome === 'deferred') {
         if (expired) {
-          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...gen };
+          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...kept };
         }
-        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...gen };
+        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...kept };
       }
-      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...gen };
+      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...kept };
     });
   }
 
@@ -465,7 +466,7 @@ export class DeliveryQueue implements QueueHandle {
   private bounceLater(u: RecipientUpdate, byRcpt: Map<string, RecipientRow>, err: Error): RecipientUpdate {
     const reply = `${u.reply} (bounce not queued: ${err.message})`.replace(/[\r\n]+/g, ' ');
     const attempts = byRcpt.get(u.rcpt)?.attempts ?? 0;
-    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}) };
+    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}), ...(u.imp ? { imp: u.imp } : {}) };
   }
 
   private toRecord(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): AttemptRecord {

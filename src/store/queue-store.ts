@@ -115,6 +115,7 @@ export interface AttemptRow {
   duration_ms: number;
   reply: string | null;
   outcome: AttemptOutcome;
+  /** JSON array of `{ rcpt, state, reply, imp? }` (imp: an ImpHop). */
   recipients: string;
 }
 
@@ -130,6 +131,34 @@ export interface RecipientUpdate {
    * then wins over a deferred recipient's next attempt time.
    */
   claimedGen?: number;
+  /** The recipient's IMP hop when the next hop was `imp://` and its DELIVER was shipped. */
+  imp?: ImpHop;
+}
+
+/**
+ * One recipient's DELIVER shipped to a peer MPM and what came back (RFC 753 section 3.4),
+ * kept in its attempt's `recipients` JSON for `mailbag trace`. ihns as unsigned numbers.
+ */
+export interface ImpHop {
+  /** The `imp://host:port` next hop. */
+  peer: string;
+  tid: { tn: number; ihn: number };
+  /** The bag it travelled in: an id (random, per bag), its messages and octets on the wire. */
+  bag: { id: string; messages: number; octets: number; compressed: boolean };
+  /** When the bag was written to the connection (ms). */
+  shippedAt: number;
+  /** The ACKNOWLEDGE; null when none came (the connection ended or went silent first). */
+  acknowledge: ImpAcknowledgeRecord | null;
+}
+
+export interface ImpAcknowledgeRecord {
+  answer: boolean;
+  reasons: string[];
+  howDelivered: string[];
+  /** The stamp that reached the acknowledging MPM plus its ihn. */
+  trail: number[];
+  /** The reply's error-list, when it names an error (class not 0). */
+  error?: { errorClass: number; errorString: string };
 }
 
 /** The bytes the rewrite step decided for one recipient (copyPath undefined: the original). */
@@ -475,7 +504,7 @@ export class QueueStore {
       a.durationMs,
       a.reply,
       a.outcome,
-      JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
+      JSON.stringify(a.recipients.map((r) => (r.imp ? { rcpt: r.rcpt, state: r.state, reply: r.reply, imp: r.imp } : { rcpt: r.rcpt, state: r.state, reply: r.reply }))),
     );
     for (const r of a.recipients) {
       const { changes } = this.s.updateRecipient.run({
