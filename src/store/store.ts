@@ -46,9 +46,9 @@ export class Store {
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
-    this.queue = new QueueStore(db);
-    this.users = new UsersStore(db);
     this.correlation = new CorrelationStore(db);
+    this.queue = new QueueStore(db, this.correlation);
+    this.users = new UsersStore(db);
     this.pod = new PodStore(db, this.correlation);
     this.podPublisher = new PodPublisherStore(db);
     this.podStreams = new PodStreamStore(db);
