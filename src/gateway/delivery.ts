@@ -73,7 +73,8 @@ export function createDeliveryQueue(
       },
       passBack(e) {
         if (!forwarder || !mpmAddress(config, e.targetIhn)) {
-          logger.info({ qid: e.qid, tid: e.tid, to: e.targetIhn >>> 0 }, 'imp: no route to the originating MPM; the hop answer stands');
+          // Per hop only (no imp.mpms entry for it): the relay reports what it learned itself.
+          logger.debug({ qid: e.qid, tid: e.tid, to: e.targetIhn >>> 0 }, 'imp: no imp.mpms entry for the originating MPM; the hop answer stands');
           return false;
         }
         deps.store.impReplies.queueReply({ targetIhn: e.targetIhn, tid: e.tid, qid: e.qid, message: encodeBag([e.reply], { sharing: 'none' }) });

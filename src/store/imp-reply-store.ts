@@ -87,6 +87,10 @@ export class ImpReplyStore {
       nextDue: db.prepare(`SELECT MIN(next_attempt_at) AS at FROM imp_reply_outbox WHERE state = 'queued'`),
       sent: db.prepare(`UPDATE imp_reply_outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?`),
       retry: db.prepare(`UPDATE imp_reply_outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?`),
+      // Retention: a message past it no longer awaits its end-to-end answer; replies already
+      // passed back go with their message. A reply still queued stays (it is never dropped).
+      forgetAwaiting: db.prepare('DELETE FROM imp_awaiting WHERE qid = ?'),
+      forgetSent: db.prepare(`DELETE FROM imp_reply_outbox WHERE qid = ? AND state = 'sent'`),
       byTid: db.prepare(`SELECT id, target_ihn, tid_ihn, tid_tn, qid, state, attempts, last_error FROM imp_reply_outbox
         WHERE tid_ihn = ? AND tid_tn = ? ORDER BY id`),
     };
@@ -180,6 +184,12 @@ export class ImpReplyStore {
     durably(this.db, () => {
       for (const id of ids) this.s.retry.run(nextAttemptAt, error, id);
     });
+  }
+
+  /** Retention pruning of a finished message (inside the caller's transaction). */
+  forget(qid: string): void {
+    this.s.forgetAwaiting.run(qid);
+    this.s.forgetSent.run(qid);
   }
 
   /** The replies passed back (or waiting to be) for a transaction: the relay's record. */

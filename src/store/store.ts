@@ -105,6 +105,7 @@ export class Store {
       for (const qid of qids) {
         this.multilingual.forget(qid);
         this.correlation.forget(qid);
+        this.impReplies.forget(qid);
         this.queue.removeFinished(qid);
       }
       return qids.length;
