@@ -25,6 +25,9 @@ import type { EndToEndHooks } from '../src/imp/shipper/peer.js';
 import { ImpTransport } from '../src/imp/shipper/transport.js';
 import { TnAllocator } from '../src/imp/shipper/tn-allocator.js';
 import { BagProcessor } from '../src/mpm/bag-processor.js';
+import { EndToEndReplies } from '../src/mpm/end-to-end.js';
+import type { QidGenerator } from '../src/delivery/qid.js';
+import type { Spool } from '../src/delivery/spool.js';
 import { ImpRecipientPolicy } from '../src/mpm/recipient-policy.js';
 import { Store } from '../src/store/store.js';
 import { tempDir, waitFor } from './helpers/gateway.js';
@@ -256,4 +259,46 @@ t.test('a reply the store cannot record fails its bag, so its sender keeps it', 
   await t.rejects(processor.process(decodeBagEntries(encodeBag([view4])), { address: '127.0.0.1' }), { code: 'SQLITE_FULL' });
   const ok = new BagProcessor({ ...(processor as unknown as { o: ConstructorParameters<typeof BagProcessor>[0] }).o, replies: { handle: async () => {} } });
   t.same(await ok.process(decodeBagEntries(encodeBag([view4])), { address: '127.0.0.1' }), [], 'a reply gets no reply');
+});
+
+t.test("the destination's answer before the hop's own: kept, and it becomes the recipient's outcome", async (t) => {
+  const { dir, cleanup } = tempDir('imp-e2e-early');
+  const store = Store.open(join(dir, 'mailbag.db'));
+  t.teardown(() => {
+    store.close();
+    cleanup();
+  });
+  const replies = new EndToEndReplies({
+    ihn: ORIGINATING,
+    hostname: 'mx.test.invalid',
+    store,
+    spool: {} as Spool,
+    qids: {} as QidGenerator,
+    logger: pino({ level: 'silent' }),
+    reachable: () => false,
+    kick: () => {},
+  });
+  const view4 = passedBackReply(
+    acknowledgeMessage({ tid: { tn: 37, ihn: ORIGINATING }, stamp: [ORIGINATING, RELAY] }, { ihn: DESTINATION, replyTid: { tn: 1993, ihn: DESTINATION } }, { answer: false, reasons: ['no such user'], howDelivered: [] }),
+    RELAY,
+  );
+  await replies.handle(view4, '127.0.0.1');
+  t.equal(store.impReplies.awaiting({ tn: 37, ihn: ORIGINATING }), undefined, 'nothing awaited it yet');
+  const early = store.impReplies.awaitFinal({
+    tid: { tn: 37, ihn: ORIGINATING },
+    qid: 'Q1',
+    rcpt: 'dcrocker@rand-unix.test',
+    peer: 'imp://127.0.0.1:1',
+    envelopeFrom: 'ann@sender.test',
+    receivedAt: 1,
+    dsnNotify: null,
+    dsnOrcpt: null,
+    dsnEnvid: null,
+    headers: Buffer.from('Subject: x\r\n\r\n'),
+    hopReply: '250 2.0.0 IMP ACKNOWLEDGE yes (OK; FORWARD) trail 167772404,167772246',
+  });
+  t.same(early, { outcome: 'failed', reply: '550 5.1.1 IMP ACKNOWLEDGE no: no such user trail 167772404,167772246,167772359' }, 'the hop answer brings the kept answer out');
+  t.equal(store.impReplies.awaiting({ tn: 37, ihn: ORIGINATING })!.answer, false, 'recorded as answered');
+  await replies.handle(view4, '127.0.0.1');
+  t.equal(store.impReplies.awaitFinal({ ...store.impReplies.awaiting({ tn: 37, ihn: ORIGINATING })!, tid: { tn: 38, ihn: ORIGINATING } }), undefined, 'kept once, for its own tid only');
 });

@@ -57,7 +57,7 @@ export function createDeliveryQueue(
       ihn,
       awaitFinal(e) {
         const params = e.req.params?.recipients[e.rcpt];
-        deps.store.impReplies.awaitFinal({
+        return deps.store.impReplies.awaitFinal({
           tid: e.tid,
           qid: e.qid,
           rcpt: e.rcpt,

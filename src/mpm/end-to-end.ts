@@ -48,17 +48,23 @@ export class EndToEndReplies {
     }
     const to = replyAddressee(msg, reply.tid);
     if ((to | 0) !== (this.o.ihn | 0)) return this.relay(msg, reply.tid, to, peer);
-    const awaiting = this.o.store.impReplies.awaiting(reply.tid);
-    if (!awaiting || !isEndToEndAnswer(reply)) {
+    if (!isEndToEndAnswer(reply)) {
       this.o.logger.info({ peer, tid: reply.tid, answer: reply.answer, trail: reply.trail.map((i) => i >>> 0) }, 'imp: a reply arrived at the acceptor; nothing here awaits it');
+      return;
+    }
+    const result = acknowledgementResult('', { answer: reply.answer, reasons: reply.reasons, howDelivered: reply.howDelivered, trail: reply.trail, error: reply.error });
+    const answer = result.outcome === 'delivered';
+    // Nothing awaits it yet: the hop's own answer may still be on its way (a relay ships
+    // on while it accepts the rest of a large bag). Kept for it; the queue applies it then.
+    const awaiting = this.o.store.impReplies.takeEndToEnd(reply.tid, { outcome: answer ? 'delivered' : 'failed', reply: result.reply });
+    if (!awaiting) {
+      this.o.logger.info({ peer, tid: reply.tid, answer, reply: result.reply, trail: reply.trail.map((i) => i >>> 0) }, 'imp: end-to-end ACKNOWLEDGE before the hop answered; kept for it');
       return;
     }
     if (awaiting.answer !== null) {
       this.o.logger.debug({ peer, tid: reply.tid, qid: awaiting.qid }, 'imp: end-to-end ACKNOWLEDGE repeated; already recorded');
       return;
     }
-    const result = acknowledgementResult(awaiting.rcpt, { answer: reply.answer, reasons: reply.reasons, howDelivered: reply.howDelivered, trail: reply.trail, error: reply.error });
-    const answer = result.outcome === 'delivered';
     // The bounce is queued before the answer is recorded: a crash in between repeats the
     // bounce when the relay passes the reply back again, it never loses it.
     const bounceQid = answer ? undefined : await this.bounce(awaiting, result.reply);

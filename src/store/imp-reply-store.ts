@@ -28,6 +28,12 @@ export interface AwaitingRow extends AwaitingFinal {
   bounceQid: string | null;
 }
 
+/** A destination's answer, as the recipient's outcome and reply. */
+export interface EarlyAnswer {
+  outcome: 'delivered' | 'failed';
+  reply: string;
+}
+
 export interface OutboxReply {
   id: number;
   targetIhn: number;
@@ -75,6 +81,10 @@ export class ImpReplyStore {
         dsn_notify, dsn_orcpt, dsn_envid, headers, hop_reply, created_at)
         VALUES (@ihn, @tn, @qid, @rcpt, @peer, @envelopeFrom, @receivedAt, @dsnNotify, @dsnOrcpt, @dsnEnvid, @headers, @hopReply, @now)`),
       awaiting: db.prepare('SELECT * FROM imp_awaiting WHERE tid_ihn = ? AND tid_tn = ?'),
+      early: db.prepare('SELECT outcome, reply FROM imp_early_answer WHERE tid_ihn = ? AND tid_tn = ?'),
+      keepEarly: db.prepare('INSERT OR REPLACE INTO imp_early_answer (tid_ihn, tid_tn, outcome, reply, created_at) VALUES (?, ?, ?, ?, ?)'),
+      dropEarly: db.prepare('DELETE FROM imp_early_answer WHERE tid_ihn = ? AND tid_tn = ?'),
+      pruneEarly: db.prepare('DELETE FROM imp_early_answer WHERE created_at < ?'),
       answer: db.prepare(`UPDATE imp_awaiting SET answer = @answer, final_reply = @reply, answered_at = @now, bounce_qid = @bounceQid
         WHERE tid_ihn = @ihn AND tid_tn = @tn AND answer IS NULL`),
       // The recipient keeps its row; its state and reply become the destination's answer.
@@ -96,9 +106,14 @@ export class ImpReplyStore {
     };
   }
 
-  /** Remembers a message a relay accepted for forwarding, until its end-to-end ACKNOWLEDGE. */
-  awaitFinal(a: AwaitingFinal, now = Date.now()): void {
-    durably(this.db, () => {
+  /**
+   * Remembers a message a relay accepted for forwarding, until its end-to-end ACKNOWLEDGE.
+   * When that answer came already (before the hop's own), it is taken and returned: it is
+   * the recipient's outcome.
+   */
+  awaitFinal(a: AwaitingFinal, now = Date.now()): EarlyAnswer | undefined {
+    return durably(this.db, () => {
+      const early = this.s.early.get(a.tid.ihn | 0, a.tid.tn) as EarlyAnswer | undefined;
       this.s.await.run({
         ihn: a.tid.ihn | 0,
         tn: a.tid.tn,
@@ -114,7 +129,28 @@ export class ImpReplyStore {
         hopReply: a.hopReply,
         now,
       });
+      if (!early) return undefined;
+      this.s.answer.run({ ihn: a.tid.ihn | 0, tn: a.tid.tn, answer: early.outcome === 'delivered' ? 1 : 0, reply: early.reply, now, bounceQid: null });
+      this.s.dropEarly.run(a.tid.ihn | 0, a.tid.tn);
+      return { outcome: early.outcome, reply: early.reply };
     });
+  }
+
+  /**
+   * An end-to-end answer for a tid of ours: the message awaiting it, or, when none awaits
+   * it yet (the hop's own answer is still on its way), the answer kept for it (undefined).
+   */
+  takeEndToEnd(tid: { tn: number; ihn: number }, answer: EarlyAnswer, now = Date.now()): AwaitingRow | undefined {
+    return durably(this.db, () => {
+      const row = this.awaiting(tid);
+      if (!row) this.s.keepEarly.run(tid.ihn | 0, tid.tn, answer.outcome, answer.reply, now);
+      return row;
+    });
+  }
+
+  /** Answers kept this long for a hop answer that never came (an unknown tid) go (retention). */
+  pruneEarly(cutoff: number): void {
+    this.s.pruneEarly.run(cutoff);
   }
 
   awaiting(tid: { tn: number; ihn: number }): AwaitingRow | undefined {

@@ -397,6 +397,8 @@ export const migrations: Migration[] = [
     // section is kept for the bounce, since the spool file goes once the hop took it.
     // imp_reply_outbox: ACKNOWLEDGEs this MPM passes back towards their originating MPM
     // (RFC 753 Example 2 view 4), durable until that MPM took them, then kept as the record.
+    // imp_early_answer: a destination's answer that came back before the hop's own answer
+    // (a relay may ship on while it is still accepting the rest of a large bag), kept for it.
     sql: `
       CREATE TABLE imp_awaiting (
         tid_ihn INTEGER NOT NULL,
@@ -434,6 +436,14 @@ export const migrations: Migration[] = [
         sent_at INTEGER
       );
       CREATE INDEX imp_reply_outbox_due ON imp_reply_outbox (next_attempt_at) WHERE state = 'queued';
+      CREATE TABLE imp_early_answer (
+        tid_ihn INTEGER NOT NULL,
+        tid_tn INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('delivered', 'failed')),
+        reply TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (tid_ihn, tid_tn)
+      );
     `,
   },
 ];

@@ -102,6 +102,7 @@ export class Store {
   pruneFinished(cutoff: number, limit: number): number {
     return writeTransaction(this.db, () => {
       const qids = this.queue.finishedBefore(cutoff, limit);
+      this.impReplies.pruneEarly(cutoff);
       for (const qid of qids) {
         this.multilingual.forget(qid);
         this.correlation.forget(qid);

@@ -52,7 +52,10 @@ export interface PeerEvents {
 export interface EndToEndHooks {
   /** This MPM's ihn (a reply already stamped by it is in a loop and is not passed back). */
   ihn: number;
-  /** A hop accepted a message of ours for forwarding: remember it until the destination answers. */
+  /**
+   * A hop accepted a message of ours for forwarding: remember it until the destination
+   * answers. Returns that answer when it came first (it is then the recipient's outcome).
+   */
   awaitFinal(e: {
     tid: Tid;
     qid: string;
@@ -61,7 +64,7 @@ export interface EndToEndHooks {
     req: DeliveryRequest;
     headers: Buffer;
     hopReply: string;
-  }): void;
+  }): { outcome: 'delivered' | 'failed'; reply: string } | undefined;
   /**
    * The destination's ACKNOWLEDGE of a message we relayed: queue `reply` (already stamped
    * with our ihn) towards the MPM `targetIhn`. False when that MPM cannot be reached from
@@ -262,7 +265,9 @@ export class PeerShipper {
         const passed = hooks.passBack({ targetIhn, tid: ack.tid, qid: item.req.qid, reply: passedBackReply(reply, hooks.ihn) });
         if (passed && result.outcome === 'failed') return { ...result, reportedBy: `the originating MPM (ihn ${targetIhn >>> 0})` };
       } else if (!item.origin && ack.answer && !final) {
-        hooks.awaitFinal({ tid: ack.tid, qid: item.req.qid, rcpt, peer: this.o.url, req: item.req, headers: item.headers, hopReply: result.reply });
+        const early = hooks.awaitFinal({ tid: ack.tid, qid: item.req.qid, rcpt, peer: this.o.url, req: item.req, headers: item.headers, hopReply: result.reply });
+        // The destination's answer came back before this hop's: it is the outcome (bounced here on no).
+        if (early) return { rcpt, outcome: early.outcome, reply: early.reply };
       }
     } catch (err) {
       this.o.events.warn?.('imp: end-to-end record failed; the hop answer stands', { peer: this.o.url, tid: ack.tid, err: (err as Error).message });
