@@ -43,6 +43,8 @@ export interface QueueEvents {
   impBagShipped?(e: { peer: string; messages: number }): void;
   /** An IMP recipient's answer: yes, no, or none (no ACKNOWLEDGE came: connection lost, timeout). */
   impAcknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
+  /** Replies passed back towards their originating MPM (`passed`), or left queued for a retry (`retried`). */
+  impRepliesPassedBack?(e: { result: 'passed' | 'retried'; replies: number }): void;
 }
 
 /** What the rest of the gateway needs from a running queue, on this thread or another. */

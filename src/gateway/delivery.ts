@@ -28,7 +28,7 @@ export function createDeliveryQueue(
   const ihn = config.imp.ihn;
   const events = deps.events;
   const logger = deps.logger;
-  const forwarder = replyForwarder(config, deps);
+  const forwarder = replyForwarder(config, { ...deps, events: deps.events });
   const imp = new ImpTransport({
     // Persisted high-water mark: a restart never reuses a tn that may still be in the network.
     tns: new TnAllocator({ ihn, highWater: { load: () => deps.store.impTns.mark(ihn), reserve: (from, block) => deps.store.impTns.reserve(ihn, from, block) } }),
@@ -113,7 +113,7 @@ export function mpmAddress(config: Config, ihn: number): Config['imp']['mpms'][n
  * The relay's outbox of replies to pass back (docs/imp.md, "End-to-end ACKNOWLEDGEs"):
  * only when imp.mpms names some MPM to reach.
  */
-function replyForwarder(config: Config, deps: { store: Store; logger: Logger; pollMs?: number }): ReplyForwarder | undefined {
+function replyForwarder(config: Config, deps: { store: Store; logger: Logger; pollMs?: number; events?: QueueEvents | undefined }): ReplyForwarder | undefined {
   if (!config.imp.mpms.length) return undefined;
   const logger = deps.logger;
   const f = new ReplyForwarder({
@@ -130,9 +130,11 @@ function replyForwarder(config: Config, deps: { store: Store; logger: Logger; po
     events: {
       passed(e) {
         logger.info({ peer: e.url, to: e.targetIhn >>> 0, replies: e.replies, octets: e.octets }, 'imp: replies passed back');
+        deps.events?.impRepliesPassedBack?.({ result: 'passed', replies: e.replies });
       },
       failed(e) {
         logger.warn({ peer: e.url, to: e.targetIhn >>> 0, replies: e.replies, reason: e.reason, attempts: e.attempts }, 'imp: replies not passed back yet; retried');
+        deps.events?.impRepliesPassedBack?.({ result: 'retried', replies: e.replies });
       },
     },
   });

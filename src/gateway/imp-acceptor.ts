@@ -54,6 +54,7 @@ export function impAcceptorComponent(
         logger,
         reachable: (ihn) => mpmAddress(config, ihn) !== undefined,
         kick: o.kick,
+        recorded: (answer) => m.endToEnd.inc({ answer: answer ? 'yes' : 'no' }),
       }),
     });
     return new ImpAcceptor({

@@ -28,6 +28,8 @@ export interface EndToEndOptions {
   reachable(ihn: number): boolean;
   /** A bounce was queued: the queue can start on it. */
   kick(qid: string): void;
+  /** An end-to-end answer was recorded for a message of ours (or kept for its hop answer). */
+  recorded?(answer: boolean): void;
 }
 
 export class EndToEndReplies {
@@ -59,6 +61,7 @@ export class EndToEndReplies {
     const awaiting = this.o.store.impReplies.takeEndToEnd(reply.tid, { outcome: answer ? 'delivered' : 'failed', reply: result.reply });
     if (!awaiting) {
       this.o.logger.info({ peer, tid: reply.tid, answer, reply: result.reply, trail: reply.trail.map((i) => i >>> 0) }, 'imp: end-to-end ACKNOWLEDGE before the hop answered; kept for it');
+      this.o.recorded?.(answer);
       return;
     }
     if (awaiting.answer !== null) {
@@ -73,6 +76,7 @@ export class EndToEndReplies {
       { peer, qid: awaiting.qid, rcpt: awaiting.rcpt, tid: reply.tid, answer, reply: result.reply, trail: reply.trail.map((i) => i >>> 0), ...(bounceQid ? { bounce: bounceQid } : {}) },
       'imp: end-to-end ACKNOWLEDGE recorded',
     );
+    if (recorded) this.o.recorded?.(answer);
     if (recorded && bounceQid) this.o.kick(bounceQid);
   }
 
