@@ -26,8 +26,8 @@ export interface ShipmentItem {
    * it does: that originator hears the destination's answer from us (view 4).
    */
   origin?: { tid: Tid; stamp: readonly number[] } | undefined;
-  /** The message's header section, kept for the originating side's end-to-end record. */
-  headers: Buffer;
+  /** The message's header section, for the originating side's end-to-end record (read when needed). */
+  headers(): Buffer;
   /** The bag this request alone would make: an upper bound of its share of a batch. */
   soloBytes: number;
   results: Map<string, RecipientResult>;
@@ -265,7 +265,7 @@ export class PeerShipper {
         const passed = hooks.passBack({ targetIhn, tid: ack.tid, qid: item.req.qid, reply: passedBackReply(reply, hooks.ihn) });
         if (passed && result.outcome === 'failed') return { ...result, reportedBy: `the originating MPM (ihn ${targetIhn >>> 0})` };
       } else if (!item.origin && ack.answer && !final) {
-        const early = hooks.awaitFinal({ tid: ack.tid, qid: item.req.qid, rcpt, peer: this.o.url, req: item.req, headers: item.headers, hopReply: result.reply });
+        const early = hooks.awaitFinal({ tid: ack.tid, qid: item.req.qid, rcpt, peer: this.o.url, req: item.req, headers: item.headers(), hopReply: result.reply });
         // The destination's answer came back before this hop's: it is the outcome (bounced here on no).
         if (early) return { rcpt, outcome: early.outcome, reply: early.reply };
       }

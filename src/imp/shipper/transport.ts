@@ -108,7 +108,7 @@ export class ImpTransport implements NextHopTransport {
     }
     messages.forEach((m, i) => recipientOf.set(tidKey(m.tid), req.recipients[i]!));
     return new Promise<DeliveryResult>((resolve) => {
-      const item: ShipmentItem = { req, messages, recipientOf, ownTns, origin: forwarding, headers: headerSection(raw), soloBytes, results: new Map(), done: false, resolve };
+      const item: ShipmentItem = { req, messages, recipientOf, ownTns, origin: forwarding, headers: () => headerSection(raw), soloBytes, results: new Map(), done: false, resolve };
       peer.enqueue(item);
     });
   }
