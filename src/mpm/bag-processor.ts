@@ -71,7 +71,10 @@ export class BagProcessor {
     return { ihn: this.o.ihn, replyTid: this.o.nextReplyTid() };
   }
 
-  /** Answers every entry of a bag, in order. Never throws for one message's trouble. */
+  /**
+   * Answers every entry of a bag, in order. Never throws for one message's trouble; it
+   * throws (after the bag) only when a reply it was handed could not be recorded.
+   */
   async process(entries: readonly BagEntry[], peer: Peer): Promise<ImpMessage[]> {
     const answers: Answer[] = new Array(entries.length);
     const unrecorded: Error[] = [];
