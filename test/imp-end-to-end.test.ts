@@ -302,3 +302,30 @@ t.test("the destination's answer before the hop's own: kept, and it becomes the 
   await replies.handle(view4, '127.0.0.1');
   t.equal(store.impReplies.awaitFinal({ ...store.impReplies.awaiting({ tn: 37, ihn: ORIGINATING })!, tid: { tn: 38, ihn: ORIGINATING } }), undefined, 'kept once, for its own tid only');
 });
+
+t.test('a reply for another MPM arriving at the acceptor is stamped and queued for it; a looping one is not', async (t) => {
+  const { dir, cleanup } = tempDir('imp-e2e-relay-reply');
+  const store = Store.open(join(dir, 'mailbag.db'));
+  t.teardown(() => {
+    store.close();
+    cleanup();
+  });
+  const SECOND_RELAY = 167772300;
+  const replies = new EndToEndReplies({
+    ihn: SECOND_RELAY,
+    hostname: 'mx.test.invalid',
+    store,
+    spool: {} as Spool,
+    qids: {} as QidGenerator,
+    logger: pino({ level: 'silent' }),
+    reachable: (ihn) => ihn === ORIGINATING,
+    kick: () => {},
+  });
+  const view4 = decodeBag(queued().message)[0]!;
+  await replies.handle(view4, '127.0.0.1');
+  const [row] = store.impReplies.dueReplies(Date.now() + 1, 10);
+  t.equal(row?.targetIhn, ORIGINATING);
+  t.same(decodeBag(row!.message)[0]!.command.stamp, [DESTINATION, RELAY, SECOND_RELAY], 'our ihn added to the stamp');
+  await replies.handle(decodeBag(row!.message)[0]!, '127.0.0.1');
+  t.equal(store.impReplies.dueReplies(Date.now() + 1, 10).length, 1, 'a reply already stamped by us is not queued again');
+});
