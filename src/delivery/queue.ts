@@ -45,6 +45,8 @@ export interface QueueEvents {
   impBagShipped?(e: { peer: string; messages: number }): void;
   /** An IMP recipient's answer: yes, no, or none (no ACKNOWLEDGE came: connection lost, timeout). */
   impAcknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
+  /** Replies passed back towards their originating MPM (`passed`), or left queued for a retry (`retried`). */
+  impRepliesPassedBack?(e: { result: 'passed' | 'retried'; replies: number }): void;
 }
 
 /** What the rest of the gateway needs from a running queue, on this thread or another. */
@@ -340,7 +342,9 @@ export class DeliveryQueue implements QueueHandle {
     // The bounce is queued before the failures are recorded: a crash in between repeats
     // the attempt (and maybe the bounce), it never loses the bounce. A bounce that cannot
     // be queued keeps its recipients open: the next round fails them again and retries it.
-    const bounce = await this.bounce(msg, decided.flatMap((d) => d.updates.map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn }))), byRcpt);
+    const reportedElsewhere = this.reportedElsewhere(msg, decided);
+    const toReport = decided.flatMap((d) => d.updates.filter((u) => !(u.state === 'failed' && reportedElsewhere.has(u.rcpt))).map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn })));
+    const bounce = await this.bounce(msg, toReport, byRcpt);
     if (bounce) {
       const reopen = new Set(bounce.rcpts);
       for (const d of decided) d.updates = d.updates.map((u) => (u.state === 'failed' && reopen.has(u.rcpt) ? this.bounceLater(u, byRcpt, bounce.error) : u));
@@ -363,6 +367,15 @@ export class DeliveryQueue implements QueueHandle {
       .catch((err: Error) => this.o.logger.error({ qid: finished.qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
       .finally(() => this.removals.delete(removal));
     this.removals.add(removal);
+  }
+
+  /** Failed recipients whose failure another MPM reports to the sender: logged, not bounced here. */
+  private reportedElsewhere(msg: MessageRow, decided: readonly { result: DeliveryResult; updates: RecipientUpdate[] }[]): Set<string> {
+    const by = new Map<string, string>();
+    for (const d of decided) for (const r of d.result.recipients) if (r.reportedBy && r.outcome === 'failed') by.set(r.rcpt, r.reportedBy);
+    const rcpts = decided.flatMap((d) => d.updates.filter((u) => u.state === 'failed' && by.has(u.rcpt)).map((u) => u.rcpt));
+    if (rcpts.length) this.o.logger.info({ qid: msg.qid, rcpts, reportedBy: [...new Set(rcpts.map((r) => by.get(r)))] }, 'queue: no bounce for failures another MPM reports');
+    return new Set(rcpts);
   }
 
   /** One attempt per copy and next hop; unroutable recipients fail at once. */
