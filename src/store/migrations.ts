@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { REPORT_COUNTERS_SQL } from './report-counters-sql.js';
 
 /**
  * Numbered, append-only schema migrations. A migration is never edited once released:
@@ -388,6 +389,13 @@ export const migrations: Migration[] = [
           FROM pod_message_events AS e, json_each(CASE WHEN json_valid(e.event) THEN e.event ELSE '{}' END, '$.filter.actions') AS a) AS r
         WHERE typeof(r.rule) = 'text';
     `,
+  },
+  {
+    version: 16,
+    name: 'report: hourly counters kept by triggers, filled for existing rows',
+    // A 30-day report reads about 720 counter rows per figure instead of every row of the
+    // window (src/store/report-counters-sql.ts, docs/report.md "Counters").
+    sql: REPORT_COUNTERS_SQL,
   },
 ];
 
