@@ -14,209 +14,18 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildReport, type Report } from '../../src/cli/report/build.js';
+import { Worker } from 'node:worker_threads';
 import { ingestToBatchItem } from '../../src/pod/ingest.js';
-import { sha256Hex } from '../../src/pod/json.js';
-import { parseSendmailLine, sendmailFields, type SendmailFields } from '../../src/pod/sendmail-line.js';
-import { formatUtc } from '../../src/pod/time.js';
 import { migrate, migrations } from '../../src/store/migrations.js';
-import { normaliseMessageId } from '../../src/store/correlation-keys.js';
 import { writeTransaction } from '../../src/store/db.js';
-import type { PodBatchItem, PodMaillogRow, PodMessageRow } from '../../src/store/pod-store.js';
-import type { AttemptRecord, NewMessage } from '../../src/store/queue-store.js';
-import type { MessageKeysInput } from '../../src/store/correlation-store.js';
-import { KEY_KINDS, trace, type KeyKind } from '../../src/cli/trace/collect.js';
+import type { PodBatchItem } from '../../src/store/pod-store.js';
+import { KEY_KINDS, trace } from '../../src/cli/trace/collect.js';
 import { Store } from '../../src/store/store.js';
-import { fromLine, maillogEvent, messageEvent, podTime, sentToMailbagLine } from '../../test/helpers/report-pod-events.js';
+import { assertSameRow, BATCH, BULK_BATCH, bulkItem, DAY, END, EVENTS_PER_MESSAGE, generate, MESSAGES, prng, SAMPLE, START, traceKeys, type BulkRows } from './generate.js';
 
-/** BENCH_SCALE: the share of the issue's 1,000,000 messages (default 0.01); BENCH_LOOKUP_MESSAGES: a count. */
-const MESSAGES = Number(process.env.BENCH_LOOKUP_MESSAGES ?? Math.round(1_000_000 * Number(process.env.BENCH_SCALE ?? 0.01)));
-/** Per mailbag message: its upstream message event and 4 maillog lines, and one upstream message that never reached mailbag, likewise: 10. */
-const EVENTS_PER_MESSAGE = 10;
-const BATCH = 500;
-/** Messages seeded through the live write paths, batch by batch, beside the bare insert. */
-const SAMPLE = Math.min(MESSAGES, 20_000);
-/** Messages (and events) per batch after the sample. */
-const BULK_BATCH = 5_000;
-const DAY = 86_400_000;
-/** A fixed end, so runs are comparable: messages spread evenly over the 30 days before it. */
-const END = Date.UTC(2026, 10, 30);
-const START = END - 30 * DAY;
-
-/** mulberry32: a small deterministic PRNG, so every run seeds the same store. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Threads generating the bulk's rows (BENCH_LOOKUP_WORKERS). */
+const WORKERS = Number(process.env.BENCH_LOOKUP_WORKERS ?? 3);
 const random = prng(11);
-const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
-
-const HOPS = ['smtp://mx1.example.test:25', 'smtp://mx2.example.test:25', 'lmtp://store.example.test:24', 'maildir:/var/mail'];
-const DISPOSITIONS = ['continue', 'continue', 'continue', 'continue', 'quarantine', 'discard', 'reject'];
-const RULES: [string, string][] = [['access', 'system'], ['spam', 'notspam'], ['spam', 'bulk'], ['spam', 'spam_definite'], ['urldefense', 'rewrite'], ['dmarc', 'pass'], ['virus', 'clean']];
-
-function qidAt(t: number, i: number): string {
-  return t.toString(36).toUpperCase().padStart(9, '0') + (i % 36 ** 4).toString(36).toUpperCase().padStart(4, '0');
-}
-
-interface Generated {
-  message: NewMessage;
-  /** What the queue records at the first claim: the Message-ID and the upstream's Received id. */
-  keys: MessageKeysInput;
-  round: { qid: string; attempts: AttemptRecord[]; leased: string[] };
-  receivedAt: number;
-  deliveredAt: number;
-  events: string[];
-  /** What each event was built from, in `events` order: enough for the bulk rows. */
-  specs: EventSpec[];
-}
-
-interface EventSpec {
-  kind: 'message' | 'maillog';
-  id: string;
-  at: number;
-  upstreamQid: string;
-  /** message: its Message-ID and disposition. */
-  messageId?: string;
-  disposition?: string;
-  /** maillog: the sendmail fields after `QID: `, as a template and the values of its tokens. */
-  template?: string;
-  vars?: Record<string, string>;
-}
-
-/** Placeholders in maillog field templates (alphanumeric, so they parse as the values would). */
-const TOKENS = /MIDTOKEN|RCPTTOKEN|QIDTOKEN|NTOKEN|UPQIDTOKEN/g;
-
-const receivedAtOf = (i: number) => START + Math.floor((i / MESSAGES) * 30 * DAY);
-const upstreamQidOf = (i: number) => `4U${i.toString(36).toUpperCase().padStart(8, '0')}`;
-const messageIdOf = (i: number) => `${i}.bench@sender.example`;
-
-/** The four kinds of key `mailbag trace` takes, for generated message i. */
-function traceKeys(i: number): Record<KeyKind, string> {
-  return { qid: qidAt(receivedAtOf(i), i), upstream: upstreamQidOf(i), 'message-id': messageIdOf(i), guid: `g${i}` };
-}
-
-function generate(i: number): Generated {
-  const receivedAt = receivedAtOf(i);
-  const qid = qidAt(receivedAt, i);
-  const rcpt = `user${i % 5000}@example.test`;
-  const nexthop = pick(HOPS);
-  const latency = Math.floor(200 + random() * random() * 60_000);
-  const bounced = random() < 0.01;
-  const deliveredAt = receivedAt + latency;
-  const up = upstreamQidOf(i);
-  const messageId = messageIdOf(i);
-  const at = receivedAt - 2_000;
-  const rules = [pick(RULES), pick(RULES)] as const;
-  const specs: EventSpec[] = [];
-  const message = (guid: string, eventAt: number, upstreamQid: string, id: string, disposition: string, ruleList: readonly (readonly [string, string])[], rcpts?: string[]) => {
-    specs.push({ kind: 'message', id: guid, at: eventAt, upstreamQid, messageId: id, disposition });
-    return messageEvent({ guid, at: eventAt, upstreamQid, messageId: id, disposition, rules: ruleList, ...(rcpts ? { rcpts } : {}) });
-  };
-  /** `template` with `vars` substituted is the line's fields (the bulk path parses each template once). */
-  const line = (id: string, eventAt: number, upstreamQid: string, template: string, vars: Record<string, string> = {}) => {
-    const fields = template.replace(TOKENS, (token) => vars[token]!);
-    specs.push({ kind: 'maillog', id, at: eventAt, upstreamQid, template, vars });
-    return maillogEvent({ id, at: eventAt, upstreamQid, fields });
-  };
-  const events = [
-    message(`g${i}`, at, up, messageId, 'continue', rules, [rcpt]),
-    line(`m${i}a`, at, up, fromLine('sender@sender.example', 'MIDTOKEN'), { MIDTOKEN: messageId }),
-    line(`m${i}b`, at + 100, up, 'Milter: data, reject=continue'),
-    line(`m${i}c`, receivedAt, up, sentToMailbagLine('RCPTTOKEN', 'QIDTOKEN'), { RCPTTOKEN: rcpt, QIDTOKEN: qid }),
-    line(`m${i}d`, receivedAt + 10, up, 'done'),
-  ];
-  // An upstream message that never reached mailbag (quarantined, discarded, delivered elsewhere).
-  const other = `4X${i.toString(36).toUpperCase().padStart(8, '0')}`;
-  const otherId = `${i}.other@sender.example`;
-  events.push(
-    message(`h${i}`, at + 500, other, otherId, pick(DISPOSITIONS), [pick(RULES)]),
-    line(`n${i}a`, at + 500, other, fromLine('other@sender.example', 'MIDTOKEN'), { MIDTOKEN: otherId }),
-    line(`n${i}b`, at + 600, other, 'Milter: data, reject=continue'),
-    line(`n${i}c`, at + 700, other, 'to=<xNTOKEN@elsewhere.example>, delay=00:00:01, mailer=esmtp, pri=1, relay=elsewhere.example. [203.0.113.5], dsn=2.0.0, stat=Sent (queued as 9ZNTOKEN)', { NTOKEN: String(i) }),
-    line(`n${i}d`, at + 800, other, 'done'),
-  );
-  const state = bounced ? 'failed' : 'delivered';
-  const reply = bounced ? '550 5.1.1 no such user' : '250 2.0.0 ok';
-  return {
-    keys: {
-      qid,
-      receivedAt,
-      keys: { messageId, upstreamQid: up, upstreamHost: 'mx.upstream.example', proofpointGuid: undefined, proofpointOrigGuid: undefined },
-      envelopeFrom: 'sender@sender.example',
-      rcpts: [rcpt],
-      clientAddress: '192.0.2.10',
-      size: 4096,
-    },
-    message: { qid, receivedAt, envelopeFrom: 'sender@sender.example', size: 4096, spoolPath: `/nonexistent/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients: [rcpt] },
-    round: { qid, attempts: [{ qid, nexthop, startedAt: deliveredAt - 50, durationMs: 50, reply, outcome: state, recipients: [{ rcpt, state, reply }] }], leased: [rcpt] },
-    receivedAt,
-    deliveredAt,
-    events,
-    specs,
-  };
-}
-
-const parsedTemplates = new Map<string, string>();
-
-/** The sendmail fields of a line from its template: parsed once per template, tokens substituted in the result. */
-function templateFields(spec: EventSpec): SendmailFields {
-  const template = spec.template!;
-  let json = parsedTemplates.get(template);
-  if (json === undefined) {
-    json = JSON.stringify(sendmailFields(parseSendmailLine(`${podTime(START)} m0000123 sendmail[17965]: UPQIDTOKEN: ${template}`)));
-    parsedTemplates.set(template, json);
-  }
-  const vars = { ...spec.vars, UPQIDTOKEN: spec.upstreamQid };
-  return JSON.parse(json.replace(TOKENS, (token) => vars[token as keyof typeof vars]!)) as SendmailFields;
-}
-
-/**
- * The store row of a generated event, from what the generator built it from, without parsing
- * it back: the fields `ingestPayload` extracts (the sample checks each against its row), the
- * payload as the stored `event` text, and as `contentSha256` 64 hex digits unique to the
- * event (the ingest path stores the normalised event, about 100 bytes longer, and the sha256
- * of its canonical form: hashing 10 million events would double the bulk's time here).
- */
-function bulkItem(spec: EventSpec, payload: string, identity: string): PodBatchItem {
-  const base = { ts: formatUtc(spec.at * 1000), tsUs: spec.at * 1000, contentSha256: identity, cid: 'pphosted_example_hosted', agent: 'm0000123.ppops.net', event: payload };
-  if (spec.kind === 'message') {
-    const row: PodMessageRow = { ...base, guid: spec.id, qid: spec.upstreamQid, messageId: normaliseMessageId(`<${spec.messageId!}>`) ?? null, sid: `${spec.upstreamQid.slice(0, 8)}sid`, envelopeFrom: 'sender@upstream.example', disposition: spec.disposition! };
-    return { kind: 'message', row };
-  }
-  const f = templateFields(spec);
-  const row: PodMaillogRow = {
-    ...base,
-    eventId: spec.id,
-    qid: f.qid ?? spec.upstreamQid,
-    messageId: normaliseMessageId(f.msgid) ?? null,
-    mailFrom: f.from ?? null,
-    rcpts: f.to === undefined ? null : JSON.stringify(f.to),
-    relay: f.relay ?? null,
-    stat: f.stat ?? null,
-    dsn: f.dsn ?? null,
-    queuedAs: f.queuedAs ?? null,
-    mailer: f.mailer ?? null,
-    delay: f.delay ?? null,
-    xdelay: f.xdelay ?? null,
-    nrcpts: f.nrcpts ?? null,
-    size: f.size ?? null,
-    ctladdr: f.ctladdr ?? null,
-  };
-  return { kind: 'maillog', row };
-}
-
-function assertSameRow(built: PodBatchItem, ingested: PodBatchItem): void {
-  const fields = (item: PodBatchItem) => JSON.stringify({ ...item, row: { ...item.row, event: undefined, contentSha256: undefined } });
-  if (fields(built) !== fields(ingested)) {
-    throw new Error(`bench: bulkItem differs from ingestPayload:\n${JSON.stringify(built)}\n${JSON.stringify(ingested)}`);
-  }
-}
 
 function fileSize(path: string): number {
   let total = 0;
@@ -249,7 +58,7 @@ process.stdout.write(`seeding ${MESSAGES} messages and ${MESSAGES * EVENTS_PER_M
 //    their secondary indexes dropped and built again after (an index built at once is sorted,
 //    not grown row by row); then migration 16 fills the report counters from the rows, as it
 //    does for an existing store. Migration 15's trigger fills pod_message_rules as rows go in.
-const bulk = { rows: 0, insertMs: 0, indexMs: 0, migrateMs: 0, buildMs: 0 };
+const bulk = { rows: 0, insertMs: 0, indexMs: 0, migrateMs: 0, buildMs: 0, waitMs: 0 };
 {
   const raw = new Database(path);
   raw.pragma('journal_mode = WAL');
@@ -278,39 +87,53 @@ const bulk = { rows: 0, insertMs: 0, indexMs: 0, migrateMs: 0, buildMs: 0 };
       VALUES (@eventId, @ts, @tsUs, @contentSha256, @qid, @messageId, @mailFrom, @rcpts, @relay, @stat, @dsn, @queuedAs,
        @mailer, @delay, @xdelay, @nrcpts, @size, @ctladdr, @cid, @agent, 'bench', @event, ${NOW})`),
   };
-  for (let from = SAMPLE; from < MESSAGES; from += BULK_BATCH) {
-    let s = clock();
-    const batch = Array.from({ length: Math.min(BULK_BATCH, MESSAGES - from) }, (_, k) => generate(from + k));
-    const items = batch.map((g, m) => {
-      const identity = sha256Hex(String(from + m)).slice(0, 62);
-      return g.specs.map((spec, n) => bulkItem(spec, g.events[n]!, identity + n.toString(16).padStart(2, '0')));
+  // Worker threads generate the rows (the JSON events are most of the work), the main thread
+  // inserts them in order, one transaction per BULK_BATCH messages.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./bulk-worker.ts', import.meta.url).href;
+  const workers = Array.from(
+    { length: WORKERS },
+    () => new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`, { eval: true }),
+  );
+  const ranges: { from: number; to: number }[] = [];
+  for (let from = SAMPLE; from < MESSAGES; from += BULK_BATCH) ranges.push({ from, to: Math.min(MESSAGES, from + BULK_BATCH) });
+  const ask = (k: number): Promise<BulkRows> =>
+    new Promise((resolve, reject) => {
+      const w = workers[k % WORKERS]!;
+      w.once('message', resolve);
+      w.once('error', reject);
+      w.postMessage(ranges[k]);
     });
-    bulk.buildMs += clock() - s;
+  // Each worker answers in order; two ranges in flight per worker keep them busy.
+  const inflight: Promise<BulkRows>[] = [];
+  for (let k = 0; k < Math.min(ranges.length, WORKERS); k++) inflight.push(ask(k));
+  const bulkStart = clock();
+  let waitMs = 0;
+  for (let k = 0; k < ranges.length; k++) {
+    let s = clock();
+    const rows = await inflight[k]!;
+    waitMs += clock() - s;
+    if (k + WORKERS < ranges.length) inflight.push(ask(k + WORKERS));
     s = clock();
     raw.transaction(() => {
-      batch.forEach((g, n) => {
-        const m = g.message;
-        const a = g.round.attempts[0]!;
-        const r = a.recipients[0]!;
-        ins.message.run(m.qid, m.receivedAt, m.envelopeFrom, m.size, m.spoolPath, g.deliveredAt, m.sha256);
-        ins.recipient.run(m.qid, r.rcpt, r.state, m.receivedAt, r.reply, a.nexthop, g.deliveredAt);
-        ins.attempt.run(m.qid, a.nexthop, a.startedAt, a.durationMs, a.reply, a.outcome, JSON.stringify(a.recipients));
-        const k = g.keys;
-        ins.keys.run(k.qid, k.receivedAt, k.keys.messageId, k.keys.upstreamQid, k.keys.upstreamHost, k.envelopeFrom, JSON.stringify(k.rcpts), k.clientAddress, k.size, k.receivedAt);
-        ins.link.run(k.keys.upstreamQid, k.qid, 'received', NOW);
-        ins.link.run(k.keys.upstreamQid, k.qid, 'queued-as', NOW);
-        for (const item of items[n]!) {
-          if (item.kind === 'message') ins.podMessage.run(item.row);
-          else if (item.kind === 'maillog') ins.podMaillog.run(item.row);
-        }
-      });
+      for (const r of rows.messages) ins.message.run(...r);
+      for (const r of rows.recipients) ins.recipient.run(...r);
+      for (const r of rows.attempts) ins.attempt.run(...r);
+      for (const r of rows.keys) ins.keys.run(...r);
+      for (const r of rows.links) ins.link.run(...r, NOW);
+      for (const r of rows.podMessages) ins.podMessage.run(r);
+      for (const r of rows.podMaillog) ins.podMaillog.run(r);
     })();
     bulk.insertMs += clock() - s;
-    bulk.rows += batch.length * (1 + EVENTS_PER_MESSAGE);
-    if (Math.floor(from / 100_000) !== Math.floor((from + batch.length) / 100_000)) {
-      process.stdout.write(`  bulk: ${from + batch.length} messages, ${((clock() - seedStart) / 1000).toFixed(0)} s\n`);
+    const { from, to } = ranges[k]!;
+    bulk.rows += (to - from) * (1 + EVENTS_PER_MESSAGE);
+    if (Math.floor(from / 100_000) !== Math.floor(to / 100_000)) {
+      process.stdout.write(`  bulk: ${to} messages, ${((clock() - seedStart) / 1000).toFixed(0)} s\n`);
     }
   }
+  bulk.buildMs = clock() - bulkStart;
+  bulk.waitMs = waitMs;
+  await Promise.all(workers.map((w) => w.terminate()));
   let s = clock();
   for (const ix of indexes) raw.exec(ix.sql);
   bulk.indexMs = clock() - s;
@@ -392,7 +215,7 @@ const rate = (n: number, ms: number) => (n ? `${Math.round(n / (ms / 1000)).toLo
 const rows = MESSAGES * (1 + EVENTS_PER_MESSAGE);
 process.stdout.write(`\nseeded in ${((clock() - seedStart) / 1000).toFixed(1)} s (final WAL checkpoint ${(checkpointMs / 1000).toFixed(1)} s); store ${(fileSize(path) / 2 ** 20).toFixed(1)} MiB on disk (${(fileSize(path) / rows).toFixed(0)} bytes per message or event)\n`);
 process.stdout.write(`bulk: messages ${SAMPLE}..${MESSAGES} with their events, ${bulk.rows} rows, batches of ${BULK_BATCH} messages:\n`);
-process.stdout.write(`  generating the rows (JSON events and their store rows)                  ${rate(bulk.rows, bulk.buildMs)}\n`);
+process.stdout.write(`  rows generated by ${WORKERS} threads and inserted, overall                  ${rate(bulk.rows, bulk.buildMs)} (${(bulk.waitMs / 1000).toFixed(0)} s waiting for rows)\n`);
 process.stdout.write(`  prepared INSERTs, secondary indexes dropped (synchronous=OFF)           ${rate(bulk.rows, bulk.insertMs)}\n`);
 process.stdout.write(`  building the secondary indexes again                              ${(bulk.indexMs / 1000).toFixed(1).padStart(9)} s\n`);
 process.stdout.write(`  migration 16: counters filled from the rows                       ${(bulk.migrateMs / 1000).toFixed(1).padStart(9)} s\n`);
