@@ -100,11 +100,15 @@ const bulk = { rows: 0, insertMs: 0, indexMs: 0, migrateMs: 0, buildMs: 0, waitM
   const ask = (k: number): Promise<BulkRows> =>
     new Promise((resolve, reject) => {
       const w = workers[k % WORKERS]!;
-      w.once('message', resolve);
+      const onMessage = (rows: BulkRows) => {
+        w.off('error', reject);
+        resolve(rows);
+      };
+      w.once('message', onMessage);
       w.once('error', reject);
       w.postMessage(ranges[k]);
     });
-  // Each worker answers in order; two ranges in flight per worker keep them busy.
+  // One range in flight per worker: the next is asked for as soon as its rows are taken.
   const inflight: Promise<BulkRows>[] = [];
   for (let k = 0; k < Math.min(ranges.length, WORKERS); k++) inflight.push(ask(k));
   const bulkStart = clock();
