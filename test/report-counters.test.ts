@@ -279,4 +279,8 @@ t.test('a report over whole hours reads the counters, not the rows', async (t) =
     ["SELECT COALESCE(r.nexthop, '') AS nexthop, r.updated_at - m."],
     'only the exact latencies read rows',
   );
+  // imp.accepted walks the IMP rows and probes messages, not every message of the window
+  const imp = [...sqls].find((sql) => /FROM imp_inbound\b/.test(sql))!;
+  const plan = (store.db.prepare(`EXPLAIN QUERY PLAN ${imp}`).all(0, 1) as { detail: string }[]).map((p) => p.detail);
+  t.notOk(plan.some((d) => /messages_received/.test(d)), plan.join('; '));
 });
