@@ -1,11 +1,13 @@
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
+import type { MessageKeysInput } from '../store/correlation-store.js';
 import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
-import { recordKeysAtFirstClaim } from './correlation.js';
+import { correlationKeysFor } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
 import { holdIfSpoolDamaged } from './hold.js';
 import { QueueInternalError, untilAborted } from './internal-error.js';
+import { replayResultJournal, type ResultJournalOptions } from './journal-replay.js';
 import type { QidGenerator } from './qid.js';
 import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite/step.js';
 import { RoundRecorder } from './round-recorder.js';
@@ -17,9 +19,9 @@ export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite/ste
 export { QueueInternalError } from './internal-error.js';
 
 /**
- * Every attempt round ends by this long after its deadline (`queue.attemptTimeout`):
- * transports are aborted at the deadline and waited for this long at most, then their
- * unfinished recipients count as deferred.
+ * Transports are aborted at the round's deadline (`queue.attemptTimeout`) and report
+ * within this long. One that does not is logged and waited for with its recipients still
+ * claimed (see `outlast`): it may still be delivering.
  */
 const ABORT_GRACE_MS = 30_000;
 /** A claim's lease outlives the round's deadline and abort grace; recording has the rest. */
@@ -43,6 +45,8 @@ export interface QueueEvents {
   impBagShipped?(e: { peer: string; messages: number }): void;
   /** An IMP recipient's answer: yes, no, or none (no ACKNOWLEDGE came: connection lost, timeout). */
   impAcknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
+  /** Replies passed back towards their originating MPM (`passed`), or left queued for a retry (`retried`). */
+  impRepliesPassedBack?(e: { result: 'passed' | 'retried'; replies: number }): void;
 }
 
 /** What the rest of the gateway needs from a running queue, on this thread or another. */
@@ -72,6 +76,10 @@ export interface DeliveryQueueOptions {
   /** How often the store is polled for work other processes made due (queue CLI). */
   pollMs?: number;
   random?: () => number;
+  /** The results journal (default: `results.journal` in the spool directory, `queue.resultJournalBytes`). */
+  resultJournal?: ResultJournalOptions;
+  /** How long an aborted transport is waited for before the round goes on without it (tests shorten it). */
+  abortGraceMs?: number;
 }
 
 /** At most this many handed-over qids wait in memory; the rest wait in the store only. */
@@ -100,6 +108,14 @@ export class DeliveryQueue implements QueueHandle {
   private lastScan = 0;
   /** The store may hold due work that was not handed over: scan it at the next tick. */
   private scanNeeded = true;
+  /**
+   * The last scan filled every slot: more may be due in the store. Scanned again only
+   * when the handed-over qids cannot fill the free slots (they are due too, and need no
+   * query); the poll interval still bounds how long older due work waits.
+   */
+  private scanFilled = false;
+  /** Spool files of finished messages being removed: a round's slot does not wait for them. */
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(private readonly o: DeliveryQueueOptions) {
     for (const t of o.transports) this.transports.set(t.kind, t);
@@ -113,6 +129,11 @@ export class DeliveryQueue implements QueueHandle {
   start(): void {
     if (this.running) return;
     this.running = true;
+    // results the last stop kept in the journal are recorded before anything is claimed
+    this.recorder.start();
+    const { journal, waits } = replayResultJournal({ ...this.o, journal: { bytes: this.o.queue.resultJournalBytes, ...this.o.resultJournal } }, this.recorder);
+    this.recorder.useJournal(journal);
+    for (const [qid, p] of waits) this.track(qid, p);
     const stale = this.o.store.queue.clearLeases();
     if (stale) this.o.logger.info({ recipients: stale }, 'queue: resumed recipients that were in flight at the last stop');
     this.kick();
@@ -162,8 +183,24 @@ export class DeliveryQueue implements QueueHandle {
         new Promise((r) => setTimeout(r, graceMs).unref()),
       ]);
     }
+    await Promise.allSettled([...this.removals]);
     this.recorder.stop();
     await Promise.all([...this.transports.values()].map((t) => t.close()));
+  }
+
+  /** `qid` is in flight until `p` settles: not claimed meanwhile. */
+  private track(qid: string, p: Promise<void>): void {
+    this.inProgress.set(
+      qid,
+      p
+        .catch((err: Error) => this.o.logger.error({ qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
+        .finally(() => {
+          this.inProgress.delete(qid);
+          this.o.events?.inFlight?.(this.inProgress.size);
+          this.wake();
+        }),
+    );
+    this.o.events?.inFlight?.(this.inProgress.size);
   }
 
   private tick(): void {
@@ -214,7 +251,7 @@ export class DeliveryQueue implements QueueHandle {
    */
   private pick(now: number, free: number): string[] {
     const picked = new Set<string>();
-    if (this.scanNeeded || now - this.lastScan >= this.pollMs) this.scan(now, free, picked);
+    if (this.scanNeeded || (this.scanFilled && this.fresh.length < free) || now - this.lastScan >= this.pollMs) this.scan(now, free, picked);
     let taken = 0;
     while (picked.size < free && taken < this.fresh.length) {
       const q = this.fresh[taken++]!;
@@ -226,12 +263,13 @@ export class DeliveryQueue implements QueueHandle {
 
   private scan(now: number, free: number, picked: Set<string>): void {
     this.lastScan = now;
+    this.scanNeeded = false;
     for (const q of this.o.store.queue.dueMessages(now, free + this.inProgress.size)) {
       if (picked.size >= free) break;
       if (!this.inProgress.has(q)) picked.add(q);
     }
     // every slot taken: more may be due, look again next time
-    this.scanNeeded = picked.size >= free;
+    this.scanFilled = picked.size >= free;
   }
 
   private schedule(): void {
@@ -276,10 +314,12 @@ export class DeliveryQueue implements QueueHandle {
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
     let all: AttemptDone<DeliveryResult | HopBusy>[];
+    let keys: MessageKeysInput | undefined;
     try {
       // size and checksum as recorded at accept: a damaged file is held, never delivered
       const original = await this.o.spool.openVerified(msg);
-      await recordKeysAtFirstClaim(this.o, msg);
+      // recorded with this round's result, from the bytes just verified
+      keys = correlationKeysFor(this.o, msg, rows, original.headerSection);
       const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline.signal) : [{ recipients: leased, size: original.size, open: original.open }];
       all = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {
@@ -302,18 +342,40 @@ export class DeliveryQueue implements QueueHandle {
     // The bounce is queued before the failures are recorded: a crash in between repeats
     // the attempt (and maybe the bounce), it never loses the bounce. A bounce that cannot
     // be queued keeps its recipients open: the next round fails them again and retries it.
-    const bounce = await this.bounce(msg, decided.flatMap((d) => d.updates.map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn }))), byRcpt);
+    const reportedElsewhere = this.reportedElsewhere(msg, decided);
+    const toReport = decided.flatMap((d) => d.updates.filter((u) => !(u.state === 'failed' && reportedElsewhere.has(u.rcpt))).map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn })));
+    const bounce = await this.bounce(msg, toReport, byRcpt);
     if (bounce) {
       const reopen = new Set(bounce.rcpts);
       for (const d of decided) d.updates = d.updates.map((u) => (u.state === 'failed' && reopen.has(u.rcpt) ? this.bounceLater(u, byRcpt, bounce.error) : u));
     }
     const records = decided.map((d) => this.toRecord(msg, d));
-    const finished = await this.recorder.record(msg.qid, records, leased);
+    const finished = await this.recorder.record(msg.qid, records, rows, keys);
     for (const r of records) this.report(r);
-    if (finished) {
-      const files = this.o.store.queue.spoolFiles(finished);
-      for (const path of files) await this.o.spool.remove(path);
-    }
+    if (finished) this.removeSpoolFiles(finished);
+  }
+
+  /**
+   * Removes a finished message's spool files (its result is committed) without holding
+   * its slot: the rounds recorded together free their slots together, and the next
+   * claim takes them in one transaction. `stop` waits for removals under way.
+   */
+  private removeSpoolFiles(finished: MessageRow): void {
+    const removal = (async () => {
+      for (const path of this.o.store.queue.spoolFiles(finished)) await this.o.spool.remove(path);
+    })()
+      .catch((err: Error) => this.o.logger.error({ qid: finished.qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+
+  /** Failed recipients whose failure another MPM reports to the sender: logged, not bounced here. */
+  private reportedElsewhere(msg: MessageRow, decided: readonly { result: DeliveryResult; updates: RecipientUpdate[] }[]): Set<string> {
+    const by = new Map<string, string>();
+    for (const d of decided) for (const r of d.result.recipients) if (r.reportedBy && r.outcome === 'failed') by.set(r.rcpt, r.reportedBy);
+    const rcpts = decided.flatMap((d) => d.updates.filter((u) => u.state === 'failed' && by.has(u.rcpt)).map((u) => u.rcpt));
+    if (rcpts.length) this.o.logger.info({ qid: msg.qid, rcpts, reportedBy: [...new Set(rcpts.map((r) => by.get(r)))] }, 'queue: no bounce for failures another MPM reports');
+    return new Set(rcpts);
   }
 
   /** One attempt per copy and next hop; unroutable recipients fail at once. */
@@ -381,16 +443,40 @@ export class DeliveryQueue implements QueueHandle {
         .catch((err: Error) => deferAll(`451 4.3.0 ${err.message}`.replace(/[\r\n]+/g, ' ')));
       const expired = `451 4.4.7 attempt deadline of ${this.o.queue.attemptTimeout} ms passed`;
       result = await untilAborted(delivery, signal, () => new Error(expired)).catch(async () => {
-        // Aborted: the transport stops and reports what it finished; one that does not
-        // within the grace is counted deferred (the lease still covers it meanwhile).
+        // Aborted: the transport stops and reports what it finished, within the grace.
         let grace: NodeJS.Timeout | undefined;
-        const late = await Promise.race([delivery, new Promise<undefined>((r) => (grace = setTimeout(() => r(undefined), ABORT_GRACE_MS)))]);
+        const late = await Promise.race([delivery, new Promise<undefined>((r) => (grace = setTimeout(() => r(undefined), this.o.abortGraceMs ?? ABORT_GRACE_MS)))]);
         clearTimeout(grace);
-        if (!late) this.o.logger.error({ qid: msg.qid, nexthop: hop.url }, 'queue: transport ignored the attempt deadline');
-        return late ?? deferAll(expired);
+        return late ?? this.outlast(msg.qid, hop.url, [...byRcpt.keys()], delivery, started);
       });
     }
     return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
+  }
+
+  /**
+   * A transport that ignored the deadline may still deliver: the round's recipients stay
+   * claimed (their leases kept alive) until it returns, so no second attempt of them
+   * starts meanwhile, and what it then reports is recorded.
+   */
+  private async outlast(qid: string, nexthop: string, claimed: string[], delivery: Promise<DeliveryResult | HopBusy>, started: number): Promise<DeliveryResult | HopBusy> {
+    this.o.logger.error({ qid, nexthop }, 'queue: transport ignored the attempt deadline');
+    const extend = () => {
+      try {
+        this.o.store.queue.extendLeases(qid, claimed, Date.now() + LEASE_MARGIN_MS);
+      } catch {
+        // the store refuses writes: the recipients stay in flight in this process all the same
+      }
+    };
+    extend();
+    const keepAlive = setInterval(extend, LEASE_MARGIN_MS / 2);
+    keepAlive.unref();
+    try {
+      const result = await delivery;
+      this.o.logger.warn({ qid, nexthop, durationMs: Date.now() - started }, 'queue: a transport that ignored the attempt deadline returned');
+      return result;
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   /**
@@ -426,14 +512,15 @@ export class DeliveryQueue implements QueueHandle {
     const expired = now >= msg.received_at + this.o.queue.lifetime;
     return result.recipients.map((r: RecipientResult): RecipientUpdate => {
       const row = byRcpt.get(r.rcpt);
-      const gen = row ? { claimedGen: row.retry_gen } : {};
+      // carried into the attempt record: the retry generation, and the IMP hop (for trace)
+      const kept = { ...(row ? { claimedGen: row.retry_gen } : {}), ...(r.imp ? { imp: r.imp } : {}) };
       if (r.outcome === 'deferred') {
         if (expired) {
-          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...gen };
+          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...kept };
         }
-        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...gen };
+        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...kept };
       }
-      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...gen };
+      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...kept };
     });
   }
 
@@ -441,7 +528,7 @@ export class DeliveryQueue implements QueueHandle {
   private bounceLater(u: RecipientUpdate, byRcpt: Map<string, RecipientRow>, err: Error): RecipientUpdate {
     const reply = `${u.reply} (bounce not queued: ${err.message})`.replace(/[\r\n]+/g, ' ');
     const attempts = byRcpt.get(u.rcpt)?.attempts ?? 0;
-    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}) };
+    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}), ...(u.imp ? { imp: u.imp } : {}) };
   }
 
   private toRecord(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): AttemptRecord {

@@ -24,6 +24,7 @@ import {
   type Tid,
 } from '../imp/index.js';
 import { impMessageToMime, mailboxAddress, recipientMailbox } from '../imp/mime/index.js';
+import { previousMailbagQid } from '../store/correlation-keys.js';
 import type { Store } from '../store/store.js';
 import type { ImpRecipientPolicy, MessageKind } from './recipient-policy.js';
 
@@ -40,6 +41,12 @@ export interface BagProcessorOptions {
   /** Reply tids: this MPM's own transaction numbers. */
   nextReplyTid(): Tid;
   events?: ImpProcessorEvents;
+  /**
+   * Replies (type 2 and 4) go here and get no reply; absent: the `reply` event only. A
+   * reply it cannot record fails the bag (the acceptor answers class 4 and closes), so
+   * the MPM that sent it keeps it and tries again.
+   */
+  replies?: { handle(msg: ImpMessage, peer: string): Promise<void> };
 }
 
 export interface ImpProcessorEvents {
@@ -65,14 +72,27 @@ export class BagProcessor {
     return { ihn: this.o.ihn, replyTid: this.o.nextReplyTid() };
   }
 
-  /** Answers every entry of a bag, in order. Never throws for one message's trouble. */
+  /**
+   * Answers every entry of a bag, in order. Never throws for one message's trouble; it
+   * throws (after the bag) only when a reply it was handed could not be recorded.
+   */
   async process(entries: readonly BagEntry[], peer: Peer): Promise<ImpMessage[]> {
     const answers: Answer[] = new Array(entries.length);
+    const unrecorded: Error[] = [];
     let next = 0;
     const worker = async () => {
       while (next < entries.length) {
         const i = next++;
         const entry = entries[i]!;
+        const type = entry.message?.command.type;
+        if (entry.message && (type === 2 || type === 4) && entry.index < this.o.maxMessagesPerBag) {
+          this.o.events?.reply?.(entry.message, peer.address);
+          await this.o.replies?.handle(entry.message, peer.address).catch((err: Error) => {
+            this.o.logger.error({ err, peer: peer.address, index: i }, 'imp: a reply could not be recorded');
+            unrecorded.push(err);
+          });
+          continue;
+        }
         try {
           answers[i] = await this.answer(entry, peer);
         } catch (err) {
@@ -87,6 +107,7 @@ export class BagProcessor {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.acceptConcurrency, entries.length) }, worker));
+    if (unrecorded.length) throw unrecorded[0]!;
     return answers.filter((a): a is ImpMessage => a !== undefined);
   }
 
@@ -108,10 +129,6 @@ export class BagProcessor {
     }
     const msg = entry.message;
     const type = msg.command.type;
-    if (type === 2 || type === 4) {
-      this.o.events?.reply?.(msg, peer.address);
-      return undefined;
-    }
     if (type === 1 && operation === 'DELIVER') return this.deliver(msg, entry.index, peer, request);
     if (type === 1 && operation === 'PROBE') return this.probe(msg, entry.index, request);
     if (type === 3 && operation === 'CANCEL') return this.cancel(msg, entry.index, request);
@@ -169,7 +186,12 @@ export class BagProcessor {
         writer.once('finish', resolve);
         writer.end(mime.raw);
       });
-      const done = await this.o.accept.commit(incoming, { imp: { tid: msg.tid, stamp: msg.command.stamp, peer: peer.address } });
+      // A forward from another mailbag links back to the qid it had there (its Received field).
+      const previous = previousMailbagQid(mime.raw);
+      const done = await this.o.accept.commit(incoming, {
+        imp: { tid: msg.tid, stamp: msg.command.stamp, peer: peer.address },
+        ...(previous ? { origin: { qid: previous, kind: 'imp' as const } } : {}),
+      });
       incoming = undefined;
       this.o.logger.info({ qid: done.qid, peer: peer.address, tid: msg.tid, rcpt: mime.recipient, kind: verdict.kind, size: done.size }, 'imp: accepted');
       this.o.events?.accepted?.(done.qid, verdict.kind);

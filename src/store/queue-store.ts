@@ -1,4 +1,4 @@
-import type { OriginKind } from './correlation-store.js';
+import type { CorrelationStore, MessageKeysInput, OriginKind } from './correlation-store.js';
 import { durably, writeTransaction, type SqliteDatabase } from './db.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
@@ -115,6 +115,7 @@ export interface AttemptRow {
   duration_ms: number;
   reply: string | null;
   outcome: AttemptOutcome;
+  /** JSON array of `{ rcpt, state, reply, imp? }` (imp: an ImpHop). */
   recipients: string;
 }
 
@@ -130,6 +131,34 @@ export interface RecipientUpdate {
    * then wins over a deferred recipient's next attempt time.
    */
   claimedGen?: number;
+  /** The recipient's IMP hop when the next hop was `imp://` and its DELIVER was shipped. */
+  imp?: ImpHop;
+}
+
+/**
+ * One recipient's DELIVER shipped to a peer MPM and what came back (RFC 753 section 3.4),
+ * kept in its attempt's `recipients` JSON for `mailbag trace`. ihns as unsigned numbers.
+ */
+export interface ImpHop {
+  /** The `imp://host:port` next hop. */
+  peer: string;
+  tid: { tn: number; ihn: number };
+  /** The bag it travelled in: an id (random, per bag), its messages and octets on the wire. */
+  bag: { id: string; messages: number; octets: number; compressed: boolean };
+  /** When the bag was written to the connection (ms). */
+  shippedAt: number;
+  /** The ACKNOWLEDGE; null when none came (the connection ended or went silent first). */
+  acknowledge: ImpAcknowledgeRecord | null;
+}
+
+export interface ImpAcknowledgeRecord {
+  answer: boolean;
+  reasons: string[];
+  howDelivered: string[];
+  /** The stamp that reached the acknowledging MPM plus its ihn. */
+  trail: number[];
+  /** The reply's error-list, when it names an error (class not 0). */
+  error?: { errorClass: number; errorString: string };
 }
 
 /** The bytes the rewrite step decided for one recipient (copyPath undefined: the original). */
@@ -146,6 +175,15 @@ export interface AttemptRecord {
   reply: string;
   outcome: AttemptOutcome;
   recipients: RecipientUpdate[];
+}
+
+/** One message's attempt round to record (`recordRounds`). */
+export interface RoundToRecord {
+  qid: string;
+  attempts: readonly AttemptRecord[];
+  leased: readonly string[];
+  /** The message's correlation keys, recorded in the same transaction (its first round). */
+  keys?: MessageKeysInput | undefined;
 }
 
 export interface QueueSummary {
@@ -178,7 +216,11 @@ export const HELD_UNTIL = 8_640_000_000_000_000;
 export class QueueStore {
   private readonly s;
 
-  constructor(readonly db: SqliteDatabase) {
+  /** `correlation`: where `recordRounds` records the keys a round carries. */
+  constructor(
+    readonly db: SqliteDatabase,
+    private readonly correlation?: CorrelationStore,
+  ) {
     this.s = {
       insertMessage: db.prepare(`INSERT INTO messages
         (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
@@ -216,6 +258,7 @@ export class QueueStore {
           delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
         WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
       setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
+      recipientAttempts: db.prepare('SELECT attempts FROM recipients WHERE qid = ? AND rcpt = ?'),
       extendLease: db.prepare(`UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ? AND inflight_until IS NOT NULL`),
       setCopy: db.prepare('UPDATE recipients SET rewritten = 1, copy_path = ?, copy_size = ?, copy_offset = ?, copy_sha256 = ? WHERE qid = ? AND rcpt = ?'),
       copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
@@ -223,7 +266,8 @@ export class QueueStore {
           SUM(state IN ('queued', 'deferred')) AS open,
           SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
         FROM recipients WHERE qid = @qid`),
-      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued'`),
+      // the finished row comes back from the UPDATE itself: no second look-up under the write lock
+      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING *`),
       recipients: db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt'),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
       list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size, m.hold_reason,
@@ -259,12 +303,17 @@ export class QueueStore {
 
   /**
    * Group commit: several accepted messages in one synchronous=FULL transaction, so
-   * concurrent sessions share one fsync.
+   * concurrent sessions share one fsync. `waitForLock: false`: SQLITE_BUSY at once when
+   * another connection holds the write lock (see `durably`).
    */
-  insertMessages(batch: readonly NewMessage[]): void {
-    durably(this.db, () => {
-      for (const m of batch) this.insertOne(m);
-    });
+  insertMessages(batch: readonly NewMessage[], opts: { waitForLock?: boolean } = {}): void {
+    durably(
+      this.db,
+      () => {
+        for (const m of batch) this.insertOne(m);
+      },
+      opts,
+    );
   }
 
   private insertOne(m: NewMessage): void {
@@ -405,9 +454,63 @@ export class QueueStore {
     return writeTransaction(this.db, () => this.recordRoundIn(qid, attempts, leased, now));
   }
 
-  /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
-  recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
-    return writeTransaction(this.db, () => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)));
+  /**
+   * Several messages' `recordRound`s in one transaction (one WAL commit instead of many),
+   * with the correlation keys the rounds carry. The keys go in a savepoint of their own:
+   * keys the store refuses (reported to `keysFailed`) never cost a round its result.
+   */
+  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void): (MessageRow | undefined)[] {
+    return writeTransaction(this.db, () => {
+      const done = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
+      this.recordKeysIn(rounds, now, keysFailed);
+      return done;
+    });
+  }
+
+  /**
+   * `recordRounds` for results kept across a stop (the results journal), idempotent: a
+   * round is recorded only while each recipient it claimed still has the attempt count
+   * of its claim. Recording the round counted one more attempt for each (and nothing
+   * else does), so a round recorded before (a crash before the journal was cleared) is
+   * skipped, as is one whose message was pruned.
+   */
+  replayRounds(
+    rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[]; keys?: MessageKeysInput | undefined }[],
+    now = Date.now(),
+    keysFailed?: (qids: string[], err: unknown) => void,
+  ): { finished: (MessageRow | undefined)[]; skipped: number } {
+    return writeTransaction(this.db, () => {
+      let skipped = 0;
+      const recorded: typeof rounds[number][] = [];
+      const finished = rounds.map((r) => {
+        const unrecorded = r.claimed.every((c) => (this.s.recipientAttempts.get(r.qid, c.rcpt) as { attempts: number } | undefined)?.attempts === c.attempts);
+        if (!unrecorded) {
+          skipped++;
+          return undefined;
+        }
+        recorded.push(r);
+        return this.recordRoundIn(r.qid, r.attempts, r.claimed.map((c) => c.rcpt), now);
+      });
+      this.recordKeysIn(recorded, now, keysFailed);
+      return { finished, skipped };
+    });
+  }
+
+  /** The keys the rounds carry, in a savepoint of their own (see `recordRounds`). */
+  private recordKeysIn(rounds: readonly { keys?: MessageKeysInput | undefined }[], now: number, keysFailed?: (qids: string[], err: unknown) => void): void {
+    const keys = rounds.flatMap((r) => (r.keys ? [r.keys] : []));
+    if (!keys.length || !this.correlation) return;
+    const correlation = this.correlation;
+    try {
+      // nested: a savepoint
+      writeTransaction(this.db, () => {
+        for (const k of keys) correlation.recordMessageKeysIn(k, now);
+      });
+    } catch (err) {
+      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+      if (!this.db.inTransaction) throw err;
+      keysFailed?.(keys.map((k) => k.qid), err);
+    }
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
@@ -419,12 +522,15 @@ export class QueueStore {
   // The *In methods run inside the caller's transaction: a nested db.transaction() would
   // cost a SAVEPOINT and its RELEASE per call, several per message on the queue's hot path.
   private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): MessageRow | undefined {
-    for (const a of attempts) this.recordOne(a, now);
-    for (const rcpt of leased) this.s.release.run(qid, rcpt);
+    const updated = new Set<string>();
+    for (const a of attempts) this.recordOne(a, now, updated);
+    // an updated recipient's lease went with its update; the rest (not attempted, or
+    // deleted by the CLI meanwhile) are released here
+    for (const rcpt of leased) if (!updated.has(rcpt)) this.s.release.run(qid, rcpt);
     return this.finishIfDoneIn(qid, now);
   }
 
-  private recordOne(a: AttemptRecord, now: number): void {
+  private recordOne(a: AttemptRecord, now: number, updated?: Set<string>): void {
     this.s.insertAttempt.run(
       a.qid,
       a.nexthop,
@@ -432,10 +538,10 @@ export class QueueStore {
       a.durationMs,
       a.reply,
       a.outcome,
-      JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
+      JSON.stringify(a.recipients.map((r) => (r.imp ? { rcpt: r.rcpt, state: r.state, reply: r.reply, imp: r.imp } : { rcpt: r.rcpt, state: r.state, reply: r.reply }))),
     );
     for (const r of a.recipients) {
-      this.s.updateRecipient.run({
+      const { changes } = this.s.updateRecipient.run({
         qid: a.qid,
         rcpt: r.rcpt,
         state: r.state,
@@ -446,6 +552,7 @@ export class QueueStore {
         claimedGen: r.claimedGen ?? null,
         now,
       });
+      if (changes) updated?.add(r.rcpt);
     }
   }
 
@@ -460,8 +567,7 @@ export class QueueStore {
   private finishIfDoneIn(qid: string, now: number): MessageRow | undefined {
     const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
     if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
-    const changed = this.s.finish.run(now, qid).changes;
-    return changed ? this.message(qid) : undefined;
+    return this.s.finish.get(now, qid) as MessageRow | undefined;
   }
 
   recipients(qid: string): RecipientRow[] {
