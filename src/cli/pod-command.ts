@@ -17,10 +17,11 @@ const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
 const importCmd: Command = {
   name: 'import',
-  summary: 'store PoD message/maillog events from files (JSON lines or a JSON array)',
+  summary: 'store PoD message/maillog events from files (JSON lines, a JSON array or pretty-printed JSON)',
   usage: `mailbag pod import FILE... [--json] [--config FILE]
 
-FILE is JSON lines (one event per line) or a JSON array of events; '-' reads stdin.
+FILE is JSON lines (one event per line), a JSON array of events, or pretty-printed events
+one after another (first line a lone '{', as jq . prints them); '-' reads stdin.
 Each event is validated, normalised and stored like an event from a PoD stream; an event
 already stored counts as a duplicate, one that cannot be taken is kept as a dead letter
 ('mailbag pod dead-letters'). Prints: read N, stored N, duplicates N, dead-lettered N.
