@@ -23,3 +23,10 @@ export function onePositional(positionals: string[]): string | undefined {
   if (positionals.length > 1) throw new UsageError(`expected at most one FILE, got ${positionals.length}`);
   return positionals[0];
 }
+
+/** An integer option within [min, max]; anything else is a usage error. */
+export function parseInteger(text: string, option: string, min: number, max: number): number {
+  const n = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || n < min || n > max) throw new UsageError(`${option} must be an integer ${min}..${max}, got ${JSON.stringify(text)}`);
+  return n;
+}
