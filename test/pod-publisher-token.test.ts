@@ -19,11 +19,15 @@ t.test('mailbag pod token mints a token the publisher accepts', async (t) => {
   const r = await cli(['pod', 'token', '--cid', 'c1', '--expires', '30d', '--config', cfg]);
   t.equal(r.code, 0, r.stderr);
   t.equal(statSync(secretFile).mode & 0o777, 0o600, 'the secret is created with mode 0600');
+  // A token from a new secret works only for a gateway started after it with the same file:
+  // minted from the wrong directory (a relative secretFile) it would fail with 401, so say so.
+  t.match(r.stderr, new RegExp(`^mailbag pod token: warning: created a new secret in ${secretFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
   const claims = verifyToken(loadOrCreateSecret(secretFile), r.stdout.toString().trim());
   t.equal(claims.cid, 'c1');
   t.equal(claims.exp - claims.iat, 30 * 86_400, 'expires in 30 days');
   t.ok(claims.iat >= before);
   const again = await cli(['pod', 'token', '--cid', 'c1', '--config', cfg]);
+  t.equal(again.stderr, '', 'the existing secret: no warning');
   t.not(again.stdout.toString(), r.stdout.toString(), 'each token has its own id (one session per token)');
   t.equal(verifyToken(loadOrCreateSecret(secretFile), again.stdout.toString().trim()).exp - claims.iat >= 30 * 86_400, true, 'default 30d');
   const other = await cli(['pod', 'token', '--cid', 'c2', '--config', cfg]);

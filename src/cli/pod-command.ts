@@ -99,7 +99,13 @@ duration (30d, 12h, 90m; default 30d).`,
     if (values.cid !== pub.cid) throw new CliError(`this publisher serves cid ${JSON.stringify(pub.cid)} (pod.publisher.cid), not ${JSON.stringify(values.cid)}`, 'ERR_POD_CID');
     let secret: Buffer;
     try {
-      secret = loadOrCreateSecret(pub.secretFile);
+      secret = loadOrCreateSecret(pub.secretFile, () =>
+        // A running gateway has made its secret already: a new one means another file than its
+        // (a relative secretFile from another directory, another config), and a token it refuses.
+        io.stderr.write(
+          `mailbag pod token: warning: created a new secret in ${pub.secretFile}: the token works with a gateway started with this file; one already running with another secret answers 401\n`,
+        ),
+      );
     } catch (err) {
       if (err instanceof PodSecretError) throw new CliError(err.message, err.code);
       throw err;
