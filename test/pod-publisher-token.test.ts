@@ -67,4 +67,8 @@ t.test('stream query: modes, hour rounding, the 30-day limit, 400 reasons', asyn
   for (const bad of ['type=message', 'cid=&type=message', 'cid=c', 'cid=c&type=', 'cid=c&type=mail', 'cid=c&type=message&sinceTime=x', 'cid=c&type=message&toTime=2026-11-29T00:00:00Z', 'cid=c&type=message&sinceTime=2026-11-29T02:00:00Z&toTime=2026-11-29T01:00:00Z']) {
     t.throws(() => q(bad), BadStreamRequest, bad);
   }
+  t.throws(() => q('cid=c&type=message&sinceTime='), { message: 'invalid sinceTime: empty' }, 'an empty sinceTime is named, not toTime');
+  // A '+' offset typed into a URL unencoded arrives as a space (form decoding): read as '+'.
+  t.same(q('cid=c&type=message&sinceTime=2026-11-30T03:00:00+0100').mode, { kind: 'archive', fromMs: ms('2026-11-30T02:00:00Z'), toMs: ms('2026-11-30T13:00:00Z') });
+  t.same(q('cid=c&type=message&sinceTime=2026-11-30T03:00:00%2B01:00&toTime=2026-11-30T05:00:00+01:00').mode, { kind: 'archive', fromMs: ms('2026-11-30T02:00:00Z'), toMs: ms('2026-11-30T04:00:00Z') });
 });
