@@ -12,7 +12,7 @@ import { TnAllocator } from '../../imp/shipper/tn-allocator.js';
 import type { ImpMessage, Tid } from '../../imp/types.js';
 import { CliError, UsageError, parseCommandArgs, readInput, type Command } from '../command.js';
 import { openStoreForCli } from '../store-access.js';
-import { onePositional, parseInteger, withImpErrors } from './common.js';
+import { onePositional, parseInteger, parseTimeoutOption, withImpErrors } from './common.js';
 
 const usage = [
   'mailbag imp send --peer HOST:PORT --to ADDR [--to ADDR]... [--from ADDR] [--compress] [--ihn N] [--timeout SECONDS] [--config FILE] [FILE.eml]',
@@ -30,7 +30,8 @@ const usage = [
   '  --compress        RFC 753 Appendix B basic compression (default: imp.compress)',
   '  --ihn N           send as this internet host number (default: imp.ihn); needed to send to',
   '                    the gateway of the same config, which would see its own ihn in the stamp',
-  '  --timeout SECONDS connect and wait for the ACKNOWLEDGEs at most this long (default 30)',
+  '  --timeout SECONDS connect and wait for the ACKNOWLEDGEs at most this long (default 30;',
+  '                    or with a unit: 500ms, 2m)',
   '  --config FILE     configuration file (default: $MAILBAG_CONFIG or config/default.yaml)',
 ].join('\n');
 
@@ -66,8 +67,7 @@ export const impSendCommand: Command = {
     const peer = parsePeer(values.peer);
     if (!values.to?.length) throw new UsageError('--to ADDR is required');
     const recipients = values.to.map(address);
-    const seconds = values.timeout === undefined ? 30 : Number(values.timeout);
-    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
+    const ms = parseTimeoutOption(values.timeout);
     const file = onePositional(positionals);
     const ihnOption = values.ihn === undefined ? undefined : parseInteger(values.ihn, '--ihn', -2147483648, 4294967295);
     const config = loadConfig(resolveConfigPath(values.config, io.env));
@@ -96,7 +96,6 @@ export const impSendCommand: Command = {
     const waiting = new Map<string, string>(messages.map((m, i) => [tidKey(m.tid), recipients[i]!]));
     const refusals: string[] = [];
     let peerIsUs = false;
-    const ms = Math.round(seconds * 1000);
     const ended = await exchangeBag({
       ...peer,
       unit,
