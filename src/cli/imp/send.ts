@@ -15,7 +15,7 @@ import { openStoreForCli } from '../store-access.js';
 import { onePositional, parseInteger, parseTimeoutOption, withImpErrors } from './common.js';
 
 const usage = [
-  'mailbag imp send --peer HOST:PORT --to ADDR [--to ADDR]... [--from ADDR] [--compress] [--ihn N] [--timeout SECONDS] [--config FILE] [FILE.eml]',
+  'mailbag imp send --peer HOST:PORT --to ADDR [--to ADDR]... [--from ADDR] [--compress] [--ihn N] [--tls] [--timeout SECONDS] [--config FILE] [FILE.eml]',
   '',
   'Ships FILE.eml (stdin when omitted or -) to the IMP acceptor at HOST:PORT as one bag: one',
   'DELIVER per --to, sharing one document, stamped and numbered with imp.ihn and the next',
@@ -28,6 +28,8 @@ const usage = [
   '  --to ADDR         envelope recipient (repeatable, at least one)',
   '  --from ADDR       envelope sender, carried as ENVELOPE-FROM (default: none)',
   '  --compress        RFC 753 Appendix B basic compression (default: imp.compress)',
+  '  --tls             TLS from the first octet, for a peer with imp.tls (certificates are not',
+  '                    verified: testing aid)',
   '  --ihn N           send as this internet host number (default: imp.ihn); needed to send to',
   '                    the gateway of the same config, which would see its own ihn in the stamp',
   '  --timeout SECONDS connect and wait for the ACKNOWLEDGEs at most this long (default 30;',
@@ -59,6 +61,7 @@ export const impSendCommand: Command = {
       to: { type: 'string', multiple: true },
       from: { type: 'string' },
       compress: { type: 'boolean' },
+      tls: { type: 'boolean' },
       ihn: { type: 'string' },
       timeout: { type: 'string' },
       config: { type: 'string', short: 'c' },
@@ -98,6 +101,7 @@ export const impSendCommand: Command = {
     let peerIsUs = false;
     const ended = await exchangeBag({
       ...peer,
+      ...(values.tls ? { tls: { verify: false } } : {}),
       unit,
       connectTimeoutMs: ms,
       idleTimeoutMs: ms,
