@@ -1,5 +1,5 @@
 import t from 'tap';
-import { extractCorrelationKeys, normaliseMessageId, parseReceivedBy, queuedAsQid } from '../src/store/correlation-keys.js';
+import { extractCorrelationKeys, normaliseMessageId, parseReceivedBy, previousMailbagQid, queuedAsQid } from '../src/store/correlation-keys.js';
 
 t.test('Message-ID: angle brackets, comments, white space and domain case', async (t) => {
   t.equal(normaliseMessageId(' <AbC.123@Mail.Example.COM> '), 'AbC.123@mail.example.com');
@@ -58,4 +58,16 @@ t.test('the mailbag qid in an upstream stat= text', async (t) => {
   t.equal(queuedAsQid('Sent (2.6.0 Ok: queued as 0MWVXTKU30001)'), '0MWVXTKU30001');
   t.equal(queuedAsQid('Sent (Ok: queued)'), undefined);
   t.equal(queuedAsQid('Deferred: Connection refused'), undefined);
+});
+
+t.test('the qid the nearest mailbag before us gave a message (an IMP forward links back to it)', async (t) => {
+  const message = (...received: string[]) => Buffer.from([...received, 'Subject: s', '', 'Received: by body.test (mailbag) with ESMTP id 0MWVXTKU39999', ''].join('\r\n'));
+  const ours = 'Received: from ihn 1 ([127.0.0.1])\r\n\tby relay.test (mailbag) with IMP id 0MWVXTKU30001\r\n\tfor <a@b.test>; Mon, 30 Nov 2026 08:00:02 +0000';
+  const theirs = 'Received: from client (c [192.0.2.1])\r\n\tby origin.test (mailbag) with ESMTP id 0MWVXTKU30000;\r\n\tMon, 30 Nov 2026 08:00:01 +0000';
+  const upstream = 'Received: from s by mx0a-001.pphosted.com (8.18.1.2/8.18.1.2) with ESMTPS id 4b1x2y3z4k-1; Mon, 30 Nov 2026 08:00:00 +0000';
+  t.equal(previousMailbagQid(message(ours, theirs, upstream)), '0MWVXTKU30001', 'the topmost of mailbag\'s');
+  t.equal(previousMailbagQid(message(upstream, theirs)), '0MWVXTKU30000', 'below another MTA\'s');
+  t.equal(previousMailbagQid(message(upstream)), undefined, 'no mailbag before us');
+  t.equal(previousMailbagQid(message('Received: by x.test (mailbag) with IMP id not-a-qid; date', theirs)), undefined, 'the nearest mailbag\'s id is not a qid: none');
+  t.equal(previousMailbagQid(Buffer.from(ours)), '0MWVXTKU30001', 'a header section alone');
 });

@@ -269,3 +269,27 @@ t.test('a message that arrived over IMP is forwarded unchanged: its tid, the sta
   t.equal(tns.awaiting, 0);
   t.equal(tns.next, 0, 'no tn of ours was used');
 });
+
+t.test('each recipient\'s outcome carries its hop: tid, bag, the ACKNOWLEDGE or none; nothing when never shipped', async (t) => {
+  const p = await peer(t);
+  p.scripts.push((_m, rcpt) => (rcpt.startsWith('a') ? { answer: true, reasons: ['OK'] } : rcpt.startsWith('b') ? { answer: false, reasons: ['no such user'] } : 'silent'));
+  const { tr } = transport(t, { idleTimeoutMs: 300 });
+  const res = attempted(await tr.deliver(impHop(p.url), memoryRequest(['a@example.test', 'b@example.test', 'c@example.test'], BODY)));
+  const [a, b, c] = res.recipients.map((r) => r.imp);
+  const wire = p.bags[0]!.wire;
+  t.match(a, { peer: p.url, tid: { ihn: OUR_IHN }, bag: { id: /^[0-9a-f]{8}$/, messages: 3, octets: wire.length, compressed: false }, acknowledge: { answer: true, reasons: ['OK'], trail: [OUR_IHN, p.ihn] } });
+  t.match(b, { acknowledge: { answer: false, reasons: ['no such user'], trail: [OUR_IHN, p.ihn] } });
+  t.equal(c!.acknowledge, null, 'shipped, never answered');
+  t.same(new Set([a, b, c].map((h) => h!.bag.id)).size, 1, 'one bag');
+  t.same(
+    [a, b, c].map((h) => h!.tid),
+    p.bags[0]!.messages.map((m) => ({ tn: m.tid.tn, ihn: m.tid.ihn >>> 0 })),
+    'the tids on the wire',
+  );
+  t.ok(a!.shippedAt <= Date.now());
+
+  const down = await startImpPeer();
+  await down.close();
+  const refused = attempted(await tr.deliver(impHop(down.url), memoryRequest(['d@example.test'], BODY)));
+  t.equal(refused.recipients[0]!.imp, undefined, 'the bag never left: no hop');
+});

@@ -3,10 +3,11 @@
 // is doubled (rewrite copies, results kept in memory), and the queue CLI's retry and
 // delete interleaved with a running attempt. Events are ordered, never timed.
 import t from 'tap';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, fstatSync, readdirSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MessageCopy, RewriteStep } from '../src/delivery/queue.js';
+import { nodeJournalFs, type JournalFs } from '../src/delivery/result-journal.js';
 import { cli } from './helpers/cli.js';
 import { waitFor } from './helpers/gateway.js';
 import { gate, readAll, reply, startEngine, type Engine } from './helpers/queue-engine.js';
@@ -241,4 +242,173 @@ t.test('rewrite copies are spooled: a retry delivers the bytes of the first atte
   t.equal(rows[1]!.copy_path, null, 'no copy file for the original bytes');
   // removed after the commit that finished the message
   await waitFor(() => readdirSync(join(e.dir, 'spool', 'copies')).length === 0, 5000, 'the copy removed with the message');
+});
+
+const diskFull = (e: Engine) => {
+  const state = { full: true, refused: 0 };
+  const recordRounds = e.store.queue.recordRounds.bind(e.store.queue);
+  e.store.queue.recordRounds = (rounds, now) => {
+    if (!state.full) return recordRounds(rounds, now);
+    state.refused++;
+    throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  };
+  return state;
+};
+
+/** The file system fills up too: from then on a write that would grow a file fails with ENOSPC. */
+const fillingDisk = () => {
+  const disk = {
+    full: false,
+    fs: {
+      ...nodeJournalFs,
+      writeSync(fd: number, buffer: Buffer, offset: number, length: number, position: number): number {
+        if (disk.full && position + length > fstatSync(fd).size) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        return writeSync(fd, buffer, offset, length, position);
+      },
+    } satisfies JournalFs,
+  };
+  return disk;
+};
+
+t.test('a result the store refuses through the stop is kept in the results journal: after the restart the next hop has the message once', async (t) => {
+  const disk = fillingDisk();
+  const e = await startEngine({ queue: { retryInitial: 10, retryMax: 20 }, queueOptions: { resultJournal: { fs: disk.fs } } });
+  t.teardown(() => e.close());
+  const store = diskFull(e);
+  disk.full = true;
+  const qid = await e.enqueue(['bob@example.test']);
+  await waitFor(() => store.refused >= 1, 5000, 'a refused recording');
+  const journal = join(e.dir, 'spool', 'results.journal');
+  let kept = Buffer.alloc(0);
+  // the store still refuses at the stop; the next process finds it working again
+  await e.restart(200, () => (kept = existsSync(journal) ? readFileSync(journal) : kept));
+  t.ok(e.logs.some((l) => l.level === 40 && /kept in the results journal/.test(l.msg)), 'the stop kept the result in the journal');
+  t.notOk(e.logs.some((l) => /the attempt will be repeated/.test(l.msg)), 'nothing to repeat');
+  await waitFor(() => e.store.queue.message(qid)!.state === 'done', 5000, 'the kept result recorded at start');
+  t.ok(e.logs.some((l) => l.level === 30 && /recorded the delivery results kept in the results journal/.test(l.msg) && l.rounds === 1));
+  t.equal(e.transport.attempts.length, 1, 'the next hop got the message exactly once');
+  const rcpt = e.store.queue.recipients(qid)[0]!;
+  t.equal(rcpt.state, 'delivered');
+  t.equal(rcpt.attempts, 1);
+  t.equal(e.store.queue.attempts(qid).length, 1, 'one attempt recorded');
+  await waitFor(() => !existsSync(e.store.queue.message(qid)!.spool_path), 5000, 'the spool file removed');
+  t.ok(kept.length > 0 && statSync(journal).size === kept.length, 'the journal keeps its size');
+  t.ok(readFileSync(journal).equals(Buffer.alloc(kept.length)), 'and is zeroed once replayed');
+
+  // a crash between the replay's commit and the zeroing: the next start replays it again
+  await e.restart(200, () => writeFileSync(journal, kept));
+  await waitFor(() => e.logs.some((l) => /recorded the delivery results kept/.test(l.msg) && l.alreadyRecorded === 1), 5000, 'the second replay');
+  t.equal(e.store.queue.attempts(qid).length, 1, 'replayed twice, recorded once');
+  t.equal(e.store.queue.recipients(qid)[0]!.attempts, 1);
+  t.equal(e.transport.attempts.length, 1, 'still delivered once');
+});
+
+t.test('a results journal too small for the results: logged as full, those attempts are repeated', async (t) => {
+  const e = await startEngine({ queue: { retryInitial: 10, retryMax: 20 }, queueOptions: { resultJournal: { bytes: 64 } } });
+  t.teardown(() => e.close());
+  const store = diskFull(e);
+  const qid = await e.enqueue(['bob@example.test']);
+  await waitFor(() => store.refused >= 1, 5000, 'a refused recording');
+  await e.restart(200);
+  const full = e.logs.find((l) => /the results journal is full/.test(l.msg));
+  t.ok(full && full.level === 50, 'logged at error level');
+  t.match(full, { journalled: 0, notJournalled: 1, journalBytes: 64 }, 'with the counts');
+  t.ok(e.logs.some((l) => l.level === 50 && /the attempt will be repeated/.test(l.msg) && l.qid === qid));
+  await waitFor(() => e.store.queue.message(qid)!.state === 'done', 5000, 'delivered again after the restart');
+  t.equal(e.transport.attempts.length, 2, 'the old behaviour for what did not fit');
+});
+
+t.test('the store still refusing at the next start: the journalled result waits in memory, the message is not attempted again', async (t) => {
+  const e = await startEngine({ queue: { retryInitial: 10, retryMax: 20 } });
+  t.teardown(() => e.close());
+  const first = diskFull(e);
+  const qid = await e.enqueue(['bob@example.test']);
+  await waitFor(() => first.refused >= 1, 5000, 'a refused recording');
+  const journal = join(e.dir, 'spool', 'results.journal');
+  const still = { full: true, refused: 0 };
+  let scans = 0;
+  await e.restart(200, undefined, (store) => {
+    const replayRounds = store.queue.replayRounds.bind(store.queue);
+    store.queue.replayRounds = (rounds, now) => {
+      if (!still.full) return replayRounds(rounds, now);
+      still.refused++;
+      throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    };
+    const dueMessages = store.queue.dueMessages.bind(store.queue);
+    store.queue.dueMessages = (now, limit) => {
+      scans++;
+      return dueMessages(now, limit);
+    };
+  });
+  await waitFor(() => still.refused >= 3 && scans >= 3, 5000, 'refused replays while the queue scans');
+  t.ok(e.logs.some((l) => l.level === 50 && /could not record delivery results/.test(l.msg)), 'logged at error level');
+  t.equal(e.transport.attempts.length, 1, 'not attempted again meanwhile');
+  t.ok(existsSync(journal) && !readFileSync(journal).subarray(0, 4).equals(Buffer.alloc(4)), 'the journal still holds the result');
+  still.full = false;
+  await waitFor(() => e.store.queue.message(qid)!.state === 'done', 5000, 'recorded once the store takes it');
+  t.equal(e.transport.attempts.length, 1, 'the next hop got the message once');
+  t.equal(e.store.queue.recipients(qid)[0]!.state, 'delivered');
+});
+
+t.test('a transport that ignores the deadline keeps its recipients claimed: no second attempt overlaps it', async (t) => {
+  const e = await startEngine({ queue: { attemptTimeout: 50, retryInitial: 10, retryMax: 20 }, queueOptions: { abortGraceMs: 20 } });
+  t.teardown(() => e.close());
+  const hung = gate();
+  let running = 0;
+  let overlapped = 0;
+  e.transport.answers.push(async (req) => {
+    running++;
+    await hung.promise; // deaf to req.signal: it goes on delivering past the deadline
+    running--;
+    return reply(req, 'delivered', '250 2.0.0 ok, late');
+  });
+  e.transport.fallback = (req) => {
+    if (running) overlapped++;
+    return reply(req, 'delivered', '250 2.0.0 ok');
+  };
+  const qid = await e.enqueue(['bob@example.test']);
+  await waitFor(() => e.logs.some((l) => /transport ignored the attempt deadline/.test(l.msg)), 5000, 'the abort grace passed');
+  let scans = 0;
+  const dueMessages = e.store.queue.dueMessages.bind(e.store.queue);
+  e.store.queue.dueMessages = (now, limit) => {
+    scans++;
+    return dueMessages(now, limit);
+  };
+  // every scan could start a second attempt of a recipient no longer claimed
+  await waitFor(() => scans >= 5, 5000, 'five scans of the store');
+  t.equal(e.transport.attempts.length, 1, 'no second attempt while the first still runs');
+  t.ok(e.store.queue.recipients(qid)[0]!.inflight_until! > Date.now(), 'the recipient stays claimed');
+  hung.open();
+  await waitFor(() => e.store.queue.message(qid)!.state === 'done', 5000, 'the late result recorded');
+  t.equal(overlapped, 0, 'no attempt overlapped it');
+  t.equal(e.transport.attempts.length, 1, 'delivered once');
+  const rcpt = e.store.queue.recipients(qid)[0]!;
+  t.equal(rcpt.state, 'delivered');
+  t.equal(rcpt.last_reply, '250 2.0.0 ok, late', 'what the transport reported when it returned');
+  t.ok(e.logs.some((l) => l.level === 40 && /a transport that ignored the attempt deadline returned/.test(l.msg)));
+});
+
+t.test('a round that ends after the stop and its store: tried once and logged, not retried on a closed store', async (t) => {
+  const e = await startEngine();
+  t.teardown(() => e.close());
+  const held = gate();
+  e.transport.answers.push(async (req) => {
+    await held.promise;
+    return reply(req, 'delivered', '250 2.0.0 ok');
+  });
+  await e.enqueue(['bob@example.test']);
+  await e.transport.started(1);
+  await e.queue.stop(10); // the grace passes with the attempt still running
+  e.store.close();
+  held.open();
+  await waitFor(() => e.logs.some((l) => /the attempt will be repeated/.test(l.msg)), 5000, 'the late result logged as lost');
+  t.notOk(e.logs.some((l) => /keeping them in memory and retrying/.test(l.msg)), 'no retries on the closed store');
+});
+
+t.test('the results journal is allocated at start with queue.resultJournalBytes', async (t) => {
+  const e = await startEngine({ queue: { resultJournalBytes: 65_536 } });
+  t.teardown(() => e.close());
+  const st = statSync(join(e.dir, 'spool', 'results.journal'));
+  t.equal(st.size, 65_536);
+  t.ok(st.blocks * 512 >= 65_536, 'its blocks allocated, not a sparse file');
 });

@@ -1,4 +1,13 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+// The issue's end-to-end test: a message goes through the SMTP path while a PoD publisher
+// plays the upstream filter's events for it, and the gateway's own PoD consumer takes them
+// in; `mailbag trace` by each of the four key kinds shows both sides in one timeline.
+//
+// The upstream is the real publisher module playing PoD-shaped events
+// (test/helpers/pod-played-publisher.ts), not a second mailbag: a mailbag upstream's events
+// would link only through the stat line, since mailbag skips its own Received fields when
+// it looks for the upstream queue id, sets no X-Proofpoint-GUID, and publishes guid = qid,
+// so the guid key could not be told from the upstream qid. PoD's events carry all four.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import t from 'tap';
@@ -6,7 +15,8 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { maildirFiles, tempDir, testConfig, waitFor, writeTestConfig } from './helpers/gateway.js';
-import { maillogPair, messageEvent } from './helpers/pod-events.js';
+import { maillogEvent, messageEvent } from './helpers/pod-events.js';
+import { reservePlayedPublisher } from './helpers/pod-played-publisher.js';
 
 const UPSTREAM = '4AUGx1Zq012345';
 const GUID = 'vRq4ZIFWHXbuABCDEFghij0U4VvIc71x';
@@ -32,10 +42,25 @@ interface Json {
   matches: { mailbagQids: string[]; upstreamQids: string[]; links: { via: string }[]; timeline: { hop: string; kind: string; atUs: number; data: Record<string, unknown> }[] }[];
 }
 
-t.test('a message through the SMTP path and its PoD events: trace by each key kind shows both hops in one timeline', async (t) => {
+t.test('a message through the SMTP path while a PoD publisher plays its events: trace by each key kind shows both hops in one timeline', async (t) => {
   const { dir, cleanup } = tempDir('trace-e2e');
+  t.teardown(cleanup);
+  const upstream = { message: await reservePlayedPublisher(dir, 'message'), maillog: await reservePlayedPublisher(dir, 'maillog') };
   const mailboxes = join(dir, 'mailboxes');
-  const overrides = { routes: [{ domain: 'example.test', nexthop: `maildir:${mailboxes}` }], multilingual: { mode: 'select', verifyDkim: false } };
+  const overrides = {
+    routes: [{ domain: 'example.test', nexthop: `maildir:${mailboxes}` }],
+    multilingual: { mode: 'select', verifyDkim: false },
+    pod: {
+      streams: [
+        { name: 'upstream-message', url: upstream.message.url, cid: upstream.message.cid, type: 'message', token: upstream.message.token() },
+        { name: 'upstream-maillog', url: upstream.maillog.url, cid: upstream.maillog.cid, type: 'maillog', token: upstream.maillog.token() },
+      ],
+      batchDelay: 20,
+      // the publishers start after the gateway: its consumer retries until they listen
+      reconnectInitial: 20,
+      reconnectMax: 100,
+    },
+  };
   const config = testConfig(dir, overrides);
   const cfg = writeTestConfig(dir, overrides);
   {
@@ -45,10 +70,20 @@ t.test('a message through the SMTP path and its PoD events: trace by each key ki
     store.close();
   }
   const gw = await startGateway(config, { pollMs: 50 });
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
+  t.teardown(() => gw.stop());
+  const messages = await upstream.message.start(t);
+  const maillog = await upstream.maillog.start(t);
+  const reader = Store.openExisting(config.store.path);
+  t.teardown(() => reader.close());
+  // a live session starts at "now": events played before it opened would not be sent
+  await waitFor(() => messages.sessions === 1 && maillog.sessions === 1, 10_000, 'the consumer\'s live sessions');
+
+  // before the message reaches mailbag: the upstream's from= line and its filter verdict
+  const before = Date.now();
+  maillog.play(maillogEvent('e2e-1', UPSTREAM, before - 1300, `from=<alice@sender.test>, size=1557, class=0, nrcpts=2, msgid=${MESSAGE_ID}, proto=ESMTP, daemon=MTA, relay=mail.sender.test [192.0.2.10]`));
+  messages.play(messageEvent({ guid: GUID, qid: UPSTREAM, at: before - 900, messageId: MESSAGE_ID, rcpts: ['ana@example.test', 'ben@example.test'], spam: 12, phish: 3, impostor: 1, quarantine: { folder: 'Audit', rule: 'inbound_audit' } }));
+  await waitFor(() => reader.pod.messageEventsByQid(UPSTREAM).length === 1 && reader.pod.maillogEventsByQid(UPSTREAM).length === 1, 10_000, 'the events played before');
+
   const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw.smtpAddress().port, secure: false, ignoreTLS: true });
   const info = await client.sendMail({ envelope: { from: 'alice@sender.test', to: ['ana@example.test', 'ben@example.test'] }, raw: MESSAGE });
   client.close();
@@ -56,22 +91,22 @@ t.test('a message through the SMTP path and its PoD events: trace by each key ki
   const qid = /queued as ([0-9A-Z]+)/.exec(reply)![1]!;
   for (const local of ['ana', 'ben']) await waitFor(() => maildirFiles(mailboxes, 'example.test', local).length > 0, 10_000, `delivery to ${local}`);
 
-  const reader = Store.openExisting(config.store.path);
-  t.teardown(() => reader.close());
   await waitFor(() => reader.queue.message(qid)?.state === 'done' && reader.queue.attempts(qid).length > 0, 10_000, 'attempts recorded');
-  const receivedAt = reader.queue.message(qid)!.received_at;
   t.match(reader.correlation.keys(qid), { message_id: '20261130.4AUGx1Zq012345@sender.test', upstream_qid: UPSTREAM, upstream_host: 'mx0a-00123.pphosted.com', pp_guid: GUID, client_address: '127.0.0.1' }, 'keys recorded at the first claim');
+  t.same(reader.correlation.linksOfQid(qid).map((l) => l.via).sort(), ['guid', 'received'], 'the events played before linked when the keys were recorded');
 
-  // the upstream's events for this message, imported while the gateway runs
-  const events = [
-    messageEvent({ guid: GUID, qid: UPSTREAM, at: receivedAt - 900, messageId: MESSAGE_ID, rcpts: ['ana@example.test', 'ben@example.test'], spam: 12, phish: 3, impostor: 1, quarantine: { folder: 'Audit', rule: 'inbound_audit' } }),
-    ...maillogPair({ idPrefix: 'e2e', qid: UPSTREAM, at: receivedAt - 1300, messageId: MESSAGE_ID, to: ['ana@example.test', 'ben@example.test'], stat: `Sent (${reply})` }),
-  ];
-  const file = join(dir, 'events.jsonl');
-  writeFileSync(file, events.join('\n') + '\n');
-  const imported = await cli(['pod', 'import', file, '--config', cfg]);
-  t.equal(imported.stdout.toString(), 'read 3, stored 3, duplicates 0, dead-lettered 0\n', imported.stderr);
+  // after: the upstream's delivery line to mailbag, whose stat carries mailbag's own 250 reply
+  maillog.play(maillogEvent('e2e-2', UPSTREAM, Date.now(), `to=<ana@example.test>,<ben@example.test>, delay=00:00:01, xdelay=00:00:01, mailer=esmtp, pri=120812, relay=mailbag.example.test. [127.0.0.1], dsn=2.0.0, stat=Sent (${reply})`));
+  await waitFor(() => reader.correlation.linksOfQid(qid).some((l) => l.via === 'queued-as'), 10_000, 'the stat line linked when it was stored');
   t.same(reader.correlation.linksOfQid(qid).map((l) => l.via).sort(), ['guid', 'queued-as', 'received'], 'linked by the stat line, the Received id and the GUID');
+  t.same(
+    reader.podStreams.statuses().map((s) => [s.stream, s.state, s.stored, s.deadLettered]).sort(),
+    [
+      ['upstream-maillog', 'live', 2, 0],
+      ['upstream-message', 'live', 1, 0],
+    ],
+    'every played event came through the consumer, none dead-lettered',
+  );
 
   const keys: [string, string][] = [
     ['qid', qid],

@@ -11,13 +11,14 @@ function wantsColour(io: CliIO): boolean {
 /** `mailbag trace KEY`: what happened to a message, on both sides of the upstream hop. */
 export const traceCommand: Command = {
   name: 'trace',
-  summary: 'what happened to a message: upstream verdict and maillog, receipt, languages, attempts',
+  summary: 'what happened to a message: upstream verdict and maillog, receipt, IMP hops, languages, attempts',
   usage: `mailbag trace KEY [--by qid|upstream|message-id|guid] [--json] [--config FILE]
 
 KEY is a mailbag qid, an upstream queue id (PoD filter.qid or the sendmail qid), a
 Message-ID (with or without <>) or a PoD guid / X-Proofpoint-GUID; its kind is detected
-unless --by names it. Prints one timeline per match, oldest entry first, of everything
-the store knows on both sides of the hop; several matches (a reused Message-ID) newest
+unless --by names it (a qid of another mailbag that forwarded the message here over IMP
+works too). Prints one timeline per match, oldest entry first, of everything the
+store knows on both sides of the hop; several matches (a reused Message-ID) newest
 first. Nothing found: exit 1. --json prints {key, by, matches: [...]}. Colour on a
 terminal only (NO_COLOR turns it off). Safe while the gateway runs.`,
   async run(argv, io) {

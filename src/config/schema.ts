@@ -354,6 +354,11 @@ export const configSchema = z.strictObject({
       concurrency: z.number().int().min(1).default(20),
       attemptTimeout: timerDuration.prefault('5m'),
       shutdownGrace: timerDuration.prefault('30s'),
+      /**
+       * Size of the results journal (spool/results.journal), allocated at start: delivery
+       * results the store still refuses at a stop are kept there for the next start.
+       */
+      resultJournalBytes: z.number().int().min(65_536).max(1024 * 1024 * 1024).default(1024 * 1024),
       /** Attempts in flight to one next hop; beyond it, a recipient group waits its turn without taking a slot. */
       perNexthopConcurrency: z.number().int().min(1).default(10),
       /** TCP connect to a next hop. */

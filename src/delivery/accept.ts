@@ -63,14 +63,15 @@ export class AcceptPath {
   /**
    * Makes the message durable: spool file and store rows. Call once every byte has been
    * written and the writer has finished. Resolves with the size of the message.
-   * `extra.imp` records the IMP transaction in the same commit.
+   * `extra.imp` records the IMP transaction in the same commit, and `extra.origin` the
+   * message this one was made from (an IMP forward: the sending gateway's qid).
    */
-  async commit(m: IncomingMessage, extra: { imp?: ImpOrigin } = {}): Promise<{ qid: string; size: number }> {
+  async commit(m: IncomingMessage, extra: { imp?: ImpOrigin; origin?: NewMessage['origin'] } = {}): Promise<{ qid: string; size: number }> {
     const spoolPath = await m.writer.commit({ syncDir: false });
     const size = m.writer.bytes;
     try {
       const row = toNewMessage(m.envelope, { spoolPath, spoolOffset: m.writer.offset, size, sha256: m.writer.sha256! });
-      await this.committer.commit(extra.imp ? { ...row, imp: extra.imp } : row);
+      await this.committer.commit({ ...row, ...(extra.imp ? { imp: extra.imp } : {}), ...(extra.origin ? { origin: extra.origin } : {}) });
     } catch (err) {
       await this.o.spool.remove(spoolPath);
       throw err;

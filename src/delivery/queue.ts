@@ -6,6 +6,7 @@ import { recordKeysAtFirstClaim } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
 import { holdIfSpoolDamaged } from './hold.js';
 import { QueueInternalError, untilAborted } from './internal-error.js';
+import { replayResultJournal, type ResultJournalOptions } from './journal-replay.js';
 import type { QidGenerator } from './qid.js';
 import { RewriteCopies, type MessageCopy, type RewriteStep } from './rewrite/step.js';
 import { RoundRecorder } from './round-recorder.js';
@@ -17,9 +18,9 @@ export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite/ste
 export { QueueInternalError } from './internal-error.js';
 
 /**
- * Every attempt round ends by this long after its deadline (`queue.attemptTimeout`):
- * transports are aborted at the deadline and waited for this long at most, then their
- * unfinished recipients count as deferred.
+ * Transports are aborted at the round's deadline (`queue.attemptTimeout`) and report
+ * within this long. One that does not is logged and waited for with its recipients still
+ * claimed (see `outlast`): it may still be delivering.
  */
 const ABORT_GRACE_MS = 30_000;
 /** A claim's lease outlives the round's deadline and abort grace; recording has the rest. */
@@ -72,6 +73,10 @@ export interface DeliveryQueueOptions {
   /** How often the store is polled for work other processes made due (queue CLI). */
   pollMs?: number;
   random?: () => number;
+  /** The results journal (default: `results.journal` in the spool directory, `queue.resultJournalBytes`). */
+  resultJournal?: ResultJournalOptions;
+  /** How long an aborted transport is waited for before the round goes on without it (tests shorten it). */
+  abortGraceMs?: number;
 }
 
 /** At most this many handed-over qids wait in memory; the rest wait in the store only. */
@@ -113,6 +118,11 @@ export class DeliveryQueue implements QueueHandle {
   start(): void {
     if (this.running) return;
     this.running = true;
+    // results the last stop kept in the journal are recorded before anything is claimed
+    this.recorder.start();
+    const { journal, waits } = replayResultJournal({ ...this.o, journal: { bytes: this.o.queue.resultJournalBytes, ...this.o.resultJournal } }, this.recorder);
+    this.recorder.useJournal(journal);
+    for (const [qid, p] of waits) this.track(qid, p);
     const stale = this.o.store.queue.clearLeases();
     if (stale) this.o.logger.info({ recipients: stale }, 'queue: resumed recipients that were in flight at the last stop');
     this.kick();
@@ -164,6 +174,21 @@ export class DeliveryQueue implements QueueHandle {
     }
     this.recorder.stop();
     await Promise.all([...this.transports.values()].map((t) => t.close()));
+  }
+
+  /** `qid` is in flight until `p` settles: not claimed meanwhile. */
+  private track(qid: string, p: Promise<void>): void {
+    this.inProgress.set(
+      qid,
+      p
+        .catch((err: Error) => this.o.logger.error({ qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
+        .finally(() => {
+          this.inProgress.delete(qid);
+          this.o.events?.inFlight?.(this.inProgress.size);
+          this.wake();
+        }),
+    );
+    this.o.events?.inFlight?.(this.inProgress.size);
   }
 
   private tick(): void {
@@ -308,7 +333,7 @@ export class DeliveryQueue implements QueueHandle {
       for (const d of decided) d.updates = d.updates.map((u) => (u.state === 'failed' && reopen.has(u.rcpt) ? this.bounceLater(u, byRcpt, bounce.error) : u));
     }
     const records = decided.map((d) => this.toRecord(msg, d));
-    const finished = await this.recorder.record(msg.qid, records, leased);
+    const finished = await this.recorder.record(msg.qid, records, rows);
     for (const r of records) this.report(r);
     if (finished) {
       const files = this.o.store.queue.spoolFiles(finished);
@@ -381,16 +406,40 @@ export class DeliveryQueue implements QueueHandle {
         .catch((err: Error) => deferAll(`451 4.3.0 ${err.message}`.replace(/[\r\n]+/g, ' ')));
       const expired = `451 4.4.7 attempt deadline of ${this.o.queue.attemptTimeout} ms passed`;
       result = await untilAborted(delivery, signal, () => new Error(expired)).catch(async () => {
-        // Aborted: the transport stops and reports what it finished; one that does not
-        // within the grace is counted deferred (the lease still covers it meanwhile).
+        // Aborted: the transport stops and reports what it finished, within the grace.
         let grace: NodeJS.Timeout | undefined;
-        const late = await Promise.race([delivery, new Promise<undefined>((r) => (grace = setTimeout(() => r(undefined), ABORT_GRACE_MS)))]);
+        const late = await Promise.race([delivery, new Promise<undefined>((r) => (grace = setTimeout(() => r(undefined), this.o.abortGraceMs ?? ABORT_GRACE_MS)))]);
         clearTimeout(grace);
-        if (!late) this.o.logger.error({ qid: msg.qid, nexthop: hop.url }, 'queue: transport ignored the attempt deadline');
-        return late ?? deferAll(expired);
+        return late ?? this.outlast(msg.qid, hop.url, [...byRcpt.keys()], delivery, started);
       });
     }
     return { nexthop: hop.url, started, durationMs: Date.now() - started, result };
+  }
+
+  /**
+   * A transport that ignored the deadline may still deliver: the round's recipients stay
+   * claimed (their leases kept alive) until it returns, so no second attempt of them
+   * starts meanwhile, and what it then reports is recorded.
+   */
+  private async outlast(qid: string, nexthop: string, claimed: string[], delivery: Promise<DeliveryResult | HopBusy>, started: number): Promise<DeliveryResult | HopBusy> {
+    this.o.logger.error({ qid, nexthop }, 'queue: transport ignored the attempt deadline');
+    const extend = () => {
+      try {
+        this.o.store.queue.extendLeases(qid, claimed, Date.now() + LEASE_MARGIN_MS);
+      } catch {
+        // the store refuses writes: the recipients stay in flight in this process all the same
+      }
+    };
+    extend();
+    const keepAlive = setInterval(extend, LEASE_MARGIN_MS / 2);
+    keepAlive.unref();
+    try {
+      const result = await delivery;
+      this.o.logger.warn({ qid, nexthop, durationMs: Date.now() - started }, 'queue: a transport that ignored the attempt deadline returned');
+      return result;
+    } finally {
+      clearInterval(keepAlive);
+    }
   }
 
   /**
@@ -426,14 +475,15 @@ export class DeliveryQueue implements QueueHandle {
     const expired = now >= msg.received_at + this.o.queue.lifetime;
     return result.recipients.map((r: RecipientResult): RecipientUpdate => {
       const row = byRcpt.get(r.rcpt);
-      const gen = row ? { claimedGen: row.retry_gen } : {};
+      // carried into the attempt record: the retry generation, and the IMP hop (for trace)
+      const kept = { ...(row ? { claimedGen: row.retry_gen } : {}), ...(r.imp ? { imp: r.imp } : {}) };
       if (r.outcome === 'deferred') {
         if (expired) {
-          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...gen };
+          return { rcpt: r.rcpt, state: 'failed', reply: `expired after ${Math.round((now - msg.received_at) / 1000)}s in the queue; last reply: ${r.reply}`, ...kept };
         }
-        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...gen };
+        return { rcpt: r.rcpt, state: 'deferred', reply: r.reply, nextAttemptAt: now + this.backoff(row?.attempts ?? 0), ...kept };
       }
-      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...gen };
+      return { rcpt: r.rcpt, state: r.outcome, reply: r.reply, ...(r.deliveredAs ? { deliveredAs: r.deliveredAs } : {}), ...kept };
     });
   }
 
@@ -441,7 +491,7 @@ export class DeliveryQueue implements QueueHandle {
   private bounceLater(u: RecipientUpdate, byRcpt: Map<string, RecipientRow>, err: Error): RecipientUpdate {
     const reply = `${u.reply} (bounce not queued: ${err.message})`.replace(/[\r\n]+/g, ' ');
     const attempts = byRcpt.get(u.rcpt)?.attempts ?? 0;
-    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}) };
+    return { rcpt: u.rcpt, state: 'deferred', reply, nextAttemptAt: Date.now() + this.backoff(attempts), ...(u.claimedGen !== undefined ? { claimedGen: u.claimedGen } : {}), ...(u.imp ? { imp: u.imp } : {}) };
   }
 
   private toRecord(msg: MessageRow, d: AttemptDone & { updates: RecipientUpdate[] }): AttemptRecord {

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { AttemptRecord, MessageRow } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
+import type { ClaimedRecipient, JournalledRound, ResultJournal } from './result-journal.js';
 
 /** Recording a round the store refused is retried after this, doubling up to the max. */
 const RECORD_RETRY_INITIAL_MS = 100;
@@ -9,7 +10,10 @@ const RECORD_RETRY_MAX_MS = 10_000;
 interface PendingRound {
   qid: string;
   attempts: AttemptRecord[];
+  claimed: ClaimedRecipient[];
   leased: string[];
+  /** From the results journal: it may have been recorded before, so it is replayed (idempotent). */
+  replay: boolean;
   resolve(m: MessageRow | undefined): void;
 }
 
@@ -18,11 +22,14 @@ interface PendingRound {
  * transaction: under load, one WAL commit covers many messages. A round the store
  * cannot take (disk full) is kept in memory and recorded again with backoff, its
  * leases extended meanwhile: its recipients are not claimed again and not delivered twice.
+ * At a stop, rounds the store still refuses go to the results journal (replayed at the
+ * next start); only those that do not fit there are repeated after the restart.
  */
 export class RoundRecorder {
   private pending: PendingRound[] = [];
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private failures = 0;
+  private stopped = false;
 
   constructor(
     private readonly store: Store,
@@ -30,24 +37,87 @@ export class RoundRecorder {
     private readonly leaseMs: number,
   ) {}
 
-  record(qid: string, attempts: AttemptRecord[], leased: string[]): Promise<MessageRow | undefined> {
+  /** Where a stop puts the results the store still refuses (none: they are logged as lost). */
+  private journal: ResultJournal | undefined;
+
+  /** Takes results again (after a stop of the same queue). */
+  start(): void {
+    this.stopped = false;
+  }
+
+  /** Where the next stop puts the results the store still refuses. */
+  useJournal(journal: ResultJournal | undefined): void {
+    this.journal = journal;
+  }
+
+  /** `claimed`: the round's recipients with their attempt counts at the claim. */
+  record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[]): Promise<MessageRow | undefined> {
+    return this.add({ qid, attempts, claimed: claimed.map((c) => ({ rcpt: c.rcpt, attempts: c.attempts })) }, false);
+  }
+
+  /** A round from the results journal that the store refused at start: recorded like the others, idempotently. */
+  replay(round: JournalledRound): Promise<MessageRow | undefined> {
+    return this.add(round, true);
+  }
+
+  private add(round: JournalledRound, replay: boolean): Promise<MessageRow | undefined> {
+    if (this.stopped) {
+      // A round that outlasted the stop's grace: one try, no retries on a store that is
+      // closing (the journal is already written).
+      const pending = { ...round, leased: round.claimed.map((c) => c.rcpt), replay, resolve: () => undefined };
+      try {
+        return Promise.resolve(this.write([pending])[0]);
+      } catch {
+        this.logger.error({ qid: round.qid, attempts: round.attempts }, 'queue: stopping with a delivery result the store never took; the attempt will be repeated');
+        return Promise.resolve(undefined);
+      }
+    }
     return new Promise((resolve) => {
-      this.pending.push({ qid, attempts, leased, resolve });
+      this.pending.push({ ...round, leased: round.claimed.map((c) => c.rcpt), replay, resolve });
       if (!this.timer) this.timer = setImmediate(() => this.flush());
     });
   }
 
-  /** Results still unrecorded at stop are logged: they are what a restart will repeat. */
+  /**
+   * Results still unrecorded at stop go to the results journal; those it cannot take
+   * (full, or no journal) are logged: they are what a restart will repeat.
+   */
   stop(): void {
+    this.stopped = true;
+    const journal = this.journal;
+    this.journal = undefined;
     if (this.timer) {
       clearTimeout(this.timer as NodeJS.Timeout);
       clearImmediate(this.timer as NodeJS.Immediate);
     }
     this.timer = undefined;
-    for (const p of this.pending) {
+    const pending = this.pending;
+    this.pending = [];
+    let lost = pending;
+    if (journal) {
+      const rounds = pending.map(({ qid, attempts, claimed }) => ({ qid, attempts, claimed }));
+      try {
+        const { written, left } = journal.write(rounds);
+        if (written) this.logger.warn({ rounds: written, qids: rounds.slice(0, written).map((r) => r.qid), journal: journal.path }, 'queue: stopping with delivery results the store never took; kept in the results journal for the next start');
+        if (left.length) {
+          this.logger.error(
+            { journalled: written, notJournalled: left.length, journalBytes: journal.bytes, journal: journal.path },
+            'queue: the results journal is full; the results that did not fit will be repeated after the restart',
+          );
+        }
+        lost = pending.slice(written);
+      } catch (err) {
+        this.logger.error({ rounds: rounds.length, journal: journal.path, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'queue: could not write the results journal');
+      }
+    }
+    for (const p of lost) {
       this.logger.error({ qid: p.qid, attempts: p.attempts }, 'queue: stopping with a delivery result the store never took; the attempt will be repeated');
     }
-    this.pending = [];
+    journal?.close();
+  }
+
+  private write(batch: PendingRound[]): (MessageRow | undefined)[] {
+    return batch.some((b) => b.replay) ? this.store.queue.replayRounds(batch).finished : this.store.queue.recordRounds(batch);
   }
 
   private flush(): void {
@@ -55,7 +125,7 @@ export class RoundRecorder {
     const batch = this.pending.splice(0);
     let lastError: Error | undefined;
     try {
-      const done = this.store.queue.recordRounds(batch);
+      const done = this.write(batch);
       batch.forEach((b, i) => b.resolve(done[i]));
     } catch (err) {
       lastError = err as Error;
@@ -64,7 +134,7 @@ export class RoundRecorder {
       else
         for (const b of batch) {
           try {
-            b.resolve(this.store.queue.recordRounds([b])[0]);
+            b.resolve(this.write([b])[0]);
           } catch (e) {
             lastError = e as Error;
             this.pending.push(b);

@@ -39,7 +39,7 @@ export function createDeliveryQueue(
     impOrigin: (qid) => deps.store.queue.impOrigin(qid),
     events: {
       shipped(e) {
-        logger.info({ peer: e.peer, messages: e.messages, requests: e.requests, octets: e.octets, compressed: e.compressed }, 'imp: bag shipped');
+        logger.info({ peer: e.peer, bag: e.bag, messages: e.messages, requests: e.requests, octets: e.octets, compressed: e.compressed }, 'imp: bag shipped');
         events?.impBagShipped?.({ peer: e.peer, messages: e.messages });
       },
       acknowledged(e) {

@@ -24,6 +24,7 @@ import {
   type Tid,
 } from '../imp/index.js';
 import { impMessageToMime, mailboxAddress, recipientMailbox } from '../imp/mime/index.js';
+import { previousMailbagQid } from '../store/correlation-keys.js';
 import type { Store } from '../store/store.js';
 import type { ImpRecipientPolicy, MessageKind } from './recipient-policy.js';
 
@@ -169,7 +170,12 @@ export class BagProcessor {
         writer.once('finish', resolve);
         writer.end(mime.raw);
       });
-      const done = await this.o.accept.commit(incoming, { imp: { tid: msg.tid, stamp: msg.command.stamp, peer: peer.address } });
+      // A forward from another mailbag links back to the qid it had there (its Received field).
+      const previous = previousMailbagQid(mime.raw);
+      const done = await this.o.accept.commit(incoming, {
+        imp: { tid: msg.tid, stamp: msg.command.stamp, peer: peer.address },
+        ...(previous ? { origin: { qid: previous, kind: 'imp' as const } } : {}),
+      });
       incoming = undefined;
       this.o.logger.info({ qid: done.qid, peer: peer.address, tid: msg.tid, rcpt: mime.recipient, kind: verdict.kind, size: done.size }, 'imp: accepted');
       this.o.events?.accepted?.(done.qid, verdict.kind);

@@ -92,6 +92,25 @@ function isMailbags(r: ReceivedBy): boolean {
   return r.comment !== undefined && /^mailbag\b/i.test(r.comment);
 }
 
+/** A mailbag qid: 13 characters of [0-9A-Z] (src/delivery/qid.ts). */
+const MAILBAG_QID = /^[0-9A-Z]{13}$/;
+
+/**
+ * The qid the nearest mailbag before us gave the message: the `id` of the topmost
+ * Received field mailbag added (`by HOST (mailbag) with ESMTP|IMP id QID`). For a message
+ * received over IMP from another mailbag, that is the sending gateway's qid. Only the
+ * header section is read; `message` may be the whole message.
+ */
+export function previousMailbagQid(message: Buffer): string | undefined {
+  const end = message.indexOf('\r\n\r\n');
+  for (const f of headerFields(end === -1 ? message : message.subarray(0, end))) {
+    if (f.name !== 'received') continue;
+    const r = parseReceivedBy(f.value);
+    if (r && isMailbags(r)) return r.id !== undefined && MAILBAG_QID.test(r.id) ? r.id : undefined;
+  }
+  return undefined;
+}
+
 /** Every correlation key the header carries. */
 export function extractCorrelationKeys(header: Buffer | string): CorrelationKeys {
   const fields = headerFields(header);

@@ -115,6 +115,7 @@ export interface AttemptRow {
   duration_ms: number;
   reply: string | null;
   outcome: AttemptOutcome;
+  /** JSON array of `{ rcpt, state, reply, imp? }` (imp: an ImpHop). */
   recipients: string;
 }
 
@@ -130,6 +131,34 @@ export interface RecipientUpdate {
    * then wins over a deferred recipient's next attempt time.
    */
   claimedGen?: number;
+  /** The recipient's IMP hop when the next hop was `imp://` and its DELIVER was shipped. */
+  imp?: ImpHop;
+}
+
+/**
+ * One recipient's DELIVER shipped to a peer MPM and what came back (RFC 753 section 3.4),
+ * kept in its attempt's `recipients` JSON for `mailbag trace`. ihns as unsigned numbers.
+ */
+export interface ImpHop {
+  /** The `imp://host:port` next hop. */
+  peer: string;
+  tid: { tn: number; ihn: number };
+  /** The bag it travelled in: an id (random, per bag), its messages and octets on the wire. */
+  bag: { id: string; messages: number; octets: number; compressed: boolean };
+  /** When the bag was written to the connection (ms). */
+  shippedAt: number;
+  /** The ACKNOWLEDGE; null when none came (the connection ended or went silent first). */
+  acknowledge: ImpAcknowledgeRecord | null;
+}
+
+export interface ImpAcknowledgeRecord {
+  answer: boolean;
+  reasons: string[];
+  howDelivered: string[];
+  /** The stamp that reached the acknowledging MPM plus its ihn. */
+  trail: number[];
+  /** The reply's error-list, when it names an error (class not 0). */
+  error?: { errorClass: number; errorString: string };
 }
 
 /** The bytes the rewrite step decided for one recipient (copyPath undefined: the original). */
@@ -216,6 +245,7 @@ export class QueueStore {
           delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
         WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
       setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
+      recipientAttempts: db.prepare('SELECT attempts FROM recipients WHERE qid = ? AND rcpt = ?'),
       extendLease: db.prepare(`UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ? AND inflight_until IS NOT NULL`),
       setCopy: db.prepare('UPDATE recipients SET rewritten = 1, copy_path = ?, copy_size = ?, copy_offset = ?, copy_sha256 = ? WHERE qid = ? AND rcpt = ?'),
       copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
@@ -410,6 +440,31 @@ export class QueueStore {
     return writeTransaction(this.db, () => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)));
   }
 
+  /**
+   * `recordRounds` for results kept across a stop (the results journal), idempotent: a
+   * round is recorded only while each recipient it claimed still has the attempt count
+   * of its claim. Recording the round counted one more attempt for each (and nothing
+   * else does), so a round recorded before (a crash before the journal was cleared) is
+   * skipped, as is one whose message was pruned.
+   */
+  replayRounds(
+    rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[] }[],
+    now = Date.now(),
+  ): { finished: (MessageRow | undefined)[]; skipped: number } {
+    return writeTransaction(this.db, () => {
+      let skipped = 0;
+      const finished = rounds.map((r) => {
+        const unrecorded = r.claimed.every((c) => (this.s.recipientAttempts.get(r.qid, c.rcpt) as { attempts: number } | undefined)?.attempts === c.attempts);
+        if (!unrecorded) {
+          skipped++;
+          return undefined;
+        }
+        return this.recordRoundIn(r.qid, r.attempts, r.claimed.map((c) => c.rcpt), now);
+      });
+      return { finished, skipped };
+    });
+  }
+
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
     writeTransaction(this.db, () => {
       for (const a of list) this.recordOne(a, now);
@@ -432,7 +487,7 @@ export class QueueStore {
       a.durationMs,
       a.reply,
       a.outcome,
-      JSON.stringify(a.recipients.map((r) => ({ rcpt: r.rcpt, state: r.state, reply: r.reply }))),
+      JSON.stringify(a.recipients.map((r) => (r.imp ? { rcpt: r.rcpt, state: r.state, reply: r.reply, imp: r.imp } : { rcpt: r.rcpt, state: r.state, reply: r.reply }))),
     );
     for (const r of a.recipients) {
       this.s.updateRecipient.run({

@@ -8,7 +8,7 @@ import type { ConfigInput } from '../../src/config/schema.js';
 import { loadConfig } from '../../src/config/load.js';
 import { enqueueGenerated } from '../../src/delivery/enqueue.js';
 import { QidGenerator } from '../../src/delivery/qid.js';
-import { DeliveryQueue, type RewriteStep } from '../../src/delivery/queue.js';
+import { DeliveryQueue, type DeliveryQueueOptions, type RewriteStep } from '../../src/delivery/queue.js';
 import { Spool } from '../../src/delivery/spool.js';
 import type { DeliveryRequest, DeliveryResult, NextHopTransport } from '../../src/delivery/transports/transport.js';
 import type { NextHop } from '../../src/config/schema.js';
@@ -64,6 +64,7 @@ export function gate<T = void>(): { promise: Promise<T>; open(v: T): void } {
 export interface Engine {
   dir: string;
   configFile: string;
+  /** Replaced by `restart`. */
   store: Store;
   spool: Spool;
   queue: DeliveryQueue;
@@ -71,10 +72,20 @@ export interface Engine {
   /** Every log line, parsed. */
   logs: { level: number; msg: string; [k: string]: unknown }[];
   enqueue(recipients: string[], from?: string): Promise<string>;
+  /** A stop (`graceMs`) and a start as of a new process: the store reopened, a new queue, the same next hop. */
+  restart(graceMs?: number, whileStopped?: () => void, beforeStart?: (store: Store) => void): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startEngine(opts: { queue?: Record<string, unknown>; rewrite?: RewriteStep; transport?: FakeTransport } = {}): Promise<Engine> {
+export async function startEngine(
+  opts: {
+    queue?: Record<string, unknown>;
+    rewrite?: RewriteStep;
+    transport?: FakeTransport;
+    /** Options of the queue beyond the config (seams: abort grace, results journal). */
+    queueOptions?: Pick<DeliveryQueueOptions, 'abortGraceMs' | 'resultJournal'>;
+  } = {},
+): Promise<Engine> {
   const { dir, cleanup } = tempDir('engine');
   const overrides: Partial<Record<keyof ConfigInput, unknown>> = { routes: [{ domain: 'example.test', nexthop: 'smtp://127.0.0.1:9' }] };
   if (opts.queue) overrides.queue = opts.queue;
@@ -91,36 +102,49 @@ export async function startEngine(opts: { queue?: Record<string, unknown>; rewri
       done();
     },
   });
-  const queue = new DeliveryQueue({
-    store,
-    spool,
-    qids,
-    routes: config.routes,
-    queue: config.queue,
-    hostname: 'mx.test.invalid',
-    transports: [transport],
-    logger: pino({ level: 'info' }, sink),
-    pollMs: 20,
-    ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
-  });
-  queue.start();
-  return {
+  const logger = pino({ level: 'info' }, sink);
+  const newQueue = (store: Store) =>
+    new DeliveryQueue({
+      store,
+      spool,
+      qids,
+      routes: config.routes,
+      queue: config.queue,
+      hostname: 'mx.test.invalid',
+      transports: [transport],
+      logger,
+      pollMs: 20,
+      ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
+      ...opts.queueOptions,
+    });
+  const engine: Engine = {
     dir,
     configFile,
     store,
     spool,
-    queue,
+    queue: newQueue(store),
     transport,
     logs,
     async enqueue(recipients, from = 'ann@sender.test') {
-      const qid = await enqueueGenerated({ spool, store, qids }, { envelopeFrom: from, recipients, bytes: Buffer.from('Subject: test\r\n\r\nbody\r\n') });
-      queue.kick([qid]);
+      const qid = await enqueueGenerated({ spool, store: engine.store, qids }, { envelopeFrom: from, recipients, bytes: Buffer.from('Subject: test\r\n\r\nbody\r\n') });
+      engine.queue.kick([qid]);
       return qid;
     },
+    async restart(graceMs = 1000, whileStopped, beforeStart) {
+      await engine.queue.stop(graceMs);
+      engine.store.close();
+      whileStopped?.();
+      engine.store = Store.open(config.store.path);
+      beforeStart?.(engine.store);
+      engine.queue = newQueue(engine.store);
+      engine.queue.start();
+    },
     async close() {
-      await queue.stop(1000);
-      store.close();
+      await engine.queue.stop(1000);
+      engine.store.close();
       cleanup();
     },
   };
+  engine.queue.start();
+  return engine;
 }

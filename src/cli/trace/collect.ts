@@ -38,7 +38,9 @@ function seedsFor(store: Store, key: string, kind: KeyKind): Seeds {
   const c = store.correlation;
   switch (kind) {
     case 'qid': {
-      const known = MAILBAG_QID.test(key) && (store.queue.message(key) !== undefined || c.keys(key) !== undefined || store.queue.attempts(key).length > 0);
+      // derived: the qid of another mailbag that forwarded a message here over IMP
+      const known =
+        MAILBAG_QID.test(key) && (store.queue.message(key) !== undefined || c.keys(key) !== undefined || store.queue.attempts(key).length > 0 || c.derived(key).length > 0);
       return { qids: known ? [key] : [], upstreams: [] };
     }
     case 'upstream': {

@@ -1,11 +1,13 @@
 // The timeline entries of `mailbag trace`, one per thing that happened: the upstream filter's
-// verdict and maillog lines, mailbag's receipt, language decisions and delivery attempts.
+// verdict and maillog lines, mailbag's receipt, IMP hops, language decisions and delivery
+// attempts.
 import type { MessageOriginRow } from '../../store/correlation-store.js';
 import type { StoredPodMaillogEvent, StoredPodMessageEvent } from '../../store/pod-store.js';
+import type { AttemptRow, ImpHop, ImpOrigin } from '../../store/queue-store.js';
 import type { Store } from '../../store/store.js';
 
 export type TraceHop = 'upstream' | 'mailbag';
-export type TraceKind = 'verdict' | 'maillog' | 'received' | 'generated' | 'language' | 'attempt';
+export type TraceKind = 'verdict' | 'maillog' | 'received' | 'generated' | 'imp' | 'language' | 'attempt';
 
 export interface TraceEntry {
   /** UTC, six fraction digits. */
@@ -130,11 +132,93 @@ export function maillogEntry(e: StoredPodMaillogEvent): TraceEntry {
   };
 }
 
-/** mailbag's side of one message: receipt, language decisions, delivery attempts. */
+/** An RFC 753 tid as `tn.ihn` (ihn unsigned, as configured). */
+function tidText(tid: { tn: number; ihn: number }): string {
+  return `${tid.tn}.${tid.ihn >>> 0}`;
+}
+
+const ihns = (list: readonly number[]): string => list.map((ihn) => ihn >>> 0).join(', ') || '(empty)';
+
+/** The DELIVER a message arrived with over IMP: from whom, its tid and stamp, the sender's qid. */
+function impInEntry(qid: string, at: number, imp: ImpOrigin, origin: MessageOriginRow | undefined): TraceEntry {
+  const previous = origin?.kind === 'imp' ? origin.origin_qid : null;
+  return {
+    at: msIso(at),
+    atUs: at * 1000,
+    hop: 'mailbag',
+    kind: 'imp',
+    id: qid,
+    title: `IMP in from ${imp.peer ?? 'unknown peer'}: DELIVER tid ${tidText(imp.tid)}`,
+    lines: [`stamp ${ihns(imp.stamp)}`, previous ? `sent as ${previous} by the mailbag before this one` : 'no mailbag qid of the sender in the message'],
+    data: { direction: 'in', qid, peer: imp.peer ?? null, tid: { tn: imp.tid.tn, ihn: imp.tid.ihn >>> 0 }, stamp: imp.stamp.map((ihn) => ihn >>> 0), previousQid: previous },
+  };
+}
+
+interface AttemptRecipient {
+  rcpt: string;
+  state: string;
+  reply: string;
+  imp?: ImpHop;
+}
+
+/** What came back for one DELIVER, as lines: the answer with its reasons, the trail. */
+function answerLines(h: ImpHop): string[] {
+  const a = h.acknowledge;
+  if (!a) return ['no ACKNOWLEDGE (the connection ended first)'];
+  const why = [...a.reasons, ...a.howDelivered].join('; ');
+  return [`answer ${a.answer ? 'yes' : 'no'}${why ? ` (${why})` : ''}${a.error ? ` [error ${a.error.errorClass}: ${a.error.errorString}]` : ''}`, `trail ${ihns(a.trail)}`];
+}
+
+/** Recipients with the same answer and trail share its lines (a 50-recipient bag is not 100 lines). */
+function deliveryLines(list: readonly { rcpt: string; hop: ImpHop }[]): string[] {
+  const groups = new Map<string, string[]>();
+  for (const r of list) {
+    const key = answerLines(r.hop).join('\n');
+    groups.set(key, [...(groups.get(key) ?? []), `<${r.rcpt}> tid ${tidText(r.hop.tid)}`]);
+  }
+  return [...groups].flatMap(([answer, rcpts]) => [...rcpts, ...answer.split('\n')]);
+}
+
+/** The DELIVERs one attempt shipped to a peer MPM, one entry per bag, with their ACKNOWLEDGEs. */
+function impOutEntries(qid: string, a: AttemptRow, rcpts: readonly AttemptRecipient[]): TraceEntry[] {
+  const byBag = new Map<string, { rcpt: string; hop: ImpHop }[]>();
+  for (const r of rcpts) if (r.imp) byBag.set(r.imp.bag.id, [...(byBag.get(r.imp.bag.id) ?? []), { rcpt: r.rcpt, hop: r.imp }]);
+  return [...byBag.values()].map((list) => {
+    const { hop } = list[0]!;
+    const answers = new Set(list.map((r) => (r.hop.acknowledge ? (r.hop.acknowledge.answer ? 'yes' : 'no') : 'none')));
+    const answer = answers.size === 1 ? [...answers][0]! : 'mixed';
+    const title = answer === 'none' ? `IMP out to ${hop.peer}: no ACKNOWLEDGE` : `IMP out to ${hop.peer}: ACKNOWLEDGE ${answer}`;
+    const b = hop.bag;
+    return {
+      at: msIso(hop.shippedAt),
+      atUs: hop.shippedAt * 1000,
+      hop: 'mailbag',
+      kind: 'imp',
+      id: qid,
+      title,
+      lines: [`bag ${b.id}: ${b.messages} message${b.messages === 1 ? '' : 's'}, ${b.octets} octets${b.compressed ? ', compressed' : ''}`, ...deliveryLines(list)],
+      data: {
+        direction: 'out',
+        qid,
+        peer: hop.peer,
+        attemptId: a.id,
+        bag: b,
+        shippedAt: hop.shippedAt,
+        deliveries: list.map((r) => ({ rcpt: r.rcpt, tid: r.hop.tid, acknowledge: r.hop.acknowledge })),
+      },
+      bad: answer !== 'yes',
+    };
+  });
+}
+
+/** mailbag's side of one message: receipt, IMP hops, language decisions, delivery attempts. */
 export function mailbagEntries(store: Store, qid: string, origin: MessageOriginRow | undefined): TraceEntry[] {
   const out: TraceEntry[] = [];
   const m = store.queue.message(qid);
   const k = store.correlation.keys(qid);
+  const imp = m ? store.queue.impOrigin(qid) : undefined;
+  // a bounce is generated here; an IMP forward was received (its origin is the sender's qid)
+  const generated = origin?.kind === 'bounce' ? origin : undefined;
   const receivedAt = m?.received_at ?? k?.received_at;
   if (receivedAt !== undefined) {
     const recipients = m ? store.queue.recipients(qid) : [];
@@ -142,7 +226,11 @@ export function mailbagEntries(store: Store, qid: string, origin: MessageOriginR
     const from = m?.envelope_from ?? k?.envelope_from ?? '';
     const client = m?.client_address ?? k?.client_address ?? null;
     const size = m?.size ?? k?.size ?? null;
-    const title = origin ? `generated: ${origin.kind} of ${origin.origin_qid}` : `received from ${client ?? 'unknown client'}${m?.helo ? ` (helo ${m.helo})` : ''}`;
+    const title = generated
+      ? `generated: ${generated.kind} of ${generated.origin_qid}`
+      : imp
+        ? `received over IMP from ${client ?? 'unknown peer'}`
+        : `received from ${client ?? 'unknown client'}${m?.helo ? ` (helo ${m.helo})` : ''}`;
     const lines = [`envelope <${from}> -> ${rcpts.map((r) => `<${r}>`).join(', ')}`];
     if (size !== null) lines.push(`size ${size} bytes`);
     if (k?.message_id) lines.push(`Message-ID ${k.message_id}`);
@@ -154,7 +242,7 @@ export function mailbagEntries(store: Store, qid: string, origin: MessageOriginR
       at: msIso(receivedAt),
       atUs: receivedAt * 1000,
       hop: 'mailbag',
-      kind: origin ? 'generated' : 'received',
+      kind: generated ? 'generated' : 'received',
       id: qid,
       title,
       lines,
@@ -174,6 +262,7 @@ export function mailbagEntries(store: Store, qid: string, origin: MessageOriginR
         origin: origin ? { qid: origin.origin_qid, kind: origin.kind } : null,
       },
     });
+    if (imp) out.push(impInEntry(qid, receivedAt, imp, origin));
   }
   for (const c of store.multilingual.choices(qid)) {
     const part = c.part_index === null ? 'unchanged' : `part ${c.part_index}${c.tags ? ` (${c.tags})` : ''}`;
@@ -189,7 +278,7 @@ export function mailbagEntries(store: Store, qid: string, origin: MessageOriginR
     });
   }
   for (const a of store.queue.attempts(qid)) {
-    const rcpts = JSON.parse(a.recipients) as { rcpt: string; state: string; reply: string }[];
+    const rcpts = JSON.parse(a.recipients) as AttemptRecipient[];
     const lines = [`reply ${a.reply ?? '(none)'}`];
     for (const r of rcpts) lines.push(`<${r.rcpt}> ${r.state}${r.reply !== a.reply ? `: ${r.reply}` : ''}`);
     out.push({
@@ -203,6 +292,7 @@ export function mailbagEntries(store: Store, qid: string, origin: MessageOriginR
       data: { qid, nexthop: a.nexthop, outcome: a.outcome, durationMs: a.duration_ms, reply: a.reply, recipients: rcpts },
       bad: a.outcome === 'failed' || a.outcome === 'partial',
     });
+    out.push(...impOutEntries(qid, a, rcpts));
   }
   return out;
 }

@@ -69,7 +69,7 @@ function matchLines(m: TraceMatch, p: Paint): string[] {
     byPair.set(k, [...(byPair.get(k) ?? []), l.via]);
   }
   for (const [pair, vias] of byPair) head('linked', `${pair} by ${vias.join(', ')}`);
-  for (const o of m.origins) head('origin', `${o.qid} is a ${o.kind} of ${o.originQid}`);
+  for (const o of m.origins) head('origin', o.kind === 'imp' ? `${o.qid} came over IMP from ${o.originQid} (the sender's qid)` : `${o.qid} is a ${o.kind} of ${o.originQid}`);
   let day = '';
   for (const e of m.timeline) {
     const d = e.at.slice(0, 10);

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import type { NextHop } from '../../config/schema.js';
-import type { MessageParams, RecipientParams } from '../../store/queue-store.js';
+import type { ImpHop, MessageParams, RecipientParams } from '../../store/queue-store.js';
 
 export type RecipientOutcome = 'delivered' | 'deferred' | 'failed';
 
@@ -11,6 +11,8 @@ export interface RecipientResult {
   reply: string;
   /** Maildir: the file name the message was delivered as. */
   deliveredAs?: string;
+  /** IMP: the DELIVER shipped for this recipient and its ACKNOWLEDGE (recorded with the attempt). */
+  imp?: ImpHop;
 }
 
 /** What the client asked for in MAIL FROM / RCPT TO, to pass on where the next hop supports it. */

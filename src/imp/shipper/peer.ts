@@ -1,7 +1,10 @@
 // The Foreign Net Router and Shipper for one peer MPM (RFC 753 section 3.7): messages
 // queued for the peer are packed into bags (each message's document once, shared by tid
 // between its recipients), shipped over TCP, and their ACKNOWLEDGEs read back
-// incrementally from the same connection and mapped to recipient outcomes.
+// incrementally from the same connection and mapped to recipient outcomes. Each
+// recipient's outcome carries its hop (tid, bag, ACKNOWLEDGE) for the attempt record.
+import { randomBytes } from 'node:crypto';
+import type { ImpHop } from '../../store/queue-store.js';
 import { summaryReply, type DeliveryRequest, type DeliveryResult, type RecipientResult } from '../../delivery/transports/transport.js';
 import { encodeBag } from '../bag.js';
 import { encodeShippingUnit } from '../compression.js';
@@ -23,13 +26,15 @@ export interface ShipmentItem {
   /** The bag this request alone would make: an upper bound of its share of a batch. */
   soloBytes: number;
   results: Map<string, RecipientResult>;
+  /** Set once the bag carrying it was written to the peer. */
+  shipped?: { bag: ImpHop['bag']; at: number };
   done: boolean;
   resolve(r: DeliveryResult): void;
 }
 
 export interface PeerEvents {
   /** A bag went out: its messages (one per recipient) and octets on the wire. */
-  shipped?(e: { peer: string; messages: number; requests: number; octets: number; compressed: boolean }): void;
+  shipped?(e: { peer: string; bag: string; messages: number; requests: number; octets: number; compressed: boolean }): void;
   /** One recipient's ACKNOWLEDGE came back (or none will: `none`). */
   acknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
   /** A problem worth a log line (a reply that names no message of the bag, a bad bag). */
@@ -152,6 +157,7 @@ export class PeerShipper {
       this.releaseAll(live);
       return;
     }
+    const bag = { id: randomBytes(4).toString('hex'), messages: byTid.size, octets: unit.length, compressed: this.o.compress };
     let answered = 0;
     const reason = await exchangeBag({
       host: this.o.host,
@@ -162,7 +168,11 @@ export class PeerShipper {
       idleTimeoutMs: this.o.idleTimeoutMs,
       maxBagBytes: this.o.maxBagBytes,
       signal: this.shutdown.signal,
-      onShipped: () => this.o.events.shipped?.({ peer: this.o.url, messages: byTid.size, requests: live.length, octets: unit.length, compressed: this.o.compress }),
+      onShipped: () => {
+        const at = Date.now();
+        for (const item of live) item.shipped = { bag, at };
+        this.o.events.shipped?.({ peer: this.o.url, bag: bag.id, messages: bag.messages, requests: live.length, octets: bag.octets, compressed: bag.compressed });
+      },
       onReply: (reply) => {
         this.lastProgressAt = Date.now();
         answered += this.answer(reply, byTid);
@@ -198,7 +208,17 @@ export class PeerShipper {
       this.o.events.warn?.('imp: ACKNOWLEDGE for no message of the bag ignored', { peer: this.o.url, tid: args.tid });
       return 0;
     }
-    const result = acknowledgementResult(rcpt, { ...args, error: safeError(reply) });
+    const error = safeError(reply);
+    const result: RecipientResult = {
+      ...acknowledgementResult(rcpt, { ...args, error }),
+      ...this.hop(item, args.tid, {
+        answer: args.answer,
+        reasons: args.reasons,
+        howDelivered: args.howDelivered,
+        trail: args.trail.map((ihn) => ihn >>> 0),
+        ...(error && error.errorClass !== 0 ? { error: { errorClass: error.errorClass, errorString: error.errorString } } : {}),
+      }),
+    };
     this.o.events.acknowledged?.({ peer: this.o.url, answer: args.answer ? 'yes' : 'no' });
     if (!item.done) {
       item.results.set(rcpt, result);
@@ -230,12 +250,20 @@ export class PeerShipper {
   /** Every recipient without an answer gets `outcome`; then the request resolves. */
   private finishRest(item: ShipmentItem, outcome: 'deferred' | 'failed', reply: string): void {
     if (item.done) return;
-    for (const rcpt of item.req.recipients) {
-      if (item.results.has(rcpt)) continue;
-      item.results.set(rcpt, { rcpt, outcome, reply });
+    item.req.recipients.forEach((rcpt, i) => {
+      if (item.results.has(rcpt)) return;
+      // shipped and never answered: the hop is recorded with no ACKNOWLEDGE
+      const tid = item.messages[i]?.tid;
+      item.results.set(rcpt, { rcpt, outcome, reply, ...(tid ? this.hop(item, tid, null) : {}) });
       this.o.events.acknowledged?.({ peer: this.o.url, answer: 'none' });
-    }
+    });
     this.complete(item);
+  }
+
+  /** The recipient's hop, once its bag went out (nothing before: it never left). */
+  private hop(item: ShipmentItem, tid: { tn: number; ihn: number }, acknowledge: ImpHop['acknowledge']): { imp?: ImpHop } {
+    if (!item.shipped) return {};
+    return { imp: { peer: this.o.url, tid: { tn: tid.tn, ihn: tid.ihn >>> 0 }, bag: item.shipped.bag, shippedAt: item.shipped.at, acknowledge } };
   }
 
   private complete(item: ShipmentItem): void {
