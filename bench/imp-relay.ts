@@ -8,11 +8,12 @@
 //
 //   npm run bench -- imp-relay
 //   env: BENCH_SCALE=0.2 (fewer messages), BENCH_IMP_COMPRESS=1 (A compresses its bags)
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
+import { writeBenchGatewayConfig } from './lib/gateway-config.js';
 import { ensurePostfixTools, freePort, startSink } from './lib/postfix-tools.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -45,32 +46,14 @@ async function gateway(name: string, ihn: number, route: string, listenImp: bool
   const dir = mkdtempSync(join(tmpdir(), `mailbag-bench-imp-${name}-`));
   const smtpPort = await freePort();
   const impPort = await freePort();
-  const config = join(dir, 'mailbag.yaml');
-  writeFileSync(
-    config,
-    [
-      `gateway: { hostname: ${name}.bench.mailbag.test }`,
-      'smtp:',
-      `  listen: { host: 127.0.0.1, port: ${smtpPort} }`,
-      '  greetingDelay: 0',
-      '  localDomains: [example.test]',
-      '  maxMessageBytes: 10MiB',
-      '  maxConnections: 1000',
-      '  maxConnectionsPerIp: 1000',
-      '  maxConnectionRatePerIp: 0',
-      `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }`,
-      `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
-      'routes:',
-      `  - { domain: example.test, nexthop: "${route}" }`,
-      'imp:',
-      `  ihn: ${ihn}`,
-      `  compress: ${compress}`,
-      ...(listenImp ? [`  listen: { host: 127.0.0.1, port: ${impPort} }`] : []),
-      'admin: { enabled: false }',
-      'log: { level: warn }',
-      '',
-    ].join('\n'),
-  );
+  const config = writeBenchGatewayConfig({
+    dir,
+    smtpPort,
+    hostname: `${name}.bench.mailbag.test`,
+    maxMessageBytes: '10MiB',
+    routes: [{ domain: 'example.test', nexthop: route }],
+    extra: ['imp:', `  ihn: ${ihn}`, `  compress: ${compress}`, ...(listenImp ? [`  listen: { host: 127.0.0.1, port: ${impPort} }`] : [])],
+  });
   const proc = await spawnGateway(config, { port: smtpPort });
   return { proc, smtpPort, impPort, dir };
 }

@@ -9,11 +9,12 @@
 //
 //   npm run bench -- multilingual-relay
 //   env: BENCH_SCALE=0.2 (fewer messages), BENCH_ML_SHARE=0.3 (share of multilingual messages)
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { spawnGateway } from '../test/helpers/gateway-process.js';
+import { writeBenchGatewayConfig } from './lib/gateway-config.js';
 import { ensurePostfixTools, freePort, startSink } from './lib/postfix-tools.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -68,33 +69,22 @@ async function scenario(name: string, mode: 'off' | 'select', mlShare: number): 
   const dir = mkdtempSync(join(tmpdir(), 'mailbag-bench-ml-'));
   const sink = await startSink(tools.sink);
   const port = await freePort();
-  const config = join(dir, 'mailbag.yaml');
-  writeFileSync(
-    config,
-    [
-      'gateway: { hostname: bench.mailbag.test }',
-      'smtp:',
-      `  listen: { host: 127.0.0.1, port: ${port} }`,
-      '  greetingDelay: 0',
-      '  localDomains: [example.test, "*.example.test"]',
-      '  maxConnections: 1000',
-      '  maxConnectionsPerIp: 1000',
-      '  maxConnectionRatePerIp: 0',
-      `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }`,
-      `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
-      'routes:',
-      `  - { domain: example.test, nexthop: "smtp://127.0.0.1:${sink.port}" }`,
-      `  - { domain: "*.example.test", nexthop: "smtp://127.0.0.1:${sink.port}" }`,
+  const config = writeBenchGatewayConfig({
+    dir,
+    smtpPort: port,
+    localDomains: ['example.test', '*.example.test'],
+    routes: [
+      { domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` },
+      { domain: '*.example.test', nexthop: `smtp://127.0.0.1:${sink.port}` },
+    ],
+    extra: [
       'multilingual:',
       `  mode: ${mode}`,
       '  defaultLanguages: "en"',
       '  verifyDkim: false',
       '  domains: { es.example.test: { defaultLanguages: "es" }, de.example.test: { defaultLanguages: "de-CH, en;q=0.2" } }',
-      'admin: { enabled: false }',
-      'log: { level: warn }',
-      '',
-    ].join('\n'),
-  );
+    ],
+  });
   const gw = await spawnGateway(config, { port });
   const client = nodemailer.createTransport({ host: '127.0.0.1', port, pool: true, maxConnections: CONNECTIONS, maxMessages: Infinity, secure: false, ignoreTLS: true });
   try {

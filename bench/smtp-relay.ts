@@ -15,7 +15,7 @@
 //        the gateway per scenario), BENCH_LOG_LEVEL=info (gateway log level),
 //        BENCH_HARAKA=0 (skip the Haraka comparison: npm-installs Haraka into a temp dir),
 //        BENCH_QUICK=1 (only the baselines and mailbag with greetingDelay 0).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensurePostfixTools, runSource, startSink, type Sink } from './lib/postfix-tools.js';
@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { processCpuSeconds, spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
 import { ensureHaraka, startHaraka } from './lib/haraka.js';
 import { freePort } from './lib/postfix-tools.js';
+import { writeBenchGatewayConfig } from './lib/gateway-config.js';
 
 const SESSIONS = 20;
 const BYTES = 10 * 1024;
@@ -96,29 +97,9 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   const dir = mkdtempSync(join(work, `${name}-`));
   const sink: Sink = await startSink(tools.sink);
   cleanups.push(() => sink.stop());
-  const config = join(dir, 'mailbag.yaml');
   const port = await freePort(); // fixed, so any log level works (readiness is a TCP connect)
   const adminPort = await freePort(); // /metrics: the SMTP thread's worst event-loop delay
-  writeFileSync(
-    config,
-    [
-      'gateway: { hostname: bench.mailbag.test }',
-      'smtp:',
-      `  listen: { host: 127.0.0.1, port: ${port} }`,
-      `  greetingDelay: ${greetingDelay}`,
-      '  localDomains: [example.test]',
-      '  maxConnections: 1000',
-      '  maxConnectionsPerIp: 1000',
-      '  maxConnectionRatePerIp: 0',
-      `spool: { dir: ${JSON.stringify(join(dir, 'spool'))} }`,
-      `store: { path: ${JSON.stringify(join(dir, 'mailbag.db'))} }`,
-      'routes:',
-      `  - { domain: example.test, nexthop: "smtp://127.0.0.1:${sink.port}" }`,
-      `admin: { enabled: true, listen: { host: 127.0.0.1, port: ${adminPort} } }`,
-      `log: { level: ${logLevel} }`,
-      '',
-    ].join('\n'),
-  );
+  const config = writeBenchGatewayConfig({ dir, smtpPort: port, greetingDelay, routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }], adminPort, logLevel });
   // one directory per scenario: the queue thread writes a profile of its own next to the main thread's
   const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, name)}`] : [];
   const gw: GatewayProcess = await spawnGateway(config, { nodeArgs, port });
@@ -132,6 +113,9 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
     if (!run.ok) {
       rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
+      // what the gateway said about it (its warnings and errors among the last log lines)
+      const said = gw.recentLogs().filter((l) => /"level":(40|50|60)/.test(l));
+      if (said.length) notes.push(`mailbag (${mode}) logged:\n${said.slice(-5).join('\n')}`);
       return;
     }
     let relayRate: number | undefined;

@@ -291,6 +291,7 @@ t.test('a result the store refuses through the stop is kept in the results journ
   t.equal(rcpt.state, 'delivered');
   t.equal(rcpt.attempts, 1);
   t.equal(e.store.queue.attempts(qid).length, 1, 'one attempt recorded');
+  t.ok(e.store.correlation.hasKeys(qid), 'the correlation keys of its first round came with it');
   await waitFor(() => !existsSync(e.store.queue.message(qid)!.spool_path), 5000, 'the spool file removed');
   t.ok(kept.length > 0 && statSync(journal).size === kept.length, 'the journal keeps its size');
   t.ok(readFileSync(journal).equals(Buffer.alloc(kept.length)), 'and is zeroed once replayed');

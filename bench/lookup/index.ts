@@ -5,123 +5,27 @@
 // store's size on disk.
 //
 //   npm run bench -- lookup                                  # 10,000 messages, 100,000 events
-//   BENCH_LOOKUP_MESSAGES=1000000 npm run bench -- lookup    # the issue's 1M / 10M
+//   BENCH_SCALE=1 npm run bench -- lookup                    # the issue's 1M / 10M (BENCH_SCALE=0.1: 100k / 1M)
 //   BENCH_LOOKUP_DIR=/big/disk ...                           # where the store goes (default: tmp)
 //   BENCH_LOOKUP_KEEP=1 ...                                  # keep the store afterwards
+//   BENCH_LOOKUP_REUSE=DIR BENCH_LOOKUP_MESSAGES=N ...        # time the reads again on a kept store
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildReport, type Report } from '../../src/cli/report/build.js';
+import { Worker } from 'node:worker_threads';
 import { ingestToBatchItem } from '../../src/pod/ingest.js';
+import { migrate, migrations } from '../../src/store/migrations.js';
 import { writeTransaction } from '../../src/store/db.js';
 import type { PodBatchItem } from '../../src/store/pod-store.js';
-import type { AttemptRecord, NewMessage } from '../../src/store/queue-store.js';
-import type { MessageKeysInput } from '../../src/store/correlation-store.js';
-import { KEY_KINDS, trace, type KeyKind } from '../../src/cli/trace/collect.js';
+import { KEY_KINDS, trace } from '../../src/cli/trace/collect.js';
 import { Store } from '../../src/store/store.js';
-import { fromLine, maillogEvent, messageEvent, sentToMailbagLine } from '../../test/helpers/report-pod-events.js';
+import { assertSameRow, BATCH, BULK_BATCH, bulkItem, DAY, END, EVENTS_PER_MESSAGE, generate, MESSAGES, prng, SAMPLE, START, traceKeys, type BulkRows } from './generate.js';
 
-const MESSAGES = Number(process.env.BENCH_LOOKUP_MESSAGES ?? 10_000);
-/** Per mailbag message: its upstream message event and 4 maillog lines, and one upstream message that never reached mailbag, likewise: 10. */
-const EVENTS_PER_MESSAGE = 10;
-const BATCH = 500;
-/** Rows the bare baseline inserts (enough for a steady rate, without doubling a large store). */
-const BARE_ROWS = Math.min(MESSAGES * EVENTS_PER_MESSAGE, 200_000);
-const DAY = 86_400_000;
-/** A fixed end, so runs are comparable: messages spread evenly over the 30 days before it. */
-const END = Date.UTC(2026, 10, 30);
-const START = END - 30 * DAY;
-
-/** mulberry32: a small deterministic PRNG, so every run seeds the same store. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Threads generating the bulk's rows (BENCH_LOOKUP_WORKERS). */
+const WORKERS = Number(process.env.BENCH_LOOKUP_WORKERS ?? 3);
 const random = prng(11);
-const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
-
-const HOPS = ['smtp://mx1.example.test:25', 'smtp://mx2.example.test:25', 'lmtp://store.example.test:24', 'maildir:/var/mail'];
-const DISPOSITIONS = ['continue', 'continue', 'continue', 'continue', 'quarantine', 'discard', 'reject'];
-const RULES: [string, string][] = [['access', 'system'], ['spam', 'notspam'], ['spam', 'bulk'], ['spam', 'spam_definite'], ['urldefense', 'rewrite'], ['dmarc', 'pass'], ['virus', 'clean']];
-
-function qidAt(t: number, i: number): string {
-  return t.toString(36).toUpperCase().padStart(9, '0') + (i % 36 ** 4).toString(36).toUpperCase().padStart(4, '0');
-}
-
-interface Generated {
-  message: NewMessage;
-  /** What the queue records at the first claim: the Message-ID and the upstream's Received id. */
-  keys: MessageKeysInput;
-  round: { qid: string; attempts: AttemptRecord[]; leased: string[] };
-  receivedAt: number;
-  deliveredAt: number;
-  events: string[];
-}
-
-const receivedAtOf = (i: number) => START + Math.floor((i / MESSAGES) * 30 * DAY);
-const upstreamQidOf = (i: number) => `4U${i.toString(36).toUpperCase().padStart(8, '0')}`;
-const messageIdOf = (i: number) => `${i}.bench@sender.example`;
-
-/** The four kinds of key `mailbag trace` takes, for generated message i. */
-function traceKeys(i: number): Record<KeyKind, string> {
-  return { qid: qidAt(receivedAtOf(i), i), upstream: upstreamQidOf(i), 'message-id': messageIdOf(i), guid: `g${i}` };
-}
-
-function generate(i: number): Generated {
-  const receivedAt = receivedAtOf(i);
-  const qid = qidAt(receivedAt, i);
-  const rcpt = `user${i % 5000}@example.test`;
-  const nexthop = pick(HOPS);
-  const latency = Math.floor(200 + random() * random() * 60_000);
-  const bounced = random() < 0.01;
-  const deliveredAt = receivedAt + latency;
-  const up = upstreamQidOf(i);
-  const messageId = messageIdOf(i);
-  const at = receivedAt - 2_000;
-  const rules = [pick(RULES), pick(RULES)] as const;
-  const events = [
-    messageEvent({ guid: `g${i}`, at, upstreamQid: up, messageId, disposition: 'continue', rules, rcpts: [rcpt] }),
-    maillogEvent({ id: `m${i}a`, at, upstreamQid: up, fields: fromLine('sender@sender.example', messageId) }),
-    maillogEvent({ id: `m${i}b`, at: at + 100, upstreamQid: up, fields: 'Milter: data, reject=continue' }),
-    maillogEvent({ id: `m${i}c`, at: receivedAt, upstreamQid: up, fields: sentToMailbagLine(rcpt, qid) }),
-    maillogEvent({ id: `m${i}d`, at: receivedAt + 10, upstreamQid: up, fields: 'done' }),
-  ];
-  // An upstream message that never reached mailbag (quarantined, discarded, delivered elsewhere).
-  const other = `4X${i.toString(36).toUpperCase().padStart(8, '0')}`;
-  const otherId = `${i}.other@sender.example`;
-  events.push(
-    messageEvent({ guid: `h${i}`, at: at + 500, upstreamQid: other, messageId: otherId, disposition: pick(DISPOSITIONS), rules: [pick(RULES)] }),
-    maillogEvent({ id: `n${i}a`, at: at + 500, upstreamQid: other, fields: fromLine('other@sender.example', otherId) }),
-    maillogEvent({ id: `n${i}b`, at: at + 600, upstreamQid: other, fields: 'Milter: data, reject=continue' }),
-    maillogEvent({ id: `n${i}c`, at: at + 700, upstreamQid: other, fields: `to=<x${i}@elsewhere.example>, delay=00:00:01, mailer=esmtp, pri=1, relay=elsewhere.example. [203.0.113.5], dsn=2.0.0, stat=Sent (queued as 9Z${i})` }),
-    maillogEvent({ id: `n${i}d`, at: at + 800, upstreamQid: other, fields: 'done' }),
-  );
-  const state = bounced ? 'failed' : 'delivered';
-  const reply = bounced ? '550 5.1.1 no such user' : '250 2.0.0 ok';
-  return {
-    keys: {
-      qid,
-      receivedAt,
-      keys: { messageId, upstreamQid: up, upstreamHost: 'mx.upstream.example', proofpointGuid: undefined, proofpointOrigGuid: undefined },
-      envelopeFrom: 'sender@sender.example',
-      rcpts: [rcpt],
-      clientAddress: '192.0.2.10',
-      size: 4096,
-    },
-    message: { qid, receivedAt, envelopeFrom: 'sender@sender.example', size: 4096, spoolPath: `/nonexistent/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients: [rcpt] },
-    round: { qid, attempts: [{ qid, nexthop, startedAt: deliveredAt - 50, durationMs: 50, reply, outcome: state, recipients: [{ rcpt, state, reply }] }], leased: [rcpt] },
-    receivedAt,
-    deliveredAt,
-    events,
-  };
-}
 
 function fileSize(path: string): number {
   let total = 0;
@@ -140,8 +44,114 @@ function median(list: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-const dir = mkdtempSync(join(process.env.BENCH_LOOKUP_DIR ?? tmpdir(), 'mailbag-bench-lookup-'));
+/** A directory a run with BENCH_LOOKUP_KEEP left: its store is timed again, not seeded. */
+const REUSE = process.env.BENCH_LOOKUP_REUSE;
+const dir = REUSE ?? mkdtempSync(join(process.env.BENCH_LOOKUP_DIR ?? tmpdir(), 'mailbag-bench-lookup-'));
 const path = join(dir, 'store.db');
+const clock = () => performance.now();
+const seedStart = clock();
+const NOW = Date.now();
+if (!REUSE) {
+process.stdout.write(`seeding ${MESSAGES} messages and ${MESSAGES * EVENTS_PER_MESSAGE} PoD events into ${path}\n`);
+
+// 1. The bulk: messages SAMPLE.. through prepared INSERTs into the store's tables at schema 15,
+//    their secondary indexes dropped and built again after (an index built at once is sorted,
+//    not grown row by row); then migration 16 fills the report counters from the rows, as it
+//    does for an existing store. Migration 15's trigger fills pod_message_rules as rows go in.
+const bulk = { rows: 0, insertMs: 0, indexMs: 0, migrateMs: 0, buildMs: 0, waitMs: 0 };
+{
+  const raw = new Database(path);
+  raw.pragma('journal_mode = WAL');
+  raw.pragma('synchronous = OFF');
+  raw.pragma('cache_size = -1000000');
+  migrate(raw, migrations.filter((m) => m.version !== 16));
+  const tables = ['messages', 'recipients', 'attempts', 'message_keys', 'upstream_links', 'pod_message_events', 'pod_maillog_events', 'pod_message_rules'];
+  const indexes = raw
+    .prepare(`SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN (${tables.map(() => '?').join(', ')})`)
+    .all(...tables) as { name: string; sql: string }[];
+  for (const ix of indexes) raw.exec(`DROP INDEX ${ix.name}`);
+  const ins = {
+    message: raw.prepare(`INSERT INTO messages (qid, received_at, envelope_from, size, spool_path, state, finished_at, spool_offset, sha256)
+      VALUES (?, ?, ?, ?, ?, 'done', ?, 0, ?)`),
+    recipient: raw.prepare('INSERT INTO recipients (qid, rcpt, state, next_attempt_at, attempts, last_reply, nexthop, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?, ?)'),
+    attempt: raw.prepare('INSERT INTO attempts (qid, nexthop, started_at, duration_ms, reply, outcome, recipients) VALUES (?, ?, ?, ?, ?, ?, ?)'),
+    keys: raw.prepare(`INSERT INTO message_keys (qid, received_at, message_id, upstream_qid, upstream_host, envelope_from, rcpts, client_address, size, recorded_at)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    link: raw.prepare('INSERT INTO upstream_links (upstream_qid, qid, via, linked_at) VALUES (?, ?, ?, ?)'),
+    podMessage: raw.prepare(`INSERT INTO pod_message_events
+      (guid, ts, ts_us, content_sha256, qid, message_id, sid, envelope_from, disposition, cid, agent, source, event, stored_at)
+      VALUES (@guid, @ts, @tsUs, @contentSha256, @qid, @messageId, @sid, @envelopeFrom, @disposition, @cid, @agent, 'bench', @event, ${NOW})`),
+    podMaillog: raw.prepare(`INSERT INTO pod_maillog_events
+      (event_id, ts, ts_us, content_sha256, qid, message_id, mail_from, rcpts, relay, stat, dsn, queued_as, mailer,
+       delay, xdelay, nrcpts, size, ctladdr, cid, agent, source, event, stored_at)
+      VALUES (@eventId, @ts, @tsUs, @contentSha256, @qid, @messageId, @mailFrom, @rcpts, @relay, @stat, @dsn, @queuedAs,
+       @mailer, @delay, @xdelay, @nrcpts, @size, @ctladdr, @cid, @agent, 'bench', @event, ${NOW})`),
+  };
+  // Worker threads generate the rows (the JSON events are most of the work), the main thread
+  // inserts them in order, one transaction per BULK_BATCH messages.
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const entry = new URL('./bulk-worker.ts', import.meta.url).href;
+  const workers = Array.from(
+    { length: WORKERS },
+    () => new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`, { eval: true }),
+  );
+  const ranges: { from: number; to: number }[] = [];
+  for (let from = SAMPLE; from < MESSAGES; from += BULK_BATCH) ranges.push({ from, to: Math.min(MESSAGES, from + BULK_BATCH) });
+  const ask = (k: number): Promise<BulkRows> =>
+    new Promise((resolve, reject) => {
+      const w = workers[k % WORKERS]!;
+      const onMessage = (rows: BulkRows) => {
+        w.off('error', reject);
+        resolve(rows);
+      };
+      w.once('message', onMessage);
+      w.once('error', reject);
+      w.postMessage(ranges[k]);
+    });
+  // One range in flight per worker: the next is asked for as soon as its rows are taken.
+  const inflight: Promise<BulkRows>[] = [];
+  for (let k = 0; k < Math.min(ranges.length, WORKERS); k++) inflight.push(ask(k));
+  const bulkStart = clock();
+  let waitMs = 0;
+  for (let k = 0; k < ranges.length; k++) {
+    let s = clock();
+    const rows = await inflight[k]!;
+    waitMs += clock() - s;
+    if (k + WORKERS < ranges.length) inflight.push(ask(k + WORKERS));
+    s = clock();
+    raw.transaction(() => {
+      for (const r of rows.messages) ins.message.run(...r);
+      for (const r of rows.recipients) ins.recipient.run(...r);
+      for (const r of rows.attempts) ins.attempt.run(...r);
+      for (const r of rows.keys) ins.keys.run(...r);
+      for (const r of rows.links) ins.link.run(...r, NOW);
+      for (const r of rows.podMessages) ins.podMessage.run(r);
+      for (const r of rows.podMaillog) ins.podMaillog.run(r);
+    })();
+    bulk.insertMs += clock() - s;
+    const { from, to } = ranges[k]!;
+    bulk.rows += (to - from) * (1 + EVENTS_PER_MESSAGE);
+    if (Math.floor(from / 100_000) !== Math.floor(to / 100_000)) {
+      process.stdout.write(`  bulk: ${to} messages, ${((clock() - seedStart) / 1000).toFixed(0)} s\n`);
+    }
+  }
+  bulk.buildMs = clock() - bulkStart;
+  bulk.waitMs = waitMs;
+  await Promise.all(workers.map((w) => w.terminate()));
+  let s = clock();
+  for (const ix of indexes) raw.exec(ix.sql);
+  bulk.indexMs = clock() - s;
+  s = clock();
+  migrate(raw);
+  bulk.migrateMs = clock() - s;
+  raw.pragma('wal_checkpoint(TRUNCATE)');
+  raw.close();
+  process.stdout.write(`  bulk done, indexes built, migration 16 applied: ${((clock() - seedStart) / 1000).toFixed(0)} s\n`);
+}
+
+// 2. The sample: messages 0..SAMPLE through the write paths a live gateway uses (counters
+//    and all), batch by batch, with a bare batched insert of the same rows beside it; every
+//    event's bulk row is checked against the row ingestPayload gives.
 const store = Store.open(path);
 const bare = new Database(join(dir, 'bare.db'));
 bare.pragma('journal_mode = WAL');
@@ -151,16 +161,12 @@ bare.exec(`CREATE TABLE events (ts TEXT, ts_us INTEGER, sha TEXT, qid TEXT, mess
   CREATE TABLE messages (qid TEXT, received_at INTEGER, envelope_from TEXT, size INTEGER, spool_path TEXT, rcpt TEXT)`);
 const bareEvent = bare.prepare('INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)');
 const bareMessage = bare.prepare('INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)');
-
 const t = { messages: 0, rounds: 0, ingest: 0, podStore: 0, bareEvents: 0, bareMessages: 0 };
 let bareEventRows = 0;
 let bareMessageRows = 0;
-let events = 0;
-const clock = () => performance.now();
-const seedStart = clock();
-process.stdout.write(`seeding ${MESSAGES} messages and ${MESSAGES * EVENTS_PER_MESSAGE} PoD events into ${path}\n`);
-for (let from = 0; from < MESSAGES; from += BATCH) {
-  const batch = Array.from({ length: Math.min(BATCH, MESSAGES - from) }, (_, k) => generate(from + k));
+let sampleEvents = 0;
+for (let from = 0; from < SAMPLE; from += BATCH) {
+  const batch = Array.from({ length: Math.min(BATCH, SAMPLE - from) }, (_, k) => generate(from + k));
   let s = clock();
   store.queue.insertMessages(batch.map((g) => g.message));
   t.messages += clock() - s;
@@ -174,50 +180,58 @@ for (let from = 0; from < MESSAGES; from += BATCH) {
     }
   });
   t.rounds += clock() - s;
-  if (bareMessageRows < BARE_ROWS) {
-    s = clock();
-    bare.transaction(() => {
-      for (const g of batch) bareMessage.run(g.message.qid, g.message.receivedAt, g.message.envelopeFrom, g.message.size, g.message.spoolPath, g.message.recipients[0]);
-    })();
-    t.bareMessages += clock() - s;
-    bareMessageRows += batch.length;
-  }
+  s = clock();
+  bare.transaction(() => {
+    for (const g of batch) bareMessage.run(g.message.qid, g.message.receivedAt, g.message.envelopeFrom, g.message.size, g.message.spoolPath, g.message.recipients[0]);
+  })();
+  t.bareMessages += clock() - s;
+  bareMessageRows += batch.length;
   const payloads = batch.flatMap((g) => g.events);
+  const specs = batch.flatMap((g) => g.specs);
   for (let k = 0; k < payloads.length; k += BATCH) {
     s = clock();
     const items: PodBatchItem[] = payloads.slice(k, k + BATCH).map((p) => ingestToBatchItem(p, 'bench'));
     t.ingest += clock() - s;
+    items.forEach((item, n) => assertSameRow(bulkItem(specs[k + n]!, payloads[k + n]!, ''), item));
     s = clock();
     store.pod.storeBatch(items, { source: 'bench' });
     t.podStore += clock() - s;
-    events += items.length;
-    if (bareEventRows < BARE_ROWS) {
-      s = clock();
-      bare.transaction(() => {
-        for (const item of items) {
-          if (item.kind === 'dead') continue;
-          const r = item.row;
-          bareEvent.run(r.ts, r.tsUs, r.contentSha256, r.qid, r.messageId, item.kind === 'maillog' ? item.row.queuedAs : null, r.event);
-        }
-      })();
-      t.bareEvents += clock() - s;
-      bareEventRows += items.length;
-    }
+    sampleEvents += items.length;
+    s = clock();
+    bare.transaction(() => {
+      for (const item of items) {
+        if (item.kind === 'dead') continue;
+        const r = item.row;
+        bareEvent.run(r.ts, r.tsUs, r.contentSha256, r.qid, r.messageId, item.kind === 'maillog' ? item.row.queuedAs : null, r.event);
+      }
+    })();
+    t.bareEvents += clock() - s;
+    bareEventRows += items.length;
   }
-  if ((from / BATCH) % 200 === 199) process.stdout.write(`  ${from + BATCH} messages, ${events} events, ${((clock() - seedStart) / 1000).toFixed(0)} s\n`);
 }
 bare.close();
+const checkpointStart = clock();
 store.db.pragma('wal_checkpoint(TRUNCATE)');
+const checkpointMs = clock() - checkpointStart;
 store.close();
 
-const rate = (n: number, ms: number) => `${Math.round(n / (ms / 1000)).toLocaleString('en-US').padStart(9)} /s`;
-process.stdout.write(`\nseeded in ${((clock() - seedStart) / 1000).toFixed(1)} s; store ${(fileSize(path) / 2 ** 20).toFixed(1)} MiB on disk (${(fileSize(path) / (MESSAGES + events)).toFixed(0)} bytes per message or event)\n`);
-process.stdout.write(`messages, store.queue.insertMessages (batches of ${BATCH}, synchronous=FULL)  ${rate(MESSAGES, t.messages)}\n`);
-process.stdout.write(`keys and delivery rounds (recordMessageKeys, recordRounds; batches of ${BATCH}) ${rate(MESSAGES, t.rounds)}\n`);
-process.stdout.write(`messages, bare batched INSERT (no index, synchronous=NORMAL)             ${rate(bareMessageRows, t.bareMessages)}\n`);
-process.stdout.write(`PoD events, ingestPayload (parse, normalise, validate)                    ${rate(events, t.ingest)}\n`);
-process.stdout.write(`PoD events, store.pod.storeBatch (batches of ${BATCH}, indexes, rule trigger) ${rate(events, t.podStore)}\n`);
-process.stdout.write(`PoD events, bare batched INSERT of the same rows (no index)               ${rate(bareEventRows, t.bareEvents)}\n`);
+const rate = (n: number, ms: number) => (n ? `${Math.round(n / (ms / 1000)).toLocaleString('en-US').padStart(9)} /s` : '        - /s');
+const rows = MESSAGES * (1 + EVENTS_PER_MESSAGE);
+process.stdout.write(`\nseeded in ${((clock() - seedStart) / 1000).toFixed(1)} s (final WAL checkpoint ${(checkpointMs / 1000).toFixed(1)} s); store ${(fileSize(path) / 2 ** 20).toFixed(1)} MiB on disk (${(fileSize(path) / rows).toFixed(0)} bytes per message or event)\n`);
+process.stdout.write(`bulk: messages ${SAMPLE}..${MESSAGES} with their events, ${bulk.rows} rows, batches of ${BULK_BATCH} messages:\n`);
+process.stdout.write(`  rows generated by ${WORKERS} threads and inserted, overall                  ${rate(bulk.rows, bulk.buildMs)} (${(bulk.waitMs / 1000).toFixed(0)} s waiting for rows)\n`);
+process.stdout.write(`  prepared INSERTs, secondary indexes dropped (synchronous=OFF)           ${rate(bulk.rows, bulk.insertMs)}\n`);
+process.stdout.write(`  building the secondary indexes again                              ${(bulk.indexMs / 1000).toFixed(1).padStart(9)} s\n`);
+process.stdout.write(`  migration 16: counters filled from the rows                       ${(bulk.migrateMs / 1000).toFixed(1).padStart(9)} s\n`);
+process.stdout.write(`sample: messages 0..${SAMPLE} and their ${sampleEvents} events through the write paths, batches of ${BATCH}:\n`);
+process.stdout.write(`  messages, store.queue.insertMessages (synchronous=FULL)                 ${rate(SAMPLE, t.messages)}\n`);
+process.stdout.write(`  keys and delivery rounds (recordMessageKeys, recordRounds)              ${rate(SAMPLE, t.rounds)}\n`);
+process.stdout.write(`  messages, bare batched INSERT (no index, synchronous=NORMAL)            ${rate(bareMessageRows, t.bareMessages)}\n`);
+process.stdout.write(`  PoD events, ingestPayload (parse, normalise, validate)                  ${rate(sampleEvents, t.ingest)}\n`);
+process.stdout.write(`  PoD events, store.pod.storeBatch (indexes, links, triggers, counters)   ${rate(sampleEvents, t.podStore)}\n`);
+process.stdout.write(`  PoD events, bare batched INSERT of the same rows (no index)             ${rate(bareEventRows, t.bareEvents)}\n`);
+
+}
 
 /** The report runs timed on the seeded store (trace is timed per key below). */
 const LOOKUPS: { name: string; run: (s: Store) => unknown }[] = [
@@ -260,5 +274,5 @@ const month = LOOKUPS[1]!.run(reader) as Report;
 process.stdout.write(`(30-day report: ${month.messages.received} received, ${month.pod.message + month.pod.maillog} PoD events, coverage ${((month.correlation.coverage ?? 0) * 100).toFixed(1)}%)\n`);
 reader.close();
 
-if (process.env.BENCH_LOOKUP_KEEP) process.stdout.write(`store kept in ${dir}\n`);
+if (process.env.BENCH_LOOKUP_KEEP || REUSE) process.stdout.write(`store kept in ${dir}\n`);
 else rmSync(dir, { recursive: true, force: true });

@@ -111,6 +111,21 @@ export function parseNextHop(value: string, tls: HopTls = defaultHopTls()): Next
   return { kind: scheme as 'smtp' | 'lmtp', host: h, port: p, url: value, ...tls };
 }
 
+/** One entry of imp.mpms: an MPM's ihn and the imp://HOST:PORT it listens on. */
+const mpmAddress = z
+  .strictObject({
+    ihn: z.number().int().min(-2147483648).max(4294967295),
+    address: z.string(),
+  })
+  .transform((m, ctx) => {
+    const hop = parseNextHop(m.address);
+    if (typeof hop === 'string' || hop.kind !== 'imp') {
+      ctx.addIssue({ code: 'custom', path: ['address'], message: typeof hop === 'string' ? hop.replace(/^must be .*$/, 'must be imp://host:port') : 'must be imp://host:port' });
+      return z.NEVER;
+    }
+    return { ihn: m.ihn, address: m.address, host: hop.host, port: hop.port };
+  });
+
 const route = z
   .strictObject({
     domain: domainPattern,
@@ -411,6 +426,12 @@ export const configSchema = z.strictObject({
       acceptConcurrency: z.number().int().min(1).max(1024).default(16),
       /** Peers (CIDR) whose DELIVERs for domains that are not local are relayed (local-net and foreign messages). */
       trustedPeers: z.array(cidr).default([]),
+      /**
+       * Where other MPMs listen, by ihn: an end-to-end reply (RFC 753 Example 2 view 4) is
+       * passed back to the MPM its mailbox names through this map. An ihn not listed is
+       * not passed back to (the hop's own answer stands).
+       */
+      mpms: z.array(mpmAddress).default([]),
     })
     .prefault({}),
   multilingual: multilingualSchema,

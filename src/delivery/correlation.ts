@@ -1,73 +1,46 @@
 import type { Logger } from 'pino';
 import { extractCorrelationKeys } from '../store/correlation-keys.js';
 import type { MessageKeysInput } from '../store/correlation-store.js';
-import type { MessageRow } from '../store/queue-store.js';
+import type { MessageRow, RecipientRow } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
-import { readHeaderSection } from './enqueue.js';
-import type { Spool } from './spool.js';
 
 /**
- * Records a message's correlation keys the first time the queue claims it, on the queue's
- * thread: the SMTP accept path does no parsing and no extra write for them. The header
- * section is read once from the spool file (just written, so from the page cache); later
- * rounds cost one indexed lookup. A failure is logged and the next round tries again; it
- * never holds up delivery.
+ * A message's correlation keys, to be recorded with its first attempt round's result (in
+ * that transaction: no write of their own), from the header section the spool check
+ * before delivery already read: the SMTP accept path does no parsing and no extra write
+ * for them, and the queue thread no second read. Undefined when they are already
+ * recorded. A round whose claimed recipients were all never attempted is taken to be
+ * the first without asking the store (a message whose keys are there anyway changes
+ * nothing: recording is idempotent); later rounds cost one indexed lookup. An
+ * extraction failure is logged and the next round tries again; it never holds up
+ * delivery.
  */
-export async function recordKeysAtFirstClaim(deps: { store: Store; spool: Spool; logger: Logger }, msg: MessageRow): Promise<void> {
+export function correlationKeysFor(
+  deps: { store: Store; logger: Logger },
+  msg: MessageRow,
+  claimed: readonly RecipientRow[],
+  headerSection: Buffer,
+): MessageKeysInput | undefined {
   try {
-    if (deps.store.correlation.hasKeys(msg.qid)) return;
-    const header = await readHeaderSection(deps.spool, msg);
-    await batcherFor(deps.store).record({
+    const first = claimed.every((r) => r.attempts === 0);
+    if (!first && deps.store.correlation.hasKeys(msg.qid)) return undefined;
+    return {
       qid: msg.qid,
       receivedAt: msg.received_at,
-      keys: extractCorrelationKeys(header),
+      keys: extractCorrelationKeys(headerSection),
       envelopeFrom: msg.envelope_from,
-      rcpts: deps.store.queue.recipients(msg.qid).map((r) => r.rcpt),
+      // every recipient of the message, read in the recording transaction
       clientAddress: msg.client_address,
       size: msg.size,
-    });
+    };
   } catch (err) {
-    const e = err as Error & { code?: unknown };
-    deps.logger.error({ qid: msg.qid, err: { message: e.message, code: e.code } }, 'correlation: keys not recorded; the next attempt round tries again');
+    logKeysNotRecorded(deps.logger, [msg.qid], err);
+    return undefined;
   }
 }
 
-/**
- * Collects the keys of the messages claimed in one event-loop turn and records them in one
- * transaction: under load one WAL commit covers many messages (a commit each cost more
- * than the delivery itself on the queue thread).
- */
-class KeysBatcher {
-  private pending: { keys: MessageKeysInput; resolve(): void; reject(err: Error): void }[] = [];
-  private scheduled = false;
-
-  constructor(private readonly store: Store) {}
-
-  record(keys: MessageKeysInput): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.pending.push({ keys, resolve, reject });
-      if (this.scheduled) return;
-      this.scheduled = true;
-      setImmediate(() => this.flush());
-    });
-  }
-
-  private flush(): void {
-    this.scheduled = false;
-    const batch = this.pending.splice(0);
-    try {
-      this.store.correlation.recordManyMessageKeys(batch.map((b) => b.keys));
-      for (const b of batch) b.resolve();
-    } catch (err) {
-      for (const b of batch) b.reject(err as Error);
-    }
-  }
-}
-
-const batchers = new WeakMap<Store, KeysBatcher>();
-
-function batcherFor(store: Store): KeysBatcher {
-  let b = batchers.get(store);
-  if (!b) batchers.set(store, (b = new KeysBatcher(store)));
-  return b;
+/** The keys could not be extracted or recorded: the message's next attempt round tries again. */
+export function logKeysNotRecorded(logger: Logger, qids: readonly string[], err: unknown): void {
+  const e = err as Error & { code?: unknown };
+  for (const qid of qids) logger.error({ qid, err: { message: e.message, code: e.code } }, 'correlation: keys not recorded; the next attempt round tries again');
 }

@@ -1,6 +1,10 @@
+import { BUSY_TIMEOUT_MS, isLockBusy } from '../store/db.js';
 import type { NewMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { Spool } from './spool.js';
+
+/** How long a batch waits for the store's write lock before its clients get 451. */
+const LOCK_WAIT_MS = BUSY_TIMEOUT_MS.smtp;
 
 interface Pending {
   message: NewMessage;
@@ -13,6 +17,11 @@ interface Pending {
  * file; the spool directory fsync and the synchronous=FULL SQLite commit are shared by
  * every message that became ready meanwhile. One fsync pair then covers many 250s
  * instead of one, and the main thread blocks on SQLite's fsync once per batch.
+ *
+ * While another connection (the queue thread, the CLI) holds the store's write lock, the
+ * commit does not sleep in SQLite's busy handler, which would freeze every session of
+ * the thread: it tries again from the event loop every millisecond or so, up to the
+ * SMTP connection's lock bound, and only then fails the batch (the clients get 451).
  */
 export class GroupCommitter {
   private pending: Pending[] = [];
@@ -44,7 +53,18 @@ export class GroupCommitter {
     const batch = this.pending.splice(0);
     try {
       await this.spool.syncDir();
-      this.store.queue.insertMessages(batch.map((p) => p.message));
+      const rows = batch.map((p) => p.message);
+      const giveUpAt = Date.now() + LOCK_WAIT_MS;
+      for (;;) {
+        try {
+          this.store.queue.insertMessages(rows, { waitForLock: false });
+          break;
+        } catch (err) {
+          if (!isLockBusy(err) || Date.now() >= giveUpAt) throw err;
+          // messages arriving meanwhile wait for the next batch: their renames are not yet synced
+          await new Promise((r) => setTimeout(r, 1));
+        }
+      }
       for (const p of batch) p.resolve();
     } catch (err) {
       for (const p of batch) p.reject(err as Error);

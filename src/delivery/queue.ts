@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
+import type { MessageKeysInput } from '../store/correlation-store.js';
 import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
-import { recordKeysAtFirstClaim } from './correlation.js';
+import { correlationKeysFor } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
 import { holdIfSpoolDamaged } from './hold.js';
 import { QueueInternalError, untilAborted } from './internal-error.js';
@@ -44,6 +45,8 @@ export interface QueueEvents {
   impBagShipped?(e: { peer: string; messages: number }): void;
   /** An IMP recipient's answer: yes, no, or none (no ACKNOWLEDGE came: connection lost, timeout). */
   impAcknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
+  /** Replies passed back towards their originating MPM (`passed`), or left queued for a retry (`retried`). */
+  impRepliesPassedBack?(e: { result: 'passed' | 'retried'; replies: number }): void;
 }
 
 /** What the rest of the gateway needs from a running queue, on this thread or another. */
@@ -105,6 +108,14 @@ export class DeliveryQueue implements QueueHandle {
   private lastScan = 0;
   /** The store may hold due work that was not handed over: scan it at the next tick. */
   private scanNeeded = true;
+  /**
+   * The last scan filled every slot: more may be due in the store. Scanned again only
+   * when the handed-over qids cannot fill the free slots (they are due too, and need no
+   * query); the poll interval still bounds how long older due work waits.
+   */
+  private scanFilled = false;
+  /** Spool files of finished messages being removed: a round's slot does not wait for them. */
+  private readonly removals = new Set<Promise<void>>();
 
   constructor(private readonly o: DeliveryQueueOptions) {
     for (const t of o.transports) this.transports.set(t.kind, t);
@@ -172,6 +183,7 @@ export class DeliveryQueue implements QueueHandle {
         new Promise((r) => setTimeout(r, graceMs).unref()),
       ]);
     }
+    await Promise.allSettled([...this.removals]);
     this.recorder.stop();
     await Promise.all([...this.transports.values()].map((t) => t.close()));
   }
@@ -239,7 +251,7 @@ export class DeliveryQueue implements QueueHandle {
    */
   private pick(now: number, free: number): string[] {
     const picked = new Set<string>();
-    if (this.scanNeeded || now - this.lastScan >= this.pollMs) this.scan(now, free, picked);
+    if (this.scanNeeded || (this.scanFilled && this.fresh.length < free) || now - this.lastScan >= this.pollMs) this.scan(now, free, picked);
     let taken = 0;
     while (picked.size < free && taken < this.fresh.length) {
       const q = this.fresh[taken++]!;
@@ -251,12 +263,13 @@ export class DeliveryQueue implements QueueHandle {
 
   private scan(now: number, free: number, picked: Set<string>): void {
     this.lastScan = now;
+    this.scanNeeded = false;
     for (const q of this.o.store.queue.dueMessages(now, free + this.inProgress.size)) {
       if (picked.size >= free) break;
       if (!this.inProgress.has(q)) picked.add(q);
     }
     // every slot taken: more may be due, look again next time
-    this.scanNeeded = picked.size >= free;
+    this.scanFilled = picked.size >= free;
   }
 
   private schedule(): void {
@@ -301,10 +314,12 @@ export class DeliveryQueue implements QueueHandle {
     const deadline = new AbortController();
     const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
     let all: AttemptDone<DeliveryResult | HopBusy>[];
+    let keys: MessageKeysInput | undefined;
     try {
       // size and checksum as recorded at accept: a damaged file is held, never delivered
       const original = await this.o.spool.openVerified(msg);
-      await recordKeysAtFirstClaim(this.o, msg);
+      // recorded with this round's result, from the bytes just verified
+      keys = correlationKeysFor(this.o, msg, rows, original.headerSection);
       const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline.signal) : [{ recipients: leased, size: original.size, open: original.open }];
       all = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
     } catch (err) {
@@ -327,18 +342,40 @@ export class DeliveryQueue implements QueueHandle {
     // The bounce is queued before the failures are recorded: a crash in between repeats
     // the attempt (and maybe the bounce), it never loses the bounce. A bounce that cannot
     // be queued keeps its recipients open: the next round fails them again and retries it.
-    const bounce = await this.bounce(msg, decided.flatMap((d) => d.updates.map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn }))), byRcpt);
+    const reportedElsewhere = this.reportedElsewhere(msg, decided);
+    const toReport = decided.flatMap((d) => d.updates.filter((u) => !(u.state === 'failed' && reportedElsewhere.has(u.rcpt))).map((u): RoundUpdate => ({ ...u, successDsn: d.result.successDsn })));
+    const bounce = await this.bounce(msg, toReport, byRcpt);
     if (bounce) {
       const reopen = new Set(bounce.rcpts);
       for (const d of decided) d.updates = d.updates.map((u) => (u.state === 'failed' && reopen.has(u.rcpt) ? this.bounceLater(u, byRcpt, bounce.error) : u));
     }
     const records = decided.map((d) => this.toRecord(msg, d));
-    const finished = await this.recorder.record(msg.qid, records, rows);
+    const finished = await this.recorder.record(msg.qid, records, rows, keys);
     for (const r of records) this.report(r);
-    if (finished) {
-      const files = this.o.store.queue.spoolFiles(finished);
-      for (const path of files) await this.o.spool.remove(path);
-    }
+    if (finished) this.removeSpoolFiles(finished);
+  }
+
+  /**
+   * Removes a finished message's spool files (its result is committed) without holding
+   * its slot: the rounds recorded together free their slots together, and the next
+   * claim takes them in one transaction. `stop` waits for removals under way.
+   */
+  private removeSpoolFiles(finished: MessageRow): void {
+    const removal = (async () => {
+      for (const path of this.o.store.queue.spoolFiles(finished)) await this.o.spool.remove(path);
+    })()
+      .catch((err: Error) => this.o.logger.error({ qid: finished.qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
+      .finally(() => this.removals.delete(removal));
+    this.removals.add(removal);
+  }
+
+  /** Failed recipients whose failure another MPM reports to the sender: logged, not bounced here. */
+  private reportedElsewhere(msg: MessageRow, decided: readonly { result: DeliveryResult; updates: RecipientUpdate[] }[]): Set<string> {
+    const by = new Map<string, string>();
+    for (const d of decided) for (const r of d.result.recipients) if (r.reportedBy && r.outcome === 'failed') by.set(r.rcpt, r.reportedBy);
+    const rcpts = decided.flatMap((d) => d.updates.filter((u) => u.state === 'failed' && by.has(u.rcpt)).map((u) => u.rcpt));
+    if (rcpts.length) this.o.logger.info({ qid: msg.qid, rcpts, reportedBy: [...new Set(rcpts.map((r) => by.get(r)))] }, 'queue: no bounce for failures another MPM reports');
+    return new Set(rcpts);
   }
 
   /** One attempt per copy and next hop; unroutable recipients fail at once. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import * as nodeFs from 'node:fs';
 import { dirname } from 'node:path';
+import type { MessageKeysInput } from '../store/correlation-store.js';
 import type { AttemptRecord } from '../store/queue-store.js';
 
 /** A recipient as its attempt round claimed it: the replay skips a round attempted since. */
@@ -15,6 +16,8 @@ export interface JournalledRound {
   qid: string;
   attempts: AttemptRecord[];
   claimed: ClaimedRecipient[];
+  /** The message's correlation keys when this was its first round (recorded with it). */
+  keys?: MessageKeysInput | undefined;
 }
 
 /** The synchronous file calls the journal makes: tests pass one that fails like a full disk. */

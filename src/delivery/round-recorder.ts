@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
+import type { MessageKeysInput } from '../store/correlation-store.js';
 import type { AttemptRecord, MessageRow } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedRecipient, JournalledRound, ResultJournal } from './result-journal.js';
+import { logKeysNotRecorded } from './correlation.js';
 
 /** Recording a round the store refused is retried after this, doubling up to the max. */
 const RECORD_RETRY_INITIAL_MS = 100;
@@ -14,6 +16,8 @@ interface PendingRound {
   leased: string[];
   /** From the results journal: it may have been recorded before, so it is replayed (idempotent). */
   replay: boolean;
+  /** The message's correlation keys, recorded with the round (its first one). */
+  keys?: MessageKeysInput | undefined;
   resolve(m: MessageRow | undefined): void;
 }
 
@@ -51,8 +55,8 @@ export class RoundRecorder {
   }
 
   /** `claimed`: the round's recipients with their attempt counts at the claim. */
-  record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[]): Promise<MessageRow | undefined> {
-    return this.add({ qid, attempts, claimed: claimed.map((c) => ({ rcpt: c.rcpt, attempts: c.attempts })) }, false);
+  record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[], keys?: MessageKeysInput): Promise<MessageRow | undefined> {
+    return this.add({ qid, attempts, claimed: claimed.map((c) => ({ rcpt: c.rcpt, attempts: c.attempts })), ...(keys ? { keys } : {}) }, false);
   }
 
   /** A round from the results journal that the store refused at start: recorded like the others, idempotently. */
@@ -95,7 +99,7 @@ export class RoundRecorder {
     this.pending = [];
     let lost = pending;
     if (journal) {
-      const rounds = pending.map(({ qid, attempts, claimed }) => ({ qid, attempts, claimed }));
+      const rounds = pending.map(({ qid, attempts, claimed, keys }) => ({ qid, attempts, claimed, ...(keys ? { keys } : {}) }));
       try {
         const { written, left } = journal.write(rounds);
         if (written) this.logger.warn({ rounds: written, qids: rounds.slice(0, written).map((r) => r.qid), journal: journal.path }, 'queue: stopping with delivery results the store never took; kept in the results journal for the next start');
@@ -117,8 +121,10 @@ export class RoundRecorder {
   }
 
   private write(batch: PendingRound[]): (MessageRow | undefined)[] {
-    return batch.some((b) => b.replay) ? this.store.queue.replayRounds(batch).finished : this.store.queue.recordRounds(batch);
+    return batch.some((b) => b.replay) ? this.store.queue.replayRounds(batch, undefined, this.keysFailed).finished : this.store.queue.recordRounds(batch, undefined, this.keysFailed);
   }
+
+  private readonly keysFailed = (qids: string[], err: unknown): void => logKeysNotRecorded(this.logger, qids, err);
 
   private flush(): void {
     this.timer = undefined;

@@ -56,6 +56,52 @@ export class SpoolIntegrityError extends Error {
 export interface VerifiedMessage {
   size: number;
   open(): Readable;
+  /**
+   * The message's header section (up to and including the blank line, at most
+   * `MAX_HEADER_SECTION_BYTES`), from the bytes the check read: whoever needs the
+   * header fields (correlation keys) reads nothing a second time.
+   */
+  headerSection: Buffer;
+}
+
+/** The header section handed out with a verified message is cut at this many octets. */
+export const MAX_HEADER_SECTION_BYTES = 256 * 1024;
+
+/**
+ * Collects the header section from the chunks of a message, in order: done once the
+ * blank line (CRLF CRLF) or the bound is reached. Keeps at most the bound in memory.
+ */
+class HeaderSectionCollector {
+  private chunks: Buffer[] = [];
+  private total = 0;
+  private result: Buffer | undefined;
+
+  add(chunk: Buffer): void {
+    if (this.result) return;
+    // the blank line may straddle chunks: look from 3 octets before this chunk
+    const from = Math.max(0, this.total - 3);
+    this.chunks.push(chunk);
+    this.total += chunk.length;
+    const all = this.chunks.length === 1 ? chunk : Buffer.concat(this.chunks);
+    this.chunks = [all];
+    const end = all.indexOf('\r\n\r\n', from);
+    if (end !== -1) this.result = all.subarray(0, Math.min(end + 4, MAX_HEADER_SECTION_BYTES));
+    else if (this.total >= MAX_HEADER_SECTION_BYTES) this.result = all.subarray(0, MAX_HEADER_SECTION_BYTES);
+  }
+
+  /** The header section (the whole message when it has no blank line). */
+  done(): Buffer {
+    this.result ??= this.chunks.length ? this.chunks[0]! : Buffer.alloc(0);
+    this.chunks = [];
+    return this.result;
+  }
+}
+
+/** The header section of a message held in memory (a view, not a copy). */
+export function headerSectionOf(message: Buffer): Buffer {
+  const h = new HeaderSectionCollector();
+  h.add(message);
+  return h.done();
 }
 
 /** What a spool file says about itself, checked end to end (the queue CLI's `recover`). */
@@ -157,7 +203,8 @@ export class Spool {
    *
    * A small message (most mail) is read with one synchronous call, normally from the
    * page cache: the thread-pool round trips of a stream cost more than the read. Larger
-   * messages are hashed in one streaming pass, then streamed again for the next hop.
+   * messages are hashed in one streaming pass (which also collects the header section),
+   * then streamed again for the next hop.
    */
   async openVerified(m: SpooledMessageRef): Promise<VerifiedMessage> {
     const expected = expectedLength(m);
@@ -176,7 +223,7 @@ export class Spool {
         checkTrailer(m, bytes.subarray(m.spool_offset + m.size));
       }
       const body = bytes.subarray(m.spool_offset, m.spool_offset + m.size);
-      return { size: m.size, open: () => Readable.from([body], { objectMode: false }) };
+      return { size: m.size, open: () => Readable.from([body], { objectMode: false }), headerSection: headerSectionOf(body) };
     }
     let fh: FileHandle;
     try {
@@ -184,6 +231,7 @@ export class Spool {
     } catch (err) {
       throw missingOr(err, m);
     }
+    const header = new HeaderSectionCollector();
     try {
       checkLength(m, (await fh.stat()).size, expected);
       if (m.sha256 !== null) {
@@ -192,13 +240,17 @@ export class Spool {
         const hash = createHash('sha256');
         for await (const chunk of fh.createReadStream({ start: m.spool_offset, end: m.spool_offset + m.size - 1, autoClose: false }) as AsyncIterable<Buffer>) {
           hash.update(chunk);
+          header.add(chunk);
         }
         checkDigest(m, hash.digest('hex'));
+      } else {
+        // a file from before checksums: nothing to hash, read only the header section
+        header.add(await readAt(fh, m.spool_offset, Math.min(m.size, MAX_HEADER_SECTION_BYTES)));
       }
     } finally {
       await fh.close();
     }
-    return { size: m.size, open: () => this.read(m) };
+    return { size: m.size, open: () => this.read(m), headerSection: header.done() };
   }
 
   /**

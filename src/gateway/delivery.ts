@@ -7,6 +7,8 @@ import { MaildirTransport } from '../delivery/transports/maildir.js';
 import { SmtpTransport } from '../delivery/transports/smtp.js';
 import { ImpTransport } from '../imp/shipper/transport.js';
 import { TnAllocator } from '../imp/shipper/tn-allocator.js';
+import { ReplyForwarder } from '../imp/shipper/reply-forwarder.js';
+import { encodeBag } from '../imp/bag.js';
 import type { Store } from '../store/store.js';
 
 /** The delivery queue with every next-hop kind wired, on whichever thread calls this. */
@@ -26,6 +28,7 @@ export function createDeliveryQueue(
   const ihn = config.imp.ihn;
   const events = deps.events;
   const logger = deps.logger;
+  const forwarder = replyForwarder(config, { ...deps, events: deps.events });
   const imp = new ImpTransport({
     // Persisted high-water mark: a restart never reuses a tn that may still be in the network.
     tns: new TnAllocator({ ihn, highWater: { load: () => deps.store.impTns.mark(ihn), reserve: (from, block) => deps.store.impTns.reserve(ihn, from, block) } }),
@@ -49,6 +52,37 @@ export function createDeliveryQueue(
         logger.warn(fields, msg);
       },
     },
+    ...(forwarder ? { replyForwarder: forwarder } : {}),
+    endToEnd: {
+      ihn,
+      awaitFinal(e) {
+        const params = e.req.params?.recipients[e.rcpt];
+        return deps.store.impReplies.awaitFinal({
+          tid: e.tid,
+          qid: e.qid,
+          rcpt: e.rcpt,
+          peer: e.peer,
+          envelopeFrom: e.req.envelopeFrom,
+          receivedAt: e.req.receivedAt,
+          dsnNotify: params?.notify?.join(',') ?? null,
+          dsnOrcpt: params?.orcpt ?? null,
+          dsnEnvid: e.req.params?.message.dsnEnvid ?? null,
+          headers: e.headers,
+          hopReply: e.hopReply,
+        });
+      },
+      passBack(e) {
+        if (!forwarder || !mpmAddress(config, e.targetIhn)) {
+          // Per hop only (no imp.mpms entry for it): the relay reports what it learned itself.
+          logger.debug({ qid: e.qid, tid: e.tid, to: e.targetIhn >>> 0 }, 'imp: no imp.mpms entry for the originating MPM; the hop answer stands');
+          return false;
+        }
+        deps.store.impReplies.queueReply({ targetIhn: e.targetIhn, tid: e.tid, qid: e.qid, message: encodeBag([e.reply], { sharing: 'none' }) });
+        logger.info({ qid: e.qid, tid: e.tid, to: e.targetIhn >>> 0, stamp: e.reply.command.stamp.map((s) => s >>> 0) }, 'imp: reply queued for the originating MPM');
+        forwarder.kick();
+        return true;
+      },
+    },
   });
   return new DeliveryQueue({
     store: deps.store,
@@ -68,4 +102,42 @@ export function createDeliveryQueue(
     ...(deps.rewrite ? { rewrite: deps.rewrite } : {}),
     ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
   });
+}
+
+/** The imp.mpms entry for an ihn (compared as 32-bit values). */
+export function mpmAddress(config: Config, ihn: number): Config['imp']['mpms'][number] | undefined {
+  return config.imp.mpms.find((m) => (m.ihn | 0) === (ihn | 0));
+}
+
+/**
+ * The relay's outbox of replies to pass back (docs/imp.md, "End-to-end ACKNOWLEDGEs"):
+ * only when imp.mpms names some MPM to reach.
+ */
+function replyForwarder(config: Config, deps: { store: Store; logger: Logger; pollMs?: number; events?: QueueEvents | undefined }): ReplyForwarder | undefined {
+  if (!config.imp.mpms.length) return undefined;
+  const logger = deps.logger;
+  const f = new ReplyForwarder({
+    outbox: deps.store.impReplies,
+    resolve(ihn) {
+      const m = mpmAddress(config, ihn);
+      return m ? { host: m.host, port: m.port, url: m.address } : undefined;
+    },
+    connectTimeoutMs: config.queue.connectTimeout,
+    idleTimeoutMs: config.queue.attemptTimeout,
+    retryInitialMs: config.queue.retryInitial,
+    retryMaxMs: config.queue.retryMax,
+    pollMs: Math.max(deps.pollMs ?? 1000, 10),
+    events: {
+      passed(e) {
+        logger.info({ peer: e.url, to: e.targetIhn >>> 0, replies: e.replies, octets: e.octets }, 'imp: replies passed back');
+        deps.events?.impRepliesPassedBack?.({ result: 'passed', replies: e.replies });
+      },
+      failed(e) {
+        logger.warn({ peer: e.url, to: e.targetIhn >>> 0, replies: e.replies, reason: e.reason, attempts: e.attempts }, 'imp: replies not passed back yet; retried');
+        deps.events?.impRepliesPassedBack?.({ result: 'retried', replies: e.replies });
+      },
+    },
+  });
+  f.start();
+  return f;
 }

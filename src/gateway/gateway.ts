@@ -234,6 +234,9 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
     impAcknowledged(e) {
       metrics.impAcknowledgements.inc({ peer: e.peer, answer: e.answer });
     },
+    impRepliesPassedBack(e) {
+      metrics.impRepliesPassedBack.inc({ result: e.result }, e.replies);
+    },
   };
   if (opts.queueThread === false) {
     const rewrite = await buildRewriteStep(config, { store: storage.store, logger, events });

@@ -5,6 +5,8 @@ import type { Config } from '../config/schema.js';
 import { TidAllocator } from '../imp/mime/index.js';
 import { ImpAcceptor } from '../mpm/acceptor.js';
 import { BagProcessor } from '../mpm/bag-processor.js';
+import { EndToEndReplies } from '../mpm/end-to-end.js';
+import { mpmAddress } from './delivery.js';
 import { ImpRecipientPolicy } from '../mpm/recipient-policy.js';
 import type { Storage } from './components.js';
 import { ImpComponent } from './components.js';
@@ -42,10 +44,18 @@ export function impAcceptorComponent(
         answered(operation, answer, errorClass) {
           m.replies.inc({ operation, answer: answer ? 'yes' : 'no', error_class: String(errorClass) });
         },
-        reply(msg, peer) {
-          logger.info({ peer, tid: msg.tid, operation: msg.command.operation }, 'imp: a reply arrived at the acceptor; nothing here awaits it');
-        },
       },
+      replies: new EndToEndReplies({
+        ihn: config.imp.ihn,
+        hostname: config.gateway.hostname,
+        store: storage.store,
+        spool: storage.spool,
+        qids: storage.qids,
+        logger,
+        reachable: (ihn) => mpmAddress(config, ihn) !== undefined,
+        kick: o.kick,
+        recorded: (answer) => m.endToEnd.inc({ answer: answer ? 'yes' : 'no' }),
+      }),
     });
     return new ImpAcceptor({
       ihn: config.imp.ihn,

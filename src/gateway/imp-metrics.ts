@@ -8,6 +8,8 @@ export interface ImpAcceptorMetrics {
   replies: Counter<'operation' | 'answer' | 'error_class'>;
   /** Connections this side closed, by why (limit, framing, truncated, bag-timeout, idle). */
   connectionsClosed: Counter<'reason'>;
+  /** End-to-end ACKNOWLEDGEs recorded for messages of ours, by answer. */
+  endToEnd: Counter<'answer'>;
 }
 
 export function createImpAcceptorMetrics(registry: Registry): ImpAcceptorMetrics {
@@ -18,6 +20,12 @@ export function createImpAcceptorMetrics(registry: Registry): ImpAcceptorMetrics
       name: 'mailbag_imp_replies_total',
       help: 'Replies the acceptor sent (ACKNOWLEDGE, RESPONSE, CANCELED, ...) by the request operation, answer and error class',
       labelNames: ['operation', 'answer', 'error_class'],
+      registers: [registry],
+    }),
+    endToEnd: new Counter({
+      name: 'mailbag_imp_end_to_end_total',
+      help: "Destinations' ACKNOWLEDGEs recorded for messages this MPM originated (RFC 753 Example 2 view 4), by answer",
+      labelNames: ['answer'],
       registers: [registry],
     }),
     connectionsClosed: new Counter({

@@ -17,6 +17,8 @@ export interface GatewayMetrics {
   impMessagesOut: Counter<'peer'>;
   /** Answers to shipped IMP messages: yes, no, none (no ACKNOWLEDGE came). */
   impAcknowledgements: Counter<'peer' | 'answer'>;
+  /** End-to-end replies a relay passed back to their originating MPM, or left queued for a retry. */
+  impRepliesPassedBack: Counter<'result'>;
   /** SMTP replies >= 400 the gateway sent to clients, by reply code. */
   smtpRejections: Counter<'code'>;
   /** One observation per delivery attempt (one attempt groups the recipients sharing a next hop). */
@@ -169,6 +171,12 @@ export function createGatewayMetrics(opts: GatewayMetricsOptions = {}): GatewayM
       name: 'mailbag_imp_acknowledgements_total',
       help: 'Answers to shipped IMP messages by peer and answer: yes, no, none (no ACKNOWLEDGE: connection lost or timed out)',
       labelNames: ['peer', 'answer'] as const,
+      registers: [registry],
+    }),
+    impRepliesPassedBack: new Counter({
+      name: 'mailbag_imp_replies_passed_back_total',
+      help: 'End-to-end ACKNOWLEDGEs passed back towards their originating MPM (passed) or left queued for a retry (retried)',
+      labelNames: ['result'] as const,
       registers: [registry],
     }),
     smtpRejections: new Counter({

@@ -22,6 +22,7 @@ export type FromQueueThread =
   | { type: 'fromMismatch' }
   | { type: 'impBagShipped'; peer: string; messages: number }
   | { type: 'impAcknowledged'; peer: string; answer: 'yes' | 'no' | 'none' }
+  | { type: 'impRepliesPassedBack'; result: 'passed' | 'retried'; replies: number }
   | { type: 'batch'; messages: FromQueueThread[] };
 
 /** The worker entry: compiled `.js` next to this file, or the `.ts` source through tsx. */
@@ -96,6 +97,9 @@ export class QueueThread implements QueueHandle {
             break;
           case 'impAcknowledged':
             this.events.impAcknowledged?.({ peer: m.peer, answer: m.answer });
+            break;
+          case 'impRepliesPassedBack':
+            this.events.impRepliesPassedBack?.({ result: m.result, replies: m.replies });
             break;
           case 'batch':
             for (const inner of m.messages) handle(inner);

@@ -51,6 +51,9 @@ const events: QueueEvents = {
   impAcknowledged(e) {
     post({ type: 'impAcknowledged', peer: e.peer, answer: e.answer });
   },
+  impRepliesPassedBack(e) {
+    post({ type: 'impRepliesPassedBack', result: e.result, replies: e.replies });
+  },
 };
 const rewrite = await buildRewriteStep(data.config, { store, logger, events });
 const queue = createDeliveryQueue(data.config, {

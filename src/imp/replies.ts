@@ -192,3 +192,30 @@ export function readReply(msg: ImpMessage): ReadReply {
     }
   }
 }
+
+/**
+ * The MPM a reply is addressed to: the IA of its mailbox (Example 2 views 3 and 4
+ * address the ACKNOWLEDGE to the originating MPM so), else the ihn of the tid it answers.
+ */
+export function replyAddressee(msg: ImpMessage, answered: Tid): number {
+  const ia = msg.command.mailbox.pairs.find((p) => p.name.toUpperCase() === 'IA')?.value;
+  return normalizeIhn(ia?.type === 'integer' ? ia.value : answered.ihn);
+}
+
+/**
+ * An ACKNOWLEDGE that is the destination's word on the message, not one hop's: answer
+ * no that is not "try again later" (class 2 or 4), or answer yes delivered some other way
+ * than only "FORWARD" (accepted for forwarding: a relay's own per-hop answer).
+ */
+export function isEndToEndAnswer(ack: { answer: boolean; howDelivered: readonly string[]; transient: boolean }): boolean {
+  if (!ack.answer) return !ack.transient;
+  return !(ack.howDelivered.length > 0 && ack.howDelivered.every((h) => h.trim().toUpperCase() === 'FORWARD'));
+}
+
+/**
+ * A reply passed back by a relay (Example 2 view 4): the same message with the relay's
+ * ihn added to its stamp; tid, mailbox, arguments (trail included) and error-list unchanged.
+ */
+export function passedBackReply(msg: ImpMessage, ihn: number): ImpMessage {
+  return { tid: msg.tid, command: { ...msg.command, stamp: [...msg.command.stamp.map(normalizeIhn), normalizeIhn(ihn)] } };
+}

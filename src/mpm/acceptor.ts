@@ -59,8 +59,12 @@ export class ImpAcceptor {
   async listen(host: string, port: number): Promise<void> {
     const onSocket = (socket: Socket) => this.connected(socket);
     const server = this.o.tls
-      ? createTlsServer({ key: readFileSync(this.o.tls.key), cert: readFileSync(this.o.tls.cert) }, onSocket)
-      : createTcpServer(onSocket);
+      ? // Not half-open: TLS sockets then hang on the peer's close. The shipper and the
+        // reply forwarder speak plain TCP, like every imp:// next hop.
+        createTlsServer({ key: readFileSync(this.o.tls.key), cert: readFileSync(this.o.tls.cert) }, onSocket)
+      : // Half-open: a peer's FIN ends its bags, not our replies; we close once they are
+        // written (and a reply bag, which gets none, is recorded before we close).
+        createTcpServer({ allowHalfOpen: true }, onSocket);
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -41,6 +41,12 @@ export interface BagProcessorOptions {
   /** Reply tids: this MPM's own transaction numbers. */
   nextReplyTid(): Tid;
   events?: ImpProcessorEvents;
+  /**
+   * Replies (type 2 and 4) go here and get no reply; absent: the `reply` event only. A
+   * reply it cannot record fails the bag (the acceptor answers class 4 and closes), so
+   * the MPM that sent it keeps it and tries again.
+   */
+  replies?: { handle(msg: ImpMessage, peer: string): Promise<void> };
 }
 
 export interface ImpProcessorEvents {
@@ -66,14 +72,27 @@ export class BagProcessor {
     return { ihn: this.o.ihn, replyTid: this.o.nextReplyTid() };
   }
 
-  /** Answers every entry of a bag, in order. Never throws for one message's trouble. */
+  /**
+   * Answers every entry of a bag, in order. Never throws for one message's trouble; it
+   * throws (after the bag) only when a reply it was handed could not be recorded.
+   */
   async process(entries: readonly BagEntry[], peer: Peer): Promise<ImpMessage[]> {
     const answers: Answer[] = new Array(entries.length);
+    const unrecorded: Error[] = [];
     let next = 0;
     const worker = async () => {
       while (next < entries.length) {
         const i = next++;
         const entry = entries[i]!;
+        const type = entry.message?.command.type;
+        if (entry.message && (type === 2 || type === 4) && entry.index < this.o.maxMessagesPerBag) {
+          this.o.events?.reply?.(entry.message, peer.address);
+          await this.o.replies?.handle(entry.message, peer.address).catch((err: Error) => {
+            this.o.logger.error({ err, peer: peer.address, index: i }, 'imp: a reply could not be recorded');
+            unrecorded.push(err);
+          });
+          continue;
+        }
         try {
           answers[i] = await this.answer(entry, peer);
         } catch (err) {
@@ -88,6 +107,7 @@ export class BagProcessor {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.acceptConcurrency, entries.length) }, worker));
+    if (unrecorded.length) throw unrecorded[0]!;
     return answers.filter((a): a is ImpMessage => a !== undefined);
   }
 
@@ -109,10 +129,6 @@ export class BagProcessor {
     }
     const msg = entry.message;
     const type = msg.command.type;
-    if (type === 2 || type === 4) {
-      this.o.events?.reply?.(msg, peer.address);
-      return undefined;
-    }
     if (type === 1 && operation === 'DELIVER') return this.deliver(msg, entry.index, peer, request);
     if (type === 1 && operation === 'PROBE') return this.probe(msg, entry.index, request);
     if (type === 3 && operation === 'CANCEL') return this.cancel(msg, entry.index, request);

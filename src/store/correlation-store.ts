@@ -27,7 +27,8 @@ export interface MessageKeysInput {
   receivedAt: number;
   keys: CorrelationKeys;
   envelopeFrom: string;
-  rcpts: readonly string[];
+  /** Absent: every recipient the queue holds for the qid, read in the recording transaction. */
+  rcpts?: readonly string[] | undefined;
   clientAddress: string | null;
   size: number;
 }
@@ -85,7 +86,9 @@ export class CorrelationStore {
     this.s = {
       insertKeys: db.prepare(`INSERT INTO message_keys
         (qid, received_at, message_id, upstream_qid, upstream_host, pp_guid, pp_orig_guid, envelope_from, rcpts, client_address, size, recorded_at)
-        VALUES (@qid, @receivedAt, @messageId, @upstreamQid, @upstreamHost, @ppGuid, @ppOrigGuid, @envelopeFrom, @rcpts, @clientAddress, @size, @now)
+        VALUES (@qid, @receivedAt, @messageId, @upstreamQid, @upstreamHost, @ppGuid, @ppOrigGuid, @envelopeFrom,
+          COALESCE(@rcpts, (SELECT json_group_array(rcpt) FROM (SELECT rcpt FROM recipients WHERE qid = @qid ORDER BY rcpt))),
+          @clientAddress, @size, @now)
         ON CONFLICT (qid) DO NOTHING`),
       keys: db.prepare('SELECT * FROM message_keys WHERE qid = ?'),
       hasKeys: db.prepare('SELECT 1 FROM message_keys WHERE qid = ?'),
@@ -133,7 +136,8 @@ export class CorrelationStore {
     return writeTransaction(this.db, () => list.map((m) => this.recordMessageKeysIn(m, now)));
   }
 
-  private recordMessageKeysIn(m: MessageKeysInput, now: number): boolean {
+  /** `recordMessageKeys` inside the caller's write transaction (the queue's round results). */
+  recordMessageKeysIn(m: MessageKeysInput, now: number): boolean {
     {
       const changes = this.s.insertKeys.run({
         qid: m.qid,
@@ -144,7 +148,7 @@ export class CorrelationStore {
         ppGuid: m.keys.proofpointGuid ?? null,
         ppOrigGuid: m.keys.proofpointOrigGuid ?? null,
         envelopeFrom: m.envelopeFrom,
-        rcpts: JSON.stringify(m.rcpts),
+        rcpts: m.rcpts ? JSON.stringify(m.rcpts) : null,
         clientAddress: m.clientAddress,
         size: m.size,
         now,

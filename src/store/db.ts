@@ -67,15 +67,79 @@ export function openDatabase(path: string, opts: OpenStoreOptions = {}): SqliteD
  * Every transaction that writes goes through here (or `durably`).
  */
 export function writeTransaction<T>(db: SqliteDatabase, fn: () => T): T {
-  return db.transaction(fn).immediate();
+  // nested: better-sqlite3's SAVEPOINT, so an error undoes the inner part only
+  if (db.inTransaction) return db.transaction(fn).immediate();
+  // The outermost transaction runs on statements prepared once per connection:
+  // `db.transaction(fn)` builds four wrapper functions per call, on every hot path.
+  const t = transactionStatements(db);
+  t.begin.run();
+  try {
+    const result = fn();
+    if (result instanceof Promise) throw new TypeError('a write transaction cannot return a promise');
+    t.commit.run();
+    return result;
+  } catch (err) {
+    if (db.inTransaction) t.rollback.run();
+    throw err;
+  }
 }
 
-/** `writeTransaction` committed under synchronous=FULL (fsync before return). */
-export function durably<T>(db: SqliteDatabase, fn: () => T): T {
+const statements = new WeakMap<SqliteDatabase, { begin: Database.Statement; commit: Database.Statement; rollback: Database.Statement }>();
+
+function transactionStatements(db: SqliteDatabase) {
+  let t = statements.get(db);
+  if (!t) statements.set(db, (t = { begin: db.prepare('BEGIN IMMEDIATE'), commit: db.prepare('COMMIT'), rollback: db.prepare('ROLLBACK') }));
+  return t;
+}
+
+/**
+ * `writeTransaction` committed under synchronous=FULL (fsync before return).
+ * `waitForLock: false`: when another connection holds the write lock, throws
+ * SQLITE_BUSY at once instead of sleeping in SQLite's busy handler (which blocks the
+ * thread's event loop); the caller retries from its event loop (`isLockBusy`).
+ */
+export function durably<T>(db: SqliteDatabase, fn: () => T, opts: { waitForLock?: boolean } = {}): T {
+  if (opts.waitForLock === false && !db.inTransaction) {
+    db.pragma('synchronous = FULL');
+    try {
+      const timeout = busyTimeoutOf(db);
+      db.pragma('busy_timeout = 0');
+      try {
+        transactionStatements(db).begin.run();
+      } finally {
+        db.pragma(`busy_timeout = ${timeout}`);
+      }
+      // holding the write lock: the rest runs as writeTransaction would
+      try {
+        const result = fn();
+        if (result instanceof Promise) throw new TypeError('a write transaction cannot return a promise');
+        transactionStatements(db).commit.run();
+        return result;
+      } catch (err) {
+        if (db.inTransaction) transactionStatements(db).rollback.run();
+        throw err;
+      }
+    } finally {
+      db.pragma('synchronous = NORMAL');
+    }
+  }
   db.pragma('synchronous = FULL');
   try {
     return writeTransaction(db, fn);
   } finally {
     db.pragma('synchronous = NORMAL');
   }
+}
+
+/** The write lock was taken by another connection (`durably` with `waitForLock: false`). */
+export function isLockBusy(err: unknown): boolean {
+  return (err as { code?: unknown }).code === 'SQLITE_BUSY';
+}
+
+const busyTimeouts = new WeakMap<SqliteDatabase, number>();
+
+function busyTimeoutOf(db: SqliteDatabase): number {
+  let ms = busyTimeouts.get(db);
+  if (ms === undefined) busyTimeouts.set(db, (ms = Number(db.pragma('busy_timeout', { simple: true }))));
+  return ms;
 }

@@ -1,4 +1,5 @@
 import type { Database } from 'better-sqlite3';
+import { REPORT_COUNTERS_SQL } from './report-counters-sql.js';
 
 /**
  * Numbered, append-only schema migrations. A migration is never edited once released:
@@ -388,6 +389,70 @@ export const migrations: Migration[] = [
           FROM pod_message_events AS e, json_each(CASE WHEN json_valid(e.event) THEN e.event ELSE '{}' END, '$.filter.actions') AS a) AS r
         WHERE typeof(r.rule) = 'text';
     `,
+  },
+  {
+    version: 20,
+    name: 'imp: end-to-end ACKNOWLEDGEs: messages awaiting theirs, replies to pass back',
+    // imp_awaiting: a message of ours that a relay accepted for forwarding (ACKNOWLEDGE yes
+    // FORWARD), kept until the destination's ACKNOWLEDGE comes back by its tid; the header
+    // section is kept for the bounce, since the spool file goes once the hop took it.
+    // imp_reply_outbox: ACKNOWLEDGEs this MPM passes back towards their originating MPM
+    // (RFC 753 Example 2 view 4), durable until that MPM took them, then kept as the record.
+    // imp_early_answer: a destination's answer that came back before the hop's own answer
+    // (a relay may ship on while it is still accepting the rest of a large bag), kept for it.
+    sql: `
+      CREATE TABLE imp_awaiting (
+        tid_ihn INTEGER NOT NULL,
+        tid_tn INTEGER NOT NULL,
+        qid TEXT NOT NULL,
+        rcpt TEXT NOT NULL,
+        peer TEXT NOT NULL,
+        envelope_from TEXT NOT NULL,
+        received_at INTEGER NOT NULL,
+        dsn_notify TEXT,
+        dsn_orcpt TEXT,
+        dsn_envid TEXT,
+        headers BLOB NOT NULL,
+        hop_reply TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        answer INTEGER CHECK (answer IN (0, 1)),
+        final_reply TEXT,
+        answered_at INTEGER,
+        bounce_qid TEXT,
+        PRIMARY KEY (tid_ihn, tid_tn)
+      );
+      CREATE INDEX imp_awaiting_qid ON imp_awaiting (qid);
+      CREATE TABLE imp_reply_outbox (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        target_ihn INTEGER NOT NULL,
+        tid_ihn INTEGER NOT NULL,
+        tid_tn INTEGER NOT NULL,
+        qid TEXT,
+        message BLOB NOT NULL,
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN ('queued', 'sent')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at INTEGER NOT NULL,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        sent_at INTEGER
+      );
+      CREATE INDEX imp_reply_outbox_due ON imp_reply_outbox (next_attempt_at) WHERE state = 'queued';
+      CREATE TABLE imp_early_answer (
+        tid_ihn INTEGER NOT NULL,
+        tid_tn INTEGER NOT NULL,
+        outcome TEXT NOT NULL CHECK (outcome IN ('delivered', 'failed')),
+        reply TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (tid_ihn, tid_tn)
+      );
+    `,
+  },
+  {
+    version: 16,
+    name: 'report: hourly counters kept by triggers, filled for existing rows',
+    // A 30-day report reads about 720 counter rows per figure instead of every row of the
+    // window (src/store/report-counters-sql.ts, docs/report.md "Counters").
+    sql: REPORT_COUNTERS_SQL,
   },
 ];
 

@@ -1,4 +1,4 @@
-import type { OriginKind } from './correlation-store.js';
+import type { CorrelationStore, MessageKeysInput, OriginKind } from './correlation-store.js';
 import { durably, writeTransaction, type SqliteDatabase } from './db.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
@@ -177,6 +177,15 @@ export interface AttemptRecord {
   recipients: RecipientUpdate[];
 }
 
+/** One message's attempt round to record (`recordRounds`). */
+export interface RoundToRecord {
+  qid: string;
+  attempts: readonly AttemptRecord[];
+  leased: readonly string[];
+  /** The message's correlation keys, recorded in the same transaction (its first round). */
+  keys?: MessageKeysInput | undefined;
+}
+
 export interface QueueSummary {
   qid: string;
   received_at: number;
@@ -207,7 +216,11 @@ export const HELD_UNTIL = 8_640_000_000_000_000;
 export class QueueStore {
   private readonly s;
 
-  constructor(readonly db: SqliteDatabase) {
+  /** `correlation`: where `recordRounds` records the keys a round carries. */
+  constructor(
+    readonly db: SqliteDatabase,
+    private readonly correlation?: CorrelationStore,
+  ) {
     this.s = {
       insertMessage: db.prepare(`INSERT INTO messages
         (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
@@ -253,7 +266,8 @@ export class QueueStore {
           SUM(state IN ('queued', 'deferred')) AS open,
           SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
         FROM recipients WHERE qid = @qid`),
-      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued'`),
+      // the finished row comes back from the UPDATE itself: no second look-up under the write lock
+      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING *`),
       recipients: db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt'),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
       list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size, m.hold_reason,
@@ -289,12 +303,17 @@ export class QueueStore {
 
   /**
    * Group commit: several accepted messages in one synchronous=FULL transaction, so
-   * concurrent sessions share one fsync.
+   * concurrent sessions share one fsync. `waitForLock: false`: SQLITE_BUSY at once when
+   * another connection holds the write lock (see `durably`).
    */
-  insertMessages(batch: readonly NewMessage[]): void {
-    durably(this.db, () => {
-      for (const m of batch) this.insertOne(m);
-    });
+  insertMessages(batch: readonly NewMessage[], opts: { waitForLock?: boolean } = {}): void {
+    durably(
+      this.db,
+      () => {
+        for (const m of batch) this.insertOne(m);
+      },
+      opts,
+    );
   }
 
   private insertOne(m: NewMessage): void {
@@ -435,9 +454,17 @@ export class QueueStore {
     return writeTransaction(this.db, () => this.recordRoundIn(qid, attempts, leased, now));
   }
 
-  /** Several messages' `recordRound`s in one transaction (one WAL commit instead of many). */
-  recordRounds(rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; leased: readonly string[] }[], now = Date.now()): (MessageRow | undefined)[] {
-    return writeTransaction(this.db, () => rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now)));
+  /**
+   * Several messages' `recordRound`s in one transaction (one WAL commit instead of many),
+   * with the correlation keys the rounds carry. The keys go in a savepoint of their own:
+   * keys the store refuses (reported to `keysFailed`) never cost a round its result.
+   */
+  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void): (MessageRow | undefined)[] {
+    return writeTransaction(this.db, () => {
+      const done = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
+      this.recordKeysIn(rounds, now, keysFailed);
+      return done;
+    });
   }
 
   /**
@@ -448,21 +475,42 @@ export class QueueStore {
    * skipped, as is one whose message was pruned.
    */
   replayRounds(
-    rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[] }[],
+    rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[]; keys?: MessageKeysInput | undefined }[],
     now = Date.now(),
+    keysFailed?: (qids: string[], err: unknown) => void,
   ): { finished: (MessageRow | undefined)[]; skipped: number } {
     return writeTransaction(this.db, () => {
       let skipped = 0;
+      const recorded: typeof rounds[number][] = [];
       const finished = rounds.map((r) => {
         const unrecorded = r.claimed.every((c) => (this.s.recipientAttempts.get(r.qid, c.rcpt) as { attempts: number } | undefined)?.attempts === c.attempts);
         if (!unrecorded) {
           skipped++;
           return undefined;
         }
+        recorded.push(r);
         return this.recordRoundIn(r.qid, r.attempts, r.claimed.map((c) => c.rcpt), now);
       });
+      this.recordKeysIn(recorded, now, keysFailed);
       return { finished, skipped };
     });
+  }
+
+  /** The keys the rounds carry, in a savepoint of their own (see `recordRounds`). */
+  private recordKeysIn(rounds: readonly { keys?: MessageKeysInput | undefined }[], now: number, keysFailed?: (qids: string[], err: unknown) => void): void {
+    const keys = rounds.flatMap((r) => (r.keys ? [r.keys] : []));
+    if (!keys.length || !this.correlation) return;
+    const correlation = this.correlation;
+    try {
+      // nested: a savepoint
+      writeTransaction(this.db, () => {
+        for (const k of keys) correlation.recordMessageKeysIn(k, now);
+      });
+    } catch (err) {
+      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+      if (!this.db.inTransaction) throw err;
+      keysFailed?.(keys.map((k) => k.qid), err);
+    }
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
@@ -474,12 +522,15 @@ export class QueueStore {
   // The *In methods run inside the caller's transaction: a nested db.transaction() would
   // cost a SAVEPOINT and its RELEASE per call, several per message on the queue's hot path.
   private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): MessageRow | undefined {
-    for (const a of attempts) this.recordOne(a, now);
-    for (const rcpt of leased) this.s.release.run(qid, rcpt);
+    const updated = new Set<string>();
+    for (const a of attempts) this.recordOne(a, now, updated);
+    // an updated recipient's lease went with its update; the rest (not attempted, or
+    // deleted by the CLI meanwhile) are released here
+    for (const rcpt of leased) if (!updated.has(rcpt)) this.s.release.run(qid, rcpt);
     return this.finishIfDoneIn(qid, now);
   }
 
-  private recordOne(a: AttemptRecord, now: number): void {
+  private recordOne(a: AttemptRecord, now: number, updated?: Set<string>): void {
     this.s.insertAttempt.run(
       a.qid,
       a.nexthop,
@@ -490,7 +541,7 @@ export class QueueStore {
       JSON.stringify(a.recipients.map((r) => (r.imp ? { rcpt: r.rcpt, state: r.state, reply: r.reply, imp: r.imp } : { rcpt: r.rcpt, state: r.state, reply: r.reply }))),
     );
     for (const r of a.recipients) {
-      this.s.updateRecipient.run({
+      const { changes } = this.s.updateRecipient.run({
         qid: a.qid,
         rcpt: r.rcpt,
         state: r.state,
@@ -501,6 +552,7 @@ export class QueueStore {
         claimedGen: r.claimedGen ?? null,
         now,
       });
+      if (changes) updated?.add(r.rcpt);
     }
   }
 
@@ -515,8 +567,7 @@ export class QueueStore {
   private finishIfDoneIn(qid: string, now: number): MessageRow | undefined {
     const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
     if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
-    const changed = this.s.finish.run(now, qid).changes;
-    return changed ? this.message(qid) : undefined;
+    return this.s.finish.get(now, qid) as MessageRow | undefined;
   }
 
   recipients(qid: string): RecipientRow[] {

@@ -1,203 +1,237 @@
 import type { SqliteDatabase } from './db.js';
+import { latencyBucket } from './latency-buckets.js';
+import { COUNTER_LATENCY_BINS_MS, MAILBAG_QID_GLOB } from './report-counters-sql.js';
+import { RawReportCounts, type BucketCount, type FinishedCount, type LanguageCount, type NamedCount, type QidCoverage, type ReportWindow, type RuleCount } from './report-raw-store.js';
+
+export type { BucketCount, FinishedCount, LanguageCount, NamedCount, QidCoverage, ReportWindow, RuleCount } from './report-raw-store.js';
+
+const HOUR = 3_600_000;
+
+/** Delivered recipients of one next hop: per histogram bin, and per fine log-scale bucket. */
+export interface HopLatencyCounts {
+  nexthop: string;
+  delivered: number;
+  /** Counts per bin of `COUNTER_LATENCY_BINS_MS` (the last bin is open). */
+  bins: number[];
+  /** Fine bucket (src/store/latency-buckets.ts) -> count, ascending. */
+  buckets: [bucket: number, n: number][];
+}
 
 /**
- * Read-only aggregates for `mailbag report` over a time window [since, until) in ms since
- * the epoch, bucketed by `bucketMs` (UTC hours or days). Each query walks a time index
- * (migration 15, and the PoD tables' `ts_us`), so a window's cost follows the rows in it,
- * not the size of the store.
+ * A window as the counters see it: the whole UTC hours inside it come from the hourly
+ * counters (`hours`), the partial hours at its edges from the rows (`edges`).
  */
-export interface ReportWindow {
-  since: number;
-  until: number;
-  bucketMs: number;
+interface SplitWindow {
+  edges: ReportWindow[];
+  hours: { from: number; to: number } | undefined;
 }
 
-export interface BucketCount {
-  /** Start of the bucket, ms since the epoch. */
-  bucket: number;
-  n: number;
+function split(w: ReportWindow): SplitWindow {
+  const from = Math.ceil(w.since / HOUR) * HOUR;
+  const to = Math.floor(w.until / HOUR) * HOUR;
+  if (from >= to) return { edges: [w], hours: undefined };
+  const edges: ReportWindow[] = [];
+  if (w.since < from) edges.push({ ...w, until: from });
+  if (to < w.until) edges.push({ ...w, since: to });
+  return { edges, hours: { from, to } };
 }
 
-export interface FinishedCount extends BucketCount {
-  state: 'delivered' | 'failed';
+/** SQLite's BINARY order (UTF-8 bytes), so merged lists sort as the row queries' ORDER BY. */
+const utf8 = (a: string, b: string) => Buffer.compare(Buffer.from(a), Buffer.from(b));
+
+function mergeBuckets(lists: readonly BucketCount[][]): BucketCount[] {
+  const byBucket = new Map<number, number>();
+  for (const list of lists) for (const r of list) byBucket.set(r.bucket, (byBucket.get(r.bucket) ?? 0) + r.n);
+  return [...byBucket].filter(([, n]) => n !== 0).sort((a, b) => a[0] - b[0]).map(([bucket, n]) => ({ bucket, n }));
 }
 
-export interface NamedCount {
-  name: string;
-  n: number;
-}
-
-export interface LanguageCount {
-  mode: string;
-  /** The selected part's language tags; '' when none was selected. */
-  tags: string;
-  n: number;
-}
-
-export interface RuleCount {
-  module: string;
-  rule: string;
-  n: number;
-}
-
-export interface QidCoverage {
-  messages: number;
-  linked: number;
-}
-
-/** Each bucket of the window: its start, and the part of it inside the window [from, to). */
-function* buckets(w: ReportWindow): Generator<[bucket: number, from: number, to: number]> {
-  for (let bucket = Math.floor(w.since / w.bucketMs) * w.bucketMs; bucket < w.until; bucket += w.bucketMs) {
-    yield [bucket, Math.max(bucket, w.since), Math.min(bucket + w.bucketMs, w.until)];
+/** Sums `n` of rows with the same key; drops keys that sum to 0. */
+function mergeNamed<T extends { n: number }>(lists: readonly T[][], key: (row: T) => string): T[] {
+  const byKey = new Map<string, T>();
+  for (const list of lists) {
+    for (const row of list) {
+      const k = key(row);
+      const seen = byKey.get(k);
+      byKey.set(k, seen ? { ...seen, n: seen.n + row.n } : { ...row });
+    }
   }
+  return [...byKey.values()].filter((r) => r.n !== 0);
 }
 
-/** The non-zero counts of `count(from, to)` per bucket. */
-function perBucket(w: ReportWindow, count: (from: number, to: number) => number): BucketCount[] {
-  const out: BucketCount[] = [];
-  for (const [bucket, from, to] of buckets(w)) {
-    const n = count(from, to);
-    if (n) out.push({ bucket, n });
-  }
-  return out;
+function latencyBin(ms: number): number {
+  const i = COUNTER_LATENCY_BINS_MS.findIndex((edge) => ms < edge);
+  return i === -1 ? COUNTER_LATENCY_BINS_MS.length : i;
 }
 
-// Bound JS numbers are REALs in SQLite, so `t / @bucketMs` would not truncate: CAST does.
+/**
+ * Read-only aggregates for `mailbag report` over [since, until) in ms, bucketed by `bucketMs`
+ * (UTC hours or days): the same figures as `RawReportCounts`, read from the hourly counters
+ * (migration 16) for the window's whole hours and from the rows for its partial edge hours,
+ * so a 30-day window reads about 720 counter rows per figure whatever the traffic.
+ */
 export class ReportStore {
+  readonly raw: RawReportCounts;
   private readonly s;
 
   constructor(readonly db: SqliteDatabase) {
+    this.raw = new RawReportCounts(db);
+    // Bound JS numbers are REALs in SQLite, so `hour / @bucketMs` would not truncate: CAST does.
     this.s = {
-      // Counted bucket by bucket as index ranges: COUNT(*) over a covering index range is
-      // several times cheaper than grouping every row by a computed bucket.
-      received: db.prepare('SELECT COUNT(*) AS n FROM messages WHERE received_at >= ? AND received_at < ?').pluck(),
-      impAccepted: db
-        .prepare('SELECT COUNT(*) AS n FROM imp_inbound AS i JOIN messages AS m ON m.qid = i.qid WHERE m.received_at >= ? AND m.received_at < ?')
-        .pluck(),
-      // `state IN (...)` repeats the partial index's condition so the planner can use it.
-      finished: db.prepare(`SELECT COALESCE(SUM(state = 'delivered'), 0) AS delivered, COALESCE(SUM(state = 'failed'), 0) AS failed
-        FROM recipients WHERE state IN ('delivered', 'failed') AND updated_at >= ? AND updated_at < ?`),
-      // A deferral is one recipient of one attempt left to retry (the metric's meaning); an
-      // attempt's outcome is 'deferred' or 'partial' whenever any recipient of it was.
-      deferred: db.prepare(`SELECT CAST(a.started_at / @bucketMs AS INTEGER) * @bucketMs AS bucket, COUNT(*) AS n
-        FROM attempts AS a, json_each(CASE WHEN json_valid(a.recipients) THEN a.recipients ELSE '[]' END) AS r
-        WHERE a.started_at >= @since AND a.started_at < @until AND a.outcome IN ('deferred', 'partial')
-          AND r.type = 'object' AND json_extract(r.value, '$.state') = 'deferred'
-        GROUP BY bucket ORDER BY bucket`),
-      latency: db
-        .prepare(`SELECT COALESCE(r.nexthop, '') AS nexthop, r.updated_at - m.received_at AS ms
-        FROM recipients AS r JOIN messages AS m ON m.qid = r.qid
-        WHERE r.state IN ('delivered', 'failed') AND r.state = 'delivered' AND r.updated_at >= @since AND r.updated_at < @until`)
-        .raw(),
-      languages: db.prepare(`SELECT mode, COALESCE(tags, '') AS tags, COUNT(*) AS n FROM language_choices
-        WHERE decided_at >= @since AND decided_at < @until GROUP BY mode, tags ORDER BY n DESC, mode, tags`),
-      podMessages: db.prepare('SELECT COUNT(*) AS n FROM pod_message_events WHERE ts_us >= ? * 1000 AND ts_us < ? * 1000').pluck(),
-      podMaillog: db.prepare('SELECT COUNT(*) AS n FROM pod_maillog_events WHERE ts_us >= ? * 1000 AND ts_us < ? * 1000').pluck(),
-      deadLetters: db.prepare('SELECT COUNT(*) AS n FROM pod_dead_letters WHERE received_at >= ? AND received_at < ?').pluck(),
-      dispositions: db.prepare(`SELECT COALESCE(disposition, '') AS name, COUNT(*) AS n FROM pod_message_events
-        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY name ORDER BY n DESC, name`),
-      rules: db.prepare(`SELECT module, rule, COUNT(*) AS n FROM pod_message_rules
-        WHERE ts_us >= @since * 1000 AND ts_us < @until * 1000 GROUP BY module, rule ORDER BY n DESC, module, rule LIMIT @limit`),
-      // Messages mailbag made itself (bounces, IMP forwards: message_origins) have no upstream.
-      linkCoverage: db.prepare(`SELECT COUNT(*) AS messages,
-          COALESCE(SUM(EXISTS (SELECT 1 FROM upstream_links AS l WHERE l.qid = m.qid)), 0) AS linked
-        FROM messages AS m WHERE m.received_at >= @since AND m.received_at < @until
-          AND NOT EXISTS (SELECT 1 FROM message_origins AS o WHERE o.qid = m.qid)`),
-      linksByVia: db.prepare(`SELECT l.via AS name, COUNT(DISTINCT l.qid) AS n
-        FROM messages AS m JOIN upstream_links AS l ON l.qid = m.qid
-        WHERE m.received_at >= @since AND m.received_at < @until GROUP BY l.via ORDER BY l.via`),
-      // An upstream message handed to mailbag: a maillog line of it says `queued as` a qid
-      // of mailbag's shape (13 of [0-9A-Z]); linked when correlation linked it to a message.
-      upstreamCoverage: db.prepare(`SELECT COUNT(*) AS messages, COALESCE(SUM(u.linked), 0) AS linked FROM (
-          SELECT e.qid, EXISTS (SELECT 1 FROM upstream_links AS l WHERE l.upstream_qid = e.qid) AS linked
-          FROM pod_maillog_events AS e
-          WHERE e.queued_as IS NOT NULL AND e.ts_us >= @since * 1000 AND e.ts_us < @until * 1000
-            AND e.queued_as GLOB '${'[0-9A-Z]'.repeat(13)}'
-          GROUP BY e.qid) AS u`),
+      perBucket: db.prepare(`SELECT CAST(hour / @bucketMs AS INTEGER) * @bucketMs AS bucket, SUM(n) AS n FROM report_hourly
+        WHERE kind = @kind AND hour >= @from AND hour < @to GROUP BY bucket HAVING SUM(n) <> 0 ORDER BY bucket`),
+      named: db.prepare(`SELECT name, detail, SUM(n) AS n FROM report_hourly
+        WHERE kind = @kind AND hour >= @from AND hour < @to GROUP BY name, detail HAVING SUM(n) <> 0`),
+      total: db.prepare('SELECT COALESCE(SUM(n), 0) AS n FROM report_hourly WHERE kind = @kind AND hour >= @from AND hour < @to').pluck(),
+      latency: db.prepare(`SELECT nexthop, bin, bucket, SUM(n) AS n FROM report_latency_hourly
+        WHERE hour >= @from AND hour < @to GROUP BY nexthop, bin, bucket HAVING SUM(n) <> 0`),
+      // Upstream qids handed to mailbag in an edge of the window whose hand-over lines all fall
+      // in one hour (those spanning hours are counted by `upstreamSpanning`).
+      upstreamEdge: db.prepare(`SELECT COUNT(*) AS messages, COALESCE(SUM(u.linked), 0) AS linked FROM (
+          SELECT e.qid FROM pod_maillog_events AS e
+          WHERE e.queued_as IS NOT NULL AND e.ts_us >= @since * 1000 AND e.ts_us < @until * 1000 AND e.queued_as GLOB '${MAILBAG_QID_GLOB}'
+          GROUP BY e.qid) AS d
+        JOIN report_upstream AS u ON u.upstream_qid = d.qid WHERE u.first_hour = u.last_hour`),
+      // Upstream qids whose hand-over lines span hours (a few: deliveries to mailbag in
+      // separate transactions hours apart), each checked against the window's rows.
+      upstreamSpanning: db.prepare(`SELECT COUNT(*) AS messages, COALESCE(SUM(u.linked), 0) AS linked FROM report_upstream AS u
+        WHERE u.first_hour < u.last_hour AND u.last_hour >= @sinceHour AND u.first_hour < @until
+          AND EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.qid = u.upstream_qid AND e.queued_as IS NOT NULL
+            AND e.ts_us >= @since * 1000 AND e.ts_us < @until * 1000 AND e.queued_as GLOB '${MAILBAG_QID_GLOB}')`),
     };
   }
 
-  /** Messages accepted over IMP (DELIVERs answered yes) received in the window. */
+  private counted(w: ReportWindow, kind: string, raw: (edge: ReportWindow) => BucketCount[]): BucketCount[] {
+    const { edges, hours } = split(w);
+    const lists = edges.map(raw);
+    if (hours) lists.push(this.s.perBucket.all({ kind, bucketMs: w.bucketMs, ...hours }) as BucketCount[]);
+    return mergeBuckets(lists);
+  }
+
+  private total(kind: string, hours: SplitWindow['hours']): number {
+    return hours ? (this.s.total.get({ kind, ...hours }) as number) : 0;
+  }
+
+  private namedCounts(kind: string, hours: SplitWindow['hours']): { name: string; detail: string; n: number }[] {
+    return hours ? (this.s.named.all({ kind, ...hours }) as { name: string; detail: string; n: number }[]) : [];
+  }
+
+  /** Messages accepted over IMP received in the window (rows: IMP traffic is a small part). */
   impAccepted(w: ReportWindow): number {
-    return this.s.impAccepted.get(w.since, w.until) as number;
+    return this.raw.impAccepted(w);
   }
 
-  /** Messages accepted (rows in `messages`), by receipt time. */
   received(w: ReportWindow): BucketCount[] {
-    return perBucket(w, (from, to) => this.s.received.get(from, to) as number);
+    return this.counted(w, 'received', (e) => this.raw.received(e));
   }
 
-  /** Recipients that reached delivered or failed (bounced), by the time they did. */
   finished(w: ReportWindow): FinishedCount[] {
-    const out: FinishedCount[] = [];
-    for (const [bucket, from, to] of buckets(w)) {
-      const row = this.s.finished.get(from, to) as { delivered: number; failed: number };
-      if (row.delivered) out.push({ bucket, state: 'delivered', n: row.delivered });
-      if (row.failed) out.push({ bucket, state: 'failed', n: row.failed });
-    }
-    return out;
+    const ofState = (state: 'delivered' | 'failed') =>
+      this.counted(w, state, (e) => this.raw.finished(e).filter((f) => f.state === state)).map((b) => ({ ...b, state }));
+    return [...ofState('delivered'), ...ofState('failed')].sort((a, b) => a.bucket - b.bucket || (a.state < b.state ? -1 : 1));
   }
 
-  /** Recipient deferrals, by the start of the attempt that deferred them. */
   deferred(w: ReportWindow): BucketCount[] {
-    return this.s.deferred.all(w) as BucketCount[];
+    return this.counted(w, 'deferred', (e) => this.raw.deferred(e));
   }
 
-  /**
-   * Each recipient delivered in the window: its next hop and the ms from receipt to delivery.
-   * Streamed, so a month of deliveries is never one array of row objects.
-   */
-  *deliveryLatencies(w: ReportWindow): Generator<[nexthop: string, ms: number]> {
-    for (const row of this.s.latency.iterate(w)) yield row as [string, number];
+  /** Each recipient delivered in the window, from the rows (the report's exact percentiles). */
+  deliveryLatencies(w: ReportWindow): Generator<[nexthop: string, ms: number]> {
+    return this.raw.deliveryLatencies(w);
+  }
+
+  /** Delivered recipients per next hop, by histogram bin and fine bucket, ascending by next hop. */
+  latencyCounts(w: ReportWindow): HopLatencyCounts[] {
+    const { edges, hours } = split(w);
+    const byHop = new Map<string, { bins: number[]; buckets: Map<number, number> }>();
+    const add = (nexthop: string, bin: number, bucket: number, n: number) => {
+      let hop = byHop.get(nexthop);
+      if (!hop) byHop.set(nexthop, (hop = { bins: new Array<number>(COUNTER_LATENCY_BINS_MS.length + 1).fill(0), buckets: new Map() }));
+      hop.bins[bin]! += n;
+      hop.buckets.set(bucket, (hop.buckets.get(bucket) ?? 0) + n);
+    };
+    for (const edge of edges) {
+      for (const [nexthop, ms] of this.raw.deliveryLatencies(edge)) {
+        const clamped = Math.max(0, ms);
+        add(nexthop, latencyBin(clamped), latencyBucket(clamped), 1);
+      }
+    }
+    if (hours) {
+      for (const r of this.s.latency.iterate(hours) as Iterable<{ nexthop: string; bin: number; bucket: number; n: number }>) add(r.nexthop, r.bin, r.bucket, r.n);
+    }
+    return [...byHop.keys()]
+      .sort()
+      .map((nexthop) => {
+        const hop = byHop.get(nexthop)!;
+        const buckets = [...hop.buckets].filter(([, n]) => n !== 0).sort((a, b) => a[0] - b[0]);
+        return { nexthop, delivered: hop.bins.reduce((a, n) => a + n, 0), bins: hop.bins, buckets };
+      })
+      .filter((h) => h.delivered !== 0);
   }
 
   languages(w: ReportWindow): LanguageCount[] {
-    return this.s.languages.all(w) as LanguageCount[];
+    const { edges, hours } = split(w);
+    const lists = edges.map((e) => this.raw.languages(e));
+    lists.push(this.namedCounts('language', hours).map((r) => ({ mode: r.name, tags: r.detail, n: r.n })));
+    return mergeNamed(lists, (r) => `${r.mode}\0${r.tags}`).sort((a, b) => b.n - a.n || utf8(a.mode, b.mode) || utf8(a.tags, b.tags));
   }
 
-  /** PoD message events by event time (`ts`). */
   podMessages(w: ReportWindow): BucketCount[] {
-    return perBucket(w, (from, to) => this.s.podMessages.get(from, to) as number);
+    return this.counted(w, 'pod_message', (e) => this.raw.podMessages(e));
   }
 
-  /** PoD maillog events by event time. */
   podMaillog(w: ReportWindow): BucketCount[] {
-    return perBucket(w, (from, to) => this.s.podMaillog.get(from, to) as number);
+    return this.counted(w, 'pod_maillog', (e) => this.raw.podMaillog(e));
   }
 
-  /** PoD payloads dead-lettered, by the time they were received (they have no trusted event time). */
+  /** Dead letters are few (malformed payloads): counted from the rows. */
   podDeadLetters(w: ReportWindow): BucketCount[] {
-    return perBucket(w, (from, to) => this.s.deadLetters.get(from, to) as number);
+    return this.raw.podDeadLetters(w);
   }
 
-  /** Upstream dispositions of the PoD message events in the window ('' when the event had none). */
   dispositions(w: ReportWindow): NamedCount[] {
-    return this.s.dispositions.all(w) as NamedCount[];
+    const { edges, hours } = split(w);
+    const lists = edges.map((e) => this.raw.dispositions(e));
+    lists.push(this.namedCounts('disposition', hours).map((r) => ({ name: r.name, n: r.n })));
+    return mergeNamed(lists, (r) => r.name).sort((a, b) => b.n - a.n || utf8(a.name, b.name));
   }
 
-  /** The most often triggered upstream rules (`filter.actions[]` of PoD message events). */
   topRules(w: ReportWindow, limit: number): RuleCount[] {
-    return this.s.rules.all({ ...w, limit }) as RuleCount[];
+    const { edges, hours } = split(w);
+    const lists = edges.map((e) => this.raw.topRules(e, -1));
+    lists.push(this.namedCounts('rule', hours).map((r) => ({ module: r.name, rule: r.detail, n: r.n })));
+    const sorted = mergeNamed(lists, (r) => `${r.module}\0${r.rule}`).sort((a, b) => b.n - a.n || utf8(a.module, b.module) || utf8(a.rule, b.rule));
+    return limit < 0 ? sorted : sorted.slice(0, limit);
   }
 
-  /**
-   * Messages received in the window that came from outside (not bounces or IMP forwards
-   * mailbag made), and how many of them correlation linked to an upstream message.
-   */
   linkCoverage(w: ReportWindow): QidCoverage {
-    return this.s.linkCoverage.get(w) as QidCoverage;
+    const { edges, hours } = split(w);
+    let messages = this.total('received', hours) - this.total('origin', hours);
+    let linked = this.total('linked', hours);
+    for (const e of edges) {
+      const c = this.raw.linkCoverage(e);
+      messages += c.messages;
+      linked += c.linked;
+    }
+    return { messages, linked };
   }
 
-  /** Messages received in the window with a link of each kind (a message can have several). */
   linksByVia(w: ReportWindow): NamedCount[] {
-    return this.s.linksByVia.all(w) as NamedCount[];
+    const { edges, hours } = split(w);
+    const lists = edges.map((e) => this.raw.linksByVia(e));
+    lists.push(this.namedCounts('via', hours).map((r) => ({ name: r.name, n: r.n })));
+    return mergeNamed(lists, (r) => r.name).sort((a, b) => utf8(a.name, b.name));
   }
 
-  /**
-   * Upstream messages whose PoD maillog line in the window hands them to mailbag (`queued as`
-   * a mailbag-shaped qid), and how many of them mailbag has.
-   */
   upstreamCoverage(w: ReportWindow): QidCoverage {
-    return this.s.upstreamCoverage.get(w) as QidCoverage;
+    const { edges, hours } = split(w);
+    let messages = this.total('upstream', hours);
+    let linked = this.total('upstream_linked', hours);
+    for (const e of edges) {
+      const c = this.s.upstreamEdge.get({ since: e.since, until: e.until }) as QidCoverage;
+      messages += c.messages;
+      linked += c.linked;
+    }
+    const spanning = this.s.upstreamSpanning.get({ since: w.since, until: w.until, sinceHour: Math.floor(w.since / HOUR) * HOUR }) as QidCoverage;
+    return { messages: messages + spanning.messages, linked: linked + spanning.linked };
   }
 }

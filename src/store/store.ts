@@ -7,6 +7,7 @@ import { PodPublisherStore } from './pod-publisher-store.js';
 import { PodStreamStore } from './pod-stream-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
+import { ImpReplyStore } from './imp-reply-store.js';
 import { ImpTnStore } from './imp-tn-store.js';
 import { ReportStore } from './report-store.js';
 import { UsersStore } from './users-store.js';
@@ -41,19 +42,21 @@ export class Store {
   readonly podStreams: PodStreamStore;
   readonly multilingual: MultilingualStore;
   readonly impTns: ImpTnStore;
+  readonly impReplies: ImpReplyStore;
   readonly correlation: CorrelationStore;
   readonly report: ReportStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
-    this.queue = new QueueStore(db);
-    this.users = new UsersStore(db);
     this.correlation = new CorrelationStore(db);
+    this.queue = new QueueStore(db, this.correlation);
+    this.users = new UsersStore(db);
     this.pod = new PodStore(db, this.correlation);
     this.podPublisher = new PodPublisherStore(db);
     this.podStreams = new PodStreamStore(db);
     this.multilingual = new MultilingualStore(db);
     this.impTns = new ImpTnStore(db);
+    this.impReplies = new ImpReplyStore(db);
     this.report = new ReportStore(db);
   }
 
@@ -99,9 +102,11 @@ export class Store {
   pruneFinished(cutoff: number, limit: number): number {
     return writeTransaction(this.db, () => {
       const qids = this.queue.finishedBefore(cutoff, limit);
+      this.impReplies.pruneEarly(cutoff);
       for (const qid of qids) {
         this.multilingual.forget(qid);
         this.correlation.forget(qid);
+        this.impReplies.forget(qid);
         this.queue.removeFinished(qid);
       }
       return qids.length;

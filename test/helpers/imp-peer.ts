@@ -13,6 +13,8 @@ import { mailboxAddress } from '../../src/imp/mime/from-imp.js';
 export interface PeerAnswer {
   answer: boolean;
   reasons?: string[];
+  /** Default ACCEPT on yes, nothing on no. */
+  howDelivered?: string[];
   error?: { errorClass: number; errorString: string };
 }
 
@@ -82,7 +84,7 @@ export async function startImpPeer(opts: { ihn?: number } = {}): Promise<ImpPeer
               trail: [...msg.command.stamp, ihn],
               answer: a.answer,
               reasons: a.reasons ?? [a.answer ? 'OK' : 'no such user'],
-              howDelivered: a.answer ? ['ACCEPT'] : [],
+              howDelivered: a.howDelivered ?? (a.answer ? ['ACCEPT'] : []),
               ...(a.error ? { error: a.error } : {}),
             }),
           });

@@ -83,6 +83,7 @@ export async function startEngine(
     rewrite?: RewriteStep;
     transport?: FakeTransport;
     /** Options of the queue beyond the config (seams: abort grace, results journal). */
+    pollMs?: number;
     queueOptions?: Pick<DeliveryQueueOptions, 'abortGraceMs' | 'resultJournal'>;
   } = {},
 ): Promise<Engine> {
@@ -113,7 +114,7 @@ export async function startEngine(
       hostname: 'mx.test.invalid',
       transports: [transport],
       logger,
-      pollMs: 20,
+      pollMs: opts.pollMs ?? 20,
       ...(opts.rewrite ? { rewrite: opts.rewrite } : {}),
       ...opts.queueOptions,
     });

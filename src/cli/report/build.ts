@@ -1,4 +1,6 @@
 import type { BucketCount, ReportWindow } from '../../store/report-store.js';
+import { bucketValue } from '../../store/latency-buckets.js';
+import { COUNTER_LATENCY_BINS_MS } from '../../store/report-counters-sql.js';
 import type { Store } from '../../store/store.js';
 import { CliError } from '../command.js';
 import { BUCKET_MS, type BucketName, type ReportWindowSpec } from './time.js';
@@ -26,7 +28,7 @@ export interface HopLatency {
 }
 
 /** Upper bounds (ms) of the latency histogram's bins; the last bin is open-ended. */
-export const LATENCY_BINS_MS = [1_000, 5_000, 30_000, 60_000, 300_000, 1_800_000, 3_600_000, 21_600_000, 86_400_000] as const;
+export const LATENCY_BINS_MS = COUNTER_LATENCY_BINS_MS;
 
 export interface Report {
   window: { since: string; until: string; by: BucketName };
@@ -34,6 +36,11 @@ export interface Report {
   messages: { received: number; delivered: number; deferred: number; bounced: number };
   latency: HopLatency[];
   latencyHistogram: { binsMs: number[]; hops: { nexthop: string; counts: number[] }[] };
+  /**
+   * How `latency`'s percentiles were found: `exact` from each delivery of the window (up to
+   * EXACT_LATENCY_MAX deliveries), `histogram` from the hourly log-scale buckets (within 2.2%).
+   */
+  latencyPercentiles: 'exact' | 'histogram';
   languages: { selected: { tags: string; n: number }[]; byMode: { mode: string; n: number }[] };
   imp: { forwarded: number; accepted: number; note: string };
   pod: {
@@ -70,16 +77,58 @@ function sum(rows: readonly BucketCount[]): number {
   return rows.reduce((acc, r) => acc + r.n, 0);
 }
 
-function latencyBin(ms: number): number {
-  const i = LATENCY_BINS_MS.findIndex((edge) => ms < edge);
-  return i === -1 ? LATENCY_BINS_MS.length : i;
-}
 
 export const UPSTREAM_DEFINITION =
   "upstream messages with a PoD maillog line in the window handing them to mailbag ('queued as' a qid of mailbag's form) that are linked to a mailbag message";
 
 export const CORRELATION_DEFINITION =
   'messages received in the window (not bounces or IMP forwards mailbag made) linked to an upstream message by correlation (queued-as, Received id, Proofpoint GUID or Message-ID; docs/correlation.md)';
+
+/** Windows with up to this many deliveries get exact percentiles from the rows. */
+export const EXACT_LATENCY_MAX = 50_000;
+
+/** Nearest-rank percentile of a histogram of fine buckets (ascending), as the bucket's value. */
+export function bucketPercentile(buckets: readonly [bucket: number, n: number][], total: number, p: number): number {
+  const rank = Math.max(1, Math.ceil((p / 100) * total));
+  let seen = 0;
+  for (const [bucket, n] of buckets) {
+    seen += n;
+    if (seen >= rank) return bucketValue(bucket);
+  }
+  return bucketValue(buckets[buckets.length - 1]![0]);
+}
+
+/**
+ * Per next hop: deliveries, p50/p90/p99 and the histogram. The counts always come from the
+ * hourly counters (and the rows of the window's partial hours); the percentiles are exact,
+ * from every delivery's row, for a window of up to EXACT_LATENCY_MAX deliveries, and read
+ * from the fine log-scale buckets beyond.
+ */
+function latencyFigures(r: Store['report'], w: ReportWindow): Pick<Report, 'latency' | 'latencyPercentiles'> & { histogram: Report['latencyHistogram']['hops'] } {
+  const counts = r.latencyCounts(w);
+  const histogram = counts.map((h) => ({ nexthop: h.nexthop, counts: h.bins }));
+  if (counts.reduce((acc, h) => acc + h.delivered, 0) > EXACT_LATENCY_MAX) {
+    const latency = counts.map((h) => ({
+      nexthop: h.nexthop,
+      delivered: h.delivered,
+      p50Ms: bucketPercentile(h.buckets, h.delivered, 50),
+      p90Ms: bucketPercentile(h.buckets, h.delivered, 90),
+      p99Ms: bucketPercentile(h.buckets, h.delivered, 99),
+    }));
+    return { latency, histogram, latencyPercentiles: 'histogram' };
+  }
+  const byHop = new Map<string, number[]>();
+  for (const [nexthop, ms] of r.deliveryLatencies(w)) {
+    let list = byHop.get(nexthop);
+    if (!list) byHop.set(nexthop, (list = []));
+    list.push(Math.max(0, ms));
+  }
+  const latency: HopLatency[] = [...byHop.keys()].sort().map((nexthop) => {
+    const list = byHop.get(nexthop)!.sort((a, b) => a - b);
+    return { nexthop, delivered: list.length, p50Ms: percentile(list, 50), p90Ms: percentile(list, 90), p99Ms: percentile(list, 99) };
+  });
+  return { latency, histogram, latencyPercentiles: 'exact' };
+}
 
 /** Reads every figure of the report for the window from the store (read-only). */
 export function buildReport(store: Store, spec: ReportWindowSpec): Report {
@@ -119,22 +168,7 @@ export function buildReport(store: Store, spec: ReportWindowSpec): Report {
   fill(podMaillog, 'podMaillog');
   fill(deadLetters, 'podDeadLettered');
 
-  const byHop = new Map<string, number[]>();
-  for (const [nexthop, ms] of r.deliveryLatencies(w)) {
-    let list = byHop.get(nexthop);
-    if (!list) byHop.set(nexthop, (list = []));
-    list.push(Math.max(0, ms));
-  }
-  const hops = [...byHop.keys()].sort();
-  const latency: HopLatency[] = hops.map((nexthop) => {
-    const list = byHop.get(nexthop)!.sort((a, b) => a - b);
-    return { nexthop, delivered: list.length, p50Ms: percentile(list, 50), p90Ms: percentile(list, 90), p99Ms: percentile(list, 99) };
-  });
-  const histogram = hops.map((nexthop) => {
-    const counts = new Array<number>(LATENCY_BINS_MS.length + 1).fill(0);
-    for (const ms of byHop.get(nexthop)!) counts[latencyBin(ms)]!++;
-    return { nexthop, counts };
-  });
+  const { latency, histogram, latencyPercentiles } = latencyFigures(r, w);
 
   const languageRows = r.languages(w);
   const byMode = new Map<string, number>();
@@ -154,6 +188,7 @@ export function buildReport(store: Store, spec: ReportWindowSpec): Report {
     },
     latency,
     latencyHistogram: { binsMs: [...LATENCY_BINS_MS], hops: histogram },
+    latencyPercentiles,
     languages: {
       selected: languageRows.filter((l) => l.mode === 'select').map((l) => ({ tags: l.tags, n: l.n })),
       byMode: [...byMode].map(([mode, n]) => ({ mode, n })).sort((a, b) => b.n - a.n || a.mode.localeCompare(b.mode)),

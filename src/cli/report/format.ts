@@ -51,7 +51,9 @@ export function formatTable(r: Report): string {
     'messages',
     ...table(['received', 'delivered', 'deferred', 'bounced'], [[m.received, m.delivered, m.deferred, m.bounced]]),
     ...section(
-      'delivery latency, receipt to delivery, per next hop',
+      r.latencyPercentiles === 'histogram'
+        ? 'delivery latency, receipt to delivery, per next hop (percentiles within 2.2%)'
+        : 'delivery latency, receipt to delivery, per next hop',
       rowsTable(
         ['next hop', 'delivered', 'p50', 'p90', 'p99'],
         r.latency.map((h) => [h.nexthop || '(none)', h.delivered, formatMs(h.p50Ms), formatMs(h.p90Ms), formatMs(h.p99Ms)]),

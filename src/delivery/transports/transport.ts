@@ -11,6 +11,11 @@ export interface RecipientResult {
   reply: string;
   /** Maildir: the file name the message was delivered as. */
   deliveredAs?: string;
+  /**
+   * A failure someone else reports to the sender (IMP: the ACKNOWLEDGE was passed back
+   * to the originating MPM, which bounces it): no bounce from here. Says who.
+   */
+  reportedBy?: string;
   /** IMP: the DELIVER shipped for this recipient and its ACKNOWLEDGE (recorded with the attempt). */
   imp?: ImpHop;
 }

@@ -10,7 +10,8 @@ import { encodeBag } from '../bag.js';
 import { encodeShippingUnit } from '../compression.js';
 import { exchangeBag } from './exchange.js';
 import { readArguments, readCommandError, tidKey } from '../message.js';
-import type { ImpMessage } from '../types.js';
+import { isEndToEndAnswer, passedBackReply, replyAddressee } from '../replies.js';
+import type { ImpMessage, Tid } from '../types.js';
 import { acknowledgementResult } from './acknowledge.js';
 import type { TnAllocator } from './tn-allocator.js';
 
@@ -23,6 +24,13 @@ export interface ShipmentItem {
   recipientOf: Map<string, string>;
   /** The tns of our own allocator this request holds (a forwarded message keeps its originator's tid). */
   ownTns: number[];
+  /**
+   * The DELIVER this request forwards under its originator's tid (Example 2 view 2), if
+   * it does: that originator hears the destination's answer from us (view 4).
+   */
+  origin?: { tid: Tid; stamp: readonly number[] } | undefined;
+  /** The message's header section, for the originating side's end-to-end record (read when needed). */
+  headers(): Buffer;
   /** The bag this request alone would make: an upper bound of its share of a batch. */
   soloBytes: number;
   results: Map<string, RecipientResult>;
@@ -39,6 +47,35 @@ export interface PeerEvents {
   acknowledged?(e: { peer: string; answer: 'yes' | 'no' | 'none' }): void;
   /** A problem worth a log line (a reply that names no message of the bag, a bad bag). */
   warn?(msg: string, fields: Record<string, unknown>): void;
+}
+
+/**
+ * End-to-end ACKNOWLEDGEs (RFC 753 Example 2 view 4). Both run on the reply's arrival,
+ * before the queue records the hop's outcome, and are durable when they return: a crash
+ * in between repeats the attempt, so a reply may be recorded twice, never lost.
+ */
+export interface EndToEndHooks {
+  /** This MPM's ihn (a reply already stamped by it is in a loop and is not passed back). */
+  ihn: number;
+  /**
+   * A hop accepted a message of ours for forwarding: remember it until the destination
+   * answers. Returns that answer when it came first (it is then the recipient's outcome).
+   */
+  awaitFinal(e: {
+    tid: Tid;
+    qid: string;
+    rcpt: string;
+    peer: string;
+    req: DeliveryRequest;
+    headers: Buffer;
+    hopReply: string;
+  }): { outcome: 'delivered' | 'failed'; reply: string } | undefined;
+  /**
+   * The destination's ACKNOWLEDGE of a message we relayed: queue `reply` (already stamped
+   * with our ihn) towards the MPM `targetIhn`. False when that MPM cannot be reached from
+   * here (not in imp.mpms): then this hop's outcome stands and we report it ourselves.
+   */
+  passBack(e: { targetIhn: number; tid: Tid; qid: string; reply: ImpMessage }): boolean;
 }
 
 export interface PeerOptions {
@@ -59,6 +96,7 @@ export interface PeerOptions {
   /** With every connection busy, how recent the peer's last progress must be for a new request to wait for a bag. */
   handoverMs: number;
   events: PeerEvents;
+  endToEnd?: EndToEndHooks | undefined;
 }
 
 export class PeerShipper {
@@ -209,7 +247,7 @@ export class PeerShipper {
       return 0;
     }
     const error = safeError(reply);
-    const result: RecipientResult = {
+    let result: RecipientResult = {
       ...acknowledgementResult(rcpt, { ...args, error }),
       ...this.hop(item, args.tid, {
         answer: args.answer,
@@ -220,11 +258,43 @@ export class PeerShipper {
       }),
     };
     this.o.events.acknowledged?.({ peer: this.o.url, answer: args.answer ? 'yes' : 'no' });
+    if (!item.done && !item.results.has(rcpt)) result = this.endToEnd(item, rcpt, reply, { ...args, transient: result.outcome === 'deferred' }, result);
     if (!item.done) {
       item.results.set(rcpt, result);
       if (item.results.size === item.req.recipients.length) this.complete(item);
     }
     return 1;
+  }
+
+  /**
+   * A message we forward under its originator's tid whose destination answered: the
+   * answer goes back towards that originator (view 4), and a "no" is bounced there,
+   * not here. A message of ours that a relay took for forwarding: remembered until the
+   * destination's answer comes back. Anything the store refuses leaves the hop's
+   * outcome as it was (per hop, as before), with a warning.
+   */
+  private endToEnd(item: ShipmentItem, rcpt: string, reply: ImpMessage, ack: { tid: Tid; answer: boolean; howDelivered: string[]; transient: boolean }, result: RecipientResult): RecipientResult {
+    const hooks = this.o.endToEnd;
+    if (!hooks) return result;
+    const final = isEndToEndAnswer(ack);
+    try {
+      if (item.origin && final) {
+        const targetIhn = replyAddressee(reply, ack.tid);
+        if (reply.command.stamp.some((s) => (s | 0) === (hooks.ihn | 0))) {
+          this.o.events.warn?.('imp: reply already stamped by this MPM; not passed back', { peer: this.o.url, tid: ack.tid, stamp: reply.command.stamp });
+          return result;
+        }
+        const passed = hooks.passBack({ targetIhn, tid: ack.tid, qid: item.req.qid, reply: passedBackReply(reply, hooks.ihn) });
+        if (passed && result.outcome === 'failed') return { ...result, reportedBy: `the originating MPM (ihn ${targetIhn >>> 0})` };
+      } else if (!item.origin && ack.answer && !final) {
+        const early = hooks.awaitFinal({ tid: ack.tid, qid: item.req.qid, rcpt, peer: this.o.url, req: item.req, headers: item.headers(), hopReply: result.reply });
+        // The destination's answer came back before this hop's: it is the outcome (bounced here on no).
+        if (early) return { ...result, outcome: early.outcome, reply: early.reply };
+      }
+    } catch (err) {
+      this.o.events.warn?.('imp: end-to-end record failed; the hop answer stands', { peer: this.o.url, tid: ack.tid, err: (err as Error).message });
+    }
+    return result;
   }
 
   private abort(item: ShipmentItem): void {

@@ -10,7 +10,7 @@ import { isImpError } from '../errors.js';
 import { deliverCommand, tidKey } from '../message.js';
 import { mimeToImpDocument, recipientMailbox } from '../mime/to-imp.js';
 import type { ImpMessage, Tid } from '../types.js';
-import { PeerShipper, type PeerEvents, type ShipmentItem } from './peer.js';
+import { PeerShipper, type EndToEndHooks, type PeerEvents, type ShipmentItem } from './peer.js';
 import type { TnAllocator } from './tn-allocator.js';
 
 export interface ImpTransportOptions {
@@ -33,6 +33,10 @@ export interface ImpTransportOptions {
    */
   impOrigin?: (qid: string) => { tid: Tid; stamp: readonly number[] } | undefined;
   events?: PeerEvents;
+  /** End-to-end ACKNOWLEDGEs (docs/imp.md); absent: every hop's answer is final. */
+  endToEnd?: EndToEndHooks;
+  /** Closed with the transport: the relay's outbox of replies to pass back. */
+  replyForwarder?: { close(): Promise<void> };
 }
 
 async function readAll(stream: Readable): Promise<Buffer> {
@@ -86,9 +90,11 @@ export class ImpTransport implements NextHopTransport {
     }
     const recipientOf = new Map<string, string>();
     const ownTns: number[] = [];
+    let forwarding: ShipmentItem['origin'];
     if (origin && messages.length === 1) {
       // One DELIVER was accepted as one message: it travels on under its originator's tid.
       messages[0]!.tid = { tn: origin.tid.tn, ihn: origin.tid.ihn | 0 };
+      forwarding = origin;
     } else {
       for (const m of messages) {
         const tid = this.o.tns.allocate();
@@ -102,7 +108,7 @@ export class ImpTransport implements NextHopTransport {
     }
     messages.forEach((m, i) => recipientOf.set(tidKey(m.tid), req.recipients[i]!));
     return new Promise<DeliveryResult>((resolve) => {
-      const item: ShipmentItem = { req, messages, recipientOf, ownTns, soloBytes, results: new Map(), done: false, resolve };
+      const item: ShipmentItem = { req, messages, recipientOf, ownTns, origin: forwarding, headers: () => headerSection(raw), soloBytes, results: new Map(), done: false, resolve };
       peer.enqueue(item);
     });
   }
@@ -124,6 +130,7 @@ export class ImpTransport implements NextHopTransport {
         idleTimeoutMs: this.o.idleTimeoutMs,
         handoverMs: this.o.handoverMs ?? 1000,
         events: this.o.events ?? {},
+        endToEnd: this.o.endToEnd,
       });
       this.peers.set(hop.url, p);
     }
@@ -131,6 +138,12 @@ export class ImpTransport implements NextHopTransport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.peers.values()].map((p) => p.close()));
+    await Promise.all([...[...this.peers.values()].map((p) => p.close()), this.o.replyForwarder?.close()]);
   }
+}
+
+/** The header section (through the blank line), copied so the message buffer can go. */
+function headerSection(raw: Buffer, max = 256 * 1024): Buffer {
+  const end = raw.indexOf('\r\n\r\n');
+  return Buffer.from(raw.subarray(0, end === -1 ? Math.min(raw.length, max) : Math.min(end + 4, max)));
 }

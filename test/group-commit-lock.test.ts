@@ -1,0 +1,76 @@
+// The accept path's group commit while another connection (the queue thread, the CLI)
+// holds the store's write lock: it waits from the event loop, so the SMTP thread's other
+// sessions keep running, and commits once the lock is free; past the SMTP lock bound it
+// fails (451) instead of waiting on. Events are ordered, never timed.
+import t from 'tap';
+import { join } from 'node:path';
+import { toNewMessage } from '../src/delivery/accept.js';
+import { GroupCommitter } from '../src/delivery/group-commit.js';
+import { Spool } from '../src/delivery/spool.js';
+import { openDatabase } from '../src/store/db.js';
+import { Store } from '../src/store/store.js';
+import { tempDir } from './helpers/gateway.js';
+
+function setup(t: { teardown(fn: () => void): void }) {
+  const { dir, cleanup } = tempDir('group-commit-lock');
+  const path = join(dir, 'store.db');
+  const store = Store.open(path, { role: 'smtp' });
+  const other = openDatabase(path, { role: 'queue' });
+  t.teardown(() => {
+    if (other.inTransaction) other.exec('ROLLBACK');
+    other.close();
+    store.close();
+    cleanup();
+  });
+  const spool = new Spool(join(dir, 'spool'));
+  const committer = new GroupCommitter(store, spool);
+  const message = (qid: string) =>
+    toNewMessage({ qid, receivedAt: 1, sender: 'a@sender.test', recipients: [{ address: 'b@example.test' }] }, { spoolPath: join(dir, 'spool', qid), spoolOffset: 0, size: 1, sha256: '0'.repeat(64) });
+  return { store, other, committer, message };
+}
+
+const turns = (n: number) => new Promise<void>((resolve) => {
+  const next = (left: number) => (left === 0 ? resolve() : setImmediate(() => next(left - 1)));
+  next(n);
+});
+
+t.test('the write lock held elsewhere: the commit waits without blocking the event loop, then commits', async (t) => {
+  const { store, other, committer, message } = setup(t);
+  const events: string[] = [];
+  let tries = 0;
+  const insertMessages = store.queue.insertMessages.bind(store.queue);
+  store.queue.insertMessages = (batch, opts) => {
+    tries++;
+    insertMessages(batch, opts);
+  };
+  other.exec('BEGIN IMMEDIATE');
+  const committed = committer.commit(message('0Q0000000000A')).then(
+    () => events.push('committed'),
+    (err: Error) => events.push(`failed: ${err.message}`),
+  );
+  // once the commit has tried the lock: SQLite's busy handler would hold this thread until
+  // the lock is free or the bound passes, and these turns of the event loop would run after
+  while (tries === 0) await turns(1);
+  await turns(20);
+  events.push('the event loop ran while the lock was held');
+  other.exec('COMMIT');
+  events.push('lock released');
+  await committed;
+  t.same(events, ['the event loop ran while the lock was held', 'lock released', 'committed']);
+  t.ok(store.queue.message('0Q0000000000A'), 'the row is stored');
+});
+
+t.test('the lock held past the SMTP bound: the batch fails with SQLITE_BUSY (the clients get 451)', async (t) => {
+  const { store, other, committer, message } = setup(t);
+  other.exec('BEGIN IMMEDIATE');
+  const result = await committer.commit(message('0Q0000000000B')).then(
+    () => 'committed',
+    (err: Error & { code?: string }) => err.code,
+  );
+  t.equal(result, 'SQLITE_BUSY');
+  other.exec('COMMIT');
+  t.equal(store.queue.message('0Q0000000000B'), undefined, 'nothing stored');
+  // the next batch commits once the lock is free
+  await committer.commit(message('0Q0000000000C'));
+  t.ok(store.queue.message('0Q0000000000C'));
+});
