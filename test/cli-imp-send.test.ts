@@ -3,7 +3,9 @@
 import t from 'tap';
 import { startImpPeer } from './helpers/imp-peer.js';
 import { cli } from './helpers/cli.js';
-import { tempDir, writeTestConfig } from './helpers/gateway.js';
+import { join } from 'node:path';
+import { startGateway } from '../src/gateway/gateway.js';
+import { maildirFiles, tempDir, testConfig, waitFor, writeTestConfig } from './helpers/gateway.js';
 import { mailboxAddress } from '../src/imp/mime/from-imp.js';
 
 const MESSAGE = 'From: ann@sender.test\r\nSubject: by hand\r\n\r\nsent with imp send\r\n';
@@ -52,4 +54,31 @@ t.test('imp send usage errors exit 2', async (t) => {
   t.equal((await cli(['imp', 'send', '--peer', 'h:1'])).code, 2, 'no --to');
   t.equal((await cli(['imp', 'send', '--peer', 'nohost', '--to', 'a@b.test'])).code, 2, 'bad --peer');
   t.equal((await cli(['imp', 'send', '--peer', 'h:1', '--to', 'not-an-address'])).code, 2, 'bad --to');
+});
+
+t.test('imp send to the gateway of its own config: the loop names the cause, --ihn sends as another MPM', async (t) => {
+  const { dir, cleanup } = tempDir('imp-send-self');
+  const imp = { ihn: 167772359, listen: { host: '127.0.0.1', port: 0 } };
+  const gw = await startGateway(testConfig(dir, { imp }), { pollMs: 50 });
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  const cfg = writeTestConfig(dir, { imp });
+  const peer = `127.0.0.1:${gw.impAddress()!.port}`;
+  const looped = await cli(['imp', 'send', '--config', cfg, '--peer', peer, '--to', 'dave@example.test', '--to', 'erin@example.test'], { stdin: MESSAGE });
+  t.equal(looped.code, 1);
+  t.match(looped.stderr, /<dave@example\.test>: ACKNOWLEDGE no: routing loop/);
+  t.match(looped.stderr, /<erin@example\.test>: ACKNOWLEDGE no: routing loop/, 'every refused recipient is named, not only the first');
+  t.match(looped.stderr, /the peer has this config's imp\.ihn \(167772359\): pass --ihn N/, 'says why and what to do');
+
+  const sent = await cli(['imp', 'send', '--config', cfg, '--ihn', '167772404', '--peer', peer, '--to', 'dave@example.test'], { stdin: MESSAGE });
+  t.equal(sent.code, 0, sent.stderr);
+  t.match(sent.stdout.toString(), /INTEGER=167772404,\s*INTEGER=167772359/, 'the trail: the given ihn plus the gateway');
+  const files = await waitFor(() => {
+    const f = maildirFiles(join(dir, 'mailboxes'), 'example.test', 'dave');
+    return f.length ? f : undefined;
+  });
+  t.equal(files.length, 1);
+  t.equal((await cli(['imp', 'send', '--ihn', 'x', '--peer', peer, '--to', 'a@b.test'])).code, 2, 'bad --ihn');
 });

@@ -42,6 +42,25 @@ t.test('every corpus event imports; importing again stores nothing', async (t) =
   t.equal(again.stdout.toString(), '{"read":40,"stored":0,"duplicates":40,"deadLettered":0}\n');
 });
 
+t.test('pretty-printed events, as the public samples and `jq .` write them, import as they are', async (t) => {
+  const { run } = fresh();
+  // The Sumo Logic sample file as published: one event over many lines, starting with a lone '{'.
+  const sumo = await run(['pod', 'import', '--json', podFixturePath('sumologic-message-log.json')]);
+  t.equal(sumo.code, 0, sumo.stderr);
+  t.equal(sumo.stdout.toString(), '{"read":1,"stored":1,"duplicates":0,"deadLettered":0}\n');
+  // Several events one after the other (`jq . events.jsonl`), CRLF, a brace inside a string.
+  const events = podFixture('elastic-test-mail.jsonl').split('\n').filter(Boolean).slice(0, 3).map((l) => JSON.parse(l) as Record<string, unknown>);
+  events[1] = { ...events[1], note: 'a } and a { in a string, and an escaped \\" quote' };
+  const pretty = file('pretty.json', events.map((e) => JSON.stringify(e, null, 2)).join('\n').replaceAll('\n', '\r\n') + '\r\n');
+  t.equal((await run(['pod', 'import', '--json', pretty])).stdout.toString(), '{"read":3,"stored":3,"duplicates":0,"deadLettered":0}\n');
+  t.equal((await run(['pod', 'import', '--json', pretty])).stdout.toString(), '{"read":3,"stored":0,"duplicates":3,"deadLettered":0}\n');
+  // An object cut short is one dead letter, not one per line.
+  const cut = file('cut.json', `${JSON.stringify(events[0], null, 2)}\n${JSON.stringify(events[2], null, 2).slice(0, 200)}`);
+  const r = await run(['pod', 'import', '--json', cut]);
+  t.equal(r.stdout.toString(), '{"read":2,"stored":0,"duplicates":1,"deadLettered":1}\n');
+  t.match((await run(['pod', 'dead-letters'])).stdout.toString(), /cut\.json:object 2\tERR_POD_JSON\t/);
+});
+
 t.test('overlapping files and stdin: only new events are stored', async (t) => {
   const { run } = fresh();
   const lines = podFixture('elastic-test-mail.jsonl').split('\n').filter(Boolean);

@@ -153,7 +153,7 @@ t.test('IMP: maxBagBytes cannot exceed the largest bag; maxMessageBytes must fit
   );
 });
 
-t.test('imp:// routes: host and port, compress per route or from imp.compress, no TLS keys', async (t) => {
+t.test('imp:// routes: host and port, compress per route or from imp.compress, TLS only from the first octet', async (t) => {
   const fits = { smtp: { maxMessageBytes: '10MiB' } };
   const c = validateConfig({
     ...fits,
@@ -166,7 +166,8 @@ t.test('imp:// routes: host and port, compress per route or from imp.compress, n
   t.same(c.routes[1]!.nexthop, { kind: 'imp', host: '::1', port: 7531, url: 'imp://[::1]:7531', compress: true });
   t.equal(c.imp.compress, false, 'compression is off unless configured');
   t.equal(c.imp.maxMessagesPerBag, 10000);
-  t.throws(() => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'imp://peer.test:7530', tls: 'required' }] }), /routes\.0\.tls: applies to smtp:\/\/ and lmtp:\/\/ next hops only/);
+  t.throws(() => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'imp://peer.test:7530', tls: 'opportunistic' }] }), /routes\.0\.tls: IMP has no STARTTLS/);
+  t.throws(() => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'maildir:/m', tls: 'required' }] }), /routes\.0\.tls: applies to smtp:\/\/, lmtp:\/\/ and imp:\/\/ next hops only/);
   t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'smtp://h:25', compress: true }] }), /routes\.0\.compress: applies to imp:\/\/ next hops only/);
   t.throws(
     () => validateConfig({ ...fits, routes: [{ domain: 'a.test', nexthop: 'imp://p:1', compress: true }, { domain: 'b.test', nexthop: 'imp://p:1', compress: false }] }),

@@ -88,7 +88,7 @@ t.test('routes: tls and tlsVerify', async (t) => {
       ['required', true],
     ],
   );
-  t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'maildir:/m', tls: 'required' }] }), /routes\.0\.tls: applies to smtp:\/\/ and lmtp:\/\/ next hops only/);
+  t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'maildir:/m', tls: 'required' }] }), /routes\.0\.tls: applies to smtp:\/\/, lmtp:\/\/ and imp:\/\/ next hops only/);
   t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'smtp://h:25', tls: 'none', tlsVerify: true }] }), /routes\.0\.tlsVerify/);
   t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'smtp://h:25', tls: 'sometimes' }] }), /routes\.0\.tls/);
   t.throws(

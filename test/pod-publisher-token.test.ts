@@ -19,11 +19,15 @@ t.test('mailbag pod token mints a token the publisher accepts', async (t) => {
   const r = await cli(['pod', 'token', '--cid', 'c1', '--expires', '30d', '--config', cfg]);
   t.equal(r.code, 0, r.stderr);
   t.equal(statSync(secretFile).mode & 0o777, 0o600, 'the secret is created with mode 0600');
+  // A token from a new secret works only for a gateway started after it with the same file:
+  // minted from the wrong directory (a relative secretFile) it would fail with 401, so say so.
+  t.match(r.stderr, new RegExp(`^mailbag pod token: warning: created a new secret in ${secretFile.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
   const claims = verifyToken(loadOrCreateSecret(secretFile), r.stdout.toString().trim());
   t.equal(claims.cid, 'c1');
   t.equal(claims.exp - claims.iat, 30 * 86_400, 'expires in 30 days');
   t.ok(claims.iat >= before);
   const again = await cli(['pod', 'token', '--cid', 'c1', '--config', cfg]);
+  t.equal(again.stderr, '', 'the existing secret: no warning');
   t.not(again.stdout.toString(), r.stdout.toString(), 'each token has its own id (one session per token)');
   t.equal(verifyToken(loadOrCreateSecret(secretFile), again.stdout.toString().trim()).exp - claims.iat >= 30 * 86_400, true, 'default 30d');
   const other = await cli(['pod', 'token', '--cid', 'c2', '--config', cfg]);
@@ -63,4 +67,8 @@ t.test('stream query: modes, hour rounding, the 30-day limit, 400 reasons', asyn
   for (const bad of ['type=message', 'cid=&type=message', 'cid=c', 'cid=c&type=', 'cid=c&type=mail', 'cid=c&type=message&sinceTime=x', 'cid=c&type=message&toTime=2026-11-29T00:00:00Z', 'cid=c&type=message&sinceTime=2026-11-29T02:00:00Z&toTime=2026-11-29T01:00:00Z']) {
     t.throws(() => q(bad), BadStreamRequest, bad);
   }
+  t.throws(() => q('cid=c&type=message&sinceTime='), { message: 'invalid sinceTime: empty' }, 'an empty sinceTime is named, not toTime');
+  // A '+' offset typed into a URL unencoded arrives as a space (form decoding): read as '+'.
+  t.same(q('cid=c&type=message&sinceTime=2026-11-30T03:00:00+0100').mode, { kind: 'archive', fromMs: ms('2026-11-30T02:00:00Z'), toMs: ms('2026-11-30T13:00:00Z') });
+  t.same(q('cid=c&type=message&sinceTime=2026-11-30T03:00:00%2B01:00&toTime=2026-11-30T05:00:00+01:00').mode, { kind: 'archive', fromMs: ms('2026-11-30T02:00:00Z'), toMs: ms('2026-11-30T04:00:00Z') });
 });

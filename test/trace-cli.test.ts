@@ -148,3 +148,16 @@ t.test('a bounce links back to its message: trace by either qid shows both', asy
     t.same(steps, ['original received', 'original attempt', 'bounce generated', 'bounce attempt'], `by ${key === qid ? 'the original' : 'the bounce'}`);
   }
 });
+
+t.test('80 columns even for a token longer than a continuation line (a long Message-ID)', async (t) => {
+  const { db, run } = fresh();
+  const store = Store.open(db);
+  const longId = `${'1716405734681339795.108109.574101123456786866'}@user2.example.net`;
+  addMessage(store, '0MX3LONGID000', T0, `Message-ID: <${longId}>\r\nSubject: x\r\n\r\n`);
+  store.close();
+  const r = await run(['trace', '0MX3LONGID000']);
+  t.equal(r.code, 0, r.stderr);
+  const text = r.stdout.toString();
+  t.same(text.split('\n').filter((l) => l.length > 80), [], 'no line over 80 columns');
+  t.match(text.replace(/\n\s+/g, ''), longId, 'the whole Message-ID is there, cut across lines');
+});

@@ -73,6 +73,12 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 /** Process entry point: real stdio, exit code on process.exitCode. */
 export async function main(argv = process.argv.slice(2)): Promise<void> {
   const io: CliIO = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, env: process.env };
+  // The reader went away (`mailbag report | head`): what it wanted is written, stop quietly.
+  // The gateway's logger writes to fd 1 on its own, so this is the commands' output only.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(process.exitCode ?? 0);
+  });
   try {
     process.exitCode = await runCli(argv, io);
   } catch (err) {

@@ -17,10 +17,11 @@ const CONFIG = { config: { type: 'string', short: 'c' } } as const;
 
 const importCmd: Command = {
   name: 'import',
-  summary: 'store PoD message/maillog events from files (JSON lines or a JSON array)',
+  summary: 'store PoD message/maillog events from files (JSON lines, a JSON array or pretty-printed JSON)',
   usage: `mailbag pod import FILE... [--json] [--config FILE]
 
-FILE is JSON lines (one event per line) or a JSON array of events; '-' reads stdin.
+FILE is JSON lines (one event per line), a JSON array of events, or pretty-printed events
+one after another (first line a lone '{', as jq . prints them); '-' reads stdin.
 Each event is validated, normalised and stored like an event from a PoD stream; an event
 already stored counts as a duplicate, one that cannot be taken is kept as a dead letter
 ('mailbag pod dead-letters'). Prints: read N, stored N, duplicates N, dead-lettered N.
@@ -98,7 +99,13 @@ duration (30d, 12h, 90m; default 30d).`,
     if (values.cid !== pub.cid) throw new CliError(`this publisher serves cid ${JSON.stringify(pub.cid)} (pod.publisher.cid), not ${JSON.stringify(values.cid)}`, 'ERR_POD_CID');
     let secret: Buffer;
     try {
-      secret = loadOrCreateSecret(pub.secretFile);
+      secret = loadOrCreateSecret(pub.secretFile, () =>
+        // A running gateway has made its secret already: a new one means another file than its
+        // (a relative secretFile from another directory, another config), and a token it refuses.
+        io.stderr.write(
+          `mailbag pod token: warning: created a new secret in ${pub.secretFile}: the token works with a gateway started with this file; one already running with another secret answers 401\n`,
+        ),
+      );
     } catch (err) {
       if (err instanceof PodSecretError) throw new CliError(err.message, err.code);
       throw err;

@@ -1,11 +1,13 @@
 // What a config needs from the machine it runs on, checked before anything starts:
-// listen hosts that resolve, spool, store and Maildir paths that can be used. `config check` and
+// listen hosts that resolve, listeners' TLS key and certificate that load, spool, store and
+// Maildir paths that can be used. `config check` and
 // `start` run the same checks, so what one accepts the other starts with; only `start`
 // creates the directories.
 import { constants } from 'node:fs';
-import { access, mkdir, stat, statfs } from 'node:fs/promises';
+import { access, mkdir, readFile, stat, statfs } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { CliError } from './command.js';
@@ -130,6 +132,35 @@ async function checkListenHost(key: string, host: string, resolveHost: (host: st
   }
 }
 
+/** The TLS key and certificate of each listener that has them: what its start would load. */
+function tlsFilesOf(config: Config): Array<{ key: string; tls: { key: string; cert: string } }> {
+  const out: Array<{ key: string; tls: { key: string; cert: string } }> = [];
+  if (config.smtp.tls) out.push({ key: 'smtp.tls', tls: config.smtp.tls });
+  if (config.imp.listen && config.imp.tls) out.push({ key: 'imp.tls', tls: config.imp.tls });
+  if (config.pod.publisher.enabled && config.pod.publisher.tls) out.push({ key: 'pod.publisher.tls', tls: config.pod.publisher.tls });
+  return out;
+}
+
+/** Reads both files and builds the TLS context from them, as the listener's start would. */
+async function checkTlsFiles(key: string, tls: { key: string; cert: string }): Promise<string | undefined> {
+  const read = async (which: 'key' | 'cert'): Promise<Buffer | string> => {
+    try {
+      return await readFile(tls[which]);
+    } catch (err) {
+      return `${key}.${which}: ${tls[which]} is unusable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+    }
+  };
+  const [k, c] = [await read('key'), await read('cert')];
+  if (typeof k === 'string') return k;
+  if (typeof c === 'string') return c;
+  try {
+    createSecureContext({ key: k, cert: c });
+    return undefined;
+  } catch (err) {
+    return `${key}: ${tls.key} and ${tls.cert} are unusable: ${(err as Error).message}`;
+  }
+}
+
 /** Why the config would accept no mail at all, if it would not. */
 export function noMailWarnings(config: Config): string[] {
   const warnings: string[] = [];
@@ -156,8 +187,14 @@ export async function preflight(config: Config, file: string, opts: PreflightOpt
   for (const [key, host] of [
     ['smtp.listen.host', config.smtp.listen.host],
     ...(config.admin.enabled ? [['admin.listen.host', config.admin.listen.host] as const] : []),
+    ...(config.imp.listen ? [['imp.listen.host', config.imp.listen.host] as const] : []),
+    ...(config.pod.publisher.enabled ? [['pod.publisher.listen.host', config.pod.publisher.listen.host] as const] : []),
   ] as const) {
     const problem = await checkListenHost(key, host, opts.resolveHost ?? ((h) => lookup(h)));
+    if (problem) problems.push(problem);
+  }
+  for (const { key, tls } of tlsFilesOf(config)) {
+    const problem = await checkTlsFiles(key, tls);
     if (problem) problems.push(problem);
   }
   for (const p of pathsOf(config)) {

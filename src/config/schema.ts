@@ -86,7 +86,7 @@ export interface HopTls {
 export type NextHop =
   | ({ kind: 'smtp'; host: string; port: number; url: string } & HopTls)
   | ({ kind: 'lmtp'; host: string; port: number; url: string } & HopTls)
-  | { kind: 'imp'; host: string; port: number; url: string; compress?: boolean }
+  | { kind: 'imp'; host: string; port: number; url: string; compress?: boolean; tls?: { verify: boolean } }
   | { kind: 'maildir'; path: string; url: string };
 
 /**
@@ -130,7 +130,7 @@ const route = z
   .strictObject({
     domain: domainPattern,
     nexthop: z.string(),
-    /** STARTTLS policy towards an smtp:// or lmtp:// next hop (default opportunistic). */
+    /** STARTTLS policy towards an smtp:// or lmtp:// next hop (default opportunistic); imp://: none (default) or required, TLS from the first octet. */
     tls: z.enum(TLS_POLICIES).optional(),
     /** Verify the next hop's certificate (default: true when tls is required, else false). */
     tlsVerify: z.boolean().optional(),
@@ -144,9 +144,21 @@ const route = z
       ctx.addIssue({ code: 'custom', path: ['nexthop'], message: hop });
       return z.NEVER;
     }
-    if ((hop.kind === 'maildir' || hop.kind === 'imp') && (r.tls !== undefined || r.tlsVerify !== undefined)) {
-      ctx.addIssue({ code: 'custom', path: [r.tls !== undefined ? 'tls' : 'tlsVerify'], message: 'applies to smtp:// and lmtp:// next hops only' });
+    if (hop.kind === 'maildir' && (r.tls !== undefined || r.tlsVerify !== undefined)) {
+      ctx.addIssue({ code: 'custom', path: [r.tls !== undefined ? 'tls' : 'tlsVerify'], message: 'applies to smtp://, lmtp:// and imp:// next hops only' });
       return z.NEVER;
+    }
+    if (hop.kind === 'imp' && (r.tls !== undefined || r.tlsVerify !== undefined)) {
+      // IMP has no STARTTLS: a peer with imp.tls speaks TLS from the first octet, or not at all.
+      if (r.tls === 'opportunistic') {
+        ctx.addIssue({ code: 'custom', path: ['tls'], message: 'IMP has no STARTTLS: an imp:// next hop takes tls: none or required' });
+        return z.NEVER;
+      }
+      if (r.tls !== 'required' && r.tlsVerify !== undefined) {
+        ctx.addIssue({ code: 'custom', path: ['tlsVerify'], message: 'applies to an imp:// next hop with tls: required' });
+        return z.NEVER;
+      }
+      if (r.tls === 'required') hop.tls = { verify: r.tlsVerify ?? true };
     }
     if (r.compress !== undefined) {
       if (hop.kind !== 'imp') {
@@ -170,6 +182,13 @@ const routes = z.array(route).superRefine((list, ctx) => {
     if (!first) return void seen.set(r.nexthop.url, { index, hop: r.nexthop });
     const a = first.hop;
     const b = r.nexthop;
+    if (a.kind === 'imp' && b.kind === 'imp' && a.tls?.verify !== b.tls?.verify) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [index, 'tls'],
+        message: `next hop ${b.url} has other TLS settings in routes.${first.index}; give every route to it the same tls and tlsVerify`,
+      });
+    }
     if (a.kind === 'imp' && b.kind === 'imp' && a.compress !== b.compress) {
       ctx.addIssue({
         code: 'custom',

@@ -14,12 +14,14 @@ export class PodSecretError extends Error {
 /**
  * The HS256 secret the publisher verifies tokens with and `mailbag pod token` signs
  * them with: the file's trimmed content. A missing file is created with 32 random bytes
- * (hex), mode 0600, exclusively, so two processes starting at once agree on one secret.
+ * (hex), mode 0600, exclusively, so two processes starting at once agree on one secret;
+ * `onCreated` is called when this call made it.
  */
-export function loadOrCreateSecret(path: string): Buffer {
+export function loadOrCreateSecret(path: string, onCreated?: () => void): Buffer {
   try {
     mkdirSync(dirname(path), { recursive: true });
     writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+    onCreated?.();
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new PodSecretError(`cannot create ${path}: ${(err as Error).message}`);
   }

@@ -24,8 +24,11 @@ export class BadStreamRequest extends Error {
 }
 
 function timeParam(name: string, value: string): number {
+  if (value === '') throw new BadStreamRequest(`invalid ${name}: empty`);
+  // A '+' offset written into the URL unencoded is decoded as a space: that space is the '+'.
+  const text = value.replace(/ (\d{2}:?\d{2})$/, '+$1');
   try {
-    return Math.floor(parsePodTime(value).epochUs / 1000);
+    return Math.floor(parsePodTime(text).epochUs / 1000);
   } catch {
     throw new BadStreamRequest(`invalid ${name}: ${JSON.stringify(value)}`);
   }
@@ -46,7 +49,7 @@ export function parseStreamRequest(query: URLSearchParams, nowMs: number): Strea
   const since = query.get('sinceTime');
   const to = query.get('toTime');
   if (since === null && to === null) return { cid, type, mode: { kind: 'live' } };
-  if (since === null || since === '') throw new BadStreamRequest('invalid toTime: toTime needs sinceTime');
+  if (since === null) throw new BadStreamRequest('invalid toTime: toTime needs sinceTime');
   const sinceMs = timeParam('sinceTime', since);
   const toMs = to === null ? nowMs : timeParam('toTime', to);
   if (to !== null && toMs <= sinceMs) throw new BadStreamRequest('invalid toTime: must be after sinceTime');

@@ -6,7 +6,7 @@ import { mimeToBag } from '../../imp/mime/bag.js';
 import { TidAllocator } from '../../imp/mime/tid-allocator.js';
 import { parseMimeTree, fieldValue } from '../../mime/tree.js';
 import { UsageError, parseCommandArgs, readInput, writeOutput, type Command } from '../command.js';
-import { onePositional, withImpErrors } from './common.js';
+import { onePositional, parseInteger, withImpErrors } from './common.js';
 
 export const impEncodeCommand: Command = {
   name: 'encode',
@@ -50,12 +50,6 @@ export const impEncodeCommand: Command = {
     await writeOutput(io, bag);
   },
 };
-
-function parseInteger(text: string, option: string, min: number, max: number): number {
-  const n = Number(text);
-  if (!/^-?\d+$/.test(text.trim()) || n < min || n > max) throw new UsageError(`${option} must be an integer ${min}..${max}, got ${JSON.stringify(text)}`);
-  return n;
-}
 
 /**
  * The address in one --rcpt value: `a@b`, `<a@b>` or `Name <a@b>`. Anything else (empty,

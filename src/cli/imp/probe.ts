@@ -3,7 +3,6 @@
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { loadConfig, resolveConfigPath } from '../../config/load.js';
-import { parseDuration } from '../../config/units.js';
 import {
   decodeBag,
   encodeBag,
@@ -18,13 +17,13 @@ import {
 } from '../../imp/index.js';
 import { recipientMailbox } from '../../imp/mime/index.js';
 import { CliError, UsageError, parseCommandArgs, writeOutput, type Command } from '../command.js';
-import { withImpErrors } from './common.js';
+import { parseTimeoutOption, withImpErrors } from './common.js';
 
 export const impProbeCommand: Command = {
   name: 'probe',
   summary: 'ask a peer MPM whether a mailbox exists (PROBE) and print its RESPONSE',
   usage: [
-    'mailbag imp probe --peer HOST:PORT ADDR [--tls] [--timeout 30s] [--config FILE]',
+    'mailbag imp probe --peer HOST:PORT ADDR [--tls] [--timeout SECONDS] [--config FILE]',
     '',
     'Sends one PROBE for ADDR (user@host) to the peer, tid (random tn, imp.ihn), stamp (imp.ihn),',
     'and prints the RESPONSE in RFC 753 notation. Exit 0 on answer yes; exit 1 on answer no,',
@@ -33,7 +32,7 @@ export const impProbeCommand: Command = {
     'options:',
     '  --peer HOST:PORT   the peer\'s IMP listener',
     '  --tls              TLS from the first octet (certificates are not verified: testing aid)',
-    '  --timeout DUR      give up after this long (default 30s)',
+    '  --timeout SECONDS  give up after this long (default 30; or with a unit: 500ms, 2m)',
     '  --config FILE      configuration file for imp.ihn and the decoder limits',
   ].join('\n'),
   async run(argv, io) {
@@ -47,13 +46,7 @@ export const impProbeCommand: Command = {
     const address = positionals[0]!;
     if (!/^[^@\s]+@[^@\s]+$/.test(address)) throw new UsageError(`ADDR must be user@host, got ${JSON.stringify(address)}`);
     const peer = parsePeer(values.peer);
-    let timeoutMs: number | undefined;
-    try {
-      timeoutMs = parseDuration(values.timeout ?? '30s');
-    } catch {
-      timeoutMs = undefined;
-    }
-    if (timeoutMs === undefined || timeoutMs <= 0) throw new UsageError(`--timeout: not a duration: ${values.timeout}`);
+    const timeoutMs = parseTimeoutOption(values.timeout);
     const config = loadConfig(resolveConfigPath(values.config, io.env));
     const ihn = config.imp.ihn | 0;
     const probe: ImpMessage = {

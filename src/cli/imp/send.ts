@@ -12,10 +12,10 @@ import { TnAllocator } from '../../imp/shipper/tn-allocator.js';
 import type { ImpMessage, Tid } from '../../imp/types.js';
 import { CliError, UsageError, parseCommandArgs, readInput, type Command } from '../command.js';
 import { openStoreForCli } from '../store-access.js';
-import { onePositional, withImpErrors } from './common.js';
+import { onePositional, parseInteger, parseTimeoutOption, withImpErrors } from './common.js';
 
 const usage = [
-  'mailbag imp send --peer HOST:PORT --to ADDR [--to ADDR]... [--from ADDR] [--compress] [--timeout SECONDS] [--config FILE] [FILE.eml]',
+  'mailbag imp send --peer HOST:PORT --to ADDR [--to ADDR]... [--from ADDR] [--compress] [--ihn N] [--tls] [--timeout SECONDS] [--config FILE] [FILE.eml]',
   '',
   'Ships FILE.eml (stdin when omitted or -) to the IMP acceptor at HOST:PORT as one bag: one',
   'DELIVER per --to, sharing one document, stamped and numbered with imp.ihn and the next',
@@ -28,7 +28,12 @@ const usage = [
   '  --to ADDR         envelope recipient (repeatable, at least one)',
   '  --from ADDR       envelope sender, carried as ENVELOPE-FROM (default: none)',
   '  --compress        RFC 753 Appendix B basic compression (default: imp.compress)',
-  '  --timeout SECONDS connect and wait for the ACKNOWLEDGEs at most this long (default 30)',
+  '  --tls             TLS from the first octet, for a peer with imp.tls (certificates are not',
+  '                    verified: testing aid)',
+  '  --ihn N           send as this internet host number (default: imp.ihn); needed to send to',
+  '                    the gateway of the same config, which would see its own ihn in the stamp',
+  '  --timeout SECONDS connect and wait for the ACKNOWLEDGEs at most this long (default 30;',
+  '                    or with a unit: 500ms, 2m)',
   '  --config FILE     configuration file (default: $MAILBAG_CONFIG or config/default.yaml)',
 ].join('\n');
 
@@ -56,6 +61,8 @@ export const impSendCommand: Command = {
       to: { type: 'string', multiple: true },
       from: { type: 'string' },
       compress: { type: 'boolean' },
+      tls: { type: 'boolean' },
+      ihn: { type: 'string' },
       timeout: { type: 'string' },
       config: { type: 'string', short: 'c' },
     });
@@ -63,12 +70,12 @@ export const impSendCommand: Command = {
     const peer = parsePeer(values.peer);
     if (!values.to?.length) throw new UsageError('--to ADDR is required');
     const recipients = values.to.map(address);
-    const seconds = values.timeout === undefined ? 30 : Number(values.timeout);
-    if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`--timeout must be a positive number of seconds, got ${JSON.stringify(values.timeout)}`);
+    const ms = parseTimeoutOption(values.timeout);
     const file = onePositional(positionals);
+    const ihnOption = values.ihn === undefined ? undefined : parseInteger(values.ihn, '--ihn', -2147483648, 4294967295);
     const config = loadConfig(resolveConfigPath(values.config, io.env));
     const raw = await readInput(file, io);
-    const ihn = config.imp.ihn;
+    const ihn = ihnOption ?? config.imp.ihn;
 
     // The same numbering as the gateway's shipper: tns reserved in the store, so they never
     // collide with the gateway's own messages that may still await a reply.
@@ -91,9 +98,10 @@ export const impSendCommand: Command = {
 
     const waiting = new Map<string, string>(messages.map((m, i) => [tidKey(m.tid), recipients[i]!]));
     const refusals: string[] = [];
-    const ms = Math.round(seconds * 1000);
+    let peerIsUs = false;
     const ended = await exchangeBag({
       ...peer,
+      ...(values.tls ? { tls: { verify: false } } : {}),
       unit,
       connectTimeoutMs: ms,
       idleTimeoutMs: ms,
@@ -111,10 +119,16 @@ export const impSendCommand: Command = {
         if (rcpt === undefined) return false;
         waiting.delete(tidKey(args.tid));
         if (!args.answer) refusals.push(`<${rcpt}>: ACKNOWLEDGE no: ${args.reasons.join('; ') || 'no reason given'}`);
+        // The reply's tid is the answering MPM's: our own ihn there means every stamp loops.
+        if (!args.answer && (reply.tid.ihn | 0) === (ihn | 0)) peerIsUs = true;
         return waiting.size === 0;
       },
     });
     if (ended) throw new CliError(`${ended} (${waiting.size} of ${messages.length} not acknowledged)`, 'ERR_IMP_NO_ACKNOWLEDGE');
-    if (refusals.length) throw new CliError(refusals.join('\n'), 'ERR_IMP_ANSWER_NO');
+    if (peerIsUs) refusals.push(`the peer has this config's imp.ihn (${ihn}): pass --ihn N (another number) to send to it as another MPM`);
+    if (!refusals.length) return;
+    // The CLI prints an error's first line only: one line per refused recipient here, the last one thrown.
+    for (const line of refusals.slice(0, -1)) io.stderr.write(`mailbag imp send: ${line}\n`);
+    throw new CliError(refusals.at(-1)!, 'ERR_IMP_ANSWER_NO');
   },
 };

@@ -66,7 +66,7 @@ function progressBar(io: CliIO, total: number | undefined): cliProgress.SingleBa
 }
 
 /**
- * Ingests files of PoD events (JSON lines or a JSON array; `-` is stdin) exactly as the
+ * Ingests files of PoD events (JSON lines, a JSON array or pretty-printed JSON; `-` is stdin) as the
  * stream consumer ingests WebSocket messages: each payload is validated and normalised, or
  * dead-lettered with its reason, and stored in batches where replays count as duplicates.
  */

@@ -90,52 +90,131 @@ function finishLine(buffer: LineBuffer, n: number): FilePayload | undefined {
 }
 
 /**
+ * Splits pretty-printed JSON values written one after another (`jq .` output, a sample copied
+ * from a SIEM's documentation) at their top-level ends, minding strings and escapes. Text left
+ * open at the end is returned as one more value, for ingest to dead-letter.
+ */
+function* topLevelValues(text: string): Generator<string> {
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  let start = -1;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (start < 0) {
+      if (c === ' ' || c === '\t' || c === '\r' || c === '\n') continue;
+      start = i;
+    }
+    if (inString) {
+      if (escaped) escaped = false;
+      else if (c === '\\') escaped = true;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+    if (!inString && depth <= 0 && (c === '}' || c === ']' || /\s/.test(text[i + 1] ?? ' '))) {
+      yield text.slice(start, i + 1);
+      start = -1;
+      depth = 0;
+    }
+  }
+  if (start >= 0) yield text.slice(start);
+}
+
+function* wholeFile(parts: Buffer[], mode: 'array' | 'objects'): Generator<FilePayload> {
+  const text = Buffer.concat(parts).toString('utf8');
+  if (mode === 'objects') {
+    let i = 0;
+    for (const value of topLevelValues(text)) {
+      const payload = Buffer.from(value);
+      yield { payload, position: `object ${++i}`, totalBytes: payload.length };
+    }
+    return;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new PayloadFileError(`not a JSON array: ${(err as Error).message}`);
+  }
+  if (!Array.isArray(parsed)) throw new PayloadFileError('not a JSON array');
+  for (const [i, element] of parsed.entries()) {
+    // Held whole already: the event limit is applied by ingest like for any payload.
+    const payload = Buffer.from(JSON.stringify(element) ?? 'null');
+    yield { payload, position: `element ${i + 1}`, totalBytes: payload.length };
+  }
+}
+
+/**
+ * What kind of file the bytes seen so far start: `[` is a JSON array; a first non-blank line
+ * that is a lone `{` starts pretty-printed objects (no JSON-lines event is a lone brace);
+ * anything else is JSON lines. Undefined until the first non-blank line is complete.
+ */
+function fileMode(head: Buffer, ended: boolean): 'lines' | 'array' | 'objects' | undefined {
+  const at = head.findIndex((b) => !isSpace(b));
+  if (at < 0) return ended ? 'lines' : undefined;
+  if (head[at] === 0x5b /* [ */) return 'array';
+  if (head[at] !== 0x7b /* { */) return 'lines';
+  // Decided at the first byte after the brace that is not blank, so a long first line is not held.
+  for (let i = at + 1; i < head.length; i++) {
+    if (head[i] === LF) return 'objects';
+    if (!isSpace(head[i]!)) return 'lines';
+  }
+  return ended ? 'objects' : undefined;
+}
+
+/**
  * Splits a file of PoD events into payloads without holding it whole: JSON lines are
  * streamed line by line (an oversize line is never buffered past the dead-letter prefix);
- * a file whose first non-blank byte is `[` is a JSON array, parsed whole up to
- * `maxArrayBytes`.
+ * a JSON array (first non-blank byte `[`) and pretty-printed objects (first non-blank line a
+ * lone `{`) are read whole up to `maxArrayBytes`.
  */
 export async function* readPayloads(source: AsyncIterable<Buffer | string | Uint8Array>, opts: ReadPayloadsOptions): AsyncGenerator<FilePayload> {
-  let mode: 'unknown' | 'lines' | 'array' = 'unknown';
+  let mode: 'unknown' | 'lines' | 'array' | 'objects' = 'unknown';
   const lines = new LineBuffer(opts.maxEventBytes);
   const lineNo = { n: 0 };
-  const arrayParts: Buffer[] = [];
-  let arrayBytes = 0;
+  const whole: Buffer[] = [];
+  let wholeBytes = 0;
+  let head: Buffer[] = [];
   let first = true;
+  const take = function* (chunk: Buffer): Generator<FilePayload> {
+    if (mode === 'lines') {
+      yield* linesOf(lines, chunk, lineNo);
+      return;
+    }
+    wholeBytes += chunk.length;
+    if (wholeBytes > opts.maxArrayBytes) {
+      throw new PayloadFileError(
+        mode === 'array'
+          ? `a JSON array file over ${opts.maxArrayBytes} bytes is not read whole; write one event per line instead (jq -c '.[]')`
+          : `a file of pretty-printed JSON over ${opts.maxArrayBytes} bytes is not read whole; write one event per line instead (jq -c .)`,
+      );
+    }
+    whole.push(chunk);
+  };
   for await (const raw of source) {
     let chunk = toBuffer(raw);
     opts.onBytes?.(chunk.length);
     if (first && chunk.length >= 3 && chunk[0] === 0xef && chunk[1] === 0xbb && chunk[2] === 0xbf) chunk = chunk.subarray(3);
     first = false;
     if (mode === 'unknown') {
-      const at = chunk.findIndex((b) => !isSpace(b));
-      if (at >= 0) mode = chunk[at] === 0x5b /* [ */ ? 'array' : 'lines';
+      head.push(chunk);
+      const seen = Buffer.concat(head);
+      const decided = fileMode(seen, false);
+      if (decided === undefined) continue;
+      mode = decided;
+      head = [];
+      chunk = seen;
     }
-    if (mode === 'array') {
-      arrayBytes += chunk.length;
-      if (arrayBytes > opts.maxArrayBytes) {
-        throw new PayloadFileError(
-          `a JSON array file over ${opts.maxArrayBytes} bytes is not read whole; write one event per line instead (jq -c '.[]')`,
-        );
-      }
-      arrayParts.push(chunk);
-    } else {
-      yield* linesOf(lines, chunk, lineNo);
-    }
+    yield* take(chunk);
   }
-  if (mode === 'array') {
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(Buffer.concat(arrayParts).toString('utf8'));
-    } catch (err) {
-      throw new PayloadFileError(`not a JSON array: ${(err as Error).message}`);
-    }
-    if (!Array.isArray(parsed)) throw new PayloadFileError('not a JSON array');
-    for (const [i, element] of parsed.entries()) {
-      // Held whole already: the event limit is applied by ingest like for any payload.
-      const payload = Buffer.from(JSON.stringify(element) ?? 'null');
-      yield { payload, position: `element ${i + 1}`, totalBytes: payload.length };
-    }
+  if (mode === 'unknown') {
+    const seen = Buffer.concat(head);
+    mode = fileMode(seen, true) ?? 'lines';
+    yield* take(seen);
+  }
+  if (mode !== 'lines') {
+    yield* wholeFile(whole, mode);
     return;
   }
   lineNo.n++;

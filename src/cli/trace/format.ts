@@ -31,19 +31,17 @@ export function wrap(text: string, first: number, rest: number): string[] {
     room = rest;
   };
   for (let word of text.split(/\s+/).filter(Boolean)) {
-    while (word.length > room) {
-      // a word longer than a line (a long reply token) is cut, never overflows
+    if (line && line.length + 1 + word.length > room) push();
+    // A word longer than the line it starts (a long reply token, a Message-ID) is cut, never
+    // overflows; checked after the break above, which may have narrowed the room.
+    while (word.length > room - (line ? line.length + 1 : 0)) {
       if (line) push();
       lines.push(word.slice(0, room));
       word = word.slice(room);
       room = rest;
     }
-    if (!line) line = word;
-    else if (line.length + 1 + word.length <= room) line += ' ' + word;
-    else {
-      push();
-      line = word;
-    }
+    if (!word) continue;
+    line = line ? `${line} ${word}` : word;
   }
   if (line || !lines.length) lines.push(line);
   return lines;

@@ -1,7 +1,8 @@
 // One bag over one TCP connection: connect, write the shipping unit, read the replies
 // incrementally (ShippingUnitDecoder: any split of the stream, several bags of replies)
 // until the caller has every answer it waits for, or the connection fails or goes silent.
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, isIP } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { decodeBag } from '../bag.js';
 import { ShippingUnitDecoder } from '../compression.js';
 import type { ImpMessage } from '../types.js';
@@ -9,6 +10,8 @@ import type { ImpMessage } from '../types.js';
 export interface ExchangeOptions {
   host: string;
   port: number;
+  /** TLS from the first octet (a peer with imp.tls); `verify` checks its certificate and host name. */
+  tls?: { verify: boolean };
   /** A shipping unit: compression-type octet + bag. */
   unit: Buffer;
   connectTimeoutMs: number;
@@ -29,7 +32,9 @@ export function exchangeBag(o: ExchangeOptions): Promise<string | undefined> {
   const where = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   return new Promise((resolve) => {
     let settled = false;
-    const socket = netConnect({ host: o.host, port: o.port });
+    const socket = o.tls
+      ? tlsConnect({ host: o.host, port: o.port, rejectUnauthorized: o.tls.verify, ...(isIP(o.host) ? {} : { servername: o.host }) })
+      : netConnect({ host: o.host, port: o.port });
     const decoder = new ShippingUnitDecoder({ maxBagBytes: o.maxBagBytes });
     const end = (reason: string | undefined) => {
       if (settled) return;
@@ -44,7 +49,7 @@ export function exchangeBag(o: ExchangeOptions): Promise<string | undefined> {
     if (o.signal?.aborted) return onAbort();
     const connectTimer = setTimeout(() => end(`451 4.4.1 IMP connect to ${where} timed out`), o.connectTimeoutMs);
     socket.setTimeout(o.idleTimeoutMs, () => end(`451 4.4.2 IMP peer ${where} sent no ACKNOWLEDGE for ${o.idleTimeoutMs} ms`));
-    socket.on('connect', () => {
+    socket.on(o.tls ? 'secureConnect' : 'connect', () => {
       clearTimeout(connectTimer);
       socket.write(o.unit);
       o.onShipped?.();

@@ -83,6 +83,8 @@ export interface PeerOptions {
   port: number;
   url: string;
   compress: boolean;
+  /** TLS from the first octet (the route's tls: required). */
+  tls?: { verify: boolean };
   tns: TnAllocator;
   /** Bags in flight to this peer at once, one connection each. */
   maxConnections: number;
@@ -198,6 +200,7 @@ export class PeerShipper {
     const reason = await exchangeBag({
       host: this.o.host,
       port: this.o.port,
+      ...(this.o.tls ? { tls: this.o.tls } : {}),
       unit,
       connectTimeoutMs: this.o.connectTimeoutMs,
       idleTimeoutMs: this.o.idleTimeoutMs,

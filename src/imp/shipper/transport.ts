@@ -121,6 +121,7 @@ export class ImpTransport implements NextHopTransport {
         port: hop.port,
         url: hop.url,
         compress: hop.compress ?? this.o.compress,
+        ...(hop.tls ? { tls: hop.tls } : {}),
         tns: this.o.tns,
         maxConnections: this.o.maxConnections,
         maxBagBytes: this.o.maxBagBytes,
