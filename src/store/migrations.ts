@@ -1,5 +1,6 @@
 import type { Database } from 'better-sqlite3';
 import { REPORT_COUNTERS_SQL } from './report-counters-sql.js';
+import { POD_RULE_COUNTERS_SQL } from './report-rule-counters-sql.js';
 
 /**
  * Numbered, append-only schema migrations. A migration is never edited once released:
@@ -464,6 +465,11 @@ export const migrations: Migration[] = [
     sql: `
       DROP TRIGGER IF EXISTS pod_message_rules_insert;
     `,
+  },
+  {
+    version: 26,
+    name: 'report: rule counters kept from pod_message_rules, not from the event JSON',
+    sql: POD_RULE_COUNTERS_SQL,
   },
 ];
 
