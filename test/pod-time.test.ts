@@ -58,3 +58,12 @@ t.test('formatting: UTC and PoD spelling round-trip', async (t) => {
   t.equal(parsePodTime(formatPodTime(i.epochUs, 330)).epochUs, i.epochUs);
   t.equal(formatUtc(-1), '1969-12-31T23:59:59.999999Z', 'before the epoch');
 });
+
+t.test('years 0-99 are those years, not 1900-1999', async (t) => {
+  const at = parsePodTime('0042-03-04T05:06:07.000008+01:00');
+  t.equal(at.utc, '0042-03-04T04:06:07.000008Z');
+  const expected = new Date(0);
+  expected.setUTCFullYear(42, 2, 4);
+  expected.setUTCHours(4, 6, 7, 0);
+  t.equal(at.epochUs, expected.getTime() * 1000 + 8);
+});

@@ -30,6 +30,7 @@ const KEY = /^([A-Za-z_][A-Za-z0-9_.-]*)=/;
 const REST_OF_LINE_KEYS = new Set(['stat', 'reject']);
 
 const CLOSERS: Record<string, string> = { '<': '>', '(': ')', '[': ']' };
+const [BACKSLASH, QUOTE, COMMA, SPACE] = [0x5c, 0x22, 0x2c, 0x20] as const;
 
 function fail(message: string): never {
   throw new PodError('ERR_POD_SENDMAIL_LINE', message);
@@ -40,22 +41,24 @@ function fail(message: string): never {
  * or `"..."` (so `to=<a@x>,<b@y>`, `ctladdr=<u@x> (8/0)` and `from=<"a, b"@x>` stay whole).
  */
 function valueEnd(line: string, start: number, key: string): number {
-  const open: string[] = [];
+  // Char codes, not one-character strings: this runs over every character of every line.
+  const open: number[] = [];
   let quoted = false;
   for (let i = start; i < line.length; i++) {
-    const c = line[i]!;
+    const c = line.charCodeAt(i);
     if (quoted) {
-      if (c === '\\') i++;
-      else if (c === '"') quoted = false;
+      if (c === BACKSLASH) i++;
+      else if (c === QUOTE) quoted = false;
       continue;
     }
-    if (c === '"') quoted = true;
-    else if (c in CLOSERS) open.push(CLOSERS[c]!);
+    const closer = c === 0x3c ? 0x3e : c === 0x28 ? 0x29 : c === 0x5b ? 0x5d : 0;
+    if (c === QUOTE) quoted = true;
+    else if (closer !== 0) open.push(closer);
     else if (open.length && c === open[open.length - 1]) open.pop();
-    else if (c === ',' && open.length === 0 && line[i + 1] === ' ' && KEY.test(line.slice(i + 2, i + 66))) return i;
+    else if (c === COMMA && open.length === 0 && line.charCodeAt(i + 1) === SPACE && KEY.test(line.slice(i + 2, i + 66))) return i;
   }
   if (quoted) fail(`unterminated '"' in ${key}=`);
-  if (open.length) fail(`unterminated '${Object.keys(CLOSERS).find((k) => CLOSERS[k] === open[0])}' in ${key}=`);
+  if (open.length) fail(`unterminated '${Object.keys(CLOSERS).find((k) => CLOSERS[k]!.charCodeAt(0) === open[0])}' in ${key}=`);
   return line.length;
 }
 

@@ -29,7 +29,11 @@ function isLeapYear(y: number): boolean {
 export function parsePodTime(text: string): PodInstant {
   const m = TIMESTAMP.exec(text);
   if (!m) throw new PodError('ERR_POD_TIME', `'${text.slice(0, 64)}' is not an ISO 8601 time with an offset`);
-  const [year, month, day, hour, minute] = [m[1], m[2], m[3], m[4], m[5]].map(Number) as [number, number, number, number, number];
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
   const second = m[6] === undefined ? 0 : Number(m[6]);
   const micros = m[7] === undefined ? 0 : Number(m[7].slice(0, 6).padEnd(6, '0'));
   const offHours = m[10] === undefined ? 0 : Number(m[10]);
@@ -39,10 +43,15 @@ export function parsePodTime(text: string): PodInstant {
     throw new PodError('ERR_POD_TIME', `'${text.slice(0, 64)}' is not a valid date and time`);
   }
   const offsetMinutes = m[8] === 'Z' ? 0 : (m[9] === '-' ? -1 : 1) * (offHours * 60 + offMins);
-  const date = new Date(0);
-  date.setUTCFullYear(year, month - 1, day);
-  date.setUTCHours(hour, minute, second, 0);
-  const epochUs = date.getTime() * 1000 + micros - offsetMinutes * 60_000_000;
+  // Date.UTC reads years 0-99 as 1900-1999: those take the longer way.
+  let epochMs = Date.UTC(year, month - 1, day, hour, minute, second);
+  if (year < 100) {
+    const date = new Date(0);
+    date.setUTCFullYear(year, month - 1, day);
+    date.setUTCHours(hour, minute, second, 0);
+    epochMs = date.getTime();
+  }
+  const epochUs = epochMs * 1000 + micros - offsetMinutes * 60_000_000;
   return { epochUs, utc: formatUtc(epochUs), offsetMinutes };
 }
 
