@@ -41,6 +41,9 @@ export interface UnrecordedMessage {
   rcpts: string;
 }
 
+/** A message's facts, once: the publisher's recorder and the accept path's commit both write them. */
+export const INSERT_POD_FACTS_SQL = 'INSERT INTO pod_message_facts (qid, recorded_at, facts) VALUES (?, ?, ?) ON CONFLICT (qid) DO NOTHING';
+
 const ATTEMPT_COLUMNS = `a.id, a.qid, a.nexthop, a.started_at, a.duration_ms, a.reply, a.outcome, a.recipients, f.facts`;
 
 export class PodPublisherStore {
@@ -48,7 +51,7 @@ export class PodPublisherStore {
 
   constructor(private readonly db: SqliteDatabase) {
     this.s = {
-      insertFacts: db.prepare('INSERT INTO pod_message_facts (qid, recorded_at, facts) VALUES (?, ?, ?) ON CONFLICT (qid) DO NOTHING'),
+      insertFacts: db.prepare(INSERT_POD_FACTS_SQL),
       unrecorded: db.prepare(`SELECT m.rowid AS row, m.qid, m.spool_path, m.spool_offset, m.size, m.received_at, m.envelope_from, m.client_address,
           m.client_hostname, m.helo, (SELECT json_group_array(r.rcpt) FROM recipients r WHERE r.qid = m.qid) AS rcpts
         FROM messages m WHERE m.rowid > ? AND NOT EXISTS (SELECT 1 FROM pod_message_facts f WHERE f.qid = m.qid) ORDER BY m.rowid LIMIT ?`),
