@@ -23,6 +23,10 @@ export interface AttemptFactsRow {
   recipients: string;
   /** The message's facts (null when none were recorded). */
   facts: string | null;
+  /** Their seq (null with them). */
+  facts_seq: number | null;
+  /** 1 while the message's row is still in the store (its facts may yet be recorded), else 0. */
+  message_kept: number;
 }
 
 /** A message the facts recorder has not seen yet. */
@@ -44,7 +48,8 @@ export interface UnrecordedMessage {
 /** A message's facts, once: the publisher's recorder and the accept path's commit both write them. */
 export const INSERT_POD_FACTS_SQL = 'INSERT INTO pod_message_facts (qid, recorded_at, facts) VALUES (?, ?, ?) ON CONFLICT (qid) DO NOTHING';
 
-const ATTEMPT_COLUMNS = `a.id, a.qid, a.nexthop, a.started_at, a.duration_ms, a.reply, a.outcome, a.recipients, f.facts`;
+const ATTEMPT_COLUMNS = `a.id, a.qid, a.nexthop, a.started_at, a.duration_ms, a.reply, a.outcome, a.recipients, f.facts, f.seq AS facts_seq,
+  EXISTS (SELECT 1 FROM messages m WHERE m.qid = a.qid) AS message_kept`;
 
 export class PodPublisherStore {
   private readonly s;
