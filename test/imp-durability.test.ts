@@ -58,7 +58,7 @@ t.test('SIGKILL after ACKNOWLEDGE yes: delivered exactly once after the restart'
   });
   writeFileSync(config, stringify(input));
 
-  let gw = await spawnGateway(config, { keepLogs: true });
+  let gw = await spawnGateway(config, { keepLogs: true, startTimeoutMs: 60_000 });
   t.teardown(() => gw.kill());
   const c = await impClient(await impPort(gw));
   const acked = Array.from({ length: 30 }, (_, i) => `a${i}`);
@@ -71,7 +71,7 @@ t.test('SIGKILL after ACKNOWLEDGE yes: delivered exactly once after the restart'
   await gw.kill();
   c.close();
 
-  gw = await spawnGateway(config, { keepLogs: true });
+  gw = await spawnGateway(config, { keepLogs: true, startTimeoutMs: 60_000 });
   await waitFor(() => {
     const seen = new Set(markersIn(mailboxes));
     return acked.every((m) => seen.has(m));
@@ -134,7 +134,7 @@ t.test('a mailbag sender re-ships what a destination SIGKILLed mid-bag never ack
       }),
     ),
   );
-  let destination = await spawnGateway(config, { keepLogs: true });
+  let destination = await spawnGateway(config, { keepLogs: true, startTimeoutMs: 60_000 });
   t.teardown(() => destination.kill());
 
   const senderDir = join(dir, 'sender');
@@ -177,7 +177,7 @@ t.test('a mailbag sender re-ships what a destination SIGKILLed mid-bag never ack
   t.ok(acceptedBeforeKill.size < large.length, 'and died before the whole bag was accepted (mid-bag)');
   const unanswered = large;
 
-  destination = await spawnGateway(config, { keepLogs: true });
+  destination = await spawnGateway(config, { keepLogs: true, startTimeoutMs: 60_000 });
   // The sender re-ships the bag: every recipient is acknowledged yes this time.
   await waitFor(() => settled(largeQid).length === large.length, 60_000, 'every message of the large bag acknowledged after the restart');
   const rows = sender.store.queue.recipients(largeQid);
