@@ -21,6 +21,7 @@ import { writeTransaction } from '../../src/store/db.js';
 import type { PodBatchItem } from '../../src/store/pod-store.js';
 import { KEY_KINDS, trace } from '../../src/cli/trace/collect.js';
 import { Store } from '../../src/store/store.js';
+import { describeCosts, evictFromPageCache, measureLookups, residentShare } from './trace-timing.js';
 import { assertSameRow, BATCH, BULK_BATCH, bulkItem, DAY, END, EVENTS_PER_MESSAGE, generate, MESSAGES, prng, SAMPLE, START, traceKeys, type BulkRows } from './generate.js';
 
 /** Threads generating the bulk's rows (BENCH_LOOKUP_WORKERS). */
@@ -37,6 +38,14 @@ function fileSize(path: string): number {
     }
   }
   return total;
+}
+
+function walSize(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
 }
 
 function median(list: number[]): number {
@@ -254,21 +263,24 @@ for (const lookup of LOOKUPS) {
   }
   process.stdout.write(`${lookup.name.padEnd(30)} first ${first.toFixed(1).padStart(8)} ms   median of 7 ${median(times).toFixed(1).padStart(8)} ms\n`);
 }
-// trace: 500 keys of each kind, of messages spread over the store, one call each.
+// trace: 500 keys of each kind, of messages spread over the store, one call each; first cold
+// (the store's pages dropped from the OS page cache, a new connection: each key's pages come
+// from the disk), then warm (the same keys again, every page in memory). Beside wall-clock
+// time, each lookup's CPU time, its wait for a core and the statements it ran.
 const TRACES = 500;
+process.stdout.write(`WAL before the traces: ${walSize(path)} bytes (the reader runs alone, nothing to checkpoint)\n`);
 for (const kind of KEY_KINDS) {
-  const times: number[] = [];
-  let found = 0;
-  for (let k = 0; k < TRACES; k++) {
-    const key = traceKeys(Math.floor(random() * MESSAGES))[kind];
-    const s = clock();
-    const result = trace(reader, key, kind);
-    times.push(clock() - s);
-    if (result) found++;
-  }
-  times.sort((a, b) => a - b);
-  const p = (q: number) => times[Math.min(times.length - 1, Math.ceil((q / 100) * times.length) - 1)]!;
-  process.stdout.write(`${`trace --by ${kind}`.padEnd(30)} p50 ${p(50).toFixed(2).padStart(8)} ms   p99 ${p(99).toFixed(2).padStart(8)} ms   (${found} of ${TRACES} found)\n`);
+  const keys = Array.from({ length: TRACES }, () => traceKeys(Math.floor(random() * MESSAGES))[kind]);
+  const evicted = evictFromPageCache(path);
+  const before = residentShare(path);
+  const fresh = Store.openExisting(path);
+  const cold = await measureLookups(keys, (key) => trace(fresh, key, kind) !== undefined);
+  const warm = await measureLookups(keys, (key) => trace(fresh, key, kind) !== undefined);
+  fresh.close();
+  const state = evicted ? `cold: ${before === undefined ? 'store evicted from the page cache' : `${(before * 100).toFixed(0)}% of the store in the page cache`}` : 'cold: could not evict';
+  process.stdout.write(describeCosts(`trace ${kind}, ${evicted ? 'cold' : 'first'}`, cold.costs, cold.found));
+  process.stdout.write(describeCosts(`trace ${kind}, warm`, warm.costs, warm.found));
+  process.stdout.write(`${''.padEnd(24)} (${state})\n`);
 }
 const month = LOOKUPS[1]!.run(reader) as Report;
 process.stdout.write(`(30-day report: ${month.messages.received} received, ${month.pod.message + month.pod.maillog} PoD events, coverage ${((month.correlation.coverage ?? 0) * 100).toFixed(1)}%)\n`);
