@@ -16,6 +16,8 @@ t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
 let runs: string[] | undefined;
 let prepares = 0;
+/** PoD event rows (with their JSON) handed to trace. */
+let eventRows = 0;
 
 // Catch every statement run, with its parameters, and every prepare (shared by all connections).
 const probe = new Database(':memory:');
@@ -25,7 +27,10 @@ for (const method of ['get', 'all', 'iterate'] as const) {
   const original = statementProto[method];
   statementProto[method] = function (this: { source: string }, ...args: unknown[]) {
     runs?.push(`${this.source.replace(/\s+/g, ' ')} <- ${JSON.stringify(args)}`);
-    return original.apply(this, args);
+    const result = original.apply(this, args);
+    const rows = Array.isArray(result) ? result : [result];
+    eventRows += rows.filter((r) => typeof r === 'object' && r !== null && 'content_sha256' in r && 'event' in r).length;
+    return result;
   };
 }
 const databaseProto = Database.prototype as unknown as { prepare: (...args: unknown[]) => unknown };
@@ -48,6 +53,7 @@ for (const by of [...(Object.keys(KEYS) as KeyKind[]), undefined]) {
     const store = Store.openExisting(path);
     t.teardown(() => store.close());
     runs = [];
+    eventRows = 0;
     const result = trace(store, KEYS[kind], by);
     const seen = runs;
     runs = undefined;
@@ -55,6 +61,8 @@ for (const by of [...(Object.keys(KEYS) as KeyKind[]), undefined]) {
     t.ok(result!.matches[0]!.upstreamQids.length > 0 && result!.matches[0]!.mailbagQids.length > 0, 'both sides of the hop');
     const twice = seen.filter((r, i) => seen.indexOf(r) !== i);
     t.same([...new Set(twice)], [], `${seen.length} reads, none repeated`);
+    const upstreamEntries = result!.matches.flatMap((m) => m.timeline).filter((e) => e.hop === 'upstream').length;
+    t.equal(eventRows, upstreamEntries, 'every PoD event read (with its JSON) is an entry of the timeline');
   });
 }
 

@@ -101,8 +101,7 @@ function seedsFor(reads: TraceReads, key: string, kind: KeyKind): Seeds {
     case 'message-id': {
       const mid = normaliseMessageId(key);
       if (mid === undefined) return { qids: [], upstreams: [] };
-      const upstreams = [...store.pod.messageEventsByMessageId(mid), ...store.pod.maillogEventsByMessageId(mid)].map((e) => e.qid);
-      return { qids: c.keysByMessageId(mid).map((k) => k.qid), upstreams: [...new Set(upstreams)] };
+      return { qids: c.keysByMessageId(mid).map((k) => k.qid), upstreams: store.pod.upstreamQidsByMessageId(mid) };
     }
     case 'guid':
       return { qids: c.keysByGuid(key).map((k) => k.qid), upstreams: c.upstreamQidsByGuid(key) };
