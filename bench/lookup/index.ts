@@ -21,7 +21,7 @@ import { writeTransaction } from '../../src/store/db.js';
 import type { PodBatchItem } from '../../src/store/pod-store.js';
 import { KEY_KINDS, trace } from '../../src/cli/trace/collect.js';
 import { Store } from '../../src/store/store.js';
-import { describeCosts, evictFromPageCache, measureLookups, residentShare } from './trace-timing.js';
+import { describeCosts, evictFromPageCache, installStatementCounters, measureLookups, preparedCount, residentShare } from './trace-timing.js';
 import { assertSameRow, BATCH, BULK_BATCH, bulkItem, DAY, END, EVENTS_PER_MESSAGE, generate, MESSAGES, prng, SAMPLE, START, traceKeys, type BulkRows } from './generate.js';
 
 /** Threads generating the bulk's rows (BENCH_LOOKUP_WORKERS). */
@@ -281,6 +281,30 @@ for (const kind of KEY_KINDS) {
   process.stdout.write(describeCosts(`trace ${kind}, ${evicted ? 'cold' : 'first'}`, cold.costs, cold.found));
   process.stdout.write(describeCosts(`trace ${kind}, warm`, warm.costs, warm.found));
   process.stdout.write(`${''.padEnd(24)} (${state})\n`);
+}
+// What the command adds to the lookup: `mailbag trace` is one process per key, so each run
+// opens the store (preparing every accessor's statements) and makes its first trace on a new
+// connection (first run of the code, a few statements prepared on first use).
+{
+  installStatementCounters();
+  const opens: number[] = [];
+  const firsts: number[] = [];
+  let preparedAtOpen = 0;
+  for (let k = 0; k < 20; k++) {
+    const kind = KEY_KINDS[k % KEY_KINDS.length]!;
+    const key = traceKeys(Math.floor(random() * MESSAGES))[kind];
+    const p0 = preparedCount();
+    let s = clock();
+    const cli = Store.openExisting(path);
+    opens.push(clock() - s);
+    preparedAtOpen = preparedCount() - p0;
+    s = clock();
+    trace(cli, key, kind);
+    firsts.push(clock() - s);
+    cli.close();
+  }
+  const spread = (list: number[]) => `median ${median(list).toFixed(1).padStart(6)} ms, max ${Math.max(...list).toFixed(1).padStart(6)} ms`;
+  process.stdout.write(`per command (20 runs): open the store ${spread(opens)} (${preparedAtOpen} statements prepared); its first trace ${spread(firsts)}\n`);
 }
 const month = LOOKUPS[1]!.run(reader) as Report;
 process.stdout.write(`(30-day report: ${month.messages.received} received, ${month.pod.message + month.pod.maillog} PoD events, coverage ${((month.correlation.coverage ?? 0) * 100).toFixed(1)}%)\n`);

@@ -1,7 +1,7 @@
 // What one `trace` lookup cost, beside its wall-clock time, so that bench/lookup can tell
 // work from waiting: the CPU time it used, the time its thread waited for a core (the
 // kernel's run-queue delay, /proc/<pid>/task/<tid>/schedstat), the SQLite statements it
-// ran and prepared, blocks read from the disk, involuntary context switches, and the garbage-collection pauses that fell inside it.
+// ran and prepared, what it read from the disk, involuntary context switches, and the garbage-collection pauses that fell inside it.
 import Database from 'better-sqlite3';
 import { execFileSync } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
@@ -15,8 +15,8 @@ export interface LookupCost {
   runQueueMs: number;
   statements: number;
   prepared: number;
-  /** Blocks the process read from the disk (getrusage ru_inblock): a cold page. */
-  diskReads: number;
+  /** KiB the process read from the disk (getrusage ru_inblock, 512-byte blocks): cold pages. */
+  diskKiB: number;
   involuntarySwitches: number;
   gcMs: number;
 }
@@ -45,6 +45,11 @@ export function installStatementCounters(): void {
     prepared++;
     return prepare.apply(this, args);
   };
+}
+
+/** Statements prepared so far (once the counters are installed). */
+export function preparedCount(): number {
+  return prepared;
 }
 
 /** The main thread's run-queue delay so far, in ns (NaN where the kernel does not say). */
@@ -94,7 +99,7 @@ export async function measureLookups<K>(keys: readonly K[], lookup: (key: K) => 
       runQueueMs: (rq1 - rq0) / 1e6,
       statements: statements - st0,
       prepared: prepared - pr0,
-      diskReads: ru1.fsRead - ru0.fsRead,
+      diskKiB: (ru1.fsRead - ru0.fsRead) / 2,
       involuntarySwitches: ru1.involuntaryContextSwitches - ru0.involuntaryContextSwitches,
       gcMs: 0,
     });
@@ -130,7 +135,7 @@ export function describeCosts(label: string, costs: readonly LookupCost[], found
     `wall less run-queue wait p99 ${ms(percentile(running, 99))} ms   ` +
     `${percentile(stmts, 50)} statements (max ${stmts[stmts.length - 1]}), ${costs.reduce((n, c) => n + c.prepared, 0)} prepared, ${found}/${costs.length} found\n` +
     `${''.padEnd(24)} slowest ${slowest.length}: wall ${ms(avg((c) => c.wallMs))}, cpu ${ms(avg((c) => c.cpuMs))}, run-queue wait ${ms(avg((c) => c.runQueueMs))}, ` +
-    `GC ${ms(avg((c) => c.gcMs))} ms; ${avg((c) => c.diskReads).toFixed(1)} disk reads, ${avg((c) => c.involuntarySwitches).toFixed(1)} preemptions\n`
+    `GC ${ms(avg((c) => c.gcMs))} ms; ${avg((c) => c.diskKiB).toFixed(0)} KiB read from disk, ${avg((c) => c.involuntarySwitches).toFixed(1)} preemptions\n`
   );
 }
 
