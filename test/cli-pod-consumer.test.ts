@@ -7,7 +7,7 @@ import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { messageEvent, startConsumer, storedGuids, TestClock, until } from './helpers/pod-consumer.js';
 import { tempDir } from './helpers/gateway.js';
-import { PodLogService, startPodLogServer } from './helpers/pod-log-server.js';
+import { modeOf, startPublisherDouble } from './helpers/pod-publisher-double.js';
 
 const HOUR = 3_600_000;
 const tmp = tempDir('cli-pod-consumer');
@@ -54,21 +54,21 @@ t.test('config check: a stream needs exactly one of token and tokenEnv, and a un
 
 t.test('pod status: state, newest event and its age, counters, last error; --json', async (t) => {
   const clock = new TestClock(Date.now());
-  const service = new PodLogService(clock.now, new Map([['tok', 'c1']]));
-  const server = await startPodLogServer(service);
-  t.teardown(() => server.close());
+  const double = await startPublisherDouble(clock.now, { cid: 'c1' });
+  t.teardown(() => double.close());
+  const tok = double.token();
   const { cfg, db } = config([
-    { name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok' },
-    { name: 'refused', url: server.url, cid: 'c1', type: 'maillog', token: 'wrong' },
-    { name: 'later', url: server.url, cid: 'c1', type: 'maillog', token: 'tok2' },
+    { name: 'msgs', url: double.url, cid: 'c1', type: 'message', token: tok },
+    { name: 'refused', url: double.url, cid: 'c1', type: 'maillog', token: 'wrong' },
+    { name: 'later', url: double.url, cid: 'c1', type: 'maillog', token: double.token() },
   ]);
   const h = startConsumer(db, { streams: [
-    { name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok' },
-    { name: 'refused', url: server.url, cid: 'c1', type: 'maillog', token: 'wrong' },
+    { name: 'msgs', url: double.url, cid: 'c1', type: 'message', token: tok },
+    { name: 'refused', url: double.url, cid: 'c1', type: 'maillog', token: 'wrong' },
   ] }, clock);
-  await until(() => service.live.size === 1, 'live');
-  service.publish({ type: 'message', tsMs: clock.ms, payload: messageEvent('g1', clock.ms) });
-  service.publish({ type: 'message', tsMs: clock.ms, payload: 'not json' });
+  await until(() => double.open('live').length === 1, 'live');
+  double.publish('message', clock.ms, messageEvent('g1', clock.ms));
+  double.publish('message', clock.ms, 'not json');
   await until(() => h.consumer.statuses()[0]!.deadLettered === 1 && h.consumer.statuses()[0]!.stored === 1, 'stored');
   await until(() => h.consumer.statuses()[1]!.state === 'stopped', 'the refused stream stopped');
   const r = await cli(['pod', 'status', '--config', cfg]);
@@ -80,7 +80,8 @@ t.test('pod status: state, newest event and its age, counters, last error; --jso
   t.match(out, /^refused \(maillog\): stopped since \S+ - HTTP 401: .*token/m);
   t.match(out, /  last error: HTTP 401/);
   t.match(out, /^later \(maillog\): never ran\n  last event: none\n/m);
-  t.notMatch(out, /wrong|tok\b/, 'no token in the output');
+  t.notMatch(out, /wrong/, 'no token in the output');
+  t.notOk(out.includes(tok), 'no token in the output');
   const j = await cli(['pod', 'status', '--json', '--config', cfg]);
   const views = JSON.parse(j.stdout.toString()) as Array<Record<string, unknown>>;
   t.match(views[0], { stream: 'msgs', state: 'live', received: 2, stored: 1, duplicates: 0, deadLettered: 1, configured: true });
@@ -94,27 +95,26 @@ t.test('pod status: state, newest event and its age, counters, last error; --jso
 
 t.test('pod backfill: one archive request in whole hours; summary; not stored twice; checkpoint untouched', async (t) => {
   const now = Date.now();
-  const clock = { now: () => Date.now() };
-  const service = new PodLogService(clock.now, new Map([['tok', 'c1'], ['bf', 'c1']]));
-  const server = await startPodLogServer(service);
-  t.teardown(() => server.close());
+  const double = await startPublisherDouble(Date.now, { cid: 'c1' });
+  t.teardown(() => double.close());
+  const bf = double.token();
   const base = Math.floor(now / HOUR) * HOUR - 6 * HOUR;
   for (const [g, at] of [['old', base - HOUR], ['in1', base + 10 * 60_000], ['in2', base + 2 * HOUR + 5], ['bad', base + 20 * 60_000], ['after', base + 4 * HOUR]] as const) {
-    service.entries.push({ type: 'message', tsMs: at, payload: g === 'bad' ? '{"guid":1}' : messageEvent(g, at) });
+    double.publish('message', at, g === 'bad' ? '{"guid":1}' : messageEvent(g, at));
   }
-  const { cfg, db } = config([{ name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok', backfillTokenEnv: 'BF' }]);
+  const { cfg, db } = config([{ name: 'msgs', url: double.url, cid: 'c1', type: 'message', token: double.token(), backfillTokenEnv: 'BF' }]);
   const since = new Date(base + 15 * 60_000).toISOString();
   const untilT = new Date(base + 2 * HOUR + 30 * 60_000).toISOString();
-  const r = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--config', cfg], { env: { BF: 'bf' } });
+  const r = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--config', cfg], { env: { BF: bf } });
   t.equal(r.code, 0, r.stderr);
   t.equal(r.stdout.toString(), 'read 3, stored 2, duplicates 0, dead-lettered 1\n');
   t.equal(r.stderr, '', 'no progress bar when stderr is not a terminal');
-  const req = service.requests[0]!;
-  t.equal(req.mode, 'archive');
-  t.equal(req.token, 'bf', 'the backfill token');
-  t.equal(req.sinceTime, `${new Date(base).toISOString().slice(0, 19)}+0000`, 'since rounded down');
-  t.equal(req.toTime, `${new Date(base + 3 * HOUR).toISOString().slice(0, 19)}+0000`, 'until rounded up');
-  const again = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--json', '--config', cfg], { env: { BF: 'bf' } });
+  const req = double.requests[0]!;
+  t.equal(modeOf(req), 'archive');
+  t.equal(req.authorization, `Bearer ${bf}`, 'the backfill token');
+  t.equal(req.query.get('sinceTime'), `${new Date(base).toISOString().slice(0, 19)}+0000`, 'since rounded down');
+  t.equal(req.query.get('toTime'), `${new Date(base + 3 * HOUR).toISOString().slice(0, 19)}+0000`, 'until rounded up');
+  const again = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--json', '--config', cfg], { env: { BF: bf } });
   t.same(JSON.parse(again.stdout.toString()), { read: 3, stored: 0, duplicates: 3, deadLettered: 0 });
   const store = Store.open(db);
   t.same(storedGuids(store), ['in1', 'in2']);
@@ -123,11 +123,14 @@ t.test('pod backfill: one archive request in whole hours; summary; not stored tw
 });
 
 t.test('pod backfill: 409 says what to do; usage errors exit 2', async (t) => {
-  const service = new PodLogService(Date.now, new Map([['tok', 'c1']]));
-  service.busy.add('tok');
-  const server = await startPodLogServer(service);
-  t.teardown(() => server.close());
-  const { cfg } = config([{ name: 'msgs', url: server.url, cid: 'c1', type: 'message', token: 'tok' }]);
+  const double = await startPublisherDouble(Date.now, { cid: 'c1' });
+  const tok = double.token();
+  const other = await double.occupy(tok);
+  t.teardown(async () => {
+    await other.release();
+    await double.close();
+  });
+  const { cfg } = config([{ name: 'msgs', url: double.url, cid: 'c1', type: 'message', token: tok }]);
   const since = new Date(Date.now() - 5 * HOUR).toISOString();
   const untilT = new Date(Date.now() - 3 * HOUR).toISOString();
   const r = await cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--config', cfg]);

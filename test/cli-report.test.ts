@@ -215,12 +215,12 @@ t.test('a missing store, an empty file, an older schema: exit 1, one line', asyn
 t.test('migration 15 fills pod_message_rules for events stored before it', async (t) => {
   const path = join(dir, 'before15.db');
   const store = Store.open(path);
-  // Play a store written before migration 15: no trigger, no rule rows.
-  store.db.exec('DROP TRIGGER pod_message_rules_insert; DROP TABLE pod_message_rules; DELETE FROM schema_migrations WHERE version = 15');
+  store.pod.storeBatch([ingestToBatchItem(messageEvent({ guid: 'g', at: DAY + 1000, upstreamQid: '4Q', messageId: 'm@x', disposition: 'continue', rules: [['spam', 'bulk'], ['access', 'system']] }), 'x')], { source: 'x' });
+  // Play a store written before migration 15 (so before 18 too): no rule table, no rule rows.
+  store.db.exec('DROP TABLE pod_message_rules; DELETE FROM schema_migrations WHERE version IN (15, 18)');
   for (const name of ['messages_received', 'recipients_finished', 'attempts_started', 'language_choices_decided', 'pod_dead_letters_received', 'pod_message_events_ts_disposition', 'pod_maillog_events_ts_queued_as']) {
     store.db.exec(`DROP INDEX ${name}`);
   }
-  store.pod.storeBatch([ingestToBatchItem(messageEvent({ guid: 'g', at: DAY + 1000, upstreamQid: '4Q', messageId: 'm@x', disposition: 'continue', rules: [['spam', 'bulk'], ['access', 'system']] }), 'x')], { source: 'x' });
   store.close();
   const again = Store.open(path);
   t.teardown(() => again.close());

@@ -4,32 +4,31 @@ import t from 'tap';
 import { startGateway } from '../src/gateway/gateway.js';
 import { tempDir, testConfig } from './helpers/gateway.js';
 import { messageEvent, storedGuids, until } from './helpers/pod-consumer.js';
-import { PodLogService, startPodLogServer } from './helpers/pod-log-server.js';
+import { startPublisherDouble } from './helpers/pod-publisher-double.js';
 
 t.test('the gateway consumes a stream; /healthz and /metrics report it', async (t) => {
   const { dir, cleanup } = tempDir('gw-pod');
-  const service = new PodLogService(Date.now, new Map([['tok', 'c1']]));
-  const server = await startPodLogServer(service);
+  const double = await startPublisherDouble(Date.now, { cid: 'c1' });
   const gw = await startGateway(
     testConfig(dir, {
       admin: { enabled: true, listen: { host: '127.0.0.1', port: 0 } },
       pod: {
         streams: [
-          { name: 'msgs', url: server.url, cid: 'c1', type: 'message', tokenEnv: 'POD_TOKEN' },
-          { name: 'bad', url: server.url, cid: 'c1', type: 'maillog', token: 'wrong' },
+          { name: 'msgs', url: double.url, cid: 'c1', type: 'message', tokenEnv: 'POD_TOKEN' },
+          { name: 'bad', url: double.url, cid: 'c1', type: 'maillog', token: 'wrong' },
         ],
       },
     }),
-    { queueThread: false, env: { POD_TOKEN: 'tok' } },
+    { queueThread: false, env: { POD_TOKEN: double.token() } },
   );
   t.teardown(async () => {
     await gw.stop();
-    await server.close();
+    await double.close();
     cleanup();
   });
-  await until(() => service.live.size === 1, 'live');
+  await until(() => double.open('live').length === 1, 'live');
   const now = Date.now();
-  service.publish({ type: 'message', tsMs: now, payload: messageEvent('g1', now) });
+  double.publish('message', now, messageEvent('g1', now));
   await until(() => storedGuids(gw.store).length === 1, 'stored');
   const health = async () => (await (await fetch(`http://127.0.0.1:${gw.adminAddress()!.port}/healthz`)).json()) as { ok: boolean; components: Record<string, Record<string, unknown>> };
   await until(() => gw.store.podStreams.statuses().find((s) => s.stream === 'bad')?.state === 'stopped', 'bad stopped');

@@ -156,3 +156,29 @@ t.test('canonical JSON: key order and whitespace do not matter, "__proto__" is c
   t.equal(canonicalJson(JSON.parse('{ "a" : null , "b":[ {"x":"2","y":1} ] }')), canonicalJson(JSON.parse('{"b":[{"y":1,"x":"2"}],"a":null}')));
   t.not(canonicalJson(JSON.parse('{"__proto__":{"a":1}}')), canonicalJson(JSON.parse('{"__proto__":{"a":2}}')));
 });
+
+t.test('canonical JSON is the text the first implementation wrote, so stored identities still match', async (t) => {
+  const { canonicalJson, canonicalJsonPair } = await import('../src/pod/json.js');
+  // The first implementation: a sorted copy (null prototype) written by JSON.stringify.
+  type V = null | boolean | number | string | V[] | { [k: string]: V };
+  const sortedCopy = (v: V): V => {
+    if (typeof v !== 'object' || v === null) return v;
+    if (Array.isArray(v)) return v.map(sortedCopy);
+    const out = Object.create(null) as { [k: string]: V };
+    for (const k of Object.keys(v).sort()) out[k] = sortedCopy(v[k]!);
+    return out;
+  };
+  const first = (v: V) => JSON.stringify(sortedCopy(v));
+  const tricky = [
+    '{"10":1,"2":2,"b":3,"a":{"1":0,"01":1,"-1":2},"4294967295":4,"4294967294":5}',
+    '{"__proto__":{"z":1,"a":[1,{"y":"\u2028","x":"é"}]},"constructor":null}',
+    '{"b":1.5e300,"a":-0,"c":[true,false,null,"\\"quoted\\""]," ":0,"":1}',
+  ];
+  const cases = [...corpus, ...tricky.map((payload, i) => ({ source: `tricky ${i}`, payload }))];
+  for (const { source, payload } of cases) {
+    const v = JSON.parse(payload) as { [k: string]: V };
+    t.equal(canonicalJson(v), first(v), source);
+    const rest = Object.fromEntries(Object.entries(v).filter(([k]) => k !== 'ts'));
+    t.same(canonicalJsonPair(v, 'ts'), { full: first(v), without: first(rest) }, `${source} without ts`);
+  }
+});

@@ -130,6 +130,25 @@ t.test('checkpoints follow the newest stored event of a stream, never backwards'
   t.equal(store.pod.checkpoint('other'), undefined);
 });
 
+t.test('the rules of each new message event are stored once, by the store (no trigger since migration 18)', async (t) => {
+  const store = openStore();
+  const triggers = store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'trigger' AND sql LIKE '%INTO pod_message_rules%'").all();
+  t.same(triggers, [], 'no trigger writes the rule rows (it would parse the stored JSON again, and double them)');
+  store.pod.storeBatch(items(), { source: 'test' });
+  store.pod.storeBatch(items(), { source: 'test' });
+  const expected: string[] = [];
+  for (const c of corpus) {
+    const e = JSON.parse(c.payload) as { guid?: string; filter?: { actions?: Array<{ module: string; rule: string }> } };
+    if (e.guid) for (const a of e.filter?.actions ?? []) expected.push(`${e.guid} ${a.module} ${a.rule}`);
+  }
+  t.ok(expected.length > 10, 'the samples trigger rules');
+  const rows = store.db
+    .prepare('SELECT e.guid, r.module, r.rule, r.ts_us = e.ts_us AS sameTs FROM pod_message_rules r JOIN pod_message_events e ON e.id = r.event_id')
+    .all() as Array<{ guid: string; module: string; rule: string; sameTs: number }>;
+  t.same(rows.map((r) => `${r.guid} ${r.module} ${r.rule}`).sort(), expected.sort(), 'one row per action, a replay adds none');
+  t.ok(rows.every((r) => r.sameTs === 1));
+});
+
 t.test('a failing batch stores nothing of itself (one transaction)', async (t) => {
   const store = openStore();
   const good = items().slice(18, 21);

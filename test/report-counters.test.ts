@@ -1,9 +1,9 @@
 // The report's hourly counters (migration 16) against a recount from the rows: random
 // sequences of what the gateway writes (receipts, attempt rounds with retries, bounces,
 // correlation keys, PoD events and their re-imports, language decisions and their changes,
-// retention pruning) and, after each step, random windows (whole hours or not, by hour or by
-// day) where every figure read through the counters must equal the same figure counted from
-// the rows (`RawReportCounts`, the report's queries before the counters).
+// retention pruning of messages and of PoD events) and, after each step, random windows
+// (whole hours or not, by hour or by day) where every figure read through the counters must
+// equal the same figure counted from the rows (`RawReportCounts`, the report's queries before the counters).
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -182,7 +182,11 @@ function run(seed: number, steps: number): { checked: number; saw: Set<string> }
       store.multilingual.recordChoices(m.qid, choices, m.receivedAt + Math.floor(random() * H));
       saw.add('language split');
     } else if (op < 0.9) {
-      if (store.pruneFinished(at(), 1 + Math.floor(random() * 5)) > 0) saw.add('pruned');
+      if (store.pruneFinished(at(), 1 + Math.floor(random() * 5)) > 0) saw.add('pruned');    } else if (op < 0.93) {
+      // PoD retention: events (and dead letters) before a random time, with the links they alone made
+      const pruned = store.prunePodBefore(at(), 1 + Math.floor(random() * 5));
+      if (pruned.messageEvents + pruned.maillogEvents > 0) saw.add('pod pruned');
+      if (pruned.links > 0) saw.add('links pruned');
     }
   }
   check(steps);
@@ -202,7 +206,7 @@ t.test('the counters equal a recount from the rows over random histories and win
     for (const s of r.saw) saw.add(s);
   }
   t.equal(checked, 3 * 20 * 3, 'every window checked');
-  t.same([...saw].sort(), ['bounce', 'handed over', 'language split', 'linked', 're-import', 'retry', 'pruned'].sort(), 'the histories covered every kind of write');
+  t.same([...saw].sort(), ['bounce', 'handed over', 'language split', 'linked', 'links pruned', 'pod pruned', 're-import', 'retry', 'pruned'].sort(), 'the histories covered every kind of write');
 });
 
 t.test('an upstream message handed to mailbag in several hours is counted once per window', async (t) => {

@@ -63,9 +63,10 @@ export interface EventSpec {
   id: string;
   at: number;
   upstreamQid: string;
-  /** message: its Message-ID and disposition. */
+  /** message: its Message-ID, disposition and the (module, rule) of each filter action. */
   messageId?: string;
   disposition?: string;
+  rules?: readonly (readonly [string, string])[];
   /** maillog: the sendmail fields after `QID: `, as a template and the values of its tokens. */
   template?: string;
   vars?: Record<string, string>;
@@ -100,7 +101,7 @@ export function generate(i: number): Generated {
   const rules = [pick(RULES), pick(RULES)] as const;
   const specs: EventSpec[] = [];
   const message = (guid: string, eventAt: number, upstreamQid: string, id: string, disposition: string, ruleList: readonly (readonly [string, string])[], rcpts?: string[]) => {
-    specs.push({ kind: 'message', id: guid, at: eventAt, upstreamQid, messageId: id, disposition });
+    specs.push({ kind: 'message', id: guid, at: eventAt, upstreamQid, messageId: id, disposition, rules: ruleList });
     return messageEvent({ guid, at: eventAt, upstreamQid, messageId: id, disposition, rules: ruleList, ...(rcpts ? { rcpts } : {}) });
   };
   /** `template` with `vars` substituted is the line's fields (the bulk path parses each template once). */
@@ -171,7 +172,7 @@ function templateFields(spec: EventSpec): SendmailFields {
 export function bulkItem(spec: EventSpec, payload: string, identity: string): PodBatchItem {
   const base = { ts: formatUtc(spec.at * 1000), tsUs: spec.at * 1000, contentSha256: identity, cid: 'pphosted_example_hosted', agent: 'm0000123.ppops.net', event: payload };
   if (spec.kind === 'message') {
-    const row: PodMessageRow = { ...base, guid: spec.id, qid: spec.upstreamQid, messageId: normaliseMessageId(`<${spec.messageId!}>`) ?? null, sid: `${spec.upstreamQid.slice(0, 8)}sid`, envelopeFrom: 'sender@upstream.example', disposition: spec.disposition! };
+    const row: PodMessageRow = { ...base, guid: spec.id, qid: spec.upstreamQid, messageId: normaliseMessageId(`<${spec.messageId!}>`) ?? null, sid: `${spec.upstreamQid.slice(0, 8)}sid`, envelopeFrom: 'sender@upstream.example', disposition: spec.disposition!, rules: (spec.rules ?? []).map(([module, rule]) => ({ module, rule })) };
     return { kind: 'message', row };
   }
   const f = templateFields(spec);

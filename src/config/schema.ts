@@ -358,6 +358,8 @@ export const configSchema = z.strictObject({
       path: z.string().min(1).default('./var/mailbag.db'),
       /** Finished messages, their recipients and attempts are kept this long, then pruned. */
       retention: duration.prefault('30d').refine((ms) => ms >= 60_000, { message: 'must be at least 1m' }),
+      /** PoD events (by their own time) and dead letters are kept this long, then pruned; stream checkpoints stay. */
+      podRetention: duration.prefault('30d').refine((ms) => ms >= 60_000, { message: 'must be at least 1m' }),
     })
     .prefault({}),
   queue: z

@@ -251,7 +251,7 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
     });
     inProcess.start();
     // On this thread the queue's thread does not exist to prune: prune here, stop with the queue.
-    const pruner = new RetentionPruner({ store: storage.store, retentionMs: config.store.retention, logger });
+    const pruner = new RetentionPruner({ store: storage.store, retentionMs: config.store.retention, podRetentionMs: config.store.podRetention, logger });
     pruner.start();
     const handle: QueueHandle = {
       kick: (accepted) => inProcess.kick(accepted),

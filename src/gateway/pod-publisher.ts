@@ -9,15 +9,14 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { TokenError, verifyToken, type PodTokenClaims } from '../pod/jwt.js';
-import type { MessageFacts } from '../pod/message-facts.js';
-import { fromLineEvent, messageEvent, toLineEvents, type PublisherIdentity } from '../pod/publish-events.js';
+import type { PublisherEventSource } from '../pod/event-source.js';
+import type { PublisherIdentity } from '../pod/publish-events.js';
 import { BadStreamRequest, parseStreamRequest, type StreamRequest } from '../pod/stream-request.js';
-import type { JsonObject } from '../pod/json.js';
-import type { AttemptFactsRow, FactsRow } from '../store/pod-publisher-store.js';
 import type { Store } from '../store/store.js';
 import type { ComponentHealth, GatewayComponent } from './component.js';
 import { PodFactsRecorder } from './pod-facts-recorder.js';
 import { loadOrCreateSecret } from './pod-secret.js';
+import { StoreEventSource } from './pod-store-source.js';
 
 const HOUR_MS = 3_600_000;
 const BATCH = 500;
@@ -49,12 +48,8 @@ export interface PodPublisherOptions {
   logger: Logger;
   /** Tests: a simulated clock (resume windows, archive limits, facts times). */
   now?: () => number;
-}
-
-/** Where a session is in the store: facts seq and attempt id already sent. */
-interface Cursor {
-  seq: number;
-  attempt: number;
+  /** Where events come from; by default mailbag's own, from the store (`StoreEventSource`). */
+  source?: PublisherEventSource;
 }
 
 class Refusal extends Error {
@@ -95,22 +90,13 @@ function lenientKey(req: IncomingMessage): void {
   req.headers['sec-websocket-key'] = randomBytes(16).toString('base64');
 }
 
-function parseCursor(text: string): Cursor | undefined {
-  try {
-    const v = JSON.parse(text) as Partial<Cursor>;
-    if (typeof v.seq === 'number' && typeof v.attempt === 'number') return { seq: v.seq, attempt: v.attempt };
-  } catch {
-    // a resume point from another version: start as a new session
-  }
-  return undefined;
-}
-
 export class PodPublisher {
   private readonly server: Server;
   private readonly wss: WebSocketServer;
   private readonly secret: Buffer;
   private readonly identity: PublisherIdentity;
   private readonly now: () => number;
+  private readonly source: PublisherEventSource;
   readonly recorder: PodFactsRecorder;
   /** token id -> its open session (one per token). */
   private readonly sessions = new Map<string, StreamSession>();
@@ -121,6 +107,7 @@ export class PodPublisher {
     this.now = o.now ?? Date.now;
     this.secret = loadOrCreateSecret(o.config.secretFile);
     this.identity = { ...o.identity, cid: o.config.cid };
+    this.source = o.source ?? new StoreEventSource(o.store, this.identity);
     this.recorder = new PodFactsRecorder(o.store, o.logger, this.now);
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       // Plain HTTP(S) is not the protocol (the table's 404), except that a method other than GET is 405.
@@ -241,8 +228,8 @@ export class PodPublisher {
   }
 
   /** @internal the session's store, clock and identity */
-  get ctx(): { store: Store; now: () => number; identity: PublisherIdentity; pollMs: number; logger: Logger } {
-    return { store: this.o.store, now: this.now, identity: this.identity, pollMs: this.o.config.pollInterval, logger: this.o.logger };
+  get ctx(): { store: Store; source: PublisherEventSource; now: () => number; pollMs: number; logger: Logger } {
+    return { store: this.o.store, source: this.source, now: this.now, pollMs: this.o.config.pollInterval, logger: this.o.logger };
   }
 
   /** @internal */
@@ -254,7 +241,16 @@ export class PodPublisher {
 /** One WebSocket session: sends events from its cursor, live (polling) or for an archive window. */
 class StreamSession {
   private ws: WebSocket | undefined;
-  private cursor: Cursor = { seq: 0, attempt: 0 };
+  /** Where the session stands in the source: after the last event sent (archive: none sent yet). */
+  private cursor: string | undefined;
+  /**
+   * After the last event the client is known to have taken: a ping follows each batch, and
+   * the client answers it only after the frames before it. A connection that dies without a
+   * close frame loses what was in flight, so a live session resumes from here, not from
+   * `cursor` (the replay is deduplicated by the consumer, as with PoD's own).
+   */
+  private acked: string | undefined;
+  private readonly pendingAcks: Array<string | undefined> = [];
   private open = true;
   private wake: (() => void) | undefined;
 
@@ -270,16 +266,21 @@ class StreamSession {
 
   run(ws: WebSocket): void {
     this.ws = ws;
-    const { store, now, logger } = this.owner.ctx;
-    ws.on('close', () => this.finish());
+    const { store, source, now, logger } = this.owner.ctx;
+    ws.on('close', (code) => this.finish(code));
     ws.on('error', () => ws.terminate());
+    ws.on('pong', () => {
+      if (this.pendingAcks.length) this.acked = this.pendingAcks.shift();
+    });
     if (this.request.mode.kind === 'live') {
-      const drop = store.podPublisher.lastDrop(this.tokenId, this.request.type);
+      const type = this.request.type;
+      const drop = store.podPublisher.lastDrop(this.tokenId, type);
       const t = now();
-      const resumed = drop && t - drop.dropped_at <= HOUR_MS ? parseCursor(drop.resume_from) : undefined;
+      const resumed = drop && t - drop.dropped_at <= HOUR_MS && source.isCursor(drop.resume_from) ? drop.resume_from : undefined;
       // A drop over an hour ago: from the last hour; a new token: from now.
-      this.cursor = resumed ?? (drop ? store.podPublisher.headsBefore(t - HOUR_MS) : store.podPublisher.heads());
+      this.cursor = resumed ?? (drop ? source.head(type, t - HOUR_MS) : source.head(type));
     }
+    this.acked = this.cursor;
     logger.info({ type: this.request.type, mode: this.request.mode.kind, token: this.tokenId }, 'pod publisher: session open');
     this.pump().catch((err: unknown) => {
       logger.error({ err: { message: (err as Error).message } }, 'pod publisher: session failed');
@@ -294,29 +295,36 @@ class StreamSession {
     this.finish();
   }
 
-  private finish(): void {
+  /**
+   * `closeCode`: how the connection closed; a close frame from the client (any code but
+   * 1006) comes after every frame sent before it was taken, so the session resumes after
+   * all it sent. Otherwise (a drop, or the server ending the session) from the last
+   * acknowledged event.
+   */
+  private finish(closeCode?: number): void {
     if (!this.open) return;
     this.open = false;
     this.wake?.();
     const { store, now } = this.owner.ctx;
-    if (this.request.mode.kind === 'live') store.podPublisher.saveDrop(this.tokenId, this.request.type, now(), JSON.stringify(this.cursor));
+    const resumeFrom = closeCode !== undefined && closeCode !== 1006 ? this.cursor : this.acked;
+    if (this.request.mode.kind === 'live' && resumeFrom !== undefined) store.podPublisher.saveDrop(this.tokenId, this.request.type, now(), resumeFrom);
     this.owner.ended(this.tokenId, this);
   }
 
-  private async send(ev: JsonObject): Promise<void> {
+  private async send(payload: string | Buffer): Promise<void> {
     const ws = this.ws!;
     while (this.open && ws.bufferedAmount > HIGH_WATER) await new Promise((r) => setTimeout(r, 10));
     if (!this.open) return;
-    await new Promise<void>((resolve, reject) => ws.send(JSON.stringify(ev), (err) => (err ? reject(err) : resolve())));
+    await new Promise<void>((resolve, reject) => ws.send(payload, { binary: typeof payload !== 'string' }, (err) => (err ? reject(err) : resolve())));
   }
 
   private async pump(): Promise<void> {
     const { pollMs } = this.owner.ctx;
     const mode = this.request.mode;
     while (this.open) {
-      const sent = await this.sendBatch();
+      const moved = await this.sendBatch();
       if (!this.open) return;
-      if (sent) continue;
+      if (moved) continue;
       if (mode.kind === 'archive') return this.end(1000, 'archive window done');
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pollMs);
@@ -329,40 +337,24 @@ class StreamSession {
     }
   }
 
-  /** Sends the next events after the cursor; resolves with how many rows it used. */
-  private async sendBatch(): Promise<number> {
-    const { store, identity } = this.owner.ctx;
-    const p = store.podPublisher;
+  /** Sends the next batch after the cursor; false when the source had nothing more. */
+  private async sendBatch(): Promise<boolean> {
+    const { source } = this.owner.ctx;
     const mode = this.request.mode;
-    const facts = (after: number): FactsRow[] =>
-      mode.kind === 'archive' ? p.factsInWindow(mode.fromMs, mode.toMs, after, BATCH) : p.factsAfter(after, BATCH);
-    const attempts = (after: number): AttemptFactsRow[] =>
-      mode.kind === 'archive' ? p.attemptsInWindow(mode.fromMs, mode.toMs, after, BATCH) : p.attemptsAfter(after, BATCH);
-    let used = 0;
-    for (const row of facts(this.cursor.seq)) {
-      const f = JSON.parse(row.facts) as MessageFacts;
-      await this.send(this.request.type === 'message' ? messageEvent(f, row.recorded_at, identity) : fromLineEvent(f, identity));
-      if (!this.open) return used;
-      this.cursor = { ...this.cursor, seq: row.seq };
-      used++;
+    const window = mode.kind === 'archive' ? { fromMs: mode.fromMs, toMs: mode.toMs } : undefined;
+    const batch = await source.next(this.request.type, this.cursor, BATCH, window);
+    for (const ev of batch.events) {
+      await this.send(ev.payload);
+      if (!this.open) return false;
+      this.cursor = ev.cursor;
     }
-    if (this.request.type === 'message') return used;
-    for (const a of attempts(this.cursor.attempt)) {
-      const f = a.facts ? (JSON.parse(a.facts) as MessageFacts) : undefined;
-      const recipients = (JSON.parse(a.recipients) as Array<{ rcpt: string; state: string; reply?: string }>).map((r) => ({
-        rcpt: r.rcpt,
-        state: r.state,
-        reply: r.reply ?? a.reply ?? '',
-      }));
-      const evs = toLineEvents({ id: a.id, qid: a.qid, nexthop: a.nexthop, startedAt: a.started_at, durationMs: a.duration_ms, recipients }, f, identity);
-      for (const ev of evs) {
-        await this.send(ev);
-        if (!this.open) return used;
-      }
-      this.cursor = { ...this.cursor, attempt: a.id };
-      used++;
+    if (batch.cursor === this.cursor && !batch.events.length) return false;
+    this.cursor = batch.cursor;
+    if (batch.events.length && this.ws?.readyState === this.ws?.OPEN) {
+      this.pendingAcks.push(this.cursor);
+      this.ws!.ping();
     }
-    return used;
+    return true;
   }
 }
 

@@ -66,7 +66,7 @@ const queue = createDeliveryQueue(data.config, {
   events,
 });
 queue.start();
-const pruner = new RetentionPruner({ store, retentionMs: data.config.store.retention, logger });
+const pruner = new RetentionPruner({ store, retentionMs: data.config.store.retention, podRetentionMs: data.config.store.podRetention, logger });
 pruner.start();
 port.on('message', (m: ToQueueThread) => {
   if (m.type === 'kick') {

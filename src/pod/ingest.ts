@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { normaliseMessageId } from '../store/correlation-keys.js';
 import type { PodBatchItem, PodDeadLetterInput, PodMaillogRow, PodMessageRow } from '../store/pod-store.js';
 import { PodError, type PodErrorCode } from './errors.js';
-import { canonicalJson, isJsonObject, sha256Hex, type JsonObject } from './json.js';
+import { canonicalJsonPair, isJsonObject, sha256Hex, type JsonObject } from './json.js';
 import { normaliseMaillog, normaliseMessage } from './normalise.js';
 import { parseSendmailLine, sendmailFields, type SendmailFields, type SendmailLine } from './sendmail-line.js';
 import { parsePodTime, type PodInstant } from './time.js';
@@ -31,6 +31,8 @@ interface PodEventBase extends PodEventIdentity {
   ts: PodInstant;
   /** The normalised event (quirks fixed, nothing dropped). */
   event: JsonObject;
+  /** `event` as canonical JSON (keys sorted), as it is stored. */
+  json: string;
   cid?: string;
   agent?: string;
 }
@@ -80,11 +82,13 @@ function kindOf(event: JsonObject): PodEventKind {
   throw new PodError('ERR_POD_KIND', 'neither a message event (no guid) nor a maillog event (no data/sm)');
 }
 
-/** Content identity: every member but `ts`, whose instant is compared separately (so `-0700` and `-07:00` agree). */
-function contentHash(event: JsonObject): string {
-  const rest: JsonObject = { ...event };
-  delete rest['ts'];
-  return sha256Hex(canonicalJson(rest));
+/**
+ * The stored form (canonical JSON) and the content identity: the sha256 of every member but
+ * `ts`, whose instant is compared separately (so `-0700` and `-07:00` agree). One pass.
+ */
+function canonical(event: JsonObject): { json: string; contentSha256: string } {
+  const { full, without } = canonicalJsonPair(event, 'ts');
+  return { json: full, contentSha256: sha256Hex(without) };
 }
 
 function messageEvent(event: JsonObject, ts: PodInstant): PodMessageEvent {
@@ -95,21 +99,23 @@ function messageEvent(event: JsonObject, ts: PodInstant): PodMessageEvent {
     kind: 'message',
     eventId: guid,
     tsUs: ts.epochUs,
-    contentSha256: contentHash(event),
+    ...canonical(event),
     ts,
     event,
     qid: member(event, 'filter', 'qid') as string,
   };
-  const fill = (k: 'messageId' | 'sid' | 'envelopeFrom' | 'disposition' | 'cid' | 'agent', v: unknown) => {
-    if (typeof v === 'string') out[k] = v;
-  };
-  fill('messageId', normaliseMessageId(first));
-  fill('sid', member(event, 'connection', 'sid'));
-  fill('envelopeFrom', member(event, 'envelope', 'from'));
-  fill('disposition', member(event, 'filter', 'disposition'));
-  fill('cid', member(event, 'pps', 'cid'));
-  fill('agent', member(event, 'pps', 'agent'));
+  fill(out, 'messageId', normaliseMessageId(first));
+  fill(out, 'sid', member(event, 'connection', 'sid'));
+  fill(out, 'envelopeFrom', member(event, 'envelope', 'from'));
+  fill(out, 'disposition', member(event, 'filter', 'disposition'));
+  fill(out, 'cid', member(event, 'pps', 'cid'));
+  fill(out, 'agent', member(event, 'pps', 'agent'));
   return out;
+}
+
+/** Sets an optional member when the event has a string there (a module-level function: no closure per event). */
+function fill(out: PodMessageEvent, k: 'messageId' | 'sid' | 'envelopeFrom' | 'disposition' | 'cid' | 'agent', v: unknown): void {
+  if (typeof v === 'string') out[k] = v;
 }
 
 function maillogEvent(event: JsonObject, ts: PodInstant): PodMaillogEvent {
@@ -119,7 +125,7 @@ function maillogEvent(event: JsonObject, ts: PodInstant): PodMaillogEvent {
     kind: 'maillog',
     eventId: event['id'] as string,
     tsUs: ts.epochUs,
-    contentSha256: contentHash(event),
+    ...canonical(event),
     ts,
     event,
     line,
@@ -171,6 +177,17 @@ export function ingestPayload(payload: string | Buffer, opts: IngestOptions = {}
   }
 }
 
+/** The (module, rule) of each `filter.actions[]` entry that names a rule. */
+function rulesOf(event: JsonObject): Array<{ module: string; rule: string }> {
+  const actions = member(event, 'filter', 'actions');
+  if (!Array.isArray(actions)) return [];
+  const out: Array<{ module: string; rule: string }> = [];
+  for (const a of actions) {
+    if (isJsonObject(a) && typeof a['rule'] === 'string') out.push({ module: typeof a['module'] === 'string' ? a['module'] : '', rule: a['rule'] });
+  }
+  return out;
+}
+
 /** The store rows for an ingested event. */
 export function eventRow(ev: PodEvent): PodBatchItem {
   const base = {
@@ -179,7 +196,7 @@ export function eventRow(ev: PodEvent): PodBatchItem {
     contentSha256: ev.contentSha256,
     cid: ev.cid ?? null,
     agent: ev.agent ?? null,
-    event: JSON.stringify(ev.event),
+    event: ev.json,
   };
   if (ev.kind === 'message') {
     const row: PodMessageRow = {
@@ -190,6 +207,7 @@ export function eventRow(ev: PodEvent): PodBatchItem {
       sid: ev.sid ?? null,
       envelopeFrom: ev.envelopeFrom ?? null,
       disposition: ev.disposition ?? null,
+      rules: rulesOf(ev.event),
     };
     return { kind: 'message', row };
   }

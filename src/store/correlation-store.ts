@@ -79,8 +79,32 @@ export interface StoredMaillogEventKeys {
   tsUs: number;
 }
 
+/**
+ * Links of one upstream queue id (`@u`) whose events retention pruned: each goes unless what
+ * made it is still stored (the rules of the link kinds above). Kept apart so a test can show
+ * each walks an index.
+ */
+export const DROP_UNSUPPORTED_LINKS_SQL = {
+  /** `received` links need some event of the upstream qid; with none left, every link goes. */
+  noEventLeft: `DELETE FROM upstream_links WHERE upstream_qid = @u
+    AND NOT EXISTS (SELECT 1 FROM pod_message_events WHERE qid = @u)
+    AND NOT EXISTS (SELECT 1 FROM pod_maillog_events WHERE qid = @u)`,
+  queuedAs: `DELETE FROM upstream_links WHERE upstream_qid = @u AND via = 'queued-as'
+    AND NOT EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.queued_as = upstream_links.qid AND e.qid = @u)`,
+  guid: `DELETE FROM upstream_links WHERE upstream_qid = @u AND via = 'guid'
+    AND NOT EXISTS (SELECT 1 FROM message_keys AS k, pod_message_events AS e
+      WHERE k.qid = upstream_links.qid AND e.qid = @u AND e.guid IN (k.pp_guid, k.pp_orig_guid))`,
+  messageId: `DELETE FROM upstream_links WHERE upstream_qid = @u AND via = 'message-id'
+    AND NOT EXISTS (SELECT 1 FROM message_keys AS k WHERE k.qid = upstream_links.qid AND (
+      EXISTS (SELECT 1 FROM pod_message_events AS e WHERE e.qid = @u AND e.message_id = k.message_id
+        AND e.ts_us BETWEEN (k.received_at - @window) * 1000 AND (k.received_at + @window) * 1000)
+      OR EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.qid = @u AND e.message_id = k.message_id
+        AND e.ts_us BETWEEN (k.received_at - @window) * 1000 AND (k.received_at + @window) * 1000)))`,
+} as const;
+
 export class CorrelationStore {
   private readonly s;
+  private readonly dropUnsupported;
 
   constructor(readonly db: SqliteDatabase) {
     this.s = {
@@ -116,6 +140,13 @@ export class CorrelationStore {
       forgetKeys: db.prepare('DELETE FROM message_keys WHERE qid = ?'),
       forgetLinks: db.prepare('DELETE FROM upstream_links WHERE qid = ?'),
       forgetOrigin: db.prepare('DELETE FROM message_origins WHERE qid = ?'),
+    };
+    const d = DROP_UNSUPPORTED_LINKS_SQL;
+    this.dropUnsupported = {
+      noEventLeft: db.prepare(d.noEventLeft),
+      queuedAs: db.prepare(d.queuedAs),
+      guid: db.prepare(d.guid),
+      messageId: db.prepare(d.messageId),
     };
   }
 
@@ -264,8 +295,26 @@ export class CorrelationStore {
   }
 
   /**
+   * PoD retention pruned events of this upstream queue id (call inside the pruning
+   * transaction): its links that no stored event supports any more go, so `trace` never
+   * follows a link to nothing; the report's link counters follow by trigger. A Message-ID
+   * link that a stronger one had replaced is not made again. Returns the links removed.
+   */
+  dropLinksWithoutEvents(upstreamQid: string): number {
+    const d = this.dropUnsupported;
+    const u = { u: upstreamQid };
+    return (
+      d.noEventLeft.run(u).changes +
+      d.queuedAs.run(u).changes +
+      d.guid.run(u).changes +
+      d.messageId.run({ ...u, window: MESSAGE_ID_WINDOW_MS }).changes
+    );
+  }
+
+  /**
    * Retention: the message is pruned, its keys, links and origin go with it (inside the
-   * pruning transaction). Upstream events stay: they are the upstream's record.
+   * pruning transaction). Upstream events stay until their own retention
+   * (`store.podRetention`, `dropLinksWithoutEvents`).
    */
   forget(qid: string): void {
     this.s.forgetKeys.run(qid);

@@ -30,6 +30,8 @@ export interface PodMessageRow extends PodEventRowBase {
   sid: string | null;
   envelopeFrom: string | null;
   disposition: string | null;
+  /** `filter.actions[]` as (module, rule), kept one row each for reports (`pod_message_rules`). */
+  rules: ReadonlyArray<{ module: string; rule: string }>;
 }
 
 /** Fields parsed from the raw sendmail line (`data`), not from `sm.*`. */
@@ -168,6 +170,7 @@ export class PodStore {
         VALUES (@eventId, @ts, @tsUs, @contentSha256, @qid, @messageId, @mailFrom, @rcpts, @relay, @stat, @dsn, @queuedAs,
          @mailer, @delay, @xdelay, @nrcpts, @size, @ctladdr, @cid, @agent, @source, @event, @now)
         ON CONFLICT DO NOTHING`),
+      rule: db.prepare('INSERT INTO pod_message_rules (event_id, ts_us, module, rule) VALUES (?, ?, ?, ?)'),
       dead: db.prepare(`INSERT INTO pod_dead_letters (received_at, source, code, reason, raw, raw_bytes, raw_sha256, raw_truncated)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`),
       checkpoint: db.prepare(`INSERT INTO pod_checkpoints (stream, newest_ts, newest_ts_us, updated_at) VALUES (?, ?, ?, ?)
@@ -210,9 +213,12 @@ export class PodStore {
             continue;
           }
           const params = { ...item.row, source: opts.source, now };
-          const changes = item.kind === 'message' ? this.s.message.run(params).changes : this.s.maillog.run(params).changes;
+          const run = item.kind === 'message' ? this.s.message.run(params) : this.s.maillog.run(params);
+          const changes = run.changes;
           if (changes > 0) result.stored++;
           else result.duplicates++;
+          // Written here rather than by a trigger that would parse the event's JSON again (migration 18).
+          if (changes > 0 && item.kind === 'message') for (const r of item.row.rules) this.s.rule.run(run.lastInsertRowid, item.row.tsUs, r.module, r.rule);
           if (changes > 0 && this.correlation) {
             if (item.kind === 'message') this.correlation.linkMessageEventIn(item.row, now);
             else this.correlation.linkMaillogEventIn(item.row, now);

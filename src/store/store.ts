@@ -5,12 +5,23 @@ import { CorrelationStore } from './correlation-store.js';
 import { PodStore } from './pod-store.js';
 import { PodPublisherStore } from './pod-publisher-store.js';
 import { PodStreamStore } from './pod-stream-store.js';
+import { PodRetentionStore } from './pod-retention-store.js';
 import { QueueStore } from './queue-store.js';
 import { MultilingualStore } from './multilingual-store.js';
 import { ImpReplyStore } from './imp-reply-store.js';
 import { ImpTnStore } from './imp-tn-store.js';
 import { ReportStore } from './report-store.js';
 import { UsersStore } from './users-store.js';
+
+export interface PodPruneResult {
+  messageEvents: number;
+  maillogEvents: number;
+  deadLetters: number;
+  /** Correlation links dropped because no stored event supports them any more. */
+  links: number;
+  /** Rows counted against the batch limit: events and dead letters. */
+  rows: number;
+}
 
 /** The store's schema is not the one this code was written for. */
 export class StoreVersionError extends Error {
@@ -45,6 +56,7 @@ export class Store {
   readonly impReplies: ImpReplyStore;
   readonly correlation: CorrelationStore;
   readonly report: ReportStore;
+  readonly podRetention: PodRetentionStore;
   private closed = false;
 
   constructor(readonly db: SqliteDatabase) {
@@ -58,6 +70,7 @@ export class Store {
     this.impTns = new ImpTnStore(db);
     this.impReplies = new ImpReplyStore(db);
     this.report = new ReportStore(db);
+    this.podRetention = new PodRetentionStore(db);
   }
 
   /** Opens (and migrates) the store; a failure to open it says which file and what to do. */
@@ -110,6 +123,22 @@ export class Store {
         this.queue.removeFinished(qid);
       }
       return qids.length;
+    });
+  }
+
+  /**
+   * PoD retention: removes up to `limit` rows in all (PoD events older than `cutoff` by their
+   * own time, then dead letters received before it) in one short write transaction, with the
+   * links those events alone supported; rule rows and report counters go with the rows.
+   * Stream checkpoints stay. Call again while `rows` is `limit`.
+   */
+  prunePodBefore(cutoff: number, limit: number): PodPruneResult {
+    return writeTransaction(this.db, () => {
+      const batch = this.podRetention.pruneIn(cutoff, limit);
+      let links = 0;
+      for (const u of batch.upstreamQids) links += this.correlation.dropLinksWithoutEvents(u);
+      const { messageEvents, maillogEvents, deadLetters } = batch;
+      return { messageEvents, maillogEvents, deadLetters, links, rows: messageEvents + maillogEvents + deadLetters };
     });
   }
 

@@ -1,23 +1,18 @@
 // The real PoD publisher (src/gateway/pod-publisher.ts: its listener, bearer tokens, one
 // session per token, permessage-deflate, live cursors) serving events a test plays instead
-// of mailbag's own, so a test can stand in for the upstream filter: PoD-shaped message and
-// maillog events, sent when the test says. The publisher module is loaded with its event
-// builders (src/pod/publish-events.ts) replaced by ones that hand back the played event,
-// which is kept as the "facts" of a row in the publisher's own store: nothing in src/pod
-// or src/gateway knows about it. One publisher per stream type, since a session of either
-// type walks the same rows.
-//
-// Order matters: tap's mocked import leaves a module hook that a worker thread started
-// after it waits on forever, so start the gateway (its queue thread) first. The address
-// and token are known before that, for the gateway's stream config: `reservePlayedPublisher`
-// picks a free port, `start` listens on it (the consumer's reconnects find it).
+// of mailbag's own, through its event-source seam (a MemoryEventSource), so a test can stand
+// in for the upstream filter: PoD-shaped message and maillog events, sent when the test says.
+// The address and token are known before it starts, for the gateway's stream config:
+// `reservePlayedPublisher` picks a free port, `start` listens on it (the consumer's
+// reconnects find it).
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Test } from 'tap';
+import { PodPublisher } from '../../src/gateway/pod-publisher.js';
 import { loadOrCreateSecret } from '../../src/gateway/pod-secret.js';
+import { MemoryEventSource } from '../../src/pod/event-source.js';
 import { signToken } from '../../src/pod/jwt.js';
-import type { JsonObject } from '../../src/pod/json.js';
 import { Store } from '../../src/store/store.js';
 
 export interface PlayedPublisher {
@@ -39,9 +34,6 @@ export interface ReservedPublisher {
 
 const CID = 'pphosted_test_hosted';
 
-/** The played event itself: what the store row's facts hold. */
-const played = (facts: unknown): JsonObject => facts as JsonObject;
-
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
@@ -59,30 +51,25 @@ export async function reservePlayedPublisher(dir: string, type: 'message' | 'mai
     cid: CID,
     token: () => signToken(secret, { cid: CID, expiresInSec: 3600 }),
     async start(t: Test): Promise<PlayedPublisher> {
-      const builders = { messageEvent: played, fromLineEvent: played, toLineEvents: () => [] };
-      // tsx resolves the import to the .ts file before tap's hook sees it; the .js key is
-      // for a run on compiled JavaScript
-      const { PodPublisher } = await t.mockImport<typeof import('../../src/gateway/pod-publisher.js')>('../../src/gateway/pod-publisher.js', {
-        '../../src/pod/publish-events.ts': builders,
-        '../../src/pod/publish-events.js': builders,
-      });
+      // The publisher's own store keeps only the tokens' resume points here.
       const store = Store.open(join(dir, `upstream-${type}.db`));
+      const source = new MemoryEventSource();
       const publisher = new PodPublisher({
         config: { listen: { host: '127.0.0.1', port }, secretFile, cid: CID, pollInterval: 20 },
         store,
         identity: { agent: 'm0000123.ppops.net', version: '8.21.0.1358', localDomains: [] },
         logger: pino({ level: 'silent' }),
+        source,
       });
       await publisher.listen();
       t.teardown(async () => {
         await publisher.close();
         store.close();
       });
-      let count = 0;
       return {
         play(event: string) {
           JSON.parse(event); // a test's own mistake shows here, not as a dead letter downstream
-          store.podPublisher.recordFacts(`played-${type}-${++count}`, Date.now(), event);
+          source.append({ type, tsMs: Date.now(), payload: event });
         },
         get sessions() {
           return publisher.sessionCount;
