@@ -54,7 +54,7 @@ function median(list: number[]): number {
 }
 
 /** A directory a run with BENCH_LOOKUP_KEEP left: its store is timed again, not seeded. */
-const REUSE = process.env.BENCH_LOOKUP_REUSE;
+const REUSE = process.env.BENCH_LOOKUP_REUSE || undefined;
 const dir = REUSE ?? mkdtempSync(join(process.env.BENCH_LOOKUP_DIR ?? tmpdir(), 'mailbag-bench-lookup-'));
 const path = join(dir, 'store.db');
 const clock = () => performance.now();
