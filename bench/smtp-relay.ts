@@ -14,7 +14,9 @@
 //   env: BENCH_SCALE=0.2 (fewer messages), BENCH_CPU_PROF=DIR (write a --cpu-prof of
 //        the gateway per scenario), BENCH_LOG_LEVEL=info (gateway log level),
 //        BENCH_HARAKA=0 (skip the Haraka comparison: npm-installs Haraka into a temp dir),
-//        BENCH_QUICK=1 (only the baselines and mailbag with greetingDelay 0).
+//        BENCH_QUICK=1 (only the baselines and mailbag with greetingDelay 0),
+//        BENCH_POD_PUBLISHER=1 (mailbag with reuse, greetingDelay 0 once more with the PoD
+//        publisher on: each message's facts are read and committed before its 250).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,20 +95,23 @@ async function baseline(reuse: boolean, count: number): Promise<number> {
   }
 }
 
-async function throughMailbag(name: string, reuse: boolean, greetingDelay: number, count: number, base: number): Promise<void> {
+async function throughMailbag(name: string, reuse: boolean, greetingDelay: number, count: number, base: number, opts: { podPublisher?: boolean } = {}): Promise<void> {
   const dir = mkdtempSync(join(work, `${name}-`));
   const sink: Sink = await startSink(tools.sink);
   cleanups.push(() => sink.stop());
   const port = await freePort(); // fixed, so any log level works (readiness is a TCP connect)
   const adminPort = await freePort(); // /metrics: the SMTP thread's worst event-loop delay
-  const config = writeBenchGatewayConfig({ dir, smtpPort: port, greetingDelay, routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }], adminPort, logLevel });
+  const extra = opts.podPublisher
+    ? [`pod: { publisher: { enabled: true, listen: { host: 127.0.0.1, port: ${await freePort()} }, secretFile: ${JSON.stringify(join(dir, 'var', 'pod.secret'))}, cid: bench } }`]
+    : [];
+  const config = writeBenchGatewayConfig({ dir, smtpPort: port, greetingDelay, routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }], adminPort, logLevel, extra });
   // one directory per scenario: the queue thread writes a profile of its own next to the main thread's
   const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, name)}`] : [];
   const gw: GatewayProcess = await spawnGateway(config, { nodeArgs, port });
   cleanups.push(async () => {
     await gw.stop(5000);
   });
-  const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms`;
+  const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms${opts.podPublisher ? ', PoD publisher on' : ''}`;
   await loopDelayMaxMs(adminPort); // starts the gauge's window at the start of the run
   const cpu0 = gw.cpuSeconds();
   try {
@@ -269,6 +274,7 @@ try {
   if (!quick) await throughFloor(false, counts.noReuse, baseNoReuse);
   await throughMailbag('reuse-delay0', true, 0, counts.reuse, baseReuse);
   await throughMailbag('noreuse-delay0', false, 0, counts.noReuse, baseNoReuse);
+  if (process.env.BENCH_POD_PUBLISHER === '1') await throughMailbag('reuse-delay0-pod', true, 0, counts.reuse, baseReuse, { podPublisher: true });
   if (!quick) await throughMailbag('noreuse-delay100', false, 100, counts.noReuseDefaultDelay, baseNoReuse);
   if (!quick && process.env.BENCH_HARAKA !== '0') {
     await throughHaraka(true, counts.haraka, baseReuse);

@@ -1,9 +1,11 @@
 // Two gateways over IMP with TLS: a peer whose acceptor has imp.tls is reached by an
 // imp:// route with `tls: required` (TLS from the first octet; IMP has no STARTTLS) and by
 // `mailbag imp send --tls`. A certificate that does not verify defers, it never falls back
-// to plain TCP.
+// to plain TCP. The reply forwarder reaches an originating MPM's TLS acceptor the same
+// way (imp.mpms with tls: required).
 import t from 'tap';
 import nodemailer from 'nodemailer';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { validateConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
@@ -19,6 +21,14 @@ async function send(gw: Gateway, to: string): Promise<string> {
   } finally {
     client.close();
   }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
 }
 
 t.test('config: imp:// takes tls none or required, never opportunistic', async (t) => {
@@ -77,4 +87,71 @@ t.test('an imp:// route with tls: required ships to a TLS acceptor; an unverifia
   const sent = await cli(['imp', 'send', '--tls', '--peer', url.slice('imp://'.length), '--to', 'frank@example.test', '--config', cfg], { stdin: 'Subject: by hand\r\n\r\nx\r\n' });
   t.equal(sent.code, 0, sent.stderr);
   t.match(sent.stdout.toString(), /BOOLEAN=TRUE/);
+});
+
+t.test('config: imp.mpms entries take tls and tlsVerify as imp:// routes do', async (t) => {
+  const mpm = (extra: Record<string, unknown>) => validateConfig({ imp: { ihn: 1, mpms: [{ ihn: 2, address: 'imp://127.0.0.1:7530', ...extra }] } }).imp.mpms[0]!;
+  t.same(mpm({ tls: 'required' }).tls, { verify: true }, 'required verifies by default');
+  t.same(mpm({ tls: 'required', tlsVerify: false }).tls, { verify: false });
+  t.equal(mpm({}).tls, undefined, 'plain TCP by default');
+  t.equal(mpm({ tls: 'none' }).tls, undefined);
+  t.throws(() => mpm({ tls: 'opportunistic' }), /IMP has no STARTTLS/);
+  t.throws(() => mpm({ tlsVerify: false }), /tls: required/);
+});
+
+t.test('the end-to-end ACKNOWLEDGE is passed back to an originating MPM whose acceptor has imp.tls', { skip: haveOpenssl() ? false : 'openssl not installed', timeout: 60_000 }, async (t) => {
+  const ORIGINATING = 167772404;
+  const RELAY = 167772246;
+  const DESTINATION = 167772359;
+  const dirs = ['o', 'r', 'd'].map((n) => {
+    const d = tempDir(`imp-tls-passback-${n}`);
+    t.teardown(() => d.cleanup());
+    return d.dir;
+  });
+  const [dO, dR, dD] = dirs as [string, string, string];
+  const mailboxes = join(dD, 'mailboxes');
+  const destination = await startGateway(
+    testConfig(dD, { imp: { ihn: DESTINATION, listen: { host: '127.0.0.1', port: 0 } }, routes: [{ domain: 'example.test', nexthop: `maildir:${mailboxes}` }] }),
+    { pollMs: 30 },
+  );
+  t.teardown(() => destination.stop());
+  const originatingPort = await freePort();
+  const relay = await startGateway(
+    testConfig(dR, {
+      smtp: { maxMessageBytes: '1MiB', localDomains: [] },
+      imp: {
+        ihn: RELAY,
+        listen: { host: '127.0.0.1', port: 0 },
+        trustedPeers: ['127.0.0.1/32'],
+        mpms: [{ ihn: ORIGINATING, address: `imp://127.0.0.1:${originatingPort}`, tls: 'required', tlsVerify: false }],
+      },
+      routes: [{ domain: 'example.test', nexthop: `imp://127.0.0.1:${destination.impAddress()!.port}` }],
+    }),
+    { pollMs: 30 },
+  );
+  t.teardown(() => relay.stop());
+  const { key, cert } = selfSignedCertificate(dO, 'mpm-o.test.invalid');
+  const originating = await startGateway(
+    testConfig(dO, {
+      smtp: { maxMessageBytes: '1MiB', trustedNetworks: ['127.0.0.1/32'], localDomains: [] },
+      imp: { ihn: ORIGINATING, listen: { host: '127.0.0.1', port: originatingPort }, tls: { key, cert } },
+      routes: [{ domain: 'example.test', nexthop: `imp://127.0.0.1:${relay.impAddress()!.port}` }],
+    }),
+    { pollMs: 30 },
+  );
+  t.teardown(() => originating.stop());
+
+  const qid = await send(originating, 'dave@example.test');
+  const [atOrigin] = await waitFor(() => {
+    const rows = originating.store.queue.recipients(qid);
+    return rows[0]?.last_reply?.includes('ACCEPT') ? rows : undefined;
+  }, 30_000, 'the end-to-end ACKNOWLEDGE at the originating MPM, over TLS');
+  t.equal(atOrigin!.state, 'delivered');
+  t.equal(atOrigin!.last_reply, `250 2.0.0 IMP ACKNOWLEDGE yes (OK; ACCEPT) trail ${ORIGINATING},${RELAY},${DESTINATION}`);
+  // The relay counts the reply taken once the originating MPM, having recorded it, closed the TLS connection.
+  const passed = /mailbag_imp_replies_passed_back_total\{result="passed"\} 1\n/;
+  await waitFor(async () => passed.test(await relay.metrics.registry.metrics()), 10_000, 'the relay counts the reply passed back');
+  t.match(await relay.metrics.registry.metrics(), passed, 'passed back by the relay');
+  t.match(await originating.metrics.registry.metrics(), /mailbag_imp_end_to_end_total\{answer="yes"\} 1\n/, 'recorded at the originating MPM');
+  await waitFor(() => maildirFiles(mailboxes, 'example.test', 'dave')[0], 30_000, 'in the Maildir at the destination');
 });

@@ -111,11 +111,28 @@ export function parseNextHop(value: string, tls: HopTls = defaultHopTls()): Next
   return { kind: scheme as 'smtp' | 'lmtp', host: h, port: p, url: value, ...tls };
 }
 
-/** One entry of imp.mpms: an MPM's ihn and the imp://HOST:PORT it listens on. */
+/**
+ * TLS towards another MPM (an imp:// route or an imp.mpms entry). IMP has no STARTTLS: a
+ * peer with imp.tls speaks TLS from the first octet, or not at all, so `tls` is `none`
+ * (default) or `required`, and `tlsVerify` (default true) applies only to `required`.
+ * Returns the shipper's setting, undefined for plain TCP, or an issue naming its key.
+ */
+function impTlsSetting(tls: TlsPolicy | undefined, tlsVerify: boolean | undefined): { tls: { verify: boolean } | undefined } | { path: string; message: string } {
+  if (tls === 'opportunistic') return { path: 'tls', message: 'IMP has no STARTTLS: an imp:// next hop takes tls: none or required' };
+  if (tls !== 'required' && tlsVerify !== undefined) return { path: 'tlsVerify', message: 'applies to an imp:// next hop with tls: required' };
+  return { tls: tls === 'required' ? { verify: tlsVerify ?? true } : undefined };
+}
+
+/**
+ * One entry of imp.mpms: an MPM's ihn and the imp://HOST:PORT it listens on, with the
+ * same `tls` / `tlsVerify` as an imp:// route (its acceptor may have imp.tls).
+ */
 const mpmAddress = z
   .strictObject({
     ihn: z.number().int().min(-2147483648).max(4294967295),
     address: z.string(),
+    tls: z.enum(TLS_POLICIES).optional(),
+    tlsVerify: z.boolean().optional(),
   })
   .transform((m, ctx) => {
     const hop = parseNextHop(m.address);
@@ -123,7 +140,12 @@ const mpmAddress = z
       ctx.addIssue({ code: 'custom', path: ['address'], message: typeof hop === 'string' ? hop.replace(/^must be .*$/, 'must be imp://host:port') : 'must be imp://host:port' });
       return z.NEVER;
     }
-    return { ihn: m.ihn, address: m.address, host: hop.host, port: hop.port };
+    const tls = impTlsSetting(m.tls, m.tlsVerify);
+    if ('path' in tls) {
+      ctx.addIssue({ code: 'custom', path: [tls.path], message: tls.message });
+      return z.NEVER;
+    }
+    return { ihn: m.ihn, address: m.address, host: hop.host, port: hop.port, ...(tls.tls ? { tls: tls.tls } : {}) };
   });
 
 const route = z
@@ -149,16 +171,12 @@ const route = z
       return z.NEVER;
     }
     if (hop.kind === 'imp' && (r.tls !== undefined || r.tlsVerify !== undefined)) {
-      // IMP has no STARTTLS: a peer with imp.tls speaks TLS from the first octet, or not at all.
-      if (r.tls === 'opportunistic') {
-        ctx.addIssue({ code: 'custom', path: ['tls'], message: 'IMP has no STARTTLS: an imp:// next hop takes tls: none or required' });
+      const tls = impTlsSetting(r.tls, r.tlsVerify);
+      if ('path' in tls) {
+        ctx.addIssue({ code: 'custom', path: [tls.path], message: tls.message });
         return z.NEVER;
       }
-      if (r.tls !== 'required' && r.tlsVerify !== undefined) {
-        ctx.addIssue({ code: 'custom', path: ['tlsVerify'], message: 'applies to an imp:// next hop with tls: required' });
-        return z.NEVER;
-      }
-      if (r.tls === 'required') hop.tls = { verify: r.tlsVerify ?? true };
+      if (tls.tls) hop.tls = tls.tls;
     }
     if (r.compress !== undefined) {
       if (hop.kind !== 'imp') {

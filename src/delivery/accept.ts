@@ -45,10 +45,25 @@ export function toNewMessage(envelope: SpoolEnvelope, file: { spoolPath: string;
  * the listener say yes (`250`, an IMP ACKNOWLEDGE); anything that fails before leaves
  * nothing behind.
  */
+/**
+ * Facts about a message that must be committed with it (the PoD publisher's: from= line
+ * data, MIME parts), computed from its spooled row once its file is durable. Resolves
+ * with undefined when it cannot (the message is accepted all the same); never rejects.
+ */
+export type CommittedFacts = (row: NewMessage) => Promise<NewMessage['podFacts']>;
+
+export interface AcceptPathOptions {
+  spool: Spool;
+  store: Store;
+  qids: QidGenerator;
+  /** Facts written in the message's own commit, before the queue can claim it. */
+  facts?: CommittedFacts | undefined;
+}
+
 export class AcceptPath {
   private readonly committer: GroupCommitter;
 
-  constructor(private readonly o: { spool: Spool; store: Store; qids: QidGenerator }) {
+  constructor(private readonly o: AcceptPathOptions) {
     this.committer = new GroupCommitter(o.store, o.spool);
   }
 
@@ -71,7 +86,13 @@ export class AcceptPath {
     const size = m.writer.bytes;
     try {
       const row = toNewMessage(m.envelope, { spoolPath, spoolOffset: m.writer.offset, size, sha256: m.writer.sha256! });
-      await this.committer.commit({ ...row, ...(extra.imp ? { imp: extra.imp } : {}), ...(extra.origin ? { origin: extra.origin } : {}) });
+      const podFacts = this.o.facts ? await this.o.facts(row).catch(() => undefined) : undefined;
+      await this.committer.commit({
+        ...row,
+        ...(extra.imp ? { imp: extra.imp } : {}),
+        ...(extra.origin ? { origin: extra.origin } : {}),
+        ...(podFacts ? { podFacts } : {}),
+      });
     } catch (err) {
       await this.o.spool.remove(spoolPath);
       throw err;

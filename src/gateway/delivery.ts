@@ -120,7 +120,7 @@ function replyForwarder(config: Config, deps: { store: Store; logger: Logger; po
     outbox: deps.store.impReplies,
     resolve(ihn) {
       const m = mpmAddress(config, ihn);
-      return m ? { host: m.host, port: m.port, url: m.address } : undefined;
+      return m ? { host: m.host, port: m.port, url: m.address, tls: m.tls } : undefined;
     },
     connectTimeoutMs: config.queue.connectTimeout,
     idleTimeoutMs: config.queue.attemptTimeout,

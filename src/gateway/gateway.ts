@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { checkGreetingDelay } from '../smtp/greeting-delay.js';
 import { WatchedAcceptPath } from '../delivery/accept-health.js';
+import type { CommittedFacts } from '../delivery/accept.js';
 import { InboundServer } from '../smtp/inbound.js';
 import { QidGenerator, laterQid } from '../delivery/qid.js';
 import type { QueueEvents, QueueHandle } from '../delivery/queue.js';
@@ -17,6 +18,7 @@ import type { HealthReport } from './admin-server.js';
 import { componentsHealth, startComponents, stopComponents, type GatewayComponent } from './component.js';
 import { AdminComponent, PodPublisherComponent, QueueComponent, SmtpComponent, StorageComponent, type RunningQueue, type Storage } from './components.js';
 import { PodPublisher } from './pod-publisher.js';
+import { committedFacts } from './pod-facts-recorder.js';
 import { VERSION } from '../version.js';
 import { createDeliveryQueue } from './delivery.js';
 import { impAcceptorComponent } from './imp-acceptor.js';
@@ -72,7 +74,8 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
   const metrics = createGatewayMetrics();
   const queueInProcess = opts.queueThread === false;
   // this thread's connection: the SMTP role, unless the queue runs here too
-  const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp', opts.spoolFs));
+  const facts = config.pod.publisher.enabled ? committedFacts(logger, opts.clock) : undefined;
+  const storage = new StorageComponent(() => openStorage(config, logger, queueInProcess ? 'gateway' : 'smtp', opts.spoolFs, facts));
   metrics.setQueueDepthSource(() => storage.get().store.queue.depth());
   const queue = new QueueComponent(() => startQueue(config, opts, storage.get(), metrics, logger));
   const pub = config.pod.publisher;
@@ -98,10 +101,8 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
         events: {
           accepted(qid) {
             metrics.messagesReceived.inc();
-            // the publisher reads the spool file for the message's facts before the queue can finish it
-            const recorder = podPublisher?.running?.recorder;
-            if (recorder) void recorder.record(qid).finally(() => queue.handle.kick([qid]));
-            else queue.handle.kick([qid]);
+            // the publisher's facts of the message were committed with it (committedFacts)
+            queue.handle.kick([qid]);
           },
           rejected(code) {
             metrics.smtpRejections.inc({ code: String(code) });
@@ -182,7 +183,7 @@ export async function startGateway(config: Config, opts: StartGatewayOptions = {
  * listeners): open the store, sweep what a crash left half-written, set aside spool
  * files the store does not know, and build the durable accept path every listener shares.
  */
-async function openStorage(config: Config, logger: Logger, role: ConnectionRole, spoolFs: SpoolFs | undefined): Promise<Storage> {
+async function openStorage(config: Config, logger: Logger, role: ConnectionRole, spoolFs: SpoolFs | undefined, facts: CommittedFacts | undefined): Promise<Storage> {
   const store = Store.open(config.store.path, { role });
   try {
     const spool = new Spool(config.spool.dir, spoolFs ? { fs: spoolFs } : {});
@@ -200,7 +201,7 @@ async function openStorage(config: Config, logger: Logger, role: ConnectionRole,
     // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own. Seeded
     // past every qid in the spool too: files set aside keep theirs when recovered.
     const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 0, lanes: 2 });
-    return { store, spool, qids, accept: new WatchedAcceptPath({ spool, store, qids }), close: () => store.close() };
+    return { store, spool, qids, accept: new WatchedAcceptPath({ spool, store, qids, facts }), close: () => store.close() };
   } catch (err) {
     store.close();
     throw err;

@@ -1,13 +1,18 @@
-// Records each message's PoD facts (session, headers, MIME parts) once, right after its
-// 250 and before the queue is kicked, so the spool file is still there: the accept path
-// itself does no extra work. A sweep catches messages accepted while the publisher was
-// not running; one whose spool file is already gone gets facts without parts.
+// Each message's PoD facts (session, headers, MIME parts), recorded once. Messages that
+// come through the accept path (SMTP, IMP) get theirs in their own commit
+// (`committedFacts`), so they exist before the queue can claim the message: the live
+// maillog stream's from= line always precedes its to= lines and the parts are read while
+// the spool file is sure to be there. A sweep catches the others (accepted while the
+// publisher was off, bounces the queue made, a commit whose facts could not be read);
+// one whose spool file is already gone gets facts without parts.
 import { open } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { decodeEnvelope, headerLine, type SpoolEnvelope } from '../delivery/envelope.js';
 import { messageContentFacts, sessionFactsFromReceived, type MessageFacts } from '../pod/message-facts.js';
 import { ARCHIVE_LIMIT_MS } from '../pod/stream-request.js';
 import type { Store } from '../store/store.js';
+import type { CommittedFacts } from '../delivery/accept.js';
+import type { NewMessage } from '../store/queue-store.js';
 import type { UnrecordedMessage } from '../store/pod-publisher-store.js';
 
 async function readSpooled(m: UnrecordedMessage): Promise<{ envelope: SpoolEnvelope | undefined; bytes: Buffer } | undefined> {
@@ -54,6 +59,42 @@ export function factsOf(m: UnrecordedMessage, spooled: { envelope: SpoolEnvelope
   if (!spooled) return { ...base, session: { sid: m.qid, protocol: 'ESMTP' }, headers: {}, parsedAddresses: { from: [], to: [], cc: [] }, parts: null };
   const session = s ? { sid: s.id, protocol: s.protocol, ...(s.tls ? { tls: s.tls } : {}) } : sessionFactsFromReceived(spooled.bytes, m.qid);
   return { ...base, session, ...messageContentFacts(spooled.bytes) };
+}
+
+/** The message row as the recorder's queries return it, from the row the accept path commits. */
+function unrecordedOf(row: NewMessage): UnrecordedMessage {
+  return {
+    row: 0,
+    qid: row.qid,
+    spool_path: row.spoolPath,
+    spool_offset: row.spoolOffset,
+    size: row.size,
+    received_at: row.receivedAt,
+    envelope_from: row.envelopeFrom,
+    client_address: row.clientAddress ?? null,
+    client_hostname: row.clientHostname ?? null,
+    helo: row.helo ?? null,
+    rcpts: JSON.stringify(row.recipients),
+  };
+}
+
+/**
+ * The accept path's hook: the facts of a message whose spool file is durable, to commit
+ * with its row. The file was just written, so it is read from the page cache; a failure
+ * is logged and leaves the message to the sweep.
+ */
+export function committedFacts(logger: Logger, now: () => number = Date.now): CommittedFacts {
+  return async (row) => {
+    try {
+      const m = unrecordedOf(row);
+      const spooled = await readSpooled(m);
+      if (!spooled) return undefined;
+      return { recordedAt: now(), facts: JSON.stringify(factsOf(m, spooled)) };
+    } catch (err) {
+      logger.error({ qid: row.qid, err: { message: (err as Error).message, code: (err as NodeJS.ErrnoException).code } }, 'pod publisher: recording message facts failed');
+      return undefined;
+    }
+  };
 }
 
 export class PodFactsRecorder {

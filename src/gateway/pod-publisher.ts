@@ -107,7 +107,7 @@ export class PodPublisher {
     this.now = o.now ?? Date.now;
     this.secret = loadOrCreateSecret(o.config.secretFile);
     this.identity = { ...o.identity, cid: o.config.cid };
-    this.source = o.source ?? new StoreEventSource(o.store, this.identity);
+    this.source = o.source ?? new StoreEventSource(o.store, this.identity, this.now);
     this.recorder = new PodFactsRecorder(o.store, o.logger, this.now);
     const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
       // Plain HTTP(S) is not the protocol (the table's 404), except that a method other than GET is 405.

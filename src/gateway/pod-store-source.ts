@@ -6,6 +6,7 @@ import type { MessageFacts } from '../pod/message-facts.js';
 import type { PublisherEventSource, SourceBatch, SourcedEvent, SourceWindow } from '../pod/event-source.js';
 import { fromLineEvent, messageEvent, toLineEvents, type PublisherIdentity } from '../pod/publish-events.js';
 import type { Store } from '../store/store.js';
+import type { AttemptFactsRow } from '../store/pod-publisher-store.js';
 
 /** Facts seq and attempt id already sent. Its JSON is the cursor (and the resume points already in stores). */
 interface StoreCursor {
@@ -25,11 +26,30 @@ function parseCursor(text: string): StoreCursor | undefined {
 
 const cursorText = (c: StoreCursor): string => JSON.stringify({ seq: c.seq, attempt: c.attempt });
 
+/**
+ * How long a live stream holds back the to= lines of a message whose facts are not
+ * recorded yet (one the accept path did not record: a bounce, a message accepted while the
+ * publisher was off), waiting for the sweep; past it they go out without a from= first,
+ * so one message whose facts cannot be read never stalls the stream.
+ */
+export const FACTS_WAIT_MS = 60_000;
+
 export class StoreEventSource implements PublisherEventSource {
   constructor(
     private readonly store: Store,
     private readonly identity: PublisherIdentity,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  /**
+   * Live: an attempt's to= lines wait for its message's from= line. Its facts must be
+   * among those already sent (the facts and attempts are read in two statements, and a
+   * batch's facts stop at `limit`), or, none recorded yet, the sweep may still record them.
+   */
+  private waitsForFacts(a: AttemptFactsRow, sentSeq: number): boolean {
+    if (a.facts_seq !== null) return a.facts_seq > sentSeq;
+    return a.message_kept === 1 && this.now() - (a.started_at + a.duration_ms) < FACTS_WAIT_MS;
+  }
 
   head(_type: PodEventKind, beforeMs?: number): string {
     const p = this.store.podPublisher;
@@ -54,6 +74,8 @@ export class StoreEventSource implements PublisherEventSource {
     if (type === 'message') return { events: out, cursor: cursorText(at) };
     const attempts = window ? p.attemptsInWindow(window.fromMs, window.toMs, at.attempt, limit) : p.attemptsAfter(at.attempt, limit);
     for (const a of attempts) {
+      // in order: nothing after a held attempt goes out before it
+      if (!window && this.waitsForFacts(a, at.seq)) break;
       const f = a.facts ? (JSON.parse(a.facts) as MessageFacts) : undefined;
       const recipients = (JSON.parse(a.recipients) as Array<{ rcpt: string; state: string; reply?: string }>).map((r) => ({
         rcpt: r.rcpt,

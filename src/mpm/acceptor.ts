@@ -57,14 +57,17 @@ export class ImpAcceptor {
   constructor(private readonly o: ImpAcceptorOptions) {}
 
   async listen(host: string, port: number): Promise<void> {
-    const onSocket = (socket: Socket) => this.connected(socket);
+    // Half-open, over TCP and TLS alike: a peer's FIN ends its bags, not our replies; we
+    // close once they are written, and a reply bag (which gets no answer) is recorded
+    // before we close, which is how the reply forwarder knows it was taken. A TLS socket
+    // becomes half-open only once its handshake is done: a half-open TLS server keeps a
+    // socket whose peer gave up during the handshake (a certificate it refused) forever.
     const server = this.o.tls
-      ? // Not half-open: TLS sockets then hang on the peer's close. The shipper and the
-        // reply forwarder speak plain TCP, like every imp:// next hop.
-        createTlsServer({ key: readFileSync(this.o.tls.key), cert: readFileSync(this.o.tls.cert) }, onSocket)
-      : // Half-open: a peer's FIN ends its bags, not our replies; we close once they are
-        // written (and a reply bag, which gets none, is recorded before we close).
-        createTcpServer({ allowHalfOpen: true }, onSocket);
+      ? createTlsServer({ key: readFileSync(this.o.tls.key), cert: readFileSync(this.o.tls.cert) }, (socket: Socket) => {
+          socket.allowHalfOpen = true;
+          this.connected(socket);
+        })
+      : createTcpServer({ allowHalfOpen: true }, (socket: Socket) => this.connected(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);

@@ -41,6 +41,12 @@ function timeParam(name: string, value: string): number {
  * reaches back 30 days at most (the archive's limit).
  */
 export function parseStreamRequest(query: URLSearchParams, nowMs: number): StreamRequest {
+  // Taking the first (or last) of two values would serve a stream the client may not have
+  // meant: `type=message&type=maillog` is a mistake to report, not to guess at.
+  for (const name of ['cid', 'type', 'sinceTime', 'toTime']) {
+    const values = query.getAll(name);
+    if (values.length > 1) throw new BadStreamRequest(`${name} given ${values.length} times (${values.map((v) => JSON.stringify(v)).join(', ')}); give it once`);
+  }
   const cid = query.get('cid') ?? '';
   if (!cid) throw new BadStreamRequest('missing or empty cid');
   const type = query.get('type') ?? '';

@@ -23,6 +23,10 @@ export interface AttemptFactsRow {
   recipients: string;
   /** The message's facts (null when none were recorded). */
   facts: string | null;
+  /** Their seq (null with them). */
+  facts_seq: number | null;
+  /** 1 while the message's row is still in the store (its facts may yet be recorded), else 0. */
+  message_kept: number;
 }
 
 /** A message the facts recorder has not seen yet. */
@@ -41,14 +45,18 @@ export interface UnrecordedMessage {
   rcpts: string;
 }
 
-const ATTEMPT_COLUMNS = `a.id, a.qid, a.nexthop, a.started_at, a.duration_ms, a.reply, a.outcome, a.recipients, f.facts`;
+/** A message's facts, once: the publisher's recorder and the accept path's commit both write them. */
+export const INSERT_POD_FACTS_SQL = 'INSERT INTO pod_message_facts (qid, recorded_at, facts) VALUES (?, ?, ?) ON CONFLICT (qid) DO NOTHING';
+
+const ATTEMPT_COLUMNS = `a.id, a.qid, a.nexthop, a.started_at, a.duration_ms, a.reply, a.outcome, a.recipients, f.facts, f.seq AS facts_seq,
+  EXISTS (SELECT 1 FROM messages m WHERE m.qid = a.qid) AS message_kept`;
 
 export class PodPublisherStore {
   private readonly s;
 
   constructor(private readonly db: SqliteDatabase) {
     this.s = {
-      insertFacts: db.prepare('INSERT INTO pod_message_facts (qid, recorded_at, facts) VALUES (?, ?, ?) ON CONFLICT (qid) DO NOTHING'),
+      insertFacts: db.prepare(INSERT_POD_FACTS_SQL),
       unrecorded: db.prepare(`SELECT m.rowid AS row, m.qid, m.spool_path, m.spool_offset, m.size, m.received_at, m.envelope_from, m.client_address,
           m.client_hostname, m.helo, (SELECT json_group_array(r.rcpt) FROM recipients r WHERE r.qid = m.qid) AS rcpts
         FROM messages m WHERE m.rowid > ? AND NOT EXISTS (SELECT 1 FROM pod_message_facts f WHERE f.qid = m.qid) ORDER BY m.rowid LIMIT ?`),

@@ -1,5 +1,7 @@
 import type { CorrelationStore, MessageKeysInput, OriginKind } from './correlation-store.js';
+import type { Statement } from 'better-sqlite3';
 import { durably, writeTransaction, type SqliteDatabase } from './db.js';
+import { INSERT_POD_FACTS_SQL } from './pod-publisher-store.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
 export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
@@ -46,6 +48,11 @@ export interface NewMessage {
   origin?: { qid: string; kind: OriginKind } | undefined;
   /** For a message accepted over IMP: the RFC 753 tid and stamp it came with. */
   imp?: ImpOrigin | undefined;
+  /**
+   * The PoD publisher's facts of the message (JSON the pod layer defines), recorded in the
+   * same commit as the message, so they exist before the queue can claim it.
+   */
+  podFacts?: { recordedAt: number; facts: string } | undefined;
 }
 
 /** The RFC 753 transaction a message came with (its DELIVER's tid and stamp). */
@@ -337,6 +344,7 @@ export class QueueStore {
     });
     if (m.origin) this.s.insertOrigin.run(m.qid, m.origin.qid, m.origin.kind, m.receivedAt);
     if (m.imp) this.imp().insert.run(m.qid, m.imp.tid.tn, m.imp.tid.ihn, JSON.stringify(m.imp.stamp), m.imp.peer ?? null);
+    if (m.podFacts) (this.insertPodFacts ??= this.db.prepare(INSERT_POD_FACTS_SQL)).run(m.qid, m.podFacts.recordedAt, m.podFacts.facts);
     for (const rcpt of m.recipients) {
       const p = m.recipientParams?.[rcpt];
       this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
@@ -629,6 +637,9 @@ export class QueueStore {
     this.s.pruneAttempts.run(qid);
     this.s.pruneRecipients.run(qid);
   }
+
+  /** Prepared on first use, as the IMP statements are. */
+  private insertPodFacts: Statement | undefined;
 
   private impStatements: ReturnType<QueueStore['prepareImp']> | undefined;
   /** Prepared on first use: a CLI may open a store (read-only, never migrated) from before imp_inbound. */

@@ -1,11 +1,10 @@
 // One bag over one TCP connection: connect, write the shipping unit, read the replies
 // incrementally (ShippingUnitDecoder: any split of the stream, several bags of replies)
 // until the caller has every answer it waits for, or the connection fails or goes silent.
-import { connect as netConnect, isIP } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import { decodeBag } from '../bag.js';
 import { ShippingUnitDecoder } from '../compression.js';
 import type { ImpMessage } from '../types.js';
+import { connectToMpm } from './connect.js';
 
 export interface ExchangeOptions {
   host: string;
@@ -32,9 +31,7 @@ export function exchangeBag(o: ExchangeOptions): Promise<string | undefined> {
   const where = `${o.host.includes(':') ? `[${o.host}]` : o.host}:${o.port}`;
   return new Promise((resolve) => {
     let settled = false;
-    const socket = o.tls
-      ? tlsConnect({ host: o.host, port: o.port, rejectUnauthorized: o.tls.verify, ...(isIP(o.host) ? {} : { servername: o.host }) })
-      : netConnect({ host: o.host, port: o.port });
+    const { socket, readyEvent } = connectToMpm({ host: o.host, port: o.port, tls: o.tls });
     const decoder = new ShippingUnitDecoder({ maxBagBytes: o.maxBagBytes });
     const end = (reason: string | undefined) => {
       if (settled) return;
@@ -49,7 +46,7 @@ export function exchangeBag(o: ExchangeOptions): Promise<string | undefined> {
     if (o.signal?.aborted) return onAbort();
     const connectTimer = setTimeout(() => end(`451 4.4.1 IMP connect to ${where} timed out`), o.connectTimeoutMs);
     socket.setTimeout(o.idleTimeoutMs, () => end(`451 4.4.2 IMP peer ${where} sent no ACKNOWLEDGE for ${o.idleTimeoutMs} ms`));
-    socket.on(o.tls ? 'secureConnect' : 'connect', () => {
+    socket.on(readyEvent, () => {
       clearTimeout(connectTimer);
       socket.write(o.unit);
       o.onShipped?.();

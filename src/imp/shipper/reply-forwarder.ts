@@ -4,11 +4,11 @@
 // a bag counts as taken when the peer, after our half-close, closes its side without
 // sending anything: it has processed the bag by then. Anything else (refused, silent,
 // an error reply, a dropped connection) leaves the replies queued, retried with backoff.
-import { connect as netConnect } from 'node:net';
 import { decodeBag, encodeBag } from '../bag.js';
 import { encodeShippingUnit } from '../compression.js';
 import { tidKey } from '../message.js';
 import type { ImpMessage, Tid } from '../types.js';
+import { connectToMpm } from './connect.js';
 
 export interface QueuedReply {
   id: number;
@@ -17,6 +17,14 @@ export interface QueuedReply {
   /** The reply message as a one-message bag. */
   message: Buffer;
   attempts: number;
+}
+
+/** Where an MPM listens (an imp.mpms entry): TLS from the first octet when its acceptor has imp.tls. */
+export interface MpmTarget {
+  host: string;
+  port: number;
+  url: string;
+  tls?: { verify: boolean } | undefined;
 }
 
 /** The durable outbox (src/store/imp-reply-store.ts). */
@@ -30,7 +38,7 @@ export interface ReplyOutbox {
 export interface ReplyForwarderOptions {
   outbox: ReplyOutbox;
   /** imp.mpms: where the MPM of this ihn listens. */
-  resolve(ihn: number): { host: string; port: number; url: string } | undefined;
+  resolve(ihn: number): MpmTarget | undefined;
   connectTimeoutMs: number;
   /** Silence from the peer this long after our half-close: not taken. */
   idleTimeoutMs: number;
@@ -157,12 +165,12 @@ export class ReplyForwarder {
  * Connects, writes the unit, half-closes, and waits for the peer to close its side.
  * Resolves undefined when it did so without sending anything, else with the reason.
  */
-function sendWithoutAnswer(o: { host: string; port: number; url: string; unit: Buffer; connectTimeoutMs: number; idleTimeoutMs: number; signal: AbortSignal }): Promise<string | undefined> {
+function sendWithoutAnswer(o: MpmTarget & { unit: Buffer; connectTimeoutMs: number; idleTimeoutMs: number; signal: AbortSignal }): Promise<string | undefined> {
   return new Promise((resolve) => {
     let settled = false;
     let answered = 0;
     let ended = false;
-    const socket = netConnect({ host: o.host, port: o.port, allowHalfOpen: true });
+    const { socket, readyEvent } = connectToMpm({ host: o.host, port: o.port, tls: o.tls, allowHalfOpen: true });
     const end = (reason: string | undefined) => {
       if (settled) return;
       settled = true;
@@ -176,7 +184,7 @@ function sendWithoutAnswer(o: { host: string; port: number; url: string; unit: B
     if (o.signal.aborted) return onAbort();
     const connectTimer = setTimeout(() => end(`${o.url}: connect timed out`), o.connectTimeoutMs);
     socket.setTimeout(o.idleTimeoutMs, () => end(`${o.url}: no close for ${o.idleTimeoutMs} ms after the replies`));
-    socket.on('connect', () => {
+    socket.on(readyEvent, () => {
       clearTimeout(connectTimer);
       socket.end(o.unit);
     });
