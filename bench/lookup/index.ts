@@ -21,6 +21,7 @@ import { writeTransaction } from '../../src/store/db.js';
 import type { PodBatchItem } from '../../src/store/pod-store.js';
 import { KEY_KINDS, trace } from '../../src/cli/trace/collect.js';
 import { Store } from '../../src/store/store.js';
+import { describeCosts, evictFromPageCache, installStatementCounters, measureLookups, preparedCount, residentShare } from './trace-timing.js';
 import { assertSameRow, BATCH, BULK_BATCH, bulkItem, DAY, END, EVENTS_PER_MESSAGE, generate, MESSAGES, prng, SAMPLE, START, traceKeys, type BulkRows } from './generate.js';
 
 /** Threads generating the bulk's rows (BENCH_LOOKUP_WORKERS). */
@@ -39,13 +40,21 @@ function fileSize(path: string): number {
   return total;
 }
 
+function walSize(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
+
 function median(list: number[]): number {
   const s = [...list].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
 /** A directory a run with BENCH_LOOKUP_KEEP left: its store is timed again, not seeded. */
-const REUSE = process.env.BENCH_LOOKUP_REUSE;
+const REUSE = process.env.BENCH_LOOKUP_REUSE || undefined;
 const dir = REUSE ?? mkdtempSync(join(process.env.BENCH_LOOKUP_DIR ?? tmpdir(), 'mailbag-bench-lookup-'));
 const path = join(dir, 'store.db');
 const clock = () => performance.now();
@@ -255,21 +264,48 @@ for (const lookup of LOOKUPS) {
   }
   process.stdout.write(`${lookup.name.padEnd(30)} first ${first.toFixed(1).padStart(8)} ms   median of 7 ${median(times).toFixed(1).padStart(8)} ms\n`);
 }
-// trace: 500 keys of each kind, of messages spread over the store, one call each.
+// trace: 500 keys of each kind, of messages spread over the store, one call each; first cold
+// (the store's pages dropped from the OS page cache, a new connection: each key's pages come
+// from the disk), then warm (the same keys again, every page in memory). Beside wall-clock
+// time, each lookup's CPU time, its wait for a core and the statements it ran.
 const TRACES = 500;
+process.stdout.write(`WAL before the traces: ${walSize(path)} bytes (the reader runs alone, nothing to checkpoint)\n`);
 for (const kind of KEY_KINDS) {
-  const times: number[] = [];
-  let found = 0;
-  for (let k = 0; k < TRACES; k++) {
+  const keys = Array.from({ length: TRACES }, () => traceKeys(Math.floor(random() * MESSAGES))[kind]);
+  const evicted = evictFromPageCache(path);
+  const before = residentShare(path);
+  const fresh = Store.openExisting(path);
+  const cold = await measureLookups(keys, (key) => trace(fresh, key, kind) !== undefined);
+  const warm = await measureLookups(keys, (key) => trace(fresh, key, kind) !== undefined);
+  fresh.close();
+  const state = evicted ? `cold: ${before === undefined ? 'store evicted from the page cache' : `${(before * 100).toFixed(0)}% of the store in the page cache`}` : 'cold: could not evict';
+  process.stdout.write(describeCosts(`trace ${kind}, ${evicted ? 'cold' : 'first'}`, cold.costs, cold.found));
+  process.stdout.write(describeCosts(`trace ${kind}, warm`, warm.costs, warm.found));
+  process.stdout.write(`${''.padEnd(24)} (${state})\n`);
+}
+// What the command adds to the lookup: `mailbag trace` is one process per key, so each run
+// opens the store (preparing every accessor's statements) and makes its first trace on a new
+// connection (first run of the code, a few statements prepared on first use).
+{
+  installStatementCounters();
+  const opens: number[] = [];
+  const firsts: number[] = [];
+  let preparedAtOpen = 0;
+  for (let k = 0; k < 20; k++) {
+    const kind = KEY_KINDS[k % KEY_KINDS.length]!;
     const key = traceKeys(Math.floor(random() * MESSAGES))[kind];
-    const s = clock();
-    const result = trace(reader, key, kind);
-    times.push(clock() - s);
-    if (result) found++;
+    const p0 = preparedCount();
+    let s = clock();
+    const cli = Store.openExisting(path);
+    opens.push(clock() - s);
+    preparedAtOpen = preparedCount() - p0;
+    s = clock();
+    trace(cli, key, kind);
+    firsts.push(clock() - s);
+    cli.close();
   }
-  times.sort((a, b) => a - b);
-  const p = (q: number) => times[Math.min(times.length - 1, Math.ceil((q / 100) * times.length) - 1)]!;
-  process.stdout.write(`${`trace --by ${kind}`.padEnd(30)} p50 ${p(50).toFixed(2).padStart(8)} ms   p99 ${p(99).toFixed(2).padStart(8)} ms   (${found} of ${TRACES} found)\n`);
+  const spread = (list: number[]) => `median ${median(list).toFixed(1).padStart(6)} ms, max ${Math.max(...list).toFixed(1).padStart(6)} ms`;
+  process.stdout.write(`per command (20 runs): open the store ${spread(opens)} (${preparedAtOpen} statements prepared); its first trace ${spread(firsts)}\n`);
 }
 const month = LOOKUPS[1]!.run(reader) as Report;
 process.stdout.write(`(30-day report: ${month.messages.received} received, ${month.pod.message + month.pod.maillog} PoD events, coverage ${((month.correlation.coverage ?? 0) * 100).toFixed(1)}%)\n`);

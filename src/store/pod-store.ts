@@ -183,6 +183,8 @@ export class PodStore {
       maillogByQid: db.prepare('SELECT * FROM pod_maillog_events WHERE qid = ? ORDER BY ts_us, id'),
       messagesByMessageId: db.prepare('SELECT * FROM pod_message_events WHERE message_id = ? ORDER BY ts_us, id'),
       maillogByMessageId: db.prepare('SELECT * FROM pod_maillog_events WHERE message_id = ? ORDER BY ts_us, id'),
+      messageQidsByMessageId: db.prepare('SELECT qid FROM pod_message_events WHERE message_id = ? ORDER BY ts_us, id').pluck(),
+      maillogQidsByMessageId: db.prepare('SELECT qid FROM pod_maillog_events WHERE message_id = ? ORDER BY ts_us, id').pluck(),
       counts: db.prepare(`SELECT (SELECT COUNT(*) FROM pod_message_events) AS messages,
         (SELECT COUNT(*) FROM pod_maillog_events) AS maillogs, (SELECT COUNT(*) FROM pod_dead_letters) AS deadLetters`),
     };
@@ -263,6 +265,15 @@ export class PodStore {
 
   maillogEventsByMessageId(messageId: string): StoredPodMaillogEvent[] {
     return this.s.maillogByMessageId.all(messageId) as StoredPodMaillogEvent[];
+  }
+
+  /**
+   * The upstream queue ids of the events with this Message-ID, each once: those of message
+   * events first, then of maillog lines, oldest first (the qids alone: trace reads the
+   * events themselves by qid).
+   */
+  upstreamQidsByMessageId(messageId: string): string[] {
+    return [...new Set([...(this.s.messageQidsByMessageId.all(messageId) as string[]), ...(this.s.maillogQidsByMessageId.all(messageId) as string[])])];
   }
 
   counts(): { messages: number; maillogs: number; deadLetters: number } {

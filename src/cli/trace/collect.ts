@@ -2,8 +2,9 @@
 // their timeline. Reads only, through the store's accessors (a WAL reader beside a running
 // gateway).
 import { normaliseMessageId } from '../../store/correlation-keys.js';
-import type { LinkVia } from '../../store/correlation-store.js';
+import type { LinkVia, MessageKeysRow, MessageOriginRow, UpstreamLinkRow } from '../../store/correlation-store.js';
 import type { StoredPodMaillogEvent, StoredPodMessageEvent } from '../../store/pod-store.js';
+import type { MessageRow } from '../../store/queue-store.js';
 import type { Store } from '../../store/store.js';
 import { maillogEntry, mailbagEntries, verdictEntry, type TraceEntry } from './entries.js';
 
@@ -34,24 +35,73 @@ const MAILBAG_QID = /^[0-9A-Z]{13}$/;
 /** A connected set larger than this is cut (a Message-ID reused thousands of times). */
 const MAX_NODES = 500;
 
-function seedsFor(store: Store, key: string, kind: KeyKind): Seeds {
+/**
+ * The rows one trace reads, each read once: finding the seeds, following the links and
+ * building the timeline ask for the same messages, links, origins and events, and every
+ * statement run and every row object made is work on the lookup's path (trace's p99 target
+ * is 2 ms).
+ */
+class TraceReads {
+  private readonly memo = new Map<string, unknown>();
+
+  constructor(readonly store: Store) {}
+
+  private once<T>(key: string, read: () => T): T {
+    if (!this.memo.has(key)) this.memo.set(key, read());
+    return this.memo.get(key) as T;
+  }
+
+  message(qid: string): MessageRow | undefined {
+    return this.once(`message ${qid}`, () => this.store.queue.message(qid));
+  }
+
+  keys(qid: string): MessageKeysRow | undefined {
+    return this.once(`keys ${qid}`, () => this.store.correlation.keys(qid));
+  }
+
+  linksOfQid(qid: string): UpstreamLinkRow[] {
+    return this.once(`links of qid ${qid}`, () => this.store.correlation.linksOfQid(qid));
+  }
+
+  linksOfUpstream(upstreamQid: string): UpstreamLinkRow[] {
+    return this.once(`links of upstream ${upstreamQid}`, () => this.store.correlation.linksOfUpstream(upstreamQid));
+  }
+
+  origin(qid: string): MessageOriginRow | undefined {
+    return this.once(`origin ${qid}`, () => this.store.correlation.origin(qid));
+  }
+
+  derived(qid: string): MessageOriginRow[] {
+    return this.once(`derived ${qid}`, () => this.store.correlation.derived(qid));
+  }
+
+  messageEvents(upstreamQid: string): StoredPodMessageEvent[] {
+    return this.once(`message events ${upstreamQid}`, () => this.store.pod.messageEventsByQid(upstreamQid));
+  }
+
+  maillogEvents(upstreamQid: string): StoredPodMaillogEvent[] {
+    return this.once(`maillog events ${upstreamQid}`, () => this.store.pod.maillogEventsByQid(upstreamQid));
+  }
+}
+
+function seedsFor(reads: TraceReads, key: string, kind: KeyKind): Seeds {
+  const { store } = reads;
   const c = store.correlation;
   switch (kind) {
     case 'qid': {
       // derived: the qid of another mailbag that forwarded a message here over IMP
       const known =
-        MAILBAG_QID.test(key) && (store.queue.message(key) !== undefined || c.keys(key) !== undefined || store.queue.attempts(key).length > 0 || c.derived(key).length > 0);
+        MAILBAG_QID.test(key) && (reads.message(key) !== undefined || reads.keys(key) !== undefined || store.queue.attempts(key).length > 0 || reads.derived(key).length > 0);
       return { qids: known ? [key] : [], upstreams: [] };
     }
     case 'upstream': {
-      const stored = store.pod.messageEventsByQid(key).length > 0 || store.pod.maillogEventsByQid(key).length > 0;
+      const stored = reads.messageEvents(key).length > 0 || reads.maillogEvents(key).length > 0;
       return { qids: c.keysByUpstreamQid(key).map((k) => k.qid), upstreams: stored ? [key] : [] };
     }
     case 'message-id': {
       const mid = normaliseMessageId(key);
       if (mid === undefined) return { qids: [], upstreams: [] };
-      const upstreams = [...store.pod.messageEventsByMessageId(mid), ...store.pod.maillogEventsByMessageId(mid)].map((e) => e.qid);
-      return { qids: c.keysByMessageId(mid).map((k) => k.qid), upstreams: [...new Set(upstreams)] };
+      return { qids: c.keysByMessageId(mid).map((k) => k.qid), upstreams: store.pod.upstreamQidsByMessageId(mid) };
     }
     case 'guid':
       return { qids: c.keysByGuid(key).map((k) => k.qid), upstreams: c.upstreamQidsByGuid(key) };
@@ -59,17 +109,17 @@ function seedsFor(store: Store, key: string, kind: KeyKind): Seeds {
 }
 
 /** The kind a key is: a Message-ID has an `@` or angle brackets; else the first kind that finds something. */
-export function detectKind(store: Store, key: string): { kind: KeyKind; seeds: Seeds } | undefined {
+function detectKind(reads: TraceReads, key: string): { kind: KeyKind; seeds: Seeds } | undefined {
   const order: KeyKind[] = /[@<>]/.test(key) ? ['message-id'] : ['qid', 'upstream', 'guid', 'message-id'];
   for (const kind of order) {
-    const seeds = seedsFor(store, key, kind);
+    const seeds = seedsFor(reads, key, kind);
     if (seeds.qids.length || seeds.upstreams.length) return { kind, seeds };
   }
   return undefined;
 }
 
 /** Everything reachable from the seeds through links and origins (bounces, forwards). */
-function closure(store: Store, start: { qid?: string; upstream?: string }): { qids: Set<string>; upstreams: Set<string> } {
+function closure(reads: TraceReads, start: { qid?: string; upstream?: string }): { qids: Set<string>; upstreams: Set<string> } {
   const qids = new Set<string>();
   const upstreams = new Set<string>();
   const todo: { qid?: string; upstream?: string }[] = [start];
@@ -78,33 +128,33 @@ function closure(store: Store, start: { qid?: string; upstream?: string }): { qi
     if (n.qid !== undefined) {
       if (qids.has(n.qid)) continue;
       qids.add(n.qid);
-      for (const l of store.correlation.linksOfQid(n.qid)) todo.push({ upstream: l.upstream_qid });
-      const origin = store.correlation.origin(n.qid);
+      for (const l of reads.linksOfQid(n.qid)) todo.push({ upstream: l.upstream_qid });
+      const origin = reads.origin(n.qid);
       if (origin) todo.push({ qid: origin.origin_qid });
-      for (const d of store.correlation.derived(n.qid)) todo.push({ qid: d.qid });
+      for (const d of reads.derived(n.qid)) todo.push({ qid: d.qid });
     } else if (n.upstream !== undefined) {
       if (upstreams.has(n.upstream)) continue;
       upstreams.add(n.upstream);
-      for (const l of store.correlation.linksOfUpstream(n.upstream)) todo.push({ qid: l.qid });
+      for (const l of reads.linksOfUpstream(n.upstream)) todo.push({ qid: l.qid });
     }
   }
   return { qids, upstreams };
 }
 
-function buildMatch(store: Store, qids: Set<string>, upstreams: Set<string>): TraceMatch {
+function buildMatch(reads: TraceReads, qids: Set<string>, upstreams: Set<string>): TraceMatch {
   const links: TraceMatch['links'] = [];
   const origins: TraceMatch['origins'] = [];
   const timeline: TraceEntry[] = [];
   // sorted, so entries at the same instant keep one order (qids grow with time: an original before its bounce)
   for (const u of [...upstreams].sort()) {
-    for (const l of store.correlation.linksOfUpstream(u)) if (qids.has(l.qid)) links.push({ upstreamQid: u, qid: l.qid, via: l.via });
-    for (const e of store.pod.messageEventsByQid(u) as StoredPodMessageEvent[]) timeline.push(verdictEntry(e));
-    for (const e of store.pod.maillogEventsByQid(u) as StoredPodMaillogEvent[]) timeline.push(maillogEntry(e));
+    for (const l of reads.linksOfUpstream(u)) if (qids.has(l.qid)) links.push({ upstreamQid: u, qid: l.qid, via: l.via });
+    for (const e of reads.messageEvents(u)) timeline.push(verdictEntry(e));
+    for (const e of reads.maillogEvents(u)) timeline.push(maillogEntry(e));
   }
   for (const q of [...qids].sort()) {
-    const origin = store.correlation.origin(q);
+    const origin = reads.origin(q);
     if (origin) origins.push({ qid: q, originQid: origin.origin_qid, kind: origin.kind });
-    timeline.push(...mailbagEntries(store, q, origin));
+    timeline.push(...mailbagEntries(reads.store, q, origin, reads.message(q), reads.keys(q)));
   }
   // oldest first; same instant: upstream before mailbag, then as collected
   const order = new Map(timeline.map((e, i) => [e, i]));
@@ -117,14 +167,15 @@ function buildMatch(store: Store, qids: Set<string>, upstreams: Set<string>): Tr
  * `by`: the key's kind is detected.
  */
 export function trace(store: Store, key: string, by?: KeyKind): TraceResult | undefined {
+  const reads = new TraceReads(store);
   let kind: KeyKind;
   let seeds: Seeds;
   if (by) {
     kind = by;
-    seeds = seedsFor(store, key, by);
+    seeds = seedsFor(reads, key, by);
     if (!seeds.qids.length && !seeds.upstreams.length) return undefined;
   } else {
-    const found = detectKind(store, key);
+    const found = detectKind(reads, key);
     if (!found) return undefined;
     ({ kind, seeds } = found);
   }
@@ -133,10 +184,10 @@ export function trace(store: Store, key: string, by?: KeyKind): TraceResult | un
   const starts: { qid?: string; upstream?: string }[] = [...seeds.qids.map((qid) => ({ qid })), ...seeds.upstreams.map((upstream) => ({ upstream }))];
   for (const s of starts) {
     if (seen.has(s.qid !== undefined ? `q:${s.qid}` : `u:${s.upstream}`)) continue;
-    const c = closure(store, s);
+    const c = closure(reads, s);
     for (const q of c.qids) seen.add(`q:${q}`);
     for (const u of c.upstreams) seen.add(`u:${u}`);
-    matches.push(buildMatch(store, c.qids, c.upstreams));
+    matches.push(buildMatch(reads, c.qids, c.upstreams));
   }
   const first = (m: TraceMatch) => m.timeline[0]?.atUs ?? 0;
   matches.sort((a, b) => first(b) - first(a));

@@ -1,9 +1,9 @@
 // The timeline entries of `mailbag trace`, one per thing that happened: the upstream filter's
 // verdict and maillog lines, mailbag's receipt, IMP hops, language decisions and delivery
 // attempts.
-import type { MessageOriginRow } from '../../store/correlation-store.js';
+import type { MessageKeysRow, MessageOriginRow } from '../../store/correlation-store.js';
 import type { StoredPodMaillogEvent, StoredPodMessageEvent } from '../../store/pod-store.js';
-import type { AttemptRow, ImpHop, ImpOrigin } from '../../store/queue-store.js';
+import type { AttemptRow, ImpHop, ImpOrigin, MessageRow } from '../../store/queue-store.js';
 import type { Store } from '../../store/store.js';
 
 export type TraceHop = 'upstream' | 'mailbag';
@@ -211,11 +211,12 @@ function impOutEntries(qid: string, a: AttemptRow, rcpts: readonly AttemptRecipi
   });
 }
 
-/** mailbag's side of one message: receipt, IMP hops, language decisions, delivery attempts. */
-export function mailbagEntries(store: Store, qid: string, origin: MessageOriginRow | undefined): TraceEntry[] {
+/**
+ * mailbag's side of one message: receipt, IMP hops, language decisions, delivery attempts.
+ * `m` and `k` are the message's row and keys, as the caller read them.
+ */
+export function mailbagEntries(store: Store, qid: string, origin: MessageOriginRow | undefined, m: MessageRow | undefined, k: MessageKeysRow | undefined): TraceEntry[] {
   const out: TraceEntry[] = [];
-  const m = store.queue.message(qid);
-  const k = store.correlation.keys(qid);
   const imp = m ? store.queue.impOrigin(qid) : undefined;
   // a bounce is generated here; an IMP forward was received (its origin is the sender's qid)
   const generated = origin?.kind === 'bounce' ? origin : undefined;
