@@ -70,8 +70,13 @@ t.test('imp:// route: yes delivered, no bounced with the reason, a dropped bag r
   t.match(text, /Diagnostic-Code: [^\r\n]*IMP ACKNOWLEDGE no: no such user/);
   t.notMatch(text, /Final-Recipient: rfc822; ?dave@far\.test/i, 'the delivered recipient is not in the bounce');
 
-  const metrics = await gw.metrics.registry.metrics();
   const label = `peer="${peer.url}"`;
+  // The queue thread posts its answers to the metrics by message: they can arrive after the store shows the result.
+  const yes = new RegExp(`mailbag_imp_acknowledgements_total\\{${label},answer="yes"\\} 1`);
+  const metrics = await waitFor(async () => {
+    const m = await gw.metrics.registry.metrics();
+    return yes.test(m) ? m : undefined;
+  }, 30_000, 'the metrics of every answer');
   t.match(metrics, new RegExp(`mailbag_imp_bags_out_total\\{${label}\\} ${peer.bags.length}\n`));
   t.match(metrics, new RegExp(`mailbag_imp_messages_out_total\\{${label}\\} 4\n`));
   t.match(metrics, new RegExp(`mailbag_imp_acknowledgements_total\\{${label},answer="yes"\\} 1`));
