@@ -2,6 +2,7 @@
 // END) with its correlation keys, one delivery round, and its 10 PoD events, as JSON payloads
 // and as the rows the store keeps. Deterministic per message, so the bulk's worker threads and
 // the sample generate the same data for the same i.
+import { maillogRow } from '../../src/pod/ingest.js';
 import { sha256Hex } from '../../src/pod/json.js';
 import { parseSendmailLine, sendmailFields, type SendmailFields } from '../../src/pod/sendmail-line.js';
 import { formatUtc } from '../../src/pod/time.js';
@@ -26,17 +27,9 @@ export const DAY = 86_400_000;
 export const END = Date.UTC(2026, 10, 30);
 export const START = END - 30 * DAY;
 
-/** mulberry32: a small deterministic PRNG, so every run seeds the same store. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { prng } from '../lib/prng.js';
+
+export { prng };
 
 const HOPS = ['smtp://mx1.example.test:25', 'smtp://mx2.example.test:25', 'lmtp://store.example.test:24', 'maildir:/var/mail'];
 const DISPOSITIONS = ['continue', 'continue', 'continue', 'continue', 'quarantine', 'discard', 'reject'];
@@ -176,25 +169,7 @@ export function bulkItem(spec: EventSpec, payload: string, identity: string): Po
     return { kind: 'message', row };
   }
   const f = templateFields(spec);
-  const row: PodMaillogRow = {
-    ...base,
-    eventId: spec.id,
-    qid: f.qid ?? spec.upstreamQid,
-    messageId: normaliseMessageId(f.msgid) ?? null,
-    mailFrom: f.from ?? null,
-    rcpts: f.to === undefined ? null : JSON.stringify(f.to),
-    relay: f.relay ?? null,
-    stat: f.stat ?? null,
-    dsn: f.dsn ?? null,
-    queuedAs: f.queuedAs ?? null,
-    mailer: f.mailer ?? null,
-    delay: f.delay ?? null,
-    xdelay: f.xdelay ?? null,
-    nrcpts: f.nrcpts ?? null,
-    size: f.size ?? null,
-    ctladdr: f.ctladdr ?? null,
-  };
-  return { kind: 'maillog', row };
+  return { kind: 'maillog', row: maillogRow(base, spec.id, f.qid ?? spec.upstreamQid, f) };
 }
 
 export function assertSameRow(built: PodBatchItem, ingested: PodBatchItem): void {

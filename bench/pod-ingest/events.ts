@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 import { formatPodTime } from '../../src/pod/time.js';
 import type { PodEventKind } from '../../src/pod/ingest.js';
+import { prng } from '../lib/prng.js';
 
 type Json = Record<string, unknown>;
 
@@ -20,17 +21,6 @@ function templates(kind: PodEventKind): Json[] {
   return [...lines('elastic-test-message.jsonl'), read('sumologic-message-log.json'), dd.tests[0]!.sample].map((l) => JSON.parse(l) as Json);
 }
 
-/** mulberry32: small, fast, good enough to vary ids. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { normaliseMessageId } from '../store/correlation-keys.js';
-import type { PodBatchItem, PodDeadLetterInput, PodMaillogRow, PodMessageRow } from '../store/pod-store.js';
+import type { PodBatchItem, PodDeadLetterInput, PodEventRowBase, PodMaillogRow, PodMessageRow } from '../store/pod-store.js';
 import { PodError, type PodErrorCode } from './errors.js';
 import { canonicalJsonPair, isJsonObject, sha256Hex, type JsonObject } from './json.js';
 import { normaliseMaillog, normaliseMessage } from './normalise.js';
@@ -211,11 +211,15 @@ export function eventRow(ev: PodEvent): PodBatchItem {
     };
     return { kind: 'message', row };
   }
-  const f = ev.fields;
-  const row: PodMaillogRow = {
+  return { kind: 'maillog', row: maillogRow(base, ev.eventId, ev.fields.qid, ev.fields) };
+}
+
+/** A maillog event's store row from its sendmail fields (the bench's bulk seeding builds the same). */
+export function maillogRow(base: PodEventRowBase, eventId: string, qid: string, f: SendmailFields): PodMaillogRow {
+  return {
     ...base,
-    eventId: ev.eventId,
-    qid: f.qid,
+    eventId,
+    qid,
     messageId: normaliseMessageId(f.msgid) ?? null,
     mailFrom: f.from ?? null,
     rcpts: f.to === undefined ? null : JSON.stringify(f.to),
@@ -230,7 +234,6 @@ export function eventRow(ev: PodEvent): PodBatchItem {
     size: f.size ?? null,
     ctladdr: f.ctladdr ?? null,
   };
-  return { kind: 'maillog', row };
 }
 
 /**

@@ -11,7 +11,7 @@ import type { SqliteDatabase } from './db.js';
  * the sha256 of its whole payload, so replaying a bad event does not pile up copies.
  */
 
-interface PodEventRowBase {
+export interface PodEventRowBase {
   /** Canonical UTC instant, `YYYY-MM-DDTHH:MM:SS.ffffffZ`. */
   ts: string;
   tsUs: number;
