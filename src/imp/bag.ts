@@ -145,16 +145,20 @@ export function encodeBag(messages: readonly ImpMessage[], opts: EncodeBagOption
   }
 }
 
-/** Decodes a bare bag (not a shipping unit), resolving every share reference. */
-export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMessage[] {
+/** A decoder over a bare bag, once its size and its first octet (a LIST) are checked. */
+function bagDecoder(input: Uint8Array, opts: DecodeBagOptions): ElementDecoder {
   const buf = toBuffer(input);
   const max = opts.maxBagBytes ?? MAX_BAG_OCTETS;
   if (buf.length > max)
     throw new ImpError(ImpErrorCode.TOO_LARGE, `bag of ${buf.length} octets exceeds the limit of ${max}`, { offset: 0 });
   if (buf.length > 0 && buf[0] !== 7)
     throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
-  const messages = readBagBytes(new ElementDecoder(buf, opts.maxDepth ?? DEFAULT_MAX_DEPTH));
-  return messages;
+  return new ElementDecoder(buf, opts.maxDepth ?? DEFAULT_MAX_DEPTH);
+}
+
+/** Decodes a bare bag (not a shipping unit), resolving every share reference. */
+export function decodeBag(input: Uint8Array, opts: DecodeBagOptions = {}): ImpMessage[] {
+  return readBagBytes(bagDecoder(input, opts));
 }
 
 export type { BagEntry };
@@ -165,13 +169,7 @@ export type { BagEntry };
  * others. Throws only when the bag cannot be framed (see readBagEntries).
  */
 export function decodeBagEntries(input: Uint8Array, opts: DecodeBagOptions = {}): BagEntry[] {
-  const buf = toBuffer(input);
-  const max = opts.maxBagBytes ?? MAX_BAG_OCTETS;
-  if (buf.length > max)
-    throw new ImpError(ImpErrorCode.TOO_LARGE, `bag of ${buf.length} octets exceeds the limit of ${max}`, { offset: 0 });
-  if (buf.length > 0 && buf[0] !== 7)
-    throw new ImpError(ImpErrorCode.MESSAGE, `a message-bag is a LIST (code 7); found code ${buf[0]}`, { offset: 0, path: 'bag' });
-  return readBagEntries(new ElementDecoder(buf, opts.maxDepth ?? DEFAULT_MAX_DEPTH));
+  return readBagEntries(bagDecoder(input, opts));
 }
 
 type Resolved = { carried: Element; from?: undefined; ref?: undefined } | { carried?: undefined; from: ImpMessage; ref: Element };
