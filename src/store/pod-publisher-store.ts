@@ -1,4 +1,5 @@
 import { writeTransaction, type SqliteDatabase } from './db.js';
+import type { AttemptRow } from './queue-store.js';
 
 /**
  * What the PoD publisher reads and writes (migration 12): per-message facts recorded
@@ -12,15 +13,8 @@ export interface FactsRow {
   facts: string;
 }
 
-export interface AttemptFactsRow {
-  id: number;
-  qid: string;
-  nexthop: string;
-  started_at: number;
-  duration_ms: number;
-  reply: string | null;
-  outcome: string;
-  recipients: string;
+/** An attempt row with its message's facts. */
+export interface AttemptFactsRow extends AttemptRow {
   /** The message's facts (null when none were recorded). */
   facts: string | null;
   /** Their seq (null with them). */
