@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { MessageKeysInput } from '../store/correlation-store.js';
-import type { AttemptRecord, MessageRow } from '../store/queue-store.js';
+import type { AttemptRecord, ClaimNext, MessageRow } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedRecipient, JournalledRound, ResultJournal } from './result-journal.js';
 import { logKeysNotRecorded } from './correlation.js';
@@ -43,6 +43,14 @@ export class RoundRecorder {
 
   /** Where a stop puts the results the store still refuses (none: they are logged as lost). */
   private journal: ResultJournal | undefined;
+
+  /** The queue's next claims, made in the transaction that records rounds (their slots are free then). */
+  private next: ((recorded: readonly string[]) => ClaimNext) | undefined;
+
+  /** `next(qids)`: what to claim once the rounds of `qids` are recorded, in the same transaction. */
+  claimWith(next: ((recorded: readonly string[]) => ClaimNext) | undefined): void {
+    this.next = next;
+  }
 
   /** Takes results again (after a stop of the same queue). */
   start(): void {
@@ -121,7 +129,10 @@ export class RoundRecorder {
   }
 
   private write(batch: PendingRound[]): (MessageRow | undefined)[] {
-    return batch.some((b) => b.replay) ? this.store.queue.replayRounds(batch, undefined, this.keysFailed).finished : this.store.queue.recordRounds(batch, undefined, this.keysFailed);
+    if (batch.some((b) => b.replay)) return this.store.queue.replayRounds(batch, undefined, this.keysFailed).finished;
+    // no claims while stopping: the queue takes no new work
+    const next = this.stopped ? undefined : this.next?.(batch.map((b) => b.qid));
+    return this.store.queue.recordRounds(batch, undefined, this.keysFailed, next);
   }
 
   private readonly keysFailed = (qids: string[], err: unknown): void => logKeysNotRecorded(this.logger, qids, err);

@@ -184,6 +184,25 @@ export interface AttemptRecord {
   recipients: RecipientUpdate[];
 }
 
+/** A message claimed for an attempt round: its row and the recipients leased to the round. */
+export interface ClaimedMessage {
+  message: MessageRow;
+  recipients: RecipientRow[];
+}
+
+/** The claims `recordRounds` makes in its transaction, for the queue whose rounds it records. */
+export interface ClaimNext {
+  /** Inside the transaction, the rounds recorded: the messages to claim and the lease (none: claim nothing). */
+  pick(now: number): { qids: readonly string[]; until: number } | undefined;
+  /** After the commit: the messages claimed (those with nothing due left out). Must not throw. */
+  claimed(claims: ClaimedMessage[]): void;
+  /**
+   * The picked messages were not claimed: the claim failed (`roundsRecorded`: in its savepoint,
+   * the rounds are recorded all the same) or the whole transaction did. They are in the store.
+   */
+  notClaimed(err: unknown, roundsRecorded: boolean): void;
+}
+
 /** One message's attempt round to record (`recordRounds`). */
 export interface RoundToRecord {
   qid: string;
@@ -389,19 +408,21 @@ export class QueueStore {
   }
 
   /** `claim` for several messages in one transaction; messages with nothing due are left out. */
-  claimMany(qids: readonly string[], now: number, until: number): { message: MessageRow; recipients: RecipientRow[] }[] {
-    return writeTransaction(this.db, () => {
-      const out: { message: MessageRow; recipients: RecipientRow[] }[] = [];
-      for (const qid of qids) {
-        const message = this.message(qid);
-        if (!message || message.state !== 'queued') continue;
-        const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
-        if (rows.length === 0) continue;
-        for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
-        out.push({ message, recipients: rows });
-      }
-      return out;
-    });
+  claimMany(qids: readonly string[], now: number, until: number): ClaimedMessage[] {
+    return writeTransaction(this.db, () => this.claimManyIn(qids, now, until));
+  }
+
+  private claimManyIn(qids: readonly string[], now: number, until: number): ClaimedMessage[] {
+    const out: ClaimedMessage[] = [];
+    for (const qid of qids) {
+      const message = this.message(qid);
+      if (!message || message.state !== 'queued') continue;
+      const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+      if (rows.length === 0) continue;
+      for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
+      out.push({ message, recipients: rows });
+    }
+    return out;
   }
 
   /** Releases the leases and makes the recipients due at `until` (not an attempt: a busy next hop). */
@@ -466,13 +487,52 @@ export class QueueStore {
    * Several messages' `recordRound`s in one transaction (one WAL commit instead of many),
    * with the correlation keys the rounds carry. The keys go in a savepoint of their own:
    * keys the store refuses (reported to `keysFailed`) never cost a round its result.
+   * `next`: the queue's next claims, made in the same transaction once the rounds are
+   * recorded (the slots they held are free then), instead of a transaction of their own.
    */
-  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void): (MessageRow | undefined)[] {
-    return writeTransaction(this.db, () => {
-      const done = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
-      this.recordKeysIn(rounds, now, keysFailed);
-      return done;
-    });
+  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void, next?: ClaimNext): (MessageRow | undefined)[] {
+    let claims: ClaimedMessage[] | undefined;
+    let done: (MessageRow | undefined)[];
+    try {
+      done = writeTransaction(this.db, () => {
+        const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
+        this.recordKeysIn(rounds, now, keysFailed);
+        if (next) claims = this.claimNextIn(next, now);
+        return finished;
+      });
+    } catch (err) {
+      if (claims) next!.notClaimed(err, false);
+      throw err;
+    }
+    if (claims) next!.claimed(claims);
+    return done;
+  }
+
+  /**
+   * The next claims of `recordRounds` (undefined: none), the claim in a savepoint: a pick or
+   * claim the store refuses never costs the rounds their results (reported to `next`).
+   */
+  private claimNextIn(next: ClaimNext, now: number): ClaimedMessage[] | undefined {
+    const refused = (err: unknown): undefined => {
+      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+      if (!this.db.inTransaction) throw err;
+      next.notClaimed(err, true);
+      return undefined;
+    };
+    let want: ReturnType<ClaimNext['pick']>;
+    try {
+      want = next.pick(now);
+    } catch (err) {
+      return refused(err);
+    }
+    if (!want?.qids.length) return undefined;
+    const { qids, until } = want;
+    try {
+      // nested: a savepoint
+      return writeTransaction(this.db, () => this.claimManyIn(qids, now, until));
+    } catch (err) {
+      return refused(err);
+    }
   }
 
   /**
