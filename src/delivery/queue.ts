@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
 import type { MessageKeysInput } from '../store/correlation-store.js';
-import type { AttemptOutcome, AttemptRecord, ClaimedMessage, ClaimNext, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import type { AttemptOutcome, AttemptRecord, ClaimedMessage, ClaimNext, FinishedMessage, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { correlationKeysFor } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
@@ -393,9 +393,9 @@ export class DeliveryQueue implements QueueHandle {
    * its slot: the rounds recorded together free their slots together, and the next
    * claim takes them in one transaction. `stop` waits for removals under way.
    */
-  private removeSpoolFiles(finished: MessageRow): void {
+  private removeSpoolFiles(finished: FinishedMessage): void {
     const removal = (async () => {
-      for (const path of this.o.store.queue.spoolFiles(finished)) await this.o.spool.remove(path);
+      for (const path of finished.spoolFiles) await this.o.spool.remove(path);
     })()
       .catch((err: Error) => this.o.logger.error({ qid: finished.qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
       .finally(() => this.removals.delete(removal));

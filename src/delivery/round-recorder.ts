@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { MessageKeysInput } from '../store/correlation-store.js';
-import type { AttemptRecord, ClaimNext, MessageRow } from '../store/queue-store.js';
+import type { AttemptRecord, ClaimNext, FinishedMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedRecipient, JournalledRound, ResultJournal } from './result-journal.js';
 import { logKeysNotRecorded } from './correlation.js';
@@ -18,7 +18,7 @@ interface PendingRound {
   replay: boolean;
   /** The message's correlation keys, recorded with the round (its first one). */
   keys?: MessageKeysInput | undefined;
-  resolve(m: MessageRow | undefined): void;
+  resolve(m: FinishedMessage | undefined): void;
 }
 
 /**
@@ -63,16 +63,16 @@ export class RoundRecorder {
   }
 
   /** `claimed`: the round's recipients with their attempt counts at the claim. */
-  record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[], keys?: MessageKeysInput): Promise<MessageRow | undefined> {
+  record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[], keys?: MessageKeysInput): Promise<FinishedMessage | undefined> {
     return this.add({ qid, attempts, claimed: claimed.map((c) => ({ rcpt: c.rcpt, attempts: c.attempts })), ...(keys ? { keys } : {}) }, false);
   }
 
   /** A round from the results journal that the store refused at start: recorded like the others, idempotently. */
-  replay(round: JournalledRound): Promise<MessageRow | undefined> {
+  replay(round: JournalledRound): Promise<FinishedMessage | undefined> {
     return this.add(round, true);
   }
 
-  private add(round: JournalledRound, replay: boolean): Promise<MessageRow | undefined> {
+  private add(round: JournalledRound, replay: boolean): Promise<FinishedMessage | undefined> {
     if (this.stopped) {
       // A round that outlasted the stop's grace: one try, no retries on a store that is
       // closing (the journal is already written).
@@ -128,7 +128,7 @@ export class RoundRecorder {
     journal?.close();
   }
 
-  private write(batch: PendingRound[]): (MessageRow | undefined)[] {
+  private write(batch: PendingRound[]): (FinishedMessage | undefined)[] {
     if (batch.some((b) => b.replay)) return this.store.queue.replayRounds(batch, undefined, this.keysFailed).finished;
     // no claims while stopping: the queue takes no new work
     const next = this.stopped ? undefined : this.next?.(batch.map((b) => b.qid));

@@ -88,6 +88,15 @@ export interface MessageRow {
   dsn_envid: string | null;
 }
 
+/**
+ * A message its round (or the CLI) just finished: its row and every spool file it had (the
+ * original and its recorded rewrite copies), read in the transaction that finished it, for
+ * the caller to remove once that transaction committed.
+ */
+export interface FinishedMessage extends MessageRow {
+  spoolFiles: readonly string[];
+}
+
 export interface RecipientRow {
   qid: string;
   rcpt: string;
@@ -290,7 +299,8 @@ export class QueueStore {
       copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
       openCount: db.prepare(`SELECT
           SUM(state IN ('queued', 'deferred')) AS open,
-          SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
+          SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight,
+          SUM(copy_path IS NOT NULL) AS copies
         FROM recipients WHERE qid = @qid`),
       // the finished row comes back from the UPDATE itself: no second look-up under the write lock
       finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING *`),
@@ -479,7 +489,7 @@ export class QueueStore {
    * transaction; when that leaves the message finished, marks it done and returns its
    * row so the caller removes the spool file (only after this commit).
    */
-  recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): MessageRow | undefined {
+  recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): FinishedMessage | undefined {
     return writeTransaction(this.db, () => this.recordRoundIn(qid, attempts, leased, now));
   }
 
@@ -490,9 +500,9 @@ export class QueueStore {
    * `next`: the queue's next claims, made in the same transaction once the rounds are
    * recorded (the slots they held are free then), instead of a transaction of their own.
    */
-  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void, next?: ClaimNext): (MessageRow | undefined)[] {
+  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void, next?: ClaimNext): (FinishedMessage | undefined)[] {
     let claims: ClaimedMessage[] | undefined;
-    let done: (MessageRow | undefined)[];
+    let done: (FinishedMessage | undefined)[];
     try {
       done = writeTransaction(this.db, () => {
         const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
@@ -546,7 +556,7 @@ export class QueueStore {
     rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[]; keys?: MessageKeysInput | undefined }[],
     now = Date.now(),
     keysFailed?: (qids: string[], err: unknown) => void,
-  ): { finished: (MessageRow | undefined)[]; skipped: number } {
+  ): { finished: (FinishedMessage | undefined)[]; skipped: number } {
     return writeTransaction(this.db, () => {
       let skipped = 0;
       const recorded: typeof rounds[number][] = [];
@@ -589,7 +599,7 @@ export class QueueStore {
 
   // The *In methods run inside the caller's transaction: a nested db.transaction() would
   // cost a SAVEPOINT and its RELEASE per call, several per message on the queue's hot path.
-  private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): MessageRow | undefined {
+  private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): FinishedMessage | undefined {
     const updated = new Set<string>();
     for (const a of attempts) this.recordOne(a, now, updated);
     // an updated recipient's lease went with its update; the rest (not attempted, or
@@ -628,14 +638,17 @@ export class QueueStore {
    * Marks the message done when no recipient is open or in flight; returns its row then,
    * so the caller can remove the spool file (only after this commit).
    */
-  finishIfDone(qid: string, now = Date.now()): MessageRow | undefined {
+  finishIfDone(qid: string, now = Date.now()): FinishedMessage | undefined {
     return writeTransaction(this.db, () => this.finishIfDoneIn(qid, now));
   }
 
-  private finishIfDoneIn(qid: string, now: number): MessageRow | undefined {
-    const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
+  private finishIfDoneIn(qid: string, now: number): FinishedMessage | undefined {
+    const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null; copies: number | null };
     if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
-    return this.s.finish.get(now, qid) as MessageRow | undefined;
+    const row = this.s.finish.get(now, qid) as MessageRow | undefined;
+    if (!row) return undefined;
+    // the count above tells whether there are copies: no second statement for most messages
+    return Object.assign(row, { spoolFiles: (c.copies ?? 0) > 0 ? this.spoolFiles(row) : [row.spool_path] });
   }
 
   recipients(qid: string): RecipientRow[] {
@@ -723,7 +736,7 @@ export class QueueStore {
    * the queue cannot claim a recipient in between. Returns the recipients deleted and
    * the message row when that finished it (its spool files can then go).
    */
-  withdraw(qid: string, now = Date.now()): { deleted: number; inFlight: boolean; finished: MessageRow | undefined } {
+  withdraw(qid: string, now = Date.now()): { deleted: number; inFlight: boolean; finished: FinishedMessage | undefined } {
     return writeTransaction(this.db, () => {
       const busy = this.db
         .prepare(`SELECT COUNT(*) AS n FROM recipients WHERE qid = ? AND state IN ('queued', 'deferred') AND inflight_until >= ?`)
