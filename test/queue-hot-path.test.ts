@@ -165,6 +165,34 @@ t.test('the next messages are claimed in the transaction that records the finish
   t.same(leasedAfterRecording, [1, 1, 1, 1, 0], 'each recording transaction left the next message claimed');
 });
 
+t.test('a claim the store refuses in the recording transaction costs the rounds nothing; the message is claimed later', async (t) => {
+  const e = await startEngine({ queue: { concurrency: 1 }, pollMs: 600_000 });
+  t.teardown(() => e.close());
+  const held = gate();
+  e.transport.answers.push(async (req) => {
+    await held.promise;
+    return reply(req, 'delivered', '250 2.0.0 ok');
+  });
+  const first = await e.enqueue(['bob@example.test']);
+  await e.transport.started(1);
+  const second = await e.enqueue(['carol@example.test']);
+  // the store's claim statement fails once: the claim made with the first round's recording
+  const queueStore = e.store.queue as unknown as { claimManyIn(...a: unknown[]): unknown };
+  const claimManyIn = queueStore.claimManyIn.bind(queueStore);
+  let refused = 0;
+  queueStore.claimManyIn = (...a: unknown[]) => {
+    if (refused++ === 0) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+    return claimManyIn(...a);
+  };
+  held.open();
+  await waitFor(() => e.store.queue.message(second)!.state === 'done', 10_000, 'the second message delivered');
+  t.equal(e.store.queue.message(first)!.state, 'done', 'the first round was recorded');
+  t.equal(e.store.queue.attempts(first).length, 1, 'once');
+  t.ok(refused >= 2, 'the claim was refused, then made again');
+  t.ok(e.logs.some((l) => l.level === 50 && /queue: scheduling failed/.test(l.msg)), 'the refused claim is logged at error level');
+  t.equal(e.transport.attempts.length, 2, 'each message delivered once');
+});
+
 t.test('openVerified hands out the header section of the bytes it checked', async (t) => {
   const { dir, cleanup } = tempDir('hot-path-spool');
   t.teardown(cleanup);
