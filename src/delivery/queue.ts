@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
 import type { MessageKeysInput } from '../store/correlation-store.js';
 import type { AttemptOutcome, AttemptRecord, ClaimedMessage, ClaimNext, FinishedMessage, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import { isLockBusy, LockRetry } from '../store/db.js';
 import type { Store } from '../store/store.js';
 import { correlationKeysFor } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
@@ -114,6 +115,10 @@ export class DeliveryQueue implements QueueHandle {
    * query); the poll interval still bounds how long older due work waits.
    */
   private scanFilled = false;
+  /** Claiming waits for the write lock from the event loop (see `LockRetry`), not in SQLite's busy handler. */
+  private readonly claimLock: LockRetry;
+  /** The last claim found the write lock busy: the next tick in this many ms. */
+  private claimRetryInMs: number | undefined;
   /** Spool files of finished messages being removed: a round's slot does not wait for them. */
   private readonly removals = new Set<Promise<void>>();
 
@@ -122,6 +127,7 @@ export class DeliveryQueue implements QueueHandle {
     if (o.rewrite) this.copies = new RewriteCopies({ store: o.store, spool: o.spool, rewrite: o.rewrite, deadlineMs: o.queue.attemptTimeout });
     this.pollMs = o.pollMs ?? 1000;
     this.random = o.random ?? Math.random;
+    this.claimLock = LockRetry.of(o.store.queue.db);
     this.recorder = new RoundRecorder(o.store, o.logger, this.o.queue.attemptTimeout + LEASE_MARGIN_MS);
     this.recorder.claimWith((recorded) => this.claimAfter(recorded));
   }
@@ -215,7 +221,22 @@ export class DeliveryQueue implements QueueHandle {
         const now = Date.now();
         const qids = this.pick(now, free);
         if (qids.length === 0) break;
-        const claimed = this.o.store.queue.claimMany(qids, now, this.leaseUntil(now));
+        let claimed: ClaimedMessage[];
+        try {
+          claimed = this.o.store.queue.claimMany(qids, now, this.leaseUntil(now), { waitForLock: false });
+          this.claimLock.done();
+        } catch (err) {
+          const retryInMs = isLockBusy(err) ? this.claimLock.busy() : undefined;
+          if (retryInMs === undefined) {
+            this.claimLock.done();
+            throw err;
+          }
+          // another connection holds the write lock: try again from the event loop, where
+          // the attempts in flight keep running meanwhile; the picked qids first
+          this.fresh.unshift(...qids);
+          this.claimRetryInMs = retryInMs;
+          break;
+        }
         // some handed-over qids were already done or claimed: fill their slots from the rest
         if (claimed.length < qids.length && this.fresh.length) this.again = true;
         this.begin(claimed);
@@ -308,6 +329,11 @@ export class DeliveryQueue implements QueueHandle {
   private schedule(): void {
     if (!this.running) return;
     clearTimeout(this.timer);
+    if (this.claimRetryInMs !== undefined) {
+      this.timer = setTimeout(() => this.tick(), this.claimRetryInMs);
+      this.claimRetryInMs = undefined;
+      return;
+    }
     // Every slot busy: the next attempt to finish kicks the queue; no need to ask the store.
     if (this.inProgress.size >= this.o.queue.concurrency) return;
     const now = Date.now();

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { MessageKeysInput } from '../store/correlation-store.js';
 import type { AttemptRecord, ClaimNext, FinishedMessage } from '../store/queue-store.js';
+import { isLockBusy, LockRetry } from '../store/db.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedRecipient, JournalledRound, ResultJournal } from './result-journal.js';
 import { logKeysNotRecorded } from './correlation.js';
@@ -34,12 +35,16 @@ export class RoundRecorder {
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private failures = 0;
   private stopped = false;
+  /** Waiting for the write lock from the event loop, not in SQLite's busy handler: in-flight deliveries keep running. */
+  private readonly lock: LockRetry;
 
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
     private readonly leaseMs: number,
-  ) {}
+  ) {
+    this.lock = LockRetry.of(store.queue.db);
+  }
 
   /** Where a stop puts the results the store still refuses (none: they are logged as lost). */
   private journal: ResultJournal | undefined;
@@ -128,11 +133,13 @@ export class RoundRecorder {
     journal?.close();
   }
 
+  /** Stopped: one try that waits for the lock in SQLite's busy handler (nothing else runs any more). */
   private write(batch: PendingRound[]): (FinishedMessage | undefined)[] {
-    if (batch.some((b) => b.replay)) return this.store.queue.replayRounds(batch, undefined, this.keysFailed).finished;
+    const opts = { waitForLock: this.stopped };
+    if (batch.some((b) => b.replay)) return this.store.queue.replayRounds(batch, undefined, this.keysFailed, opts).finished;
     // no claims while stopping: the queue takes no new work
     const next = this.stopped ? undefined : this.next?.(batch.map((b) => b.qid));
-    return this.store.queue.recordRounds(batch, undefined, this.keysFailed, next);
+    return this.store.queue.recordRounds(batch, undefined, this.keysFailed, next, opts);
   }
 
   private readonly keysFailed = (qids: string[], err: unknown): void => logKeysNotRecorded(this.logger, qids, err);
@@ -143,8 +150,18 @@ export class RoundRecorder {
     let lastError: Error | undefined;
     try {
       const done = this.write(batch);
+      this.lock.done();
       batch.forEach((b, i) => b.resolve(done[i]));
     } catch (err) {
+      const retryInMs = isLockBusy(err) ? this.lock.busy() : undefined;
+      if (retryInMs !== undefined) {
+        // the batch first, in order; rounds finishing meanwhile join it
+        this.pending.unshift(...batch);
+        this.timer = setTimeout(() => this.flush(), retryInMs);
+        return;
+      }
+      // past the lock bound (as SQLite's busy handler would have given up) or another error
+      this.lock.done();
       lastError = err as Error;
       if (batch.length === 1) this.pending.push(...batch);
       // one by one, so one round the store refuses does not hold the others back

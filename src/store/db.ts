@@ -66,13 +66,14 @@ export function openDatabase(path: string, opts: OpenStoreOptions = {}): SqliteD
  * busy_timeout can wait out. BEGIN IMMEDIATE waits (busy_timeout) for the lock instead.
  * Every transaction that writes goes through here (or `durably`).
  */
-export function writeTransaction<T>(db: SqliteDatabase, fn: () => T): T {
+export function writeTransaction<T>(db: SqliteDatabase, fn: () => T, opts: WriteTransactionOptions = {}): T {
   // nested: better-sqlite3's SAVEPOINT, so an error undoes the inner part only
   if (db.inTransaction) return db.transaction(fn).immediate();
   // The outermost transaction runs on statements prepared once per connection:
   // `db.transaction(fn)` builds four wrapper functions per call, on every hot path.
   const t = transactionStatements(db);
-  t.begin.run();
+  if (opts.waitForLock === false) beginWithoutWaiting(db);
+  else t.begin.run();
   try {
     const result = fn();
     if (result instanceof Promise) throw new TypeError('a write transaction cannot return a promise');
@@ -81,6 +82,75 @@ export function writeTransaction<T>(db: SqliteDatabase, fn: () => T): T {
   } catch (err) {
     if (db.inTransaction) t.rollback.run();
     throw err;
+  }
+}
+
+export interface WriteTransactionOptions {
+  /**
+   * false: when another connection holds the write lock, throw SQLITE_BUSY at once
+   * (`isLockBusy`) instead of sleeping in SQLite's busy handler, which blocks the thread's
+   * event loop; the caller tries again from its event loop (`LockRetry`).
+   */
+  waitForLock?: boolean;
+}
+
+/** BEGIN IMMEDIATE with busy_timeout 0 for the BEGIN only; the connection's own timeout is restored. */
+function beginWithoutWaiting(db: SqliteDatabase): void {
+  const p = busyPragmas(db);
+  p.noWait.get();
+  try {
+    transactionStatements(db).begin.run();
+  } finally {
+    p.restore.get();
+  }
+}
+
+const pragmas = new WeakMap<SqliteDatabase, { noWait: Database.Statement; restore: Database.Statement }>();
+
+/** Prepared once per connection (`db.pragma` prepares a statement per call). */
+function busyPragmas(db: SqliteDatabase) {
+  let p = pragmas.get(db);
+  if (!p) pragmas.set(db, (p = { noWait: db.prepare('PRAGMA busy_timeout = 0'), restore: db.prepare(`PRAGMA busy_timeout = ${busyTimeoutOf(db)}`) }));
+  return p;
+}
+
+/**
+ * Waiting for the write lock from the event loop: a caller whose transaction threw
+ * SQLITE_BUSY (`waitForLock: false`) asks `busy()` when to try again (1 ms, doubling up to
+ * 4 ms: another connection holds the lock for one short batch and its fsync). Past
+ * `boundMs` since the first busy try, the same bound as the connection's busy_timeout,
+ * `busy()` says give up, as SQLite's busy handler would have, with the event loop
+ * running all along instead of frozen.
+ */
+export class LockRetry {
+  private since: number | undefined;
+  private tries = 0;
+
+  constructor(
+    private readonly boundMs: number,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The connection's own bound (its busy_timeout). */
+  static of(db: SqliteDatabase): LockRetry {
+    return new LockRetry(busyTimeoutOf(db));
+  }
+
+  /** The lock was busy: ms until the next try, or undefined once the bound has passed (then reset). */
+  busy(): number | undefined {
+    const now = this.now();
+    this.since ??= now;
+    if (now - this.since >= this.boundMs) {
+      this.done();
+      return undefined;
+    }
+    return Math.min(4, 2 ** this.tries++);
+  }
+
+  /** The transaction ran (or failed otherwise): the next busy try starts a new wait. */
+  done(): void {
+    this.since = undefined;
+    this.tries = 0;
   }
 }
 

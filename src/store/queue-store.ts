@@ -1,6 +1,6 @@
 import type { CorrelationStore, MessageKeysInput, OriginKind } from './correlation-store.js';
 import type { Statement } from 'better-sqlite3';
-import { durably, writeTransaction, type SqliteDatabase } from './db.js';
+import { durably, writeTransaction, type SqliteDatabase, type WriteTransactionOptions } from './db.js';
 import { INSERT_POD_FACTS_SQL } from './pod-publisher-store.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
@@ -418,8 +418,8 @@ export class QueueStore {
   }
 
   /** `claim` for several messages in one transaction; messages with nothing due are left out. */
-  claimMany(qids: readonly string[], now: number, until: number): ClaimedMessage[] {
-    return writeTransaction(this.db, () => this.claimManyIn(qids, now, until));
+  claimMany(qids: readonly string[], now: number, until: number, opts?: WriteTransactionOptions): ClaimedMessage[] {
+    return writeTransaction(this.db, () => this.claimManyIn(qids, now, until), opts);
   }
 
   private claimManyIn(qids: readonly string[], now: number, until: number): ClaimedMessage[] {
@@ -500,16 +500,26 @@ export class QueueStore {
    * `next`: the queue's next claims, made in the same transaction once the rounds are
    * recorded (the slots they held are free then), instead of a transaction of their own.
    */
-  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void, next?: ClaimNext): (FinishedMessage | undefined)[] {
+  recordRounds(
+    rounds: readonly RoundToRecord[],
+    now = Date.now(),
+    keysFailed?: (qids: string[], err: unknown) => void,
+    next?: ClaimNext,
+    opts?: WriteTransactionOptions,
+  ): (FinishedMessage | undefined)[] {
     let claims: ClaimedMessage[] | undefined;
     let done: (FinishedMessage | undefined)[];
     try {
-      done = writeTransaction(this.db, () => {
-        const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
-        this.recordKeysIn(rounds, now, keysFailed);
-        if (next) claims = this.claimNextIn(next, now);
-        return finished;
-      });
+      done = writeTransaction(
+        this.db,
+        () => {
+          const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
+          this.recordKeysIn(rounds, now, keysFailed);
+          if (next) claims = this.claimNextIn(next, now);
+          return finished;
+        },
+        opts,
+      );
     } catch (err) {
       if (claims) next!.notClaimed(err, false);
       throw err;
@@ -556,6 +566,7 @@ export class QueueStore {
     rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[]; keys?: MessageKeysInput | undefined }[],
     now = Date.now(),
     keysFailed?: (qids: string[], err: unknown) => void,
+    opts?: WriteTransactionOptions,
   ): { finished: (FinishedMessage | undefined)[]; skipped: number } {
     return writeTransaction(this.db, () => {
       let skipped = 0;
@@ -571,7 +582,7 @@ export class QueueStore {
       });
       this.recordKeysIn(recorded, now, keysFailed);
       return { finished, skipped };
-    });
+    }, opts);
   }
 
   /** The keys the rounds carry, in a savepoint of their own (see `recordRounds`). */
