@@ -97,10 +97,14 @@ export interface WriteTransactionOptions {
 /** BEGIN IMMEDIATE with busy_timeout 0 for the BEGIN only; the connection's own timeout is restored. */
 function beginWithoutWaiting(db: SqliteDatabase): void {
   const p = busyPragmas(db);
+  // a busy BEGIN is expected and retried: its SqliteError needs no stack trace (most of its cost)
+  const stackTraceLimit = Error.stackTraceLimit;
   p.noWait.get();
+  Error.stackTraceLimit = 0;
   try {
     transactionStatements(db).begin.run();
   } finally {
+    Error.stackTraceLimit = stackTraceLimit;
     p.restore.get();
   }
 }
