@@ -9,7 +9,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { TokenError, verifyToken, type PodTokenClaims } from '../pod/jwt.js';
-import type { PublisherEventSource } from '../pod/event-source.js';
+import type { PublisherEventSource, SourcedEvent } from '../pod/event-source.js';
 import type { PublisherIdentity } from '../pod/publish-events.js';
 import { BadStreamRequest, parseStreamRequest, type StreamRequest } from '../pod/stream-request.js';
 import type { Store } from '../store/store.js';
@@ -238,6 +238,15 @@ export class PodPublisher {
   }
 }
 
+/**
+ * The socket under a ws connection, to cork a run of frames into one write. ws keeps it
+ * private; without it (another ws version) each frame is written on its own.
+ */
+function corkable(ws: WebSocket): { cork(): void; uncork(): void } | undefined {
+  const socket = (ws as unknown as { _socket?: Partial<Socket> | null })._socket;
+  return typeof socket?.cork === 'function' && typeof socket.uncork === 'function' ? (socket as Socket) : undefined;
+}
+
 /** One WebSocket session: sends events from its cursor, live (polling) or for an archive window. */
 class StreamSession {
   private ws: WebSocket | undefined;
@@ -311,11 +320,46 @@ class StreamSession {
     this.owner.ended(this.tokenId, this);
   }
 
-  private async send(payload: string | Buffer): Promise<void> {
+  /**
+   * Sends `events` in order, advancing the cursor as each one is written. The frames of a
+   * run are corked into one socket write (ws compresses each small message synchronously,
+   * see docs/pod.md), instead of one write and one wait per event; a run ends at the
+   * high-water mark, where the session waits for the reader. Resolves once the last event
+   * is written; rejects if the socket fails.
+   */
+  private async sendAll(events: readonly SourcedEvent[]): Promise<void> {
     const ws = this.ws!;
-    while (this.open && ws.bufferedAmount > HIGH_WATER) await new Promise((r) => setTimeout(r, 10));
-    if (!this.open) return;
-    await new Promise<void>((resolve, reject) => ws.send(payload, { binary: typeof payload !== 'string' }, (err) => (err ? reject(err) : resolve())));
+    const socket = corkable(ws);
+    let i = 0;
+    while (this.open && i < events.length) {
+      while (this.open && ws.bufferedAmount > HIGH_WATER) await new Promise((r) => setTimeout(r, 10));
+      if (!this.open) return;
+      // One wait per run: each frame's callback moves the cursor, the run settles with the last one.
+      let pending = 0;
+      let queued = false;
+      let failure: Error | undefined;
+      let settle!: () => void;
+      const written = new Promise<void>((resolve) => (settle = resolve));
+      const onWritten = (cursor: string) => (err?: Error) => {
+        if (err) failure ??= err;
+        else if (this.open && !failure) this.cursor = cursor;
+        if (--pending === 0 && queued) settle();
+      };
+      socket?.cork();
+      try {
+        do {
+          const ev = events[i++]!;
+          pending++;
+          ws.send(ev.payload, { binary: typeof ev.payload !== 'string' }, onWritten(ev.cursor));
+        } while (i < events.length && ws.bufferedAmount <= HIGH_WATER);
+      } finally {
+        queued = true;
+        socket?.uncork();
+      }
+      if (pending === 0) settle();
+      await written;
+      if (failure) throw failure;
+    }
   }
 
   private async pump(): Promise<void> {
@@ -343,11 +387,8 @@ class StreamSession {
     const mode = this.request.mode;
     const window = mode.kind === 'archive' ? { fromMs: mode.fromMs, toMs: mode.toMs } : undefined;
     const batch = await source.next(this.request.type, this.cursor, BATCH, window);
-    for (const ev of batch.events) {
-      await this.send(ev.payload);
-      if (!this.open) return false;
-      this.cursor = ev.cursor;
-    }
+    await this.sendAll(batch.events);
+    if (!this.open) return false;
     if (batch.cursor === this.cursor && !batch.events.length) return false;
     this.cursor = batch.cursor;
     if (batch.events.length && this.ws?.readyState === this.ws?.OPEN) {
