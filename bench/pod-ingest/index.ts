@@ -67,8 +67,10 @@ interface EndToEnd {
   publisherCpuUsPerEvent: number;
 }
 
-async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
-  const profArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `publisher-${kind}`)}`] : [];
+type IngestMode = 'thread' | 'inline';
+
+async function endToEnd(kind: PodEventKind, mode: IngestMode): Promise<EndToEnd> {
+  const profArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `publisher-${kind}-${mode}`)}`] : [];
   const child = spawn(
     process.execPath,
     ['--import=tsx', ...profArgs, fileURLToPath(new URL('./publisher.ts', import.meta.url)), kind, String(COUNT), String(SEED[kind]), String(START_MS)],
@@ -78,7 +80,7 @@ async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
   const { port, token } = JSON.parse(await lineFrom(lines)) as { port: number; token: string };
   const store = Store.open(join(work, `consumer-${kind}.db`));
   const config = validateConfig({ pod: { streams: [{ name: `bench-${kind}`, url: `ws://127.0.0.1:${port}/`, cid: 'bench', type: kind, token }] } });
-  const consumer = new PodConsumer({ config: config.pod, store, logger: pino({ level: 'silent' }), env: {} });
+  const consumer = new PodConsumer({ config: config.pod, store, logger: pino({ level: 'silent' }), env: {}, ingestThread: mode === 'thread' });
   consumer.start();
   const status = () => consumer.statuses()[0]!;
   while (status().state !== 'live') await sleep(5);
@@ -105,7 +107,7 @@ async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
   if (session) {
     const { profile } = await session.post('Profiler.stop');
     mkdirSync(profDir!, { recursive: true });
-    writeFileSync(join(profDir!, `consumer-${kind}.cpuprofile`), JSON.stringify(profile));
+    writeFileSync(join(profDir!, `consumer-${kind}-${mode}.cpuprofile`), JSON.stringify(profile));
     session.disconnect();
   }
   const consumerHwm = hwmKb();
@@ -156,27 +158,30 @@ function bareInsert(kind: PodEventKind): { rate: number; cpuUsPerRow: number } {
   return { rate: (COUNT * 1000) / ms, cpuUsPerRow: (cpu.user + cpu.system) / COUNT };
 }
 
+/** The production default (ingest on its own thread), and with BENCH_POD_INLINE=1 the same consumer ingesting on its main thread, for an A/B in one run. */
+const modes: IngestMode[] = process.env.BENCH_POD_INLINE === '1' ? ['thread', 'inline'] : ['thread'];
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const onlyKind = process.argv[2] as PodEventKind | undefined;
+const onlyMode = process.argv[3] as IngestMode | undefined;
 try {
-  if (onlyKind) {
+  if (onlyKind && onlyMode) {
     // One kind in this process (spawned below): its peak RSS is its own.
-    const e = await endToEnd(onlyKind);
+    const e = await endToEnd(onlyKind, onlyMode);
     const bare = bareInsert(onlyKind);
     process.stdout.write(`${JSON.stringify({ ...e, bare })}\n`);
   } else {
     const out: string[] = [];
     out.push(`${COUNT} events per kind; ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`, '');
     out.push(
-      '| kind | end to end (events/s) | bare insert (rows/s) | ratio | consumer CPU per event | bare insert CPU per row | CPU ratio | publisher CPU per event | peak RSS: consumer | publisher |',
-      '|---|---|---|---|---|---|---|---|---|---|',
+      '| kind | ingest | end to end (events/s) | bare insert (rows/s) | ratio | consumer CPU per event | bare insert CPU per row | CPU ratio | publisher CPU per event | peak RSS: consumer | publisher |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
     );
-    for (const kind of ['message', 'maillog'] as const) {
-      const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), kind], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+    for (const kind of ['message', 'maillog'] as const) for (const mode of modes) {
+      const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), kind, mode], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`${kind}: the benchmark process exited ${r.status ?? r.signal}`);
       const e = JSON.parse(r.stdout) as EndToEnd & { bare: { rate: number; cpuUsPerRow: number } };
       out.push(
-        `| ${kind} | ${fmt(e.rate)} | ${fmt(e.bare.rate)} | ${((e.rate / e.bare.rate) * 100).toFixed(0)}% | ` +
+        `| ${kind} | ${mode === 'thread' ? 'own thread' : 'main thread'} | ${fmt(e.rate)} | ${fmt(e.bare.rate)} | ${((e.rate / e.bare.rate) * 100).toFixed(0)}% | ` +
           `${e.cpuUsPerEvent.toFixed(0)} µs | ${e.bare.cpuUsPerRow.toFixed(0)} µs | ${((e.bare.cpuUsPerRow / e.cpuUsPerEvent) * 100).toFixed(0)}% | ` +
           `${e.publisherCpuUsPerEvent.toFixed(0)} µs | ${e.consumerHwmMb.toFixed(0)} MB | ${e.publisherHwmMb.toFixed(0)} MB |`,
       );
