@@ -7,13 +7,17 @@
 //       (the production defaults: 500 events per IMMEDIATE transaction);
 //   (b) baseline: a bare better-sqlite3 batched insert (500 rows per transaction, one
 //       prepared statement) of the same rows into the same schema, in the same run.
-// Reports events/s and the ratio (a)/(b); CPU per event of the consumer, of the bare insert
-// and their ratio (bare CPU / consumer CPU: the same ratio in CPU terms, what a busy machine
-// colours least), the publisher's CPU per event, and the peak RSS of both processes. It also checks that every event was stored exactly once.
+// Reports events/s and the ratio (a)/(b); CPU per event of the consumer (all its threads) and
+// of its main thread alone (the rest is the ingest thread's), of the bare insert and their
+// ratio (bare CPU / consumer CPU: the same ratio in CPU terms, what a busy machine colours
+// least), the publisher's CPU per event, and the peak RSS of both processes. It also checks
+// that every event was stored exactly once.
 //
 //   npm run bench -- pod-ingest
-//   env: BENCH_SCALE=0.25 (fewer events), BENCH_CPU_PROF=DIR (a .cpuprofile of the consumer
-//        for each kind's timed run, and --cpu-prof of the publisher process)
+//   env: BENCH_SCALE=0.25 (fewer events), BENCH_CPU_PROF=DIR (a .cpuprofile of the consumer's
+//        main thread for each kind's timed run, and --cpu-prof of the publisher process),
+//        BENCH_POD_INLINE=1 (each kind also with ingest on the consumer's main thread, the
+//        A/B of the ingest thread in one run)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
