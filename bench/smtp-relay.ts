@@ -28,6 +28,7 @@ import { processCpuSeconds, spawnGateway, type GatewayProcess } from '../test/he
 import { ensureHaraka, startHaraka } from './lib/haraka.js';
 import { freePort } from './lib/postfix-tools.js';
 import { writeBenchGatewayConfig } from './lib/gateway-config.js';
+import { threadCpuPerMessage, threadCpuSeconds } from './lib/thread-cpu.js';
 
 const SESSIONS = 20;
 const BYTES = 10 * 1024;
@@ -114,6 +115,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms${opts.podPublisher ? ', PoD publisher on' : ''}`;
   await loopDelayMaxMs(adminPort); // starts the gauge's window at the start of the run
   const cpu0 = gw.cpuSeconds();
+  const threads0 = threadCpuSeconds(gw.pid);
   try {
     const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
     if (!run.ok) {
@@ -133,6 +135,8 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     }
     const cpu1 = gw.cpuSeconds();
     const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
+    const threads = threadCpuPerMessage(gw.pid, threads0, threadCpuSeconds(gw.pid), count);
+    if (threads) notes.push(`mailbag (${mode}) CPU ms/msg by thread (tN: N-th thread after the main one): ${threads}`);
     const loopDelay = await loopDelayMaxMs(adminPort);
     rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, loopDelayMaxMs: loopDelay, note });
   } finally {
