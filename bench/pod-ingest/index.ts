@@ -30,6 +30,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { PodConsumer } from '../../src/gateway/pod-consumer.js';
 import { ingestToBatchItem, type PodEventKind } from '../../src/pod/ingest.js';
 import { Store } from '../../src/store/store.js';
+import { threadCpuSeconds } from '../lib/thread-cpu.js';
 import { generateEvents } from './events.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -55,15 +56,9 @@ function resetHwm(): void {
   }
 }
 
-/** This process's main thread's CPU time (Linux: its task's utime + stime, in clock ticks of 10 ms), µs; NaN elsewhere. */
+/** This process's main thread's CPU time, µs (Linux; NaN elsewhere). */
 function mainThreadCpuUs(): number {
-  try {
-    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) * 10_000;
-  } catch {
-    return Number.NaN;
-  }
+  return (threadCpuSeconds(process.pid).get(process.pid) ?? Number.NaN) * 1e6;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
