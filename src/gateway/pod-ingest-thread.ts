@@ -39,8 +39,12 @@ interface Entry {
   done: IngestDone;
 }
 
-/** Payloads posted in one message at most: a turn of the event loop rarely brings more. */
+/**
+ * Payloads posted in one message at most (a turn of the event loop rarely brings more), and
+ * bytes: beyond either, what is waiting goes at once (the packed copy stays small).
+ */
 const MAX_PER_POST = 256;
+const MAX_BYTES_PER_POST = 4 * 1024 * 1024;
 
 /** A dead letter's raw bytes come back from the thread as a Uint8Array (structured clone): the store binds Buffers. */
 function asBufferItem(item: PodBatchItem): PodBatchItem {
@@ -55,6 +59,7 @@ export class PodIngestThread {
   private worker: Worker | undefined;
   /** Not yet posted (gathered until the end of this event-loop turn). */
   private waiting: Entry[] = [];
+  private waitingBytes = 0;
   /** Posted, oldest first: one array per message to the thread. */
   private readonly posted: Entry[][] = [];
   private postScheduled = false;
@@ -86,7 +91,8 @@ export class PodIngestThread {
       return;
     }
     this.waiting.push({ payload, opts, done });
-    if (this.waiting.length >= MAX_PER_POST) this.post();
+    this.waitingBytes += payload.length;
+    if (this.waiting.length >= MAX_PER_POST || this.waitingBytes >= MAX_BYTES_PER_POST) this.post();
     else if (!this.postScheduled) {
       this.postScheduled = true;
       setImmediate(() => {
@@ -114,6 +120,7 @@ export class PodIngestThread {
     if (!this.worker || !this.waiting.length) return;
     const entries = this.waiting;
     this.waiting = [];
+    this.waitingBytes = 0;
     // One message per run of one stream's payloads (streams share the thread).
     let from = 0;
     for (let i = 1; i <= entries.length; i++) {
@@ -158,6 +165,7 @@ export class PodIngestThread {
     this.closing = true;
     void w.terminate();
     const rest = [...(current ? [current] : []), ...this.posted.splice(0), this.waiting.splice(0)];
+    this.waitingBytes = 0;
     for (const group of rest) for (const e of group) e.done(ingestToBatchItem(e.payload, e.opts.source, e.opts));
     this.checkDrained();
   }
