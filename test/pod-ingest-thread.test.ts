@@ -1,5 +1,6 @@
 // The ingest thread: every payload's batch item comes back in the order it went in, the same
-// item the main thread would make; a thread that dies hands what it held back to the main thread.
+// item the main thread would make; a thread that dies hands what it held back to the main thread;
+// `pod.ingestThread: false` keeps ingest on the consumer's main thread.
 import type { Worker } from 'node:worker_threads';
 import { pino } from 'pino';
 import t from 'tap';
@@ -7,6 +8,8 @@ import { PodIngestThread, type IngestStreamOptions } from '../src/gateway/pod-in
 import { ingestToBatchItem } from '../src/pod/ingest.js';
 import type { PodBatchItem } from '../src/store/pod-store.js';
 import { corpusEvents } from './helpers/pod-corpus.js';
+import { messageEvent, startConsumer, storedGuids, tempStore, TestClock, until } from './helpers/pod-consumer.js';
+import { startPublisherDouble } from './helpers/pod-publisher-double.js';
 
 const corpus = corpusEvents();
 const message: IngestStreamOptions = { kind: 'message', maxEventBytes: 64 * 1024, source: 'msg' };
@@ -61,4 +64,22 @@ t.test('a thread that dies: what it held and what follows is ingested on the mai
   for (const i of list.slice(10)) thread.ingest(i.payload, i.opts, (item) => out.push(item));
   t.same(out, expected(list), 'every payload once, in order');
   t.match(logs.join(''), /ingest thread failed/);
+});
+
+t.test('a consumer with ingestThread: false ingests on its main thread and stores the same', async (t) => {
+  const clock = new TestClock(Date.parse('2026-11-30T10:05:00Z'));
+  const double = await startPublisherDouble(clock.now);
+  const tmp = tempStore();
+  const h = startConsumer(tmp.path, { ingestThread: false, streams: [{ name: 'pod-msg', url: double.url, cid: 'cid1', type: 'message', token: double.token() }] }, clock);
+  t.teardown(async () => {
+    await h.stop();
+    await double.close();
+    tmp.cleanup();
+  });
+  await until(() => double.open('live').length === 1, 'a live session');
+  t.equal((h.consumer as unknown as { ingestThread?: PodIngestThread }).ingestThread, undefined, 'no ingest thread');
+  for (const g of ['a', 'b', 'c']) double.publish('message', clock.ms, messageEvent(g, clock.ms));
+  double.publish('message', clock.ms, '{"guid": "broken",');
+  await until(() => storedGuids(h.store).length === 3 && h.consumer.statuses()[0]!.deadLettered === 1, 'three stored, one dead-lettered');
+  t.same(storedGuids(h.store), ['a', 'b', 'c']);
 });

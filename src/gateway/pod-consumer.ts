@@ -29,7 +29,7 @@ export interface PodConsumerDeps {
   random?: () => number;
   /** Tests: every state change, in order. */
   onState?: (stream: string, state: PodStreamState, detail: string | null) => void;
-  /** Ingest on a thread of its own (the default), or on the main thread (`false`: the benchmark's A/B). */
+  /** Overrides `config.ingestThread` (the benchmark's A/B). */
   ingestThread?: boolean;
 }
 
@@ -468,7 +468,7 @@ export class PodConsumer {
 
   start(): void {
     if (this.running) return;
-    if (this.deps.ingestThread !== false && this.runners.length) {
+    if ((this.deps.ingestThread ?? this.deps.config.ingestThread) && this.runners.length) {
       this.ingestThread = new PodIngestThread(this.deps.logger);
       for (const r of this.runners) r.ingestThread = this.ingestThread;
     }
