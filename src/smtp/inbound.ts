@@ -226,7 +226,7 @@ export class InboundServer {
   private onMailFrom(parsed: CapturedAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (!parsed.written) return cb(new SmtpReplyError(501, '5.5.4', 'Bad MAIL FROM syntax'));
     try {
-      mailParams(parsed.written);
+      parsed.mail = mailParams(parsed.written);
     } catch (err) {
       return cb(err as Error);
     }
@@ -411,7 +411,7 @@ function envelopeParams(session: SMTPServerSession): { params: MessageParams | u
   const from = session.envelope.mailFrom as CapturedAddress | false;
   const recipientParams: Record<string, RecipientParams> = {};
   for (const r of session.envelope.rcptTo as CapturedAddress[]) if (r.stored) recipientParams[r.address] = r.stored;
-  return { params: from && from.written ? mailParams(from.written) : undefined, recipientParams };
+  return { params: from && from.written ? (from.mail ?? mailParams(from.written)) : undefined, recipientParams };
 }
 
 /**
