@@ -225,7 +225,7 @@ export const HELD_UNTIL = 8_640_000_000_000_000;
  * the accept path's (`openDurableWriter`). The IMP and PoD ones are prepared on first
  * use: a CLI may open a store from before their tables.
  */
-class MessageInserter {
+export class MessageInserter {
   private readonly insertMessage: Statement;
   private readonly insertRecipient: Statement;
   private readonly insertOrigin: Statement;
@@ -381,8 +381,12 @@ export class QueueStore {
   private readonly inserter: MessageInserter;
   private writer: MessageInserter | undefined;
 
-  /** The accept path's own connection, opened on first use; none for an in-memory store. */
-  private durableWriter(): MessageInserter | undefined {
+  /**
+   * The accept path's own connection, opened on first use (the group commit opens it when
+   * it is built, so a store it cannot open stops the start-up rather than the first
+   * accept); none for an in-memory store.
+   */
+  durableWriter(): MessageInserter | undefined {
     if (this.writer || this.db.memory || !this.db.name) return this.writer;
     return (this.writer = new MessageInserter(openDurableWriter(this.db.name)));
   }
