@@ -278,7 +278,10 @@ export class InboundServer {
     const client = session.remoteAddress;
     this.accept(stream, session, from, rcpts).then(
       ({ qid, size }) => {
-        this.o.logger.info({ qid, from, rcpts, size, client, helo: session.hostNameAppearsAs, result: 'queued' }, 'smtp transaction');
+        // the line's fields are built only when the level lets it out
+        if (this.o.logger.isLevelEnabled('info')) {
+          this.o.logger.info({ qid, from, rcpts, size, client, helo: session.hostNameAppearsAs, result: 'queued' }, 'smtp transaction');
+        }
         this.o.events?.accepted?.(qid, size);
         cb(null, `Ok: queued as ${qid}`);
         this.transactionDone();
