@@ -8,8 +8,7 @@
 // asynchronously, so two rates are reported: the accept rate (smtp-source done) and
 // the end-to-end relay rate (the sink has every message). Peak RSS is the gateway
 // process's VmHWM. For mailbag, the worst event-loop delay of its SMTP thread during
-// the run is read from its /metrics (mailbag_event_loop_delay_max_seconds), and the CPU
-// of that thread alone per message from /proc (the figure the accept path's cost shows in).
+// the run is read from its /metrics (mailbag_event_loop_delay_max_seconds).
 //
 //   npm run bench -- smtp-relay
 //   env: BENCH_SCALE=0.2 (fewer messages), BENCH_CPU_PROF=DIR (write a --cpu-prof of
@@ -29,6 +28,7 @@ import { processCpuSeconds, spawnGateway, type GatewayProcess } from '../test/he
 import { ensureHaraka, startHaraka } from './lib/haraka.js';
 import { freePort } from './lib/postfix-tools.js';
 import { writeBenchGatewayConfig } from './lib/gateway-config.js';
+import { threadCpuPerMessage, threadCpuSeconds } from './lib/thread-cpu.js';
 
 const SESSIONS = 20;
 const BYTES = 10 * 1024;
@@ -57,8 +57,6 @@ interface Row {
   cpuMsPerMessage?: number;
   /** mailbag only: the SMTP thread's worst event-loop delay during the run, ms. */
   loopDelayMaxMs?: number;
-  /** mailbag only: CPU of its main thread (the SMTP listener and the accept path) per message, ms. */
-  smtpThreadCpuMsPerMessage?: number;
   note?: string;
 }
 
@@ -117,7 +115,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms${opts.podPublisher ? ', PoD publisher on' : ''}`;
   await loopDelayMaxMs(adminPort); // starts the gauge's window at the start of the run
   const cpu0 = gw.cpuSeconds();
-  const smtpCpu0 = gw.mainThreadCpuSeconds();
+  const threads0 = threadCpuSeconds(gw.pid);
   try {
     const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
     if (!run.ok) {
@@ -136,11 +134,11 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
       note = (err as Error).message;
     }
     const cpu1 = gw.cpuSeconds();
-    const smtpCpu1 = gw.mainThreadCpuSeconds();
     const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
-    const smtpThreadCpuMsPerMessage = smtpCpu0 !== undefined && smtpCpu1 !== undefined ? ((smtpCpu1 - smtpCpu0) * 1000) / count : undefined;
+    const threads = threadCpuPerMessage(gw.pid, threads0, threadCpuSeconds(gw.pid), count);
+    if (threads) notes.push(`mailbag (${mode}) CPU ms/msg by thread (tN: N-th thread after the main one): ${threads}`);
     const loopDelay = await loopDelayMaxMs(adminPort);
-    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, loopDelayMaxMs: loopDelay, smtpThreadCpuMsPerMessage, note });
+    rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, loopDelayMaxMs: loopDelay, note });
   } finally {
     const peak = gw.peakRssBytes();
     const last = rows[rows.length - 1];
@@ -267,9 +265,6 @@ function print() {
   }
   for (const r of rows.filter((x) => x.loopDelayMaxMs !== undefined)) {
     lines.push(`mailbag SMTP thread, worst event-loop delay under load (${r.mode}): ${r.loopDelayMaxMs!.toFixed(0)} ms`);
-  }
-  for (const r of rows.filter((x) => x.smtpThreadCpuMsPerMessage !== undefined)) {
-    lines.push(`mailbag SMTP thread CPU (${r.mode}): ${r.smtpThreadCpuMsPerMessage!.toFixed(2)} ms/msg of the relay's ${r.cpuMsPerMessage?.toFixed(2) ?? '-'}`);
   }
   for (const n of notes) lines.push(n);
   lines.push(`machine: ${cpus().length} CPUs, load average at the end ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);

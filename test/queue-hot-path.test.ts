@@ -1,7 +1,7 @@
 // The queue thread's per-message work: the spool file is read once per delivery (the check
 // before delivery hands the header section to the correlation keys), the keys commit in
 // the round's own transaction, and a backlog of handed-over messages is claimed without a
-// store scan per claim. Events and counts are ordered, never timed.
+// store scan per claim, in the transaction that records the round before. Events and counts are ordered, never timed.
 import t from 'tap';
 import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
@@ -130,6 +130,67 @@ t.test('a backlog of handed-over messages is claimed without a store scan per cl
   // the kick's scan filled the slot; the handed-over qids then filled it without asking the
   // store, which is scanned again at most once, when they ran out (more may have been due)
   t.ok(scans >= 1 && scans <= 2, `at most two scans for six claims (one per claim before): ${scans}`);
+});
+
+t.test('the next messages are claimed in the transaction that records the finished rounds', async (t) => {
+  const e = await startEngine({ queue: { concurrency: 1 }, pollMs: 600_000 });
+  t.teardown(() => e.close());
+  const held = gate();
+  e.transport.answers.push(async (req) => {
+    await held.promise;
+    return reply(req, 'delivered', '250 2.0.0 ok');
+  });
+  const first = await e.enqueue(['bob@example.test']);
+  await e.transport.started(1);
+  const backlog: string[] = [];
+  for (let i = 0; i < 4; i++) backlog.push(await e.enqueue([`r${i}@example.test`]));
+  let claimTransactions = 0;
+  const claimMany = e.store.queue.claimMany.bind(e.store.queue);
+  e.store.queue.claimMany = (qids, now, until) => {
+    claimTransactions++;
+    return claimMany(qids, now, until);
+  };
+  // what each recording transaction left leased: the next message, claimed before its commit
+  const leasedAfterRecording: number[] = [];
+  const recordRounds = e.store.queue.recordRounds.bind(e.store.queue);
+  e.store.queue.recordRounds = (rounds, now, keysFailed, next) => {
+    const done = recordRounds(rounds, now, keysFailed, next);
+    leasedAfterRecording.push(backlog.filter((q) => e.store.queue.recipients(q).some((r) => r.inflight_until !== null)).length);
+    return done;
+  };
+  held.open();
+  await waitFor(() => [first, ...backlog].every((q) => e.store.queue.message(q)!.state === 'done'), 10_000, 'the backlog delivered');
+  t.equal(e.transport.attempts.length, 5, 'each message delivered once');
+  t.equal(claimTransactions, 0, 'no claim had a transaction of its own: each came with the recording of the round before');
+  t.same(leasedAfterRecording, [1, 1, 1, 1, 0], 'each recording transaction left the next message claimed');
+});
+
+t.test('a claim the store refuses in the recording transaction costs the rounds nothing; the message is claimed later', async (t) => {
+  const e = await startEngine({ queue: { concurrency: 1 }, pollMs: 600_000 });
+  t.teardown(() => e.close());
+  const held = gate();
+  e.transport.answers.push(async (req) => {
+    await held.promise;
+    return reply(req, 'delivered', '250 2.0.0 ok');
+  });
+  const first = await e.enqueue(['bob@example.test']);
+  await e.transport.started(1);
+  const second = await e.enqueue(['carol@example.test']);
+  // the store's claim statement fails once: the claim made with the first round's recording
+  const queueStore = e.store.queue as unknown as { claimManyIn(...a: unknown[]): unknown };
+  const claimManyIn = queueStore.claimManyIn.bind(queueStore);
+  let refused = 0;
+  queueStore.claimManyIn = (...a: unknown[]) => {
+    if (refused++ === 0) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
+    return claimManyIn(...a);
+  };
+  held.open();
+  await waitFor(() => e.store.queue.message(second)!.state === 'done', 10_000, 'the second message delivered');
+  t.equal(e.store.queue.message(first)!.state, 'done', 'the first round was recorded');
+  t.equal(e.store.queue.attempts(first).length, 1, 'once');
+  t.ok(refused >= 2, 'the claim was refused, then made again');
+  t.ok(e.logs.some((l) => l.level === 50 && /queue: scheduling failed/.test(l.msg)), 'the refused claim is logged at error level');
+  t.equal(e.transport.attempts.length, 2, 'each message delivered once');
 });
 
 t.test('openVerified hands out the header section of the bytes it checked', async (t) => {

@@ -120,13 +120,16 @@ const bulk = { rows: 0, insertMs: 0, indexMs: 0, migrateMs: 0, buildMs: 0, waitM
       w.postMessage(ranges[k]);
     });
   // One range in flight per worker: the next is asked for as soon as its rows are taken.
-  const inflight: Promise<BulkRows>[] = [];
+  // A taken range's slot is emptied: a settled promise keeps its rows alive, and at the issue's
+  // scale every range's rows together do not fit in the heap.
+  const inflight: (Promise<BulkRows> | undefined)[] = [];
   for (let k = 0; k < Math.min(ranges.length, WORKERS); k++) inflight.push(ask(k));
   const bulkStart = clock();
   let waitMs = 0;
   for (let k = 0; k < ranges.length; k++) {
     let s = clock();
     const rows = await inflight[k]!;
+    inflight[k] = undefined;
     waitMs += clock() - s;
     if (k + WORKERS < ranges.length) inflight.push(ask(k + WORKERS));
     s = clock();

@@ -87,7 +87,7 @@ const del: Command = {
       const m = mustExist(store, o.qid);
       const n = store.queue.markDeleted(o.qid);
       const done = store.queue.finishIfDone(o.qid);
-      if (done) for (const path of store.queue.spoolFiles(done)) await removeFile(path);
+      if (done) for (const path of done.spoolFiles) await removeFile(path);
       const tail = done
         ? '; spool file removed'
         : m.state === 'done'

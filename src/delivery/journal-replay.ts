@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { MessageRow } from '../store/queue-store.js';
+import type { FinishedMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { ResultJournal, type JournalFs } from './result-journal.js';
 import type { RoundRecorder } from './round-recorder.js';
@@ -36,9 +36,9 @@ export function replayResultJournal(
     o.logger.error({ journal: path, err: errFields(err) }, 'queue: the results journal cannot be used; results the store refuses at a stop will be repeated after the restart');
     return { journal: undefined, waits };
   }
-  const removeFiles = async (m: MessageRow | undefined) => {
+  const removeFiles = async (m: FinishedMessage | undefined) => {
     if (!m) return;
-    for (const file of o.store.queue.spoolFiles(m)) await o.spool.remove(file);
+    for (const file of m.spoolFiles) await o.spool.remove(file);
   };
   let keep = false;
   try {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
 import type { MessageKeysInput } from '../store/correlation-store.js';
-import type { AttemptOutcome, AttemptRecord, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import type { AttemptOutcome, AttemptRecord, ClaimedMessage, ClaimNext, FinishedMessage, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import { correlationKeysFor } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
@@ -123,6 +123,7 @@ export class DeliveryQueue implements QueueHandle {
     this.pollMs = o.pollMs ?? 1000;
     this.random = o.random ?? Math.random;
     this.recorder = new RoundRecorder(o.store, o.logger, this.o.queue.attemptTimeout + LEASE_MARGIN_MS);
+    this.recorder.claimWith((recorded) => this.claimAfter(recorded));
   }
 
   /** Resumes everything the store holds: after a restart nothing is in flight. */
@@ -214,22 +215,10 @@ export class DeliveryQueue implements QueueHandle {
         const now = Date.now();
         const qids = this.pick(now, free);
         if (qids.length === 0) break;
-        const leaseUntil = now + this.o.queue.attemptTimeout + LEASE_MARGIN_MS;
-        const claimed = this.o.store.queue.claimMany(qids, now, leaseUntil);
+        const claimed = this.o.store.queue.claimMany(qids, now, this.leaseUntil(now));
         // some handed-over qids were already done or claimed: fill their slots from the rest
         if (claimed.length < qids.length && this.fresh.length) this.again = true;
-        for (const { message, recipients } of claimed) {
-          const qid = message.qid;
-          const p = this.process(message, recipients)
-            .catch((err: Error) => this.o.logger.error({ qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
-            .finally(() => {
-              this.inProgress.delete(qid);
-              this.o.events?.inFlight?.(this.inProgress.size);
-              this.wake();
-            });
-          this.inProgress.set(qid, p);
-          this.o.events?.inFlight?.(this.inProgress.size);
-        }
+        this.begin(claimed);
       } while (this.again);
     } catch (err) {
       this.scanNeeded = true; // handed-over qids may have been dropped: they are in the store
@@ -238,6 +227,50 @@ export class DeliveryQueue implements QueueHandle {
       this.ticking = false;
     }
     this.schedule();
+  }
+
+  private leaseUntil(now: number): number {
+    return now + this.o.queue.attemptTimeout + LEASE_MARGIN_MS;
+  }
+
+  /** Starts an attempt round for each claimed message; its slot is free when the round ends. */
+  private begin(claimed: readonly ClaimedMessage[]): void {
+    for (const { message, recipients } of claimed) {
+      const qid = message.qid;
+      this.track(qid, this.process(message, recipients));
+    }
+  }
+
+  /**
+   * The claims the recorder makes in the transaction that records the rounds of `recorded`:
+   * their slots are free once it commits, so the next messages are claimed there, not in a
+   * transaction of their own at the next tick. Whatever slots stay free, the tick fills.
+   */
+  private claimAfter(recorded: readonly string[]): ClaimNext {
+    return {
+      pick: (now) => {
+        if (!this.running) return undefined;
+        const freed = new Set(recorded.filter((q) => this.inProgress.has(q))).size;
+        const free = this.o.queue.concurrency - this.inProgress.size + freed;
+        if (free <= 0) return undefined;
+        // the recorded messages are still in progress: pick leaves them out
+        const qids = this.pick(now, free);
+        return qids.length ? { qids, until: this.leaseUntil(now) } : undefined;
+      },
+      claimed: (claims) => {
+        // the store calls this after its commit: an error here must not fail the recording
+        try {
+          this.begin(claims);
+        } catch (err) {
+          this.scanNeeded = true;
+          this.o.logger.error({ err: { message: (err as Error).message } }, 'queue: scheduling failed');
+        }
+      },
+      notClaimed: (err, roundsRecorded) => {
+        this.scanNeeded = true; // the picked qids are in the store: the next scan finds them
+        if (roundsRecorded) this.o.logger.error({ err: { message: (err as Error).message } }, 'queue: scheduling failed');
+      },
+    };
   }
 
   /**
@@ -360,9 +393,9 @@ export class DeliveryQueue implements QueueHandle {
    * its slot: the rounds recorded together free their slots together, and the next
    * claim takes them in one transaction. `stop` waits for removals under way.
    */
-  private removeSpoolFiles(finished: MessageRow): void {
+  private removeSpoolFiles(finished: FinishedMessage): void {
     const removal = (async () => {
-      for (const path of this.o.store.queue.spoolFiles(finished)) await this.o.spool.remove(path);
+      for (const path of finished.spoolFiles) await this.o.spool.remove(path);
     })()
       .catch((err: Error) => this.o.logger.error({ qid: finished.qid, err: { message: err.message, stack: err.stack } }, 'queue: attempt round failed'))
       .finally(() => this.removals.delete(removal));

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { MessageKeysInput } from '../store/correlation-store.js';
-import type { AttemptRecord, MessageRow } from '../store/queue-store.js';
+import type { AttemptRecord, ClaimNext, FinishedMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { ClaimedRecipient, JournalledRound, ResultJournal } from './result-journal.js';
 import { logKeysNotRecorded } from './correlation.js';
@@ -18,7 +18,7 @@ interface PendingRound {
   replay: boolean;
   /** The message's correlation keys, recorded with the round (its first one). */
   keys?: MessageKeysInput | undefined;
-  resolve(m: MessageRow | undefined): void;
+  resolve(m: FinishedMessage | undefined): void;
 }
 
 /**
@@ -44,6 +44,14 @@ export class RoundRecorder {
   /** Where a stop puts the results the store still refuses (none: they are logged as lost). */
   private journal: ResultJournal | undefined;
 
+  /** The queue's next claims, made in the transaction that records rounds (their slots are free then). */
+  private next: ((recorded: readonly string[]) => ClaimNext) | undefined;
+
+  /** `next(qids)`: what to claim once the rounds of `qids` are recorded, in the same transaction. */
+  claimWith(next: ((recorded: readonly string[]) => ClaimNext) | undefined): void {
+    this.next = next;
+  }
+
   /** Takes results again (after a stop of the same queue). */
   start(): void {
     this.stopped = false;
@@ -55,16 +63,16 @@ export class RoundRecorder {
   }
 
   /** `claimed`: the round's recipients with their attempt counts at the claim. */
-  record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[], keys?: MessageKeysInput): Promise<MessageRow | undefined> {
+  record(qid: string, attempts: AttemptRecord[], claimed: readonly ClaimedRecipient[], keys?: MessageKeysInput): Promise<FinishedMessage | undefined> {
     return this.add({ qid, attempts, claimed: claimed.map((c) => ({ rcpt: c.rcpt, attempts: c.attempts })), ...(keys ? { keys } : {}) }, false);
   }
 
   /** A round from the results journal that the store refused at start: recorded like the others, idempotently. */
-  replay(round: JournalledRound): Promise<MessageRow | undefined> {
+  replay(round: JournalledRound): Promise<FinishedMessage | undefined> {
     return this.add(round, true);
   }
 
-  private add(round: JournalledRound, replay: boolean): Promise<MessageRow | undefined> {
+  private add(round: JournalledRound, replay: boolean): Promise<FinishedMessage | undefined> {
     if (this.stopped) {
       // A round that outlasted the stop's grace: one try, no retries on a store that is
       // closing (the journal is already written).
@@ -120,8 +128,11 @@ export class RoundRecorder {
     journal?.close();
   }
 
-  private write(batch: PendingRound[]): (MessageRow | undefined)[] {
-    return batch.some((b) => b.replay) ? this.store.queue.replayRounds(batch, undefined, this.keysFailed).finished : this.store.queue.recordRounds(batch, undefined, this.keysFailed);
+  private write(batch: PendingRound[]): (FinishedMessage | undefined)[] {
+    if (batch.some((b) => b.replay)) return this.store.queue.replayRounds(batch, undefined, this.keysFailed).finished;
+    // no claims while stopping: the queue takes no new work
+    const next = this.stopped ? undefined : this.next?.(batch.map((b) => b.qid));
+    return this.store.queue.recordRounds(batch, undefined, this.keysFailed, next);
   }
 
   private readonly keysFailed = (qids: string[], err: unknown): void => logKeysNotRecorded(this.logger, qids, err);

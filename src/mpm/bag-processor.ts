@@ -247,7 +247,7 @@ export class BagProcessor {
         const r = this.o.store.queue.withdraw(row.qid);
         if (r.inFlight) blocked = true;
         withdrawn += r.deleted;
-        if (r.finished) for (const path of this.o.store.queue.spoolFiles(r.finished)) await removeFile(path);
+        if (r.finished) for (const path of r.finished.spoolFiles) await removeFile(path);
         if (r.deleted) this.o.logger.info({ qid: row.qid, tid: target }, 'imp: canceled by CANCEL');
       }
     }

@@ -88,6 +88,15 @@ export interface MessageRow {
   dsn_envid: string | null;
 }
 
+/**
+ * A message its round (or the CLI) just finished: its row and every spool file it had (the
+ * original and its recorded rewrite copies), read in the transaction that finished it, for
+ * the caller to remove once that transaction committed.
+ */
+export interface FinishedMessage extends MessageRow {
+  spoolFiles: readonly string[];
+}
+
 export interface RecipientRow {
   qid: string;
   rcpt: string;
@@ -182,6 +191,25 @@ export interface AttemptRecord {
   reply: string;
   outcome: AttemptOutcome;
   recipients: RecipientUpdate[];
+}
+
+/** A message claimed for an attempt round: its row and the recipients leased to the round. */
+export interface ClaimedMessage {
+  message: MessageRow;
+  recipients: RecipientRow[];
+}
+
+/** The claims `recordRounds` makes in its transaction, for the queue whose rounds it records. */
+export interface ClaimNext {
+  /** Inside the transaction, the rounds recorded: the messages to claim and the lease (none: claim nothing). */
+  pick(now: number): { qids: readonly string[]; until: number } | undefined;
+  /** After the commit: the messages claimed (those with nothing due left out). Must not throw. */
+  claimed(claims: ClaimedMessage[]): void;
+  /**
+   * The picked messages were not claimed: the claim failed (`roundsRecorded`: in its savepoint,
+   * the rounds are recorded all the same) or the whole transaction did. They are in the store.
+   */
+  notClaimed(err: unknown, roundsRecorded: boolean): void;
 }
 
 /** One message's attempt round to record (`recordRounds`). */
@@ -320,7 +348,8 @@ export class QueueStore {
       copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
       openCount: db.prepare(`SELECT
           SUM(state IN ('queued', 'deferred')) AS open,
-          SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight
+          SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight,
+          SUM(copy_path IS NOT NULL) AS copies
         FROM recipients WHERE qid = @qid`),
       // the finished row comes back from the UPDATE itself: no second look-up under the write lock
       finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING *`),
@@ -435,19 +464,21 @@ export class QueueStore {
   }
 
   /** `claim` for several messages in one transaction; messages with nothing due are left out. */
-  claimMany(qids: readonly string[], now: number, until: number): { message: MessageRow; recipients: RecipientRow[] }[] {
-    return writeTransaction(this.db, () => {
-      const out: { message: MessageRow; recipients: RecipientRow[] }[] = [];
-      for (const qid of qids) {
-        const message = this.message(qid);
-        if (!message || message.state !== 'queued') continue;
-        const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
-        if (rows.length === 0) continue;
-        for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
-        out.push({ message, recipients: rows });
-      }
-      return out;
-    });
+  claimMany(qids: readonly string[], now: number, until: number): ClaimedMessage[] {
+    return writeTransaction(this.db, () => this.claimManyIn(qids, now, until));
+  }
+
+  private claimManyIn(qids: readonly string[], now: number, until: number): ClaimedMessage[] {
+    const out: ClaimedMessage[] = [];
+    for (const qid of qids) {
+      const message = this.message(qid);
+      if (!message || message.state !== 'queued') continue;
+      const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+      if (rows.length === 0) continue;
+      for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
+      out.push({ message, recipients: rows });
+    }
+    return out;
   }
 
   /** Releases the leases and makes the recipients due at `until` (not an attempt: a busy next hop). */
@@ -504,7 +535,7 @@ export class QueueStore {
    * transaction; when that leaves the message finished, marks it done and returns its
    * row so the caller removes the spool file (only after this commit).
    */
-  recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): MessageRow | undefined {
+  recordRound(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now = Date.now()): FinishedMessage | undefined {
     return writeTransaction(this.db, () => this.recordRoundIn(qid, attempts, leased, now));
   }
 
@@ -512,13 +543,52 @@ export class QueueStore {
    * Several messages' `recordRound`s in one transaction (one WAL commit instead of many),
    * with the correlation keys the rounds carry. The keys go in a savepoint of their own:
    * keys the store refuses (reported to `keysFailed`) never cost a round its result.
+   * `next`: the queue's next claims, made in the same transaction once the rounds are
+   * recorded (the slots they held are free then), instead of a transaction of their own.
    */
-  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void): (MessageRow | undefined)[] {
-    return writeTransaction(this.db, () => {
-      const done = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
-      this.recordKeysIn(rounds, now, keysFailed);
-      return done;
-    });
+  recordRounds(rounds: readonly RoundToRecord[], now = Date.now(), keysFailed?: (qids: string[], err: unknown) => void, next?: ClaimNext): (FinishedMessage | undefined)[] {
+    let claims: ClaimedMessage[] | undefined;
+    let done: (FinishedMessage | undefined)[];
+    try {
+      done = writeTransaction(this.db, () => {
+        const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
+        this.recordKeysIn(rounds, now, keysFailed);
+        if (next) claims = this.claimNextIn(next, now);
+        return finished;
+      });
+    } catch (err) {
+      if (claims) next!.notClaimed(err, false);
+      throw err;
+    }
+    if (claims) next!.claimed(claims);
+    return done;
+  }
+
+  /**
+   * The next claims of `recordRounds` (undefined: none), the claim in a savepoint: a pick or
+   * claim the store refuses never costs the rounds their results (reported to `next`).
+   */
+  private claimNextIn(next: ClaimNext, now: number): ClaimedMessage[] | undefined {
+    const refused = (err: unknown): undefined => {
+      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+      if (!this.db.inTransaction) throw err;
+      next.notClaimed(err, true);
+      return undefined;
+    };
+    let want: ReturnType<ClaimNext['pick']>;
+    try {
+      want = next.pick(now);
+    } catch (err) {
+      return refused(err);
+    }
+    if (!want?.qids.length) return undefined;
+    const { qids, until } = want;
+    try {
+      // nested: a savepoint
+      return writeTransaction(this.db, () => this.claimManyIn(qids, now, until));
+    } catch (err) {
+      return refused(err);
+    }
   }
 
   /**
@@ -532,7 +602,7 @@ export class QueueStore {
     rounds: readonly { qid: string; attempts: readonly AttemptRecord[]; claimed: readonly { rcpt: string; attempts: number }[]; keys?: MessageKeysInput | undefined }[],
     now = Date.now(),
     keysFailed?: (qids: string[], err: unknown) => void,
-  ): { finished: (MessageRow | undefined)[]; skipped: number } {
+  ): { finished: (FinishedMessage | undefined)[]; skipped: number } {
     return writeTransaction(this.db, () => {
       let skipped = 0;
       const recorded: typeof rounds[number][] = [];
@@ -575,7 +645,7 @@ export class QueueStore {
 
   // The *In methods run inside the caller's transaction: a nested db.transaction() would
   // cost a SAVEPOINT and its RELEASE per call, several per message on the queue's hot path.
-  private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): MessageRow | undefined {
+  private recordRoundIn(qid: string, attempts: readonly AttemptRecord[], leased: readonly string[], now: number): FinishedMessage | undefined {
     const updated = new Set<string>();
     for (const a of attempts) this.recordOne(a, now, updated);
     // an updated recipient's lease went with its update; the rest (not attempted, or
@@ -614,14 +684,17 @@ export class QueueStore {
    * Marks the message done when no recipient is open or in flight; returns its row then,
    * so the caller can remove the spool file (only after this commit).
    */
-  finishIfDone(qid: string, now = Date.now()): MessageRow | undefined {
+  finishIfDone(qid: string, now = Date.now()): FinishedMessage | undefined {
     return writeTransaction(this.db, () => this.finishIfDoneIn(qid, now));
   }
 
-  private finishIfDoneIn(qid: string, now: number): MessageRow | undefined {
-    const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null };
+  private finishIfDoneIn(qid: string, now: number): FinishedMessage | undefined {
+    const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null; copies: number | null };
     if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
-    return this.s.finish.get(now, qid) as MessageRow | undefined;
+    const row = this.s.finish.get(now, qid) as MessageRow | undefined;
+    if (!row) return undefined;
+    // the count above tells whether there are copies: no second statement for most messages
+    return Object.assign(row, { spoolFiles: (c.copies ?? 0) > 0 ? this.spoolFiles(row) : [row.spool_path] });
   }
 
   recipients(qid: string): RecipientRow[] {
@@ -705,7 +778,7 @@ export class QueueStore {
    * the queue cannot claim a recipient in between. Returns the recipients deleted and
    * the message row when that finished it (its spool files can then go).
    */
-  withdraw(qid: string, now = Date.now()): { deleted: number; inFlight: boolean; finished: MessageRow | undefined } {
+  withdraw(qid: string, now = Date.now()): { deleted: number; inFlight: boolean; finished: FinishedMessage | undefined } {
     return writeTransaction(this.db, () => {
       const busy = this.db
         .prepare(`SELECT COUNT(*) AS n FROM recipients WHERE qid = ? AND state IN ('queued', 'deferred') AND inflight_until >= ?`)

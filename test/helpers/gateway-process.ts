@@ -19,8 +19,6 @@ export interface GatewayProcess {
   peakRssBytes(): number | undefined;
   /** CPU time (user + system) used so far, in seconds, where /proc is available. */
   cpuSeconds(): number | undefined;
-  /** CPU time of the main thread alone (the SMTP listener's), in seconds, where /proc is available. */
-  mainThreadCpuSeconds(): number | undefined;
   /** Resolves when the process has exited. */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM (graceful), then SIGKILL after `graceMs`. */
@@ -89,7 +87,6 @@ export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {})
           }
         },
         cpuSeconds: () => processCpuSeconds(pid),
-        mainThreadCpuSeconds: () => processCpuSeconds(pid, pid),
         exited,
         async stop(graceMs = 10_000) {
           if (child.exitCode !== null || child.signalCode !== null) return exited;
@@ -133,10 +130,9 @@ export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {})
 }
 
 /** utime + stime from /proc/PID/stat (clock ticks, 100 per second on Linux). */
-export function processCpuSeconds(pid: number, tid?: number): number | undefined {
+export function processCpuSeconds(pid: number): number | undefined {
   try {
-    // a process's main thread has the process's id as its thread id
-    const stat = readFileSync(tid === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${tid}/stat`, 'utf8');
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     // fields[0] is field 3 (state); utime and stime are fields 14 and 15
     return (Number(fields[11]) + Number(fields[12])) / 100;

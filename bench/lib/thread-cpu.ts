@@ -1,0 +1,32 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** CPU seconds (user + system) of each thread of a Linux process, by thread id; empty elsewhere. */
+export function threadCpuSeconds(pid: number): Map<number, number> {
+  const out = new Map<number, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return out;
+}
+
+/**
+ * The threads' CPU between two snapshots, ms per message, busiest first, the main thread
+ * (tid = pid: mailbag's SMTP listener) marked `main`; threads under 0.02 ms/msg left out.
+ */
+export function threadCpuPerMessage(pid: number, before: Map<number, number>, after: Map<number, number>, count: number): string {
+  const rows = [...after].map(([tid, s]) => ({ tid, ms: ((s - (before.get(tid) ?? 0)) * 1000) / count })).filter((r) => r.ms >= 0.02);
+  rows.sort((a, b) => b.ms - a.ms);
+  return rows.map((r) => `${r.tid === pid ? 'main' : `t${r.tid - pid}`} ${r.ms.toFixed(2)}`).join(', ');
+}
