@@ -245,10 +245,6 @@ export const PRUNE_CANDIDATES_SQL = `SELECT qid FROM messages
 export const HELD_UNTIL = 8_640_000_000_000_000;
 
 /**
- * Delivery-queue persistence: every statement prepared once, every multi-row change in
- * one transaction. Pure data access; the policy (backoff, expiry, bounces) is the queue's.
- */
-/**
  * The statements that insert an accepted message, on the store's own connection or on
  * the accept path's (`openDurableWriter`). The IMP and PoD ones are prepared on first
  * use: a CLI may open a store from before their tables.
@@ -304,6 +300,10 @@ export class MessageInserter {
   }
 }
 
+/**
+ * Delivery-queue persistence: every statement prepared once, every multi-row change in
+ * one transaction. Pure data access; the policy (backoff, expiry, bounces) is the queue's.
+ */
 export class QueueStore {
   private readonly s;
 
