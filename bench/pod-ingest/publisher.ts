@@ -1,8 +1,9 @@
 // The publisher side of the pod-ingest benchmark, in its own process like a remote
 // service: the real PodPublisher serving `count` generated events of one kind from a
 // MemoryEventSource. Prints `{"port":N,"token":"..."}`, then on stdin: `go` publishes every
-// event at once (a live session sends them at its next poll), `hwm` prints its peak RSS and the CPU it used since `go`;
-// end of stdin closes it.
+// event at once (the source tells the live session, which sends them at once), `hwm` prints
+// its peak RSS and the CPU it used since `go`; end of stdin closes it. The poll interval is
+// the production default (1 s): the facts recorder sweeps the store at that pace.
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,7 +25,7 @@ const secretFile = join(dir, 'secret');
 const store = Store.open(join(dir, 'publisher.db'));
 const source = new MemoryEventSource();
 const publisher = new PodPublisher({
-  config: { listen: { host: '127.0.0.1', port: 0 }, secretFile, cid: 'bench', pollInterval: 5 },
+  config: { listen: { host: '127.0.0.1', port: 0 }, secretFile, cid: 'bench', pollInterval: 1000 },
   store,
   identity: { agent: 'bench.example', version: 'bench', localDomains: [] },
   logger: pino({ level: 'silent' }),

@@ -43,6 +43,11 @@ export interface PublisherEventSource {
   next(type: PodEventKind, cursor: string | undefined, limit: number, window?: SourceWindow): SourceBatch | Promise<SourceBatch>;
   /** Whether `cursor` is one of this source's (a resume point saved by another version or source is not). */
   isCursor(cursor: string): boolean;
+  /**
+   * Optional: calls `listener` whenever events are added, so that live sessions send them at
+   * once rather than at their next poll. Returns the function that stops the calls.
+   */
+  watch?(listener: () => void): () => void;
 }
 
 /** One entry of a `MemoryEventSource`: its type, the instant archive windows select it by, the payload. */
@@ -61,9 +66,18 @@ export interface MemoryEntry {
  */
 export class MemoryEventSource implements PublisherEventSource {
   private readonly entries: Record<PodEventKind, MemoryEntry[]> = { message: [], maillog: [] };
+  private readonly listeners = new Set<() => void>();
 
+  /** Appends entries; live sessions are told at once (`watch`). */
   append(...entries: MemoryEntry[]): void {
     for (const e of entries) this.entries[e.type].push(e);
+    if (entries.length) for (const listener of [...this.listeners]) listener();
+  }
+
+  watch(listener: () => void): () => void {
+    const own = () => listener();
+    this.listeners.add(own);
+    return () => this.listeners.delete(own);
   }
 
   count(type: PodEventKind): number {

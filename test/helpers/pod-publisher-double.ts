@@ -27,7 +27,7 @@ export interface PublisherDouble {
   requests: ProxiedConnection[];
   /** The open sessions of that mode (upgraded, not closed). */
   open(mode?: 'live' | 'archive'): ProxiedConnection[];
-  /** Appends events to the source; a live session sends them at its next poll. */
+  /** Appends events to the source; live sessions are told and send them at once. */
   publish(type: PodEventKind, tsMs: number, payload: string | Buffer): void;
   proxy: TcpProxy;
   /** Holds `token`'s one session, as another client would; resolves once it is open. */
