@@ -1,13 +1,15 @@
 // The accept path's group commit while another connection (the queue thread, the CLI)
 // holds the store's write lock: it waits from the event loop, so the SMTP thread's other
 // sessions keep running, and commits once the lock is free; past the SMTP lock bound it
-// fails (451) instead of waiting on. Events are ordered, never timed.
+// fails (451) instead of waiting on. It commits on a connection of its own whose settings
+// are fixed at open, so no PRAGMA runs per commit. Events are ordered, never timed.
 import t from 'tap';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { toNewMessage } from '../src/delivery/accept.js';
 import { GroupCommitter } from '../src/delivery/group-commit.js';
 import { Spool } from '../src/delivery/spool.js';
-import { openDatabase } from '../src/store/db.js';
+import { BUSY_TIMEOUT_MS, openDatabase, openDurableWriter } from '../src/store/db.js';
 import { Store } from '../src/store/store.js';
 import { tempDir } from './helpers/gateway.js';
 
@@ -73,4 +75,45 @@ t.test('the lock held past the SMTP bound: the batch fails with SQLITE_BUSY (the
   // the next batch commits once the lock is free
   await committer.commit(message('0Q0000000000C'));
   t.ok(store.queue.message('0Q0000000000C'));
+});
+
+t.test('the accept commit runs on a connection of its own: FULL, no busy wait, no PRAGMA per commit on the store connection', async (t) => {
+  const { store, committer, message } = setup(t);
+  const pragmas: string[] = [];
+  const pragma = store.db.pragma.bind(store.db);
+  store.db.pragma = ((source: string, options?: { simple?: boolean }) => {
+    pragmas.push(source);
+    return pragma(source, options);
+  }) as typeof store.db.pragma;
+  await Promise.all([committer.commit(message('0Q0000000000D')), committer.commit(message('0Q0000000000E'))]);
+  await committer.commit(message('0Q0000000000F'));
+  t.same(pragmas, [], 'no PRAGMA compiled around the commits (SQLite applies one when it compiles it)');
+  t.ok(store.queue.message('0Q0000000000F'), 'the rows are visible to the store connection');
+  t.equal(pragma('synchronous', { simple: true }), 1, 'the store connection stays at synchronous=NORMAL');
+  t.equal(pragma('busy_timeout', { simple: true }), BUSY_TIMEOUT_MS.smtp, 'and keeps its lock wait bound');
+});
+
+t.test('openDurableWriter: synchronous=FULL, busy_timeout 0, no WAL checkpoints, fixed at open', async (t) => {
+  const { dir, cleanup } = tempDir('durable-writer');
+  t.teardown(cleanup);
+  const path = join(dir, 'store.db');
+  const store = Store.open(path, { role: 'smtp' });
+  const writer = openDurableWriter(path);
+  t.teardown(() => (writer.close(), store.close()));
+  t.equal(writer.pragma('synchronous', { simple: true }), 2, 'FULL: every commit fsyncs the WAL before it returns');
+  t.equal(writer.pragma('busy_timeout', { simple: true }), 0);
+  t.equal(writer.pragma('wal_autocheckpoint', { simple: true }), 0);
+  t.equal(writer.pragma('foreign_keys', { simple: true }), 1);
+});
+
+t.test('closing the store closes the accept connection too (the last close removes the WAL)', async (t) => {
+  const { dir, cleanup } = tempDir('durable-writer-close');
+  t.teardown(cleanup);
+  const path = join(dir, 'store.db');
+  const store = Store.open(path, { role: 'smtp' });
+  const committer = new GroupCommitter(store, new Spool(join(dir, 'spool')));
+  await committer.commit(toNewMessage({ qid: '0Q0000000000G', receivedAt: 1, sender: '', recipients: [{ address: 'b@example.test' }] }, { spoolPath: join(dir, 'spool', 'x'), spoolOffset: 0, size: 1, sha256: '0'.repeat(64) }));
+  t.ok(existsSync(`${path}-wal`));
+  store.close();
+  t.notOk(existsSync(`${path}-wal`), 'no connection left open');
 });

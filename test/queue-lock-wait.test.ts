@@ -6,8 +6,8 @@
 import t from 'tap';
 import { enqueueGenerated } from '../src/delivery/enqueue.js';
 import { QidGenerator } from '../src/delivery/qid.js';
-import { LockRetry, openDatabase } from '../src/store/db.js';
-import { waitFor } from './helpers/gateway.js';
+import { isLockBusy, LockRetry, openDatabase, writeTransaction } from '../src/store/db.js';
+import { tempDir, waitFor } from './helpers/gateway.js';
 import { gate, reply, startEngine } from './helpers/queue-engine.js';
 
 const turns = (n: number) =>
@@ -104,4 +104,32 @@ t.test('LockRetry: short delays from the event loop, then give up at the bound, 
   lock.done();
   now = 100;
   t.equal(lock.busy(), 1);
+});
+
+t.test('a transaction that does not wait: SQLITE_BUSY while the lock is held, the connection keeps its own busy_timeout', async (t) => {
+  const { dir, cleanup } = tempDir('lock-wait');
+  const path = `${dir}/store.db`;
+  const queue = openDatabase(path, { role: 'queue' });
+  const other = openDatabase(path, { role: 'cli' });
+  t.teardown(() => {
+    if (other.inTransaction) other.exec('ROLLBACK');
+    other.close();
+    queue.close();
+    cleanup();
+  });
+  const timeout = () => Number(queue.pragma('busy_timeout', { simple: true }));
+  other.exec('BEGIN IMMEDIATE');
+  for (let i = 0; i < 3; i++) {
+    let caught: unknown;
+    try {
+      writeTransaction(queue, () => queue.exec('CREATE TABLE IF NOT EXISTS t (x)'), { waitForLock: false });
+    } catch (err) {
+      caught = err;
+    }
+    t.ok(isLockBusy(caught), `try ${i + 1}: SQLITE_BUSY`);
+    t.equal(timeout(), 5000, 'busy_timeout restored');
+  }
+  other.exec('COMMIT');
+  writeTransaction(queue, () => queue.exec('CREATE TABLE IF NOT EXISTS t (x)'), { waitForLock: false });
+  t.equal(timeout(), 5000, 'busy_timeout restored after a transaction that got the lock');
 });

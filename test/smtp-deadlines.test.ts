@@ -97,6 +97,30 @@ t.test('message data trickled a byte at a time is cut off with 421 4.4.2 and not
   t.same(readdirSync(join(dir, 'spool')).filter((f) => f !== 'tmp' && !f.startsWith('gateway.lock') && f !== 'results.journal'), [], 'no spool file');
 });
 
+t.test('the DATA deadline of a second transaction on the same connection: re-armed for it, silent in between', async (t) => {
+  const { gw } = await gateway(t, { smtp: { dataTimeout: 300 } });
+  const c = await session(gw);
+  t.match(await c.cmd('MAIL FROM:<a@sender.test>'), /^250 /);
+  t.match(await c.cmd('RCPT TO:<alice@example.test>'), /^250 /);
+  t.match(await c.cmd('DATA'), /^354 /);
+  const first = await c.cmd('Subject: first\r\n\r\nbody\r\n.');
+  t.match(first, /^250 .*queued as /, 'the first message is queued');
+  // three deadlines of idle time after the first DATA: its deadline has nothing to end
+  await new Promise((r) => setTimeout(r, 900));
+  t.match(await c.cmd('MAIL FROM:<a@sender.test>'), /^250 /, 'the session goes on');
+  t.match(await c.cmd('RCPT TO:<alice@example.test>'), /^250 /);
+  t.match(await c.cmd('DATA'), /^354 /);
+  const slow = trickle(c, 'Subject: slow\r\n\r\n' + 'line of a slow body\r\n'.repeat(15), 20);
+  const reply = await c.reply(30_000);
+  const stillTrickling = !slow.finished();
+  t.match(reply, /^421 4\.4\.2 .*DATA timeout/, 'the second DATA has its deadline');
+  t.ok(stillTrickling, 'it came while the client was still sending the message');
+  await waitFor(() => c.closed, 10_000, 'the server to close the connection');
+  await slow.done;
+  c.close();
+  t.ok(gw.store.queue.message(/queued as (\S+)/.exec(first)![1]!), 'the first message is stored');
+});
+
 t.test('connections per IP per minute: 421 4.7.0 beyond the limit, trusted networks exempt', async (t) => {
   const { gw } = await gateway(t, { smtp: { maxConnectionRatePerIp: 2 } });
   for (let i = 1; i <= 2; i++) {

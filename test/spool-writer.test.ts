@@ -1,6 +1,8 @@
 // The spool writer's descriptor life: a discard never closes the fd under a write still
 // in flight (the number would be free for another session's spool file, which the late
-// write would then hit), and the envelope and end record frame the message bytes.
+// write would then hit), the spool directory stays open for the group commit's fsync (and
+// is closed only once no fsync uses it), and the envelope and end record frame the
+// message bytes.
 import t from 'tap';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
@@ -99,4 +101,76 @@ t.test('the envelope keeps MAIL and RCPT parameters; a damaged envelope or end r
   const badJson = Buffer.from(bytes.toString('latin1').replace('"sender":""', '"sender":7 '), 'latin1');
   await t.rejects(broken('badjson', badJson), { code: 'ERR_MAILBAG_SPOOL_FORMAT', message: /envelope is invalid: sender/ });
   await t.rejects(broken('plain', Buffer.from('Subject: a plain message\r\n\r\n')), { code: 'ERR_MAILBAG_SPOOL_FORMAT', message: /no mailbag spool header/ });
+});
+
+t.test('syncDir keeps the spool directory open: one fsync per call, and close waits for a sync in flight', async (t) => {
+  const { dir, cleanup } = tempDir('spool-syncdir');
+  t.teardown(cleanup);
+  const events: string[] = [];
+  let holdSync: Promise<void> | undefined;
+  let syncStarted!: () => void;
+  const started = new Promise<void>((r) => (syncStarted = r));
+  const fs: SpoolFs = {
+    ...nodeSpoolFs,
+    async open(path, flags, mode) {
+      events.push(`open ${path === `${dir}/spool` ? 'dir' : 'file'}`);
+      return nodeSpoolFs.open(path, flags, mode);
+    },
+    async fsync(fd) {
+      events.push('fsync start');
+      syncStarted();
+      await holdSync;
+      await nodeSpoolFs.fsync(fd);
+      events.push('fsync done');
+    },
+    async close(fd) {
+      events.push('close');
+      return nodeSpoolFs.close(fd);
+    },
+  };
+  const spool = new Spool(`${dir}/spool`, { fs });
+  await spool.syncDir();
+  await spool.syncDir();
+  t.same(events, ['open dir', 'fsync start', 'fsync done', 'fsync start', 'fsync done'], 'opened once, one fsync per call, never closed in between');
+  events.length = 0;
+  let release!: () => void;
+  holdSync = new Promise<void>((r) => (release = r));
+  const syncing = spool.syncDir();
+  await started;
+  spool.close();
+  for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+  t.same(events, ['fsync start'], 'nothing closed while the fsync is in flight');
+  release();
+  await syncing;
+  while (!events.includes('close')) await new Promise((r) => setImmediate(r));
+  t.same(events, ['fsync start', 'fsync done', 'close'], 'the descriptor is closed after the fsync completed');
+  holdSync = undefined;
+  events.length = 0;
+  await spool.syncDir();
+  t.same(events, ['open dir', 'fsync start', 'fsync done'], 'a sync after close opens the directory again');
+  spool.close();
+});
+
+t.test('a failed directory fsync is reported and the next syncDir opens the directory afresh', async (t) => {
+  const { dir, cleanup } = tempDir('spool-syncdir-fail');
+  t.teardown(cleanup);
+  const events: string[] = [];
+  let fail = true;
+  const fs: SpoolFs = {
+    ...nodeSpoolFs,
+    async open(path, flags, mode) {
+      events.push('open');
+      return nodeSpoolFs.open(path, flags, mode);
+    },
+    async fsync(fd) {
+      if (fail) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+      return nodeSpoolFs.fsync(fd);
+    },
+  };
+  const spool = new Spool(`${dir}/spool`, { fs });
+  await t.rejects(spool.syncDir(), { code: 'EIO' });
+  fail = false;
+  await spool.syncDir();
+  t.same(events, ['open', 'open'], 'the descriptor that failed is not trusted again');
+  spool.close();
 });

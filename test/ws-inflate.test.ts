@@ -63,3 +63,30 @@ t.test('a message that inflates past maxPayload closes the connection with 1009'
   t.equal(await closedWith, 1009, 'the client closed with 1009');
   t.same(messages, [], 'nothing of it was delivered');
 });
+
+t.test('a corrupt compressed message closes the connection with 1007; the next connection inflates again', async (t) => {
+  let serverSaw: (code: number) => void = () => undefined;
+  const closedWith = new Promise<number>((resolve) => (serverSaw = resolve));
+  let connections = 0;
+  const url = await server(t, (ws) => {
+    if (connections++ === 0) {
+      ws.on('close', (code) => serverSaw(code));
+      // A good message first (it leaves the client's inflate engine in use), then, once it is
+      // written, a frame with FIN, RSV1 (compressed), text: 3 bytes that are not a deflate stream.
+      ws.send('{"guid":"before"}', () => (ws as unknown as { _socket: { write(b: Buffer): void } })._socket.write(Buffer.from([0xc1, 0x03, 0xff, 0xff, 0xff])));
+    } else {
+      ws.send('{"guid":"after"}');
+    }
+  });
+  const first = new WebSocket(url, { perMessageDeflate: deflate });
+  const got: string[] = [];
+  first.on('message', (m: Buffer) => got.push(m.toString()));
+  const error = await new Promise<Error & { code?: string }>((resolve) => first.once('error', resolve));
+  t.match(error.message, /invalid|incorrect|unknown/i, 'zlib says what is wrong');
+  t.equal(await closedWith, 1007, 'the client closed with 1007');
+  t.same(got, ['{"guid":"before"}'], 'the message before it was delivered, nothing of the corrupt one');
+  const second = new WebSocket(url, { perMessageDeflate: deflate });
+  const next = await new Promise<string>((resolve) => second.once('message', (m: Buffer) => resolve(m.toString())));
+  second.close();
+  t.equal(next, '{"guid":"after"}');
+});

@@ -7,13 +7,17 @@
 //       (the production defaults: 500 events per IMMEDIATE transaction);
 //   (b) baseline: a bare better-sqlite3 batched insert (500 rows per transaction, one
 //       prepared statement) of the same rows into the same schema, in the same run.
-// Reports events/s and the ratio (a)/(b); CPU per event of the consumer, of the bare insert
-// and their ratio (bare CPU / consumer CPU: the same ratio in CPU terms, what a busy machine
-// colours least), the publisher's CPU per event, and the peak RSS of both processes. It also checks that every event was stored exactly once.
+// Reports events/s and the ratio (a)/(b); CPU per event of the consumer (all its threads) and
+// of its main thread alone (the rest is the ingest thread's), of the bare insert and their
+// ratio (bare CPU / consumer CPU: the same ratio in CPU terms, what a busy machine colours
+// least), the publisher's CPU per event, and the peak RSS of both processes. It also checks
+// that every event was stored exactly once.
 //
 //   npm run bench -- pod-ingest
-//   env: BENCH_SCALE=0.25 (fewer events), BENCH_CPU_PROF=DIR (a .cpuprofile of the consumer
-//        for each kind's timed run, and --cpu-prof of the publisher process)
+//   env: BENCH_SCALE=0.25 (fewer events), BENCH_CPU_PROF=DIR (a .cpuprofile of the consumer's
+//        main thread for each kind's timed run, and --cpu-prof of the publisher process),
+//        BENCH_POD_INLINE=1 (each kind also with ingest on the consumer's main thread, the
+//        A/B of the ingest thread in one run)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -26,6 +30,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { PodConsumer } from '../../src/gateway/pod-consumer.js';
 import { ingestToBatchItem, type PodEventKind } from '../../src/pod/ingest.js';
 import { Store } from '../../src/store/store.js';
+import { threadCpuSeconds } from '../lib/thread-cpu.js';
 import { generateEvents } from './events.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -51,6 +56,11 @@ function resetHwm(): void {
   }
 }
 
+/** This process's main thread's CPU time, µs (Linux; NaN elsewhere). */
+function mainThreadCpuUs(): number {
+  return (threadCpuSeconds(process.pid).get(process.pid) ?? Number.NaN) * 1e6;
+}
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function lineFrom(lines: AsyncIterator<string>): Promise<string> {
@@ -65,10 +75,14 @@ interface EndToEnd {
   consumerHwmMb: number;
   publisherHwmMb: number;
   publisherCpuUsPerEvent: number;
+  /** The CPU of the consumer's main thread alone, per event: the rest is the ingest thread's (and the GC's helpers). */
+  mainCpuUsPerEvent: number;
 }
 
-async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
-  const profArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `publisher-${kind}`)}`] : [];
+type IngestMode = 'thread' | 'inline';
+
+async function endToEnd(kind: PodEventKind, mode: IngestMode): Promise<EndToEnd> {
+  const profArgs = profDir ? ['--cpu-prof', `--cpu-prof-dir=${join(profDir, `publisher-${kind}-${mode}`)}`] : [];
   const child = spawn(
     process.execPath,
     ['--import=tsx', ...profArgs, fileURLToPath(new URL('./publisher.ts', import.meta.url)), kind, String(COUNT), String(SEED[kind]), String(START_MS)],
@@ -78,7 +92,7 @@ async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
   const { port, token } = JSON.parse(await lineFrom(lines)) as { port: number; token: string };
   const store = Store.open(join(work, `consumer-${kind}.db`));
   const config = validateConfig({ pod: { streams: [{ name: `bench-${kind}`, url: `ws://127.0.0.1:${port}/`, cid: 'bench', type: kind, token }] } });
-  const consumer = new PodConsumer({ config: config.pod, store, logger: pino({ level: 'silent' }), env: {} });
+  const consumer = new PodConsumer({ config: config.pod, store, logger: pino({ level: 'silent' }), env: {}, ingestThread: mode === 'thread' });
   consumer.start();
   const status = () => consumer.statuses()[0]!;
   while (status().state !== 'live') await sleep(5);
@@ -93,6 +107,7 @@ async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
     await session.post('Profiler.start');
   }
   const cpu0 = process.cpuUsage();
+  const main0 = mainThreadCpuUs();
   const t0 = performance.now();
   child.stdin.write('go\n');
   for (;;) {
@@ -102,10 +117,11 @@ async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
   }
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  const mainCpu = mainThreadCpuUs() - main0;
   if (session) {
     const { profile } = await session.post('Profiler.stop');
     mkdirSync(profDir!, { recursive: true });
-    writeFileSync(join(profDir!, `consumer-${kind}.cpuprofile`), JSON.stringify(profile));
+    writeFileSync(join(profDir!, `consumer-${kind}-${mode}.cpuprofile`), JSON.stringify(profile));
     session.disconnect();
   }
   const consumerHwm = hwmKb();
@@ -121,7 +137,7 @@ async function endToEnd(kind: PodEventKind): Promise<EndToEnd> {
   store.close();
   child.stdin.end();
   await new Promise((r) => child.once('exit', r));
-  return { rate: (COUNT * 1000) / ms, cpuUsPerEvent: (cpu.user + cpu.system) / COUNT, consumerHwmMb: consumerHwm / 1024, publisherHwmMb: pubHwm / 1024, publisherCpuUsPerEvent: pubCpuUs / COUNT };
+  return { rate: (COUNT * 1000) / ms, cpuUsPerEvent: (cpu.user + cpu.system) / COUNT, consumerHwmMb: consumerHwm / 1024, publisherHwmMb: pubHwm / 1024, publisherCpuUsPerEvent: pubCpuUs / COUNT, mainCpuUsPerEvent: mainCpu / COUNT };
 }
 
 /** The same rows, inserted bare: one prepared statement, 500 rows per IMMEDIATE transaction, no validation, no dedupe counting, no links. */
@@ -156,28 +172,31 @@ function bareInsert(kind: PodEventKind): { rate: number; cpuUsPerRow: number } {
   return { rate: (COUNT * 1000) / ms, cpuUsPerRow: (cpu.user + cpu.system) / COUNT };
 }
 
+/** The production default (ingest on its own thread), and with BENCH_POD_INLINE=1 the same consumer ingesting on its main thread, for an A/B in one run. */
+const modes: IngestMode[] = process.env.BENCH_POD_INLINE === '1' ? ['thread', 'inline'] : ['thread'];
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const onlyKind = process.argv[2] as PodEventKind | undefined;
+const onlyMode = process.argv[3] as IngestMode | undefined;
 try {
-  if (onlyKind) {
+  if (onlyKind && onlyMode) {
     // One kind in this process (spawned below): its peak RSS is its own.
-    const e = await endToEnd(onlyKind);
+    const e = await endToEnd(onlyKind, onlyMode);
     const bare = bareInsert(onlyKind);
     process.stdout.write(`${JSON.stringify({ ...e, bare })}\n`);
   } else {
     const out: string[] = [];
     out.push(`${COUNT} events per kind; ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(2)).join(' ')} at start`, '');
     out.push(
-      '| kind | end to end (events/s) | bare insert (rows/s) | ratio | consumer CPU per event | bare insert CPU per row | CPU ratio | publisher CPU per event | peak RSS: consumer | publisher |',
-      '|---|---|---|---|---|---|---|---|---|---|',
+      '| kind | ingest | end to end (events/s) | bare insert (rows/s) | ratio | consumer CPU per event | of which main thread | bare insert CPU per row | CPU ratio | publisher CPU per event | peak RSS: consumer | publisher |',
+      '|---|---|---|---|---|---|---|---|---|---|---|---|',
     );
-    for (const kind of ['message', 'maillog'] as const) {
-      const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), kind], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
+    for (const kind of ['message', 'maillog'] as const) for (const mode of modes) {
+      const r = spawnSync(process.execPath, [...process.execArgv, fileURLToPath(import.meta.url), kind, mode], { stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8' });
       if (r.status !== 0) throw new Error(`${kind}: the benchmark process exited ${r.status ?? r.signal}`);
       const e = JSON.parse(r.stdout) as EndToEnd & { bare: { rate: number; cpuUsPerRow: number } };
       out.push(
-        `| ${kind} | ${fmt(e.rate)} | ${fmt(e.bare.rate)} | ${((e.rate / e.bare.rate) * 100).toFixed(0)}% | ` +
-          `${e.cpuUsPerEvent.toFixed(0)} µs | ${e.bare.cpuUsPerRow.toFixed(0)} µs | ${((e.bare.cpuUsPerRow / e.cpuUsPerEvent) * 100).toFixed(0)}% | ` +
+        `| ${kind} | ${mode === 'thread' ? 'own thread' : 'main thread'} | ${fmt(e.rate)} | ${fmt(e.bare.rate)} | ${((e.rate / e.bare.rate) * 100).toFixed(0)}% | ` +
+          `${e.cpuUsPerEvent.toFixed(0)} µs | ${e.mainCpuUsPerEvent.toFixed(0)} µs | ${e.bare.cpuUsPerRow.toFixed(0)} µs | ${((e.bare.cpuUsPerRow / e.cpuUsPerEvent) * 100).toFixed(0)}% | ` +
           `${e.publisherCpuUsPerEvent.toFixed(0)} µs | ${e.consumerHwmMb.toFixed(0)} MB | ${e.publisherHwmMb.toFixed(0)} MB |`,
       );
     }

@@ -311,6 +311,8 @@ const podSchema = z
     /** Events stored per transaction; a batch is also stored after batchDelay. */
     batchSize: z.number().int().min(1).max(10_000).default(500),
     batchDelay: timerDuration.prefault('200ms'),
+    /** Ingest (parse, validate, canonical form, hash) on a thread of its own, beside the WebSocket and the store (docs/pod.md). */
+    ingestThread: z.boolean().default(true),
     /** mailbag's own events served in the PoD Log API (`/v1/stream`, docs/pod.md). */
     publisher: z
       .strictObject({

@@ -33,7 +33,10 @@ export function toNewMessage(envelope: SpoolEnvelope, file: { spoolPath: string;
     authUser: envelope.client?.authUser,
     params: envelope.mail,
     recipientParams,
-    ...file,
+    spoolPath: file.spoolPath,
+    spoolOffset: file.spoolOffset,
+    size: file.size,
+    sha256: file.sha256,
   };
 }
 
@@ -87,12 +90,10 @@ export class AcceptPath {
     try {
       const row = toNewMessage(m.envelope, { spoolPath, spoolOffset: m.writer.offset, size, sha256: m.writer.sha256! });
       const podFacts = this.o.facts ? await this.o.facts(row).catch(() => undefined) : undefined;
-      await this.committer.commit({
-        ...row,
-        ...(extra.imp ? { imp: extra.imp } : {}),
-        ...(extra.origin ? { origin: extra.origin } : {}),
-        ...(podFacts ? { podFacts } : {}),
-      });
+      if (extra.imp) row.imp = extra.imp;
+      if (extra.origin) row.origin = extra.origin;
+      if (podFacts) row.podFacts = podFacts;
+      await this.committer.commit(row);
     } catch (err) {
       await this.o.spool.remove(spoolPath);
       throw err;

@@ -86,8 +86,15 @@ export const MAX_TRAILER_BYTES = '\nMAILBAG-SPOOL-END  \n'.length + 16 + 64;
 export const MAX_HEADER_BYTES = 64 * 1024 * 1024;
 
 export function encodeHeader(envelope: SpoolEnvelope): Buffer {
-  const json = Buffer.from(JSON.stringify(envelope));
-  return Buffer.concat([Buffer.from(`${MAGIC}${json.length}\n`), json, Buffer.from('\n')]);
+  // one buffer, written in place: no intermediate buffers to concatenate
+  const json = JSON.stringify(envelope);
+  const jsonLength = Buffer.byteLength(json);
+  const line = `${MAGIC}${jsonLength}\n`;
+  const header = Buffer.allocUnsafe(line.length + jsonLength + 1);
+  header.write(line, 0, 'latin1');
+  header.write(json, line.length, 'utf8');
+  header[header.length - 1] = 0x0a;
+  return header;
 }
 
 export function encodeTrailer(size: number, sha256: string): Buffer {

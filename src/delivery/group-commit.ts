@@ -31,7 +31,9 @@ export class GroupCommitter {
   constructor(
     private readonly store: Store,
     private readonly spool: Spool,
-  ) {}
+  ) {
+    store.queue.durableWriter();
+  }
 
   /** Resolves once the message's spool rename and its rows are durable. */
   commit(message: NewMessage): Promise<void> {

@@ -184,9 +184,55 @@ export class Spool {
     return new SpoolWriter(this.fs, fd, tmpPath, this.pathFor(envelope.qid), this.dir, encodeHeader(envelope));
   }
 
-  /** fsync of the spool directory: makes renames into it durable. */
+  /** The spool directory's descriptor, opened on the first `syncDir` and kept. */
+  private dirFd: Promise<number> | undefined;
+  /** The `syncDir` in progress: `close` never closes the descriptor under it. */
+  private dirSyncing: Promise<void> | undefined;
+
+  /**
+   * fsync of the spool directory: makes renames into it durable. The accept path calls
+   * it once per group commit, on a descriptor kept open: one call on libuv's thread pool
+   * (shared with every session's spool file calls) instead of open, fsync and close.
+   */
   syncDir(): Promise<void> {
-    return syncDirectory(this.dir, this.fs);
+    const run = this.syncDirOnce();
+    this.dirSyncing = run;
+    const clear = () => {
+      if (this.dirSyncing === run) this.dirSyncing = undefined;
+    };
+    run.then(clear, clear);
+    return run;
+  }
+
+  private async syncDirOnce(): Promise<void> {
+    let opening = this.dirFd;
+    if (!opening) {
+      opening = this.dirFd = this.fs.open(this.dir, 'r');
+      opening.catch(() => {
+        if (this.dirFd === opening) this.dirFd = undefined;
+      });
+    }
+    const fd = await opening;
+    try {
+      await this.fs.fsync(fd);
+    } catch (err) {
+      // the next call opens the directory again rather than trusting this descriptor
+      if (this.dirFd === opening) this.close();
+      throw err;
+    }
+  }
+
+  /** Releases the spool directory's descriptor once no `syncDir` uses it. */
+  close(): void {
+    const opening = this.dirFd;
+    if (!opening) return;
+    this.dirFd = undefined;
+    const syncing = this.dirSyncing;
+    void (async () => {
+      await syncing?.catch(() => undefined);
+      const fd = await opening.catch(() => undefined);
+      if (fd !== undefined) await this.fs.close(fd).catch(() => undefined);
+    })();
   }
 
   /** The message octets of a stored message, streamed (no checks: `openVerified` checks). */
@@ -445,8 +491,9 @@ export class SpoolWriter extends Writable {
    */
   async commit(opts: { syncDir?: boolean } = {}): Promise<string> {
     await this.fs.fsync(this.fd);
-    await this.closeFile();
-    await this.fs.rename(this.tmpPath, this.finalPath);
+    // the descriptor is no longer needed once the data is synced: closing it need not
+    // hold up the rename (each is a round trip through libuv's thread pool)
+    await Promise.all([this.closeFile(), this.fs.rename(this.tmpPath, this.finalPath)]);
     if (opts.syncDir !== false) await syncDirectory(this.dir, this.fs);
     return this.finalPath;
   }

@@ -22,7 +22,7 @@ export interface Storage {
   spool: Spool;
   qids: QidGenerator;
   accept: WatchedAcceptPath;
-  /** Releases what start-up took (the store connection). */
+  /** Releases what start-up took (the store connections, the spool directory descriptor). */
   close(): void;
 }
 

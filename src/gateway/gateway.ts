@@ -201,7 +201,11 @@ async function openStorage(config: Config, logger: Logger, role: ConnectionRole,
     // Lane 0 of 2: the queue thread (lane 1) queues bounces with ids of its own. Seeded
     // past every qid in the spool too: files set aside keep theirs when recovered.
     const qids = new QidGenerator(laterQid(store.queue.maxQid(), spool.maxQid()), { lane: 0, lanes: 2 });
-    return { store, spool, qids, accept: new WatchedAcceptPath({ spool, store, qids, facts }), close: () => store.close() };
+    const close = () => {
+      spool.close();
+      store.close();
+    };
+    return { store, spool, qids, accept: new WatchedAcceptPath({ spool, store, qids, facts }), close };
   } catch (err) {
     store.close();
     throw err;

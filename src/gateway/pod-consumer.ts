@@ -9,7 +9,8 @@ import type { PodGap, PodStreamState, PodStreamStatus } from '../store/pod-strea
 import type { Store } from '../store/store.js';
 import type { ComponentHealth, GatewayComponent } from './component.js';
 import type { PodConsumerMetrics } from './metrics.js';
-import { runSession, type SessionEnd } from './pod-session.js';
+import { PodIngestThread, type IngestStreamOptions } from './pod-ingest-thread.js';
+import { runSession, type SessionEnd, type SessionFlow } from './pod-session.js';
 
 export type PodConfig = Config['pod'];
 
@@ -28,7 +29,16 @@ export interface PodConsumerDeps {
   random?: () => number;
   /** Tests: every state change, in order. */
   onState?: (stream: string, state: PodStreamState, detail: string | null) => void;
+  /** Overrides `config.ingestThread` (the benchmark's A/B). */
+  ingestThread?: boolean;
 }
+
+/**
+ * Payloads handed to the ingest thread and not answered yet, per stream: beyond either bound
+ * the session stops reading (the socket backs up to the server) until half of them are back.
+ */
+const IN_FLIGHT_MAX_EVENTS = 2000;
+const IN_FLIGHT_MAX_BYTES = 32 * 1024 * 1024;
 
 /** A stream's token: from the config, or from the environment variable it names. */
 export function resolveToken(value: string | undefined, envName: string | undefined, env: NodeJS.ProcessEnv): { token?: string; problem?: string } {
@@ -68,6 +78,15 @@ class StreamRunner {
   private aliveMs: number | undefined;
   private newestTsUs: number | undefined;
   private backfill: Promise<void> | undefined;
+  /** Set by `PodConsumer.start`; undefined: ingest on this thread. */
+  ingestThread: PodIngestThread | undefined;
+  private readonly ingestOpts: IngestStreamOptions;
+  /** Payloads handed to the ingest thread (numbered from 1) and not answered yet. */
+  private inFlight = { events: 0, bytes: 0, lastSent: 0, lastAnswered: 0 };
+  private ingestWaiters: Array<{ upTo: number; resolve: () => void }> = [];
+  /** The open sessions' reading (a live session and a backfill may run together). */
+  private readonly flows = new Set<SessionFlow>();
+  private paused = false;
 
   constructor(
     readonly stream: PodStreamConfig,
@@ -97,6 +116,7 @@ class StreamRunner {
     };
     const cp = deps.store.pod.checkpoint(stream.name);
     if (cp) this.newestTsUs = cp.newestTsUs;
+    this.ingestOpts = { kind: stream.type, maxEventBytes: deps.config.maxEventBytes, source: stream.name };
   }
 
   lastEventAgeSeconds(): number | undefined {
@@ -137,7 +157,41 @@ class StreamRunner {
   private receive(payload: Buffer): void {
     this.status.received++;
     this.deps.metrics?.eventsReceived.inc({ stream: this.stream.name });
-    const item = ingestToBatchItem(payload, this.stream.name, { kind: this.stream.type, maxEventBytes: this.deps.config.maxEventBytes });
+    const thread = this.ingestThread;
+    if (!thread) return this.take(ingestToBatchItem(payload, this.stream.name, this.ingestOpts));
+    const f = this.inFlight;
+    const bytes = payload.length;
+    f.events++;
+    f.bytes += bytes;
+    f.lastSent++;
+    if (!this.paused && (f.events >= IN_FLIGHT_MAX_EVENTS || f.bytes >= IN_FLIGHT_MAX_BYTES)) this.setPaused(true);
+    thread.ingest(payload, this.ingestOpts, (item) => {
+      f.events--;
+      f.bytes -= bytes;
+      f.lastAnswered++;
+      this.take(item);
+      if (this.paused && f.events <= IN_FLIGHT_MAX_EVENTS / 2 && f.bytes <= IN_FLIGHT_MAX_BYTES / 2) this.setPaused(false);
+      while (this.ingestWaiters[0] && this.ingestWaiters[0].upTo <= f.lastAnswered) this.ingestWaiters.shift()!.resolve();
+    });
+  }
+
+  private setPaused(paused: boolean): void {
+    this.paused = paused;
+    for (const flow of this.flows) {
+      if (paused) flow.pause();
+      else flow.resume();
+    }
+  }
+
+  /** Resolves once every payload received so far has been ingested (its item is pending or stored). */
+  private ingested(): Promise<void> {
+    const upTo = this.inFlight.lastSent;
+    if (this.inFlight.lastAnswered >= upTo) return Promise.resolve();
+    return new Promise((resolve) => this.ingestWaiters.push({ upTo, resolve }));
+  }
+
+  /** An ingested payload, in the order received: pending until its batch is stored. */
+  private take(item: PodBatchItem): void {
     if (item.kind !== 'dead') {
       this.status.lastEventTs = item.row.ts;
       this.status.lastEventAt = this.now();
@@ -200,6 +254,7 @@ class StreamRunner {
     const alive = () => {
       if (live) this.aliveMs = this.now();
     };
+    let flow: SessionFlow | undefined;
     const ctl = new AbortController();
     const onStop = () => ctl.abort();
     this.signal.addEventListener('abort', onStop);
@@ -212,7 +267,10 @@ class StreamRunner {
         pingIntervalMs: this.deps.config.pingInterval,
         connectTimeoutMs: this.deps.config.connectTimeout,
         signal: ctl.signal,
-        onOpen: () => {
+        onOpen: (opened) => {
+          flow = opened;
+          this.flows.add(opened);
+          if (this.paused) opened.pause();
           alive();
           onOpen();
         },
@@ -225,7 +283,10 @@ class StreamRunner {
       });
     } finally {
       this.sessionAbort = undefined;
+      if (flow) this.flows.delete(flow);
       this.signal.removeEventListener('abort', onStop);
+      // The session is over: no payload comes after this; those in the ingest thread are stored with the rest.
+      await this.ingested();
       this.flush();
     }
   }
@@ -382,6 +443,7 @@ class StreamRunner {
   /** After `run` returned: store what is left and say the stream is not running. */
   async finish(): Promise<void> {
     await this.backfill;
+    await this.ingested();
     this.flush();
     if (this.status.state !== 'stopped') this.setState('stopped', 'the gateway stopped');
   }
@@ -392,6 +454,7 @@ export class PodConsumer {
   private readonly abort = new AbortController();
   private readonly runners: StreamRunner[];
   private running: Promise<void> | undefined;
+  private ingestThread: PodIngestThread | undefined;
 
   constructor(private readonly deps: PodConsumerDeps) {
     this.runners = deps.config.streams.map((s) => new StreamRunner(s, deps, this.abort.signal));
@@ -404,7 +467,12 @@ export class PodConsumer {
   }
 
   start(): void {
-    this.running ??= Promise.all(
+    if (this.running) return;
+    if ((this.deps.ingestThread ?? this.deps.config.ingestThread) && this.runners.length) {
+      this.ingestThread = new PodIngestThread(this.deps.logger);
+      for (const r of this.runners) r.ingestThread = this.ingestThread;
+    }
+    this.running = Promise.all(
       this.runners.map(async (r) => {
         try {
           await r.run();
@@ -420,6 +488,7 @@ export class PodConsumer {
   async stop(): Promise<void> {
     this.abort.abort();
     await this.running;
+    await this.ingestThread?.close();
   }
 
   statuses(): PodStreamStatus[] {

@@ -13,6 +13,12 @@ export type SessionEnd =
   /** `signal` aborted it (the gateway is stopping, or the store failed). */
   | { kind: 'aborted'; upgraded: boolean };
 
+/** Stops and restarts the reading of an open session: a paused socket backs up to the server. */
+export interface SessionFlow {
+  pause(): void;
+  resume(): void;
+}
+
 export interface SessionOptions {
   url: string;
   token: string;
@@ -21,7 +27,8 @@ export interface SessionOptions {
   pingIntervalMs: number;
   connectTimeoutMs: number;
   signal: AbortSignal;
-  onOpen?(): void;
+  /** The session is open; `flow` pauses and resumes reading from it (backpressure). */
+  onOpen?(flow: SessionFlow): void;
   /** The server answered a ping: the connection was alive at this moment. */
   onPong?(): void;
   /** Called for every message, text or binary, as its bytes. */
@@ -94,7 +101,7 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
     });
     ws.on('open', () => {
       upgraded = true;
-      opts.onOpen?.();
+      opts.onOpen?.({ pause: () => ws.pause(), resume: () => ws.resume() });
       // A pong must come back before the next ping; none means the connection is dead
       // even if TCP has not noticed (idle connections are dropped silently).
       let awaitingPong = false;

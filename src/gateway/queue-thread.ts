@@ -6,6 +6,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { QueueEvents, QueueHandle } from '../delivery/queue.js';
+import { workerSource } from './worker-source.js';
 
 export interface QueueThreadData {
   config: Config;
@@ -24,19 +25,6 @@ export type FromQueueThread =
   | { type: 'impAcknowledged'; peer: string; answer: 'yes' | 'no' | 'none' }
   | { type: 'impRepliesPassedBack'; result: 'passed' | 'retried'; replies: number }
   | { type: 'batch'; messages: FromQueueThread[] };
-
-/** The worker entry: compiled `.js` next to this file, or the `.ts` source through tsx. */
-function workerSource(): { source: string | URL; eval: boolean } {
-  const self = import.meta.url;
-  if (!self.endsWith('.ts')) return { source: new URL('./queue-worker.js', self), eval: false };
-  // Running from source (tests, benchmarks): worker threads do not inherit tsx's loader.
-  const entry = new URL('./queue-worker.ts', self).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  return {
-    source: `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`,
-    eval: true,
-  };
-}
 
 /** How long to wait before replacing a queue thread that died. */
 const RESTART_DELAY_MS = 1000;
@@ -68,7 +56,7 @@ export class QueueThread implements QueueHandle {
   }
 
   private spawn(): Promise<void> {
-    const { source, eval: isEval } = workerSource();
+    const { source, eval: isEval } = workerSource(import.meta.url, 'queue-worker');
     const worker = new Worker(source, { eval: isEval, workerData: this.data });
     this.worker = worker;
     return new Promise((resolve, reject) => {

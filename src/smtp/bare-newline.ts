@@ -17,30 +17,66 @@ const CRLF = Buffer.from('\r\n');
  * into CRLF so the next hop sees one message.
  */
 export class BareNewlineGuard extends Transform {
+  private readonly scanner: BareNewlineScanner;
+
+  constructor(readonly policy: BareNewlinePolicy) {
+    super();
+    this.scanner = new BareNewlineScanner(policy);
+  }
+
+  get found(): number {
+    return this.scanner.found;
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    let out: Buffer;
+    try {
+      out = this.scanner.pass(chunk);
+    } catch (err) {
+      return done(err as Error);
+    }
+    done(null, out);
+  }
+
+  override _flush(done: TransformCallback): void {
+    let tail: Buffer | undefined;
+    try {
+      tail = this.scanner.end();
+    } catch (err) {
+      return done(err as Error);
+    }
+    if (tail) this.push(tail);
+    done();
+  }
+}
+
+/**
+ * The guard's work on the chunks of one message, in order, without a stream around it
+ * (the listener's DATA path calls it per chunk): `pass` returns the chunk to write (the
+ * same buffer unless `normalise` changed it) or throws the 550 5.5.2 of `reject`;
+ * `end` returns what a CR at the very end becomes.
+ */
+export class BareNewlineScanner {
   /** A CR ended the previous chunk; whether it is bare depends on the next byte. */
   private pendingCr = false;
   found = 0;
 
-  constructor(readonly policy: BareNewlinePolicy) {
-    super();
-  }
+  constructor(readonly policy: BareNewlinePolicy) {}
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+  pass(chunk: Buffer): Buffer {
     if (this.policy === 'reject') {
-      if (this.hasBare(chunk)) return done(this.rejection());
-      return done(null, chunk);
+      if (this.hasBare(chunk)) throw this.rejection();
+      return chunk;
     }
-    done(null, this.normalise(chunk));
+    return this.normalise(chunk);
   }
 
-  override _flush(done: TransformCallback): void {
-    if (this.pendingCr) {
-      this.pendingCr = false;
-      this.found++;
-      if (this.policy === 'reject') return done(this.rejection());
-      this.push(CRLF);
-    }
-    done();
+  end(): Buffer | undefined {
+    if (!this.pendingCr) return undefined;
+    this.pendingCr = false;
+    this.found++;
+    if (this.policy === 'reject') throw this.rejection();
+    return CRLF;
   }
 
   private rejection(): SmtpReplyError {

@@ -12,7 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import { SMTPServer, type SMTPServerAddress, type SMTPServerOptions, type SMTPServerSession } from 'smtp-server';
 import { SMTPConnection, type SMTPConnectionOptions } from 'smtp-server/lib/smtp-connection.js';
 import type { SMTPStream } from 'smtp-server/lib/smtp-stream.js';
-import type { RecipientParams } from '../store/queue-store.js';
+import type { MessageParams, RecipientParams } from '../store/queue-store.js';
 import { writtenCommand, type WrittenCommand } from './envelope-params.js';
 import { splitEnhancedCode } from './reply.js';
 
@@ -21,6 +21,8 @@ export interface CapturedAddress extends SMTPServerAddress {
   written?: WrittenCommand;
   /** RCPT TO: the parameters mailbag stores for this recipient. */
   stored?: RecipientParams;
+  /** MAIL FROM: the parameters mailbag stores with the message (parsed once, at MAIL). */
+  mail?: MessageParams;
 }
 
 interface AddressParser {
@@ -237,12 +239,20 @@ class ConnectionWatch {
     this.lineTimer = undefined;
   }
 
+  /**
+   * One DATA timer per connection: each transaction re-arms it (`refresh`) rather than
+   * creating a timer of its own, and the end of DATA leaves it be (it finds no DATA in
+   * progress when it fires); closing the connection clears it.
+   */
   private startData(): void {
     this.inData = true;
     this.clearLineTimer();
     if (!this.deadlines.dataTimeout) return;
+    if (this.dataTimer) {
+      this.dataTimer.refresh();
+      return;
+    }
     this.dataTimer = setTimeout(() => {
-      this.dataTimer = undefined;
       const stream = this.conn._dataStream;
       // The client has sent its final dot: the rest is mailbag's own work.
       if (!this.inData || !stream || stream.writableEnded || this.conn._closing || this.conn._closed) return;
@@ -253,8 +263,6 @@ class ConnectionWatch {
 
   private endData(): void {
     this.inData = false;
-    clearTimeout(this.dataTimer);
-    this.dataTimer = undefined;
   }
 
   private stopTimers(): void {

@@ -5,9 +5,9 @@ import type { Readable } from 'node:stream';
 import type { SMTPServerSession, SMTPServerAuthentication } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
-import { BareNewlineGuard } from './bare-newline.js';
+import { BareNewlineScanner } from './bare-newline.js';
 import { ConnectionRateLimit } from './connection-rate.js';
-import { ByteLimit } from './data-limit.js';
+import { tooBig } from './data-limit.js';
 import { GatewaySmtpServer, type CapturedAddress, type GatewaySmtpOptions, type SmtpRefusal } from './gateway-smtp-server.js';
 import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { receivedHeader } from './received.js';
@@ -226,7 +226,7 @@ export class InboundServer {
   private onMailFrom(parsed: CapturedAddress, _session: SMTPServerSession, cb: (err?: Error | null) => void): void {
     if (!parsed.written) return cb(new SmtpReplyError(501, '5.5.4', 'Bad MAIL FROM syntax'));
     try {
-      mailParams(parsed.written);
+      parsed.mail = mailParams(parsed.written);
     } catch (err) {
       return cb(err as Error);
     }
@@ -278,7 +278,10 @@ export class InboundServer {
     const client = session.remoteAddress;
     this.accept(stream, session, from, rcpts).then(
       ({ qid, size }) => {
-        this.o.logger.info({ qid, from, rcpts, size, client, helo: session.hostNameAppearsAs, result: 'queued' }, 'smtp transaction');
+        // the line's fields are built only when the level lets it out
+        if (this.o.logger.isLevelEnabled('info')) {
+          this.o.logger.info({ qid, from, rcpts, size, client, helo: session.hostNameAppearsAs, result: 'queued' }, 'smtp transaction');
+        }
         this.o.events?.accepted?.(qid, size);
         cb(null, `Ok: queued as ${qid}`);
         this.transactionDone();
@@ -411,36 +414,62 @@ function envelopeParams(session: SMTPServerSession): { params: MessageParams | u
   const from = session.envelope.mailFrom as CapturedAddress | false;
   const recipientParams: Record<string, RecipientParams> = {};
   for (const r of session.envelope.rcptTo as CapturedAddress[]) if (r.stored) recipientParams[r.address] = r.stored;
-  return { params: from && from.written ? mailParams(from.written) : undefined, recipientParams };
+  return { params: from && from.written ? (from.mail ?? mailParams(from.written)) : undefined, recipientParams };
 }
 
 /**
- * Pipes the client's DATA through the size limit and the smuggling guard into the
- * spool writer. On any failure the rest of the client's DATA is drained (smtp-server
- * answers once it has seen the end), never destroyed mid-stream.
+ * Writes the client's DATA, through the size limit and the smuggling guard, into the
+ * spool writer: chunk by chunk from the stream's 'data' events (pausing it while the
+ * writer is full), with no stream per stage in between. On any failure the rest of the
+ * client's DATA is drained (smtp-server answers once it has seen the end), never
+ * destroyed mid-stream.
  */
 function receiveInto(stream: Readable, writer: SpoolWriter, maxBytes: number, policy: 'reject' | 'normalise'): Promise<void> {
   return new Promise((resolve, reject) => {
-    const limit = new ByteLimit(maxBytes);
-    const guard = new BareNewlineGuard(policy);
+    const guard = new BareNewlineScanner(policy);
+    let bytes = 0;
     let settled = false;
     let ended = false;
     const fail = (err: Error) => {
       if (settled) return;
       settled = true;
-      stream.unpipe(limit);
-      limit.unpipe(guard);
-      guard.unpipe(writer);
+      stream.removeListener('data', onData);
       if (!stream.destroyed) stream.resume();
       reject(err);
     };
-    stream.once('end', () => (ended = true));
+    const resume = () => {
+      if (!settled) stream.resume();
+    };
+    const onData = (chunk: Buffer) => {
+      bytes += chunk.length;
+      if (maxBytes > 0 && bytes > maxBytes) return fail(tooBig(maxBytes));
+      let out: Buffer;
+      try {
+        out = guard.pass(chunk);
+      } catch (err) {
+        return fail(err as Error);
+      }
+      if (!writer.write(out)) {
+        stream.pause();
+        writer.once('drain', resume);
+      }
+    };
+    stream.once('end', () => {
+      ended = true;
+      if (settled) return;
+      let tail: Buffer | undefined;
+      try {
+        tail = guard.end();
+      } catch (err) {
+        return fail(err as Error);
+      }
+      if (tail) writer.end(tail);
+      else writer.end();
+    });
     stream.once('close', () => {
       if (!ended) fail(Object.assign(new Error('client disconnected before the end of DATA'), { code: 'ERR_MAILBAG_DISCONNECTED' }));
     });
     stream.on('error', fail);
-    limit.on('error', fail);
-    guard.on('error', fail);
     writer.on('error', fail);
     writer.once('finish', () => {
       if (settled) return;
@@ -453,7 +482,7 @@ function receiveInto(stream: Readable, writer: SpoolWriter, maxBytes: number, po
       fail(Object.assign(new Error('client disconnected before the end of DATA'), { code: 'ERR_MAILBAG_DISCONNECTED' }));
       return;
     }
-    stream.pipe(limit).pipe(guard).pipe(writer);
+    stream.on('data', onData);
   });
 }
 

@@ -13,9 +13,14 @@ export interface ReceivedInfo {
   date: Date;
 }
 
+const UNSAFE = /[\x00-\x20\x7f()<>[\];]/;
+const UNSAFE_ALL = /[\x00-\x20\x7f()<>[\];]/g;
+
 /** Strips what could break the header or inject a new one. */
 function clean(s: string): string {
-  return s.replace(/[\x00-\x20\x7f()<>[\];]/g, '').slice(0, 255) || 'unknown';
+  // most values are clean: one test, no new string
+  if (s.length <= 255 && !UNSAFE.test(s)) return s || 'unknown';
+  return s.replace(UNSAFE_ALL, '').slice(0, 255) || 'unknown';
 }
 
 /** The trace header mailbag prepends: the only change it makes to the message bytes. */

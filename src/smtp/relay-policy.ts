@@ -20,6 +20,9 @@ export function buildNetworkList(cidrs: readonly string[]): BlockList {
   return list;
 }
 
+/** Client addresses whose trust is kept (the cache starts afresh when full). */
+const TRUSTED_CACHE_SIZE = 4096;
+
 /**
  * No open relay: a recipient is accepted for a local domain from anyone, and for any
  * other domain only from an authenticated client or one in a trusted network.
@@ -34,11 +37,20 @@ export class RelayPolicy {
     this.trusted = buildNetworkList(trustedNetworks);
   }
 
+  /**
+   * Answers per client address, kept for the addresses seen last: a BlockList check
+   * builds a SocketAddress every time, and each connection asks once or twice.
+   */
+  private readonly trustedCache = new Map<string, boolean>();
+
   isTrusted(ip: string): boolean {
+    let trusted = this.trustedCache.get(ip);
+    if (trusted !== undefined) return trusted;
     const addr = normaliseIp(ip);
-    if (isIPv4(addr)) return this.trusted.check(addr, 'ipv4');
-    if (isIPv6(addr)) return this.trusted.check(addr, 'ipv6');
-    return false;
+    trusted = isIPv4(addr) ? this.trusted.check(addr, 'ipv4') : isIPv6(addr) ? this.trusted.check(addr, 'ipv6') : false;
+    if (this.trustedCache.size >= TRUSTED_CACHE_SIZE) this.trustedCache.clear();
+    this.trustedCache.set(ip, trusted);
+    return trusted;
   }
 
   isLocal(address: string): boolean {

@@ -37,7 +37,8 @@ export interface OpenStoreOptions {
 /**
  * Opens the SQLite store in WAL mode. The connection's default is synchronous=NORMAL
  * (a commit survives a process crash, not necessarily a power loss); the accept path
- * commits under synchronous=FULL (`durably`), so the row is on disk before the 250.
+ * commits under synchronous=FULL (on its own connection, `openDurableWriter`), so the
+ * row is on disk before the 250.
  * Because the WAL is sequential, a FULL commit also makes every earlier commit durable.
  * WAL also lets the queue CLI read and write while the gateway runs.
  */
@@ -94,28 +95,32 @@ export interface WriteTransactionOptions {
   waitForLock?: boolean;
 }
 
-/** BEGIN IMMEDIATE with busy_timeout 0 for the BEGIN only; the connection's own timeout is restored. */
+/**
+ * BEGIN IMMEDIATE with busy_timeout 0 for the BEGIN only; the connection's own timeout is
+ * restored. The PRAGMAs are compiled per call: SQLite applies an assignment PRAGMA when it
+ * compiles the statement, so a statement prepared once would not apply it on each run.
+ */
 function beginWithoutWaiting(db: SqliteDatabase): void {
-  const p = busyPragmas(db);
+  const timeout = busyTimeoutOf(db);
   // a busy BEGIN is expected and retried: its SqliteError needs no stack trace (most of its cost)
   const stackTraceLimit = Error.stackTraceLimit;
-  p.noWait.get();
+  db.pragma('busy_timeout = 0');
   Error.stackTraceLimit = 0;
   try {
     transactionStatements(db).begin.run();
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
-    p.restore.get();
+    db.pragma(`busy_timeout = ${timeout}`);
   }
 }
 
-const pragmas = new WeakMap<SqliteDatabase, { noWait: Database.Statement; restore: Database.Statement }>();
+const busyTimeouts = new WeakMap<SqliteDatabase, number>();
 
-/** Prepared once per connection (`db.pragma` prepares a statement per call). */
-function busyPragmas(db: SqliteDatabase) {
-  let p = pragmas.get(db);
-  if (!p) pragmas.set(db, (p = { noWait: db.prepare('PRAGMA busy_timeout = 0'), restore: db.prepare(`PRAGMA busy_timeout = ${busyTimeoutOf(db)}`) }));
-  return p;
+/** The connection's busy_timeout as opened (`BUSY_TIMEOUT_MS` of its role). */
+function busyTimeoutOf(db: SqliteDatabase): number {
+  let ms = busyTimeouts.get(db);
+  if (ms === undefined) busyTimeouts.set(db, (ms = Number(db.pragma('busy_timeout', { simple: true }))));
+  return ms;
 }
 
 /**
@@ -166,37 +171,8 @@ function transactionStatements(db: SqliteDatabase) {
   return t;
 }
 
-/**
- * `writeTransaction` committed under synchronous=FULL (fsync before return).
- * `waitForLock: false`: when another connection holds the write lock, throws
- * SQLITE_BUSY at once instead of sleeping in SQLite's busy handler (which blocks the
- * thread's event loop); the caller retries from its event loop (`isLockBusy`).
- */
-export function durably<T>(db: SqliteDatabase, fn: () => T, opts: { waitForLock?: boolean } = {}): T {
-  if (opts.waitForLock === false && !db.inTransaction) {
-    db.pragma('synchronous = FULL');
-    try {
-      const timeout = busyTimeoutOf(db);
-      db.pragma('busy_timeout = 0');
-      try {
-        transactionStatements(db).begin.run();
-      } finally {
-        db.pragma(`busy_timeout = ${timeout}`);
-      }
-      // holding the write lock: the rest runs as writeTransaction would
-      try {
-        const result = fn();
-        if (result instanceof Promise) throw new TypeError('a write transaction cannot return a promise');
-        transactionStatements(db).commit.run();
-        return result;
-      } catch (err) {
-        if (db.inTransaction) transactionStatements(db).rollback.run();
-        throw err;
-      }
-    } finally {
-      db.pragma('synchronous = NORMAL');
-    }
-  }
+/** `writeTransaction` committed under synchronous=FULL (fsync before return). */
+export function durably<T>(db: SqliteDatabase, fn: () => T): T {
   db.pragma('synchronous = FULL');
   try {
     return writeTransaction(db, fn);
@@ -205,15 +181,36 @@ export function durably<T>(db: SqliteDatabase, fn: () => T, opts: { waitForLock?
   }
 }
 
-/** The write lock was taken by another connection (`durably` with `waitForLock: false`). */
-export function isLockBusy(err: unknown): boolean {
-  return (err as { code?: unknown }).code === 'SQLITE_BUSY';
+/**
+ * A second connection to the store for the writes that must be durable and must never
+ * wait for the write lock on the event loop: the accept path's group commit. Its
+ * settings are fixed once, at open: synchronous=FULL (every commit fsyncs the WAL before
+ * it returns) and busy_timeout 0 (BEGIN IMMEDIATE throws SQLITE_BUSY at once while
+ * another connection holds the write lock, instead of sleeping in SQLite's busy handler,
+ * which blocks the thread's event loop; the caller retries from its event loop,
+ * `isLockBusy`). No WAL checkpoints either: they are the other connections' work.
+ *
+ * Setting these around each commit on a shared connection costs four PRAGMA statements
+ * compiled per commit, and they cannot be prepared once: SQLite applies an assignment
+ * PRAGMA when it compiles it, not when it runs. Use it through `writeTransaction`.
+ */
+export function openDurableWriter(path: string): SqliteDatabase {
+  const db = new Database(path, { fileMustExist: true, timeout: 0 });
+  try {
+    if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') {
+      throw Object.assign(new Error(`store ${path} is not in WAL mode`), { code: 'ERR_MAILBAG_STORE_JOURNAL' });
+    }
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('wal_autocheckpoint = 0');
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
 }
 
-const busyTimeouts = new WeakMap<SqliteDatabase, number>();
-
-function busyTimeoutOf(db: SqliteDatabase): number {
-  let ms = busyTimeouts.get(db);
-  if (ms === undefined) busyTimeouts.set(db, (ms = Number(db.pragma('busy_timeout', { simple: true }))));
-  return ms;
+/** The write lock was taken by another connection (a `openDurableWriter` connection's BEGIN). */
+export function isLockBusy(err: unknown): boolean {
+  return (err as { code?: unknown }).code === 'SQLITE_BUSY';
 }

@@ -1,6 +1,6 @@
 import type { CorrelationStore, MessageKeysInput, OriginKind } from './correlation-store.js';
 import type { Statement } from 'better-sqlite3';
-import { durably, writeTransaction, type SqliteDatabase, type WriteTransactionOptions } from './db.js';
+import { durably, openDurableWriter, writeTransaction, type SqliteDatabase, type WriteTransactionOptions } from './db.js';
 import { INSERT_POD_FACTS_SQL } from './pod-publisher-store.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
@@ -245,6 +245,62 @@ export const PRUNE_CANDIDATES_SQL = `SELECT qid FROM messages
 export const HELD_UNTIL = 8_640_000_000_000_000;
 
 /**
+ * The statements that insert an accepted message, on the store's own connection or on
+ * the accept path's (`openDurableWriter`). The IMP and PoD ones are prepared on first
+ * use: a CLI may open a store from before their tables.
+ */
+export class MessageInserter {
+  private readonly insertMessage: Statement;
+  private readonly insertRecipient: Statement;
+  private readonly insertOrigin: Statement;
+  private insertImp: Statement | undefined;
+  private insertPodFacts: Statement | undefined;
+
+  constructor(readonly db: SqliteDatabase) {
+    this.insertMessage = db.prepare(`INSERT INTO messages
+      (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
+       body_type, smtputf8, declared_size, dsn_ret, dsn_envid)
+      VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @spoolOffset, @sha256, @clientAddress, @clientHostname, @helo, @authUser,
+       @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`);
+    this.insertRecipient = db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
+      VALUES (?, ?, ?, ?, ?, ?)`);
+    this.insertOrigin = db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING');
+  }
+
+  /** Inside a write transaction: the message row, its recipients and what comes with it. */
+  insertOne(m: NewMessage): void {
+    this.insertMessage.run({
+      qid: m.qid,
+      receivedAt: m.receivedAt,
+      envelopeFrom: m.envelopeFrom,
+      size: m.size,
+      spoolPath: m.spoolPath,
+      spoolOffset: m.spoolOffset,
+      sha256: m.sha256,
+      clientAddress: m.clientAddress ?? null,
+      clientHostname: m.clientHostname ?? null,
+      helo: m.helo ?? null,
+      authUser: m.authUser ?? null,
+      bodyType: m.params?.bodyType ?? null,
+      smtpUtf8: m.params?.smtpUtf8 ? 1 : 0,
+      declaredSize: m.params?.declaredSize ?? null,
+      dsnRet: m.params?.dsnRet ?? null,
+      dsnEnvid: m.params?.dsnEnvid ?? null,
+    });
+    if (m.origin) this.insertOrigin.run(m.qid, m.origin.qid, m.origin.kind, m.receivedAt);
+    if (m.imp) {
+      this.insertImp ??= this.db.prepare('INSERT INTO imp_inbound (qid, tid_tn, tid_ihn, stamp, peer) VALUES (?, ?, ?, ?, ?)');
+      this.insertImp.run(m.qid, m.imp.tid.tn, m.imp.tid.ihn, JSON.stringify(m.imp.stamp), m.imp.peer ?? null);
+    }
+    if (m.podFacts) (this.insertPodFacts ??= this.db.prepare(INSERT_POD_FACTS_SQL)).run(m.qid, m.podFacts.recordedAt, m.podFacts.facts);
+    for (const rcpt of m.recipients) {
+      const p = m.recipientParams?.[rcpt];
+      this.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
+    }
+  }
+}
+
+/**
  * Delivery-queue persistence: every statement prepared once, every multi-row change in
  * one transaction. Pure data access; the policy (backoff, expiry, bounces) is the queue's.
  */
@@ -256,15 +312,8 @@ export class QueueStore {
     readonly db: SqliteDatabase,
     private readonly correlation?: CorrelationStore,
   ) {
+    this.inserter = new MessageInserter(db);
     this.s = {
-      insertMessage: db.prepare(`INSERT INTO messages
-        (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
-         body_type, smtputf8, declared_size, dsn_ret, dsn_envid)
-        VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @spoolOffset, @sha256, @clientAddress, @clientHostname, @helo, @authUser,
-         @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`),
-      insertRecipient: db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
-        VALUES (?, ?, ?, ?, ?, ?)`),
-      insertOrigin: db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING'),
       maxQid: db.prepare('SELECT MAX(qid) AS qid FROM messages'),
       clearLeases: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE inflight_until IS NOT NULL'),
       // Walks the partial index in due order and stops early: no GROUP BY over the backlog.
@@ -339,45 +388,42 @@ export class QueueStore {
 
   /**
    * Group commit: several accepted messages in one synchronous=FULL transaction, so
-   * concurrent sessions share one fsync. `waitForLock: false`: SQLITE_BUSY at once when
-   * another connection holds the write lock (see `durably`).
+   * concurrent sessions share one fsync. `waitForLock: false` (the accept path on the
+   * SMTP thread): on a connection of its own (`openDurableWriter`), which throws
+   * SQLITE_BUSY at once when another connection holds the write lock.
    */
   insertMessages(batch: readonly NewMessage[], opts: { waitForLock?: boolean } = {}): void {
-    durably(
-      this.db,
-      () => {
-        for (const m of batch) this.insertOne(m);
-      },
-      opts,
-    );
+    if (opts.waitForLock === false && !this.db.inTransaction) {
+      const writer = this.durableWriter();
+      if (writer) {
+        writeTransaction(writer.db, () => {
+          for (const m of batch) writer.insertOne(m);
+        });
+        return;
+      }
+    }
+    durably(this.db, () => {
+      for (const m of batch) this.inserter.insertOne(m);
+    });
   }
 
-  private insertOne(m: NewMessage): void {
-    this.s.insertMessage.run({
-      qid: m.qid,
-      receivedAt: m.receivedAt,
-      envelopeFrom: m.envelopeFrom,
-      size: m.size,
-      spoolPath: m.spoolPath,
-      spoolOffset: m.spoolOffset,
-      sha256: m.sha256,
-      clientAddress: m.clientAddress ?? null,
-      clientHostname: m.clientHostname ?? null,
-      helo: m.helo ?? null,
-      authUser: m.authUser ?? null,
-      bodyType: m.params?.bodyType ?? null,
-      smtpUtf8: m.params?.smtpUtf8 ? 1 : 0,
-      declaredSize: m.params?.declaredSize ?? null,
-      dsnRet: m.params?.dsnRet ?? null,
-      dsnEnvid: m.params?.dsnEnvid ?? null,
-    });
-    if (m.origin) this.s.insertOrigin.run(m.qid, m.origin.qid, m.origin.kind, m.receivedAt);
-    if (m.imp) this.imp().insert.run(m.qid, m.imp.tid.tn, m.imp.tid.ihn, JSON.stringify(m.imp.stamp), m.imp.peer ?? null);
-    if (m.podFacts) (this.insertPodFacts ??= this.db.prepare(INSERT_POD_FACTS_SQL)).run(m.qid, m.podFacts.recordedAt, m.podFacts.facts);
-    for (const rcpt of m.recipients) {
-      const p = m.recipientParams?.[rcpt];
-      this.s.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
-    }
+  private readonly inserter: MessageInserter;
+  private writer: MessageInserter | undefined;
+
+  /**
+   * The accept path's own connection, opened on first use (the group commit opens it when
+   * it is built, so a store it cannot open stops the start-up rather than the first
+   * accept); none for an in-memory store.
+   */
+  durableWriter(): MessageInserter | undefined {
+    if (this.writer || this.db.memory || !this.db.name) return this.writer;
+    return (this.writer = new MessageInserter(openDurableWriter(this.db.name)));
+  }
+
+  /** Closes the accept path's connection (the store's own is the caller's). */
+  closeDurableWriter(): void {
+    this.writer?.db.close();
+    this.writer = undefined;
   }
 
   maxQid(): string | undefined {
@@ -722,9 +768,6 @@ export class QueueStore {
     this.s.pruneRecipients.run(qid);
   }
 
-  /** Prepared on first use, as the IMP statements are. */
-  private insertPodFacts: Statement | undefined;
-
   private impStatements: ReturnType<QueueStore['prepareImp']> | undefined;
   /** Prepared on first use: a CLI may open a store (read-only, never migrated) from before imp_inbound. */
   private imp(): ReturnType<QueueStore['prepareImp']> {
@@ -733,7 +776,6 @@ export class QueueStore {
   private prepareImp() {
     const db = this.db;
     return {
-      insert: db.prepare('INSERT INTO imp_inbound (qid, tid_tn, tid_ihn, stamp, peer) VALUES (?, ?, ?, ?, ?)'),
       byTid: db.prepare(`SELECT i.qid, i.stamp, i.peer, m.state FROM imp_inbound i JOIN messages m ON m.qid = i.qid
         WHERE i.tid_ihn = ? AND i.tid_tn = ? ORDER BY i.qid`),
       origin: db.prepare('SELECT tid_tn, tid_ihn, stamp, peer FROM imp_inbound WHERE qid = ?'),
