@@ -113,7 +113,7 @@ export async function measureLookups<K>(keys: readonly K[], lookup: (key: K) => 
   return { costs, found };
 }
 
-const percentile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))]!;
+export const percentile = (sorted: readonly number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((q / 100) * sorted.length) - 1))]!;
 const sortedOf = (costs: readonly LookupCost[], f: (c: LookupCost) => number): number[] => costs.map(f).sort((a, b) => a - b);
 const mean = (list: readonly number[]): number => list.reduce((a, b) => a + b, 0) / (list.length || 1);
 const ms = (v: number): string => (Number.isNaN(v) ? '   ?' : v.toFixed(2)).padStart(6);
@@ -158,4 +158,30 @@ export function residentShare(path: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The machine's own tail: one fixed unit of JavaScript work (no I/O, no allocation), timed
+ * `units` times in a row. On a virtual machine whose cores are shared with other guests the
+ * same unit runs several times slower for tens of milliseconds at a time; a lookup that
+ * falls in such a burst is slow for the machine's reason, not the code's, and neither the
+ * run-queue wait nor the CPU time tells it apart (the guest is charged for the stolen time).
+ */
+export function machineTail(units = 4000): { p50Ms: number; p99Ms: number; maxMs: number } {
+  const unit = (): number => {
+    let x = 0;
+    for (let i = 0; i < 250_000; i++) x = (x * 31 + i) | 0;
+    return x;
+  };
+  let sink = 0;
+  for (let i = 0; i < 200; i++) sink ^= unit();
+  const times: number[] = [];
+  for (let i = 0; i < units; i++) {
+    const t0 = performance.now();
+    sink ^= unit();
+    times.push(performance.now() - t0);
+  }
+  if (sink === 0.5) process.stdout.write('');
+  times.sort((a, b) => a - b);
+  return { p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: times[times.length - 1]! };
 }
