@@ -43,6 +43,23 @@ function countReads(t: { teardown(fn: () => void): void }, path: () => string | 
 
 const HEADER = 'Message-ID: <hot-path-1@sender.test>\r\nX-Proofpoint-GUID: hotpathguid0001\r\nSubject: test\r\n\r\n';
 
+/**
+ * One delivery slot, a poll interval longer than the test (every scan has a reason), and a
+ * first message whose delivery is held until `held.open()`, so what is enqueued next waits.
+ */
+async function engineWithHeldFirst(t: { teardown(fn: () => unknown): void }) {
+  const e = await startEngine({ queue: { concurrency: 1 }, pollMs: 600_000 });
+  t.teardown(() => e.close());
+  const held = gate();
+  e.transport.answers.push(async (req) => {
+    await held.promise;
+    return reply(req, 'delivered', '250 2.0.0 ok');
+  });
+  const first = await e.enqueue(['bob@example.test']);
+  await e.transport.started(1);
+  return { e, held, first };
+}
+
 t.test('one read of the spool file per delivery; the keys commit with the round that carries them', async (t) => {
   const e = await startEngine({ queue: { retryInitial: 10, retryMax: 20, attemptTimeout: 50 } });
   t.teardown(() => e.close());
@@ -104,16 +121,7 @@ t.test('keys the store refuses are logged; the round result is recorded all the 
 });
 
 t.test('a backlog of handed-over messages is claimed without a store scan per claim', async (t) => {
-  // one slot, and a poll interval longer than the test: every scan has a reason
-  const e = await startEngine({ queue: { concurrency: 1 }, pollMs: 600_000 });
-  t.teardown(() => e.close());
-  const held = gate();
-  e.transport.answers.push(async (req) => {
-    await held.promise;
-    return reply(req, 'delivered', '250 2.0.0 ok');
-  });
-  const first = await e.enqueue(['bob@example.test']);
-  await e.transport.started(1);
+  const { e, held, first } = await engineWithHeldFirst(t);
   const backlog: string[] = [];
   for (let i = 0; i < 5; i++) backlog.push(await e.enqueue([`r${i}@example.test`]));
   // an external kick (the queue CLI): the next tick scans the store, and that scan fills the slot
@@ -133,15 +141,7 @@ t.test('a backlog of handed-over messages is claimed without a store scan per cl
 });
 
 t.test('the next messages are claimed in the transaction that records the finished rounds', async (t) => {
-  const e = await startEngine({ queue: { concurrency: 1 }, pollMs: 600_000 });
-  t.teardown(() => e.close());
-  const held = gate();
-  e.transport.answers.push(async (req) => {
-    await held.promise;
-    return reply(req, 'delivered', '250 2.0.0 ok');
-  });
-  const first = await e.enqueue(['bob@example.test']);
-  await e.transport.started(1);
+  const { e, held, first } = await engineWithHeldFirst(t);
   const backlog: string[] = [];
   for (let i = 0; i < 4; i++) backlog.push(await e.enqueue([`r${i}@example.test`]));
   let claimTransactions = 0;
@@ -166,15 +166,7 @@ t.test('the next messages are claimed in the transaction that records the finish
 });
 
 t.test('a claim the store refuses in the recording transaction costs the rounds nothing; the message is claimed later', async (t) => {
-  const e = await startEngine({ queue: { concurrency: 1 }, pollMs: 600_000 });
-  t.teardown(() => e.close());
-  const held = gate();
-  e.transport.answers.push(async (req) => {
-    await held.promise;
-    return reply(req, 'delivered', '250 2.0.0 ok');
-  });
-  const first = await e.enqueue(['bob@example.test']);
-  await e.transport.started(1);
+  const { e, held, first } = await engineWithHeldFirst(t);
   const second = await e.enqueue(['carol@example.test']);
   // the store's claim statement fails once: the claim made with the first round's recording
   const queueStore = e.store.queue as unknown as { claimManyIn(...a: unknown[]): unknown };
