@@ -9,7 +9,6 @@ import t from 'tap';
 import Database from 'better-sqlite3';
 import nodemailer from 'nodemailer';
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { deliverCommand, encodeBag, encodeShippingUnit, proplist, readReply, textElement, type ImpMessage } from '../src/imp/index.js';
@@ -17,6 +16,7 @@ import { startGateway } from '../src/gateway/gateway.js';
 import { spawnGateway, type GatewayProcess } from './helpers/gateway-process.js';
 import { impClient } from './helpers/imp-client.js';
 import { maildirFiles, tempDir, testConfig, testConfigInput, waitFor } from './helpers/gateway.js';
+import { freePort } from './helpers/free-port.js';
 
 const ORIGIN = 167772404;
 
@@ -84,14 +84,6 @@ t.test('SIGKILL after ACKNOWLEDGE yes: delivered exactly once after the restart'
   t.same(unanswered.filter((m) => count(m) > 1), [], 'no unanswered message twice');
   t.equal(seen.filter((m) => !acked.includes(m) && !unanswered.includes(m)).length, 0);
 });
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** One message over SMTP to the sender gateway, one recipient per local part. */
 async function sendTo(port: number, locals: string[], subject: string): Promise<string> {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { decodeBag, encodeElement, parseNotation, type Element, type IndexElement, type ListElement } from '../src/imp/index.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { maildirFiles, tempDir, testConfig, waitFor } from './helpers/gateway.js';
+import { freePort } from './helpers/free-port.js';
 
 const ORIGINATING = 167772404;
 const RELAY = 167772246;
@@ -87,14 +88,6 @@ async function tap(): Promise<{ port: number; target: number; sent: Buffer[][]; 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.port = (server.address() as AddressInfo).port;
   return t;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The three MPMs of Example 2 (the relay reaches the originating MPM through `toOriginating`). */

@@ -5,13 +5,13 @@
 // way (imp.mpms with tls: required).
 import t from 'tap';
 import nodemailer from 'nodemailer';
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { validateConfig } from '../src/config/load.js';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
 import { cli } from './helpers/cli.js';
 import { haveOpenssl, selfSignedCertificate } from './helpers/certificate.js';
 import { maildirFiles, tempDir, testConfig, waitFor, writeTestConfig } from './helpers/gateway.js';
+import { freePort } from './helpers/free-port.js';
 
 async function send(gw: Gateway, to: string): Promise<string> {
   const client = nodemailer.createTransport({ host: '127.0.0.1', port: gw.smtpAddress().port, secure: false, ignoreTLS: true });
@@ -21,14 +21,6 @@ async function send(gw: Gateway, to: string): Promise<string> {
   } finally {
     client.close();
   }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 t.test('config: imp:// takes tls none or required, never opportunistic', async (t) => {

@@ -13,21 +13,10 @@ import { parse, stringify } from 'yaml';
 import { loadConfig } from '../src/config/load.js';
 import { outsideTest } from './helpers/env.js';
 import { tempDir, testConfigInput, waitFor } from './helpers/gateway.js';
+import { freePort } from './helpers/free-port.js';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const read = (file: string) => readFileSync(join(ROOT, file), 'utf8');
-
-/** A port nothing listens on right now (the kernel's choice, then released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Resolves true when `port` on 127.0.0.1 can be bound, i.e. nothing holds it any more. */
 function portIsFree(port: number): Promise<boolean> {

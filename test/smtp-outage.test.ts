@@ -3,7 +3,6 @@
 // Also checks what an operator watches during an outage: /metrics and /healthz.
 import t from 'tap';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nodemailer from 'nodemailer';
@@ -11,18 +10,7 @@ import { pino } from 'pino';
 import { configSchema } from '../src/config/schema.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { startMarkerSink, type MarkerSink } from './helpers/marker-sink.js';
-
-/** A loopback port nothing listens on (the next hop, down for now). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './helpers/free-port.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

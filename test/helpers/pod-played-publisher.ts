@@ -5,7 +5,6 @@
 // The address and token are known before it starts, for the gateway's stream config:
 // `reservePlayedPublisher` picks a free port, `start` listens on it (the consumer's
 // reconnects find it).
-import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import pino from 'pino';
 import type { Test } from 'tap';
@@ -14,6 +13,7 @@ import { loadOrCreateSecret } from '../../src/gateway/pod-secret.js';
 import { MemoryEventSource } from '../../src/pod/event-source.js';
 import { signToken } from '../../src/pod/jwt.js';
 import { Store } from '../../src/store/store.js';
+import { freePort } from './free-port.js';
 
 export interface PlayedPublisher {
   /** Sends `event` (one JSON text, as PoD would) to the live sessions, at their next poll. */
@@ -33,14 +33,6 @@ export interface ReservedPublisher {
 }
 
 const CID = 'pphosted_test_hosted';
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 export async function reservePlayedPublisher(dir: string, type: 'message' | 'maillog'): Promise<ReservedPublisher> {
   const port = await freePort();
