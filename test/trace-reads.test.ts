@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { trace, type KeyKind } from '../src/cli/trace/collect.js';
 import { Store } from '../src/store/store.js';
-import { seedReportStore } from './helpers/report-seed.js';
+import { SEEDED_TRACE_KEYS, seedReportStore } from './helpers/report-seed.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-trace-reads-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -45,7 +45,7 @@ const seeded = Store.open(path);
 seedReportStore(seeded);
 seeded.close();
 
-const KEYS: Record<KeyKind, string> = { qid: 'QA00000000001', upstream: '4UPA001', 'message-id': 'a@up.example', guid: 'guid-a' };
+const KEYS = SEEDED_TRACE_KEYS;
 
 for (const by of [...(Object.keys(KEYS) as KeyKind[]), undefined]) {
   const kind = by ?? 'qid';

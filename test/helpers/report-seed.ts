@@ -1,5 +1,6 @@
 // A small store with known figures for `mailbag report` tests: every number the report
 // should print for the day 2026-11-29 (UTC) is listed in EXPECTED, worked out by hand.
+import type { KeyKind } from '../../src/cli/trace/collect.js';
 import type { LanguageChoice } from '../../src/store/multilingual-store.js';
 import { ingestToBatchItem } from '../../src/pod/ingest.js';
 import type { AttemptRecord } from '../../src/store/queue-store.js';
@@ -37,6 +38,9 @@ function attempt(store: Store, qid: string, nexthop: string, at: number, outcome
 function choice(rcpt: string, mode: LanguageChoice['mode'], tags: string | null): LanguageChoice {
   return { rcpt, mode, partIndex: tags ? 1 : null, tags, translationType: null, rule: mode === 'select' ? 'exact' : 'none', why: 'test', preferences: 'de', fromMismatch: false, dkim: null };
 }
+
+/** One key of each kind that `seedReportStore` makes traceable (its first message and what links to it). */
+export const SEEDED_TRACE_KEYS: Record<KeyKind, string> = { qid: 'QA00000000001', upstream: '4UPA001', 'message-id': 'a@up.example', guid: 'guid-a' };
 
 /**
  * Messages (receipt in the day unless said):
