@@ -8,7 +8,7 @@
 // time goes, with no lock waits among the samples.
 //
 //   node --import=tsx bench/smtp-relay-queue.ts      # BENCH_SCALE (1 = 5,000 messages), BENCH_ROUNDS
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -21,15 +21,11 @@ import { createDeliveryQueue } from '../src/gateway/delivery.js';
 import { Store } from '../src/store/store.js';
 import { writeBenchGatewayConfig } from './lib/gateway-config.js';
 import { ensurePostfixTools, startSink } from './lib/postfix-tools.js';
+import { currentThreadCpuMs } from './lib/thread-cpu.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? 1);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 3);
 const count = Math.max(100, Math.round(5000 * scale));
-
-/** This thread's time on a CPU, in ms. */
-function threadCpuMs(): number {
-  return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e6;
-}
 
 function message(i: number): Buffer {
   const header =
@@ -53,13 +49,13 @@ async function round(sinkTool: string): Promise<{ cpuMsPerMsg: number; msgPerS: 
     // the gateway's log lines, written and discarded (the real destination is a pipe)
     const logger = pino({ level: 'info', base: { name: 'mailbag' } }, new Writable({ write: (_c, _e, done) => done() }));
     const queue = createDeliveryQueue(config, { store, spool, qids, logger, events: { attempt: () => undefined, inFlight: () => undefined } });
-    const cpu0 = threadCpuMs();
+    const cpu0 = currentThreadCpuMs();
     const t0 = performance.now();
     queue.start();
     // handed over in batches as the SMTP thread's group commits do
     for (let i = 0; i < queued.length; i += 10) queue.kick(queued.slice(i, i + 10));
     const t1 = await sink.waitFor(count, 300_000);
-    const cpu = threadCpuMs() - cpu0;
+    const cpu = currentThreadCpuMs() - cpu0;
     await queue.stop(5000);
     store.close();
     return { cpuMsPerMsg: cpu / count, msgPerS: count / ((t1 - t0) / 1000) };

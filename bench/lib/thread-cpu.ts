@@ -30,3 +30,16 @@ export function threadCpuPerMessage(pid: number, before: Map<number, number>, af
   rows.sort((a, b) => b.ms - a.ms);
   return rows.map((r) => `${r.tid === pid ? 'main' : `t${r.tid - pid}`} ${r.ms.toFixed(2)}`).join(', ');
 }
+
+/**
+ * The calling thread's own time on a CPU, ms (Linux: /proc/thread-self/schedstat, in ns; NaN
+ * elsewhere). The kernel updates a running thread's figure at context switches and ticks, so
+ * it times a run, not a single call.
+ */
+export function currentThreadCpuMs(): number {
+  try {
+    return Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e6;
+  } catch {
+    return Number.NaN;
+  }
+}

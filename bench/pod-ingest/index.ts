@@ -30,7 +30,7 @@ import { validateConfig } from '../../src/config/load.js';
 import { PodConsumer } from '../../src/gateway/pod-consumer.js';
 import { ingestToBatchItem, type PodEventKind } from '../../src/pod/ingest.js';
 import { Store } from '../../src/store/store.js';
-import { threadCpuSeconds } from '../lib/thread-cpu.js';
+import { currentThreadCpuMs } from '../lib/thread-cpu.js';
 import { generateEvents } from './events.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
@@ -58,7 +58,7 @@ function resetHwm(): void {
 
 /** This process's main thread's CPU time, µs (Linux; NaN elsewhere). */
 function mainThreadCpuUs(): number {
-  return (threadCpuSeconds(process.pid).get(process.pid) ?? Number.NaN) * 1e6;
+  return currentThreadCpuMs() * 1000;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
