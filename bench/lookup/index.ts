@@ -257,6 +257,7 @@ const LOOKUPS: { name: string; run: (s: Store) => unknown }[] = [
 // The CLI's way in: an existing store, read-only use, not migrated.
 const reader = Store.openExisting(path);
 process.stdout.write('\n');
+const medianMs: number[] = [];
 for (const lookup of LOOKUPS) {
   const times: number[] = [];
   let first = 0;
@@ -267,9 +268,10 @@ for (const lookup of LOOKUPS) {
     if (i === 0) first = ms;
     times.push(ms);
   }
+  medianMs.push(median(times));
   process.stdout.write(`${lookup.name.padEnd(30)} first ${first.toFixed(1).padStart(8)} ms   median of 7 ${median(times).toFixed(1).padStart(8)} ms\n`);
 }
-// trace: 500 keys of each kind, of messages spread over the store, one call each; first cold
+// trace: TRACES keys of each kind, of messages spread over the store, one call each; first cold
 // (the store's pages dropped from the OS page cache, a new connection: each key's pages come
 // from the disk), then warm (the same keys again, every page in memory). Beside wall-clock
 // time, each lookup's CPU time, its wait for a core and the statements it ran.
@@ -327,10 +329,8 @@ for (const kind of KEY_KINDS) {
   const worst = Math.max(...Object.values(warmP99));
   const list = Object.entries(warmP99).map(([kind, p99]) => `${kind} ${p99.toFixed(2)}`).join(', ');
   process.stdout.write(`target (issue #11): trace p99 under 2 ms, warm wall clock (${list} ms) -> ${worst < 2 ? 'met' : 'NOT met'}\n`);
-  const s = clock();
-  LOOKUPS[1]!.run(reader);
-  const monthMs = clock() - s;
-  process.stdout.write(`target (issue #11): 30-day report under 2 s (${(monthMs / 1000).toFixed(2)} s) -> ${monthMs < 2000 ? 'met' : 'NOT met'}\n`);
+  const monthMs = medianMs[1]!;
+  process.stdout.write(`target (issue #11): 30-day report under 2 s (median ${(monthMs / 1000).toFixed(2)} s) -> ${monthMs < 2000 ? 'met' : 'NOT met'}\n`);
 }
 const month = LOOKUPS[1]!.run(reader) as Report;
 process.stdout.write(`(30-day report: ${month.messages.received} received, ${month.pod.message + month.pod.maillog} PoD events, coverage ${((month.correlation.coverage ?? 0) * 100).toFixed(1)}%)\n`);

@@ -160,6 +160,9 @@ export function residentShare(path: string): number | undefined {
   }
 }
 
+/** Where machineTail's units leave their results. */
+export let tailSink = 0;
+
 /**
  * The machine's own tail: one fixed unit of JavaScript work (no I/O, no allocation), timed
  * `units` times in a row. On a virtual machine whose cores are shared with other guests the
@@ -181,7 +184,7 @@ export function machineTail(units = 4000): { p50Ms: number; p99Ms: number; maxMs
     sink ^= unit();
     times.push(performance.now() - t0);
   }
-  if (sink === 0.5) process.stdout.write('');
+  tailSink = sink; // the units' results are used, so the compiler cannot drop their loops
   times.sort((a, b) => a - b);
   return { p50Ms: percentile(times, 50), p99Ms: percentile(times, 99), maxMs: times[times.length - 1]! };
 }
