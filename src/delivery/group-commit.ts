@@ -1,10 +1,7 @@
-import { BUSY_TIMEOUT_MS, isLockBusy } from '../store/db.js';
+import { BUSY_TIMEOUT_MS, isLockBusy, LockRetry } from '../store/db.js';
 import type { NewMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { Spool } from './spool.js';
-
-/** How long a batch waits for the store's write lock before its clients get 451. */
-const LOCK_WAIT_MS = BUSY_TIMEOUT_MS.smtp;
 
 interface Pending {
   message: NewMessage;
@@ -20,13 +17,15 @@ interface Pending {
  *
  * While another connection (the queue thread, the CLI) holds the store's write lock, the
  * commit does not sleep in SQLite's busy handler, which would freeze every session of
- * the thread: it tries again from the event loop every millisecond or so, up to the
+ * the thread: it tries again from the event loop (`LockRetry`: 1, 2, then every 4 ms), up to the
  * SMTP connection's lock bound, and only then fails the batch (the clients get 451).
  */
 export class GroupCommitter {
   private pending: Pending[] = [];
   private flushing = false;
   private scheduled = false;
+  /** How long a batch waits for the store's write lock before its clients get 451: the SMTP connection's bound. */
+  private readonly lock = new LockRetry(BUSY_TIMEOUT_MS.smtp);
 
   constructor(
     private readonly store: Store,
@@ -56,15 +55,19 @@ export class GroupCommitter {
     try {
       await this.spool.syncDir();
       const rows = batch.map((p) => p.message);
-      const giveUpAt = Date.now() + LOCK_WAIT_MS;
       for (;;) {
         try {
           this.store.queue.insertMessages(rows, { waitForLock: false });
+          this.lock.done();
           break;
         } catch (err) {
-          if (!isLockBusy(err) || Date.now() >= giveUpAt) throw err;
+          const retryInMs = isLockBusy(err) ? this.lock.busy() : undefined;
+          if (retryInMs === undefined) {
+            this.lock.done();
+            throw err;
+          }
           // messages arriving meanwhile wait for the next batch: their renames are not yet synced
-          await new Promise((r) => setTimeout(r, 1));
+          await new Promise((r) => setTimeout(r, retryInMs));
         }
       }
       for (const p of batch) p.resolve();
