@@ -4,7 +4,7 @@
 // is closed only once no fsync uses it), and the envelope and end record frame the
 // message bytes.
 import t from 'tap';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { Spool } from '../src/delivery/spool.js';
 import { nodeSpoolFs, type SpoolFs } from '../src/delivery/spool-fs.js';
@@ -173,4 +173,25 @@ t.test('a failed directory fsync is reported and the next syncDir opens the dire
   await spool.syncDir();
   t.same(events, ['open', 'open'], 'the descriptor that failed is not trusted again');
   spool.close();
+});
+
+t.test('a commit that fails once the file is renamed leaves no spool file behind (it has no row: recovery would deliver it again)', async (t) => {
+  const { dir, cleanup } = tempDir('spool-commit-fail');
+  t.teardown(cleanup);
+  let failClose = false;
+  const fs: SpoolFs = {
+    ...nodeSpoolFs,
+    async close(fd) {
+      await nodeSpoolFs.close(fd);
+      if (failClose) throw Object.assign(new Error('EIO: i/o error, close'), { code: 'EIO' });
+    },
+  };
+  const spool = new Spool(`${dir}/spool`, { fs });
+  const w = await spool.create(envelope('0MAAAAAAA0009'));
+  await new Promise<void>((r) => w.end(Buffer.from('Subject: hi\r\n\r\nbody\r\n'), () => r()));
+  failClose = true;
+  await t.rejects(w.commit({ syncDir: false }), { code: 'EIO' });
+  await w.discard();
+  t.notOk(existsSync(w.finalPath), 'nothing at the final path');
+  t.notOk(existsSync(w.tmpPath), 'nothing at the temporary path');
 });

@@ -493,8 +493,17 @@ export class SpoolWriter extends Writable {
     await this.fs.fsync(this.fd);
     // the descriptor is no longer needed once the data is synced: closing it need not
     // hold up the rename (each is a round trip through libuv's thread pool)
-    await Promise.all([this.closeFile(), this.fs.rename(this.tmpPath, this.finalPath)]);
-    if (opts.syncDir !== false) await syncDirectory(this.dir, this.fs);
+    const [closed, renamed] = await Promise.allSettled([this.closeFile(), this.fs.rename(this.tmpPath, this.finalPath)]);
+    if (renamed.status === 'rejected') throw renamed.reason;
+    try {
+      if (closed.status === 'rejected') throw closed.reason;
+      if (opts.syncDir !== false) await syncDirectory(this.dir, this.fs);
+    } catch (err) {
+      // the file is in place but the commit failed, so no row will name it: left there, a
+      // restart's recovery would deliver what the client was told is not accepted
+      await removeFile(this.finalPath);
+      throw err;
+    }
     return this.finalPath;
   }
 
