@@ -117,3 +117,15 @@ t.test('closing the store closes the accept connection too (the last close remov
   store.close();
   t.notOk(existsSync(`${path}-wal`), 'no connection left open');
 });
+
+t.test('a commit after the store closed fails (the clients get 451) and opens no connection again', async (t) => {
+  const { dir, cleanup } = tempDir('durable-writer-closed');
+  t.teardown(cleanup);
+  const path = join(dir, 'store.db');
+  const store = Store.open(path, { role: 'smtp' });
+  const committer = new GroupCommitter(store, new Spool(join(dir, 'spool')));
+  store.close();
+  const late = toNewMessage({ qid: '0Q0000000000H', receivedAt: 1, sender: '', recipients: [{ address: 'b@example.test' }] }, { spoolPath: join(dir, 'spool', 'y'), spoolOffset: 0, size: 1, sha256: '0'.repeat(64) });
+  await t.rejects(committer.commit(late), /not open/, 'the batch fails');
+  t.notOk(existsSync(`${path}-wal`), 'no connection opened again on the closed store');
+});

@@ -413,10 +413,11 @@ export class QueueStore {
   /**
    * The accept path's own connection, opened on first use (the group commit opens it when
    * it is built, so a store it cannot open stops the start-up rather than the first
-   * accept); none for an in-memory store.
+   * accept); none for an in-memory store, nor once the store is closed (a late commit then
+   * fails on the closed connection instead of opening one nobody closes).
    */
   durableWriter(): MessageInserter | undefined {
-    if (this.writer || this.db.memory || !this.db.name) return this.writer;
+    if (this.writer || this.db.memory || !this.db.name || !this.db.open) return this.writer;
     return (this.writer = new MessageInserter(openDurableWriter(this.db.name)));
   }
 
