@@ -117,3 +117,26 @@ t.test('small, large and fragmented messages arrive whole and in order, small on
   expected.forEach((e, i) => t.ok(got[i]!.equals(e), `message ${i} (${e.length} bytes) intact`));
   t.equal(synchronous, 3, 'the three small whole messages over the threshold went the synchronous way');
 });
+
+t.test('a Blob deflated synchronously leaves the sender free for the messages after it', async (t) => {
+  const deflate = { serverNoContextTakeover: true, clientNoContextTakeover: true, threshold: 0 };
+  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate: deflate });
+  t.teardown(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  wss.on('connection', (ws) => {
+    ws.send(new Blob(['from a blob, '.repeat(20)]));
+    ws.send('after the blob');
+    ws.send(Buffer.from('and once more'));
+  });
+  await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+  const client = new WebSocket(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, { perMessageDeflate: deflate });
+  t.teardown(() => client.terminate());
+  const got: string[] = [];
+  await new Promise<void>((resolve, reject) => {
+    client.on('message', (data: Buffer) => {
+      got.push(data.toString());
+      if (got.length === 3) resolve();
+    });
+    client.on('error', reject);
+  });
+  t.same(got, ['from a blob, '.repeat(20), 'after the blob', 'and once more'], 'every message, in order');
+});
