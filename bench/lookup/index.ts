@@ -22,6 +22,7 @@ import { writeTransaction } from '../../src/store/db.js';
 import type { PodBatchItem } from '../../src/store/pod-store.js';
 import { KEY_KINDS, trace } from '../../src/cli/trace/collect.js';
 import { Store } from '../../src/store/store.js';
+import { workerSource } from '../../src/gateway/worker-source.js';
 import { describeCosts, evictFromPageCache, installStatementCounters, machineTail, measureLookups, percentile, preparedCount, residentShare } from './trace-timing.js';
 import { assertSameRow, BATCH, BULK_BATCH, bulkItem, DAY, END, EVENTS_PER_MESSAGE, generate, MESSAGES, prng, SAMPLE, START, traceKeys, type BulkRows } from './generate.js';
 
@@ -101,12 +102,8 @@ const bulk = { rows: 0, insertMs: 0, indexMs: 0, migrateMs: 0, buildMs: 0, waitM
   };
   // Worker threads generate the rows (the JSON events are most of the work), the main thread
   // inserts them in order, one transaction per BULK_BATCH messages.
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const entry = new URL('./bulk-worker.ts', import.meta.url).href;
-  const workers = Array.from(
-    { length: WORKERS },
-    () => new Worker(`import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`, { eval: true }),
-  );
+  const bulkWorker = workerSource(import.meta.url, 'bulk-worker');
+  const workers = Array.from({ length: WORKERS }, () => new Worker(bulkWorker.source, { eval: bulkWorker.eval }));
   const ranges: { from: number; to: number }[] = [];
   for (let from = SAMPLE; from < MESSAGES; from += BULK_BATCH) ranges.push({ from, to: Math.min(MESSAGES, from + BULK_BATCH) });
   const ask = (k: number): Promise<BulkRows> =>

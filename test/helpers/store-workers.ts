@@ -1,13 +1,11 @@
 // Runs several store-writer.ts threads against one store file at the same moment.
 import { Worker } from 'node:worker_threads';
+import { workerSource } from '../../src/gateway/worker-source.js';
 import type { StoreWriterData, StoreWriterReport } from './store-writer.js';
 
-/** Worker threads do not inherit tsx's loader: register it inside the thread first. */
 function spawnWriter(data: StoreWriterData): Worker {
-  const entry = new URL('./store-writer.ts', import.meta.url).href;
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const source = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(source, { eval: true, workerData: data });
+  const { source, eval: evaluate } = workerSource(import.meta.url, 'store-writer');
+  return new Worker(source, { eval: evaluate, workerData: data });
 }
 
 export async function runWritersTogether(list: StoreWriterData[]): Promise<StoreWriterReport[]> {
