@@ -4,11 +4,10 @@
 // one message with CRLF line endings, never as two.
 import t from 'tap';
 import fc from 'fast-check';
-import { Readable } from 'node:stream';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startGateway } from '../src/gateway/gateway.js';
-import { BareNewlineGuard } from '../src/smtp/bare-newline.js';
+import { BareNewlineScanner } from '../src/smtp/bare-newline.js';
 import { RawSmtp, startSink, tempDir, testConfig, waitFor } from './helpers/gateway.js';
 
 const VARIANTS: Record<string, string> = {
@@ -76,14 +75,10 @@ for (const policy of ['reject', 'normalise'] as const) {
 }
 
 async function runGuard(policy: 'reject' | 'normalise', chunks: Buffer[]): Promise<Buffer> {
-  const out: Buffer[] = [];
-  const guard = new BareNewlineGuard(policy);
-  guard.on('data', (c: Buffer) => out.push(c));
-  await new Promise<void>((resolve, reject) => {
-    guard.on('end', resolve);
-    guard.on('error', reject);
-    Readable.from(chunks).pipe(guard);
-  });
+  const scanner = new BareNewlineScanner(policy);
+  const out = chunks.map((c) => scanner.pass(c));
+  const tail = scanner.end();
+  if (tail) out.push(tail);
   return Buffer.concat(out);
 }
 

@@ -1,4 +1,3 @@
-import { Transform, type TransformCallback } from 'node:stream';
 import { SmtpReplyError } from './reply.js';
 
 export type BareNewlinePolicy = 'reject' | 'normalise';
@@ -15,44 +14,9 @@ const CRLF = Buffer.from('\r\n');
  * content must therefore be CRLF: `reject` fails the stream with 550 5.5.2 on the
  * first bare CR or bare LF (Postfix smtpd_forbid_bare_newline), `normalise` turns each
  * into CRLF so the next hop sees one message.
- */
-export class BareNewlineGuard extends Transform {
-  private readonly scanner: BareNewlineScanner;
-
-  constructor(readonly policy: BareNewlinePolicy) {
-    super();
-    this.scanner = new BareNewlineScanner(policy);
-  }
-
-  get found(): number {
-    return this.scanner.found;
-  }
-
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    let out: Buffer;
-    try {
-      out = this.scanner.pass(chunk);
-    } catch (err) {
-      return done(err as Error);
-    }
-    done(null, out);
-  }
-
-  override _flush(done: TransformCallback): void {
-    let tail: Buffer | undefined;
-    try {
-      tail = this.scanner.end();
-    } catch (err) {
-      return done(err as Error);
-    }
-    if (tail) this.push(tail);
-    done();
-  }
-}
-
-/**
- * The guard's work on the chunks of one message, in order, without a stream around it
- * (the listener's DATA path calls it per chunk): `pass` returns the chunk to write (the
+ *
+ * It works on the chunks of one message, in order, without a stream around it (the
+ * listener's DATA path calls it per chunk): `pass` returns the chunk to write (the
  * same buffer unless `normalise` changed it) or throws the 550 5.5.2 of `reject`;
  * `end` returns what a CR at the very end becomes.
  */
