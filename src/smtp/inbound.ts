@@ -414,7 +414,7 @@ function envelopeParams(session: SMTPServerSession): { params: MessageParams | u
   const from = session.envelope.mailFrom as CapturedAddress | false;
   const recipientParams: Record<string, RecipientParams> = {};
   for (const r of session.envelope.rcptTo as CapturedAddress[]) if (r.stored) recipientParams[r.address] = r.stored;
-  return { params: from && from.written ? (from.mail ?? mailParams(from.written)) : undefined, recipientParams };
+  return { params: from ? from.mail : undefined, recipientParams }; // `mail` was parsed once, by onMailFrom
 }
 
 /**
