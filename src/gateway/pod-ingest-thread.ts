@@ -71,7 +71,7 @@ export class PodIngestThread {
     const worker = new Worker(source, { eval: isEval });
     this.worker = worker;
     worker.on('message', (items: FromIngestThread) => this.answered(items));
-    worker.on('error', (err) => this.failed(`${err.message}`));
+    worker.on('error', (err) => this.failed(err.message, undefined, err));
     worker.on('exit', (code) => {
       if (!this.closing) this.failed(`exited with code ${code}`);
     });
@@ -157,9 +157,9 @@ export class PodIngestThread {
   }
 
   /** The thread is gone: everything it held, then everything waiting, is ingested here, in order. */
-  private failed(why: string, current?: Entry[]): void {
+  private failed(why: string, current?: Entry[], err?: Error): void {
     if (!this.worker) return;
-    this.logger.error({ why }, 'pod: ingest thread failed; ingesting on the main thread');
+    this.logger.error({ why, ...(err ? { err } : {}) }, 'pod: ingest thread failed; ingesting on the main thread');
     const w = this.worker;
     this.worker = undefined;
     this.closing = true;
