@@ -28,6 +28,7 @@ import { processCpuSeconds, spawnGateway, type GatewayProcess } from '../test/he
 import { ensureHaraka, startHaraka } from './lib/haraka.js';
 import { freePort } from './lib/postfix-tools.js';
 import { writeBenchGatewayConfig } from './lib/gateway-config.js';
+import { storageWriteBytes, userSystemSeconds } from './lib/proc-io.js';
 import { threadCpuPerMessage, threadCpuSeconds } from './lib/thread-cpu.js';
 
 const SESSIONS = 20;
@@ -116,6 +117,8 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   await loopDelayMaxMs(adminPort); // starts the gauge's window at the start of the run
   const cpu0 = gw.cpuSeconds();
   const threads0 = threadCpuSeconds(gw.pid);
+  const written0 = storageWriteBytes(gw.pid);
+  const us0 = userSystemSeconds(gw.pid);
   try {
     const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
     if (!run.ok) {
@@ -137,6 +140,12 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
     const threads = threadCpuPerMessage(gw.pid, threads0, threadCpuSeconds(gw.pid), count);
     if (threads) notes.push(`mailbag (${mode}) CPU ms/msg by thread (tN: N-th thread after the main one): ${threads}`);
+    const written1 = storageWriteBytes(gw.pid);
+    const us1 = userSystemSeconds(gw.pid);
+    if (us0 && us1) notes.push(`mailbag (${mode}) CPU ms/msg user ${((us1.user - us0.user) * 1000 / count).toFixed(2)}, system ${((us1.system - us0.system) * 1000 / count).toFixed(2)}`);
+    if (written0 !== undefined && written1 !== undefined) {
+      notes.push(`mailbag (${mode}) storage writes: ${((written1 - written0) / 1024 / count).toFixed(1)} KiB/msg (spool files, WAL, checkpoints)`);
+    }
     const loopDelay = await loopDelayMaxMs(adminPort);
     rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: rate(count, run.ms), relayRate, baseline: base, peakRss: gw.peakRssBytes(), cpuMsPerMessage, loopDelayMaxMs: loopDelay, note });
   } finally {
