@@ -7,6 +7,8 @@ import fs from 'node:fs';
 import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { Spool, headerSectionOf, MAX_HEADER_SECTION_BYTES, type SpooledMessageRef } from '../src/delivery/spool.js';
+import { CorrelationStore } from '../src/store/correlation-store.js';
+import { QueueStore } from '../src/store/queue-store.js';
 import { waitFor, tempDir } from './helpers/gateway.js';
 import { gate, reply, startEngine } from './helpers/queue-engine.js';
 
@@ -103,11 +105,15 @@ t.test('one read of the spool file per delivery; the keys commit with the round 
 t.test('keys the store refuses are logged; the round result is recorded all the same', async (t) => {
   const e = await startEngine();
   t.teardown(() => e.close());
-  const recordIn = e.store.correlation.recordMessageKeysIn.bind(e.store.correlation);
+  // on the prototype: the queue records on a connection of its own, with statements of its own
+  const recordIn = CorrelationStore.prototype.recordMessageKeysIn;
+  t.teardown(() => {
+    CorrelationStore.prototype.recordMessageKeysIn = recordIn;
+  });
   let refuse = true;
-  e.store.correlation.recordMessageKeysIn = (m, now) => {
+  CorrelationStore.prototype.recordMessageKeysIn = function (this: CorrelationStore, m, now, upstream) {
     if (refuse) throw Object.assign(new Error('CHECK constraint failed: keys'), { code: 'SQLITE_CONSTRAINT_CHECK' });
-    return recordIn(m, now);
+    return recordIn.call(this, m, now, upstream);
   };
   e.transport.answers.push((req) => reply(req, 'deferred', '451 4.3.2 try later'));
   const qid = await e.enqueue(['bob@example.test']);
@@ -169,12 +175,16 @@ t.test('a claim the store refuses in the recording transaction costs the rounds 
   const { e, held, first } = await engineWithHeldFirst(t);
   const second = await e.enqueue(['carol@example.test']);
   // the store's claim statement fails once: the claim made with the first round's recording
-  const queueStore = e.store.queue as unknown as { claimManyIn(...a: unknown[]): unknown };
-  const claimManyIn = queueStore.claimManyIn.bind(queueStore);
+  // on the prototype: the queue claims on a connection of its own, with statements of its own
+  const proto = QueueStore.prototype as unknown as { claimManyIn(...a: unknown[]): unknown };
+  const claimManyIn = proto.claimManyIn;
+  t.teardown(() => {
+    proto.claimManyIn = claimManyIn;
+  });
   let refused = 0;
-  queueStore.claimManyIn = (...a: unknown[]) => {
+  proto.claimManyIn = function (this: unknown, ...a: unknown[]) {
     if (refused++ === 0) throw Object.assign(new Error('disk I/O error'), { code: 'SQLITE_IOERR' });
-    return claimManyIn(...a);
+    return claimManyIn.apply(this, a);
   };
   held.open();
   await waitFor(() => e.store.queue.message(second)!.state === 'done', 10_000, 'the second message delivered');

@@ -3,10 +3,13 @@
 // wait for the lock from the event loop, not in SQLite's busy handler, so a delivery in
 // flight on the same thread keeps going meanwhile; once the lock is free every result is
 // recorded once and the waiting message is claimed. Events are ordered, never timed.
+import type Database from 'better-sqlite3';
+import { existsSync } from 'node:fs';
 import t from 'tap';
 import { enqueueGenerated } from '../src/delivery/enqueue.js';
 import { QidGenerator } from '../src/delivery/qid.js';
 import { isLockBusy, LockRetry, openDatabase, writeTransaction } from '../src/store/db.js';
+import { Store } from '../src/store/store.js';
 import { tempDir, waitFor } from './helpers/gateway.js';
 import { gate, reply, startEngine } from './helpers/queue-engine.js';
 
@@ -132,4 +135,37 @@ t.test('a transaction that does not wait: SQLITE_BUSY while the lock is held, th
   other.exec('COMMIT');
   writeTransaction(queue, () => queue.exec('CREATE TABLE IF NOT EXISTS t (x)'), { waitForLock: false });
   t.equal(timeout(), 5000, 'busy_timeout restored after a transaction that got the lock');
+});
+
+t.test("the queue's no-wait transactions run on a connection of their own (no busy_timeout switch), closed with the store", async (t) => {
+  const { dir, cleanup } = tempDir('lock-wait-twin');
+  const path = `${dir}/store.db`;
+  const store = Store.open(path, { role: 'queue' });
+  const other = openDatabase(path, { role: 'cli' });
+  t.teardown(() => {
+    if (other.inTransaction) other.exec('ROLLBACK');
+    other.close();
+    store.close();
+    cleanup();
+  });
+  const pragmas: string[] = [];
+  const pragma = store.queue.db.pragma.bind(store.queue.db);
+  store.queue.db.pragma = ((source: string, options?: Database.PragmaOptions) => {
+    pragmas.push(source);
+    return pragma(source, options);
+  }) as typeof store.queue.db.pragma;
+  other.exec('BEGIN IMMEDIATE');
+  let caught: unknown;
+  try {
+    store.queue.claimMany(['none'], Date.now(), Date.now() + 1000, { waitForLock: false });
+  } catch (err) {
+    caught = err;
+  }
+  t.ok(isLockBusy(caught), 'SQLITE_BUSY at once while another connection holds the lock');
+  other.exec('COMMIT');
+  t.same(store.queue.recordRounds([], Date.now(), undefined, undefined, { waitForLock: false }), []);
+  t.same(pragmas, [], "the store's own connection was not touched");
+  other.close();
+  store.close();
+  t.notOk(existsSync(`${path}-wal`), 'no connection left open: the last one to close removed the WAL');
 });

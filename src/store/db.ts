@@ -101,16 +101,17 @@ export interface WriteTransactionOptions {
  * compiles the statement, so a statement prepared once would not apply it on each run.
  */
 function beginWithoutWaiting(db: SqliteDatabase): void {
+  // a connection opened not to wait (`openNoWaitWriter`) needs no switch
   const timeout = busyTimeoutOf(db);
   // a busy BEGIN is expected and retried: its SqliteError needs no stack trace (most of its cost)
   const stackTraceLimit = Error.stackTraceLimit;
-  db.pragma('busy_timeout = 0');
+  if (timeout !== 0) db.pragma('busy_timeout = 0');
   Error.stackTraceLimit = 0;
   try {
     transactionStatements(db).begin.run();
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
-    db.pragma(`busy_timeout = ${timeout}`);
+    if (timeout !== 0) db.pragma(`busy_timeout = ${timeout}`);
   }
 }
 
@@ -203,6 +204,30 @@ export function openDurableWriter(path: string): SqliteDatabase {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('wal_autocheckpoint = 0');
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+/**
+ * A second connection to the store for the transactions that must never wait for the
+ * write lock on the event loop (the delivery queue's claims and round recordings):
+ * busy_timeout 0, so BEGIN IMMEDIATE throws SQLITE_BUSY at once while another connection
+ * holds the write lock, and the caller retries from its event loop (`LockRetry`).
+ * Otherwise set like the store's own connection (synchronous=NORMAL, WAL checkpoints).
+ * Switching one shared connection's busy_timeout around each BEGIN costs two PRAGMA
+ * statements compiled per transaction (see `beginWithoutWaiting`).
+ */
+export function openNoWaitWriter(path: string): SqliteDatabase {
+  const db = new Database(path, { fileMustExist: true, timeout: 0 });
+  try {
+    if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') {
+      throw Object.assign(new Error(`store ${path} is not in WAL mode`), { code: 'ERR_MAILBAG_STORE_JOURNAL' });
+    }
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
   } catch (err) {
     db.close();
     throw err;

@@ -1,6 +1,6 @@
-import type { CorrelationStore, MessageKeysInput, OriginKind } from './correlation-store.js';
+import { CorrelationStore, type MessageKeysInput, type OriginKind } from './correlation-store.js';
 import type { Statement } from 'better-sqlite3';
-import { durably, openDurableWriter, writeTransaction, type SqliteDatabase, type WriteTransactionOptions } from './db.js';
+import { durably, openDurableWriter, openNoWaitWriter, writeTransaction, type SqliteDatabase, type WriteTransactionOptions } from './db.js';
 import { INSERT_POD_FACTS_SQL } from './pod-publisher-store.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
@@ -421,10 +421,34 @@ export class QueueStore {
     return (this.writer = new MessageInserter(openDurableWriter(this.db.name)));
   }
 
-  /** Closes the accept path's connection (the store's own is the caller's). */
-  closeDurableWriter(): void {
+  /** undefined: not opened yet; null: none for this store (in memory, closed, or this is the twin). */
+  private twin: QueueStore | null | undefined;
+
+  /**
+   * The no-wait transactions' own connection (`openNoWaitWriter`), with every statement of
+   * this store prepared on it, opened on first use: `waitForLock: false` there is a plain
+   * BEGIN IMMEDIATE, with no busy_timeout switched around it. None for an in-memory store
+   * (the PRAGMA switch is used there), nor once the store is closed.
+   */
+  private noWaitTwin(): QueueStore | undefined {
+    if (this.twin !== undefined) return this.twin ?? undefined;
+    if (this.db.memory || !this.db.name) {
+      this.twin = null;
+      return undefined;
+    }
+    if (!this.db.open) return undefined;
+    const db = openNoWaitWriter(this.db.name);
+    const twin = new QueueStore(db, this.correlation ? new CorrelationStore(db) : undefined);
+    twin.twin = null;
+    return (this.twin = twin);
+  }
+
+  /** Closes the connections this store opened for itself (the accept path's, the no-wait one); the store's own is the caller's. */
+  closeOwnConnections(): void {
     this.writer?.db.close();
     this.writer = undefined;
+    if (this.twin) this.twin.db.close();
+    this.twin = null;
   }
 
   maxQid(): string | undefined {
@@ -466,6 +490,8 @@ export class QueueStore {
 
   /** `claim` for several messages in one transaction; messages with nothing due are left out. */
   claimMany(qids: readonly string[], now: number, until: number, opts?: WriteTransactionOptions): ClaimedMessage[] {
+    const twin = opts?.waitForLock === false ? this.noWaitTwin() : undefined;
+    if (twin) return twin.claimMany(qids, now, until, opts);
     return writeTransaction(this.db, () => this.claimManyIn(qids, now, until), opts);
   }
 
@@ -554,6 +580,8 @@ export class QueueStore {
     next?: ClaimNext,
     opts?: WriteTransactionOptions,
   ): (FinishedMessage | undefined)[] {
+    const twin = opts?.waitForLock === false ? this.noWaitTwin() : undefined;
+    if (twin) return twin.recordRounds(rounds, now, keysFailed, next, opts);
     let claims: ClaimedMessage[] | undefined;
     let done: (FinishedMessage | undefined)[];
     try {
@@ -615,6 +643,8 @@ export class QueueStore {
     keysFailed?: (qids: string[], err: unknown) => void,
     opts?: WriteTransactionOptions,
   ): { finished: (FinishedMessage | undefined)[]; skipped: number } {
+    const twin = opts?.waitForLock === false ? this.noWaitTwin() : undefined;
+    if (twin) return twin.replayRounds(rounds, now, keysFailed, opts);
     return writeTransaction(this.db, () => {
       let skipped = 0;
       const recorded: typeof rounds[number][] = [];
@@ -639,9 +669,7 @@ export class QueueStore {
     const correlation = this.correlation;
     try {
       // nested: a savepoint
-      writeTransaction(this.db, () => {
-        for (const k of keys) correlation.recordMessageKeysIn(k, now);
-      });
+      writeTransaction(this.db, () => correlation.recordManyMessageKeysIn(keys, now));
     } catch (err) {
       // an error that ended the whole transaction (disk full, I/O) fails the rounds too
       if (!this.db.inTransaction) throw err;

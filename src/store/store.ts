@@ -145,7 +145,7 @@ export class Store {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.closeDurableWriter();
+    this.queue.closeOwnConnections();
     this.db.close();
   }
 }
