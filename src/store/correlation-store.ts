@@ -130,6 +130,7 @@ export class CorrelationStore {
       linksOfUpstream: db.prepare('SELECT * FROM upstream_links WHERE upstream_qid = ? ORDER BY qid, via'),
       upstreamExists: db.prepare(`SELECT EXISTS (SELECT 1 FROM pod_message_events WHERE qid = @u)
         OR EXISTS (SELECT 1 FROM pod_maillog_events WHERE qid = @u) AS found`),
+      anyUpstream: db.prepare(`SELECT EXISTS (SELECT 1 FROM pod_message_events) OR EXISTS (SELECT 1 FROM pod_maillog_events) AS found`),
       maillogQueuedAs: db.prepare('SELECT DISTINCT qid FROM pod_maillog_events WHERE queued_as = ?'),
       eventQidsByGuid: db.prepare('SELECT DISTINCT qid FROM pod_message_events WHERE guid = ?'),
       upstreamByMessageIdWithin: db.prepare(`SELECT qid FROM pod_message_events WHERE message_id = @m AND ts_us BETWEEN @from AND @to
@@ -164,11 +165,25 @@ export class CorrelationStore {
    * message it claimed in the same event-loop turn together (one WAL commit, not one each).
    */
   recordManyMessageKeys(list: readonly MessageKeysInput[], now = Date.now()): boolean[] {
-    return writeTransaction(this.db, () => list.map((m) => this.recordMessageKeysIn(m, now)));
+    return writeTransaction(this.db, () => this.recordManyMessageKeysIn(list, now));
   }
 
-  /** `recordMessageKeys` inside the caller's write transaction (the queue's round results). */
-  recordMessageKeysIn(m: MessageKeysInput, now: number): boolean {
+  /**
+   * `recordManyMessageKeys` inside the caller's write transaction (the queue's round
+   * results). Links go only to stored PoD events: while the store holds none (a gateway
+   * without a PoD stream), one look says so for the whole batch instead of five per message.
+   * The caller's write lock keeps the answer true until its commit.
+   */
+  recordManyMessageKeysIn(list: readonly MessageKeysInput[], now: number): boolean[] {
+    const upstream = list.length > 0 && (this.s.anyUpstream.get() as { found: number }).found === 1;
+    return list.map((m) => this.recordMessageKeysIn(m, now, upstream));
+  }
+
+  /**
+   * `recordMessageKeys` inside the caller's write transaction. `upstream` false: the store
+   * holds no PoD event (the caller looked in this transaction), so there is nothing to link.
+   */
+  recordMessageKeysIn(m: MessageKeysInput, now: number, upstream = true): boolean {
     {
       const changes = this.s.insertKeys.run({
         qid: m.qid,
@@ -185,7 +200,7 @@ export class CorrelationStore {
         now,
       }).changes;
       if (changes === 0) return false;
-      this.linkMessageIn(m, now);
+      if (upstream) this.linkMessageIn(m, now);
       return true;
     }
   }
