@@ -66,6 +66,27 @@ t.test('a thread that dies: what it held and what follows is ingested on the mai
   t.match(logs.join(''), /ingest thread failed/);
 });
 
+t.test('a thread alive but silent: given up once its oldest payloads go unanswered, everything ingested on the main thread, in order', async (t) => {
+  const logs: string[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => logs.push(line) });
+  const thread = new PodIngestThread(logger, { answerTimeoutMs: 50 });
+  t.teardown(() => thread.close());
+  const list = inputs();
+  // every post is swallowed, as by a thread stuck in a loop: the thread itself stays alive
+  const worker = (thread as unknown as { worker: Worker }).worker;
+  let posts = 0;
+  worker.postMessage = () => {
+    posts++;
+  };
+  const out = collect(thread, list.slice(0, 10));
+  await thread.drained();
+  t.ok(posts >= 1, 'the payloads were posted');
+  for (const i of list.slice(10)) thread.ingest(i.payload, i.opts, (item) => out.push(item));
+  t.same(out, expected(list), 'every payload once, in order');
+  t.match(logs.join(''), /no answer for 50 ms/);
+  t.match(logs.join(''), /ingest thread failed/);
+});
+
 t.test('a consumer with ingestThread: false ingests on its main thread and stores the same', async (t) => {
   const clock = new TestClock(Date.parse('2026-11-30T10:05:00Z'));
   const double = await startPublisherDouble(clock.now);

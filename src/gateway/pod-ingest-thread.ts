@@ -6,6 +6,9 @@
 // is all the consumer's checkpoint and dedupe need. The main thread keeps every payload until
 // its result is back: if the thread dies, what it held is ingested on the main thread, in
 // order, and so is everything after (nothing is lost, the stream just loses the overlap).
+// A thread that is alive but silent (stuck in a loop, starved) is treated the same way once
+// the oldest payloads it holds have gone unanswered for `answerTimeoutMs`: otherwise its
+// streams would stall, and the consumer's stop with them.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { ingestToBatchItem, type PodEventKind } from '../pod/ingest.js';
@@ -46,6 +49,17 @@ interface Entry {
 const MAX_PER_POST = 256;
 const MAX_BYTES_PER_POST = 4 * 1024 * 1024;
 
+/**
+ * No answer for this long while payloads are out: the thread is given up. A post of the
+ * largest size takes well under a second; this leaves room for a machine under heavy load.
+ */
+const ANSWER_TIMEOUT_MS = 30_000;
+
+export interface PodIngestThreadOptions {
+  /** How long the oldest unanswered payloads may wait before the thread is given up (default 30 s). */
+  answerTimeoutMs?: number;
+}
+
 /** A dead letter's raw bytes come back from the thread as a Uint8Array (structured clone): the store binds Buffers. */
 function asBufferItem(item: PodBatchItem): PodBatchItem {
   if (item.kind === 'dead' && !Buffer.isBuffer(item.row.raw)) {
@@ -65,8 +79,15 @@ export class PodIngestThread {
   private postScheduled = false;
   private closing = false;
   private drainWaiters: Array<() => void> = [];
+  /** Armed while payloads are out: fires when the thread has answered none of them for `answerTimeoutMs`. */
+  private watchdog: NodeJS.Timeout | undefined;
+  private readonly answerTimeoutMs: number;
 
-  constructor(private readonly logger: Logger) {
+  constructor(
+    private readonly logger: Logger,
+    opts: PodIngestThreadOptions = {},
+  ) {
+    this.answerTimeoutMs = opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
     const { source, eval: isEval } = workerSource(import.meta.url, 'pod-ingest-worker');
     const worker = new Worker(source, { eval: isEval });
     this.worker = worker;
@@ -111,9 +132,22 @@ export class PodIngestThread {
   async close(): Promise<void> {
     await this.drained();
     this.closing = true;
+    this.disarm();
     const w = this.worker;
     this.worker = undefined;
     await w?.terminate();
+  }
+
+  /** Runs from the oldest unanswered post, and again from each answer while more are out. */
+  private arm(): void {
+    this.disarm();
+    if (!this.worker || !this.posted.length) return;
+    this.watchdog = setTimeout(() => this.failed(`no answer for ${this.answerTimeoutMs} ms`), this.answerTimeoutMs);
+  }
+
+  private disarm(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = undefined;
   }
 
   private post(): void {
@@ -144,6 +178,7 @@ export class PodIngestThread {
     }
     this.posted.push(group);
     this.worker!.postMessage({ opts: group[0]!.opts, bytes, ends } satisfies ToIngestThread, [bytes, ends.buffer]);
+    if (!this.watchdog) this.arm();
   }
 
   private answered(items: FromIngestThread): void {
@@ -152,6 +187,7 @@ export class PodIngestThread {
       this.failed(`answered ${items.length} items for ${group?.length ?? 0} payloads`, group);
       return;
     }
+    this.arm();
     for (let i = 0; i < group.length; i++) group[i]!.done(asBufferItem(items[i]!));
     this.checkDrained();
   }
@@ -163,6 +199,7 @@ export class PodIngestThread {
     const w = this.worker;
     this.worker = undefined;
     this.closing = true;
+    this.disarm();
     void w.terminate();
     const rest = [...(current ? [current] : []), ...this.posted.splice(0), this.waiting.splice(0)];
     this.waitingBytes = 0;
