@@ -188,6 +188,8 @@ export class Spool {
   private dirFd: Promise<number> | undefined;
   /** The `syncDir` in progress: `close` never closes the descriptor under it. */
   private dirSyncing: Promise<void> | undefined;
+  /** After `close`, a late `syncDir` (a commit finishing during a stop) keeps no descriptor. */
+  private closed = false;
 
   /**
    * fsync of the spool directory: makes renames into it durable. The accept path calls
@@ -205,6 +207,7 @@ export class Spool {
   }
 
   private async syncDirOnce(): Promise<void> {
+    if (this.closed) return syncDirectory(this.dir, this.fs);
     let opening = this.dirFd;
     if (!opening) {
       opening = this.dirFd = this.fs.open(this.dir, 'r');
@@ -217,13 +220,21 @@ export class Spool {
       await this.fs.fsync(fd);
     } catch (err) {
       // the next call opens the directory again rather than trusting this descriptor
-      if (this.dirFd === opening) this.close();
+      if (this.dirFd === opening) this.releaseDirFd();
       throw err;
     }
   }
 
-  /** Releases the spool directory's descriptor once no `syncDir` uses it. */
+  /**
+   * Releases the spool directory's descriptor once no `syncDir` uses it. A `syncDir` after
+   * this still fsyncs the directory, through a descriptor of its own that it closes.
+   */
   close(): void {
+    this.closed = true;
+    this.releaseDirFd();
+  }
+
+  private releaseDirFd(): void {
     const opening = this.dirFd;
     if (!opening) return;
     this.dirFd = undefined;
