@@ -139,7 +139,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     const cpu1 = gw.cpuSeconds();
     const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
     const threads = threadCpuPerMessage(gw.pid, threads0, threadCpuSeconds(gw.pid), count);
-    if (threads) notes.push(`mailbag (${mode}) CPU ms/msg by thread (tN: N-th thread after the main one): ${threads}`);
+    if (threads) notes.push(`mailbag (${mode}) CPU ms/msg by thread (tN: N-th thread after the main one; system part in brackets): ${threads}`);
     const written1 = storageWriteBytes(gw.pid);
     const us1 = userSystemSeconds(gw.pid);
     if (us0 && us1) notes.push(`mailbag (${mode}) CPU ms/msg user ${((us1.user - us0.user) * 1000 / count).toFixed(2)}, system ${((us1.system - us0.system) * 1000 / count).toFixed(2)}`);
