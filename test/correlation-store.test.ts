@@ -164,3 +164,15 @@ t.test('bounces record their origin; retention forgets keys, links and origin wi
   t.equal(store.correlation.keys(QID), undefined);
   t.equal(store.pod.maillogEventsByQid(UPSTREAM).length, 2, 'the upstream record stays');
 });
+
+t.test('message_keys carries the indexes its look-ups use, and no other (each one is written for every message)', async (t) => {
+  const store = openStore();
+  const indexes = (store.db.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'message_keys' AND sql IS NOT NULL ORDER BY name").all() as { name: string }[]).map((r) => r.name);
+  t.same(indexes, ['message_keys_message_id', 'message_keys_pp_guid', 'message_keys_pp_orig_guid', 'message_keys_upstream_qid']);
+  const plan = (sql: string, ...params: unknown[]) => (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...params) as { detail: string }[]).map((p) => p.detail).join('; ');
+  t.match(plan('SELECT * FROM message_keys WHERE message_id = ? ORDER BY received_at DESC, qid DESC', 'm'), /USING INDEX message_keys_message_id/);
+  t.match(plan('SELECT qid FROM message_keys WHERE message_id = ? AND received_at BETWEEN ? AND ?', 'm', 0, 1), /USING INDEX message_keys_message_id/);
+  t.match(plan('SELECT * FROM message_keys WHERE upstream_qid = ? ORDER BY received_at DESC, qid DESC', 'u'), /USING INDEX message_keys_upstream_qid/);
+  t.match(plan('SELECT * FROM message_keys WHERE pp_guid = ?', 'g'), /USING INDEX message_keys_pp_guid/);
+  t.match(plan('SELECT * FROM message_keys WHERE pp_orig_guid = ?', 'g'), /USING INDEX message_keys_pp_orig_guid/);
+});

@@ -471,6 +471,14 @@ export const migrations: Migration[] = [
     name: 'report: rule counters kept from pod_message_rules, not from the event JSON',
     sql: POD_RULE_COUNTERS_SQL,
   },
+  {
+    version: 27,
+    name: 'correlation: drop message_keys_received_at, which no query reads',
+    // Every look-up of message_keys goes by qid, message_id, upstream_qid or a GUID (their
+    // indexes); received_at only orders or bounds those few rows. The index cost a page per
+    // queue recording transaction and an entry per message to write and to prune.
+    sql: `DROP INDEX IF EXISTS message_keys_received_at;`,
+  },
 ];
 
 /** The schema version this code expects: the highest of the list. */
