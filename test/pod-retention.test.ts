@@ -218,7 +218,7 @@ t.test('pruning walks indexes: no table scan, no sort', async (t) => {
   t.teardown(() => s.close());
   const plan = (sql: string, params: Record<string, unknown>) => (s.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(params) as { detail: string }[]).map((r) => r.detail).join('; ');
   for (const [sql, index] of [
-    [POD_MESSAGE_PRUNE_SQL, /USING (COVERING )?INDEX pod_message_events_ts(_disposition)? /],
+    [POD_MESSAGE_PRUNE_SQL, /USING (COVERING )?INDEX pod_message_events_ts_disposition /],
     [POD_MAILLOG_PRUNE_SQL, /USING (COVERING )?INDEX pod_maillog_events_ts /],
   ] as const) {
     const p = plan(sql, { cutoffUs: NOW * 1000, limit: 500 });
@@ -256,4 +256,17 @@ t.test('the gateway prunes PoD events at start with store.podRetention', async (
   t.teardown(() => gw.stop());
   await waitFor(() => count(gw.store, "pod_message_events WHERE guid = 'gw-old'") === 0, 10_000, 'the 8-day-old event pruned');
   t.equal(count(gw.store, "pod_message_events WHERE guid = 'gw-new'"), 1, 'the 6-day-old one kept');
+});
+
+t.test('pod_message_events has one index leading with ts_us (migration 28): the report reads by time through it too', async (t) => {
+  const { dir, cleanup } = tempDir('pod-ts-indexes');
+  t.teardown(cleanup);
+  const s = Store.open(join(dir, 'mailbag.db'));
+  t.teardown(() => s.close());
+  const byTime = (s.db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'pod_message_events' AND sql IS NOT NULL").all() as { name: string; sql: string }[])
+    .filter((r) => /\(\s*ts_us\b/.test(r.sql))
+    .map((r) => r.name);
+  t.same(byTime, ['pod_message_events_ts_disposition']);
+  const p = (s.db.prepare('EXPLAIN QUERY PLAN SELECT COUNT(*) AS n FROM pod_message_events WHERE ts_us >= ? * 1000 AND ts_us < ? * 1000').all(0, 1) as { detail: string }[]).map((r) => r.detail).join('; ');
+  t.match(p, /USING COVERING INDEX pod_message_events_ts_disposition/, p);
 });

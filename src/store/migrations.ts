@@ -479,6 +479,14 @@ export const migrations: Migration[] = [
     // queue recording transaction and an entry per message to write and to prune.
     sql: `DROP INDEX IF EXISTS message_keys_received_at;`,
   },
+  {
+    version: 28,
+    name: 'pod: drop pod_message_events_ts, the leading column of pod_message_events_ts_disposition',
+    // Every read by time (the retention pass, the report's partial hours) uses
+    // (ts_us, disposition) as well; the narrower index was one more B-tree written per
+    // stored message event and pruned per removed one.
+    sql: `DROP INDEX IF EXISTS pod_message_events_ts;`,
+  },
 ];
 
 /** The schema version this code expects: the highest of the list. */

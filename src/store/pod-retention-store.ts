@@ -10,7 +10,7 @@ import type { SqliteDatabase } from './db.js';
  * Stream checkpoints, status and gaps are never touched: they say where each stream is.
  */
 
-/** Oldest message events first, through the `pod_message_events_ts` index (no sort). */
+/** Oldest message events first, through the `pod_message_events_ts_disposition` index (no sort). */
 export const POD_MESSAGE_PRUNE_SQL = 'SELECT id, qid FROM pod_message_events WHERE ts_us < @cutoffUs ORDER BY ts_us LIMIT @limit';
 /** Oldest maillog events first, through the `pod_maillog_events_ts` index. */
 export const POD_MAILLOG_PRUNE_SQL = 'SELECT id, qid FROM pod_maillog_events WHERE ts_us < @cutoffUs ORDER BY ts_us LIMIT @limit';
