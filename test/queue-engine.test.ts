@@ -174,9 +174,9 @@ t.test('every attempt round ends at its deadline, before its lease', async (t) =
       }),
   );
   const recordRounds = e.store.queue.recordRounds.bind(e.store.queue);
-  e.store.queue.recordRounds = (rounds, now) => {
+  e.store.queue.recordRounds = (rounds, now, ...rest) => {
     events.push('recorded');
-    return recordRounds(rounds, now);
+    return recordRounds(rounds, now, ...rest);
   };
   const qid = await e.enqueue(['bob@example.test']);
   await waitFor(() => e.store.queue.attempts(qid).length === 1, 10_000, 'the round to end');
@@ -194,12 +194,12 @@ t.test('a result the store cannot record is kept and recorded later, never deliv
   let refused = 0;
   let diskFull = true;
   let firstLease = 0;
-  e.store.queue.recordRounds = (rounds, now) => {
+  e.store.queue.recordRounds = (rounds, now, ...rest) => {
     if (diskFull) {
       if (++refused === 1) firstLease = e.store.queue.recipients(rounds[0]!.qid)[0]!.inflight_until ?? 0;
       throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
     }
-    return recordRounds(rounds, now);
+    return recordRounds(rounds, now, ...rest);
   };
   const qid = await e.enqueue(['bob@example.test']);
   await waitFor(() => refused >= 3, 5000, 'three refused recordings');
@@ -247,8 +247,8 @@ t.test('rewrite copies are spooled: a retry delivers the bytes of the first atte
 const diskFull = (e: Engine) => {
   const state = { full: true, refused: 0 };
   const recordRounds = e.store.queue.recordRounds.bind(e.store.queue);
-  e.store.queue.recordRounds = (rounds, now) => {
-    if (!state.full) return recordRounds(rounds, now);
+  e.store.queue.recordRounds = (rounds, now, ...rest) => {
+    if (!state.full) return recordRounds(rounds, now, ...rest);
     state.refused++;
     throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
   };
@@ -330,8 +330,8 @@ t.test('the store still refusing at the next start: the journalled result waits 
   let scans = 0;
   await e.restart(200, undefined, (store) => {
     const replayRounds = store.queue.replayRounds.bind(store.queue);
-    store.queue.replayRounds = (rounds, now) => {
-      if (!still.full) return replayRounds(rounds, now);
+    store.queue.replayRounds = (rounds, now, ...rest) => {
+      if (!still.full) return replayRounds(rounds, now, ...rest);
       still.refused++;
       throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
     };

@@ -71,12 +71,12 @@ t.test('one read of the spool file per delivery; the keys commit with the round 
   let refused = 0;
   let diskFull = true;
   const order: string[] = [];
-  e.store.queue.recordRounds = (rounds, now, keysFailed) => {
+  e.store.queue.recordRounds = (rounds, now, keysFailed, ...rest) => {
     if (diskFull) {
       if (++refused === 1) order.push(`result refused; keys ${e.store.correlation.hasKeys(rounds[0]!.qid) ? 'recorded' : 'not recorded'}`);
       throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
     }
-    const done = recordRounds(rounds, now, keysFailed);
+    const done = recordRounds(rounds, now, keysFailed, ...rest);
     order.push(`result recorded; keys ${e.store.correlation.hasKeys(rounds[0]!.qid) ? 'recorded' : 'not recorded'}`);
     return done;
   };
@@ -152,15 +152,15 @@ t.test('the next messages are claimed in the transaction that records the finish
   for (let i = 0; i < 4; i++) backlog.push(await e.enqueue([`r${i}@example.test`]));
   let claimTransactions = 0;
   const claimMany = e.store.queue.claimMany.bind(e.store.queue);
-  e.store.queue.claimMany = (qids, now, until) => {
+  e.store.queue.claimMany = (qids, now, until, opts) => {
     claimTransactions++;
-    return claimMany(qids, now, until);
+    return claimMany(qids, now, until, opts);
   };
   // what each recording transaction left leased: the next message, claimed before its commit
   const leasedAfterRecording: number[] = [];
   const recordRounds = e.store.queue.recordRounds.bind(e.store.queue);
-  e.store.queue.recordRounds = (rounds, now, keysFailed, next) => {
-    const done = recordRounds(rounds, now, keysFailed, next);
+  e.store.queue.recordRounds = (rounds, now, keysFailed, next, opts) => {
+    const done = recordRounds(rounds, now, keysFailed, next, opts);
     leasedAfterRecording.push(backlog.filter((q) => e.store.queue.recipients(q).some((r) => r.inflight_until !== null)).length);
     return done;
   };

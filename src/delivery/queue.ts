@@ -135,6 +135,8 @@ export class DeliveryQueue implements QueueHandle {
   /** Resumes everything the store holds: after a restart nothing is in flight. */
   start(): void {
     if (this.running) return;
+    // claims and recordings do not wait for the lock: their connection, opened before anything runs
+    this.o.store.queue.openNoWaitConnection();
     this.running = true;
     // results the last stop kept in the journal are recorded before anything is claimed
     this.recorder.start();

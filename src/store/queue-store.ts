@@ -428,19 +428,33 @@ export class QueueStore {
    * The no-wait transactions' own connection (`openNoWaitWriter`), with every statement of
    * this store prepared on it, opened on first use: `waitForLock: false` there is a plain
    * BEGIN IMMEDIATE, with no busy_timeout switched around it. None for an in-memory store
-   * (the PRAGMA switch is used there), nor once the store is closed.
+   * (the PRAGMA switch is used there), nor once the store is closed, nor inside a
+   * transaction of this connection (its own lock would make the other's BEGIN busy).
    */
   private noWaitTwin(): QueueStore | undefined {
-    if (this.twin !== undefined) return this.twin ?? undefined;
+    if (this.twin !== undefined) return this.twin !== null && !this.db.inTransaction ? this.twin : undefined;
     if (this.db.memory || !this.db.name) {
       this.twin = null;
       return undefined;
     }
-    if (!this.db.open) return undefined;
+    if (!this.db.open || this.db.inTransaction) return undefined;
     const db = openNoWaitWriter(this.db.name);
-    const twin = new QueueStore(db, this.correlation ? new CorrelationStore(db) : undefined);
-    twin.twin = null;
-    return (this.twin = twin);
+    try {
+      const twin = new QueueStore(db, this.correlation ? new CorrelationStore(db) : undefined);
+      twin.twin = null;
+      return (this.twin = twin);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Opens the no-wait connection now (the queue's start), so a store it cannot open stops
+   * the start rather than every later claim.
+   */
+  openNoWaitConnection(): void {
+    this.noWaitTwin();
   }
 
   /** Closes the connections this store opened for itself (the accept path's, the no-wait one); the store's own is the caller's. */
