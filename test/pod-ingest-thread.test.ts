@@ -87,6 +87,30 @@ t.test('a thread alive but silent: given up once its oldest payloads go unanswer
   t.match(logs.join(''), /ingest thread failed/);
 });
 
+t.test('a healthy thread is never given up: no watchdog while nothing is out, a fresh one from each answer', async (t) => {
+  const logs: string[] = [];
+  const logger = pino({ level: 'error' }, { write: (line: string) => logs.push(line) });
+  const thread = new PodIngestThread(logger);
+  t.teardown(() => thread.close());
+  const inner = thread as unknown as { watchdog: NodeJS.Timeout | undefined; answerTimeoutMs: number; worker: Worker | undefined };
+  const list = inputs();
+  // warmed up with the default timeout (the thread's start-up is not what is timed here)
+  const out = collect(thread, list.slice(0, 3));
+  await thread.drained();
+  t.equal(inner.watchdog, undefined, 'nothing out: no watchdog armed');
+  inner.answerTimeoutMs = 100;
+  for (let round = 0; round < 4; round++) {
+    for (const i of list.slice(3 + round * 3, 6 + round * 3)) thread.ingest(i.payload, i.opts, (item) => out.push(item));
+    await thread.drained();
+    t.equal(inner.watchdog, undefined, `round ${round + 1}: answered, no watchdog left armed`);
+    // idle for longer than the timeout
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  t.ok(inner.worker, 'still on its own thread');
+  t.same(out, expected(list.slice(0, 15)));
+  t.notMatch(logs.join(''), /ingest thread failed/);
+});
+
 t.test('a consumer with ingestThread: false ingests on its main thread and stores the same', async (t) => {
   const clock = new TestClock(Date.parse('2026-11-30T10:05:00Z'));
   const double = await startPublisherDouble(clock.now);
