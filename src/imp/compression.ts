@@ -166,11 +166,39 @@ export class ShippingUnitDecoder {
 
   /** True between units (nothing partial buffered). */
   get idle(): boolean {
-    return this.state === State.Type;
+    return this.state === State.Type && !this.fault;
   }
 
-  /** Feeds octets; returns the shipping units completed by them (possibly none). */
+  /**
+   * The stream fault found in a chunk that also completed units: those units were
+   * returned by that push (they arrived whole before the fault, so they are the
+   * peer's to have answered); every later push and end() throw this.
+   */
+  get failed(): ImpError | undefined {
+    return this.fault;
+  }
+
+  private fault: ImpError | undefined;
+
+  /**
+   * Feeds octets; returns the shipping units completed by them (possibly none).
+   * Throws the stream's fault, unless units were completed before it in the same
+   * chunk: then those are returned and the fault is kept in `failed`.
+   */
   push(input: Uint8Array): ShippingUnit[] {
+    if (this.fault) throw this.fault;
+    try {
+      return this.consume(input);
+    } catch (err) {
+      const done = this.out;
+      this.out = [];
+      if (!(err instanceof ImpError) || done.length === 0) throw err;
+      this.fault = err;
+      return done;
+    }
+  }
+
+  private consume(input: Uint8Array): ShippingUnit[] {
     const chunk = toBuffer(input);
     const n = chunk.length;
     let i = 0;
@@ -248,6 +276,7 @@ export class ShippingUnitDecoder {
 
   /** Declares the end of input; throws ERR_IMP_TRUNCATED if a unit is incomplete. */
   end(): void {
+    if (this.fault) throw this.fault;
     if (this.state !== State.Type)
       throw new ImpError(
         ImpErrorCode.TRUNCATED,
@@ -279,7 +308,11 @@ export class ShippingUnitDecoder {
     while (i < end) {
       if (!this.bag) {
         this.header[this.headerFill++] = src[i++]!;
-        if (this.headerFill === 4) this.startBag(this.offset + i - 4, this.offset + i);
+        if (this.headerFill === 4) {
+          this.startBag(this.offset + i - 4, this.offset + i);
+          // a bag that is only its 4-octet header is complete already
+          if (this.state === State.Type) return i;
+        }
         continue;
       }
       const take = Math.min(end - i, this.bag.length - this.fill);

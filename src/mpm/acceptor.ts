@@ -17,6 +17,7 @@ import {
   isImpError,
   NO_TID,
   ShippingUnitDecoder,
+  type ImpError,
   type ImpMessage,
   type ShippingUnit,
   type Tid,
@@ -182,9 +183,14 @@ class ImpConnection {
       units = this.decoder.push(chunk);
     } catch (err) {
       if (!isImpError(err)) throw err;
-      const cls = err.code === 'ERR_IMP_TOO_LARGE' ? ErrorClass.RESOURCES_UNAVAILABLE : ErrorClass.USER_ERROR;
-      const what = cls === ErrorClass.RESOURCES_UNAVAILABLE ? 'Resources unavailable' : ImpErrorString.COMMAND_UNRECOGNIZED;
-      this.fatal(cls, `${what}: ${err.message}`, 'framing');
+      this.framingFault(err);
+      return;
+    }
+    if (this.decoder.failed) {
+      // Bags that arrived whole before the fault are answered first; run() ends with the fault.
+      this.clearTimers();
+      this.pending.push(...units);
+      void this.run();
       return;
     }
     // The deadline runs from the first octet of the unit in progress.
@@ -222,6 +228,11 @@ class ImpConnection {
       this.processing = false;
     }
     if (this.socket.destroyed) return;
+    const fault = this.decoder.failed;
+    if (fault && !this.finalSent) {
+      this.framingFault(fault);
+      return;
+    }
     if (this.closing) {
       this.socket.end();
       return;
@@ -257,6 +268,13 @@ class ImpConnection {
       if (!this.socket.write(unit)) await new Promise<void>((resolve) => this.socket.once('drain', resolve).once('close', resolve));
       if (this.socket.destroyed) return;
     }
+  }
+
+  /** The octets cannot be framed into shipping units any further: the final reply, then close. */
+  private framingFault(err: ImpError): void {
+    const cls = err.code === 'ERR_IMP_TOO_LARGE' ? ErrorClass.RESOURCES_UNAVAILABLE : ErrorClass.USER_ERROR;
+    const what = cls === ErrorClass.RESOURCES_UNAVAILABLE ? 'Resources unavailable' : ImpErrorString.COMMAND_UNRECOGNIZED;
+    this.fatal(cls, `${what}: ${err.message}`, 'framing');
   }
 
   /**

@@ -72,3 +72,40 @@ t.test('plain Uint8Array input works like a Buffer', async (t) => {
   t.same(decodeShippingUnit(unit).bag, hex('07 000002 0000'));
   t.same(decompressBasic(new Uint8Array([0xc3])), Buffer.alloc(3));
 });
+
+t.test('a bag that is only its 4-octet LIST header, split after the type octet, is one unit, not two', async (t) => {
+  for (const splits of [
+    [hex('00 07'), hex('00 00 00 | 00 07 00 00 02 00 00')],
+    [hex('00'), hex('07 00 00 00 | 00 07 00 00 02 00 00')],
+    [hex('00 07 00 00'), hex('00 | 00 07 00 00 02 00 00')],
+    [hex('01 01 07'), hex('c3 | 00 07 00 00 02 00 00')],
+    [hex('01 04 07 00 00 00 | 00 07 00 00 02 00 00')],
+  ]) {
+    const d = new ShippingUnitDecoder();
+    const units = splits.flatMap((chunk) => d.push(chunk));
+    t.same(
+      units.map((u) => u.bag.toString('hex')),
+      ['07000000', '0700000200 00'.replace(' ', '')],
+      splits.map((s) => s.toString('hex')).join(' | '),
+    );
+    t.ok(d.idle);
+  }
+});
+
+t.test('units completed before a fault in the same chunk are returned; the fault comes with the next push and at the end', async (t) => {
+  const d = new ShippingUnitDecoder();
+  const units = d.push(hex('00 07 00 00 02 00 00 | 01 04 07 00 00 02 c2 | 42 07'));
+  t.same(
+    units.map((u) => u.bag.toString('hex')),
+    ['070000020000', '070000020000'],
+  );
+  t.equal(d.failed?.code, 'ERR_IMP_UNKNOWN_CODE');
+  t.equal(d.failed?.offset, 14);
+  t.notOk(d.idle, 'a failed decoder is never idle');
+  t.throws(() => d.push(hex('00 07 00 00 02 00 00')), { code: 'ERR_IMP_UNKNOWN_CODE' });
+  t.throws(() => d.end(), { code: 'ERR_IMP_UNKNOWN_CODE' });
+  // a fault with no unit before it in the chunk is thrown at once, as before
+  const e = new ShippingUnitDecoder();
+  t.throws(() => e.push(hex('42')), { code: 'ERR_IMP_UNKNOWN_CODE' });
+  t.equal(e.failed, undefined);
+});
