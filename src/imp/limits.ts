@@ -17,6 +17,13 @@ export const MAX_BAG_OCTETS = 4 + MAX_COUNT24;
 
 export const DEFAULT_MAX_DEPTH = 64;
 
+/**
+ * Most ihns in a stamp this MPM takes a message with (a hop limit, as SMTP's count of
+ * Received fields). A reply's trail is the stamp plus one ihn, so a stamp near the LIST
+ * limit would leave no room for it, and every reply would carry the whole stamp back.
+ */
+export const MAX_STAMP_HOPS = 255;
+
 export interface DecodeLimits {
   /** Deepest LIST/PROPLIST nesting accepted; the outermost element is depth 1. Default 64. */
   maxDepth?: number;

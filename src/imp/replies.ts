@@ -2,6 +2,7 @@
 // reading any reply back. Pure: shared by the acceptor (which builds them) and the
 // shipper (which reads them). docs/imp.md, "MPM acceptor", says why each field is so.
 import { ErrorClass, type ImpMessage, type ListElement, type ProplistElement, type Tid } from './types.js';
+import { MAX_STAMP_HOPS } from './limits.js';
 import {
   acknowledgeCommand,
   canceledCommand,
@@ -55,9 +56,14 @@ export function mpmMailbox(originIhn: number): ProplistElement {
   };
 }
 
-/** The trail of a reply: the request's stamp with this MPM's ihn added (Example 2 view 3). */
+/**
+ * The trail of a reply: the request's stamp with this MPM's ihn added (Example 2 view 3).
+ * A stamp longer than MAX_STAMP_HOPS (a request refused for it) keeps only its first
+ * MAX_STAMP_HOPS ihns, the originating MPM first, so a reply stays small and encodable.
+ */
 export function replyTrail(request: ReplyTo, ihn: number): number[] {
-  return [...request.stamp.map(normalizeIhn), normalizeIhn(ihn)];
+  const stamp = request.stamp.length > MAX_STAMP_HOPS ? request.stamp.slice(0, MAX_STAMP_HOPS) : request.stamp;
+  return [...stamp.map(normalizeIhn), normalizeIhn(ihn)];
 }
 
 function base(request: ReplyTo, by: Replier, error: CommandError | undefined) {

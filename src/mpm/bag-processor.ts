@@ -12,6 +12,7 @@ import {
   ErrorClass,
   ImpErrorString,
   isImpError,
+  MAX_STAMP_HOPS,
   NO_TID,
   notImplementedMessage,
   readArguments,
@@ -129,6 +130,7 @@ export class BagProcessor {
     }
     const msg = entry.message;
     const type = msg.command.type;
+    if (msg.command.stamp.length > MAX_STAMP_HOPS) return this.tooManyHops(msg, operation, request, peer);
     if (type === 1 && operation === 'DELIVER') return this.deliver(msg, entry.index, peer, request);
     if (type === 1 && operation === 'PROBE') return this.probe(msg, entry.index, request);
     if (type === 3 && operation === 'CANCEL') return this.cancel(msg, entry.index, request);
@@ -146,6 +148,30 @@ export class BagProcessor {
     if (operation === 'PROBE') return responseMessage(request, this.replier(), { answer: false, reasons: [error.errorString], error });
     if (operation === 'CANCEL') return canceledMessage(request, this.replier(), { answer: false, error });
     return acknowledgeMessage(request, this.replier(), { answer: false, reasons: [error.errorString], howDelivered: [], error });
+  }
+
+  /**
+   * A request whose stamp holds more ihns than MAX_STAMP_HOPS: answered no before anything
+   * is spooled (as a routing loop is: an answer, not an error), its trail cut to fit.
+   */
+  private tooManyHops(msg: ImpMessage, operation: string, request: ReplyTo, peer: Peer): ImpMessage {
+    const reason = `too many hops: the stamp holds ${msg.command.stamp.length} ihns, this MPM takes at most ${MAX_STAMP_HOPS}`;
+    this.o.logger.warn({ peer: peer.address, tid: msg.tid, hops: msg.command.stamp.length }, 'imp: too many hops');
+    if (operation === 'DELIVER') return this.ack(request, false, [reason], []);
+    this.o.events?.answered?.(operation, false, ErrorClass.OK);
+    if (operation === 'PROBE') return responseMessage(request, this.replier(), { answer: false, reasons: [reason] });
+    if (operation === 'CANCEL') {
+      // CANCELED names the transaction to be canceled when the CANCEL could say which.
+      let target = request.tid;
+      try {
+        const args = readArguments(msg.command);
+        if (args.operation === 'CANCEL') target = args.tid;
+      } catch (err) {
+        if (!isImpError(err)) throw err;
+      }
+      return canceledMessage({ tid: target, stamp: request.stamp }, this.replier(), { answer: false });
+    }
+    return notImplementedMessage({ ...request, operation: msg.command.operation, type: msg.command.type }, this.replier());
   }
 
   private ack(request: ReplyTo, answer: boolean, reasons: string[], howDelivered: string[], error?: { errorClass: number; errorString: string }): ImpMessage {
