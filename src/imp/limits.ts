@@ -24,6 +24,13 @@ export const DEFAULT_MAX_DEPTH = 64;
  */
 export const MAX_STAMP_HOPS = 255;
 
+/**
+ * Longest operation name this MPM reads (section 3.4's are at most 11 octets). A reply
+ * to an operation it does not implement echoes the name, once per message, and messages
+ * may share one command: a longer name is a syntax error, never echoed.
+ */
+export const MAX_OPERATION_OCTETS = 64;
+
 export interface DecodeLimits {
   /** Deepest LIST/PROPLIST nesting accepted; the outermost element is depth 1. Default 64. */
   maxDepth?: number;

@@ -12,6 +12,7 @@ import {
   ErrorClass,
   ImpErrorString,
   isImpError,
+  MAX_OPERATION_OCTETS,
   MAX_STAMP_HOPS,
   NO_TID,
   notImplementedMessage,
@@ -63,11 +64,18 @@ export interface Peer {
   address: string;
 }
 
+const REQUEST_OPERATIONS = new Set(['DELIVER', 'PROBE', 'CANCEL']);
+
 /** The reply to one message, or undefined for a message that gets none (a reply). */
 type Answer = ImpMessage | undefined;
 
 export class BagProcessor {
   constructor(private readonly o: BagProcessorOptions) {}
+
+  /** Counts a reply by the request's operation: one of section 3.4's, else OTHER (a peer's names are not metric labels). */
+  private answered(operation: string, answer: boolean, errorClass: number): void {
+    this.o.events?.answered?.(REQUEST_OPERATIONS.has(operation) ? operation : 'OTHER', answer, errorClass);
+  }
 
   private replier(): Replier {
     return { ihn: this.o.ihn, replyTid: this.o.nextReplyTid() };
@@ -130,11 +138,16 @@ export class BagProcessor {
     }
     const msg = entry.message;
     const type = msg.command.type;
+    if (msg.command.operation.length > MAX_OPERATION_OCTETS) {
+      const detail = `message[${entry.index}].command.operation: an operation name of ${msg.command.operation.length} octets; this MPM reads at most ${MAX_OPERATION_OCTETS}`;
+      this.o.logger.info({ peer: peer.address, index: entry.index, err: detail }, 'imp: malformed message');
+      return this.refusal(request, '', { errorClass: ErrorClass.USER_ERROR, errorString: `${ImpErrorString.COMMAND_UNRECOGNIZED}: ${detail}` });
+    }
     if (msg.command.stamp.length > MAX_STAMP_HOPS) return this.tooManyHops(msg, operation, request, peer);
     if (type === 1 && operation === 'DELIVER') return this.deliver(msg, entry.index, peer, request);
     if (type === 1 && operation === 'PROBE') return this.probe(msg, entry.index, request);
     if (type === 3 && operation === 'CANCEL') return this.cancel(msg, entry.index, request);
-    this.o.events?.answered?.(operation, false, ErrorClass.RESOURCES_UNAVAILABLE);
+    this.answered(operation, false, ErrorClass.RESOURCES_UNAVAILABLE);
     return notImplementedMessage({ ...request, operation: msg.command.operation, type }, this.replier());
   }
 
@@ -144,7 +157,7 @@ export class BagProcessor {
    * RESPONSE for PROBE, CANCELED for CANCEL) with answer no and the error-list.
    */
   private refusal(request: ReplyTo, operation: string, error: { errorClass: number; errorString: string }): ImpMessage {
-    this.o.events?.answered?.(operation || 'DELIVER', false, error.errorClass);
+    this.answered(operation || 'DELIVER', false, error.errorClass);
     if (operation === 'PROBE') return responseMessage(request, this.replier(), { answer: false, reasons: [error.errorString], error });
     if (operation === 'CANCEL') return canceledMessage(request, this.replier(), { answer: false, error });
     return acknowledgeMessage(request, this.replier(), { answer: false, reasons: [error.errorString], howDelivered: [], error });
@@ -158,7 +171,7 @@ export class BagProcessor {
     const reason = `too many hops: the stamp holds ${msg.command.stamp.length} ihns, this MPM takes at most ${MAX_STAMP_HOPS}`;
     this.o.logger.warn({ peer: peer.address, tid: msg.tid, hops: msg.command.stamp.length }, 'imp: too many hops');
     if (operation === 'DELIVER') return this.ack(request, false, [reason], []);
-    this.o.events?.answered?.(operation, false, ErrorClass.OK);
+    this.answered(operation, false, ErrorClass.OK);
     if (operation === 'PROBE') return responseMessage(request, this.replier(), { answer: false, reasons: [reason] });
     if (operation === 'CANCEL') {
       // CANCELED names the transaction to be canceled when the CANCEL could say which.
@@ -175,7 +188,7 @@ export class BagProcessor {
   }
 
   private ack(request: ReplyTo, answer: boolean, reasons: string[], howDelivered: string[], error?: { errorClass: number; errorString: string }): ImpMessage {
-    this.o.events?.answered?.('DELIVER', answer, error?.errorClass ?? ErrorClass.OK);
+    this.answered('DELIVER', answer, error?.errorClass ?? ErrorClass.OK);
     return acknowledgeMessage(request, this.replier(), { answer, reasons, howDelivered, ...(error ? { error } : {}) });
   }
 
@@ -238,16 +251,16 @@ export class BagProcessor {
     } catch (err) {
       if (!isImpError(err)) throw err;
       const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${err.reason}`;
-      this.o.events?.answered?.('PROBE', false, ErrorClass.USER_ERROR);
+      this.answered('PROBE', false, ErrorClass.USER_ERROR);
       return responseMessage(request, this.replier(), { answer: false, reasons: [detail], error: { errorClass: ErrorClass.USER_ERROR, errorString: detail } });
     }
     const local = this.o.policy.isLocal(address);
     const verdict = local ? this.o.policy.classify(address, '') : undefined;
     if (verdict?.ok) {
-      this.o.events?.answered?.('PROBE', true, ErrorClass.OK);
+      this.answered('PROBE', true, ErrorClass.OK);
       return responseMessage(request, this.replier(), { answer: true, address: recipientMailbox(address) });
     }
-    this.o.events?.answered?.('PROBE', false, ErrorClass.OK);
+    this.answered('PROBE', false, ErrorClass.OK);
     const reason = !local ? 'no such host' : verdict && !verdict.ok && verdict.reason === 'no such user' ? "Mailbox doesn't exist" : verdict && !verdict.ok ? verdict.reason : "Mailbox doesn't exist";
     return responseMessage(request, this.replier(), { answer: false, reasons: [reason] });
   }
@@ -261,7 +274,7 @@ export class BagProcessor {
     } catch (err) {
       if (!isImpError(err)) throw err;
       const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${err.reason}`;
-      this.o.events?.answered?.('CANCEL', false, ErrorClass.USER_ERROR);
+      this.answered('CANCEL', false, ErrorClass.USER_ERROR);
       return canceledMessage(request, this.replier(), { answer: false, error: { errorClass: ErrorClass.USER_ERROR, errorString: detail } });
     }
     // Only the MPM that originated a transaction (the ihn of its tid) may cancel it.
@@ -278,7 +291,7 @@ export class BagProcessor {
       }
     }
     const answer = withdrawn > 0 && !blocked;
-    this.o.events?.answered?.('CANCEL', answer, ErrorClass.OK);
+    this.answered('CANCEL', answer, ErrorClass.OK);
     // CANCELED names the transaction canceled; its trail is the CANCEL's stamp (section 3.4).
     return canceledMessage({ tid: target, stamp: request.stamp }, this.replier(), { answer });
   }

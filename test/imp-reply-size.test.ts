@@ -1,0 +1,90 @@
+// Replies stay small whatever the request: a bag of messages that share one command
+// (section 3.6 sharing, a 14-octet reference each) must not make reply bags that echo
+// a large portion of it once per message (an unknown operation name is echoed by the
+// "Command not implemented" reply).
+import t from 'tap';
+import { join } from 'node:path';
+import { startGateway } from '../src/gateway/gateway.js';
+import { encodeBag, encodeShippingUnit, proplist, readReply, type ImpMessage } from '../src/imp/index.js';
+import { impClient } from './helpers/imp-client.js';
+import { tempDir, testConfig } from './helpers/gateway.js';
+
+const ORIGIN = 167772404;
+const OURS = 167772359;
+
+t.test('100 messages sharing a command whose operation name is 200,000 octets: 100 small class 3 replies', async (t) => {
+  const { dir, cleanup } = tempDir('imp-reply-size');
+  const gw = await startGateway(
+    testConfig(dir, {
+      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
+      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
+    }),
+    { pollMs: 50 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  const command: ImpMessage['command'] = {
+    mailbox: proplist({ HOST: 'example.test', USER: 'alice' }),
+    stamp: [ORIGIN],
+    type: 1,
+    operation: 'X'.repeat(200_000),
+    arguments: { type: 'list', items: [] },
+    errorList: { type: 'list', items: [] },
+  };
+  const messages = Array.from({ length: 100 }, (_, i): ImpMessage => ({ tid: { tn: i + 1, ihn: ORIGIN }, command }));
+  const bag = encodeBag(messages);
+  t.ok(bag.length < 250_000, 'the command is on the wire once');
+  const c = await impClient(gw.impAddress()!.port);
+  await c.send(encodeShippingUnit(bag));
+  const replies = await c.replies(100);
+  t.same(
+    replies.map((m) => [readReply(m).tid.tn, readReply(m).answer, readReply(m).error.errorClass]),
+    messages.map((m) => [m.tid.tn, false, 3]),
+  );
+  t.match(readReply(replies[0]!).error.errorString, /^Syntax error, command unrecognized: .*operation.* 200000 octets/);
+  t.ok(replies.every((m) => m.command.operation.length < 64), 'no reply echoes the operation name');
+  c.close();
+});
+
+t.test('operations this MPM does not know count as OTHER: a peer cannot mint a metric series per name', async (t) => {
+  const { dir, cleanup } = tempDir('imp-reply-size');
+  const gw = await startGateway(
+    testConfig(dir, {
+      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
+      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
+    }),
+    { pollMs: 50 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  const messages = Array.from(
+    { length: 30 },
+    (_, i): ImpMessage => ({
+      tid: { tn: i + 1, ihn: ORIGIN },
+      command: {
+        mailbox: proplist({ HOST: 'example.test', USER: 'alice' }),
+        stamp: [ORIGIN],
+        type: 1,
+        operation: `ZAP${i}`,
+        arguments: { type: 'list', items: [] },
+        errorList: { type: 'list', items: [] },
+      },
+    }),
+  );
+  const c = await impClient(gw.impAddress()!.port);
+  await c.send(encodeShippingUnit(encodeBag(messages)));
+  const replies = await c.replies(30);
+  t.same(
+    replies.map((m) => m.command.operation),
+    messages.map((m) => m.command.operation),
+    'each is answered "Command not implemented" with its own operation name',
+  );
+  c.close();
+  const text = await gw.metrics.registry.metrics();
+  t.notMatch(text, /ZAP/);
+  t.match(text, /mailbag_imp_replies_total\{operation="OTHER",answer="no",error_class="2"\} 30/);
+});
