@@ -5,7 +5,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { startGateway } from '../src/gateway/gateway.js';
-import { encodeBag, encodeShippingUnit, proplist, readReply, type ImpMessage } from '../src/imp/index.js';
+import { deliverCommand, encodeBag, encodeShippingUnit, proplist, readReply, textElement, type ImpMessage } from '../src/imp/index.js';
 import { impClient } from './helpers/imp-client.js';
 import { tempDir, testConfig } from './helpers/gateway.js';
 
@@ -87,4 +87,35 @@ t.test('operations this MPM does not know count as OTHER: a peer cannot mint a m
   const text = await gw.metrics.registry.metrics();
   t.notMatch(text, /ZAP/);
   t.match(text, /mailbag_imp_replies_total\{operation="OTHER",answer="no",error_class="2"\} 30/);
+});
+
+t.test('4096 looping DELIVERs sharing a 255-ihn stamp: every one answered no, in reply bags the format can carry', async (t) => {
+  const { dir, cleanup } = tempDir('imp-reply-size');
+  const gw = await startGateway(
+    testConfig(dir, {
+      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
+      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
+    }),
+    { pollMs: 50 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  const stamp = [...Array.from({ length: 254 }, (_, i) => 2_000_000_000 + i), OURS];
+  const command = deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: 'alice' }), stamp });
+  const document = { header: proplist({ SUBJECT: 'loop' }), body: { type: 'list' as const, items: [textElement('x')] } };
+  const messages = Array.from({ length: 4096 }, (_, i): ImpMessage => ({ tid: { tn: i + 1, ihn: ORIGIN }, command, document }));
+  const c = await impClient(gw.impAddress()!.port);
+  await c.send(encodeShippingUnit(encodeBag(messages)));
+  const replies = await c.replies(4096);
+  t.equal(replies.length, 4096);
+  t.ok(
+    replies.every((m, i) => {
+      const r = readReply(m);
+      return r.tid.tn === i + 1 && r.answer === false && /^routing loop/.test(r.reasons[0] ?? '');
+    }),
+    'each answered no as a routing loop, in order',
+  );
+  c.close();
 });

@@ -11,10 +11,13 @@ import {
   acknowledgeMessage,
   decodeBagEntries,
   encodeBag,
+  encodedSize,
   encodeShippingUnit,
   ErrorClass,
   ImpErrorString,
   isImpError,
+  MAX_BAG_OCTETS,
+  messageElement,
   NO_TID,
   ShippingUnitDecoder,
   type ImpError,
@@ -49,6 +52,8 @@ export interface ImpAcceptorEvents {
 
 /** Most replies in one reply bag (a bag LIST holds at most 65,535 items). */
 const REPLIES_PER_BAG = 4096;
+/** A bag's LIST code, octet count and item count. */
+const BAG_HEADER_OCTETS = 6;
 
 export class ImpAcceptor {
   private server: Server | undefined;
@@ -260,10 +265,21 @@ class ImpConnection {
     return !this.socket.destroyed;
   }
 
-  /** Replies in bags of at most REPLIES_PER_BAG, compressed when the request was. */
+  /**
+   * Replies in bags of at most REPLIES_PER_BAG and at most imp.maxBagBytes octets (a
+   * peer configured as we are takes them; no bag outgrows the format), compressed when
+   * the request was.
+   */
   private async write(replies: readonly ImpMessage[], compress: boolean): Promise<void> {
-    for (let i = 0; i < replies.length; i += REPLIES_PER_BAG) {
-      const bag = encodeBag(replies.slice(i, i + REPLIES_PER_BAG), { sharing: 'none' });
+    const maxOctets = Math.min(this.o.maxBagBytes, MAX_BAG_OCTETS) - BAG_HEADER_OCTETS;
+    for (let i = 0; i < replies.length; ) {
+      let end = i;
+      for (let octets = 0; end < replies.length && end - i < REPLIES_PER_BAG; end++) {
+        octets += encodedSize(messageElement(replies[end]!));
+        if (octets > maxOctets && end > i) break;
+      }
+      const bag = encodeBag(replies.slice(i, end), { sharing: 'none' });
+      i = end;
       const unit = encodeShippingUnit(bag, { compress });
       if (!this.socket.write(unit)) await new Promise<void>((resolve) => this.socket.once('drain', resolve).once('close', resolve));
       if (this.socket.destroyed) return;
