@@ -12,7 +12,7 @@ import { enqueueGenerated } from '../delivery/enqueue.js';
 import type { QidGenerator } from '../delivery/qid.js';
 import type { Spool } from '../delivery/spool.js';
 import { hasEightBit } from '../mime/downgrade.js';
-import { encodeBag, isEndToEndAnswer, passedBackReply, readReply, replyAddressee, type ImpMessage } from '../imp/index.js';
+import { encodeBag, isEndToEndAnswer, MAX_STAMP_HOPS, passedBackReply, readReply, replyAddressee, type ImpMessage } from '../imp/index.js';
 import { acknowledgementResult } from '../imp/shipper/acknowledge.js';
 import type { AwaitingRow } from '../store/imp-reply-store.js';
 import type { Store } from '../store/store.js';
@@ -84,6 +84,11 @@ export class EndToEndReplies {
   private relay(msg: ImpMessage, tid: { tn: number; ihn: number }, to: number, peer: string): void {
     if (msg.command.stamp.some((s) => (s | 0) === (this.o.ihn | 0))) {
       this.o.logger.warn({ peer, tid, to: to >>> 0, stamp: msg.command.stamp.map((s) => s >>> 0) }, 'imp: reply already stamped by this MPM; not passed back');
+      return;
+    }
+    if (msg.command.stamp.length >= MAX_STAMP_HOPS) {
+      // Stamped once more it would be over the hop limit (a full stamp could not even take our ihn).
+      this.o.logger.warn({ peer, tid, to: to >>> 0, hops: msg.command.stamp.length }, 'imp: reply over the hop limit; not passed back');
       return;
     }
     if (!this.o.reachable(to)) {
