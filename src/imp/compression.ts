@@ -253,10 +253,13 @@ export class ShippingUnitDecoder {
           i = end;
           const finished = (this.state as State) === State.Type;
           if (this.seqLeft === 0 && !finished) this.state = State.UnitFlag;
-          else if (this.seqLeft !== 0 && finished)
+          else if (this.seqLeft !== 0 && finished) {
+            // the bag's last octets came in a unit that overruns it: that bag is not whole
+            this.out.pop();
             throw new ImpError(ImpErrorCode.COUNT_OVERRUN, `sequence unit runs ${this.seqLeft} octets past the end of the bag`, {
               offset: this.unitOffset2,
             });
+          }
           break;
         }
         case State.ReplicationOctet: {
@@ -333,8 +336,10 @@ export class ShippingUnitDecoder {
       count--;
       if (this.headerFill === 4) this.startBag(at, unitEnd);
     }
-    if (count > 0 && this.state === State.Type)
+    if (count > 0 && this.state === State.Type) {
+      this.out.pop();
       throw new ImpError(ImpErrorCode.COUNT_OVERRUN, `compression unit expands ${count} octets past the end of the bag`, { offset: at });
+    }
     if (count === 0) return;
     const bag = this.bag!;
     if (this.fill + count > bag.length)

@@ -109,3 +109,15 @@ t.test('units completed before a fault in the same chunk are returned; the fault
   t.throws(() => e.push(hex('42')), { code: 'ERR_IMP_UNKNOWN_CODE' });
   t.equal(e.failed, undefined);
 });
+
+t.test('a bag completed by a compression unit that overruns it is not returned with the units before it', async (t) => {
+  const d = new ShippingUnitDecoder();
+  // a whole plain bag, then a compressed one whose sequence unit runs 2 octets past its end
+  const units = d.push(hex('00 07 00 00 02 00 00 | 01 08 07 00 00 02 00 00 00 00'));
+  t.same(units.map((u) => u.bag.toString('hex')), ['070000020000']);
+  t.equal(d.failed?.code, 'ERR_IMP_COUNT_OVERRUN');
+  const e = new ShippingUnitDecoder();
+  // the same with a filler unit expanding past the end of a header-only bag
+  t.same(e.push(hex('00 07 00 00 02 00 00 | 01 01 07 c5')).length, 1);
+  t.equal(e.failed?.code, 'ERR_IMP_COUNT_OVERRUN');
+});
