@@ -41,16 +41,32 @@ function pairValue(pl: ProplistElement, name: string, path: string, end = pl.pai
   return undefined;
 }
 
+/**
+ * Envelope addresses end up in SMTP commands and in the From written for a document
+ * without one: control characters (line breaks above all) and angle brackets would
+ * break out of them.
+ */
+const UNSAFE_IN_ADDRESS = /[\x00-\x1f\x7f<>]/;
+
+function envelopeAddress(value: Buffer, path: string, what: string): string {
+  const s = value.toString('utf8');
+  const bad = UNSAFE_IN_ADDRESS.exec(s);
+  if (bad) structureError(path, `${what} holds ${JSON.stringify(bad[0])}, which no envelope address may hold`);
+  return s;
+}
+
 /** USER@HOST (USER alone when there is no HOST). */
 export function mailboxAddress(mailbox: ProplistElement, path: string): string {
   const user = pairValue(mailbox, 'USER', path);
   if (user === undefined) structureError(path, 'mailbox has no USER pair');
   const host = pairValue(mailbox, 'HOST', path);
-  return host === undefined ? user.toString('utf8') : `${user.toString('utf8')}@${host.toString('utf8')}`;
+  const local = envelopeAddress(user, path, 'USER');
+  return host === undefined ? local : `${local}@${envelopeAddress(host, path, 'HOST')}`;
 }
 
 function envelopeSender(header: ProplistElement, markerAt: number, path: string): string | undefined {
-  return pairValue(header, ENVELOPE_FROM_NAME, path, markerAt === -1 ? header.pairs.length : markerAt)?.toString('utf8');
+  const value = pairValue(header, ENVELOPE_FROM_NAME, path, markerAt === -1 ? header.pairs.length : markerAt);
+  return value === undefined ? undefined : envelopeAddress(value, path, ENVELOPE_FROM_NAME);
 }
 
 /** Exact bytes of a document in our carriage. */
