@@ -144,3 +144,13 @@ t.test('--help says where recipients come from', async (t) => {
   t.match(list.stdout.toString(), /encode .*MIME message/);
   t.match(list.stdout.toString(), /decode .*message-bag to MIME/);
 });
+
+t.test('a bag with no DELIVER in it: one line and exit 1 (bad input, not bad usage), with or without --out-dir', async (t) => {
+  const empty = Buffer.from('00070000020000', 'hex');
+  for (const args of [[], ['--out-dir', join(dir, 'none')]]) {
+    const r = await cli(['imp', 'decode', ...args], { stdin: empty });
+    t.equal(r.code, 1, args.join(' '));
+    t.equal(r.stderr.toString(), 'mailbag imp decode: the bag holds no DELIVER message\n');
+    t.equal(r.stdout.length, 0);
+  }
+});

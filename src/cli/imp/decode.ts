@@ -28,6 +28,7 @@ export const impDecodeCommand: Command = {
     const input = await readInput(file, io);
     const messages = await withImpErrors(() => bagToMime(input, limits));
     const outDir = values['out-dir'];
+    if (messages.length === 0) throw new CliError('the bag holds no DELIVER message');
     if (outDir === undefined) {
       if (messages.length !== 1) throw new UsageError(`the bag holds ${messages.length} messages; use --out-dir DIR to write one file each`);
       await writeOutput(io, messages[0]!.raw);
