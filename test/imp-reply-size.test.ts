@@ -119,3 +119,92 @@ t.test('4096 looping DELIVERs sharing a 255-ihn stamp: every one answered no, in
   );
   c.close();
 });
+
+t.test('a refusal does not echo a large value of the request: its reason and error string stay short', async (t) => {
+  const { dir, cleanup } = tempDir('imp-reply-size');
+  const gw = await startGateway(
+    testConfig(dir, {
+      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
+      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
+    }),
+    { pollMs: 50 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  // 200 DELIVERs sharing a header whose carriage marker names a 60,000-octet version
+  const command = deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: 'alice' }), stamp: [ORIGIN] });
+  const document = { header: proplist({ 'MAILBAG-MIME': 'v'.repeat(60_000) }), body: { type: 'list' as const, items: [textElement('x')] } };
+  const messages = Array.from({ length: 200 }, (_, i): ImpMessage => ({ tid: { tn: i + 1, ihn: ORIGIN }, command, document }));
+  const c = await impClient(gw.impAddress()!.port);
+  await c.send(encodeShippingUnit(encodeBag(messages)));
+  const replies = (await c.replies(200)).map((m) => readReply(m));
+  t.ok(replies.every((r) => !r.answer && r.error.errorClass === 3), 'each refused, class 3');
+  t.match(replies[0]!.error.errorString, /^Syntax error, in arguments: message\[0\]\.document\.header\.pairs\[0\]: unsupported MAILBAG-MIME version "vvv/);
+  t.ok(replies.every((r) => r.error.errorString.length <= 512 && r.reasons.every((s) => s.length <= 512)), 'no reason or error string over 512 characters');
+  c.close();
+});
+
+t.test('a refusal quoting 8-bit octets of the request (a BITSTR value) is still a 7-bit TEXT reply', async (t) => {
+  const { dir, cleanup } = tempDir('imp-reply-size');
+  const gw = await startGateway(
+    testConfig(dir, {
+      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
+      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
+    }),
+    { pollMs: 50 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  const version = Buffer.from('v\u00e9', 'latin1');
+  const message: ImpMessage = {
+    tid: { tn: 5, ihn: ORIGIN },
+    command: deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: 'alice' }), stamp: [ORIGIN] }),
+    document: {
+      header: { type: 'proplist', pairs: [{ name: 'MAILBAG-MIME', value: { type: 'bitstr', bits: version.length * 8, data: version } }] },
+      body: { type: 'list', items: [textElement('x')] },
+    },
+  };
+  const c = await impClient(gw.impAddress()!.port);
+  await c.send(encodeShippingUnit(encodeBag([message])));
+  const [reply] = (await c.replies(1)).map((m) => readReply(m));
+  t.same([reply!.tid.tn, reply!.answer, reply!.error.errorClass], [5, false, 3]);
+  t.match(reply!.error.errorString, /unsupported MAILBAG-MIME version "v\?"/);
+  c.close();
+});
+
+t.test('a refusal naming an 8-bit domain of the request (relaying denied) is still a 7-bit TEXT reply', async (t) => {
+  const { dir, cleanup } = tempDir('imp-reply-size');
+  const gw = await startGateway(
+    testConfig(dir, {
+      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
+      routes: [
+        { domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` },
+        { domain: '*', nexthop: 'smtp://127.0.0.1:9' },
+      ],
+    }),
+    { pollMs: 50 },
+  );
+  t.teardown(async () => {
+    await gw.stop();
+    cleanup();
+  });
+  const host = Buffer.from('bücher.example', 'utf8');
+  const message: ImpMessage = {
+    tid: { tn: 6, ihn: ORIGIN },
+    command: deliverCommand({
+      mailbox: { type: 'proplist', pairs: [{ name: 'HOST', value: { type: 'bitstr', bits: host.length * 8, data: host } }, { name: 'USER', value: textElement('bob') }] },
+      stamp: [ORIGIN],
+    }),
+    document: { header: proplist({ SUBJECT: 'hi' }), body: { type: 'list', items: [textElement('x')] } },
+  };
+  const c = await impClient(gw.impAddress()!.port);
+  await c.send(encodeShippingUnit(encodeBag([message])));
+  const [reply] = (await c.replies(1)).map((m) => readReply(m));
+  t.same([reply!.tid.tn, reply!.answer, reply!.error.errorClass], [6, false, 0]);
+  t.match(reply!.reasons, [/^relaying denied: b\?+cher\.example is not a local domain/]);
+  c.close();
+});

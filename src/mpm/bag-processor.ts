@@ -110,7 +110,7 @@ export class BagProcessor {
           const request: ReplyTo = { tid: entry.tid ?? NO_TID, stamp: entry.stamp ?? [] };
           answers[i] = this.refusal(request, (entry.operation ?? '').toUpperCase(), {
             errorClass: ErrorClass.MPM_RECOVERABLE,
-            errorString: `${ImpErrorString.TRY_AGAIN}: ${(err as Error).message}`,
+            errorString: `${ImpErrorString.TRY_AGAIN}: ${clip((err as Error).message)}`,
           });
         }
       }
@@ -132,7 +132,7 @@ export class BagProcessor {
     if (entry.error || !entry.message) {
       const err = entry.error;
       const what = entry.operation === undefined ? ImpErrorString.COMMAND_UNRECOGNIZED : ImpErrorString.ARGUMENTS;
-      const detail = err ? `${err.path ?? `message[${entry.index}]`}: ${err.reason}` : 'unreadable message';
+      const detail = err ? `${err.path ?? `message[${entry.index}]`}: ${clip(err.reason)}` : 'unreadable message';
       this.o.logger.info({ peer: peer.address, index: entry.index, err: err?.message }, 'imp: malformed message');
       return this.refusal(request, operation, { errorClass: ErrorClass.USER_ERROR, errorString: `${what}: ${detail}` });
     }
@@ -189,7 +189,7 @@ export class BagProcessor {
 
   private ack(request: ReplyTo, answer: boolean, reasons: string[], howDelivered: string[], error?: { errorClass: number; errorString: string }): ImpMessage {
     this.answered('DELIVER', answer, error?.errorClass ?? ErrorClass.OK);
-    return acknowledgeMessage(request, this.replier(), { answer, reasons, howDelivered, ...(error ? { error } : {}) });
+    return acknowledgeMessage(request, this.replier(), { answer, reasons: reasons.map(clip), howDelivered, ...(error ? { error } : {}) });
   }
 
   private async deliver(msg: ImpMessage, index: number, peer: Peer, request: ReplyTo): Promise<ImpMessage> {
@@ -205,7 +205,7 @@ export class BagProcessor {
       mime = impMessageToMime(msg, `message[${index}]`);
     } catch (err) {
       if (!isImpError(err)) throw err;
-      const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${err.reason}`;
+      const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${clip(err.reason)}`;
       return this.ack(request, false, [detail], [], { errorClass: ErrorClass.USER_ERROR, errorString: detail });
     }
     const verdict = this.o.policy.classify(mime.recipient, peer.address);
@@ -238,7 +238,7 @@ export class BagProcessor {
     } catch (err) {
       if (incoming) await this.o.accept.abort(incoming).catch(() => undefined);
       this.o.logger.error({ err, peer: peer.address, tid: msg.tid }, 'imp: could not accept a message');
-      const detail = `${ImpErrorString.TRY_AGAIN}: ${(err as Error).message}`;
+      const detail = `${ImpErrorString.TRY_AGAIN}: ${clip((err as Error).message)}`;
       return this.ack(request, false, [detail], [], { errorClass: ErrorClass.MPM_RECOVERABLE, errorString: detail });
     }
   }
@@ -250,7 +250,7 @@ export class BagProcessor {
       address = mailboxAddress(msg.command.mailbox, `message[${index}].command.mailbox`);
     } catch (err) {
       if (!isImpError(err)) throw err;
-      const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${err.reason}`;
+      const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${clip(err.reason)}`;
       this.answered('PROBE', false, ErrorClass.USER_ERROR);
       return responseMessage(request, this.replier(), { answer: false, reasons: [detail], error: { errorClass: ErrorClass.USER_ERROR, errorString: detail } });
     }
@@ -262,7 +262,7 @@ export class BagProcessor {
     }
     this.answered('PROBE', false, ErrorClass.OK);
     const reason = !local ? 'no such host' : verdict && !verdict.ok && verdict.reason === 'no such user' ? "Mailbox doesn't exist" : verdict && !verdict.ok ? verdict.reason : "Mailbox doesn't exist";
-    return responseMessage(request, this.replier(), { answer: false, reasons: [reason] });
+    return responseMessage(request, this.replier(), { answer: false, reasons: [clip(reason)] });
   }
 
   private async cancel(msg: ImpMessage, index: number, request: ReplyTo): Promise<ImpMessage> {
@@ -273,7 +273,7 @@ export class BagProcessor {
       target = args.tid;
     } catch (err) {
       if (!isImpError(err)) throw err;
-      const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${err.reason}`;
+      const detail = `${ImpErrorString.ARGUMENTS}: ${err.path ?? `message[${index}]`}: ${clip(err.reason)}`;
       this.answered('CANCEL', false, ErrorClass.USER_ERROR);
       return canceledMessage(request, this.replier(), { answer: false, error: { errorClass: ErrorClass.USER_ERROR, errorString: detail } });
     }
@@ -295,6 +295,17 @@ export class BagProcessor {
     // CANCELED names the transaction canceled; its trail is the CANCEL's stamp (section 3.4).
     return canceledMessage({ tid: target, stamp: request.stamp }, this.replier(), { answer });
   }
+}
+
+/**
+ * Error text for a reply (TEXT: 7-bit). A reason may quote the request (a value it could
+ * not read, octets of a BITSTR among them), and a reply goes back once per message, while
+ * messages may share the portion quoted: short, and 8-bit characters as `?`.
+ */
+const MAX_ERROR_DETAIL = 400;
+function clip(text: string): string {
+  const short = text.length <= MAX_ERROR_DETAIL ? text : `${text.slice(0, MAX_ERROR_DETAIL - 3)}...`;
+  return short.replace(/[^\x00-\x7f]/g, '?');
 }
 
 /** The envelope sender of a document without our carriage: the address in its FROM, if it has one. */
