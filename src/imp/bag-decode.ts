@@ -233,10 +233,25 @@ export function readBagEntries(d: ElementDecoder): BagEntry[] {
   return entries;
 }
 
+/**
+ * Whether a portion holds an ENCRYPT element, walked once per portion: a portion is
+ * shared by reference (the same object), and walking it again for every message that
+ * shares it would cost its size times the messages.
+ */
+class EncryptedPortions {
+  private readonly known = new WeakMap<Element, boolean>();
+  has(el: Element): boolean {
+    let v = this.known.get(el);
+    if (v === undefined) this.known.set(el, (v = containsEncrypt(el)));
+    return v;
+  }
+}
+
 function walkBag(d: ElementDecoder, tolerant: boolean, emit: (entry: BagEntry) => void): void {
   const r: BagReader = new BagReader(d);
   d.pos = 0;
   const bag = r.open(d.buf.length, 1, 'bag', 'message-bag');
+  const encrypted = new EncryptedPortions();
   const byTid = new Map<number, ImpMessage>();
   const seenTids = new Set<number>();
   let i = 0;
@@ -245,7 +260,7 @@ function walkBag(d: ElementDecoder, tolerant: boolean, emit: (entry: BagEntry) =
     const start = d.pos;
     const partial: BagEntry = { index: i };
     if (!tolerant) {
-      emit({ index: i, message: readOne(r, d, bag, byTid, seenTids, i, partial) });
+      emit({ index: i, message: readOne(r, d, bag, byTid, seenTids, encrypted, i, partial) });
     } else {
       // The item's own element header frames it; anything wrong inside stays inside.
       const itemEnd = itemEndAt(d.buf, start, bag.end);
@@ -254,7 +269,7 @@ function walkBag(d: ElementDecoder, tolerant: boolean, emit: (entry: BagEntry) =
         r.fail(start, '', 'message item overruns the bag (its count runs past the end of the bag)', ImpErrorCode.COUNT_OVERRUN);
       }
       try {
-        partial.message = readOne(r, d, bag, byTid, seenTids, i, partial);
+        partial.message = readOne(r, d, bag, byTid, seenTids, encrypted, i, partial);
       } catch (err) {
         if (!(err instanceof ImpError)) throw err;
         partial.error = err;
@@ -294,6 +309,7 @@ function readOne(
   bag: OpenList,
   byTid: Map<number, ImpMessage>,
   seenTids: Set<number>,
+  encrypted: EncryptedPortions,
   i: number,
   partial: BagEntry,
 ): ImpMessage {
@@ -321,7 +337,7 @@ function readOne(
       const from = byTid.get(tidNumber(ref));
       if (!from) r.fail(at, '.commandList.tid', `shares the command of tid ${formatTid(ref)}, which is not earlier in this bag`, ImpErrorCode.SHARE_REF);
       command = from.command;
-      if (containsEncrypt(command.mailbox) || containsEncrypt(command.arguments) || containsEncrypt(command.errorList))
+      if (encrypted.has(command.mailbox) || encrypted.has(command.arguments) || encrypted.has(command.errorList))
         r.fail(at, '.commandList.tid', `shares an encrypted command; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
       (shared ??= {}).command = ref;
     } else {
@@ -350,7 +366,7 @@ function readOne(
           if (!from) r.fail(at, label + '.tid', `shares the ${kind} of tid ${formatTid(ref)}, which is not earlier in this bag`, ImpErrorCode.SHARE_REF);
           if (!from.document) r.fail(at, label + '.tid', `shares the ${kind} of a message with no document`, ImpErrorCode.SHARE_REF);
           const value = from.document[kind];
-          if (containsEncrypt(value)) r.fail(at, label + '.tid', `shares an encrypted ${kind}; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
+          if (encrypted.has(value)) r.fail(at, label + '.tid', `shares an encrypted ${kind}; encrypted portions cannot be shared`, ImpErrorCode.SHARE_REF);
           (parts as Element[])[k] = value;
           (shared ??= {})[kind] = ref;
         } else {
