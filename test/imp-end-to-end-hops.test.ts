@@ -46,3 +46,58 @@ t.test('replies over the hop limit are not passed back, and handling them does n
   await t.resolves(replies.handle(reply(3, MAX_LIST_ITEMS), '127.0.0.1'), 'a full stamp does not throw');
   t.equal(store.impReplies.dueReplies(Date.now() + 1, 10).length, 1, 'neither is passed back');
 });
+
+t.test('an end-to-end ACKNOWLEDGE that cannot be for a message of ours is not kept for one', async (t) => {
+  const { dir, cleanup } = tempDir('imp-e2e-early');
+  const store = Store.open(join(dir, 'mailbag.db'));
+  t.teardown(() => {
+    store.close();
+    cleanup();
+  });
+  const replies = new EndToEndReplies({
+    ihn: ORIGINATING,
+    hostname: 'mx.test.invalid',
+    store,
+    spool: {} as Spool,
+    qids: {} as QidGenerator,
+    logger: pino({ level: 'silent' }),
+    reachable: () => true,
+    kick: () => {},
+  });
+  const awaiting = (tid: { tn: number; ihn: number }, shippedAt?: number) =>
+    store.impReplies.awaitFinal({
+      tid,
+      qid: `q${tid.tn}`,
+      rcpt: 'bob@example.test',
+      peer: 'imp://127.0.0.1:1',
+      envelopeFrom: 'ann@sender.test',
+      receivedAt: 1,
+      dsnNotify: null,
+      dsnOrcpt: null,
+      dsnEnvid: null,
+      headers: Buffer.from('Subject: x\r\n\r\n'),
+      hopReply: '250 FORWARD',
+      ...(shippedAt !== undefined ? { shippedAt } : {}),
+    });
+  // addressed to us (IA), answering a tid of another MPM: nothing of ours awaits it
+  const forged = acknowledgeMessage(
+    { tid: { tn: 7, ihn: DESTINATION }, stamp: [ORIGINATING] },
+    { ihn: DESTINATION, replyTid: { tn: 1, ihn: DESTINATION } },
+    { answer: false, reasons: ['no such user'], howDelivered: [] },
+  );
+  forged.command.mailbox = { type: 'proplist', pairs: [{ name: 'IA', value: { type: 'integer', value: ORIGINATING } }] };
+  await replies.handle(forged, '127.0.0.1');
+  t.equal(awaiting({ tn: 7, ihn: DESTINATION }), undefined, 'no answer was kept for a tid that is not ours');
+
+  // an answer for a tid of ours kept before the message was shipped is an earlier one's (or forged)
+  const early = (tn: number) =>
+    acknowledgeMessage(
+      { tid: { tn, ihn: ORIGINATING }, stamp: [ORIGINATING, RELAY] },
+      { ihn: DESTINATION, replyTid: { tn: 2, ihn: DESTINATION } },
+      { answer: false, reasons: ['no such user'], howDelivered: [] },
+    );
+  await replies.handle(early(8), '127.0.0.1');
+  await replies.handle(early(9), '127.0.0.1');
+  t.equal(awaiting({ tn: 8, ihn: ORIGINATING }, Date.now() + 60_000), undefined, 'kept before the shipment: not taken');
+  t.equal(awaiting({ tn: 9, ihn: ORIGINATING }, Date.now() - 60_000)?.outcome, 'failed', 'kept after the shipment: taken');
+});

@@ -69,6 +69,7 @@ export function createDeliveryQueue(
           dsnEnvid: e.req.params?.message.dsnEnvid ?? null,
           headers: e.headers,
           hopReply: e.hopReply,
+          ...(e.shippedAt !== undefined ? { shippedAt: e.shippedAt } : {}),
         });
       },
       passBack(e) {

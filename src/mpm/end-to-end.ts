@@ -50,6 +50,11 @@ export class EndToEndReplies {
     }
     const to = replyAddressee(msg, reply.tid);
     if ((to | 0) !== (this.o.ihn | 0)) return this.relay(msg, reply.tid, to, peer);
+    if ((reply.tid.ihn | 0) !== (this.o.ihn | 0)) {
+      // Addressed to us, but the transaction is not one of ours: nothing of ours can await it.
+      this.o.logger.info({ peer, tid: reply.tid, answer: reply.answer }, 'imp: a reply arrived at the acceptor; nothing here awaits it');
+      return;
+    }
     if (!isEndToEndAnswer(reply)) {
       this.o.logger.info({ peer, tid: reply.tid, answer: reply.answer, trail: reply.trail.map((i) => i >>> 0) }, 'imp: a reply arrived at the acceptor; nothing here awaits it');
       return;

@@ -19,6 +19,11 @@ export interface AwaitingFinal {
   headers: Buffer;
   /** The hop's own ACKNOWLEDGE, as the queue recorded it. */
   hopReply: string;
+  /**
+   * When the message's bag was shipped: an answer kept before then belongs to an earlier
+   * use of the tn (or was forged), never to this message, and is not taken.
+   */
+  shippedAt?: number;
 }
 
 export interface AwaitingRow extends AwaitingFinal {
@@ -81,7 +86,7 @@ export class ImpReplyStore {
         dsn_notify, dsn_orcpt, dsn_envid, headers, hop_reply, created_at)
         VALUES (@ihn, @tn, @qid, @rcpt, @peer, @envelopeFrom, @receivedAt, @dsnNotify, @dsnOrcpt, @dsnEnvid, @headers, @hopReply, @now)`),
       awaiting: db.prepare('SELECT * FROM imp_awaiting WHERE tid_ihn = ? AND tid_tn = ?'),
-      early: db.prepare('SELECT outcome, reply FROM imp_early_answer WHERE tid_ihn = ? AND tid_tn = ?'),
+      early: db.prepare('SELECT outcome, reply, created_at FROM imp_early_answer WHERE tid_ihn = ? AND tid_tn = ?'),
       keepEarly: db.prepare('INSERT OR REPLACE INTO imp_early_answer (tid_ihn, tid_tn, outcome, reply, created_at) VALUES (?, ?, ?, ?, ?)'),
       dropEarly: db.prepare('DELETE FROM imp_early_answer WHERE tid_ihn = ? AND tid_tn = ?'),
       pruneEarly: db.prepare('DELETE FROM imp_early_answer WHERE created_at < ?'),
@@ -113,7 +118,9 @@ export class ImpReplyStore {
    */
   awaitFinal(a: AwaitingFinal, now = Date.now()): EarlyAnswer | undefined {
     return durably(this.db, () => {
-      const early = this.s.early.get(a.tid.ihn | 0, a.tid.tn) as EarlyAnswer | undefined;
+      const kept = this.s.early.get(a.tid.ihn | 0, a.tid.tn) as (EarlyAnswer & { created_at: number }) | undefined;
+      const early = kept && (a.shippedAt === undefined || kept.created_at >= a.shippedAt) ? kept : undefined;
+      if (kept && !early) this.s.dropEarly.run(a.tid.ihn | 0, a.tid.tn);
       this.s.await.run({
         ihn: a.tid.ihn | 0,
         tn: a.tid.tn,

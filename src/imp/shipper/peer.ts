@@ -69,6 +69,8 @@ export interface EndToEndHooks {
     req: DeliveryRequest;
     headers: Buffer;
     hopReply: string;
+    /** When the message's bag was shipped (answers kept before then are not its own). */
+    shippedAt?: number;
   }): { outcome: 'delivered' | 'failed'; reply: string } | undefined;
   /**
    * The destination's ACKNOWLEDGE of a message we relayed: queue `reply` (already stamped
@@ -287,7 +289,16 @@ export class PeerShipper {
         const passed = hooks.passBack({ targetIhn, tid: ack.tid, qid: item.req.qid, reply: passedBackReply(reply, hooks.ihn) });
         if (passed && result.outcome === 'failed') return { ...result, reportedBy: `the originating MPM (ihn ${targetIhn >>> 0})` };
       } else if (!item.origin && ack.answer && !final) {
-        const early = hooks.awaitFinal({ tid: ack.tid, qid: item.req.qid, rcpt, peer: this.o.url, req: item.req, headers: item.headers(), hopReply: result.reply });
+        const early = hooks.awaitFinal({
+          tid: ack.tid,
+          qid: item.req.qid,
+          rcpt,
+          peer: this.o.url,
+          req: item.req,
+          headers: item.headers(),
+          hopReply: result.reply,
+          ...(item.shipped ? { shippedAt: item.shipped.at } : {}),
+        });
         // The destination's answer came back before this hop's: it is the outcome (bounced here on no).
         if (early) return { ...result, outcome: early.outcome, reply: early.reply };
       }
