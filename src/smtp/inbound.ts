@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { SMTPServerSession, SMTPServerAuthentication } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerSession, SMTPServerAuthentication } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { BareNewlineScanner } from './bare-newline.js';
@@ -13,6 +13,7 @@ import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { receivedHeader } from './received.js';
 import { RelayPolicy, normaliseIp } from './relay-policy.js';
 import { SmtpReplyError } from './reply.js';
+import { addressKey } from '../delivery/address.js';
 import { resolveRoute, type Route } from '../delivery/routes.js';
 import type { SpoolWriter } from '../delivery/spool.js';
 import type { MessageParams, RecipientParams } from '../store/queue-store.js';
@@ -241,6 +242,7 @@ export class InboundServer {
     } catch (err) {
       return cb(err as SmtpReplyError); // logged with the reply as sent, see refused()
     }
+    dropEarlierSpellings(session.envelope.rcptTo, address);
     cb();
   }
 
@@ -406,6 +408,21 @@ export class InboundServer {
       if (incoming) await this.o.accept.abort(incoming);
       throw err;
     }
+  }
+}
+
+/**
+ * A repeated recipient replaces the earlier one, as smtp-server does, but smtp-server
+ * compares the addresses as it decoded them, before the postmaster rule, and keeps an
+ * upper-case `XN--` label as it is: `bob@xn--bcher-kva.example` and
+ * `bob@XN--BCHER-KVA.example` (or `bob@bücher.example`) would be two recipients, and
+ * the mailbox would get the message twice. Compared here in the one normal form.
+ */
+function dropEarlierSpellings(rcptTo: SMTPServerAddress[], address: string): void {
+  const key = addressKey(address) ?? address.toLowerCase();
+  for (let i = rcptTo.length - 1; i >= 0; i--) {
+    const earlier = rcptTo[i]!.address;
+    if ((addressKey(earlier) ?? earlier.toLowerCase()) === key) rcptTo.splice(i, 1);
   }
 }
 
