@@ -69,4 +69,5 @@ t.test('recipients an LMTP hop accepted before it hung up stay delivered', async
   t.equal(by.get('b@remote.test')?.outcome, 'failed', 'the 550 the hop gave b@ stands');
   t.equal(by.get('c@remote.test')?.outcome, 'deferred', 'c@, whose reply never came, is deferred');
   t.notMatch(r.reply, /^2/, 'the attempt does not read as delivered');
+  t.equal(r.successDsn, 'delivered', 'a success DSN asked for a@ says delivered (the hop offers no DSN)');
 });
