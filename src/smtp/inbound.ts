@@ -419,11 +419,21 @@ export class InboundServer {
  * the mailbox would get the message twice. Compared here in the one normal form.
  */
 function dropEarlierSpellings(rcptTo: SMTPServerAddress[], address: string): void {
-  const key = addressKey(address) ?? address.toLowerCase();
-  for (let i = rcptTo.length - 1; i >= 0; i--) {
-    const earlier = rcptTo[i]!.address;
-    if ((addressKey(earlier) ?? earlier.toLowerCase()) === key) rcptTo.splice(i, 1);
+  const key = mailboxKey(address);
+  // a set per transaction (smtp-server starts a new list for each): one lookup per RCPT,
+  // the list is scanned only for a mailbox already in it
+  let keys = mailboxKeys.get(rcptTo);
+  if (!keys) mailboxKeys.set(rcptTo, (keys = new Set()));
+  if (keys.has(key)) {
+    for (let i = rcptTo.length - 1; i >= 0; i--) if (mailboxKey(rcptTo[i]!.address) === key) rcptTo.splice(i, 1);
   }
+  keys.add(key);
+}
+
+const mailboxKeys = new WeakMap<SMTPServerAddress[], Set<string>>();
+
+function mailboxKey(address: string): string {
+  return addressKey(address) ?? address.toLowerCase();
 }
 
 /** The MAIL FROM and RCPT TO parameters to store with the message. */
