@@ -153,6 +153,30 @@ t.test('IMP: maxBagBytes cannot exceed the largest bag; maxMessageBytes must fit
   );
 });
 
+t.test('cross-field: two listeners of one config on one port are refused, naming both', async (t) => {
+  t.throws(
+    () => validateConfig({ smtp: { listen: { port: 12600 } }, admin: { listen: { port: 12600 } } }),
+    /admin\.listen\.port: 127\.0\.0\.1:12600 is also smtp\.listen \(127\.0\.0\.1:12600\): give each listener its own port/,
+  );
+  t.throws(
+    () => validateConfig({ imp: { listen: { host: '0.0.0.0', port: 2525 } } }),
+    /imp\.listen\.port: 0\.0\.0\.0:2525 is also smtp\.listen \(127\.0\.0\.1:2525\)/,
+    'a wildcard address takes the port on every address of its family',
+  );
+  t.throws(
+    () => validateConfig({ pod: { publisher: { enabled: true, listen: { host: '::', port: 9025 } } } }),
+    /pod\.publisher\.listen\.port: \[::\]:9025 is also admin\.listen \(127\.0\.0\.1:9025\)/,
+    ':: takes IPv4 addresses too (dual stack)',
+  );
+  // What does not collide: other addresses, a listener that is off, port 0 (any free port).
+  t.ok(validateConfig({ smtp: { listen: { host: '127.0.0.1', port: 2600 } }, imp: { listen: { host: '127.0.0.2', port: 2600 } } }));
+  t.ok(validateConfig({ smtp: { listen: { host: '0.0.0.0', port: 2600 } }, imp: { listen: { host: '::1', port: 2600 } } }));
+  t.ok(validateConfig({ smtp: { listen: { port: 9025 } }, admin: { enabled: false } }));
+  t.ok(validateConfig({ smtp: { listen: { port: 9026 } }, pod: { publisher: { enabled: false } } }));
+  t.ok(validateConfig({ smtp: { listen: { port: 0 } }, admin: { listen: { port: 0 } }, imp: { listen: { port: 0 } } }));
+  t.ok(loadConfig(DEFAULT_CONFIG_PATH), 'the embedded defaults');
+});
+
 t.test('imp:// routes: host and port, compress per route or from imp.compress, TLS only from the first octet', async (t) => {
   const fits = { smtp: { maxMessageBytes: '10MiB' } };
   const c = validateConfig({

@@ -464,8 +464,49 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 }).superRefine((c, ctx) => {
-  for (const issue of crossFieldIssues(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  for (const issue of [...crossFieldIssues(c), ...listenerPortIssues(c)]) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 });
+
+interface ListenAt {
+  host: string;
+  port: number;
+}
+
+/** Whether two listeners on one port would collide: the same address, or a wildcard covering the other's. */
+function sameSocket(a: string, b: string): boolean {
+  if (a === b) return true;
+  // `::` is dual-stack (it takes every IPv4 address too); `0.0.0.0` takes every IPv4 address.
+  if (a === '::' || b === '::') return true;
+  const other = a === '0.0.0.0' ? b : b === '0.0.0.0' ? a : undefined;
+  return other !== undefined && isIP(other) !== 6;
+}
+
+/**
+ * The listeners this config starts must not share a port: the second would fail at start
+ * with EADDRINUSE, after `config check` had passed. Port 0 (any free port) never collides.
+ */
+export function listenerPortIssues(c: {
+  smtp: { listen: ListenAt };
+  admin: { enabled: boolean; listen: ListenAt };
+  imp: { listen?: ListenAt | undefined };
+  pod: { publisher: { enabled: boolean; listen: ListenAt } };
+}): Array<{ path: string[]; message: string }> {
+  const listeners: Array<{ key: string; at: ListenAt }> = [
+    { key: 'smtp.listen', at: c.smtp.listen },
+    ...(c.admin.enabled ? [{ key: 'admin.listen', at: c.admin.listen }] : []),
+    ...(c.imp.listen ? [{ key: 'imp.listen', at: c.imp.listen }] : []),
+    ...(c.pod.publisher.enabled ? [{ key: 'pod.publisher.listen', at: c.pod.publisher.listen }] : []),
+  ].filter((l) => typeof l.at?.port === 'number' && typeof l.at.host === 'string' && l.at.port !== 0);
+  const show = (at: ListenAt) => `${isIP(at.host) === 6 ? `[${at.host}]` : at.host}:${at.port}`;
+  const issues: Array<{ path: string[]; message: string }> = [];
+  listeners.forEach((l, i) => {
+    const first = listeners.slice(0, i).find((e) => e.at.port === l.at.port && sameSocket(e.at.host, l.at.host));
+    if (first) {
+      issues.push({ path: [...l.key.split('.'), 'port'], message: `${show(l.at)} is also ${first.key} (${show(first.at)}): give each listener its own port` });
+    }
+  });
+  return issues;
+}
 
 /** Checks that relate keys to each other; each issue names the key to change. */
 export function crossFieldIssues(c: {
