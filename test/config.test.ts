@@ -39,6 +39,19 @@ t.test('invalid config names the key path and what is wrong', async (t) => {
   t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'ftp://h:25' }] }), /routes\.0\.nexthop: must be/);
   const bad = file('bad.yaml', 'smtp: [unclosed\n');
   t.throws(() => loadConfig(bad), ConfigError);
+  // The CLI prints the first line: it must say where, and not end in the colon that led to the excerpt.
+  for (const text of ['smtp:\n  listen: {port: 25\n', 'smtp: {}\nsmtp: {}\n', 'a: b: c\n']) {
+    const err = (() => {
+      try {
+        loadConfig(file('bad-yaml.yaml', text));
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    const first = err?.message.split('\n')[0] ?? '';
+    t.match(first, /^invalid YAML in .*bad-yaml\.yaml: .+ at line \d+, column \d+$/, JSON.stringify(first));
+  }
   t.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read config/);
 });
 
