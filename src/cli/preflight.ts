@@ -10,6 +10,7 @@ import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { ancestry } from '../make-dir.js';
 import { CliError } from './command.js';
 
 /** A directory that cannot be created or used; `at` is the path component that failed. */
@@ -38,15 +39,6 @@ export async function makeDir(dir: string): Promise<void> {
       if (found?.isDirectory()) continue;
       throw new PathError(d, found ? 'not a directory' : explain(err as NodeJS.ErrnoException));
     }
-  }
-}
-
-/** `/a/b/c` -> `/`, `/a`, `/a/b`, `/a/b/c`. */
-function ancestry(dir: string): string[] {
-  const chain: string[] = [];
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    chain.unshift(d);
-    if (dirname(d) === d) return chain;
   }
 }
 
@@ -109,6 +101,10 @@ function pathsOf(config: Config): PathCheck[] {
     ...config.routes.flatMap((r, i): PathCheck[] =>
       r.nexthop.kind === 'maildir' ? [{ key: `routes.${i}.nexthop`, value: r.nexthop.url, dir: r.nexthop.path, create: false, writable: 'never' }] : [],
     ),
+    // The publisher creates its secret file (and directory) when missing.
+    ...(config.pod.publisher.enabled
+      ? [{ key: 'pod.publisher.secretFile', value: config.pod.publisher.secretFile, dir: dirname(resolve(config.pod.publisher.secretFile)), create: false, writable: 'never' } as const]
+      : []),
   ];
 }
 
