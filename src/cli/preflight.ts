@@ -8,8 +8,10 @@ import { access, mkdir, readFile, stat, statfs } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { createPrivateKey } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { multilingualOnBecause } from '../config/multilingual-schema.js';
 import { ancestry } from '../make-dir.js';
 import { CliError } from './command.js';
 
@@ -157,6 +159,25 @@ async function checkTlsFiles(key: string, tls: { key: string; cert: string }): P
   }
 }
 
+/** The ARC signing key the multilingual step loads when it is built (on the queue thread, at start). */
+async function checkArcKey(config: Config): Promise<string | undefined> {
+  const arc = config.multilingual.arc;
+  if (!arc || !multilingualOnBecause(config.multilingual)) return undefined;
+  const key = 'multilingual.arc.privateKeyFile';
+  let pem: Buffer;
+  try {
+    pem = await readFile(arc.privateKeyFile);
+  } catch (err) {
+    return `${key}: ${arc.privateKeyFile} is unusable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  try {
+    createPrivateKey(pem);
+    return undefined;
+  } catch (err) {
+    return `${key}: ${arc.privateKeyFile} is not a private key: ${(err as Error).message}`;
+  }
+}
+
 /** Why the config would accept no mail at all, if it would not. */
 export function noMailWarnings(config: Config): string[] {
   const warnings: string[] = [];
@@ -193,6 +214,8 @@ export async function preflight(config: Config, file: string, opts: PreflightOpt
     const problem = await checkTlsFiles(key, tls);
     if (problem) problems.push(problem);
   }
+  const arcProblem = await checkArcKey(config);
+  if (arcProblem) problems.push(arcProblem);
   for (const p of pathsOf(config)) {
     try {
       const atStart = opts.create;

@@ -2,7 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_BAG_OCTETS } from '../imp/limits.js';
 import { normaliseDomainPattern } from '../delivery/domain.js';
-import { multilingualSchema } from './multilingual-schema.js';
+import { multilingualOnBecause, multilingualSchema } from './multilingual-schema.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** setTimeout's limit: a longer delay fires at once (Node warns and uses 1 ms). */
@@ -464,8 +464,15 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 }).superRefine((c, ctx) => {
-  for (const issue of [...crossFieldIssues(c), ...listenerPortIssues(c)]) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  for (const issue of [...crossFieldIssues(c), ...listenerPortIssues(c), ...rewriteStepIssues(c)]) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 });
+
+/** A gateway has one rewrite step: a `queue.rewrite` module or the multilingual step, not both (start would refuse). */
+function rewriteStepIssues(c: { queue: { rewrite?: unknown }; multilingual: Parameters<typeof multilingualOnBecause>[0] }): Array<{ path: string[]; message: string }> {
+  const on = c.queue.rewrite && c.multilingual ? multilingualOnBecause(c.multilingual) : undefined;
+  if (!on) return [];
+  return [{ path: ['queue', 'rewrite'], message: `the multilingual step is on (${on}); a gateway has one rewrite step: remove queue.rewrite or turn multilingual off` }];
+}
 
 interface ListenAt {
   host: string;
