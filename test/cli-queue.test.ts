@@ -1,9 +1,11 @@
 // `mailbag queue list|show|retry|delete` against the store of a running gateway.
 import t from 'tap';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import { startGateway } from '../src/gateway/gateway.js';
 import { loadConfig } from '../src/config/load.js';
+import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { startSink, tempDir, waitFor, writeTestConfig } from './helpers/gateway.js';
 
@@ -83,4 +85,17 @@ t.test('queue commands without a store say so', async (t) => {
   const r = await cli(['queue', 'list', '--config', writeTestConfig(dir)]);
   t.equal(r.code, 1);
   t.match(r.stderr, /^mailbag queue list: no store at .*mailbag\.db/);
+});
+
+t.test('queue recover: a file left as invalid exits 1 with one line on stderr saying so', async (t) => {
+  const { dir, cleanup } = tempDir('cli-recover');
+  t.teardown(cleanup);
+  const file = writeTestConfig(dir);
+  Store.open(join(dir, 'mailbag.db')).close();
+  mkdirSync(join(dir, 'spool', 'unknown'), { recursive: true });
+  writeFileSync(join(dir, 'spool', 'unknown', 'notes.txt'), 'not a spool file\n');
+  const r = await cli(['queue', 'recover', '--config', file]);
+  t.equal(r.code, 1);
+  t.match(r.stdout.toString(), /^notes\.txt: left: not a valid spool file/m, 'each file on stdout');
+  t.equal(r.stderr, `mailbag queue recover: 1 file(s) in ${join(dir, 'spool', 'unknown')} are not valid spool files and were left there\n`);
 });

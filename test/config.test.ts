@@ -39,6 +39,19 @@ t.test('invalid config names the key path and what is wrong', async (t) => {
   t.throws(() => validateConfig({ routes: [{ domain: 'a.test', nexthop: 'ftp://h:25' }] }), /routes\.0\.nexthop: must be/);
   const bad = file('bad.yaml', 'smtp: [unclosed\n');
   t.throws(() => loadConfig(bad), ConfigError);
+  // The CLI prints the first line: it must say where, and not end in the colon that led to the excerpt.
+  for (const text of ['smtp:\n  listen: {port: 25\n', 'smtp: {}\nsmtp: {}\n', 'a: b: c\n']) {
+    const err = (() => {
+      try {
+        loadConfig(file('bad-yaml.yaml', text));
+      } catch (e) {
+        return e as Error;
+      }
+      return undefined;
+    })();
+    const first = err?.message.split('\n')[0] ?? '';
+    t.match(first, /^invalid YAML in .*bad-yaml\.yaml: .+ at line \d+, column \d+$/, JSON.stringify(first));
+  }
   t.throws(() => loadConfig(join(dir, 'missing.yaml')), /cannot read config/);
 });
 
@@ -151,6 +164,30 @@ t.test('IMP: maxBagBytes cannot exceed the largest bag; maxMessageBytes must fit
     () => validateConfig({ smtp: { maxMessageBytes: '2MiB' }, imp: { maxBagBytes: '1MiB' }, routes: [{ domain: 'a.test', nexthop: 'imp://peer.test:753' }] }),
     /imp\.maxBagBytes \(1048576\) minus its 4-octet header is 1048572/,
   );
+});
+
+t.test('cross-field: two listeners of one config on one port are refused, naming both', async (t) => {
+  t.throws(
+    () => validateConfig({ smtp: { listen: { port: 12600 } }, admin: { listen: { port: 12600 } } }),
+    /admin\.listen\.port: 127\.0\.0\.1:12600 is also smtp\.listen \(127\.0\.0\.1:12600\): give each listener its own port/,
+  );
+  t.throws(
+    () => validateConfig({ imp: { listen: { host: '0.0.0.0', port: 2525 } } }),
+    /imp\.listen\.port: 0\.0\.0\.0:2525 is also smtp\.listen \(127\.0\.0\.1:2525\)/,
+    'a wildcard address takes the port on every address of its family',
+  );
+  t.throws(
+    () => validateConfig({ pod: { publisher: { enabled: true, listen: { host: '::', port: 9025 } } } }),
+    /pod\.publisher\.listen\.port: \[::\]:9025 is also admin\.listen \(127\.0\.0\.1:9025\)/,
+    ':: takes IPv4 addresses too (dual stack)',
+  );
+  // What does not collide: other addresses, a listener that is off, port 0 (any free port).
+  t.ok(validateConfig({ smtp: { listen: { host: '127.0.0.1', port: 2600 } }, imp: { listen: { host: '127.0.0.2', port: 2600 } } }));
+  t.ok(validateConfig({ smtp: { listen: { host: '0.0.0.0', port: 2600 } }, imp: { listen: { host: '::1', port: 2600 } } }));
+  t.ok(validateConfig({ smtp: { listen: { port: 9025 } }, admin: { enabled: false } }));
+  t.ok(validateConfig({ smtp: { listen: { port: 9026 } }, pod: { publisher: { enabled: false } } }));
+  t.ok(validateConfig({ smtp: { listen: { port: 0 } }, admin: { listen: { port: 0 } }, imp: { listen: { port: 0 } } }));
+  t.ok(loadConfig(DEFAULT_CONFIG_PATH), 'the embedded defaults');
 });
 
 t.test('imp:// routes: host and port, compress per route or from imp.compress, TLS only from the first octet', async (t) => {

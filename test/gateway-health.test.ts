@@ -101,6 +101,27 @@ t.test('a start that fails stops what it started, with one typed error naming th
   await again.stop();
 });
 
+for (const [listener, overrides] of [
+  ['imp listener', (port: number) => ({ imp: { listen: { host: '127.0.0.1', port } } })],
+  ['pod publisher listener', (port: number) => ({ pod: { publisher: { enabled: true, listen: { host: '127.0.0.1', port } } } })],
+] as const) {
+  t.test(`a busy port of the ${listener}: one error naming it, with the socket's code`, async (t) => {
+    const { dir, cleanup } = tempDir('health-busy');
+    t.teardown(cleanup);
+    const blocker = createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    t.teardown(() => new Promise<void>((r) => blocker.close(() => r())));
+    const port = (blocker.address() as { port: number }).port;
+    const input = overrides(port);
+    const config = testConfig(dir, 'pod' in input ? { pod: { publisher: { ...input.pod.publisher, secretFile: `${dir}/pod.secret` } } } : input);
+    const err = await startGateway(config).catch((e: unknown) => e);
+    t.match(err, { code: 'EADDRINUSE', message: new RegExp(`^${listener} 127\\.0\\.0\\.1:${port}: `) }, String(err));
+    // what started before it was stopped: the same store and spool start again
+    const again = await startGateway(testConfig(dir));
+    await again.stop();
+  });
+}
+
 t.test('components: started in order, stopped in reverse; a failed start stops the started ones and rethrows', async (t) => {
   const calls: string[] = [];
   const component = (name: string, opts: { failStart?: boolean; unhealthy?: boolean; throws?: boolean } = {}): GatewayComponent => ({

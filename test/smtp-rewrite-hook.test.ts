@@ -110,11 +110,11 @@ t.test('the built-in multilingual step runs on the queue thread when multilingua
   t.same(gw.store.multilingual.choices(qid).map((c) => c.rcpt).sort(), ['ana@example.test', 'bob@example.test']);
 });
 
-t.test('queue.rewrite and the multilingual step together refuse to start', async (t) => {
+t.test('queue.rewrite and the multilingual step together: the config is refused (config check and start alike)', async (t) => {
   const { dir, cleanup } = tempDir('rewrite-both');
   t.teardown(cleanup);
-  await t.rejects(
-    startGateway(testConfig(dir, { multilingual: { mode: 'select' }, queue: { rewrite: { module: fixture('per-recipient') } } })),
-    /queue\.rewrite and the multilingual step are both configured/,
+  t.throws(
+    () => testConfig(dir, { multilingual: { mode: 'select' }, queue: { rewrite: { module: fixture('per-recipient') } } }),
+    /queue\.rewrite: the multilingual step is on \(multilingual\.mode select\); a gateway has one rewrite step/,
   );
 });

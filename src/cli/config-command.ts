@@ -9,7 +9,9 @@ const show: Command = {
   summary: 'print the effective configuration (defaults filled in, secrets redacted) as YAML',
   usage:
     'mailbag config show [--config FILE]\n\n' +
-    'Durations print in milliseconds, sizes in octets; passwords and tokens print as <redacted>.\n' +
+    'Durations print in milliseconds, sizes in octets. Passwords, tokens, secrets, credentials, API and\n' +
+    'private keys (also in queue.rewrite.options) print as <redacted>; paths of secret files and\n' +
+    'names of variables (...File, ...Env) are shown.\n' +
     'The output is a valid config file (put the secrets back before using it).',
   async run(argv, io) {
     const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } }, false);

@@ -8,8 +8,11 @@ import { access, mkdir, readFile, stat, statfs } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
+import { createPrivateKey } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { multilingualOnBecause } from '../config/multilingual-schema.js';
+import { ancestry } from '../make-dir.js';
 import { CliError } from './command.js';
 
 /** A directory that cannot be created or used; `at` is the path component that failed. */
@@ -38,15 +41,6 @@ export async function makeDir(dir: string): Promise<void> {
       if (found?.isDirectory()) continue;
       throw new PathError(d, found ? 'not a directory' : explain(err as NodeJS.ErrnoException));
     }
-  }
-}
-
-/** `/a/b/c` -> `/`, `/a`, `/a/b`, `/a/b/c`. */
-function ancestry(dir: string): string[] {
-  const chain: string[] = [];
-  for (let d = resolve(dir); ; d = dirname(d)) {
-    chain.unshift(d);
-    if (dirname(d) === d) return chain;
   }
 }
 
@@ -109,6 +103,10 @@ function pathsOf(config: Config): PathCheck[] {
     ...config.routes.flatMap((r, i): PathCheck[] =>
       r.nexthop.kind === 'maildir' ? [{ key: `routes.${i}.nexthop`, value: r.nexthop.url, dir: r.nexthop.path, create: false, writable: 'never' }] : [],
     ),
+    // The publisher creates its secret file (and directory) when missing.
+    ...(config.pod.publisher.enabled
+      ? [{ key: 'pod.publisher.secretFile', value: config.pod.publisher.secretFile, dir: dirname(resolve(config.pod.publisher.secretFile)), create: false, writable: 'never' } as const]
+      : []),
   ];
 }
 
@@ -161,6 +159,25 @@ async function checkTlsFiles(key: string, tls: { key: string; cert: string }): P
   }
 }
 
+/** The ARC signing key the multilingual step loads when it is built (on the queue thread, at start). */
+async function checkArcKey(config: Config): Promise<string | undefined> {
+  const arc = config.multilingual.arc;
+  if (!arc || !multilingualOnBecause(config.multilingual)) return undefined;
+  const key = 'multilingual.arc.privateKeyFile';
+  let pem: Buffer;
+  try {
+    pem = await readFile(arc.privateKeyFile);
+  } catch (err) {
+    return `${key}: ${arc.privateKeyFile} is unusable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`;
+  }
+  try {
+    createPrivateKey(pem);
+    return undefined;
+  } catch (err) {
+    return `${key}: ${arc.privateKeyFile} is not a private key: ${(err as Error).message}`;
+  }
+}
+
 /** Why the config would accept no mail at all, if it would not. */
 export function noMailWarnings(config: Config): string[] {
   const warnings: string[] = [];
@@ -197,6 +214,8 @@ export async function preflight(config: Config, file: string, opts: PreflightOpt
     const problem = await checkTlsFiles(key, tls);
     if (problem) problems.push(problem);
   }
+  const arcProblem = await checkArcKey(config);
+  if (arcProblem) problems.push(arcProblem);
   for (const p of pathsOf(config)) {
     try {
       const atStart = opts.create;

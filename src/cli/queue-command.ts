@@ -117,7 +117,8 @@ const recover: Command = {
     'as invalid.',
   run: (argv, io) =>
     withStore(argv, io, false, async (store, o) => {
-      const results = await recoverUnknown(new Spool(o.config.spool.dir), store);
+      const spool = new Spool(o.config.spool.dir);
+      const results = await recoverUnknown(spool, store);
       if (o.json) {
         await writeOutput(io, JSON.stringify(results) + '\n');
       } else {
@@ -126,7 +127,11 @@ const recover: Command = {
         lines.push(results.length === 0 ? 'no spool files to recover' : `${queued} of ${results.length} file(s) queued`);
         await writeOutput(io, lines.join('\n') + '\n');
       }
-      return results.some((r) => r.outcome === 'invalid') ? 1 : 0;
+      const invalid = results.filter((r) => r.outcome === 'invalid').length;
+      if (invalid === 0) return 0;
+      // Exit 1 says something went wrong, so stderr says what (stdout has each file's line).
+      io.stderr.write(`mailbag queue recover: ${invalid} file(s) in ${spool.unknownDir} are not valid spool files and were left there\n`);
+      return 1;
     }),
 };
 

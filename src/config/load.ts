@@ -42,7 +42,8 @@ export function loadConfig(file: string): Config {
   }
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(`invalid YAML in ${file}: ${doc.errors[0]!.message.split('\n')[0]}`, file);
+    // prettyErrors puts an excerpt of the file after `at line L, column C:`; the CLI prints the first line.
+    throw new ConfigError(`invalid YAML in ${file}: ${doc.errors[0]!.message.split('\n')[0]!.replace(/:$/, '')}`, file);
   }
   return validateConfig(doc.toJS(), file);
 }

@@ -52,3 +52,13 @@ export const multilingualSchema = z
   .prefault({});
 
 export type MultilingualConfig = z.output<typeof multilingualSchema>;
+
+/**
+ * Why the multilingual step is on (the global mode or a domain's mode is not `off`), as
+ * `multilingual.mode select`; undefined while it is off.
+ */
+export function multilingualOnBecause(config: { mode: string; domains: Record<string, { mode?: string | undefined }> }): string | undefined {
+  if (config.mode !== 'off') return `multilingual.mode ${config.mode}`;
+  const on = Object.entries(config.domains).find(([, d]) => d.mode !== undefined && d.mode !== 'off');
+  return on ? `multilingual.domains.${on[0]}.mode ${on[1].mode}` : undefined;
+}

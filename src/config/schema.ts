@@ -2,7 +2,7 @@ import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
 import { MAX_BAG_OCTETS } from '../imp/limits.js';
 import { normaliseDomainPattern } from '../delivery/domain.js';
-import { multilingualSchema } from './multilingual-schema.js';
+import { multilingualOnBecause, multilingualSchema } from './multilingual-schema.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** setTimeout's limit: a longer delay fires at once (Node warns and uses 1 ms). */
@@ -464,8 +464,56 @@ export const configSchema = z.strictObject({
     })
     .prefault({}),
 }).superRefine((c, ctx) => {
-  for (const issue of crossFieldIssues(c)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
+  for (const issue of [...crossFieldIssues(c), ...listenerPortIssues(c), ...rewriteStepIssues(c)]) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
 });
+
+/** A gateway has one rewrite step: a `queue.rewrite` module or the multilingual step, not both (start would refuse). */
+function rewriteStepIssues(c: { queue: { rewrite?: unknown }; multilingual: Parameters<typeof multilingualOnBecause>[0] }): Array<{ path: string[]; message: string }> {
+  const on = c.queue.rewrite && c.multilingual ? multilingualOnBecause(c.multilingual) : undefined;
+  if (!on) return [];
+  return [{ path: ['queue', 'rewrite'], message: `the multilingual step is on (${on}); a gateway has one rewrite step: remove queue.rewrite or turn multilingual off` }];
+}
+
+interface ListenAt {
+  host: string;
+  port: number;
+}
+
+/** Whether two listeners on one port would collide: the same address, or a wildcard covering the other's. */
+function sameSocket(a: string, b: string): boolean {
+  if (a === b) return true;
+  // `::` is dual-stack (it takes every IPv4 address too); `0.0.0.0` takes every IPv4 address.
+  if (a === '::' || b === '::') return true;
+  const other = a === '0.0.0.0' ? b : b === '0.0.0.0' ? a : undefined;
+  return other !== undefined && isIP(other) !== 6;
+}
+
+/**
+ * The listeners this config starts must not share a port: the second would fail at start
+ * with EADDRINUSE, after `config check` had passed. Port 0 (any free port) never collides.
+ */
+export function listenerPortIssues(c: {
+  smtp: { listen: ListenAt };
+  admin: { enabled: boolean; listen: ListenAt };
+  imp: { listen?: ListenAt | undefined };
+  pod: { publisher: { enabled: boolean; listen: ListenAt } };
+}): Array<{ path: string[]; message: string }> {
+  const listeners: Array<{ key: string; at: ListenAt }> = [
+    { key: 'smtp.listen', at: c.smtp.listen },
+    ...(c.admin.enabled ? [{ key: 'admin.listen', at: c.admin.listen }] : []),
+    ...(c.imp.listen ? [{ key: 'imp.listen', at: c.imp.listen }] : []),
+    ...(c.pod.publisher.enabled ? [{ key: 'pod.publisher.listen', at: c.pod.publisher.listen }] : []),
+  ].filter((l) => typeof l.at?.port === 'number' && typeof l.at.host === 'string' && l.at.port !== 0);
+  const show = (at: ListenAt) => `${isIP(at.host) === 6 ? `[${at.host}]` : at.host}:${at.port}`;
+  const issues: Array<{ path: string[]; message: string }> = [];
+  listeners.forEach((l, i) => {
+    const first = listeners.slice(0, i).find((e) => e.at.port === l.at.port && sameSocket(e.at.host, l.at.host));
+    if (first) {
+      issues.push({ path: [...l.key.split('.'), 'port'], message: `${show(l.at)} is also ${first.key} (${show(first.at)}): give each listener its own port` });
+    }
+  });
+  return issues;
+}
 
 /** Checks that relate keys to each other; each issue names the key to change. */
 export function crossFieldIssues(c: {

@@ -52,6 +52,17 @@ export interface PodPublisherOptions {
   source?: PublisherEventSource;
 }
 
+/** The listener could not bind (a port in use, a privileged port, an address not of this host). */
+export class PodPublisherListenError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PodPublisherListenError';
+  }
+}
+
 class Refusal extends Error {
   constructor(
     readonly status: RefusalStatus,
@@ -134,10 +145,14 @@ export class PodPublisher {
   }
 
   async listen(): Promise<void> {
+    const { host, port } = this.o.config.listen;
     await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.o.config.listen.port, this.o.config.listen.host, () => {
-        this.server.off('error', reject);
+      // `mailbag start` prints this one line: it names the listener, as the SMTP and admin ones do.
+      const onError = (err: NodeJS.ErrnoException) =>
+        reject(new PodPublisherListenError(err.code ?? 'ERR_MAILBAG_POD_PUBLISHER_LISTEN', `pod publisher listener ${host}:${port}: ${err.message}`));
+      this.server.once('error', onError);
+      this.server.listen(port, host, () => {
+        this.server.off('error', onError);
         resolve();
       });
     });

@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
+import { makeDirSync } from '../make-dir.js';
 
 /** The publisher's token secret cannot be used. */
 export class PodSecretError extends Error {
@@ -19,7 +20,7 @@ export class PodSecretError extends Error {
  */
 export function loadOrCreateSecret(path: string, onCreated?: () => void): Buffer {
   try {
-    mkdirSync(dirname(path), { recursive: true });
+    makeDirSync(dirname(path));
     writeFileSync(path, randomBytes(32).toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
     onCreated?.();
   } catch (err) {

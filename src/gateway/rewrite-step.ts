@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
-import type { MultilingualConfig } from '../config/multilingual-schema.js';
+import { multilingualOnBecause, type MultilingualConfig } from '../config/multilingual-schema.js';
 import type { Config } from '../config/schema.js';
 import type { QueueEvents } from '../delivery/queue.js';
 import type { RewriteStep, RewriteStepFactory } from '../delivery/rewrite/step.js';
@@ -14,7 +14,7 @@ export class RewriteModuleError extends Error {
 
 /** The multilingual step is on when the global mode or any domain's mode is not `off`. */
 function multilingualOn(config: MultilingualConfig): boolean {
-  return config.mode !== 'off' || Object.values(config.domains).some((d) => d.mode !== undefined && d.mode !== 'off');
+  return multilingualOnBecause(config) !== undefined;
 }
 
 /**

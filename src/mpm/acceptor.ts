@@ -27,6 +27,17 @@ import {
 } from '../imp/index.js';
 import type { BagProcessor } from './bag-processor.js';
 
+/** The listener could not bind (a port in use, a privileged port, an address not of this host). */
+export class ImpListenError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ImpListenError';
+  }
+}
+
 export interface ImpAcceptorOptions {
   ihn: number;
   processor: BagProcessor;
@@ -76,9 +87,11 @@ export class ImpAcceptor {
       : createTcpServer({ allowHalfOpen: true }, (socket: Socket) => this.connected(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
+      // `mailbag start` prints this one line: it names the listener, as the SMTP and admin ones do.
+      const onError = (err: NodeJS.ErrnoException) => reject(new ImpListenError(err.code ?? 'ERR_MAILBAG_IMP_LISTEN', `imp listener ${host}:${port}: ${err.message}`));
+      server.once('error', onError);
       server.listen(port, host, () => {
-        server.off('error', reject);
+        server.off('error', onError);
         resolve();
       });
     });

@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { makeDirSync } from '../make-dir.js';
 import { dirname } from 'node:path';
 import { migrate } from './migrations.js';
 
@@ -43,7 +43,7 @@ export interface OpenStoreOptions {
  * WAL also lets the queue CLI read and write while the gateway runs.
  */
 export function openDatabase(path: string, opts: OpenStoreOptions = {}): SqliteDatabase {
-  if (!opts.mustExist) mkdirSync(dirname(path), { recursive: true });
+  if (!opts.mustExist) makeDirSync(dirname(path));
   const role = opts.role ?? 'gateway';
   const db = new Database(path, { fileMustExist: !!opts.mustExist });
   try {
