@@ -57,6 +57,10 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       maxPayload: hardPayloadLimit(opts.maxEventBytes),
       handshakeTimeout: opts.connectTimeoutMs,
       followRedirects: false,
+      // A text frame that is not UTF-8 would make ws fail the connection (1007), and the
+      // server would send it again after every reconnect: the stream would stall on it for
+      // good. Ingest checks UTF-8 itself and dead-letters such a payload with its reason.
+      skipUTF8Validation: true,
     });
     const finish = (end: SessionEnd) => {
       if (settled) return;
