@@ -39,7 +39,19 @@ export interface PublisherConfig {
   secretFile: string;
   cid: string;
   pollInterval: number;
+  /**
+   * How often each session is pinged; a client that answered nothing (pong, ping, data)
+   * by the next ping, with nothing of ours still queued for it, is gone. Default 60 s.
+   */
+  pingInterval?: number;
 }
+
+const DEFAULT_PING_INTERVAL_MS = 60_000;
+/**
+ * The payload of the keepalive pings, so their pongs are told apart from those of the
+ * empty ping after each batch, which acknowledge the events before it.
+ */
+const KEEPALIVE = Buffer.from('keepalive');
 
 export interface PodPublisherOptions {
   config: PublisherConfig;
@@ -230,8 +242,9 @@ export class PodPublisher {
   }
 
   /** @internal the session's store, clock and identity */
-  get ctx(): { store: Store; source: PublisherEventSource; now: () => number; pollMs: number; logger: Logger } {
-    return { store: this.o.store, source: this.source, now: this.now, pollMs: this.o.config.pollInterval, logger: this.o.logger };
+  get ctx(): { store: Store; source: PublisherEventSource; now: () => number; pollMs: number; pingMs: number; logger: Logger } {
+    const pingMs = this.o.config.pingInterval ?? DEFAULT_PING_INTERVAL_MS;
+    return { store: this.o.store, source: this.source, now: this.now, pollMs: this.o.config.pollInterval, pingMs, logger: this.o.logger };
   }
 
   /** @internal */
@@ -267,6 +280,7 @@ class StreamSession {
   /** The source said it has new events since the last look (a source that can tell, `watch`). */
   private nudged = false;
   private unwatch: (() => void) | undefined;
+  private keepalive: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly owner: PodPublisher,
@@ -280,11 +294,32 @@ class StreamSession {
 
   run(ws: WebSocket): void {
     this.ws = ws;
-    const { store, source, now, logger } = this.owner.ctx;
+    const { store, source, now, logger, pingMs } = this.owner.ctx;
     ws.on('close', (code) => this.finish(code));
     ws.on('error', () => ws.terminate());
-    ws.on('pong', () => {
-      if (this.pendingAcks.length) this.acked = this.pendingAcks.shift();
+    // A client that vanished without a close (a partition, a NAT that forgot the connection)
+    // would hold its token for good on an idle stream, where nothing written can fail: the
+    // consumer coming back on it would get 409 again and again. It is gone if it answered
+    // nothing since the last ping while nothing of ours waits to be written to it (a slow
+    // reader's pong is queued behind the events it has not read yet).
+    let answered = true;
+    const heard = () => (answered = true);
+    ws.on('ping', heard);
+    ws.on('message', heard);
+    this.keepalive = setInterval(() => {
+      if (!answered && ws.bufferedAmount === 0) {
+        logger.info({ type: this.request.type, token: this.tokenId, pingIntervalMs: pingMs }, 'pod publisher: client gone (no answer to a ping); session dropped');
+        ws.terminate();
+        return;
+      }
+      answered = false;
+      ws.ping(KEEPALIVE);
+    }, pingMs);
+    this.keepalive.unref();
+    ws.on('pong', (data: Buffer) => {
+      answered = true;
+      // Only the empty ping after a batch acknowledges the events before it.
+      if (data.length === 0 && this.pendingAcks.length) this.acked = this.pendingAcks.shift();
     });
     if (this.request.mode.kind === 'live') {
       const type = this.request.type;
@@ -322,6 +357,7 @@ class StreamSession {
   private finish(closeCode?: number): void {
     if (!this.open) return;
     this.open = false;
+    if (this.keepalive) clearInterval(this.keepalive);
     this.unwatch?.();
     this.wake?.();
     const { store, now } = this.owner.ctx;
