@@ -38,9 +38,31 @@ already stored counts as a duplicate, one that cannot be taken is kept as a dead
   },
 };
 
+/**
+ * A field of the one-line listing: a payload or a reason can hold line breaks, tabs (the
+ * separator) and terminal escapes, shown as `\n`, `\t`, `\x1b`, so each dead letter stays one
+ * line of six fields and nothing a peer sent reaches the terminal as a control character.
+ */
+function field(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
+    c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
+  );
+}
+
 function preview(raw: Buffer): string {
-  const text = raw.subarray(0, 200).toString('utf8').replace(/\s+/g, ' ');
+  const text = field(raw.subarray(0, 200).toString('utf8').replace(/\s+/g, ' '));
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The payload as text when it is UTF-8; otherwise in base64, so no byte is lost. */
+function rawForJson(raw: Buffer): { raw: string | null; rawBase64?: string } {
+  try {
+    return { raw: strictUtf8.decode(raw) };
+  } catch {
+    return { raw: null, rawBase64: raw.toString('base64') };
+  }
 }
 
 const deadLetters: Command = {
@@ -49,7 +71,8 @@ const deadLetters: Command = {
   usage: `mailbag pod dead-letters [--json] [--limit N] [--config FILE]
 
 One line each: id, time received, source (stream, or import FILE:POSITION), error code,
-reason and the start of the payload. --json prints every field with the whole payload kept.`,
+reason and the start of the payload (control characters shown as \\n, \\t, \\xHH). --json prints
+every field with the whole payload kept: raw as text, or rawBase64 (and raw null) when it is not UTF-8.`,
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, { ...CONFIG, json: { type: 'boolean' }, limit: { type: 'string' } });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -68,12 +91,12 @@ reason and the start of the payload. --json prints every field with the whole pa
         reason: r.reason,
         rawBytes: r.rawBytes,
         rawTruncated: r.rawTruncated,
-        raw: r.raw.toString('utf8'),
+        ...rawForJson(r.raw),
       }));
       return void (await writeOutput(io, JSON.stringify(out) + '\n'));
     }
     const lines = rows.map(
-      (r) => `${r.id}\t${new Date(r.receivedAt).toISOString()}\t${r.source}\t${r.code}\t${r.reason}\t${preview(r.raw)}${r.rawTruncated ? ` [${r.rawBytes} bytes, truncated]` : ''}\n`,
+      (r) => `${r.id}\t${new Date(r.receivedAt).toISOString()}\t${field(r.source)}\t${field(r.code)}\t${field(r.reason)}\t${preview(r.raw)}${r.rawTruncated ? ` [${r.rawBytes} bytes, truncated]` : ''}\n`,
     );
     await writeOutput(io, lines.join(''));
   },
