@@ -42,3 +42,22 @@ t.test('a text frame that is not UTF-8 is dead-lettered; the session stays up an
   t.equal(connections, 1, 'one session: the bad frame did not drop it');
   t.match(h.consumer.statuses()[0], { state: 'live', received: 3, stored: 2, deadLettered: 1 });
 });
+
+t.test('a message over the hard limit (4 x maxEventBytes) ends the session with a reason that says what to change', async (t) => {
+  const clock = new TestClock(T0);
+  const server = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+  await new Promise<void>((resolve) => server.once('listening', () => resolve()));
+  server.on('connection', (ws) => ws.send(messageEvent('huge', clock.ms, { padding: 'y'.repeat(300 * 1024) })));
+  const tmp = tempStore();
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+  const h = startConsumer(tmp.path, { maxEventBytes: '64KiB', streams: [{ name: 'pod-msg', url, cid: 'cid1', type: 'message', token: 'tok' }] }, clock);
+  t.teardown(async () => {
+    await h.stop();
+    for (const c of server.clients) c.terminate();
+    await new Promise((r) => server.close(r));
+    tmp.cleanup();
+  });
+  const backoff = await until(() => h.states.find((s) => s.state === 'backoff'), 'the session ended');
+  t.match(backoff.detail, /over 262144 bytes .*pod\.maxEventBytes/);
+  t.match(h.consumer.statuses()[0]!.lastError, /pod\.maxEventBytes/);
+});

@@ -52,6 +52,8 @@ const DEFAULT_PING_INTERVAL_MS = 60_000;
  * empty ping after each batch, which acknowledge the events before it.
  */
 const KEEPALIVE = Buffer.from('keepalive');
+/** Close codes of a client that took every frame before its close: normal, going away, none given. */
+const NORMAL_CLOSE: ReadonlySet<number> = new Set([1000, 1001, 1005]);
 
 export interface PodPublisherOptions {
   config: PublisherConfig;
@@ -349,10 +351,12 @@ class StreamSession {
   }
 
   /**
-   * `closeCode`: how the connection closed; a close frame from the client (any code but
-   * 1006) comes after every frame sent before it was taken, so the session resumes after
-   * all it sent. Otherwise (a drop, or the server ending the session) from the last
-   * acknowledged event.
+   * `closeCode`: how the connection closed. A client that closes normally (1000, 1001, or a
+   * close frame without a code) sends its close after every frame before it was taken, so
+   * the session resumes after all it sent. Otherwise from the last acknowledged event: a
+   * drop (1006), the server ending the session, or a client that failed on a frame (1009
+   * message too big, 1007 not UTF-8, 1002, 1011, ...): it closes at once and the frames it
+   * failed on, and those after it, were never taken.
    */
   private finish(closeCode?: number): void {
     if (!this.open) return;
@@ -361,7 +365,7 @@ class StreamSession {
     this.unwatch?.();
     this.wake?.();
     const { store, now } = this.owner.ctx;
-    const resumeFrom = closeCode !== undefined && closeCode !== 1006 ? this.cursor : this.acked;
+    const resumeFrom = closeCode !== undefined && NORMAL_CLOSE.has(closeCode) ? this.cursor : this.acked;
     if (this.request.mode.kind === 'live' && resumeFrom !== undefined) store.podPublisher.saveDrop(this.tokenId, this.request.type, now(), resumeFrom);
     this.owner.ended(this.tokenId, this);
   }

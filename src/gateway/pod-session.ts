@@ -128,8 +128,13 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       // Still taken while our close is under way: the server counts them as sent.
       if (!settled) opts.onPayload(asBuffer(data));
     });
-    ws.on('error', (err) => {
-      finish(aborting ? { kind: 'aborted', upgraded } : { kind: 'failed', upgraded, message: err.message });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // The server sends such a message again after every reconnect: say what would let it through.
+      const message =
+        err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? `a message over ${hardPayloadLimit(opts.maxEventBytes)} bytes (4 x pod.maxEventBytes) was refused; the server sends it again after each reconnect, so the stream stalls on it until pod.maxEventBytes is raised`
+          : err.message;
+      finish(aborting ? { kind: 'aborted', upgraded } : { kind: 'failed', upgraded, message });
     });
     ws.on('close', (code, reason) => {
       if (aborting) finish({ kind: 'aborted', upgraded });
