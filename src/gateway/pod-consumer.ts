@@ -212,7 +212,7 @@ class StreamRunner {
     if (!this.pending.length) return true;
     const name = this.stream.name;
     try {
-      const r = this.deps.store.pod.storeBatch(this.pending, { source: name, checkpointStream: name });
+      const r = this.deps.store.pod.storeBatch(this.pending, { source: name, checkpointStream: name, now: this.now() });
       this.pending = [];
       this.status.stored += r.stored;
       this.status.duplicates += r.duplicates;
