@@ -212,8 +212,11 @@ t.test('an event whose ts is hours ahead (a wrong offset) does not carry the che
   double.publish('message', T0, messageEvent('skewed', T0 + 14 * HOUR));
   await until(() => storedGuids(first.store).length === 2, 'both stored');
   t.ok(first.store.pod.checkpoint('pod-msg')!.newestTsUs <= T0 * 1000, 'the checkpoint is not ahead of when the events were stored');
+  clock.advance(30 * 60_000);
+  t.equal(first.consumer.statuses().length, 1);
+  t.match(await first.metrics.registry.metrics(), /mailbag_pod_last_event_age_seconds\{stream="pod-msg"\} 1800\n/, 'nothing for half an hour shows as half an hour');
   await first.stop();
-  clock.advance(5 * HOUR);
+  clock.advance(5 * HOUR - 30 * 60_000);
   double.publish('message', T0 + 2 * HOUR, messageEvent('e2h', T0 + 2 * HOUR));
   const second = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
   t.teardown(() => second.stop());
