@@ -142,3 +142,20 @@ t.test('pod backfill: 409 says what to do; usage errors exit 2', async (t) => {
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /no stream 'nope'.*msgs/);
 });
+
+t.test('pod backfill of a range that starts within the last hour: a clear error, not a live session that never ends', async (t) => {
+  const double = await startPublisherDouble(Date.now, { cid: 'c1' });
+  t.teardown(() => double.close());
+  const { cfg } = config([{ name: 'msgs', url: double.url, cid: 'c1', type: 'message', token: double.token() }]);
+  // The current hour: rounded down, it is still under an hour old, and the service treats such a sinceTime as live.
+  const since = new Date(Math.floor(Date.now() / HOUR) * HOUR + 1000).toISOString();
+  const untilT = new Date(Date.now() + 1000).toISOString();
+  const run = cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--config', cfg]);
+  // The publisher serves such a request as a live session; the command would wait on it for ever.
+  const first = await Promise.race([run, until(() => double.open('archive').length > 0, 'a session open')]);
+  t.not(first, true, 'the command ended by itself, without a session that never ends');
+  const r = await run;
+  t.equal(r.code, 1);
+  t.match(r.stderr, /last hour.*live stream/);
+  t.equal(double.requests.length, 0, 'nothing was asked of the service');
+});

@@ -1,6 +1,6 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { CliError, parseCommandArgs, UsageError, writeOutput, type Command } from './command.js';
-import { archiveWindow } from '../pod/consumer.js';
+import { archiveWindow, HOUR_MS } from '../pod/consumer.js';
 import { PodError } from '../pod/errors.js';
 import { parsePodTime } from '../pod/time.js';
 import { resolveToken } from '../gateway/pod-consumer.js';
@@ -179,7 +179,8 @@ const backfill: Command = {
 
 TIME is ISO 8601 with an offset (2026-11-17T13:00:00-0500 or ...Z). The range is widened to
 whole hours (since down, until up) and starts no earlier than 30 days ago, as the archive
-keeps. Uses the stream's backfillToken when configured, else its token (then the gateway must
+keeps; its start, rounded down, must be over an hour old (the service answers a younger
+sinceTime with a live session: the live stream covers the last hour). Uses the stream's backfillToken when configured, else its token (then the gateway must
 not be consuming the stream at the same time: the service allows one session per token).
 Events are stored like the stream's; a progress bar shows on a terminal. Prints: read N,
 stored N, duplicates N, dead-lettered N (--json: the same four numbers as an object).`,
@@ -203,8 +204,14 @@ stored N, duplicates N, dead-lettered N (--json: the same four numbers as an obj
     const main = resolveToken(stream.token, stream.tokenEnv, io.env);
     const token = extra.token ?? main.token;
     if (token === undefined) throw new CliError(`stream ${stream.name}: no token (${extra.problem ?? main.problem ?? 'none configured'})`);
-    const window = archiveWindow(sinceMs, untilMs, Date.now());
+    const now = Date.now();
+    const window = archiveWindow(sinceMs, untilMs, now);
     if (!window) throw new CliError("the range is past the archive's 30-day limit: nothing can be fetched");
+    // The service takes a sinceTime "only if ... older than at least one hour": a younger one
+    // opens a live session, which never ends, so the command would wait for ever.
+    if (window.sinceMs > now - HOUR_MS) {
+      throw new CliError(`the range starts at ${window.sinceTime} (rounded down), within the last hour, which the archive does not serve; the live stream covers the last hour`);
+    }
     if (window.clippedFromMs !== undefined) {
       io.stderr.write(`note: events before ${window.sinceTime} are past the archive's 30-day limit and cannot be fetched\n`);
     }
