@@ -194,3 +194,23 @@ t.test('dead letters: one line each whatever the payload holds, and --json keeps
   t.match(json[0]!.reason, /\n/, 'the reason is given as it is');
   t.ok(json[1]!.rawBase64 !== undefined && Buffer.from(json[1]!.rawBase64, 'base64').equals(binary), 'bytes that are not UTF-8 are given whole, in base64');
 });
+
+t.test('bytes that are not UTF-8 are dead-lettered as they are, whatever the file layout; never stored altered', async (t) => {
+  const { run, db } = fresh();
+  const good = podFixture('elastic-test-mail.jsonl').split('\n').filter(Boolean).slice(0, 2);
+  // The second event with a 0xff byte in its id: JSON, but not UTF-8.
+  const bad = Buffer.from(good[1]!.replace(/"id":"[^"]*"/, '"id":"bad-XX-id"')).toString('latin1').replace('XX', '\xff');
+  const badBytes = Buffer.from(bad, 'latin1');
+  const pretty = Buffer.concat([Buffer.from(JSON.stringify(JSON.parse(good[0]!), null, 2) + '\n'), Buffer.from('{\n'), badBytes.subarray(1), Buffer.from('\n')]);
+  const r = await run(['pod', 'import', '--json', file('not-utf8-pretty.json', pretty)]);
+  t.equal(r.stdout.toString(), '{"read":2,"stored":1,"duplicates":0,"deadLettered":1}\n', 'pretty-printed: the bad object is a dead letter');
+  const array = Buffer.concat([Buffer.from(`[${good[0]},`), badBytes, Buffer.from(']\n')]);
+  const a = await run(['pod', 'import', '--json', file('not-utf8.json', array)]);
+  t.equal(a.code, 1, 'a JSON array that is not UTF-8 is a bad file');
+  t.match(a.stderr, /not UTF-8/);
+  const store = Store.open(db);
+  t.teardown(() => store.close());
+  const ids = (store.db.prepare('SELECT event_id FROM pod_maillog_events').pluck().all() as string[]);
+  t.notOk(ids.some((id) => id.includes('\ufffd')), 'no event stored with a replacement character for the bytes it had');
+  t.match(store.pod.deadLetters(), [{ code: 'ERR_POD_JSON', reason: /not UTF-8/ }]);
+});
