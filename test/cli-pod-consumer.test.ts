@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
+import { formatStreamStatus, type StreamStatusView } from '../src/cli/pod/status.js';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { messageEvent, startConsumer, storedGuids, TestClock, until } from './helpers/pod-consumer.js';
@@ -158,4 +159,17 @@ t.test('pod backfill of a range that starts within the last hour: a clear error,
   t.equal(r.code, 1);
   t.match(r.stderr, /last hour.*live stream/);
   t.equal(double.requests.length, 0, 'nothing was asked of the service');
+});
+
+t.test('pod status: a reason the server chose (a close reason, an error) stays on its line, with no control characters', async (t) => {
+  const view: StreamStatusView = {
+    stream: 'msgs', type: 'message', state: 'backoff', stateSince: null, configured: true,
+    detail: 'the server closed the session (4000 \u001b[2Jfake\nmsgs (message): live)', lastEventTs: null, lastEventAgeSeconds: null,
+    received: 0, stored: 0, duplicates: 0, deadLettered: 0, lastError: 'bad\r\n\u0007frame', lastErrorAt: null,
+  };
+  const out = formatStreamStatus([view]);
+  t.equal(out.split('\n').length, 5, 'four lines and the final newline');
+  t.notOk(/[\u0000-\u0009\u000b-\u001f\u007f]/.test(out), 'no control characters but the line ends');
+  t.match(out, /\(4000 \\x1b\[2Jfake\\nmsgs \(message\): live\)/);
+  t.match(out, /last error: bad\\r\\n\\x07frame/);
 });

@@ -1,6 +1,7 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { CliError, parseCommandArgs, UsageError, writeOutput, type Command } from './command.js';
 import { archiveWindow, HOUR_MS } from '../pod/consumer.js';
+import { oneLine } from './pod/one-line.js';
 import { PodError } from '../pod/errors.js';
 import { parsePodTime } from '../pod/time.js';
 import { resolveToken } from '../gateway/pod-consumer.js';
@@ -38,19 +39,8 @@ already stored counts as a duplicate, one that cannot be taken is kept as a dead
   },
 };
 
-/**
- * A field of the one-line listing: a payload or a reason can hold line breaks, tabs (the
- * separator) and terminal escapes, shown as `\n`, `\t`, `\x1b`, so each dead letter stays one
- * line of six fields and nothing a peer sent reaches the terminal as a control character.
- */
-function field(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) =>
-    c === '\n' ? '\\n' : c === '\t' ? '\\t' : c === '\r' ? '\\r' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`,
-  );
-}
-
 function preview(raw: Buffer): string {
-  const text = field(raw.subarray(0, 200).toString('utf8').replace(/\s+/g, ' '));
+  const text = oneLine(raw.subarray(0, 200).toString('utf8').replace(/\s+/g, ' '));
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
@@ -96,7 +86,7 @@ every field with the whole payload kept: raw as text, or rawBase64 (and raw null
       return void (await writeOutput(io, JSON.stringify(out) + '\n'));
     }
     const lines = rows.map(
-      (r) => `${r.id}\t${new Date(r.receivedAt).toISOString()}\t${field(r.source)}\t${field(r.code)}\t${field(r.reason)}\t${preview(r.raw)}${r.rawTruncated ? ` [${r.rawBytes} bytes, truncated]` : ''}\n`,
+      (r) => `${r.id}\t${new Date(r.receivedAt).toISOString()}\t${oneLine(r.source)}\t${oneLine(r.code)}\t${oneLine(r.reason)}\t${preview(r.raw)}${r.rawTruncated ? ` [${r.rawBytes} bytes, truncated]` : ''}\n`,
     );
     await writeOutput(io, lines.join(''));
   },
