@@ -7,7 +7,7 @@ import { existsSync, fstatSync, readdirSync, readFileSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { MessageCopy, RewriteStep } from '../src/delivery/queue.js';
-import { nodeJournalFs, type JournalFs } from '../src/delivery/result-journal.js';
+import { nodeJournalFs, ResultJournal, type JournalFs } from '../src/delivery/result-journal.js';
 import { cli } from './helpers/cli.js';
 import { waitFor } from './helpers/gateway.js';
 import { gate, readAll, reply, startEngine, type Engine } from './helpers/queue-engine.js';
@@ -412,4 +412,23 @@ t.test('the results journal is allocated at start with queue.resultJournalBytes'
   const st = statSync(join(e.dir, 'spool', 'results.journal'));
   t.equal(st.size, 65_536);
   t.ok(st.blocks * 512 >= 65_536, 'its blocks allocated, not a sparse file');
+});
+
+t.test('a result the store refuses is in the results journal at once: a crash before the stop does not deliver it again', async (t) => {
+  const e = await startEngine({ queue: { retryInitial: 10, retryMax: 20 } });
+  t.teardown(() => e.close());
+  const store = diskFull(e);
+  const qid = await e.enqueue(['bob@example.test']);
+  await waitFor(() => store.refused >= 2, 5000, 'refused recordings');
+  // what a crash (kill -9, power loss) would leave: the journal file as it is now
+  const journal = join(e.dir, 'spool', 'results.journal');
+  const left = ResultJournal.open(journal);
+  const found = left.read().rounds;
+  left.close();
+  t.same(found.map((r) => r.qid), [qid], 'the delivered round is on disk while the store refuses it');
+  t.equal(found[0]!.attempts[0]!.recipients[0]!.state, 'delivered');
+  store.full = false;
+  await waitFor(() => e.store.queue.message(qid)!.state === 'done', 5000, 'the result recorded');
+  await waitFor(() => readFileSync(journal).every((b) => b === 0), 5000, 'the journal zeroed once the store took the result');
+  t.equal(e.transport.attempts.length, 1, 'delivered once');
 });

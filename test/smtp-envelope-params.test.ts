@@ -48,3 +48,9 @@ t.test('address rules: percent hack, bang path, postmaster', async (t) => {
   t.equal(postmasterAddress(['*.example.test', 'example.test', 'other.test']), 'postmaster@example.test', 'first domain that is not a pattern');
   t.equal(postmasterAddress(['*.example.test']), undefined);
 });
+
+t.test('xtext octets: UTF-8 sequences become their characters, other octets stay one character each', async (t) => {
+  t.equal(decodeXtext('rfc822;j+C3+BCrgen@b'), 'rfc822;jürgen@b');
+  t.equal(decodeXtext('utf-8;jürgen+2B1@b'), 'utf-8;jürgen+1@b', 'raw UTF-8 next to +XX');
+  t.equal(decodeXtext('caf+E9'), 'caf\u00e9', 'not UTF-8: one character per octet');
+});

@@ -302,3 +302,13 @@ t.test("a message over the next hop's SIZE limit fails with 5.3.4 instead of bei
   t.equal(gw.store.queue.attempts(qid!).length, 1, 'one attempt, no retries');
   t.same(sink.messages, []);
 });
+
+t.test('xtext carries octets: UTF-8 written as +XX is passed on and reported as the same characters', async (t) => {
+  const { gw, sink } = await setup(t, { dsn: true, eightBitMime: true, smtpUtf8: true });
+  // ü is C3 BC in UTF-8: a client without SMTPUTF8 can only write it as xtext
+  const { replies, qid } = await transaction(gw, 'MAIL FROM:<ann@example.test> ENVID=id+2Bone', ['RCPT TO:<bob@remote.test> NOTIFY=FAILURE ORCPT=rfc822;j+C3+BCrgen+40remote.test'], 'Subject: x\r\n\r\nhi\r\n');
+  t.ok(qid, `queued: ${replies.join(' | ')}`);
+  await waitFor(() => gw.store.queue.message(qid!)?.state === 'done', 5000, 'delivery');
+  t.equal((gw.store.db.prepare('SELECT dsn_orcpt FROM recipients WHERE qid = ?').get(qid!) as { dsn_orcpt: string }).dsn_orcpt, 'rfc822;jürgen@remote.test', 'stored as the characters the octets spell');
+  t.same(sink.messages[0]!.rcpts, ['RCPT TO:<bob@remote.test> NOTIFY=FAILURE ORCPT=rfc822;j+C3+BCrgen@remote.test'], 'relayed as the same octets, not encoded twice');
+});

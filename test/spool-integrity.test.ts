@@ -105,3 +105,46 @@ t.test('truncated, altered, grown and missing spool files are held, never delive
   t.ok(box('altered')[0]?.bytes.equals(bytesOf.altered!), 'delivered byte for byte once the file is right');
   t.equal(q.message(qidOf.altered!)!.hold_reason, null, 'no longer held');
 });
+
+t.test('a spool file cut short after its check is never streamed as a whole message', async (t) => {
+  const { dir, cleanup } = tempDir('integrity-late');
+  t.teardown(cleanup);
+  const config = loadConfig(writeTestConfig(dir));
+  const store = Store.open(config.store.path);
+  t.teardown(() => store.close());
+  const spool = new Spool(config.spool.dir);
+  const qid = await enqueueGenerated({ spool, store, qids: new QidGenerator() }, { envelopeFrom: 'ann@sender.test', recipients: ['bob@example.test'], bytes: message('late', 400 * 1024) });
+  const row = store.queue.message(qid)!;
+  const verified = await spool.openVerified(row);
+  // the file loses its tail between the check and the delivery (a disk, a careless hand)
+  truncateSync(row.spool_path, row.spool_offset + 1000);
+  const got: Buffer[] = [];
+  const err = await new Promise<Error | undefined>((resolve) => {
+    const stream = verified.open();
+    stream.on('data', (c: Buffer) => got.push(c));
+    stream.on('end', () => resolve(undefined));
+    stream.on('error', resolve);
+  });
+  t.ok(err, 'the stream fails instead of ending: a next hop never gets the final dot after a short message');
+  t.match(err, { code: 'ERR_MAILBAG_SPOOL_TRUNCATED' });
+  t.ok(Buffer.concat(got).length < row.size, `${Buffer.concat(got).length} of ${row.size} octets`);
+});
+
+t.test('a spool file gone before it is read fails the stream with the error', async (t) => {
+  const { dir, cleanup } = tempDir('integrity-gone');
+  t.teardown(cleanup);
+  const config = loadConfig(writeTestConfig(dir));
+  const store = Store.open(config.store.path);
+  t.teardown(() => store.close());
+  const spool = new Spool(config.spool.dir);
+  const qid = await enqueueGenerated({ spool, store, qids: new QidGenerator() }, { envelopeFrom: 'ann@sender.test', recipients: ['bob@example.test'], bytes: message('gone', 400 * 1024) });
+  const row = store.queue.message(qid)!;
+  rmSync(row.spool_path);
+  const err = await new Promise<Error | undefined>((resolve) => {
+    const stream = spool.read(row);
+    stream.resume();
+    stream.on('end', () => resolve(undefined));
+    stream.on('error', resolve);
+  });
+  t.match(err, { code: 'ENOENT' });
+});

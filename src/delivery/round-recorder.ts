@@ -35,6 +35,10 @@ export class RoundRecorder {
   private timer: NodeJS.Timeout | NodeJS.Immediate | undefined;
   private failures = 0;
   private stopped = false;
+  /** The journal holds rounds written while the store refused them (zeroed once it takes them). */
+  private journalled = false;
+  /** Rounds were added or recorded since the journal was last written. */
+  private journalDirty = false;
   /** Waiting for the write lock from the event loop, not in SQLite's busy handler: in-flight deliveries keep running. */
   private readonly lock: LockRetry;
 
@@ -91,6 +95,7 @@ export class RoundRecorder {
     }
     return new Promise((resolve) => {
       this.pending.push({ ...round, leased: round.claimed.map((c) => c.rcpt), replay, resolve });
+      this.journalDirty = true;
       if (!this.timer) this.timer = setImmediate(() => this.flush());
     });
   }
@@ -142,6 +147,37 @@ export class RoundRecorder {
     return this.store.queue.recordRounds(batch, undefined, this.keysFailed, next, opts);
   }
 
+  /**
+   * The rounds the store refuses, written to the results journal as soon as it refuses
+   * them (the file's blocks were allocated at start, so a full disk takes the write): a
+   * crash or a power loss before the stop then loses no delivery result, and the next
+   * start records them instead of delivering again. Rewritten when the rounds waiting
+   * change; zeroed once the store has taken them all.
+   */
+  private keepInJournal(): void {
+    const journal = this.journal;
+    if (!journal || !this.journalDirty) return;
+    this.journalDirty = false;
+    const rounds = this.pending.map(({ qid, attempts, claimed, keys }) => ({ qid, attempts, claimed, ...(keys ? { keys } : {}) }));
+    try {
+      journal.write(rounds);
+      this.journalled = true;
+    } catch (err) {
+      this.logger.error({ rounds: rounds.length, journal: journal.path, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'queue: could not write the results journal');
+    }
+  }
+
+  private clearJournal(): void {
+    if (!this.journalled || !this.journal) return;
+    try {
+      this.journal.clear();
+      this.journalled = false;
+    } catch (err) {
+      // the records are replayed idempotently at the next start: nothing is doubled
+      this.logger.error({ journal: this.journal.path, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } }, 'queue: could not write the results journal');
+    }
+  }
+
   private readonly keysFailed = (qids: string[], err: unknown): void => logKeysNotRecorded(this.logger, qids, err);
 
   private flush(): void {
@@ -169,6 +205,7 @@ export class RoundRecorder {
         for (const b of batch) {
           try {
             b.resolve(this.write([b])[0]);
+            this.journalDirty = true;
           } catch (e) {
             lastError = e as Error;
             this.pending.push(b);
@@ -178,8 +215,10 @@ export class RoundRecorder {
     if (!this.pending.length) {
       if (this.failures) this.logger.warn({ retries: this.failures }, 'queue: the store takes delivery results again');
       this.failures = 0;
+      this.clearJournal();
       return;
     }
+    this.keepInJournal();
     const delay = Math.min(RECORD_RETRY_MAX_MS, RECORD_RETRY_INITIAL_MS * 2 ** Math.min(this.failures++, 20));
     this.logger.error(
       { rounds: this.pending.length, retryInMs: delay, err: { message: lastError?.message } },

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, unlink } from 'node:fs';
 import { open as openFile, type FileHandle } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Readable, Writable } from 'node:stream';
+import { Readable, Transform, Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { isQid } from './qid.js';
 import { decodeEnvelope, decodeTrailer, encodeHeader, encodeTrailer, headerLine, MAX_TRAILER_BYTES, SpoolFormatError, type SpoolEnvelope } from './envelope.js';
@@ -249,7 +249,7 @@ export class Spool {
   /** The message octets of a stored message, streamed (no checks: `openVerified` checks). */
   read(m: SpooledMessageRef): Readable {
     if (m.size === 0) return Readable.from([]);
-    return createReadStream(m.spool_path, { start: m.spool_offset, end: m.spool_offset + m.size - 1, highWaterMark: 256 * 1024 });
+    return wholeOrError(createReadStream(m.spool_path, { start: m.spool_offset, end: m.spool_offset + m.size - 1, highWaterMark: 256 * 1024 }), m);
   }
 
   /**
@@ -373,6 +373,34 @@ export class Spool {
   async remove(path: string): Promise<void> {
     await removeFile(path);
   }
+}
+
+/**
+ * A read stream ends quietly where the file ends: a file cut short after its check
+ * (openVerified) would go to the next hop as a short message with a final dot. Fails
+ * with ERR_MAILBAG_SPOOL_TRUNCATED instead, before 'end', so the attempt is deferred
+ * and the next round's check holds the message.
+ */
+function wholeOrError(stream: Readable, m: SpooledMessageRef): Readable {
+  let got = 0;
+  const out = new Transform({
+    highWaterMark: 256 * 1024,
+    transform(chunk: Buffer, _enc, done) {
+      got += chunk.length;
+      done(null, chunk);
+    },
+    flush(done) {
+      if (got === m.size) return done();
+      done(new SpoolIntegrityError('ERR_MAILBAG_SPOOL_TRUNCATED', `spool file ${m.spool_path} of ${m.qid} ended after ${got} of ${m.size} octets while it was read`));
+    },
+    destroy(err, done) {
+      stream.destroy();
+      done(err);
+    },
+  });
+  // pipe() passes no error on: a read error (EIO, ENOENT) fails the stream the reader holds
+  stream.on('error', (err) => out.destroy(err));
+  return stream.pipe(out);
 }
 
 function expectedLength(m: SpooledMessageRef): number {

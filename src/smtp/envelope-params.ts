@@ -44,8 +44,29 @@ export function isXtext(s: string): boolean {
   return XTEXT.test(s);
 }
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * xtext's `+XX` are octets: `+C3+BC` is the UTF-8 of `ü`, one character, and nodemailer
+ * encodes it back to the same octets when it is relayed. Raw UTF-8 (an ORCPT of type
+ * utf-8 under SMTPUTF8) counts as its own octets. Octets that are not UTF-8 keep one
+ * character each (Latin-1), so nothing is lost.
+ */
 export function decodeXtext(s: string): string {
-  return s.replace(/\+([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  if (!s.includes('+')) return s;
+  const parts: Buffer[] = [];
+  let last = 0;
+  for (const m of s.matchAll(/\+([0-9A-F]{2})/g)) {
+    parts.push(Buffer.from(s.slice(last, m.index), 'utf8'), Buffer.from([parseInt(m[1]!, 16)]));
+    last = m.index + m[0].length;
+  }
+  parts.push(Buffer.from(s.slice(last), 'utf8'));
+  const octets = Buffer.concat(parts);
+  try {
+    return STRICT_UTF8.decode(octets);
+  } catch {
+    return s.replace(/\+([0-9A-F]{2})/g, (_m, hex: string) => String.fromCharCode(parseInt(hex, 16)));
+  }
 }
 
 function syntax(text: string): SmtpReplyError {

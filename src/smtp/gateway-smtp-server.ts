@@ -109,6 +109,26 @@ function keepWrittenAddresses(conn: AddressParser): void {
   };
 }
 
+/**
+ * smtp-server's `continue()` runs the pending continuation (the input pipelined after the
+ * message) and only then clears it. When that input holds a whole further transaction,
+ * its end of DATA sets the next continuation during the call, and the clearing throws it
+ * away: everything the client pipelined after the second message (a third transaction,
+ * QUIT) was never read, and the client waited for replies that never came. Cleared
+ * before the call instead.
+ */
+function resumeInOrder(parser: SMTPStream): void {
+  parser.continue = () => {
+    const next = parser._continueCallback;
+    if (typeof next === 'function') {
+      parser._continueCallback = false;
+      next();
+    } else {
+      parser._continueCallback = true; // the stream has not ended yet: continue when it does
+    }
+  };
+}
+
 type Send = SMTPConnection['send'];
 
 /** One connection's deadlines and reply observation. */
@@ -206,6 +226,7 @@ class ConnectionWatch {
   }
 
   private watchParser(parser: SMTPStream): void {
+    resumeInOrder(parser);
     const write = parser._write.bind(parser);
     parser._write = (chunk: Buffer, encoding: BufferEncoding, next: (err?: Error | null) => void) => {
       if (!parser._dataMode) this.sawCommandBytes(chunk);

@@ -2,7 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import type { SMTPServerSession, SMTPServerAuthentication } from 'smtp-server';
+import type { SMTPServerAddress, SMTPServerSession, SMTPServerAuthentication } from 'smtp-server';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import { BareNewlineScanner } from './bare-newline.js';
@@ -13,6 +13,7 @@ import type { AcceptPath, IncomingMessage } from '../delivery/accept.js';
 import { receivedHeader } from './received.js';
 import { RelayPolicy, normaliseIp } from './relay-policy.js';
 import { SmtpReplyError } from './reply.js';
+import { addressKey } from '../delivery/address.js';
 import { resolveRoute, type Route } from '../delivery/routes.js';
 import type { SpoolWriter } from '../delivery/spool.js';
 import type { MessageParams, RecipientParams } from '../store/queue-store.js';
@@ -241,6 +242,7 @@ export class InboundServer {
     } catch (err) {
       return cb(err as SmtpReplyError); // logged with the reply as sent, see refused()
     }
+    dropEarlierSpellings(session.envelope.rcptTo, address);
     cb();
   }
 
@@ -407,6 +409,31 @@ export class InboundServer {
       throw err;
     }
   }
+}
+
+/**
+ * A repeated recipient replaces the earlier one, as smtp-server does, but smtp-server
+ * compares the addresses as it decoded them, before the postmaster rule, and keeps an
+ * upper-case `XN--` label as it is: `bob@xn--bcher-kva.example` and
+ * `bob@XN--BCHER-KVA.example` (or `bob@bücher.example`) would be two recipients, and
+ * the mailbox would get the message twice. Compared here in the one normal form.
+ */
+function dropEarlierSpellings(rcptTo: SMTPServerAddress[], address: string): void {
+  const key = mailboxKey(address);
+  // a set per transaction (smtp-server starts a new list for each): one lookup per RCPT,
+  // the list is scanned only for a mailbox already in it
+  let keys = mailboxKeys.get(rcptTo);
+  if (!keys) mailboxKeys.set(rcptTo, (keys = new Set()));
+  if (keys.has(key)) {
+    for (let i = rcptTo.length - 1; i >= 0; i--) if (mailboxKey(rcptTo[i]!.address) === key) rcptTo.splice(i, 1);
+  }
+  keys.add(key);
+}
+
+const mailboxKeys = new WeakMap<SMTPServerAddress[], Set<string>>();
+
+function mailboxKey(address: string): string {
+  return addressKey(address) ?? address.toLowerCase();
 }
 
 /** The MAIL FROM and RCPT TO parameters to store with the message. */

@@ -387,7 +387,7 @@ export class SmtpTransport implements NextHopTransport {
         } else {
           pool.discard(p);
         }
-        return this.fromError(req, err);
+        return this.fromError(hop, req, err, p.lmtpReplies, prepared.successDsn);
       } finally {
         req.signal?.removeEventListener('abort', abort);
         p.conn.relay = undefined;
@@ -416,7 +416,23 @@ export class SmtpTransport implements NextHopTransport {
     return { reply: all ? reply : summaryReply(hop.url, recipients), recipients, successDsn };
   }
 
-  private fromError(req: DeliveryRequest, err: SmtpError): DeliveryResult {
+  /**
+   * Each recipient's outcome when the send failed. An LMTP hop that hung up (or ran past
+   * the deadline) after answering the end of DATA for some recipients has delivered
+   * those it said 2xx to (RFC 2033 4.2): they keep their own reply, never retried.
+   */
+  private fromError(hop: NetworkHop, req: DeliveryRequest, err: SmtpError, lmtpReplies: ReadonlyMap<string, string>, successDsn: SuccessDsn): DeliveryResult {
+    const answered = req.recipients.filter((rcpt) => lmtpReplies.has(rcpt));
+    if (answered.length) {
+      const byRcpt = new Map((err.rejectedErrors ?? []).map((r) => [r.recipient, r]));
+      const recipients: RecipientResult[] = req.recipients.map((rcpt) => {
+        const reply = lmtpReplies.get(rcpt);
+        if (reply !== undefined) return { rcpt, outcome: outcomeOf(Number(reply.slice(0, 3))), reply };
+        const r = byRcpt.get(rcpt);
+        return r ? { rcpt, outcome: outcomeOf(r.responseCode), reply: replyOf(r) } : { rcpt, outcome: 'deferred', reply: replyOf(err) };
+      });
+      return { reply: summaryReply(hop.url, recipients), recipients, successDsn };
+    }
     if (err.rejectedErrors?.length) {
       const byRcpt = new Map(err.rejectedErrors.map((r) => [r.recipient, r]));
       return {
