@@ -3,6 +3,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
+import { formatStreamStatus, type StreamStatusView } from '../src/cli/pod/status.js';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { messageEvent, startConsumer, storedGuids, TestClock, until } from './helpers/pod-consumer.js';
@@ -141,4 +142,34 @@ t.test('pod backfill: 409 says what to do; usage errors exit 2', async (t) => {
   const unknown = await cli(['pod', 'backfill', '--stream', 'nope', '--since', since, '--until', untilT, '--config', cfg]);
   t.equal(unknown.code, 1);
   t.match(unknown.stderr, /no stream 'nope'.*msgs/);
+});
+
+t.test('pod backfill of a range that starts within the last hour: a clear error, not a live session that never ends', async (t) => {
+  const double = await startPublisherDouble(Date.now, { cid: 'c1' });
+  t.teardown(() => double.close());
+  const { cfg } = config([{ name: 'msgs', url: double.url, cid: 'c1', type: 'message', token: double.token() }]);
+  // The current hour: rounded down, it is still under an hour old, and the service treats such a sinceTime as live.
+  const since = new Date(Math.floor(Date.now() / HOUR) * HOUR + 1000).toISOString();
+  const untilT = new Date(Date.now() + 1000).toISOString();
+  const run = cli(['pod', 'backfill', '--stream', 'msgs', '--since', since, '--until', untilT, '--config', cfg]);
+  // The publisher serves such a request as a live session; the command would wait on it for ever.
+  const first = await Promise.race([run, until(() => double.open('archive').length > 0, 'a session open')]);
+  t.not(first, true, 'the command ended by itself, without a session that never ends');
+  const r = await run;
+  t.equal(r.code, 1);
+  t.match(r.stderr, /last hour.*live stream/);
+  t.equal(double.requests.length, 0, 'nothing was asked of the service');
+});
+
+t.test('pod status: a reason the server chose (a close reason, an error) stays on its line, with no control characters', async (t) => {
+  const view: StreamStatusView = {
+    stream: 'msgs', type: 'message', state: 'backoff', stateSince: null, configured: true,
+    detail: 'the server closed the session (4000 \u001b[2Jfake\nmsgs (message): live)', lastEventTs: null, lastEventAgeSeconds: null,
+    received: 0, stored: 0, duplicates: 0, deadLettered: 0, lastError: 'bad\r\n\u0007frame', lastErrorAt: null,
+  };
+  const out = formatStreamStatus([view]);
+  t.equal(out.split('\n').length, 5, 'four lines and the final newline');
+  t.notOk(/[\u0000-\u0009\u000b-\u001f\u007f]/.test(out), 'no control characters but the line ends');
+  t.match(out, /\(4000 \\x1b\[2Jfake\\nmsgs \(message\): live\)/);
+  t.match(out, /last error: bad\\r\\n\\x07frame/);
 });

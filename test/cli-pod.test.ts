@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import t from 'tap';
 import { importFiles } from '../src/cli/pod/import.js';
+import { ingestToBatchItem } from '../src/pod/ingest.js';
 import { readPayloads, type FilePayload } from '../src/cli/pod/payloads.js';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
@@ -170,4 +171,46 @@ t.test('usage and file errors', async (t) => {
   t.match((await run(['pod', 'import', dir])).stderr, /not a file/);
   const help = await cli(['pod', '--help']);
   t.match(help.stdout.toString(), /import .*\n.*dead-letters/);
+});
+
+t.test('dead letters: one line each whatever the payload holds, and --json keeps bytes that are not UTF-8', async (t) => {
+  const { run, db } = fresh();
+  // What a stream can send: a payload over several lines with tabs and a terminal escape, and one that is not UTF-8.
+  const multiline = '{\n\t"guid": broken\u001b[31m red';
+  const binary = Buffer.from([0x7b, 0xff, 0xfe, 0x00, 0x0a, 0x7d]);
+  const store = Store.open(db);
+  store.pod.storeBatch([ingestToBatchItem(multiline, 'pod-msg'), ingestToBatchItem(binary, 'pod-msg')], { source: 'pod-msg' });
+  store.close();
+  const list = await run(['pod', 'dead-letters']);
+  t.equal(list.code, 0, list.stderr);
+  const lines = list.stdout.toString().trimEnd().split('\n');
+  t.equal(lines.length, 2, 'one line per dead letter');
+  for (const line of lines) {
+    t.equal(line.split('\t').length, 6, `six tab-separated fields: ${JSON.stringify(line)}`);
+    t.notOk(/[\u0000-\u0008\u000b-\u001f\u007f]/.test(line), 'no control characters reach the terminal');
+  }
+  const json = JSON.parse((await run(['pod', 'dead-letters', '--json'])).stdout.toString()) as Array<{ raw?: string | null; rawBase64?: string; reason: string }>;
+  t.equal(json[0]!.raw, multiline, 'a UTF-8 payload is given as text');
+  t.match(json[0]!.reason, /\n/, 'the reason is given as it is');
+  t.ok(json[1]!.rawBase64 !== undefined && Buffer.from(json[1]!.rawBase64, 'base64').equals(binary), 'bytes that are not UTF-8 are given whole, in base64');
+});
+
+t.test('bytes that are not UTF-8 are dead-lettered as they are, whatever the file layout; never stored altered', async (t) => {
+  const { run, db } = fresh();
+  const good = podFixture('elastic-test-mail.jsonl').split('\n').filter(Boolean).slice(0, 2);
+  // The second event with a 0xff byte in its id: JSON, but not UTF-8.
+  const bad = Buffer.from(good[1]!.replace(/"id":"[^"]*"/, '"id":"bad-XX-id"')).toString('latin1').replace('XX', '\xff');
+  const badBytes = Buffer.from(bad, 'latin1');
+  const pretty = Buffer.concat([Buffer.from(JSON.stringify(JSON.parse(good[0]!), null, 2) + '\n'), Buffer.from('{\n'), badBytes.subarray(1), Buffer.from('\n')]);
+  const r = await run(['pod', 'import', '--json', file('not-utf8-pretty.json', pretty)]);
+  t.equal(r.stdout.toString(), '{"read":2,"stored":1,"duplicates":0,"deadLettered":1}\n', 'pretty-printed: the bad object is a dead letter');
+  const array = Buffer.concat([Buffer.from(`[${good[0]},`), badBytes, Buffer.from(']\n')]);
+  const a = await run(['pod', 'import', '--json', file('not-utf8.json', array)]);
+  t.equal(a.code, 1, 'a JSON array that is not UTF-8 is a bad file');
+  t.match(a.stderr, /not UTF-8/);
+  const store = Store.open(db);
+  t.teardown(() => store.close());
+  const ids = (store.db.prepare('SELECT event_id FROM pod_maillog_events').pluck().all() as string[]);
+  t.notOk(ids.some((id) => id.includes('\ufffd')), 'no event stored with a replacement character for the bytes it had');
+  t.match(store.pod.deadLetters(), [{ code: 'ERR_POD_JSON', reason: /not UTF-8/ }]);
 });

@@ -44,7 +44,8 @@ t.test('live: Bearer token, permessage-deflate with both no-context-takeover opt
   t.match(req.extensions, /server_no_context_takeover/);
   t.notOk(req.query.has('sinceTime'), 'live mode: no time parameters');
   double.publish('message', clock.ms, messageEvent('g1', clock.ms));
-  double.publish('message', clock.ms + 1, Buffer.from(messageEvent('g2', clock.ms + 1)));
+  clock.advance(1); // the checkpoint never runs ahead of the clock: g2 is sent once its ts has come
+  double.publish('message', clock.ms, Buffer.from(messageEvent('g2', clock.ms)));
   await until(() => storedGuids(h.store).length === 2, 'two events stored');
   t.same(storedGuids(h.store), ['g1', 'g2']);
   t.equal(h.store.pod.checkpoint('pod-msg')?.newestTsUs, (T0 + 1) * 1000, 'the checkpoint is the newest stored ts');
@@ -193,6 +194,35 @@ t.test('checkpoints survive a consumer restart: a new consumer on the same store
   t.equal(archive?.query.get('sinceTime'), '2026-11-30T10:00:00+0000', 'from the checkpoint, rounded down');
   t.equal(archive?.query.get('toTime'), '2026-11-30T15:00:00+0000', 'to an hour before now, rounded up');
   t.same(storedGuids(second.store), ['e0', 'e2h']);
+});
+
+t.test('an event whose ts is hours ahead (a wrong offset) does not carry the checkpoint past now: a later gap is still filled', async (t) => {
+  const clock = new TestClock(T0);
+  const double = await startPublisherDouble(clock.now);
+  const token = double.token();
+  const tmp = tempStore();
+  t.teardown(async () => {
+    await double.close();
+    tmp.cleanup();
+  });
+  const first = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
+  await until(() => double.open('live').length === 1, 'a live session');
+  double.publish('message', T0, messageEvent('e0', T0));
+  // An agent that wrote +0700 for -0700: its ts is 14 hours ahead of when it was sent.
+  double.publish('message', T0, messageEvent('skewed', T0 + 14 * HOUR));
+  await until(() => storedGuids(first.store).length === 2, 'both stored');
+  t.ok(first.store.pod.checkpoint('pod-msg')!.newestTsUs <= T0 * 1000, 'the checkpoint is not ahead of when the events were stored');
+  clock.advance(30 * 60_000);
+  t.equal(first.consumer.statuses().length, 1);
+  t.match(await first.metrics.registry.metrics(), /mailbag_pod_last_event_age_seconds\{stream="pod-msg"\} 1800\n/, 'nothing for half an hour shows as half an hour');
+  await first.stop();
+  clock.advance(5 * HOUR - 30 * 60_000);
+  double.publish('message', T0 + 2 * HOUR, messageEvent('e2h', T0 + 2 * HOUR));
+  const second = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
+  t.teardown(() => second.stop());
+  await until(() => storedGuids(second.store).includes('e2h'), 'the event in the gap, from the archive');
+  const archive = double.requests.find((r) => modeOf(r) === 'archive');
+  t.equal(archive?.query.get('sinceTime'), '2026-11-30T10:00:00+0000', 'from the checkpoint, rounded down');
 });
 
 t.test('409 while another session holds the token: backs off, says why, connects once it is free', async (t) => {

@@ -47,7 +47,7 @@ async function publisherWith(t: { teardown(fn: () => unknown): void }, pollInter
     });
     return ws;
   };
-  return { source, store, tokenId, connect };
+  return { source, store, tokenId, connect, token, port: publisher.address().port };
 }
 
 const event = (i: number) => JSON.stringify({ guid: `g-${i}`, pad: 'x'.repeat(1500 + (i % 7) * 100) });
@@ -94,4 +94,23 @@ t.test('a batch goes out whole, in order, each event once and compressed; a clie
   let drop;
   while (!(drop = store.podPublisher.lastDrop(tokenId, 'message'))) await new Promise((r) => setTimeout(r, 5));
   t.equal(drop.resume_from, String(N), 'resumes after the last event written');
+});
+
+t.test('a client that closes on an error (1009 too big, 1007 not UTF-8, ...) did not take what came after: it is sent again', async (t) => {
+  for (const code of [1009, 1007, 1002, 1011]) {
+    const { source, store, tokenId, port, token } = await publisherWith(t, 3_600_000);
+    // No pongs: the client acknowledges nothing, as a client that failed on a frame would not.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/v1/stream?cid=c1&type=message`, { headers: { Authorization: `Bearer ${token}` }, autoPong: false });
+    await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+    let got = 0;
+    const arrived = new Promise<void>((resolve) => ws.on('message', () => ++got === 3 && resolve()));
+    source.append(...[1, 2, 3].map((i) => ({ type: 'message' as const, tsMs: i, payload: event(i) })));
+    await arrived;
+    const closed = new Promise((r) => ws.once('close', r));
+    ws.close(code);
+    await closed;
+    let drop;
+    while (!(drop = store.podPublisher.lastDrop(tokenId, 'message'))) await new Promise((r) => setTimeout(r, 5));
+    t.equal(drop.resume_from, '0', `close ${code}: resumes from the last acknowledged event, not after what the client failed on`);
+  }
 });

@@ -114,20 +114,27 @@ t.test('dead letters: kept with reason and source, once per payload', async (t) 
   t.equal(store.pod.deadLetters(1).length, 1);
 });
 
-t.test('checkpoints follow the newest stored event of a stream, never backwards', async (t) => {
+// After every event of the corpus: a checkpoint never runs ahead of when its batch was stored.
+const STORED_AT = Date.parse('2024-08-01T00:00:00Z');
+
+t.test('checkpoints follow the newest stored event of a stream, never backwards, never past when stored', async (t) => {
   const store = openStore();
   const all = corpus.filter((c) => c.source.startsWith('elastic-test-mail')).map((c) => ingestPayload(c.payload));
   const events = all.flatMap((r) => (r.ok ? [r.event] : []));
   const newest = events.reduce((a, b) => (b.tsUs > a.tsUs ? b : a));
-  store.pod.storeBatch(events.map(eventRow), { source: 'maillog-a', checkpointStream: 'maillog-a', now: 1000 });
-  t.match(store.pod.checkpoint('maillog-a'), { stream: 'maillog-a', newestTs: newest.ts.utc, newestTsUs: newest.tsUs, updatedAt: 1000 });
+  store.pod.storeBatch(events.map(eventRow), { source: 'maillog-a', checkpointStream: 'maillog-a', now: STORED_AT });
+  t.match(store.pod.checkpoint('maillog-a'), { stream: 'maillog-a', newestTs: newest.ts.utc, newestTsUs: newest.tsUs, updatedAt: STORED_AT });
   t.equal(newest.ts.utc, '2024-07-03T12:18:32.325542Z');
   const older = events.filter((e) => e.tsUs < newest.tsUs).slice(0, 3);
-  store.pod.storeBatch(older.map(eventRow), { source: 'maillog-a', checkpointStream: 'maillog-a', now: 2000 });
-  t.match(store.pod.checkpoint('maillog-a'), { newestTsUs: newest.tsUs, updatedAt: 1000 }, 'a replay of older events does not move it');
+  store.pod.storeBatch(older.map(eventRow), { source: 'maillog-a', checkpointStream: 'maillog-a', now: STORED_AT + 1000 });
+  t.match(store.pod.checkpoint('maillog-a'), { newestTsUs: newest.tsUs, updatedAt: STORED_AT }, 'a replay of older events does not move it');
   store.pod.storeBatch(events.map(eventRow), { source: 'import' });
   t.equal(store.pod.checkpoint('import'), undefined, 'batches without a stream leave checkpoints alone');
   t.equal(store.pod.checkpoint('other'), undefined);
+  // An event stamped after the batch is stored (a wrong offset): the checkpoint stops at then.
+  const storedAtMs = Math.floor(newest.tsUs / 1000) - 3_600_000;
+  store.pod.storeBatch([eventRow(newest)], { source: 'maillog-b', checkpointStream: 'maillog-b', now: storedAtMs });
+  t.match(store.pod.checkpoint('maillog-b'), { newestTs: '2024-07-03T11:18:32.325000Z', newestTsUs: storedAtMs * 1000 });
 });
 
 t.test('the rules of each new message event are stored once, by the store (no trigger since migration 18)', async (t) => {

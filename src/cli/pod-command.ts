@@ -1,6 +1,7 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { CliError, parseCommandArgs, UsageError, writeOutput, type Command } from './command.js';
-import { archiveWindow } from '../pod/consumer.js';
+import { archiveWindow, HOUR_MS } from '../pod/consumer.js';
+import { oneLine } from './pod/one-line.js';
 import { PodError } from '../pod/errors.js';
 import { parsePodTime } from '../pod/time.js';
 import { resolveToken } from '../gateway/pod-consumer.js';
@@ -39,8 +40,19 @@ already stored counts as a duplicate, one that cannot be taken is kept as a dead
 };
 
 function preview(raw: Buffer): string {
-  const text = raw.subarray(0, 200).toString('utf8').replace(/\s+/g, ' ');
+  const text = oneLine(raw.subarray(0, 200).toString('utf8').replace(/\s+/g, ' '));
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The payload as text when it is UTF-8; otherwise in base64, so no byte is lost. */
+function rawForJson(raw: Buffer): { raw: string | null; rawBase64?: string } {
+  try {
+    return { raw: strictUtf8.decode(raw) };
+  } catch {
+    return { raw: null, rawBase64: raw.toString('base64') };
+  }
 }
 
 const deadLetters: Command = {
@@ -49,7 +61,8 @@ const deadLetters: Command = {
   usage: `mailbag pod dead-letters [--json] [--limit N] [--config FILE]
 
 One line each: id, time received, source (stream, or import FILE:POSITION), error code,
-reason and the start of the payload. --json prints every field with the whole payload kept.`,
+reason and the start of the payload (control characters shown as \\n, \\t, \\xHH). --json prints
+every field with the whole payload kept: raw as text, or rawBase64 (and raw null) when it is not UTF-8.`,
   async run(argv, io) {
     const { values, positionals } = parseCommandArgs(argv, { ...CONFIG, json: { type: 'boolean' }, limit: { type: 'string' } });
     if (positionals.length) throw new UsageError(`unexpected argument '${positionals[0]}'`);
@@ -68,12 +81,12 @@ reason and the start of the payload. --json prints every field with the whole pa
         reason: r.reason,
         rawBytes: r.rawBytes,
         rawTruncated: r.rawTruncated,
-        raw: r.raw.toString('utf8'),
+        ...rawForJson(r.raw),
       }));
       return void (await writeOutput(io, JSON.stringify(out) + '\n'));
     }
     const lines = rows.map(
-      (r) => `${r.id}\t${new Date(r.receivedAt).toISOString()}\t${r.source}\t${r.code}\t${r.reason}\t${preview(r.raw)}${r.rawTruncated ? ` [${r.rawBytes} bytes, truncated]` : ''}\n`,
+      (r) => `${r.id}\t${new Date(r.receivedAt).toISOString()}\t${oneLine(r.source)}\t${oneLine(r.code)}\t${oneLine(r.reason)}\t${preview(r.raw)}${r.rawTruncated ? ` [${r.rawBytes} bytes, truncated]` : ''}\n`,
     );
     await writeOutput(io, lines.join(''));
   },
@@ -156,7 +169,8 @@ const backfill: Command = {
 
 TIME is ISO 8601 with an offset (2026-11-17T13:00:00-0500 or ...Z). The range is widened to
 whole hours (since down, until up) and starts no earlier than 30 days ago, as the archive
-keeps. Uses the stream's backfillToken when configured, else its token (then the gateway must
+keeps; its start, rounded down, must be over an hour old (the service answers a younger
+sinceTime with a live session: the live stream covers the last hour). Uses the stream's backfillToken when configured, else its token (then the gateway must
 not be consuming the stream at the same time: the service allows one session per token).
 Events are stored like the stream's; a progress bar shows on a terminal. Prints: read N,
 stored N, duplicates N, dead-lettered N (--json: the same four numbers as an object).`,
@@ -180,8 +194,14 @@ stored N, duplicates N, dead-lettered N (--json: the same four numbers as an obj
     const main = resolveToken(stream.token, stream.tokenEnv, io.env);
     const token = extra.token ?? main.token;
     if (token === undefined) throw new CliError(`stream ${stream.name}: no token (${extra.problem ?? main.problem ?? 'none configured'})`);
-    const window = archiveWindow(sinceMs, untilMs, Date.now());
+    const now = Date.now();
+    const window = archiveWindow(sinceMs, untilMs, now);
     if (!window) throw new CliError("the range is past the archive's 30-day limit: nothing can be fetched");
+    // The service takes a sinceTime "only if ... older than at least one hour": a younger one
+    // opens a live session, which never ends, so the command would wait for ever.
+    if (window.sinceMs > now - HOUR_MS) {
+      throw new CliError(`the range starts at ${window.sinceTime} (rounded down), within the last hour, which the archive does not serve; the live stream covers the last hour`);
+    }
     if (window.clippedFromMs !== undefined) {
       io.stderr.write(`note: events before ${window.sinceTime} are past the archive's 30-day limit and cannot be fetched\n`);
     }

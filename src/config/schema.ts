@@ -326,6 +326,8 @@ const podSchema = z
         cid: z.string().min(1).default('mailbag'),
         /** How often a live stream looks for new events in the store. */
         pollInterval: timerDuration.prefault('1s'),
+        /** How often each session is pinged; a client that answered nothing by the next ping is dropped. */
+        pingInterval: timerDuration.prefault('60s'),
       })
       .prefault({}),
   })

@@ -195,7 +195,9 @@ class StreamRunner {
     if (item.kind !== 'dead') {
       this.status.lastEventTs = item.row.ts;
       this.status.lastEventAt = this.now();
-      if (this.newestTsUs === undefined || item.row.tsUs > this.newestTsUs) this.newestTsUs = item.row.tsUs;
+      // Not past now, like the checkpoint: a ts hours ahead would show a stalled stream as fresh.
+      const tsUs = Math.min(item.row.tsUs, this.now() * 1000);
+      if (this.newestTsUs === undefined || tsUs > this.newestTsUs) this.newestTsUs = tsUs;
     } else {
       this.log.warn({ code: item.row.code, reason: item.row.reason, bytes: item.row.rawBytes }, 'pod: event dead-lettered');
     }
@@ -212,7 +214,7 @@ class StreamRunner {
     if (!this.pending.length) return true;
     const name = this.stream.name;
     try {
-      const r = this.deps.store.pod.storeBatch(this.pending, { source: name, checkpointStream: name });
+      const r = this.deps.store.pod.storeBatch(this.pending, { source: name, checkpointStream: name, now: this.now() });
       this.pending = [];
       this.status.stored += r.stored;
       this.status.duplicates += r.duplicates;

@@ -39,7 +39,21 @@ export interface PublisherConfig {
   secretFile: string;
   cid: string;
   pollInterval: number;
+  /**
+   * How often each session is pinged; a client that answered nothing (pong, ping, data)
+   * by the next ping, with nothing of ours still queued for it, is gone. Default 60 s.
+   */
+  pingInterval?: number;
 }
+
+const DEFAULT_PING_INTERVAL_MS = 60_000;
+/**
+ * The payload of the keepalive pings, so their pongs are told apart from those of the
+ * empty ping after each batch, which acknowledge the events before it.
+ */
+const KEEPALIVE = Buffer.from('keepalive');
+/** Close codes of a client that took every frame before its close: normal, going away, none given. */
+const NORMAL_CLOSE: ReadonlySet<number> = new Set([1000, 1001, 1005]);
 
 export interface PodPublisherOptions {
   config: PublisherConfig;
@@ -245,8 +259,9 @@ export class PodPublisher {
   }
 
   /** @internal the session's store, clock and identity */
-  get ctx(): { store: Store; source: PublisherEventSource; now: () => number; pollMs: number; logger: Logger } {
-    return { store: this.o.store, source: this.source, now: this.now, pollMs: this.o.config.pollInterval, logger: this.o.logger };
+  get ctx(): { store: Store; source: PublisherEventSource; now: () => number; pollMs: number; pingMs: number; logger: Logger } {
+    const pingMs = this.o.config.pingInterval ?? DEFAULT_PING_INTERVAL_MS;
+    return { store: this.o.store, source: this.source, now: this.now, pollMs: this.o.config.pollInterval, pingMs, logger: this.o.logger };
   }
 
   /** @internal */
@@ -282,6 +297,7 @@ class StreamSession {
   /** The source said it has new events since the last look (a source that can tell, `watch`). */
   private nudged = false;
   private unwatch: (() => void) | undefined;
+  private keepalive: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly owner: PodPublisher,
@@ -295,11 +311,32 @@ class StreamSession {
 
   run(ws: WebSocket): void {
     this.ws = ws;
-    const { store, source, now, logger } = this.owner.ctx;
+    const { store, source, now, logger, pingMs } = this.owner.ctx;
     ws.on('close', (code) => this.finish(code));
     ws.on('error', () => ws.terminate());
-    ws.on('pong', () => {
-      if (this.pendingAcks.length) this.acked = this.pendingAcks.shift();
+    // A client that vanished without a close (a partition, a NAT that forgot the connection)
+    // would hold its token for good on an idle stream, where nothing written can fail: the
+    // consumer coming back on it would get 409 again and again. It is gone if it answered
+    // nothing since the last ping while nothing of ours waits to be written to it (a slow
+    // reader's pong is queued behind the events it has not read yet).
+    let answered = true;
+    const heard = () => (answered = true);
+    ws.on('ping', heard);
+    ws.on('message', heard);
+    this.keepalive = setInterval(() => {
+      if (!answered && ws.bufferedAmount === 0) {
+        logger.info({ type: this.request.type, token: this.tokenId, pingIntervalMs: pingMs }, 'pod publisher: client gone (no answer to a ping); session dropped');
+        ws.terminate();
+        return;
+      }
+      answered = false;
+      ws.ping(KEEPALIVE);
+    }, pingMs);
+    this.keepalive.unref();
+    ws.on('pong', (data: Buffer) => {
+      answered = true;
+      // Only the empty ping after a batch acknowledges the events before it.
+      if (data.length === 0 && this.pendingAcks.length) this.acked = this.pendingAcks.shift();
     });
     if (this.request.mode.kind === 'live') {
       const type = this.request.type;
@@ -329,18 +366,21 @@ class StreamSession {
   }
 
   /**
-   * `closeCode`: how the connection closed; a close frame from the client (any code but
-   * 1006) comes after every frame sent before it was taken, so the session resumes after
-   * all it sent. Otherwise (a drop, or the server ending the session) from the last
-   * acknowledged event.
+   * `closeCode`: how the connection closed. A client that closes normally (1000, 1001, or a
+   * close frame without a code) sends its close after every frame before it was taken, so
+   * the session resumes after all it sent. Otherwise from the last acknowledged event: a
+   * drop (1006), the server ending the session, or a client that failed on a frame (1009
+   * message too big, 1007 not UTF-8, 1002, 1011, ...): it closes at once and the frames it
+   * failed on, and those after it, were never taken.
    */
   private finish(closeCode?: number): void {
     if (!this.open) return;
     this.open = false;
+    if (this.keepalive) clearInterval(this.keepalive);
     this.unwatch?.();
     this.wake?.();
     const { store, now } = this.owner.ctx;
-    const resumeFrom = closeCode !== undefined && closeCode !== 1006 ? this.cursor : this.acked;
+    const resumeFrom = closeCode !== undefined && NORMAL_CLOSE.has(closeCode) ? this.cursor : this.acked;
     if (this.request.mode.kind === 'live' && resumeFrom !== undefined) store.podPublisher.saveDrop(this.tokenId, this.request.type, now(), resumeFrom);
     this.owner.ended(this.tokenId, this);
   }

@@ -57,6 +57,10 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       maxPayload: hardPayloadLimit(opts.maxEventBytes),
       handshakeTimeout: opts.connectTimeoutMs,
       followRedirects: false,
+      // A text frame that is not UTF-8 would make ws fail the connection (1007), and the
+      // server would send it again after every reconnect: the stream would stall on it for
+      // good. Ingest checks UTF-8 itself and dead-letters such a payload with its reason.
+      skipUTF8Validation: true,
     });
     const finish = (end: SessionEnd) => {
       if (settled) return;
@@ -124,8 +128,13 @@ export function runSession(opts: SessionOptions): Promise<SessionEnd> {
       // Still taken while our close is under way: the server counts them as sent.
       if (!settled) opts.onPayload(asBuffer(data));
     });
-    ws.on('error', (err) => {
-      finish(aborting ? { kind: 'aborted', upgraded } : { kind: 'failed', upgraded, message: err.message });
+    ws.on('error', (err: Error & { code?: string }) => {
+      // The server sends such a message again after every reconnect: say what would let it through.
+      const message =
+        err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+          ? `a message over ${hardPayloadLimit(opts.maxEventBytes)} bytes (4 x pod.maxEventBytes) was refused; the server sends it again after each reconnect, so the stream stalls on it until pod.maxEventBytes is raised`
+          : err.message;
+      finish(aborting ? { kind: 'aborted', upgraded } : { kind: 'failed', upgraded, message });
     });
     ws.on('close', (code, reason) => {
       if (aborting) finish({ kind: 'aborted', upgraded });

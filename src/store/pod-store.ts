@@ -196,7 +196,7 @@ export class PodStore {
    * `ON CONFLICT DO NOTHING`, not `INSERT OR IGNORE`: the latter also skips a NOT NULL
    * violation, which would then be counted as a duplicate instead of failing the batch. With
    * `checkpointStream`, the stream's checkpoint moves to the newest event of the batch in the
-   * same transaction, so a checkpoint never runs ahead of what is stored.
+   * same transaction, so a checkpoint never runs ahead of what is stored (nor of `now`).
    */
   storeBatch(items: readonly PodBatchItem[], opts: { source: string; checkpointStream?: string; now?: number }): PodBatchResult {
     const now = opts.now ?? Date.now();
@@ -225,7 +225,13 @@ export class PodStore {
           }
           if (!newest || item.row.tsUs > newest.tsUs) newest = { ts: item.row.ts, tsUs: item.row.tsUs };
         }
-        if (opts.checkpointStream !== undefined && newest) this.s.checkpoint.run(opts.checkpointStream, newest.ts, newest.tsUs, now);
+        if (opts.checkpointStream !== undefined && newest) {
+          // A ts ahead of now (an agent's wrong offset or clock) would carry the checkpoint into
+          // the future, and gaps are measured from it: no outage before that time would be
+          // filled. Nothing after now can have been received, so the checkpoint stops there.
+          if (newest.tsUs > now * 1000) newest = { ts: `${new Date(now).toISOString().slice(0, -1)}000Z`, tsUs: now * 1000 };
+          this.s.checkpoint.run(opts.checkpointStream, newest.ts, newest.tsUs, now);
+        }
       })
       .immediate();
     return result;

@@ -92,44 +92,56 @@ function finishLine(buffer: LineBuffer, n: number): FilePayload | undefined {
 /**
  * Splits pretty-printed JSON values written one after another (`jq .` output, a sample copied
  * from a SIEM's documentation) at their top-level ends, minding strings and escapes. Text left
- * open at the end is returned as one more value, for ingest to dead-letter.
+ * open at the end is returned as one more value, for ingest to dead-letter. It works on the
+ * bytes: every structural character is ASCII, which no byte of a multi-byte UTF-8 sequence is,
+ * so a value that is not UTF-8 is handed on as it is (ingest dead-letters it) instead of being
+ * decoded with replacement characters and stored altered.
  */
-function* topLevelValues(text: string): Generator<string> {
+function* topLevelValues(bytes: Buffer): Generator<Buffer> {
   let depth = 0;
   let inString = false;
   let escaped = false;
   let start = -1;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i]!;
     if (start < 0) {
-      if (c === ' ' || c === '\t' || c === '\r' || c === '\n') continue;
+      if (isSpace(c)) continue;
       start = i;
     }
     if (inString) {
       if (escaped) escaped = false;
-      else if (c === '\\') escaped = true;
-      else if (c === '"') inString = false;
-    } else if (c === '"') inString = true;
-    else if (c === '{' || c === '[') depth++;
-    else if (c === '}' || c === ']') depth--;
-    if (!inString && depth <= 0 && (c === '}' || c === ']' || /\s/.test(text[i + 1] ?? ' '))) {
-      yield text.slice(start, i + 1);
+      else if (c === 0x5c /* \\ */) escaped = true;
+      else if (c === 0x22 /* " */) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b /* { */ || c === 0x5b /* [ */) depth++;
+    else if (c === 0x7d /* } */ || c === 0x5d /* ] */) depth--;
+    if (!inString && depth <= 0 && (c === 0x7d || c === 0x5d || i + 1 === bytes.length || isSpace(bytes[i + 1]!))) {
+      yield bytes.subarray(start, i + 1);
       start = -1;
       depth = 0;
     }
   }
-  if (start >= 0) yield text.slice(start);
+  if (start >= 0) yield bytes.subarray(start);
 }
 
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
+
 function* wholeFile(parts: Buffer[], mode: 'array' | 'objects'): Generator<FilePayload> {
-  const text = Buffer.concat(parts).toString('utf8');
+  const bytes = Buffer.concat(parts);
   if (mode === 'objects') {
     let i = 0;
-    for (const value of topLevelValues(text)) {
+    for (const value of topLevelValues(bytes)) {
       const payload = Buffer.from(value);
       yield { payload, position: `object ${++i}`, totalBytes: payload.length };
     }
     return;
+  }
+  let text: string;
+  try {
+    text = strictUtf8.decode(bytes);
+  } catch {
+    // Decoded leniently, its events would be stored with replacement characters for bytes they had.
+    throw new PayloadFileError('not a JSON array: not UTF-8; write one event per line instead, so each bad event is dead-lettered on its own');
   }
   let parsed: unknown;
   try {

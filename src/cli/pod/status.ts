@@ -1,5 +1,6 @@
 import type { PodStreamConfig } from '../../config/schema.js';
 import type { PodStreamStatus } from '../../store/pod-stream-store.js';
+import { oneLine } from './one-line.js';
 
 /** One stream as `mailbag pod status --json` prints it. */
 export interface StreamStatusView {
@@ -64,11 +65,11 @@ export function formatStreamStatus(views: readonly StreamStatusView[]): string {
   return views
     .map((v) => {
       const lines = [
-        `${v.stream} (${v.type})${v.configured ? '' : ' [no longer configured]'}: ${v.state}${v.stateSince ? ` since ${v.stateSince}` : ''}${v.detail ? ` - ${v.detail}` : ''}`,
+        `${v.stream} (${v.type})${v.configured ? '' : ' [no longer configured]'}: ${v.state}${v.stateSince ? ` since ${v.stateSince}` : ''}${v.detail ? ` - ${oneLine(v.detail)}` : ''}`,
         `  last event: ${v.lastEventTs === null ? 'none' : `${v.lastEventTs} (${age(v.lastEventAgeSeconds ?? 0)} ago)`}`,
         `  received ${v.received}, stored ${v.stored}, duplicates ${v.duplicates}, dead-lettered ${v.deadLettered}`,
       ];
-      if (v.lastError !== null) lines.push(`  last error: ${v.lastError}${v.lastErrorAt ? ` (at ${v.lastErrorAt})` : ''}`);
+      if (v.lastError !== null) lines.push(`  last error: ${oneLine(v.lastError)}${v.lastErrorAt ? ` (at ${v.lastErrorAt})` : ''}`);
       return lines.join('\n') + '\n';
     })
     .join('');
