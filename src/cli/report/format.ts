@@ -1,3 +1,4 @@
+import { oneLine } from '../pod/one-line.js';
 import type { Report, ReportBucket } from './build.js';
 
 /** `1234 ms`, `12.3 s`, `4.5 min`, `2.0 h`: a latency an operator reads at a glance. */
@@ -13,7 +14,9 @@ function percent(share: number | null): string {
 }
 
 function table(headers: string[], rows: (string | number)[][]): string[] {
-  const cells = [headers, ...rows.map((r) => r.map(String))];
+  // Rule names, dispositions and language tags come from mail and upstream events: their
+  // control characters are shown escaped, never sent to the terminal.
+  const cells = [headers, ...rows.map((r) => r.map((c) => (typeof c === 'string' ? oneLine(c) : String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((r) => r[i]!.length)));
   // Numbers right-aligned, text left-aligned, two spaces between columns.
   const numeric = headers.map((_, i) => rows.length > 0 && rows.every((r) => typeof r[i] === 'number'));
@@ -65,7 +68,7 @@ export function formatTable(r: Report): string {
       r.languages.byMode.length
         ? [
             ...rowsTable(['language', 'recipients'], r.languages.selected.map((l) => [l.tags || '(untagged part)', l.n])),
-            `  decisions by mode: ${r.languages.byMode.map((b) => `${b.mode} ${b.n}`).join(', ')}`,
+            `  decisions by mode: ${oneLine(r.languages.byMode.map((b) => `${b.mode} ${b.n}`).join(', '))}`,
           ]
         : [],
       'no language decisions in the window',

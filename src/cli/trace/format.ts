@@ -1,4 +1,5 @@
 // `mailbag trace` as text: readable in 80 columns, colour only when asked (a TTY).
+import { oneLine } from '../pod/one-line.js';
 import type { TraceEntry } from './entries.js';
 import type { TraceMatch, TraceResult } from './collect.js';
 
@@ -50,17 +51,19 @@ export function wrap(text: string, first: number, rest: number): string[] {
 function entryLines(e: TraceEntry, p: Paint): string[] {
   const pad = ' '.repeat(INDENT);
   const time = e.at.slice(11, 23);
-  const label = `${e.hop.padEnd(8)} ${e.id}`;
+  const label = `${e.hop.padEnd(8)} ${oneLine(e.id)}`;
   const out = [`  ${time}  ${p.hop(label, e.hop)}`];
-  const title = wrap(e.title, WIDTH - INDENT, WIDTH - INDENT - 2);
+  // Titles and lines carry what mail and the upstream's events chose (Message-IDs, replies,
+  // rule names): their control characters are shown escaped, never sent to the terminal.
+  const title = wrap(oneLine(e.title), WIDTH - INDENT, WIDTH - INDENT - 2);
   title.forEach((l, i) => out.push(pad + (i ? '  ' : '') + (e.bad ? p.bad(l) : p.bold(l))));
-  for (const line of e.lines) wrap(line, WIDTH - INDENT, WIDTH - INDENT - 2).forEach((l, i) => out.push(pad + (i ? '  ' : '') + l));
+  for (const line of e.lines) wrap(oneLine(line), WIDTH - INDENT, WIDTH - INDENT - 2).forEach((l, i) => out.push(pad + (i ? '  ' : '') + l));
   return out;
 }
 
 function matchLines(m: TraceMatch, p: Paint): string[] {
   const out: string[] = [];
-  const head = (label: string, value: string) => wrap(value, WIDTH - 10, WIDTH - 10).forEach((l, i) => out.push((i ? ' '.repeat(10) : p.bold(label.padEnd(10))) + l));
+  const head = (label: string, value: string) => wrap(oneLine(value), WIDTH - 10, WIDTH - 10).forEach((l, i) => out.push((i ? ' '.repeat(10) : p.bold(label.padEnd(10))) + l));
   head('mailbag', m.mailbagQids.join(' ') || '(no mailbag message: not delivered to mailbag, or not yet recorded)');
   head('upstream', m.upstreamQids.join(' ') || '(no upstream events stored)');
   const byPair = new Map<string, string[]>();
@@ -86,7 +89,7 @@ export function formatTrace(r: TraceResult, o: { colour: boolean }): string {
   const p = o.colour ? ansi : plain;
   const out: string[] = [];
   r.matches.forEach((m, i) => {
-    if (r.matches.length > 1) out.push(p.bold(`${i ? '\n' : ''}match ${i + 1} of ${r.matches.length} for ${r.by} ${r.key} (newest first)`));
+    if (r.matches.length > 1) out.push(p.bold(`${i ? '\n' : ''}match ${i + 1} of ${r.matches.length} for ${r.by} ${oneLine(r.key)} (newest first)`));
     out.push(...matchLines(m, p));
   });
   return out.join('\n') + '\n';
