@@ -159,6 +159,15 @@ t.test('parseReportTime', async (t) => {
     t.throws(() => parseReportTime('--since', bad, now), UsageError, `'${bad}'`);
   }
   t.throws(() => reportWindow({ since: '1h', until: '2h' }, now), /--since .* must be before --until/);
+  // an offset out of range is a malformed time, not one silently shifted by a day or more
+  for (const bad of ['2026-11-29T08:30+24:00', '2026-11-29T08:30-01:60', '2026-11-29T08:30+9999', '2026-11-29 08:30+99:00']) {
+    t.throws(() => parseReportTime('--since', bad, now), UsageError, `'${bad}'`);
+  }
+  // a window across a DST change, spelled in local offsets (March 29 2026: CET to CEST), and across a month end
+  const dst = reportWindow({ since: '2026-03-29T01:30+01:00', until: '2026-03-29T03:30+02:00' }, now);
+  t.same([dst.since, dst.until, dst.by], [Date.UTC(2026, 2, 29, 0, 30), Date.UTC(2026, 2, 29, 1, 30), 'hour']);
+  const monthEnd = reportWindow({ since: '2026-02-28T22:00-01:00', until: '2026-03-01T00:30:00.000z' }, now);
+  t.same([monthEnd.since, monthEnd.until], [Date.UTC(2026, 1, 28, 23), Date.UTC(2026, 2, 1, 0, 30)]);
   t.throws(() => reportWindow({ by: 'week' }, now), /--by must be hour or day/);
 });
 

@@ -34,9 +34,10 @@ export function parseReportTime(flag: string, text: string, now: number): number
       back.getUTCHours() === fields[3] &&
       back.getUTCMinutes() === fields[4] &&
       back.getUTCSeconds() === fields[5];
-    if (valid) {
-      if (zone && zone.toUpperCase() !== 'Z') {
-        const z = /^([+-])(\d{2}):?(\d{2})$/.exec(zone)!;
+    // An offset is hours 00-23 and minutes 00-59 (RFC 3339): `+99:00` is a typo, not a time four days off.
+    const z = zone && zone.toUpperCase() !== 'Z' ? /^([+-])(\d{2}):?(\d{2})$/.exec(zone)! : undefined;
+    if (valid && (!z || (Number(z[2]) <= 23 && Number(z[3]) <= 59))) {
+      if (z) {
         const offset = (Number(z[2]) * 60 + Number(z[3])) * 60_000;
         t -= z[1] === '+' ? offset : -offset;
       }
