@@ -187,6 +187,13 @@ function run(seed: number, steps: number): { checked: number; saw: Set<string> }
       const pruned = store.prunePodBefore(at(), 1 + Math.floor(random() * 5));
       if (pruned.messageEvents + pruned.maillogEvents > 0) saw.add('pod pruned');
       if (pruned.links > 0) saw.add('links pruned');
+    } else if (op < 0.96) {
+      // `queue delete`: its unfinished recipients marked deleted, the message finished when nothing is left
+      const m = pick(messages);
+      const when = m.receivedAt + Math.floor(random() * 2 * H);
+      if (store.queue.markDeleted(m.qid, when) > 0) saw.add('queue delete');
+      store.queue.finishIfDone(m.qid, when);
+      m.open = [];
     }
   }
   check(steps);
@@ -206,7 +213,7 @@ t.test('the counters equal a recount from the rows over random histories and win
     for (const s of r.saw) saw.add(s);
   }
   t.equal(checked, 3 * 20 * 3, 'every window checked');
-  t.same([...saw].sort(), ['bounce', 'handed over', 'language split', 'linked', 'links pruned', 'pod pruned', 're-import', 'retry', 'pruned'].sort(), 'the histories covered every kind of write');
+  t.same([...saw].sort(), ['bounce', 'handed over', 'language split', 'linked', 'links pruned', 'pod pruned', 'queue delete', 're-import', 'retry', 'pruned'].sort(), 'the histories covered every kind of write');
 });
 
 t.test('an upstream message handed to mailbag in several hours is counted once per window', async (t) => {
