@@ -244,8 +244,12 @@ export class CorrelationStore {
 
   private linkByMessageIdIn(upstreamQid: string, messageId: string | null, tsUs: number, now: number): void {
     if (!messageId || this.s.upstreamHasStrong.get(upstreamQid)) return;
-    const ts = Math.floor(tsUs / 1000);
-    for (const r of this.s.keysByMessageIdWithin.all(messageId, ts - MESSAGE_ID_WINDOW_MS, ts + MESSAGE_ID_WINDOW_MS) as { qid: string }[]) {
+    // The receipts (whole ms) within the window of the event's µs time, as `linkMessageIn` and
+    // the pruning rule compare them: flooring both ends would take in a receipt up to 1 ms too
+    // early, linked when the event comes second and not when the message does.
+    const from = Math.ceil(tsUs / 1000) - MESSAGE_ID_WINDOW_MS;
+    const to = Math.floor(tsUs / 1000) + MESSAGE_ID_WINDOW_MS;
+    for (const r of this.s.keysByMessageIdWithin.all(messageId, from, to) as { qid: string }[]) {
       if (!this.s.qidHasStrong.get(r.qid)) this.s.link.run(upstreamQid, r.qid, 'message-id', now);
     }
   }
