@@ -10,6 +10,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
 import { seedReportStore } from './helpers/report-seed.js';
+import { messageEvent } from './helpers/report-pod-events.js';
+import { ingestToBatchItem } from '../src/pod/ingest.js';
 
 const CHROMIUM = process.env.MAILBAG_CHROMIUM ?? '/usr/bin/chromium';
 const CHARTS = ['chart-volume', 'chart-latency', 'chart-languages', 'chart-dispositions'];
@@ -113,3 +115,70 @@ for (const [name, window] of [
     }
   });
 }
+
+// Values that came from mail and the upstream's events (rule names, dispositions, language
+// tags, a next hop's name) shaped to break out of the page: each is shown as text, none
+// becomes markup or script.
+const HOSTILE = ['</script><script>document.title="pwned"</script>', '"><img src=x onerror="document.title=\'pwned\'">', "<b id='x'>&amp;</b>\u2028"];
+const hostileDb = join(dir, 'hostile.db');
+{
+  const s = Store.open(hostileDb);
+  const at = Date.UTC(2026, 10, 29, 10);
+  s.pod.storeBatch(
+    HOSTILE.map((h, i) =>
+      ingestToBatchItem(messageEvent({ guid: `hostile${i}`, at: at + i, upstreamQid: `4UHOST${i}`, messageId: `h${i}@sender.test`, disposition: h, rules: [[h, h]] }), 'test'),
+    ),
+    { source: 'test' },
+  );
+  s.queue.insertMessage({ qid: '0MHOSTILE0001', receivedAt: at, envelopeFrom: 'a@sender.test', size: 10, spoolPath: '/nonexistent/h', spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['r0@m.example'] });
+  s.multilingual.recordChoices('0MHOSTILE0001', [{ rcpt: 'r0@m.example', mode: 'select', partIndex: 1, tags: HOSTILE[0]!, translationType: null, rule: 'exact', why: 'test', preferences: 'de', fromMismatch: false, dkim: null }], at);
+  s.queue.recordRound(
+    '0MHOSTILE0001',
+    [{ qid: '0MHOSTILE0001', nexthop: `smtp://${HOSTILE[1]!}`, startedAt: at + 5, durationMs: 5, reply: '250 ok', outcome: 'delivered', recipients: [{ rcpt: 'r0@m.example', state: 'delivered', reply: '250 ok', nextAttemptAt: at }] }],
+    ['r0@m.example'],
+    at + 5,
+  );
+  s.close();
+}
+const hostileCfg = join(dir, 'hostile.yaml');
+writeFileSync(hostileCfg, `store: { path: ${JSON.stringify(hostileDb)} }\nspool: { dir: ${JSON.stringify(join(dir, 'spool'))} }\n`);
+
+t.test('values from mail are escaped: no markup, no script of theirs', async (t) => {
+  const file = join(dir, 'hostile.html');
+  const r = await cli(['report', '--since', '2026-11-29', '--until', '2026-11-30', '--html', file, '--config', hostileCfg]);
+  t.equal(r.code, 0, r.stderr);
+  const html = readFileSync(file, 'utf8');
+  HOSTILE.forEach((h, i) => t.notOk(html.includes(h), `value ${i} is not in the page as it is`));
+  t.equal(html.match(/<script\b/g)?.length, 3, 'only the page\'s own three script elements');
+  t.equal(html.match(/<\/script>/g)?.length, 3);
+  t.notMatch(html, /<img\b|<b id=/, 'no element of theirs');
+  t.match(html, '&#60;/script&#62;&#60;script&#62;document.title=&#34;pwned&#34;', 'shown as text in the tables');
+});
+
+t.test('headless Chromium: values from mail are text, the page runs only its own script', { skip: unavailable }, async (t) => {
+  const browser = await launch();
+  if (typeof browser === 'string') throw new Error(browser);
+  t.teardown(() => browser.close());
+  const file = join(dir, 'hostile-chromium.html');
+  const r = await cli(['report', '--since', '2026-11-29', '--until', '2026-11-30', '--html', file, '--config', hostileCfg]);
+  t.equal(r.code, 0, r.stderr);
+  const page = await browser.newPage();
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+  });
+  await page.goto(pathToFileURL(file).href, { waitUntil: 'load' });
+  await page.waitForFunction("document.body.dataset.charts === 'rendered'", undefined, { timeout: 30_000 });
+  t.same(problems, []);
+  const seen = (await page.evaluate(`(() => ({
+    title: document.title,
+    injected: document.querySelectorAll('img, b#x, script:not([id="report-data"])').length,
+    text: document.body.textContent,
+    data: JSON.parse(document.getElementById('report-data').textContent).pod.topRules.map((r) => r.rule),
+  }))()`)) as { title: string; injected: number; text: string; data: string[] };
+  t.match(seen.title, /^mailbag report /, 'the title is the page\'s own');
+  t.equal(seen.injected, 2, 'no element but the page\'s own two scripts');
+  HOSTILE.forEach((h, i) => t.ok(seen.text.includes(h), `value ${i} is shown as text`));
+  t.same([...seen.data].sort(), [...HOSTILE].sort(), 'the embedded data holds the values as they are');
+});
