@@ -18,9 +18,28 @@ interface Field {
   value: string;
 }
 
-/** The fields of a header section (up to the first empty line), unfolded. Latin-1 safe. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * A header section's bytes as text: UTF-8 when they are (RFC 6532: a Message-ID may be UTF-8
+ * in mail sent with SMTPUTF8, and PoD events carry it as text), else Latin-1, which reads any
+ * bytes, so a header with stray 8-bit octets still gives its keys.
+ */
+function headerText(header: Buffer): string {
+  const crlf = header.indexOf('\r\n\r\n');
+  const lf = header.indexOf('\n\n');
+  const end = crlf === -1 ? lf : lf === -1 ? crlf : Math.min(crlf, lf);
+  const section = end === -1 ? header : header.subarray(0, end);
+  try {
+    return utf8.decode(section);
+  } catch {
+    return section.toString('latin1');
+  }
+}
+
+/** The fields of a header section (up to the first empty line), unfolded. */
 function headerFields(header: Buffer | string): Field[] {
-  const text = typeof header === 'string' ? header : header.toString('latin1');
+  const text = typeof header === 'string' ? header : headerText(header);
   const end = text.search(/\r?\n\r?\n/);
   const section = end === -1 ? text : text.slice(0, end);
   const fields: Field[] = [];
