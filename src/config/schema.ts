@@ -442,6 +442,11 @@ export const configSchema = z.strictObject({
       maxConnectionsPerIp: z.number().int().min(1).default(20),
       /** Messages one bag may hold: each one beyond in a received bag gets a class 2 error reply; shipped bags hold at most this many. */
       maxMessagesPerBag: z.number().int().min(1).max(65535).default(10000),
+      /**
+       * Octets the DELIVERs of one received bag may make the acceptor spool, all copies
+       * together (messages sharing one document are each a copy); each beyond gets a class 2 reply.
+       */
+      maxBagSpoolBytes: size.refine((n) => n >= 1, { message: 'must be at least 1' }).prefault('1GiB'),
       /** A shipping unit must arrive whole within this of its first octet (else a class 2 error and close); 0 = no limit. */
       bagTimeout: timerDuration.prefault('5m'),
       /** A connection with no shipping unit in progress is closed after this long; 0 = never. */
