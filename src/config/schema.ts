@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { MAX_BAG_OCTETS } from '../imp/limits.js';
 import { normaliseDomainPattern } from '../delivery/domain.js';
 import { multilingualOnBecause, multilingualSchema } from './multilingual-schema.js';
+import { sharedTokenIssues } from './pod-tokens.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** setTimeout's limit: a longer delay fires at once (Node warns and uses 1 ms). */
@@ -296,6 +297,7 @@ const podSchema = z
           if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `stream name '${s.name}' is used twice` });
           seen.add(s.name);
         });
+        for (const issue of sharedTokenIssues(streams)) ctx.addIssue({ code: 'custom', path: [issue.stream, issue.key], message: issue.message });
       }),
     /** Events up to this size are taken (over 1 MiB is normal); larger ones are dead-lettered. */
     maxEventBytes: size.refine((n) => n >= 1024 && n <= 256 * 1024 * 1024, { message: 'must be 1KiB to 256MiB' }).prefault('16MiB'),
