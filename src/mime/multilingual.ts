@@ -141,14 +141,14 @@ export const DEFAULT_TRANSLATION_PREFERENCE: readonly string[] = ['original', 'h
  * with each shorter range filtered again; the first range that matches any part wins.
  * Among several matching parts: a tag equal to the range, then the translation-type
  * preference, then document order. `*` matches every language part (not `zxx`). A part
- * whose every tag a `q=0` range covers is never chosen by a match, nor as the default
- * while another part is left. No match or no preference: the `zxx` part, else the first
+ * whose every tag has quality 0 (tagQuality) is never chosen by a match, nor as the
+ * default while another part is left. No match or no preference: the `zxx` part, else the first
  * language part.
  */
 export function selectLanguagePart(message: MultilingualMessage, prefs: readonly LanguagePreference[], opts: SelectOptions = {}): LanguageSelection {
   const order = opts.translationPreference ?? DEFAULT_TRANSLATION_PREFERENCE;
-  const never = prefs.filter((p) => p.q === 0).map((p) => p.range);
-  const refused = (part: LanguagePart) => never.length > 0 && part.tags.every((t) => never.some((r) => basicFilterMatches(r, t)));
+  const anyNever = prefs.some((p) => p.q === 0);
+  const refused = (part: LanguagePart) => anyNever && part.tags.every((t) => tagQuality(prefs, t) === 0);
   const eligible = message.languageParts.filter((p) => !refused(p));
   const pool = message.independent && !refused(message.independent) ? [...eligible, message.independent] : eligible;
   const rank = (p: LanguagePart) => {
@@ -189,6 +189,33 @@ export function selectLanguagePart(message: MultilingualMessage, prefs: readonly
   }
   const part = eligible[0] ?? message.languageParts[0]!;
   return { part, rule: 'default', range: undefined, why: `${lead}: the first language part, ${describe(part)}` };
+}
+
+/**
+ * The quality a priority list gives a tag, as RFC 3282 defers to RFC 2616 section 14.4:
+ * the q of the longest range that matches it (basic filtering), so "es-MX, es;q=0"
+ * accepts es-MX; `*` only for a tag no other range matches, and never for `zxx`, which
+ * is no language. The same range listed twice counts with its lowest q. Undefined when
+ * nothing in the list matches the tag.
+ */
+function tagQuality(prefs: readonly LanguagePreference[], tag: string): number | undefined {
+  let quality: number | undefined;
+  let longest = -1;
+  let wildcard: number | undefined;
+  for (const p of prefs) {
+    if (p.range === '*') {
+      wildcard = wildcard === undefined ? p.q : Math.min(wildcard, p.q);
+      continue;
+    }
+    if (!basicFilterMatches(p.range, tag)) continue;
+    // Ranges matching one tag are prefixes of it, so the longer string is the longer range.
+    if (p.range.length > longest) {
+      longest = p.range.length;
+      quality = p.q;
+    } else if (p.range.length === longest) quality = Math.min(quality!, p.q);
+  }
+  if (quality !== undefined) return quality;
+  return tag.toLowerCase() === 'zxx' ? undefined : wildcard;
 }
 
 export type RewriteMode = 'select' | 'reorder';

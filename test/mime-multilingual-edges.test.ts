@@ -1,0 +1,46 @@
+// Edge cases of multipart/multilingual selection and rewriting found by trying to break
+// them: RFC 2616 section 14.4 q-value semantics (which RFC 3282 defers to), header-only
+// language parts, From checks that read the address, not the display name.
+import { simpleParser } from 'mailparser';
+import t from 'tap';
+import { parseLanguagePreferences } from '../src/mime/language-range.js';
+import { analyseMultilingual, isRewritable, rewriteReorder, rewriteSelect, selectLanguagePart, type MultilingualMessage } from '../src/mime/multilingual.js';
+import { parseMimeTree } from '../src/mime/tree.js';
+
+function analysed(text: string): MultilingualMessage {
+  const a = analyseMultilingual(parseMimeTree(Buffer.from(text, 'latin1')));
+  if (!isRewritable(a)) throw new Error(`not rewritable: ${a.reason}`);
+  return a;
+}
+
+function message(parts: { lang: string; from?: string }[], o: { from?: string | null; zxx?: boolean } = {}): string {
+  const lines = [];
+  if (o.from !== null) lines.push(`From: ${o.from ?? 'Sender <sender@example.test>'}`);
+  lines.push('To: r@example.test', 'Subject: top', 'MIME-Version: 1.0', 'Content-Type: multipart/multilingual; boundary="b1"', '', '--b1', 'Content-Type: text/plain', '', 'preface');
+  for (const p of parts) {
+    lines.push('--b1', 'Content-Type: message/rfc822', `Content-Language: ${p.lang}`, '');
+    if (p.from) lines.push(`From: ${p.from}`);
+    lines.push(`Subject: in ${p.lang}`, 'Content-Type: text/plain', '', `body ${p.lang}`);
+  }
+  if (o.zxx) lines.push('--b1', 'Content-Type: message/rfc822', 'Content-Language: zxx', '', 'Content-Type: text/plain', '', ':-)');
+  lines.push('--b1--', '');
+  return lines.join('\r\n');
+}
+
+const choose = (m: MultilingualMessage, prefs: string) => selectLanguagePart(m, parseLanguagePreferences(prefs));
+const tagsOf = (m: MultilingualMessage, prefs: string) => choose(m, prefs).part.tags.join(',');
+
+t.test('q=0 refuses what its range is the longest match for (RFC 2616 14.4 via RFC 3282)', async (t) => {
+  const m = analysed(message([{ lang: 'es' }, { lang: 'en' }, { lang: 'es-MX' }]));
+  t.equal(tagsOf(m, 'en, *;q=0'), 'en', '"*;q=0" refuses only the languages no other range names');
+  t.equal(tagsOf(m, 'fr, en;q=0.5, *;q=0'), 'en');
+  t.equal(tagsOf(m, 'es-MX, es;q=0'), 'es-MX', 'a longer range with q>0 wins over "es;q=0" for es-MX');
+  t.equal(tagsOf(m, 'es, es-MX;q=0'), 'es', 'es-MX refused, plain es still fine');
+  const onlyMx = analysed(message([{ lang: 'es-ES' }, { lang: 'en' }]));
+  t.equal(tagsOf(onlyMx, 'es-MX, es;q=0, de'), 'en', 'es-ES refused by "es;q=0": the first part left');
+  const withZxx = analysed(message([{ lang: 'es' }, { lang: 'de' }], { zxx: true }));
+  const s = choose(withZxx, 'en, *;q=0');
+  t.same([s.part.tags, s.rule], [['zxx'], 'independent'], '"*;q=0" refuses languages, not the language-independent part');
+  t.equal(tagsOf(m, 'en, en;q=0'), 'es', 'the same range twice, once with q=0: never wins');
+  t.equal(tagsOf(m, 'en;q=0, en'), 'es', 'in either order');
+});
