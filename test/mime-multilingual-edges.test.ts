@@ -44,3 +44,26 @@ t.test('q=0 refuses what its range is the longest match for (RFC 2616 14.4 via R
   t.equal(tagsOf(m, 'en, en;q=0'), 'es', 'the same range twice, once with q=0: never wins');
   t.equal(tagsOf(m, 'en;q=0, en'), 'es', 'in either order');
 });
+
+t.test('select: a language part that is a header only, its last line without a line ending, gives whole header lines', async (t) => {
+  const head = 'From: a@example.test\r\nSubject: top\r\nContent-Type: multipart/multilingual; boundary=b1\r\n\r\n--b1\r\n\r\npreface\r\n';
+  // The line ending before a delimiter belongs to the delimiter (RFC 2046 5.1.1), so the
+  // inner message's last header line reaches the rewrite without one.
+  const cases = [
+    ['Content-Type last', 'Subject: hi\r\nContent-Type: text/plain'],
+    ['Subject last', 'Content-Type: text/plain\r\nSubject: hi'],
+    ['Subject only', 'Subject: hi'],
+  ];
+  for (const [name, inner] of cases) {
+    const m = analysed(`${head}--b1\r\nContent-Type: message/rfc822\r\nContent-Language: en\r\n\r\n${inner}\r\n--b1--\r\n`);
+    const out = rewriteSelect(m, m.languageParts[0]!).toString('latin1');
+    const lines = out.split('\r\n').filter((l) => l !== '');
+    t.ok(lines.includes('Subject: hi'), `${name}: Subject on its own line (${JSON.stringify(out)})`);
+    t.ok(lines.includes('Content-Language: en'), `${name}: Content-Language on its own line`);
+    t.ok(lines.includes('MIME-Version: 1.0'), `${name}: MIME-Version on its own line`);
+    t.ok(out.endsWith('\r\n'), `${name}: the header ends with a line ending`);
+    const parsed = await simpleParser(Buffer.from(out, 'latin1'));
+    t.equal(parsed.subject, 'hi', `${name}: mailparser reads the Subject`);
+    t.equal(parsed.headers.get('content-language'), 'en', `${name}: and the Content-Language`);
+  }
+});

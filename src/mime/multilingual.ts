@@ -254,22 +254,25 @@ export function rewriteSelect(message: MultilingualMessage, part: LanguagePart):
   if (wrapper.body.kind !== 'message') throw new Error('language part is not an encapsulated message');
   const inner = wrapper.body.node;
   const fields: Buffer[] = [];
+  // A header-only inner message ends without a line ending (the one before the next
+  // delimiter belongs to the delimiter); every field placed here gets one.
+  const line = (raw: Buffer) => (raw[raw.length - 1] === 0x0a ? raw : Buffer.concat([raw, Buffer.from(eol)]));
   let subjectPlaced = false;
   let mimeVersion = false;
   for (const f of root.header) {
     if (isContentField(f)) continue;
     if (named(f, 'subject')) {
       if (subjectPlaced) continue;
-      fields.push(part.subject?.raw ?? f.raw);
+      fields.push(line(part.subject?.raw ?? f.raw));
       subjectPlaced = true;
       continue;
     }
     if (named(f, 'mime-version')) mimeVersion = true;
     fields.push(f.raw);
   }
-  if (!subjectPlaced && part.subject) fields.push(part.subject.raw);
+  if (!subjectPlaced && part.subject) fields.push(line(part.subject.raw));
   if (!mimeVersion) fields.push(Buffer.from(`MIME-Version: 1.0${eol}`));
-  for (const f of inner.header) if (isContentField(f) && !named(f, 'content-language')) fields.push(f.raw);
+  for (const f of inner.header) if (isContentField(f) && !named(f, 'content-language')) fields.push(line(f.raw));
   fields.push(Buffer.from(`Content-Language: ${part.tags.join(', ')}${eol}`));
   const translation = wrapper.header.find((f) => named(f, 'content-translation-type'));
   if (translation) fields.push(translation.raw);
