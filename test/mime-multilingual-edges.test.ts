@@ -67,3 +67,30 @@ t.test('select: a language part that is a header only, its last line without a l
     t.equal(parsed.headers.get('content-language'), 'en', `${name}: and the Content-Language`);
   }
 });
+
+t.test('an inner From is checked by its address, not by text that looks like one (RFC 8255 section 10)', async (t) => {
+  const spoofs: [string, string, string][] = [
+    ['quoted display name holding the top address', 'attacker@evil.example', '"<attacker@evil.example>" <ceo@bank.example>'],
+    ['top display name holding the inner address', '"<ceo@bank.example>" <attacker@evil.example>', 'Bank <ceo@bank.example>'],
+    ['a second address', 'attacker@evil.example', 'attacker@evil.example, ceo@bank.example'],
+  ];
+  for (const [name, top, inner] of spoofs) {
+    const m = analysed(message([{ lang: 'en' }, { lang: 'es', from: inner }], { from: top }));
+    const es = m.languageParts[1]!;
+    t.ok(es.fromMismatch, `${name}: seen as another sender`);
+    const reordered = rewriteReorder(m, es).toString('latin1');
+    t.notOk(reordered.includes(`From: ${inner}\r\n`), `${name}: the inner From is not delivered in reorder`);
+  }
+  const same: [string, string][] = [
+    ['Sender <sender@example.test>', '=?utf-8?q?Remitente?= <SENDER@example.test>'],
+    ['sender@example.test (Sender)', 'Remitente <sender@example.test>'],
+    ['a@example.test, b@example.test', 'b@example.test, A <a@example.test>'],
+  ];
+  for (const [top, inner] of same) {
+    const m = analysed(message([{ lang: 'es', from: inner }], { from: top }));
+    t.notOk(m.languageParts[0]!.fromMismatch, `a localised display name is no other sender: ${inner}`);
+  }
+  const noTop = analysed(message([{ lang: 'en' }, { lang: 'es', from: 'ceo@bank.example' }], { from: null }));
+  t.ok(noTop.languageParts[1]!.fromMismatch);
+  t.notMatch(rewriteReorder(noTop, noTop.languageParts[1]!).toString('latin1'), /bank\.example/, 'no top-level From to put in its place: the inner one is removed');
+});

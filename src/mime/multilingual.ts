@@ -4,6 +4,7 @@
 // delivery. Pure functions over the lossless MIME tree: what is not rewritten keeps its
 // exact bytes.
 
+import addressparser from 'nodemailer/lib/addressparser';
 import { basicFilterMatches, lookupFallbacks, type LanguagePreference } from './language-range.js';
 import { fieldValue, headerValue, serializeMimeTree, type MimeHeaderField, type MimeNode, type MimePart } from './tree.js';
 
@@ -56,11 +57,14 @@ export function parseContentLanguage(value: string): { tags: string[]; translati
   return { tags, translationType };
 }
 
-function addressOf(from: string | undefined): string | undefined {
-  if (from === undefined) return undefined;
-  const angle = /<([^<>]*)>/.exec(from);
-  const addr = (angle ? angle[1]! : from.replace(/\([^()]*\)/g, '')).trim().toLowerCase();
-  return addr === '' ? undefined : addr;
+/**
+ * The addresses a From names, lower-cased, sorted, one each: parsed as RFC 5322 address
+ * lists, so a display name that looks like an address (`"<ceo@bank>" <me@evil>`) or a
+ * comment is not taken for one.
+ */
+function addressesOf(from: string): string {
+  const found = addressparser(from, { flatten: true }).map((a) => a.address.trim().toLowerCase());
+  return [...new Set(found.filter((a) => a !== ''))].sort().join(' ');
 }
 
 function hasEightBitHeader(node: MimeNode): boolean {
@@ -80,7 +84,8 @@ export function analyseMultilingual(root: MimeNode): MultilingualMessage | NotRe
   if (hasEightBitHeader(root)) return { reason: '8-bit bytes in the top-level header', multilingual: true };
   const preface = body.parts[0]!.node;
   if (headerValue(preface, 'content-language') !== undefined) return { reason: 'no multilingual preface (the first part has a Content-Language)', multilingual: true };
-  const topFrom = addressOf(headerValue(root, 'from'));
+  const topFromValue = headerValue(root, 'from');
+  const topFrom = topFromValue === undefined ? '' : addressesOf(topFromValue);
   const languageParts: LanguagePart[] = [];
   let independent: LanguagePart | undefined;
   for (let index = 1; index < body.parts.length; index++) {
@@ -96,13 +101,13 @@ export function analyseMultilingual(root: MimeNode): MultilingualMessage | NotRe
     if (hasEightBitHeader(node) || hasEightBitHeader(inner)) return { reason: `8-bit bytes in the header of part ${index}`, multilingual: true };
     const typeHeader = headerValue(node, 'content-translation-type');
     const innerFrom = headerValue(inner, 'from');
-    const innerAddr = addressOf(innerFrom);
     const part: LanguagePart = {
       index,
       tags,
       translationType: typeHeader !== undefined ? typeHeader.trim().toLowerCase() || undefined : draftType,
       subject: inner.header.find((f) => f.name?.toLowerCase() === 'subject'),
-      fromMismatch: innerAddr !== undefined && innerAddr !== topFrom,
+      // The same addresses, display names aside; an inner From naming none is no match either.
+      fromMismatch: innerFrom !== undefined && (topFrom === '' || addressesOf(innerFrom) !== topFrom),
       from: innerFrom,
     };
     const isIndependent = tags.length === 1 && tags[0]!.toLowerCase() === 'zxx';
@@ -283,7 +288,8 @@ export function rewriteSelect(message: MultilingualMessage, part: LanguagePart):
 
 /**
  * `reorder`: the whole multilingual message, the chosen part moved first after the
- * preface. A part whose From names another sender gets the top-level From instead.
+ * preface. A part whose From names another sender gets the top-level From instead (or
+ * none, when the message has no top-level From).
  */
 export function rewriteReorder(message: MultilingualMessage, part: LanguagePart): Buffer {
   const root = message.root;
@@ -292,9 +298,10 @@ export function rewriteReorder(message: MultilingualMessage, part: LanguagePart)
   const topFrom = root.header.find((f) => named(f, 'from'));
   const parts = body.parts.map((p, i) => {
     const lp = message.languageParts.find((l) => l.index === i) ?? (message.independent?.index === i ? message.independent : undefined);
-    if (!lp?.fromMismatch || !topFrom || p.node.body.kind !== 'message') return p;
+    if (!lp?.fromMismatch || p.node.body.kind !== 'message') return p;
     const inner = p.node.body.node;
-    const header = inner.header.map((f) => (named(f, 'from') ? topFrom : f));
+    // Without a top-level From to put in its place, the inner one goes.
+    const header = topFrom ? inner.header.map((f) => (named(f, 'from') ? topFrom : f)) : inner.header.filter((f) => !named(f, 'from'));
     return { ...p, node: { ...p.node, body: { kind: 'message' as const, node: { ...inner, header } } } };
   });
   const chosen = parts[part.index]!;
