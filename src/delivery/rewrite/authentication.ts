@@ -5,6 +5,7 @@
 // the body hash no longer matches. mailauth does the cryptography; DNS goes through the
 // resolver the caller passes (tests pass a stub, never the network).
 import { arc, dkimVerify, sealMessage, type ARCSealOptions, type DNSResolver } from 'mailauth';
+import { fieldValue, type MimeHeaderField } from '../../mime/tree.js';
 
 export interface ArcKey {
   signingDomain: string;
@@ -59,4 +60,17 @@ export async function arcSealCopy(copy: Buffer, key: ArcKey, received: ReceivedA
     signTime,
   };
   return sealMessage(copy, seal);
+}
+
+/**
+ * True for an Authentication-Results field in the name of `authservId` (case-insensitive,
+ * comments and the optional version aside). Such a field that arrived with the message was
+ * not written by this gateway: a copy that carries the gateway's verdict must not carry it
+ * too (RFC 8601 section 5), or a next hop trusting the gateway could read the forged one.
+ */
+export function claimsAuthservId(field: MimeHeaderField, authservId: string): boolean {
+  if (field.name === null || field.name.toLowerCase() !== 'authentication-results') return false;
+  const value = fieldValue(field).replace(/\([^()]*\)/g, ' ').trim();
+  const id = /^[^\s;]*/.exec(value)![0];
+  return id.toLowerCase() === authservId.toLowerCase();
 }
