@@ -94,3 +94,19 @@ t.test('an inner From is checked by its address, not by text that looks like one
   t.ok(noTop.languageParts[1]!.fromMismatch);
   t.notMatch(rewriteReorder(noTop, noTop.languageParts[1]!).toString('latin1'), /bank\.example/, 'no top-level From to put in its place: the inner one is removed');
 });
+
+t.test('reorder: an empty preface does not let a moved part swallow the next one', async (t) => {
+  // After an empty part the next delimiter has no line ending of its own before it (the
+  // one there belongs to the delimiter before); moved behind a part with content it needs one.
+  const text = 'From: a@example.test\r\nSubject: top\r\nContent-Type: multipart/multilingual; boundary=b1\r\n\r\n--b1\r\n--b1\r\nContent-Type: message/rfc822\r\nContent-Language: en\r\n\r\nSubject: en\r\n\r\nhello\r\n--b1\r\nContent-Type: message/rfc822\r\nContent-Language: es\r\n\r\nSubject: es\r\n\r\nhola\r\n--b1--\r\n';
+  const m = analysed(text);
+  const out = rewriteReorder(m, choose(m, 'es').part).toString('latin1');
+  t.notMatch(out, /hola--b1/, 'no delimiter glued to a body');
+  const again = analysed(out);
+  t.same(again.languageParts.map((p) => p.tags[0]), ['es', 'en'], 'both language parts, Spanish first');
+  t.same(
+    again.languageParts.map((p) => rewriteSelect(again, p).toString('latin1').split('\r\n\r\n')[1]),
+    ['hola', 'hello'],
+    'each part keeps its own body',
+  );
+});

@@ -305,7 +305,11 @@ export function rewriteReorder(message: MultilingualMessage, part: LanguagePart)
     return { ...p, node: { ...p.node, body: { kind: 'message' as const, node: { ...inner, header } } } };
   });
   const chosen = parts[part.index]!;
-  const reordered = [parts[0]!, chosen, ...parts.slice(1).filter((_, i) => i + 1 !== part.index)];
+  const eol = Buffer.from(lineEnding(root));
+  // A delimiter right after an empty part has no line ending of its own (the one there
+  // belongs to the delimiter before); moved behind a part with content, it needs one.
+  const ownLine = (p: MimePart): MimePart => (p.delimiter[0] === 0x2d ? { ...p, delimiter: Buffer.concat([eol, p.delimiter]) } : p);
+  const reordered = [parts[0]!, ...[chosen, ...parts.slice(1).filter((_, i) => i + 1 !== part.index)].map(ownLine)];
   return serializeMimeTree({ ...root, body: { ...body, parts: reordered } });
 }
 
