@@ -117,3 +117,14 @@ t.test('a rewritten copy carries no Authentication-Results in the gateway\'s nam
     t.notMatch(text, /dkim=pass|dmarc=pass/, `${mode}: the forged verdicts are gone`);
   }
 });
+
+t.test('a chain that already has 50 ARC sets is not extended to an invalid i=51 (RFC 8617 4.2.1)', async (t) => {
+  const { arcSealCopy } = await import('../src/delivery/rewrite/authentication.js');
+  const { generateKeyPairSync } = await import('node:crypto');
+  const privateKey = generateKeyPairSync('rsa', { modulusLength: 1024 }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const key = { signingDomain: 'gw.example.test', selector: 'arc', privateKey };
+  const received = (nextInstance: number) => ({ field: Buffer.alloc(0), authResults: 'gw.example.test; dkim=none', cv: 'pass', nextInstance, dkim: [] });
+  const copy = Buffer.from('From: a@example.test\r\nSubject: x\r\n\r\nbody\r\n');
+  t.match((await arcSealCopy(copy, key, received(50))).toString(), /^ARC-Seal: i=50;/, 'the 50th set is sealed');
+  t.equal((await arcSealCopy(copy, key, received(51))).length, 0, 'no 51st');
+});

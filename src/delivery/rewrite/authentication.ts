@@ -44,12 +44,17 @@ export async function authenticateReceived(message: Buffer, o: { authservId: str
   };
 }
 
+/** RFC 8617 section 4.2.1: instance numbers run from 1 to 50. */
+const MAX_ARC_INSTANCE = 50;
+
 /**
  * The ARC set for a rewritten copy, to prepend to it (empty when the received chain
- * failed: RFC 8617 section 5.1.2, a failed chain is not extended).
+ * failed: RFC 8617 section 5.1.2, a failed chain is not extended; empty too when the chain
+ * already has 50 sets, since an i=51 set makes the whole chain fail at the next hop).
  */
 export async function arcSealCopy(copy: Buffer, key: ArcKey, received: ReceivedAuthentication, signTime = new Date()): Promise<Buffer> {
   if (received.cv !== 'none' && received.cv !== 'pass') return Buffer.alloc(0);
+  if (received.nextInstance > MAX_ARC_INSTANCE) return Buffer.alloc(0);
   const seal: ARCSealOptions & { i: number; cv: string; authResults: string; signTime: Date } = {
     signingDomain: key.signingDomain,
     selector: key.selector,
