@@ -110,3 +110,19 @@ t.test('reorder: an empty preface does not let a moved part swallow the next one
     'each part keeps its own body',
   );
 });
+
+t.test('extlang, private use and case: what RFC 4647 matching gives (held)', async (t) => {
+  const m = analysed(message([{ lang: 'en' }, { lang: 'zh-Yue' }, { lang: 'x-klingon' }, { lang: 'de-CH-1996' }]));
+  const pick = (prefs: string) => {
+    const s = choose(m, prefs);
+    return `${s.part.tags.join(',')} ${s.rule}`;
+  };
+  t.equal(pick('ZH-YUE-hk'), 'zh-Yue lookup', 'extlang range truncated to zh-yue, any case');
+  t.equal(pick('zh'), 'zh-Yue filter', 'zh covers zh-yue');
+  t.equal(pick('yue'), 'en default', 'yue alone is another tag (no canonicalisation)');
+  t.equal(pick('X-Klingon'), 'x-klingon exact', 'private use tag, exact');
+  t.equal(pick('en-x-klingon'), 'en lookup', 'private use subtags go first in lookup: en');
+  t.equal(pick('ch'), 'en default', '"ch" does not match de-CH-1996');
+  t.equal(pick('de-CH'), 'de-CH-1996 filter');
+  t.equal(pick('de-CH-1996-x-a, en'), 'de-CH-1996 lookup', 'lookup drops x-a, then matches');
+});
