@@ -3,6 +3,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { stringify } from 'yaml';
+import { preflight } from '../src/cli/preflight.js';
+import { validateConfig } from '../src/config/load.js';
 import { formatStreamStatus, type StreamStatusView } from '../src/cli/pod/status.js';
 import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
@@ -51,6 +53,47 @@ t.test('config check: a stream needs exactly one of token and tokenEnv, and a un
   t.match(r2.stderr, /used twice/);
   const http = config([{ name: 'a', url: 'https://pod.test/', cid: 'c', type: 'message', token: 'x' }]);
   t.match((await cli(['config', 'check', '--config', http.cfg])).stderr, /ws:\/\/ or wss:\/\//);
+});
+
+t.test('config check: two streams on one token (the API allows one session per token) are refused, naming both', async (t) => {
+  const stream = (name: string, type: 'message' | 'maillog', token: Record<string, string>) => ({ name, url: 'wss://pod.test/', cid: 'c', type, ...token });
+  const literal = config([stream('msgs', 'message', { token: 'same-secret' }), stream('logs', 'maillog', { token: 'same-secret' })]);
+  const r1 = await cli(['config', 'check', '--config', literal.cfg]);
+  t.equal(r1.code, 1);
+  t.equal(r1.stderr.trim().split('\n').length, 1, 'one line');
+  t.match(r1.stderr, /streams 'msgs' and 'logs' use the same token/);
+  t.notMatch(r1.stderr, /same-secret/, 'the token is not printed');
+  const named = config([stream('msgs', 'message', { tokenEnv: 'POD_TOKEN' }), stream('logs', 'maillog', { tokenEnv: 'POD_TOKEN' })]);
+  const r2 = await cli(['config', 'check', '--config', named.cfg]);
+  t.equal(r2.code, 1);
+  t.match(r2.stderr, /streams 'msgs' and 'logs' use the same token \(tokenEnv POD_TOKEN\)/);
+  // A backfill token that is another stream's live token would wait for that session for good.
+  const backfill = config([stream('msgs', 'message', { token: 'a' }), stream('logs', 'maillog', { token: 'b', backfillToken: 'a' })]);
+  const r3 = await cli(['config', 'check', '--config', backfill.cfg]);
+  t.equal(r3.code, 1);
+  t.match(r3.stderr, /streams 'msgs' and 'logs' use the same token/);
+  // Distinct tokens, and one archive token two streams share (their backfills take turns), pass.
+  const ok = config([stream('msgs', 'message', { token: 'a', backfillTokenEnv: 'POD_ARCHIVE' }), stream('logs', 'maillog', { tokenEnv: 'POD_B', backfillTokenEnv: 'POD_ARCHIVE' })]);
+  const r4 = await cli(['config', 'check', '--config', ok.cfg]);
+  t.equal(r4.code, 0, r4.stderr);
+});
+
+t.test('start: two token variables holding the same token are refused before anything starts, naming both streams', async (t) => {
+  const config = validateConfig({
+    store: { path: join(tmp.dir, 'same-token.db') },
+    spool: { dir: join(tmp.dir, 'same-token-spool') },
+    smtp: { listen: { host: '127.0.0.1', port: 0 } },
+    admin: { enabled: false },
+    pod: { streams: [
+      { name: 'msgs', url: 'wss://pod.test/', cid: 'c', type: 'message', tokenEnv: 'POD_MSGS' },
+      { name: 'logs', url: 'wss://pod.test/', cid: 'c', type: 'maillog', tokenEnv: 'POD_LOGS' },
+    ] },
+  });
+  const err = await preflight(config, 'f.yaml', { create: false, env: { POD_MSGS: 'one-token', POD_LOGS: 'one-token' } }).then(() => undefined, (e: Error) => e);
+  t.ok(err, 'refused');
+  t.match(err?.message, /streams 'msgs' and 'logs' use the same token \(tokenEnv POD_MSGS and tokenEnv POD_LOGS hold the same value\)/);
+  t.notMatch(err?.message, /one-token/, 'the token is not printed');
+  await t.resolves(preflight(config, 'f.yaml', { create: false, env: { POD_MSGS: 'one-token', POD_LOGS: 'another-token' } }), 'distinct tokens start');
 });
 
 t.test('pod status: state, newest event and its age, counters, last error; --json', async (t) => {

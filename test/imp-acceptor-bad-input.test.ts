@@ -181,3 +181,42 @@ t.test('a whole unit whose bag cannot be framed (a message overrunning the bag):
   await c.closed;
   await stillServing(t, port);
 });
+
+t.test('DELIVERs sharing one document: past imp.maxBagSpoolBytes they get class 2 replies and nothing is spooled for them', async (t) => {
+  // One 20 KB document shared by tid across six DELIVERs: the bag is about 20 KB on the
+  // wire, but each DELIVER is its own spool copy. 50 KB lets two copies in.
+  const { gw, port } = await gateway(t, { maxBagSpoolBytes: 50_000 });
+  const body = 'x'.repeat(78).concat('\r\n').repeat(250);
+  const messages: ImpMessage[] = [1, 2, 3, 4, 5, 6].map((tn) => ({
+    tid: { tn, ihn: ORIGIN },
+    command: deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: `user${tn}` }), stamp: [ORIGIN] }),
+    document: { header: proplist({ SUBJECT: 'shared' }), body: { type: 'list', items: [textElement(body)] } },
+  }));
+  const bag = encodeBag(messages);
+  t.ok(bag.length < 2 * body.length, 'the document is carried once');
+  const c = await impClient(port);
+  t.teardown(() => c.close());
+  await c.send(encodeShippingUnit(bag));
+  const replies = (await c.replies(6)).map(readReply);
+  t.same(replies.map((r) => [r.tid.tn, r.answer, r.error.errorClass]), [[1, true, 0], [2, true, 0], [3, false, 2], [4, false, 2], [5, false, 2], [6, false, 2]]);
+  t.match(replies[2]!.error.errorString, /^Resources unavailable: .*imp\.maxBagSpoolBytes|^Resources unavailable: .*50000/);
+  t.ok(replies[2]!.transient, 'class 2: ship it again, in another bag');
+  for (const tn of [1, 2]) t.equal(gw.store.queue.impMessagesByTid({ tn, ihn: ORIGIN }).length, 1, `message ${tn} spooled`);
+  for (const tn of [3, 4, 5, 6]) t.same(gw.store.queue.impMessagesByTid({ tn, ihn: ORIGIN }), [], `nothing spooled for message ${tn}`);
+  // The same messages in a bag of their own are taken: the limit is per bag.
+  await c.send(encodeShippingUnit(encodeBag(messages.slice(2, 4))));
+  t.same((await c.replies(2)).map((m) => readReply(m).answer), [true, true]);
+});
+
+t.test('a single DELIVER larger than imp.maxBagSpoolBytes is still taken (one per bag always is)', async (t) => {
+  const { port } = await gateway(t, { maxBagSpoolBytes: 1000 });
+  const c = await impClient(port);
+  t.teardown(() => c.close());
+  const big = (tn: number): ImpMessage => ({
+    tid: { tn, ihn: ORIGIN },
+    command: deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: 'alice' }), stamp: [ORIGIN] }),
+    document: { header: proplist({ SUBJECT: 'big' }), body: { type: 'list', items: [textElement('y'.repeat(5000))] } },
+  });
+  await c.send(encodeShippingUnit(encodeBag([big(1), big(2)])));
+  t.same((await c.replies(2)).map((m) => [readReply(m).answer, readReply(m).error.errorClass]), [[true, 0], [false, 2]]);
+});

@@ -30,6 +30,7 @@ t.test('a spool failure: class 4, answer no, transient; the rest of the bag answ
     store,
     policy: new ImpRecipientPolicy([{ domain: 'example.test', nexthop: { kind: 'maildir', path: dir, url: `maildir:${dir}` } }], ['example.test'], []),
     maxMessagesPerBag: 100,
+    maxBagSpoolBytes: 1 << 30,
     acceptConcurrency: 4,
     logger: pino({ level: 'silent' }),
     nextReplyTid: () => ({ tn: tn++, ihn: 5 }),

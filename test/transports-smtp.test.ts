@@ -195,3 +195,107 @@ t.test('a saturated next hop that is making progress hands its connection over i
     ['a@good.test', 'b@good.test', 'c@good.test'],
   );
 });
+
+/**
+ * A next hop that offers STARTTLS, answers it with 220, then sends octets that are not
+ * TLS: every handshake fails. A session that does not ask for STARTTLS gets a plain
+ * SMTP transaction; each connection records whether it tried TLS and what it was given.
+ */
+async function startBrokenTlsHop(): Promise<{ port: number; sessions: Array<{ starttls: boolean; data?: string }>; close(): Promise<void> }> {
+  const { createServer } = await import('node:net');
+  const sessions: Array<{ starttls: boolean; data?: string }> = [];
+  const sockets = new Set<Socket>();
+  const server = createServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    const session: { starttls: boolean; data?: string } = { starttls: false };
+    sessions.push(session);
+    let buffer = '';
+    let inData = false;
+    let body = '';
+    socket.write('220 broken-tls.test ESMTP\r\n');
+    socket.on('data', (chunk: Buffer) => {
+      // The client's TLS hello gets octets that are not a TLS record.
+      if (session.starttls) return void socket.end('this is not a TLS record, and never will be\r\n');
+      buffer += chunk.toString('latin1');
+      for (let i = buffer.indexOf('\r\n'); i !== -1; i = buffer.indexOf('\r\n')) {
+        const line = buffer.slice(0, i);
+        buffer = buffer.slice(i + 2);
+        if (inData) {
+          if (line === '.') {
+            inData = false;
+            session.data = body;
+            socket.write('250 2.0.0 queued\r\n');
+          } else body += `${line}\r\n`;
+          continue;
+        }
+        const verb = line.slice(0, 4).toUpperCase();
+        if (verb === 'EHLO') socket.write('250-broken-tls.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n');
+        else if (verb === 'STAR') {
+          session.starttls = true;
+          socket.write('220 2.0.0 go ahead\r\n');
+          return;
+        } else if (verb === 'MAIL' || verb === 'RCPT' || verb === 'RSET' || verb === 'NOOP') socket.write('250 2.1.0 ok\r\n');
+        else if (verb === 'DATA') {
+          inData = true;
+          socket.write('354 go on\r\n');
+        } else if (verb === 'QUIT') {
+          socket.end('221 2.0.0 bye\r\n');
+        } else socket.write('502 5.5.2 what\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as { port: number }).port,
+    sessions,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+t.test('a TLS handshake that fails after STARTTLS was accepted', async (t) => {
+  const broken = await startBrokenTlsHop();
+  t.teardown(() => broken.close());
+  const to = ['bob@remote.test'];
+
+  t.test('opportunistic: retried at once on a new connection in plaintext (Postfix may), and logged', async (t) => {
+    const logged: Array<{ fields: Record<string, unknown>; msg: string }> = [];
+    const logger = { warn: (fields: Record<string, unknown>, msg: string) => logged.push({ fields, msg }) };
+    const tr = transport(t, 'smtp', { logger });
+    const from = broken.sessions.length;
+    const res = attempted(await tr.deliver(hop(`smtp://127.0.0.1:${broken.port}`, 'opportunistic'), memoryRequest(to, BODY)));
+    t.equal(res.recipients[0]!.outcome, 'delivered', res.recipients[0]!.reply);
+    t.match(res.recipients[0]!.reply, /^250 2\.0\.0 queued/);
+    const sessions = broken.sessions.slice(from);
+    t.same(sessions.map((s) => [s.starttls, s.data !== undefined]), [[true, false], [false, true]], 'the TLS session carried nothing; the plaintext one the message');
+    t.match(sessions[1]!.data, /Subject: next hop/);
+    t.equal(logged.length, 1);
+    t.equal(logged[0]!.msg, 'smtp: TLS handshake failed; retrying in plaintext');
+    t.equal(logged[0]!.fields['nexthop'], `smtp://127.0.0.1:${broken.port}`);
+    t.ok(logged[0]!.fields['reason'], 'says why');
+  });
+
+  t.test('required: deferred, never plaintext', async (t) => {
+    const tr = transport(t, 'smtp');
+    const from = broken.sessions.length;
+    const res = attempted(await tr.deliver(hop(`smtp://127.0.0.1:${broken.port}`, 'required', false), memoryRequest(to, BODY)));
+    t.equal(res.recipients[0]!.outcome, 'deferred');
+    t.match(res.recipients[0]!.reply, /^451 4\.7\.5 TLS with smtp:\/\/127\.0\.0\.1:\d+ failed/);
+    t.same(broken.sessions.slice(from).map((s) => [s.starttls, s.data]), [[true, undefined]], 'one session, nothing sent');
+  });
+});
+
+t.test('opportunistic with tlsVerify: a certificate that fails verification still defers (no plaintext retry)', async (t) => {
+  const withTls = await startHop({ starttls: true });
+  t.teardown(() => withTls.close());
+  const tr = transport(t, 'smtp');
+  const res = attempted(await tr.deliver(hop(`smtp://localhost:${withTls.port}`, 'opportunistic', true), memoryRequest(['bob@remote.test'], BODY)));
+  t.equal(res.recipients[0]!.outcome, 'deferred');
+  t.match(res.recipients[0]!.reply, /^451 4\.7\.5 /);
+  t.equal(withTls.messages.length, 0, 'nothing sent');
+});

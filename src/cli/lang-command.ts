@@ -2,6 +2,7 @@ import { CliError, parseCommandArgs, readInput, UsageError, writeOutput, type Cl
 import { LanguagePreferenceError, parseLanguagePreferences, type LanguagePreference } from '../mime/language-range.js';
 import { analyseMultilingual, isRewritable, partSubject, rewriteMultilingual, selectLanguagePart, type RewriteMode } from '../mime/multilingual.js';
 import { parseMimeTree } from '../mime/tree.js';
+import { oneLine } from './pod/one-line.js';
 
 function preferences(value: string | undefined): LanguagePreference[] {
   if (value === undefined || value.trim() === '') return [];
@@ -43,8 +44,9 @@ options:
     }
     const choice = selectLanguagePart(analysis, prefs);
     const p = choice.part;
-    io.stderr.write(`part ${p.index}: ${p.tags.join(', ')}; translation ${p.translationType ?? 'unspecified'}; ${choice.why}\n`);
-    if (p.fromMismatch) io.stderr.write(`warning: part ${p.index} has a From (${p.from ?? ''}) that differs from the top-level From; the top-level From is kept\n`);
+    // Tags, translation type and From are the sender's text: escaped, so no control sequence reaches the terminal.
+    io.stderr.write(oneLine(`part ${p.index}: ${p.tags.join(', ')}; translation ${p.translationType ?? 'unspecified'}; ${choice.why}`) + '\n');
+    if (p.fromMismatch) io.stderr.write(oneLine(`warning: part ${p.index} has a From (${p.from ?? ''}) that differs from the top-level From; the top-level From is kept`) + '\n');
     await writeOutput(io, rewriteMultilingual(analysis, p, mode));
     return 0;
   },
@@ -55,7 +57,8 @@ const partsCommand: Command = {
   summary: 'list the language parts of a multilingual message',
   usage: `mailbag lang parts [--json] [FILE.eml]
 
-One line per part: index, Content-Language tags, translation type, Subject.
+One line per part: index, Content-Language tags, translation type, Subject (tab-separated;
+control characters in them shown as \\t, \\xHH).
 Reads stdin when FILE is omitted. Exits 1 when the message is not one mailbag rewrites.`,
   async run(argv: string[], io: CliIO) {
     const { values, positionals } = parseCommandArgs(argv, { json: { type: 'boolean' } });
@@ -71,7 +74,7 @@ Reads stdin when FILE is omitted. Exits 1 when the message is not one mailbag re
       fromMismatch: p.fromMismatch,
     }));
     if (values.json) return void (await writeOutput(io, JSON.stringify(parts, null, 2) + '\n'));
-    const lines = parts.map((p) => [String(p.index), p.tags.join(','), p.translationType ?? '-', p.subject ?? '-'].join('\t'));
+    const lines = parts.map((p) => [String(p.index), p.tags.join(','), p.translationType ?? '-', p.subject ?? '-'].map(oneLine).join('\t'));
     await writeOutput(io, ['PART\tLANGUAGE\tTRANSLATION\tSUBJECT', ...lines].join('\n') + '\n');
     return 0;
   },

@@ -4,7 +4,7 @@ import { archiveWindow, HOUR_MS } from '../pod/consumer.js';
 import { oneLine } from './pod/one-line.js';
 import { PodError } from '../pod/errors.js';
 import { parsePodTime } from '../pod/time.js';
-import { resolveToken } from '../gateway/pod-consumer.js';
+import { resolveToken } from '../config/pod-tokens.js';
 import { backfillWindow } from './pod/backfill.js';
 import { importFiles } from './pod/import.js';
 import { formatStreamStatus, streamStatusViews } from './pod/status.js';

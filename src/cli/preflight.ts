@@ -11,6 +11,7 @@ import { createSecureContext } from 'node:tls';
 import { createPrivateKey } from 'node:crypto';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { sharedTokenIssues } from '../config/pod-tokens.js';
 import { multilingualOnBecause } from '../config/multilingual-schema.js';
 import { ancestry } from '../make-dir.js';
 import { CliError } from './command.js';
@@ -193,6 +194,12 @@ export interface PreflightOptions {
   create: boolean;
   /** Resolves a listen host name (tests pass their own; default dns.lookup). */
   resolveHost?: (host: string) => Promise<unknown>;
+  /**
+   * Where start reads PoD stream tokens named by `tokenEnv` (start: its own environment):
+   * streams whose variables hold one token are refused. Absent (config check): the schema's
+   * comparison of token values and variable names only.
+   */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -214,6 +221,7 @@ export async function preflight(config: Config, file: string, opts: PreflightOpt
     const problem = await checkTlsFiles(key, tls);
     if (problem) problems.push(problem);
   }
+  if (opts.env) for (const issue of sharedTokenIssues(config.pod.streams, opts.env)) problems.push(`pod.streams.${issue.stream}.${issue.key}: ${issue.message}`);
   const arcProblem = await checkArcKey(config);
   if (arcProblem) problems.push(arcProblem);
   for (const p of pathsOf(config)) {

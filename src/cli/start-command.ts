@@ -16,7 +16,7 @@ export const startCommand: Command = {
     const { values } = parseCommandArgs(argv, { config: { type: 'string', short: 'c' } }, false);
     const file = resolveConfigPath(values.config, process.env);
     const config = loadConfig(file);
-    for (const w of await preflight(config, file, { create: true })) io.stderr.write(`mailbag start: warning: ${w}\n`);
+    for (const w of await preflight(config, file, { create: true, env: process.env })) io.stderr.write(`mailbag start: warning: ${w}\n`);
     let gateway;
     try {
       gateway = await startGateway(config);

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { MAX_BAG_OCTETS } from '../imp/limits.js';
 import { normaliseDomainPattern } from '../delivery/domain.js';
 import { multilingualOnBecause, multilingualSchema } from './multilingual-schema.js';
+import { sharedTokenIssues } from './pod-tokens.js';
 import { parseDuration, parseSize } from './units.js';
 
 /** setTimeout's limit: a longer delay fires at once (Node warns and uses 1 ms). */
@@ -296,6 +297,7 @@ const podSchema = z
           if (seen.has(s.name)) ctx.addIssue({ code: 'custom', path: [i, 'name'], message: `stream name '${s.name}' is used twice` });
           seen.add(s.name);
         });
+        for (const issue of sharedTokenIssues(streams)) ctx.addIssue({ code: 'custom', path: [issue.stream, issue.key], message: issue.message });
       }),
     /** Events up to this size are taken (over 1 MiB is normal); larger ones are dead-lettered. */
     maxEventBytes: size.refine((n) => n >= 1024 && n <= 256 * 1024 * 1024, { message: 'must be 1KiB to 256MiB' }).prefault('16MiB'),
@@ -442,6 +444,11 @@ export const configSchema = z.strictObject({
       maxConnectionsPerIp: z.number().int().min(1).default(20),
       /** Messages one bag may hold: each one beyond in a received bag gets a class 2 error reply; shipped bags hold at most this many. */
       maxMessagesPerBag: z.number().int().min(1).max(65535).default(10000),
+      /**
+       * Octets the DELIVERs of one received bag may make the acceptor spool, all copies
+       * together (messages sharing one document are each a copy); each beyond gets a class 2 reply.
+       */
+      maxBagSpoolBytes: size.refine((n) => n >= 1, { message: 'must be at least 1' }).prefault('1GiB'),
       /** A shipping unit must arrive whole within this of its first octet (else a class 2 error and close); 0 = no limit. */
       bagTimeout: timerDuration.prefault('5m'),
       /** A connection with no shipping unit in progress is closed after this long; 0 = never. */

@@ -24,6 +24,7 @@ export function createDeliveryQueue(
     connectTimeoutMs: q.connectTimeout,
     greetingTimeoutMs: q.greetingTimeout,
     maxConnections: q.perNexthopConcurrency,
+    logger: deps.logger,
   };
   const ihn = config.imp.ihn;
   const events = deps.events;

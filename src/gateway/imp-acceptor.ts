@@ -33,6 +33,7 @@ export function impAcceptorComponent(
       store: storage.store,
       policy: new ImpRecipientPolicy(config.routes, config.smtp.localDomains, config.imp.trustedPeers),
       maxMessagesPerBag: config.imp.maxMessagesPerBag,
+      maxBagSpoolBytes: config.imp.maxBagSpoolBytes,
       acceptConcurrency: config.imp.acceptConcurrency,
       logger,
       nextReplyTid,

@@ -1,6 +1,7 @@
 // The PoD Log API consumer: one runner per configured stream keeps a live session open,
 // reconnects with backoff, fills gaps from the archive and stores events in batches.
 import type { Logger } from 'pino';
+import { resolveToken } from '../config/pod-tokens.js';
 import type { Config, PodStreamConfig } from '../config/schema.js';
 import { archiveWindow, backoffDelay, conflictDelay, gapBeforeLive, refusalAction, streamUrl } from '../pod/consumer.js';
 import { ingestToBatchItem } from '../pod/ingest.js';
@@ -39,14 +40,6 @@ export interface PodConsumerDeps {
  */
 const IN_FLIGHT_MAX_EVENTS = 2000;
 const IN_FLIGHT_MAX_BYTES = 32 * 1024 * 1024;
-
-/** A stream's token: from the config, or from the environment variable it names. */
-export function resolveToken(value: string | undefined, envName: string | undefined, env: NodeJS.ProcessEnv): { token?: string; problem?: string } {
-  if (value !== undefined) return { token: value };
-  if (envName === undefined) return {};
-  const v = env[envName];
-  return v ? { token: v } : { problem: `environment variable ${envName} is not set` };
-}
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

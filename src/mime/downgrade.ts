@@ -9,7 +9,9 @@
 // section (RFC 6532 headers need SMTPUTF8), in a multipart preamble, epilogue or
 // delimiter, in a message/* body other than an unencoded message/rfc822 (RFC 2046
 // 5.2.x forbids encoding them), or in a part that claims quoted-printable or base64.
-import { parseMimeTree, headerValue, type MimeHeaderField, type MimeNode } from './tree.js';
+// message/global is the exception (RFC 6532 3.7: any encoding is permitted): an 8-bit one,
+// UTF-8 header included, is base64-encoded whole.
+import { parseMimeTree, headerValue, serializeMimeTree, type MimeHeaderField, type MimeNode } from './tree.js';
 import { base64Lines, quotedPrintableLines } from './transfer-encoding.js';
 
 export type DowngradeResult =
@@ -29,7 +31,8 @@ export function hasEightBitHeaders(message: Buffer): boolean {
   const walk = (node: MimeNode): boolean => {
     if (node.header.some((f) => hasEightBit(f.raw))) return true;
     const b = node.body;
-    if (b.kind === 'message') return walk(b.node);
+    // A message/global body is a message whose header may be UTF-8 (RFC 6532 3.7): body, not header.
+    if (b.kind === 'message') return node.contentType !== 'message/global' && walk(b.node);
     if (b.kind === 'multipart') return b.parts.some((p) => walk(p.node));
     return false;
   };
@@ -59,7 +62,7 @@ function convert(node: MimeNode, out: Buffer[], top: boolean): boolean {
       pushNode(node, out);
       return false;
     }
-    if (node.contentType.startsWith('message/') || node.contentType.startsWith('multipart/')) {
+    if ((node.contentType.startsWith('message/') && node.contentType !== 'message/global') || node.contentType.startsWith('multipart/')) {
       throw new Impossible(`8-bit content in a ${node.contentType} part, which must not be encoded`);
     }
     if (cte !== '7bit' && cte !== '8bit' && cte !== 'binary') throw new Impossible(`8-bit bytes in a part declared ${cte}`);
@@ -72,6 +75,19 @@ function convert(node: MimeNode, out: Buffer[], top: boolean): boolean {
     }
     pushHeader(node.header, text ? 'quoted-printable' : 'base64', added, nl, out);
     out.push(node.headerEnd, encoded);
+    return true;
+  }
+  if (body.kind === 'message' && node.contentType === 'message/global') {
+    // RFC 6532 3.7 permits any encoding for message/global: 8-bit inside (a UTF-8 header
+    // too) goes as base64 of the whole encapsulated message.
+    const encapsulated = serializeMimeTree(body.node);
+    if (!hasEightBit(encapsulated)) {
+      for (const f of node.header) out.push(f.raw);
+      out.push(node.headerEnd, encapsulated);
+      return false;
+    }
+    pushHeader(node.header, 'base64', [], nl, out);
+    out.push(node.headerEnd, base64Lines(encapsulated));
     return true;
   }
   if (body.kind === 'message') {

@@ -4,6 +4,7 @@
 // delivery. Pure functions over the lossless MIME tree: what is not rewritten keeps its
 // exact bytes.
 
+import addressparser from 'nodemailer/lib/addressparser';
 import { basicFilterMatches, lookupFallbacks, type LanguagePreference } from './language-range.js';
 import { fieldValue, headerValue, serializeMimeTree, type MimeHeaderField, type MimeNode, type MimePart } from './tree.js';
 
@@ -56,11 +57,14 @@ export function parseContentLanguage(value: string): { tags: string[]; translati
   return { tags, translationType };
 }
 
-function addressOf(from: string | undefined): string | undefined {
-  if (from === undefined) return undefined;
-  const angle = /<([^<>]*)>/.exec(from);
-  const addr = (angle ? angle[1]! : from.replace(/\([^()]*\)/g, '')).trim().toLowerCase();
-  return addr === '' ? undefined : addr;
+/**
+ * The addresses a From names, lower-cased, sorted, one each: parsed as RFC 5322 address
+ * lists, so a display name that looks like an address (`"<ceo@bank>" <me@evil>`) or a
+ * comment is not taken for one.
+ */
+function addressesOf(from: string): string {
+  const found = addressparser(from, { flatten: true }).map((a) => a.address.trim().toLowerCase());
+  return [...new Set(found.filter((a) => a !== ''))].sort().join(' ');
 }
 
 function hasEightBitHeader(node: MimeNode): boolean {
@@ -80,7 +84,8 @@ export function analyseMultilingual(root: MimeNode): MultilingualMessage | NotRe
   if (hasEightBitHeader(root)) return { reason: '8-bit bytes in the top-level header', multilingual: true };
   const preface = body.parts[0]!.node;
   if (headerValue(preface, 'content-language') !== undefined) return { reason: 'no multilingual preface (the first part has a Content-Language)', multilingual: true };
-  const topFrom = addressOf(headerValue(root, 'from'));
+  const topFromValue = headerValue(root, 'from');
+  const topFrom = topFromValue === undefined ? '' : addressesOf(topFromValue);
   const languageParts: LanguagePart[] = [];
   let independent: LanguagePart | undefined;
   for (let index = 1; index < body.parts.length; index++) {
@@ -96,13 +101,13 @@ export function analyseMultilingual(root: MimeNode): MultilingualMessage | NotRe
     if (hasEightBitHeader(node) || hasEightBitHeader(inner)) return { reason: `8-bit bytes in the header of part ${index}`, multilingual: true };
     const typeHeader = headerValue(node, 'content-translation-type');
     const innerFrom = headerValue(inner, 'from');
-    const innerAddr = addressOf(innerFrom);
     const part: LanguagePart = {
       index,
       tags,
       translationType: typeHeader !== undefined ? typeHeader.trim().toLowerCase() || undefined : draftType,
       subject: inner.header.find((f) => f.name?.toLowerCase() === 'subject'),
-      fromMismatch: innerAddr !== undefined && innerAddr !== topFrom,
+      // The same addresses, display names aside; an inner From naming none is no match either.
+      fromMismatch: innerFrom !== undefined && (topFrom === '' || addressesOf(innerFrom) !== topFrom),
       from: innerFrom,
     };
     const isIndependent = tags.length === 1 && tags[0]!.toLowerCase() === 'zxx';
@@ -141,14 +146,14 @@ export const DEFAULT_TRANSLATION_PREFERENCE: readonly string[] = ['original', 'h
  * with each shorter range filtered again; the first range that matches any part wins.
  * Among several matching parts: a tag equal to the range, then the translation-type
  * preference, then document order. `*` matches every language part (not `zxx`). A part
- * whose every tag a `q=0` range covers is never chosen by a match, nor as the default
- * while another part is left. No match or no preference: the `zxx` part, else the first
+ * whose every tag has quality 0 (tagQuality) is never chosen by a match, nor as the
+ * default while another part is left. No match or no preference: the `zxx` part, else the first
  * language part.
  */
 export function selectLanguagePart(message: MultilingualMessage, prefs: readonly LanguagePreference[], opts: SelectOptions = {}): LanguageSelection {
   const order = opts.translationPreference ?? DEFAULT_TRANSLATION_PREFERENCE;
-  const never = prefs.filter((p) => p.q === 0).map((p) => p.range);
-  const refused = (part: LanguagePart) => never.length > 0 && part.tags.every((t) => never.some((r) => basicFilterMatches(r, t)));
+  const anyNever = prefs.some((p) => p.q === 0);
+  const refused = (part: LanguagePart) => anyNever && part.tags.every((t) => tagQuality(prefs, t) === 0);
   const eligible = message.languageParts.filter((p) => !refused(p));
   const pool = message.independent && !refused(message.independent) ? [...eligible, message.independent] : eligible;
   const rank = (p: LanguagePart) => {
@@ -191,6 +196,33 @@ export function selectLanguagePart(message: MultilingualMessage, prefs: readonly
   return { part, rule: 'default', range: undefined, why: `${lead}: the first language part, ${describe(part)}` };
 }
 
+/**
+ * The quality a priority list gives a tag, as RFC 3282 defers to RFC 2616 section 14.4:
+ * the q of the longest range that matches it (basic filtering), so "es-MX, es;q=0"
+ * accepts es-MX; `*` only for a tag no other range matches, and never for `zxx`, which
+ * is no language. The same range listed twice counts with its lowest q. Undefined when
+ * nothing in the list matches the tag.
+ */
+function tagQuality(prefs: readonly LanguagePreference[], tag: string): number | undefined {
+  let quality: number | undefined;
+  let longest = -1;
+  let wildcard: number | undefined;
+  for (const p of prefs) {
+    if (p.range === '*') {
+      wildcard = wildcard === undefined ? p.q : Math.min(wildcard, p.q);
+      continue;
+    }
+    if (!basicFilterMatches(p.range, tag)) continue;
+    // Ranges matching one tag are prefixes of it, so the longer string is the longer range.
+    if (p.range.length > longest) {
+      longest = p.range.length;
+      quality = p.q;
+    } else if (p.range.length === longest) quality = Math.min(quality!, p.q);
+  }
+  if (quality !== undefined) return quality;
+  return tag.toLowerCase() === 'zxx' ? undefined : wildcard;
+}
+
 export type RewriteMode = 'select' | 'reorder';
 
 function lineEnding(root: MimeNode): string {
@@ -227,22 +259,25 @@ export function rewriteSelect(message: MultilingualMessage, part: LanguagePart):
   if (wrapper.body.kind !== 'message') throw new Error('language part is not an encapsulated message');
   const inner = wrapper.body.node;
   const fields: Buffer[] = [];
+  // A header-only inner message ends without a line ending (the one before the next
+  // delimiter belongs to the delimiter); every field placed here gets one.
+  const line = (raw: Buffer) => (raw[raw.length - 1] === 0x0a ? raw : Buffer.concat([raw, Buffer.from(eol)]));
   let subjectPlaced = false;
   let mimeVersion = false;
   for (const f of root.header) {
     if (isContentField(f)) continue;
     if (named(f, 'subject')) {
       if (subjectPlaced) continue;
-      fields.push(part.subject?.raw ?? f.raw);
+      fields.push(line(part.subject?.raw ?? f.raw));
       subjectPlaced = true;
       continue;
     }
     if (named(f, 'mime-version')) mimeVersion = true;
     fields.push(f.raw);
   }
-  if (!subjectPlaced && part.subject) fields.push(part.subject.raw);
+  if (!subjectPlaced && part.subject) fields.push(line(part.subject.raw));
   if (!mimeVersion) fields.push(Buffer.from(`MIME-Version: 1.0${eol}`));
-  for (const f of inner.header) if (isContentField(f) && !named(f, 'content-language')) fields.push(f.raw);
+  for (const f of inner.header) if (isContentField(f) && !named(f, 'content-language')) fields.push(line(f.raw));
   fields.push(Buffer.from(`Content-Language: ${part.tags.join(', ')}${eol}`));
   const translation = wrapper.header.find((f) => named(f, 'content-translation-type'));
   if (translation) fields.push(translation.raw);
@@ -253,7 +288,8 @@ export function rewriteSelect(message: MultilingualMessage, part: LanguagePart):
 
 /**
  * `reorder`: the whole multilingual message, the chosen part moved first after the
- * preface. A part whose From names another sender gets the top-level From instead.
+ * preface. A part whose From names another sender gets the top-level From instead (or
+ * none, when the message has no top-level From).
  */
 export function rewriteReorder(message: MultilingualMessage, part: LanguagePart): Buffer {
   const root = message.root;
@@ -262,13 +298,18 @@ export function rewriteReorder(message: MultilingualMessage, part: LanguagePart)
   const topFrom = root.header.find((f) => named(f, 'from'));
   const parts = body.parts.map((p, i) => {
     const lp = message.languageParts.find((l) => l.index === i) ?? (message.independent?.index === i ? message.independent : undefined);
-    if (!lp?.fromMismatch || !topFrom || p.node.body.kind !== 'message') return p;
+    if (!lp?.fromMismatch || p.node.body.kind !== 'message') return p;
     const inner = p.node.body.node;
-    const header = inner.header.map((f) => (named(f, 'from') ? topFrom : f));
+    // Without a top-level From to put in its place, the inner one goes.
+    const header = topFrom ? inner.header.map((f) => (named(f, 'from') ? topFrom : f)) : inner.header.filter((f) => !named(f, 'from'));
     return { ...p, node: { ...p.node, body: { kind: 'message' as const, node: { ...inner, header } } } };
   });
   const chosen = parts[part.index]!;
-  const reordered = [parts[0]!, chosen, ...parts.slice(1).filter((_, i) => i + 1 !== part.index)];
+  const eol = Buffer.from(lineEnding(root));
+  // A delimiter right after an empty part has no line ending of its own (the one there
+  // belongs to the delimiter before); moved behind a part with content, it needs one.
+  const ownLine = (p: MimePart): MimePart => (p.delimiter[0] === 0x2d ? { ...p, delimiter: Buffer.concat([eol, p.delimiter]) } : p);
+  const reordered = [parts[0]!, ...[chosen, ...parts.slice(1).filter((_, i) => i + 1 !== part.index)].map(ownLine)];
   return serializeMimeTree({ ...root, body: { ...body, parts: reordered } });
 }
 

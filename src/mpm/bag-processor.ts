@@ -38,6 +38,12 @@ export interface BagProcessorOptions {
   store: Store;
   policy: ImpRecipientPolicy;
   maxMessagesPerBag: number;
+  /**
+   * Octets the DELIVERs of one bag may make this MPM spool, all copies together (each
+   * DELIVER is its own spool copy, though a bag may carry its document once for all of
+   * them). Each DELIVER past it gets a class 2 reply; the first one spooled always fits.
+   */
+  maxBagSpoolBytes: number;
   acceptConcurrency: number;
   logger: Logger;
   /** Reply tids: this MPM's own transaction numbers. */
@@ -69,6 +75,13 @@ const REQUEST_OPERATIONS = new Set(['DELIVER', 'PROBE', 'CANCEL']);
 /** The reply to one message, or undefined for a message that gets none (a reply). */
 type Answer = ImpMessage | undefined;
 
+/** What the DELIVERs of one bag have asked to spool so far (reserved before spooling). */
+interface SpoolBudget {
+  reserved: number;
+  copies: number;
+  refused: number;
+}
+
 export class BagProcessor {
   constructor(private readonly o: BagProcessorOptions) {}
 
@@ -88,6 +101,7 @@ export class BagProcessor {
   async process(entries: readonly BagEntry[], peer: Peer): Promise<ImpMessage[]> {
     const answers: Answer[] = new Array(entries.length);
     const unrecorded: Error[] = [];
+    const budget: SpoolBudget = { reserved: 0, copies: 0, refused: 0 };
     let next = 0;
     const worker = async () => {
       while (next < entries.length) {
@@ -103,7 +117,7 @@ export class BagProcessor {
           continue;
         }
         try {
-          answers[i] = await this.answer(entry, peer);
+          answers[i] = await this.answer(entry, peer, budget);
         } catch (err) {
           // A fault of ours: this message is answered "try again later", the others as usual.
           this.o.logger.error({ err, peer: peer.address, index: i }, 'imp: internal error on a message');
@@ -116,11 +130,17 @@ export class BagProcessor {
       }
     };
     await Promise.all(Array.from({ length: Math.min(this.o.acceptConcurrency, entries.length) }, worker));
+    if (budget.refused) {
+      this.o.logger.warn(
+        { peer: peer.address, spooled: budget.copies, octets: budget.reserved, refused: budget.refused, limit: this.o.maxBagSpoolBytes },
+        'imp: bag spool limit reached',
+      );
+    }
     if (unrecorded.length) throw unrecorded[0]!;
     return answers.filter((a): a is ImpMessage => a !== undefined);
   }
 
-  private async answer(entry: BagEntry, peer: Peer): Promise<Answer> {
+  private async answer(entry: BagEntry, peer: Peer, budget: SpoolBudget): Promise<Answer> {
     const request: ReplyTo = { tid: entry.tid ?? NO_TID, stamp: entry.stamp ?? [] };
     const operation = (entry.operation ?? '').toUpperCase();
     if (entry.index >= this.o.maxMessagesPerBag) {
@@ -144,7 +164,7 @@ export class BagProcessor {
       return this.refusal(request, '', { errorClass: ErrorClass.USER_ERROR, errorString: `${ImpErrorString.COMMAND_UNRECOGNIZED}: ${detail}` });
     }
     if (msg.command.stamp.length > MAX_STAMP_HOPS) return this.tooManyHops(msg, operation, request, peer);
-    if (type === 1 && operation === 'DELIVER') return this.deliver(msg, entry.index, peer, request);
+    if (type === 1 && operation === 'DELIVER') return this.deliver(msg, entry.index, peer, request, budget);
     if (type === 1 && operation === 'PROBE') return this.probe(msg, entry.index, request);
     if (type === 3 && operation === 'CANCEL') return this.cancel(msg, entry.index, request);
     this.answered(operation, false, ErrorClass.RESOURCES_UNAVAILABLE);
@@ -192,7 +212,7 @@ export class BagProcessor {
     return acknowledgeMessage(request, this.replier(), { answer, reasons: reasons.map(clip), howDelivered, ...(error ? { error } : {}) });
   }
 
-  private async deliver(msg: ImpMessage, index: number, peer: Peer, request: ReplyTo): Promise<ImpMessage> {
+  private async deliver(msg: ImpMessage, index: number, peer: Peer, request: ReplyTo, budget: SpoolBudget): Promise<ImpMessage> {
     const ihn = this.o.ihn | 0;
     // Stamp first: a message that has been here before is in a routing loop (section 3.7).
     if (msg.command.stamp.some((s) => (s | 0) === ihn)) {
@@ -210,6 +230,15 @@ export class BagProcessor {
     }
     const verdict = this.o.policy.classify(mime.recipient, peer.address);
     if (!verdict.ok) return this.ack(request, false, [verdict.reason], []);
+    // Reserved before the first await, so the DELIVERs past the limit are the last ones of
+    // the bag whatever the concurrency; nothing is opened for them.
+    if (budget.copies > 0 && budget.reserved + mime.raw.length > this.o.maxBagSpoolBytes) {
+      budget.refused++;
+      const detail = `Resources unavailable: this bag's DELIVERs would make this MPM spool more than ${this.o.maxBagSpoolBytes} octets (imp.maxBagSpoolBytes); ship this message in another bag`;
+      return this.ack(request, false, [detail], [], { errorClass: ErrorClass.RESOURCES_UNAVAILABLE, errorString: detail });
+    }
+    budget.reserved += mime.raw.length;
+    budget.copies++;
 
     let incoming: IncomingMessage | undefined;
     try {

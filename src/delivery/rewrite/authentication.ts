@@ -5,6 +5,7 @@
 // the body hash no longer matches. mailauth does the cryptography; DNS goes through the
 // resolver the caller passes (tests pass a stub, never the network).
 import { arc, dkimVerify, sealMessage, type ARCSealOptions, type DNSResolver } from 'mailauth';
+import { fieldValue, type MimeHeaderField } from '../../mime/tree.js';
 
 export interface ArcKey {
   signingDomain: string;
@@ -43,12 +44,17 @@ export async function authenticateReceived(message: Buffer, o: { authservId: str
   };
 }
 
+/** RFC 8617 section 4.2.1: instance numbers run from 1 to 50. */
+const MAX_ARC_INSTANCE = 50;
+
 /**
  * The ARC set for a rewritten copy, to prepend to it (empty when the received chain
- * failed: RFC 8617 section 5.1.2, a failed chain is not extended).
+ * failed: RFC 8617 section 5.1.2, a failed chain is not extended; empty too when the chain
+ * already has 50 sets, since an i=51 set makes the whole chain fail at the next hop).
  */
 export async function arcSealCopy(copy: Buffer, key: ArcKey, received: ReceivedAuthentication, signTime = new Date()): Promise<Buffer> {
   if (received.cv !== 'none' && received.cv !== 'pass') return Buffer.alloc(0);
+  if (received.nextInstance > MAX_ARC_INSTANCE) return Buffer.alloc(0);
   const seal: ARCSealOptions & { i: number; cv: string; authResults: string; signTime: Date } = {
     signingDomain: key.signingDomain,
     selector: key.selector,
@@ -59,4 +65,17 @@ export async function arcSealCopy(copy: Buffer, key: ArcKey, received: ReceivedA
     signTime,
   };
   return sealMessage(copy, seal);
+}
+
+/**
+ * True for an Authentication-Results field in the name of `authservId` (case-insensitive,
+ * comments and the optional version aside). Such a field that arrived with the message was
+ * not written by this gateway: a copy that carries the gateway's verdict must not carry it
+ * too (RFC 8601 section 5), or a next hop trusting the gateway could read the forged one.
+ */
+export function claimsAuthservId(field: MimeHeaderField, authservId: string): boolean {
+  if (field.name === null || field.name.toLowerCase() !== 'authentication-results') return false;
+  const value = fieldValue(field).replace(/\([^()]*\)/g, ' ').trim();
+  const id = /^[^\s;]*/.exec(value)![0];
+  return id.toLowerCase() === authservId.toLowerCase();
 }

@@ -16,7 +16,7 @@ import type { MessageRow } from '../../store/queue-store.js';
 import { addressKey } from '../address.js';
 import type { MessageCopy, RewriteStep } from '../queue.js';
 import { domainMatches, domainOf, normaliseDomainPattern } from '../routes.js';
-import { arcSealCopy, authenticateReceived, type ArcKey, type ReceivedAuthentication } from './authentication.js';
+import { arcSealCopy, authenticateReceived, claimsAuthservId, type ArcKey, type ReceivedAuthentication } from './authentication.js';
 
 export interface MultilingualStepContext {
   store: Store;
@@ -98,6 +98,8 @@ export function createMultilingualStep(config: MultilingualConfig, ctx: Multilin
     const bytes = await readAll(original);
     if (!looksMultilingual(bytes)) return [original];
     const root = parseMimeTree(bytes);
+    // The copies get the gateway's own verdict: none that arrived in its name goes with them.
+    if (config.verifyDkim) root.header = root.header.filter((f) => !claimsAuthservId(f, ctx.hostname));
     const copies: MessageCopy[] = [];
     const unchanged = plans.filter((p) => p.mode === 'off').map((p) => p.rcpt);
     const choices: LanguageChoice[] = [];

@@ -37,6 +37,8 @@ export interface SmtpTransportOptions {
    * progress (a transaction finished within this long) before it counts as busy.
    */
   handoverMs?: number;
+  /** Where a plaintext retry after a failed TLS handshake is reported (warn). */
+  logger?: { warn(fields: Record<string, unknown>, msg: string): void };
 }
 
 interface SmtpError extends Error {
@@ -105,11 +107,14 @@ class HopPool {
   private lastDoneAt = -Infinity;
 
   constructor(
-    private readonly create: () => Promise<RelayConnection>,
+    /** A new connection; `plain`: without STARTTLS whatever the policy. */
+    private readonly create: (plain: boolean) => Promise<RelayConnection>,
     private readonly max: number,
     private readonly idleMs: number,
     private readonly lmtp: boolean,
     private readonly handoverMs: number,
+    /** After a failed TLS handshake: whether to try the next hop once more in plaintext. */
+    private readonly plaintextAfter?: (err: SmtpError) => boolean,
   ) {}
 
   get limit(): number {
@@ -148,16 +153,34 @@ class HopPool {
     return w;
   }
 
+  /**
+   * A new connection in a slot of its own. A TLS handshake that fails may be tried once
+   * more in plaintext (`plaintextAfter`) in the same slot, so the limit holds throughout.
+   */
   private async connect(): Promise<Pooled> {
     this.open++;
-    let conn: RelayConnection;
-    try {
-      conn = await this.create();
-    } catch (err) {
-      this.open--;
-      throw err;
+    let plain = false;
+    for (;;) {
+      try {
+        return await this.session(plain);
+      } catch (e) {
+        const err = e as SmtpError;
+        if (!plain && err.duringTls && this.plaintextAfter?.(err)) {
+          plain = true;
+          continue;
+        }
+        this.open--;
+        this.nextWaiter()?.resolve('slot');
+        throw err;
+      }
     }
-    const p: Pooled = { conn, sent: 0, dead: false, lmtpReplies: new Map() };
+  }
+
+  /** One connection set up to a ready session; it counts against the limit once it is. */
+  private async session(plain: boolean): Promise<Pooled> {
+    const conn = await this.create(plain);
+    // dead until ready: the slot is connect()'s until then
+    const p: Pooled = { conn, sent: 0, dead: true, lmtpReplies: new Map() };
     if (this.lmtp) captureLmtpReplies(conn, p.lmtpReplies);
     conn.on('end', () => this.gone(p));
     conn.on('error', () => this.gone(p));
@@ -169,7 +192,6 @@ class HopPool {
         settled = true;
         // a failed handshake reaches us as a plain socket error (ESOCKET)
         if ((conn as unknown as { upgrading?: boolean }).upgrading || /^(ERR_SSL_|ERR_TLS_|CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_)/.test(err.originalCode ?? '')) err.duringTls = true;
-        this.gone(p);
         conn.close();
         reject(err);
       };
@@ -178,6 +200,7 @@ class HopPool {
         if (err) return fail(err);
         settled = true;
         conn.removeListener('error', fail);
+        p.dead = false;
         resolve(p);
       });
     });
@@ -284,6 +307,12 @@ function tlsFailure(hop: NetworkHop, err: SmtpError): string | undefined {
 
 type NetworkHop = Extract<NextHop, { kind: 'smtp' | 'lmtp' }>;
 
+/** A certificate that did not pass the checks `tlsVerify` asks for (chain, host name). */
+function isVerificationFailure(err: SmtpError): boolean {
+  const code = err.originalCode ?? err.code ?? '';
+  return /^(CERT_|DEPTH_ZERO_|SELF_SIGNED_|UNABLE_TO_|ERR_TLS_CERT_ALTNAME_INVALID|HOSTNAME_MISMATCH)/.test(code) || /certificate|Hostname\/IP does not match/i.test(err.message);
+}
+
 /**
  * SMTP and LMTP next hops on nodemailer's protocol client (SMTPConnection): a small pool
  * of reused connections per next hop, an explicit envelope from the stored addresses,
@@ -322,11 +351,25 @@ export class SmtpTransport implements NextHopTransport {
         ...tlsOptions(hop),
         logger: false,
       };
-      const create = async () => new RelayConnection({ ...options, connection: await openSocket(hop.host, hop.port, connectMs) });
-      p = new HopPool(create, this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000, lmtp, this.o.handoverMs ?? 1000);
+      const create = async (plain: boolean) =>
+        new RelayConnection({ ...options, ...(plain ? tlsOptions({ tls: 'none', tlsVerify: false }) : {}), connection: await openSocket(hop.host, hop.port, connectMs) });
+      p = new HopPool(create, this.o.maxConnections ?? 10, this.o.idleMs ?? 30_000, lmtp, this.o.handoverMs ?? 1000, (err) => this.plaintextAfter(hop, err));
       this.pools.set(hop.url, p);
     }
     return p;
+  }
+
+  /**
+   * Postfix's `may` (TLS_README, "Opportunistic TLS"): when the handshake fails, the
+   * transaction is retried with TLS disabled, so mail reaches a next hop whose TLS does
+   * not interoperate. Only under `opportunistic`, and not when the certificate failed a
+   * verification the route asked for (`tlsVerify: true`): that defers.
+   */
+  private plaintextAfter(hop: NetworkHop, err: SmtpError): boolean {
+    if (hop.tls !== 'opportunistic' || (hop.tlsVerify && isVerificationFailure(err))) return false;
+    const reason = (err.response ?? err.message).replace(/[\r\n]+/g, ' ');
+    this.o.logger?.warn({ nexthop: hop.url, reason }, 'smtp: TLS handshake failed; retrying in plaintext');
+    return true;
   }
 
   async deliver(hop: NextHop, req: DeliveryRequest): Promise<DeliveryResult | HopBusy> {
