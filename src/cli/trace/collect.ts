@@ -18,6 +18,8 @@ export interface TraceMatch {
   links: { upstreamQid: string; qid: string; via: LinkVia }[];
   origins: { qid: string; originQid: string; kind: string }[];
   timeline: TraceEntry[];
+  /** Present (true) when the set had more than MAX_NODES members and only the first are shown. */
+  truncated?: true;
 }
 
 export interface TraceResult {
@@ -119,7 +121,7 @@ function detectKind(reads: TraceReads, key: string): { kind: KeyKind; seeds: See
 }
 
 /** Everything reachable from the seeds through links and origins (bounces, forwards). */
-function closure(reads: TraceReads, start: { qid?: string; upstream?: string }): { qids: Set<string>; upstreams: Set<string> } {
+function closure(reads: TraceReads, start: { qid?: string; upstream?: string }): { qids: Set<string>; upstreams: Set<string>; truncated: boolean } {
   const qids = new Set<string>();
   const upstreams = new Set<string>();
   const todo: { qid?: string; upstream?: string }[] = [start];
@@ -138,10 +140,12 @@ function closure(reads: TraceReads, start: { qid?: string; upstream?: string }):
       for (const l of reads.linksOfUpstream(n.upstream)) todo.push({ qid: l.qid });
     }
   }
-  return { qids, upstreams };
+  // cut at MAX_NODES: said so in the match, never left out silently
+  const truncated = todo.some((n) => (n.qid !== undefined ? !qids.has(n.qid) : !upstreams.has(n.upstream!)));
+  return { qids, upstreams, truncated };
 }
 
-function buildMatch(reads: TraceReads, qids: Set<string>, upstreams: Set<string>): TraceMatch {
+function buildMatch(reads: TraceReads, qids: Set<string>, upstreams: Set<string>, truncated: boolean): TraceMatch {
   const links: TraceMatch['links'] = [];
   const origins: TraceMatch['origins'] = [];
   const timeline: TraceEntry[] = [];
@@ -159,7 +163,7 @@ function buildMatch(reads: TraceReads, qids: Set<string>, upstreams: Set<string>
   // oldest first; same instant: upstream before mailbag, then as collected
   const order = new Map(timeline.map((e, i) => [e, i]));
   timeline.sort((a, b) => a.atUs - b.atUs || (a.hop === b.hop ? 0 : a.hop === 'upstream' ? -1 : 1) || order.get(a)! - order.get(b)!);
-  return { mailbagQids: [...qids].sort(), upstreamQids: [...upstreams].sort(), links, origins, timeline };
+  return { mailbagQids: [...qids].sort(), upstreamQids: [...upstreams].sort(), links, origins, timeline, ...(truncated ? { truncated: true as const } : {}) };
 }
 
 /**
@@ -187,7 +191,7 @@ export function trace(store: Store, key: string, by?: KeyKind): TraceResult | un
     const c = closure(reads, s);
     for (const q of c.qids) seen.add(`q:${q}`);
     for (const u of c.upstreams) seen.add(`u:${u}`);
-    matches.push(buildMatch(reads, c.qids, c.upstreams));
+    matches.push(buildMatch(reads, c.qids, c.upstreams, c.truncated));
   }
   const first = (m: TraceMatch) => m.timeline[0]?.atUs ?? 0;
   matches.sort((a, b) => first(b) - first(a));

@@ -66,6 +66,9 @@ function matchLines(m: TraceMatch, p: Paint): string[] {
   const head = (label: string, value: string) => wrap(oneLine(value), WIDTH - 10, WIDTH - 10).forEach((l, i) => out.push((i ? ' '.repeat(10) : p.bold(label.padEnd(10))) + l));
   head('mailbag', m.mailbagQids.join(' ') || '(no mailbag message: not delivered to mailbag, or not yet recorded)');
   head('upstream', m.upstreamQids.join(' ') || '(no upstream events stored)');
+  if (m.truncated) {
+    head('cut', `only the first ${m.mailbagQids.length + m.upstreamQids.length} messages and upstream queue ids of this set are shown: more are connected (a Message-ID reused by many messages, say)`);
+  }
   const byPair = new Map<string, string[]>();
   for (const l of m.links) {
     const k = `${l.upstreamQid} -> ${l.qid}`;
