@@ -1,0 +1,97 @@
+// Order independence of correlation over random histories: the same messages' keys and PoD
+// events (message events with guids and Message-IDs, maillog from= lines, hand-over lines
+// naming mailbag qids, some far outside the Message-ID window) stored in different random
+// orders and batchings end with the same links.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { MESSAGE_ID_WINDOW_MS } from '../src/store/correlation-store.js';
+import { Store } from '../src/store/store.js';
+import { batch, maillogEvent, messageEvent } from './helpers/pod-events.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mailbag-correlation-order-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let x = a;
+    x = Math.imul(x ^ (x >>> 15), x | 1);
+    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const T0 = Date.parse('2026-11-30T09:12:00Z');
+type Step = { kind: 'message'; qid: string; at: number; messageId?: string; upstreamQid?: string; guid?: string } | { kind: 'event'; payload: string };
+
+function history(random: () => number): Step[] {
+  const pick = <T>(list: readonly T[]): T => list[Math.floor(random() * list.length)]!;
+  const maybe = <T>(list: readonly T[]): T | undefined => (random() < 0.4 ? undefined : pick(list));
+  const ups = ['4AUGx1Zq000001', '4AUGx1Zq000002', '4AUGx1Zq000003'];
+  const qids = ['0MBQ7ZK2T4H1A', '0MBQ7ZK2T4H1B', '0MBQ7ZK2T4H1C', '0MBQ7ZK2T4H1D'];
+  const mids = ['x@sender.test', 'y@sender.test'];
+  const guids = ['Gaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa1', 'Gaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa2'];
+  const when = () => T0 + pick([0, 1000, -MESSAGE_ID_WINDOW_MS + 5, MESSAGE_ID_WINDOW_MS - 5, 3 * MESSAGE_ID_WINDOW_MS]);
+  const steps: Step[] = qids.map((qid) => ({ kind: 'message', qid, at: T0, messageId: maybe(mids), upstreamQid: maybe(ups), guid: maybe(guids) }));
+  let n = 0;
+  for (let k = 2 + Math.floor(random() * 6); k > 0; k--) {
+    const up = pick(ups);
+    const r = random();
+    const mid = maybe(mids);
+    if (r < 0.4) steps.push({ kind: 'event', payload: messageEvent({ guid: random() < 0.5 ? pick(guids) : `Gother${n++}aaaaaaaaaaaaaaaaaaaaaaaa`, qid: up, at: when(), ...(mid ? { messageId: `<${mid}>` } : {}) }) });
+    else if (r < 0.7) steps.push({ kind: 'event', payload: maillogEvent(`l${n++}`, up, when(), `from=<a@sender.test>, size=10, class=0, nrcpts=1${mid ? `, msgid=<${mid}>` : ''}, proto=ESMTP, daemon=MTA, relay=mail.sender.test [192.0.2.10]`) });
+    else steps.push({ kind: 'event', payload: maillogEvent(`l${n++}`, up, when(), `to=<b@example.test>, delay=00:00:01, mailer=esmtp, pri=1, relay=mailbag.example.test. [198.51.100.7], dsn=2.0.0, stat=Sent (2.0.0 Ok: queued as ${pick(qids)})`) });
+  }
+  return steps;
+}
+
+let dbs = 0;
+function replay(steps: readonly Step[], random: () => number): string[] {
+  const order = [...steps];
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(random() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  const store = Store.open(join(dir, `s${dbs++}.db`));
+  let pending: string[] = [];
+  const flush = () => {
+    if (pending.length) store.pod.storeBatch(batch(pending), { source: 'test' });
+    pending = [];
+  };
+  for (const s of order) {
+    if (s.kind === 'event') {
+      pending.push(s.payload);
+      if (random() < 0.5) flush();
+      continue;
+    }
+    flush();
+    store.correlation.recordMessageKeys({
+      qid: s.qid,
+      receivedAt: s.at,
+      keys: { messageId: s.messageId, upstreamQid: s.upstreamQid, upstreamHost: s.upstreamQid ? 'mx.up.test' : undefined, proofpointGuid: s.guid, proofpointOrigGuid: undefined },
+      envelopeFrom: 'a@sender.test',
+      rcpts: ['b@example.test'],
+      clientAddress: null,
+      size: 10,
+    });
+  }
+  flush();
+  const links = (store.db.prepare('SELECT upstream_qid, qid, via FROM upstream_links ORDER BY 1, 2, 3').all() as { upstream_qid: string; qid: string; via: string }[]).map((r) => `${r.upstream_qid}>${r.qid}:${r.via}`);
+  store.close();
+  return links;
+}
+
+t.test('the same history in different orders ends with the same links', async (t) => {
+  let linked = 0;
+  for (let seed = 1; seed <= 25; seed++) {
+    const random = prng(seed);
+    const steps = history(random);
+    const first = replay(steps, random);
+    if (first.length) linked++;
+    for (let k = 0; k < 2; k++) t.same(replay(steps, random), first, `seed ${seed}, order ${k + 2}`);
+  }
+  t.ok(linked > 10, `most histories link something (${linked} of 25)`);
+});
