@@ -84,6 +84,51 @@ function replay(steps: readonly Step[], random: () => number): string[] {
   return links;
 }
 
+/** Links whose events retention removed: none is left that no stored row supports. */
+function unsupportedAfterPruning(steps: readonly Step[], random: () => number): { pruned: number; unsupported: string[] } {
+  const store = Store.open(join(dir, `s${dbs++}.db`));
+  for (const s of steps) {
+    if (s.kind === 'event') store.pod.storeBatch(batch([s.payload]), { source: 'test' });
+    else
+      store.correlation.recordMessageKeys({
+        qid: s.qid,
+        receivedAt: s.at,
+        keys: { messageId: s.messageId, upstreamQid: s.upstreamQid, upstreamHost: s.upstreamQid ? 'mx.up.test' : undefined, proofpointGuid: s.guid, proofpointOrigGuid: undefined },
+        envelopeFrom: 'a@sender.test',
+        rcpts: ['b@example.test'],
+        clientAddress: null,
+        size: 10,
+      });
+  }
+  const cutoff = T0 + [-MESSAGE_ID_WINDOW_MS, 500, 1001, MESSAGE_ID_WINDOW_MS][Math.floor(random() * 4)]!;
+  const pruned = store.prunePodBefore(cutoff, 1000).links;
+  const unsupported = store.db
+    .prepare(`SELECT l.upstream_qid || '>' || l.qid || ':' || l.via FROM upstream_links AS l JOIN message_keys AS k ON k.qid = l.qid WHERE NOT CASE l.via
+        WHEN 'queued-as' THEN EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.qid = l.upstream_qid AND e.queued_as = l.qid)
+        WHEN 'received' THEN k.upstream_qid = l.upstream_qid AND (EXISTS (SELECT 1 FROM pod_message_events AS e WHERE e.qid = l.upstream_qid)
+          OR EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.qid = l.upstream_qid))
+        WHEN 'guid' THEN EXISTS (SELECT 1 FROM pod_message_events AS e WHERE e.qid = l.upstream_qid AND e.guid IN (k.pp_guid, k.pp_orig_guid))
+        ELSE EXISTS (SELECT 1 FROM pod_message_events AS e WHERE e.qid = l.upstream_qid AND e.message_id = k.message_id
+            AND e.ts_us BETWEEN (k.received_at - @w) * 1000 AND (k.received_at + @w) * 1000)
+          OR EXISTS (SELECT 1 FROM pod_maillog_events AS e WHERE e.qid = l.upstream_qid AND e.message_id = k.message_id
+            AND e.ts_us BETWEEN (k.received_at - @w) * 1000 AND (k.received_at + @w) * 1000) END`)
+    .pluck()
+    .all({ w: MESSAGE_ID_WINDOW_MS }) as string[];
+  store.close();
+  return { pruned, unsupported };
+}
+
+t.test('after PoD retention every link left is supported by a stored event', async (t) => {
+  let pruned = 0;
+  for (let seed = 100; seed < 125; seed++) {
+    const random = prng(seed);
+    const r = unsupportedAfterPruning(history(random), random);
+    pruned += r.pruned;
+    t.same(r.unsupported, [], `seed ${seed}`);
+  }
+  t.ok(pruned > 0, `retention removed links (${pruned})`);
+});
+
 t.test('the same history in different orders ends with the same links', async (t) => {
   let linked = 0;
   for (let seed = 1; seed <= 25; seed++) {
