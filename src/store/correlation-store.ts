@@ -299,6 +299,11 @@ export class CorrelationStore {
     return this.s.linksOfUpstream.all(upstreamQid) as UpstreamLinkRow[];
   }
 
+  /** Upstream queue ids whose maillog lines hand a message to mailbag as this qid (`queued as QID`). */
+  upstreamQidsQueuedAs(qid: string): string[] {
+    return (this.s.maillogQueuedAs.all(qid) as { qid: string }[]).map((r) => r.qid);
+  }
+
   /** Upstream queue ids of the message events with this guid. */
   upstreamQidsByGuid(guid: string): string[] {
     return (this.s.eventQidsByGuid.all(guid) as { qid: string }[]).map((r) => r.qid);

@@ -92,9 +92,11 @@ function seedsFor(reads: TraceReads, key: string, kind: KeyKind): Seeds {
   switch (kind) {
     case 'qid': {
       // derived: the qid of another mailbag that forwarded a message here over IMP
-      const known =
-        MAILBAG_QID.test(key) && (reads.message(key) !== undefined || reads.keys(key) !== undefined || store.queue.attempts(key).length > 0 || reads.derived(key).length > 0);
-      return { qids: known ? [key] : [], upstreams: [] };
+      if (!MAILBAG_QID.test(key)) return { qids: [], upstreams: [] };
+      const known = reads.message(key) !== undefined || reads.keys(key) !== undefined || store.queue.attempts(key).length > 0 || reads.derived(key).length > 0;
+      // A message retention removed (with its keys and links) whose upstream maillog line
+      // handing it over is still stored: the upstream side is what is known of it.
+      return { qids: known ? [key] : [], upstreams: known ? [] : c.upstreamQidsQueuedAs(key) };
     }
     case 'upstream': {
       const stored = reads.messageEvents(key).length > 0 || reads.maillogEvents(key).length > 0;

@@ -1,0 +1,48 @@
+// Trace by a mailbag qid whose message retention already removed, while the upstream's
+// maillog line handing the message to mailbag (`stat=Sent (... queued as QID)`) is still
+// stored: the upstream side is what is known of it, and trace shows it instead of "nothing
+// found".
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { extractCorrelationKeys } from '../src/store/correlation-keys.js';
+import { Store } from '../src/store/store.js';
+import { cli } from './helpers/cli.js';
+import { batch, maillogPair, messageEvent } from './helpers/pod-events.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'mailbag-trace-pruned-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+const T0 = Date.parse('2026-11-30T09:12:00Z');
+const QID = '0MBQ7ZK2T4H1A';
+const UPSTREAM = '4AUGx1Zq012345';
+
+t.test('the message pruned, the hand-over line kept: trace by the qid shows the upstream side', async (t) => {
+  const db = join(dir, 's.db');
+  const cfg = join(dir, 'c.yaml');
+  writeFileSync(cfg, `store: { path: ${JSON.stringify(db)} }\nspool: { dir: ${JSON.stringify(join(dir, 'spool'))} }\n`);
+  const store = Store.open(db);
+  store.queue.insertMessage({ qid: QID, receivedAt: T0, envelopeFrom: 'alice@sender.test', size: 900, spoolPath: `/nonexistent/${QID}`, spoolOffset: 0, sha256: '0'.repeat(64), clientAddress: '198.51.100.2', recipients: ['bob@example.test'] });
+  store.correlation.recordMessageKeys({ qid: QID, receivedAt: T0, keys: extractCorrelationKeys('Subject: x\r\n\r\n'), envelopeFrom: 'alice@sender.test', rcpts: ['bob@example.test'], clientAddress: '198.51.100.2', size: 900 });
+  store.pod.storeBatch(batch([messageEvent({ guid: 'vRq4ZIFWHXbuABCDEFghij0U4VvIc71x', qid: UPSTREAM, at: T0 - 2000 }), ...maillogPair({ idPrefix: 'm', qid: UPSTREAM, at: T0 - 1500, queuedAs: QID })]), { source: 'test' });
+  t.same(store.correlation.linksOfQid(QID).map((l) => l.via), ['queued-as']);
+  store.queue.recordRound(
+    QID,
+    [{ qid: QID, nexthop: 'smtp://a.example:25', startedAt: T0 + 10, durationMs: 5, reply: '250 ok', outcome: 'delivered', recipients: [{ rcpt: 'bob@example.test', state: 'delivered', reply: '250 ok', nextAttemptAt: T0 }] }],
+    ['bob@example.test'],
+    T0 + 10,
+  );
+  store.queue.finishIfDone(QID, T0 + 20);
+  t.equal(store.pruneFinished(T0 + 3600_000, 10), 1, 'retention removed the message');
+  store.close();
+
+  const r = await cli(['trace', QID, '--json', '--config', cfg]);
+  t.equal(r.code, 0, r.stderr);
+  const m = (JSON.parse(r.stdout.toString()) as { by: string; matches: { mailbagQids: string[]; upstreamQids: string[]; timeline: { kind: string }[] }[] });
+  t.equal(m.by, 'qid');
+  t.same(m.matches.map((x) => [x.mailbagQids, x.upstreamQids, x.timeline.map((e) => e.kind)]), [[[], [UPSTREAM], ['verdict', 'maillog', 'maillog']]]);
+
+  const missing = await cli(['trace', '0MBQ7ZK2T4H1Z', '--config', cfg]);
+  t.same([missing.code, missing.stderr], [1, 'mailbag trace: nothing found for 0MBQ7ZK2T4H1Z\n'], 'a qid nothing names is still not found');
+});
