@@ -46,3 +46,19 @@ t.test('the message pruned, the hand-over line kept: trace by the qid shows the 
   const missing = await cli(['trace', '0MBQ7ZK2T4H1Z', '--config', cfg]);
   t.same([missing.code, missing.stderr], [1, 'mailbag trace: nothing found for 0MBQ7ZK2T4H1Z\n'], 'a qid nothing names is still not found');
 });
+
+t.test('a message not yet attempted (no keys, so no link yet): trace by its qid shows the hand-over line with it, in one timeline', async (t) => {
+  const db = join(dir, 'held.db');
+  const cfg = join(dir, 'held.yaml');
+  writeFileSync(cfg, `store: { path: ${JSON.stringify(db)} }\nspool: { dir: ${JSON.stringify(join(dir, 'spool'))} }\n`);
+  const store = Store.open(db);
+  store.queue.insertMessage({ qid: QID, receivedAt: T0, envelopeFrom: 'alice@sender.test', size: 900, spoolPath: `/nonexistent/${QID}`, spoolOffset: 0, sha256: '0'.repeat(64), clientAddress: '198.51.100.2', recipients: ['bob@example.test'] });
+  store.queue.hold(QID, 'operator hold', T0 + 5);
+  store.pod.storeBatch(batch([messageEvent({ guid: 'vRq4ZIFWHXbuABCDEFghij0U4VvIc71x', qid: UPSTREAM, at: T0 - 2000 }), ...maillogPair({ idPrefix: 'm', qid: UPSTREAM, at: T0 - 1500, queuedAs: QID })]), { source: 'test' });
+  t.same(store.correlation.linksOfQid(QID), [], 'no link before the keys are recorded');
+  store.close();
+  const r = await cli(['trace', QID, '--json', '--config', cfg]);
+  t.equal(r.code, 0, r.stderr);
+  const m = (JSON.parse(r.stdout.toString()) as { matches: { mailbagQids: string[]; upstreamQids: string[]; timeline: { kind: string }[] }[] }).matches;
+  t.same(m.map((x) => [x.mailbagQids, x.upstreamQids, x.timeline.map((e) => e.kind)]), [[[QID], [UPSTREAM], ['verdict', 'maillog', 'maillog', 'received']]]);
+});

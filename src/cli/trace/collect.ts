@@ -31,6 +31,8 @@ export interface TraceResult {
 interface Seeds {
   qids: string[];
   upstreams: string[];
+  /** The seeds are one message (a qid and its hand-over lines): one connected set. */
+  together?: boolean;
 }
 
 const MAILBAG_QID = /^[0-9A-Z]{13}$/;
@@ -94,9 +96,10 @@ function seedsFor(reads: TraceReads, key: string, kind: KeyKind): Seeds {
       // derived: the qid of another mailbag that forwarded a message here over IMP
       if (!MAILBAG_QID.test(key)) return { qids: [], upstreams: [] };
       const known = reads.message(key) !== undefined || reads.keys(key) !== undefined || store.queue.attempts(key).length > 0 || reads.derived(key).length > 0;
-      // A message retention removed (with its keys and links) whose upstream maillog line
-      // handing it over is still stored: the upstream side is what is known of it.
-      return { qids: known ? [key] : [], upstreams: known ? [] : c.upstreamQidsQueuedAs(key) };
+      // The upstream maillog lines handing the message over (`queued as QID`) are its
+      // upstream side even where no link says so: before its keys are recorded (at its first
+      // attempt round) and after retention removed the message with its keys and links.
+      return { qids: known ? [key] : [], upstreams: c.upstreamQidsQueuedAs(key), together: true };
     }
     case 'upstream': {
       const stored = reads.messageEvents(key).length > 0 || reads.maillogEvents(key).length > 0;
@@ -123,10 +126,10 @@ function detectKind(reads: TraceReads, key: string): { kind: KeyKind; seeds: See
 }
 
 /** Everything reachable from the seeds through links and origins (bounces, forwards). */
-function closure(reads: TraceReads, start: { qid?: string; upstream?: string }): { qids: Set<string>; upstreams: Set<string>; truncated: boolean } {
+function closure(reads: TraceReads, starts: { qid?: string; upstream?: string }[]): { qids: Set<string>; upstreams: Set<string>; truncated: boolean } {
   const qids = new Set<string>();
   const upstreams = new Set<string>();
-  const todo: { qid?: string; upstream?: string }[] = [start];
+  const todo: { qid?: string; upstream?: string }[] = [...starts].reverse();
   while (todo.length && qids.size + upstreams.size < MAX_NODES) {
     const n = todo.pop()!;
     if (n.qid !== undefined) {
@@ -188,8 +191,8 @@ export function trace(store: Store, key: string, by?: KeyKind): TraceResult | un
   const matches: TraceMatch[] = [];
   const seen = new Set<string>();
   const starts: { qid?: string; upstream?: string }[] = [...seeds.qids.map((qid) => ({ qid })), ...seeds.upstreams.map((upstream) => ({ upstream }))];
-  for (const s of starts) {
-    if (seen.has(s.qid !== undefined ? `q:${s.qid}` : `u:${s.upstream}`)) continue;
+  for (const s of seeds.together ? [starts] : starts.map((one) => [one])) {
+    if (s.every((one) => seen.has(one.qid !== undefined ? `q:${one.qid}` : `u:${one.upstream}`))) continue;
     const c = closure(reads, s);
     for (const q of c.qids) seen.add(`q:${q}`);
     for (const u of c.upstreams) seen.add(`u:${u}`);
