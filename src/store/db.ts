@@ -196,19 +196,7 @@ export function durably<T>(db: SqliteDatabase, fn: () => T): T {
  * PRAGMA when it compiles it, not when it runs. Use it through `writeTransaction`.
  */
 export function openDurableWriter(path: string): SqliteDatabase {
-  const db = new Database(path, { fileMustExist: true, timeout: 0 });
-  try {
-    if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') {
-      throw Object.assign(new Error(`store ${path} is not in WAL mode`), { code: 'ERR_MAILBAG_STORE_JOURNAL' });
-    }
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    db.pragma('wal_autocheckpoint = 0');
-  } catch (err) {
-    db.close();
-    throw err;
-  }
-  return db;
+  return openSecondConnection(path, ['synchronous = FULL', 'foreign_keys = ON', 'wal_autocheckpoint = 0']);
 }
 
 /**
@@ -221,13 +209,20 @@ export function openDurableWriter(path: string): SqliteDatabase {
  * statements compiled per transaction (see `beginWithoutWaiting`).
  */
 export function openNoWaitWriter(path: string): SqliteDatabase {
+  return openSecondConnection(path, ['synchronous = NORMAL', 'foreign_keys = ON']);
+}
+
+/**
+ * Another connection to a store some connection has already opened (and migrated) in WAL
+ * mode, with busy_timeout 0 and `pragmas` set once; closed again if any of that fails.
+ */
+function openSecondConnection(path: string, pragmas: readonly string[]): SqliteDatabase {
   const db = new Database(path, { fileMustExist: true, timeout: 0 });
   try {
     if (String(db.pragma('journal_mode', { simple: true })).toLowerCase() !== 'wal') {
       throw Object.assign(new Error(`store ${path} is not in WAL mode`), { code: 'ERR_MAILBAG_STORE_JOURNAL' });
     }
-    db.pragma('synchronous = NORMAL');
-    db.pragma('foreign_keys = ON');
+    for (const p of pragmas) db.pragma(p);
   } catch (err) {
     db.close();
     throw err;
