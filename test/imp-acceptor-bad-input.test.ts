@@ -3,8 +3,7 @@
 // listener stays up and keeps serving another connection.
 import t, { type Test } from 'tap';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
-import { startGateway, type Gateway } from '../src/gateway/gateway.js';
+import type { Gateway } from '../src/gateway/gateway.js';
 import {
   decodeBag,
   deliverCommand,
@@ -17,25 +16,15 @@ import {
   type ImpMessage,
 } from '../src/imp/index.js';
 import { impClient } from './helpers/imp-client.js';
-import { tempDir, testConfig, waitFor } from './helpers/gateway.js';
+import { startImpGateway } from './helpers/imp-gateway.js';
+import { waitFor } from './helpers/gateway.js';
 
 const ORIGIN = 167772404;
 const OURS = 167772359;
 
 async function gateway(t: Test, imp: Record<string, unknown> = {}): Promise<{ gw: Gateway; port: number }> {
-  const { dir, cleanup } = tempDir('imp-bad-input');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 }, ...imp },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
-  return { gw, port: gw.impAddress()!.port };
+  const { gw, port } = await startImpGateway(t, { name: 'imp-bad-input', ihn: OURS, imp });
+  return { gw, port };
 }
 
 const probe = (tn: number, user = 'alice'): ImpMessage => ({

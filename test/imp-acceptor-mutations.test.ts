@@ -2,11 +2,9 @@
 // gets an answer before the acceptor closes (replies to the messages it could read, or
 // the final error reply), and the listener keeps serving.
 import t from 'tap';
-import { join } from 'node:path';
-import { startGateway } from '../src/gateway/gateway.js';
 import { decodeBag, deliverCommand, encodeBag, encodeShippingUnit, probeCommand, proplist, readReply, textElement, type ImpMessage } from '../src/imp/index.js';
 import { impClient } from './helpers/imp-client.js';
-import { tempDir, testConfig } from './helpers/gateway.js';
+import { startImpGateway } from './helpers/imp-gateway.js';
 
 const ORIGIN = 167772404;
 const OURS = 167772359;
@@ -44,19 +42,7 @@ function mutate(input: Buffer): Buffer {
 }
 
 t.test(`${CASES} mutated shipping units: each answered before the close, the listener still serving`, async (t) => {
-  const { dir, cleanup } = tempDir('imp-mutations');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
-  const port = gw.impAddress()!.port;
+  const { port } = await startImpGateway(t, { name: 'imp-mutations', ihn: OURS });
   const command = deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: 'alice' }), stamp: [ORIGIN] });
   const document = { header: proplist({ SUBJECT: 'm', FROM: 'ann@sender.test' }), body: { type: 'list' as const, items: [textElement('hello')] } };
   const messages: ImpMessage[] = [

@@ -2,29 +2,15 @@
 // fault is answered, then the final error reply, then the close. Whether the fault
 // shares a TCP segment with the bags before it must not matter.
 import t, { type Test } from 'tap';
-import { join } from 'node:path';
-import { startGateway } from '../src/gateway/gateway.js';
 import { decodeBag, encodeBag, encodeShippingUnit, probeCommand, proplist, readReply, type ImpMessage } from '../src/imp/index.js';
 import { impClient } from './helpers/imp-client.js';
-import { tempDir, testConfig } from './helpers/gateway.js';
+import { startImpGateway } from './helpers/imp-gateway.js';
 
 const ORIGIN = 167772404;
 const OURS = 167772359;
 
 async function gateway(t: Test): Promise<number> {
-  const { dir, cleanup } = tempDir('imp-pipelined');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
-  return gw.impAddress()!.port;
+  return (await startImpGateway(t, { name: 'imp-pipelined', ihn: OURS })).port;
 }
 
 const probe = (tn: number): ImpMessage => ({

@@ -4,8 +4,6 @@
 // is spooled, not accepted and then answered "try again" (which would make its sender
 // ship it again, and deliver it again).
 import t, { type Test } from 'tap';
-import { join } from 'node:path';
-import { startGateway } from '../src/gateway/gateway.js';
 import {
   cancelCommand,
   decodeBag,
@@ -21,27 +19,16 @@ import {
   type ImpMessage,
 } from '../src/imp/index.js';
 import { impClient } from './helpers/imp-client.js';
-import { maildirFiles, tempDir, testConfig, waitFor } from './helpers/gateway.js';
+import { startImpGateway } from './helpers/imp-gateway.js';
+import { maildirFiles, waitFor } from './helpers/gateway.js';
 import type { Store } from '../src/store/store.js';
 
 const ORIGIN = 167772404;
 const OURS = 167772359;
 
 async function gateway(t: Test): Promise<{ port: number; mailboxes: string; store: Store }> {
-  const { dir, cleanup } = tempDir('imp-long-stamp');
-  const mailboxes = join(dir, 'mailboxes');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${mailboxes}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
-  return { port: gw.impAddress()!.port, mailboxes, store: gw.store };
+  const { gw, port, mailboxes } = await startImpGateway(t, { name: 'imp-long-stamp', ihn: OURS });
+  return { port, mailboxes, store: gw.store };
 }
 
 const longStamp = (n: number) => Array.from({ length: n }, (_, i) => 1000 + i);

@@ -3,28 +3,15 @@
 // a large portion of it once per message (an unknown operation name is echoed by the
 // "Command not implemented" reply).
 import t from 'tap';
-import { join } from 'node:path';
-import { startGateway } from '../src/gateway/gateway.js';
 import { deliverCommand, encodeBag, encodeShippingUnit, proplist, readReply, textElement, type ImpMessage } from '../src/imp/index.js';
 import { impClient } from './helpers/imp-client.js';
-import { tempDir, testConfig } from './helpers/gateway.js';
+import { startImpGateway } from './helpers/imp-gateway.js';
 
 const ORIGIN = 167772404;
 const OURS = 167772359;
 
 t.test('100 messages sharing a command whose operation name is 200,000 octets: 100 small class 3 replies', async (t) => {
-  const { dir, cleanup } = tempDir('imp-reply-size');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
+  const { gw } = await startImpGateway(t, { name: 'imp-reply-size', ihn: OURS });
   const command: ImpMessage['command'] = {
     mailbox: proplist({ HOST: 'example.test', USER: 'alice' }),
     stamp: [ORIGIN],
@@ -49,18 +36,7 @@ t.test('100 messages sharing a command whose operation name is 200,000 octets: 1
 });
 
 t.test('operations this MPM does not know count as OTHER: a peer cannot mint a metric series per name', async (t) => {
-  const { dir, cleanup } = tempDir('imp-reply-size');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
+  const { gw } = await startImpGateway(t, { name: 'imp-reply-size', ihn: OURS });
   const messages = Array.from(
     { length: 30 },
     (_, i): ImpMessage => ({
@@ -90,18 +66,7 @@ t.test('operations this MPM does not know count as OTHER: a peer cannot mint a m
 });
 
 t.test('4096 looping DELIVERs sharing a 255-ihn stamp: every one answered no, in reply bags the format can carry', async (t) => {
-  const { dir, cleanup } = tempDir('imp-reply-size');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
+  const { gw } = await startImpGateway(t, { name: 'imp-reply-size', ihn: OURS });
   const stamp = [...Array.from({ length: 254 }, (_, i) => 2_000_000_000 + i), OURS];
   const command = deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: 'alice' }), stamp });
   const document = { header: proplist({ SUBJECT: 'loop' }), body: { type: 'list' as const, items: [textElement('x')] } };
@@ -121,18 +86,7 @@ t.test('4096 looping DELIVERs sharing a 255-ihn stamp: every one answered no, in
 });
 
 t.test('a refusal does not echo a large value of the request: its reason and error string stay short', async (t) => {
-  const { dir, cleanup } = tempDir('imp-reply-size');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
+  const { gw } = await startImpGateway(t, { name: 'imp-reply-size', ihn: OURS });
   // 200 DELIVERs sharing a header whose carriage marker names a 60,000-octet version
   const command = deliverCommand({ mailbox: proplist({ HOST: 'example.test', USER: 'alice' }), stamp: [ORIGIN] });
   const document = { header: proplist({ 'MAILBAG-MIME': 'v'.repeat(60_000) }), body: { type: 'list' as const, items: [textElement('x')] } };
@@ -147,18 +101,7 @@ t.test('a refusal does not echo a large value of the request: its reason and err
 });
 
 t.test('a refusal quoting 8-bit octets of the request (a BITSTR value) is still a 7-bit TEXT reply', async (t) => {
-  const { dir, cleanup } = tempDir('imp-reply-size');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [{ domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` }],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
+  const { gw } = await startImpGateway(t, { name: 'imp-reply-size', ihn: OURS });
   const version = Buffer.from('v\u00e9', 'latin1');
   const message: ImpMessage = {
     tid: { tn: 5, ihn: ORIGIN },
@@ -177,21 +120,7 @@ t.test('a refusal quoting 8-bit octets of the request (a BITSTR value) is still 
 });
 
 t.test('a refusal naming an 8-bit domain of the request (relaying denied) is still a 7-bit TEXT reply', async (t) => {
-  const { dir, cleanup } = tempDir('imp-reply-size');
-  const gw = await startGateway(
-    testConfig(dir, {
-      imp: { ihn: OURS, listen: { host: '127.0.0.1', port: 0 } },
-      routes: [
-        { domain: 'example.test', nexthop: `maildir:${join(dir, 'mailboxes')}` },
-        { domain: '*', nexthop: 'smtp://127.0.0.1:9' },
-      ],
-    }),
-    { pollMs: 50 },
-  );
-  t.teardown(async () => {
-    await gw.stop();
-    cleanup();
-  });
+  const { gw } = await startImpGateway(t, { name: 'imp-reply-size', ihn: OURS, routes: [{ domain: '*', nexthop: 'smtp://127.0.0.1:9' }] });
   const host = Buffer.from('bücher.example', 'utf8');
   const message: ImpMessage = {
     tid: { tn: 6, ihn: ORIGIN },
