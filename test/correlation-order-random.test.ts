@@ -8,21 +8,12 @@ import { join } from 'node:path';
 import t from 'tap';
 import { MESSAGE_ID_WINDOW_MS } from '../src/store/correlation-store.js';
 import { Store } from '../src/store/store.js';
+import { prng } from '../bench/lib/prng.js';
 import { batch, maillogEvent, messageEvent } from './helpers/pod-events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-correlation-order-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const T0 = Date.parse('2026-11-30T09:12:00Z');
 type Step = { kind: 'message'; qid: string; at: number; messageId?: string; upstreamQid?: string; guid?: string } | { kind: 'event'; payload: string };

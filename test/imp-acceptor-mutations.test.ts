@@ -2,6 +2,7 @@
 // gets an answer before the acceptor closes (replies to the messages it could read, or
 // the final error reply), and the listener keeps serving.
 import t from 'tap';
+import { xorshift32 } from '../bench/lib/prng.js';
 import { decodeBag, deliverCommand, encodeBag, encodeShippingUnit, probeCommand, proplist, readReply, textElement, type ImpMessage } from '../src/imp/index.js';
 import { impClient } from './helpers/imp-client.js';
 import { startImpGateway } from './helpers/imp-gateway.js';
@@ -10,15 +11,7 @@ const ORIGIN = 167772404;
 const OURS = 167772359;
 const CASES = Number(process.env.IMP_ACCEPTOR_MUTATIONS ?? 150);
 
-let seed = Number(process.env.IMP_FUZZ_SEED ?? 0x1f2e3d4c) >>> 0 || 1;
-const rand = (): number => {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed;
-};
+const rand = xorshift32(Number(process.env.IMP_FUZZ_SEED ?? 0x1f2e3d4c));
 const below = (n: number) => rand() % n;
 
 function mutate(input: Buffer): Buffer {

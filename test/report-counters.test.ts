@@ -14,6 +14,7 @@ import { COUNTER_LATENCY_BINS_MS } from '../src/store/report-counters-sql.js';
 import type { ReportWindow } from '../src/store/report-store.js';
 import type { AttemptRecord } from '../src/store/queue-store.js';
 import { Store } from '../src/store/store.js';
+import { prng } from '../bench/lib/prng.js';
 import { LATENCY_BINS_MS } from '../src/cli/report/build.js';
 import { fromLine, maillogEvent, messageEvent, sentToMailbagLine } from './helpers/report-pod-events.js';
 
@@ -21,16 +22,6 @@ const H = 3_600_000;
 const BASE = Date.UTC(2026, 10, 27);
 const SPAN = 3 * 24 * H;
 
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = a;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-report-counters-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));

@@ -1,6 +1,7 @@
 // Random bytes and mutations of valid bags thrown at every decoder entry point
 // for a bounded number of iterations: only typed ImpErrors may come out.
 import t from 'tap';
+import { xorshift32 } from '../../bench/lib/prng.js';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,15 +25,7 @@ const dir = join(dirname(fileURLToPath(import.meta.url)), 'fixtures');
 const ITERATIONS = Number(process.env.IMP_FUZZ_ITERATIONS ?? 10_000);
 
 // xorshift32, seeded so that a failure can be replayed
-let seed = Number(process.env.IMP_FUZZ_SEED ?? 0x2545f491) >>> 0 || 1;
-const rand = (): number => {
-  seed ^= seed << 13;
-  seed >>>= 0;
-  seed ^= seed >>> 17;
-  seed ^= seed << 5;
-  seed >>>= 0;
-  return seed;
-};
+const rand = xorshift32(Number(process.env.IMP_FUZZ_SEED ?? 0x2545f491));
 const below = (n: number) => rand() % n;
 
 const message = decodeElement(hexListing(readFileSync(join(dir, 'rfc753-example1.hex'), 'utf8')));
