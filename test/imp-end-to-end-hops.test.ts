@@ -2,36 +2,15 @@
 // stamp is over the hop limit (or full: no room for our ihn) is not passed back, and it
 // does not fail the bag it came in (which would make its sender ship it again forever).
 import t from 'tap';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import { acknowledgeMessage, MAX_LIST_ITEMS, MAX_STAMP_HOPS, type ImpMessage } from '../src/imp/index.js';
-import type { QidGenerator } from '../src/delivery/qid.js';
-import type { Spool } from '../src/delivery/spool.js';
-import { EndToEndReplies } from '../src/mpm/end-to-end.js';
-import { Store } from '../src/store/store.js';
-import { tempDir } from './helpers/gateway.js';
+import { endToEndReplies } from './helpers/end-to-end-replies.js';
 
 const ORIGINATING = 167772404;
 const DESTINATION = 167772359;
 const RELAY = 167772300;
 
 t.test('replies over the hop limit are not passed back, and handling them does not throw', async (t) => {
-  const { dir, cleanup } = tempDir('imp-e2e-hops');
-  const store = Store.open(join(dir, 'mailbag.db'));
-  t.teardown(() => {
-    store.close();
-    cleanup();
-  });
-  const replies = new EndToEndReplies({
-    ihn: RELAY,
-    hostname: 'mx.test.invalid',
-    store,
-    spool: {} as Spool,
-    qids: {} as QidGenerator,
-    logger: pino({ level: 'silent' }),
-    reachable: (ihn) => ihn === ORIGINATING,
-    kick: () => {},
-  });
+  const { store, replies } = endToEndReplies(t, { name: 'imp-e2e-hops', ihn: RELAY, reachable: (ihn) => ihn === ORIGINATING });
   const reply = (tn: number, hops: number): ImpMessage => {
     const m = acknowledgeMessage(
       { tid: { tn, ihn: ORIGINATING }, stamp: [ORIGINATING, DESTINATION] },
@@ -48,22 +27,7 @@ t.test('replies over the hop limit are not passed back, and handling them does n
 });
 
 t.test('an end-to-end ACKNOWLEDGE that cannot be for a message of ours is not kept for one', async (t) => {
-  const { dir, cleanup } = tempDir('imp-e2e-early');
-  const store = Store.open(join(dir, 'mailbag.db'));
-  t.teardown(() => {
-    store.close();
-    cleanup();
-  });
-  const replies = new EndToEndReplies({
-    ihn: ORIGINATING,
-    hostname: 'mx.test.invalid',
-    store,
-    spool: {} as Spool,
-    qids: {} as QidGenerator,
-    logger: pino({ level: 'silent' }),
-    reachable: () => true,
-    kick: () => {},
-  });
+  const { store, replies } = endToEndReplies(t, { name: 'imp-e2e-early', ihn: ORIGINATING, reachable: () => true });
   const awaiting = (tid: { tn: number; ihn: number }, shippedAt?: number) =>
     store.impReplies.awaitFinal({
       tid,

@@ -25,11 +25,9 @@ import type { EndToEndHooks } from '../src/imp/shipper/peer.js';
 import { ImpTransport } from '../src/imp/shipper/transport.js';
 import { TnAllocator } from '../src/imp/shipper/tn-allocator.js';
 import { BagProcessor } from '../src/mpm/bag-processor.js';
-import { EndToEndReplies } from '../src/mpm/end-to-end.js';
-import type { QidGenerator } from '../src/delivery/qid.js';
-import type { Spool } from '../src/delivery/spool.js';
 import { ImpRecipientPolicy } from '../src/mpm/recipient-policy.js';
 import { Store } from '../src/store/store.js';
+import { endToEndReplies } from './helpers/end-to-end-replies.js';
 import { tempDir, waitFor } from './helpers/gateway.js';
 import { startImpPeer, type PeerAnswer } from './helpers/imp-peer.js';
 import { memoryRequest } from './helpers/next-hop.js';
@@ -263,22 +261,7 @@ t.test('a reply the store cannot record fails its bag, so its sender keeps it', 
 });
 
 t.test("the destination's answer before the hop's own: kept, and it becomes the recipient's outcome", async (t) => {
-  const { dir, cleanup } = tempDir('imp-e2e-early');
-  const store = Store.open(join(dir, 'mailbag.db'));
-  t.teardown(() => {
-    store.close();
-    cleanup();
-  });
-  const replies = new EndToEndReplies({
-    ihn: ORIGINATING,
-    hostname: 'mx.test.invalid',
-    store,
-    spool: {} as Spool,
-    qids: {} as QidGenerator,
-    logger: pino({ level: 'silent' }),
-    reachable: () => false,
-    kick: () => {},
-  });
+  const { store, replies } = endToEndReplies(t, { name: 'imp-e2e-early', ihn: ORIGINATING, reachable: () => false });
   const view4 = passedBackReply(
     acknowledgeMessage({ tid: { tn: 37, ihn: ORIGINATING }, stamp: [ORIGINATING, RELAY] }, { ihn: DESTINATION, replyTid: { tn: 1993, ihn: DESTINATION } }, { answer: false, reasons: ['no such user'], howDelivered: [] }),
     RELAY,
@@ -305,23 +288,8 @@ t.test("the destination's answer before the hop's own: kept, and it becomes the 
 });
 
 t.test('a reply for another MPM arriving at the acceptor is stamped and queued for it; a looping one is not', async (t) => {
-  const { dir, cleanup } = tempDir('imp-e2e-relay-reply');
-  const store = Store.open(join(dir, 'mailbag.db'));
-  t.teardown(() => {
-    store.close();
-    cleanup();
-  });
   const SECOND_RELAY = 167772300;
-  const replies = new EndToEndReplies({
-    ihn: SECOND_RELAY,
-    hostname: 'mx.test.invalid',
-    store,
-    spool: {} as Spool,
-    qids: {} as QidGenerator,
-    logger: pino({ level: 'silent' }),
-    reachable: (ihn) => ihn === ORIGINATING,
-    kick: () => {},
-  });
+  const { store, replies } = endToEndReplies(t, { name: 'imp-e2e-relay-reply', ihn: SECOND_RELAY, reachable: (ihn) => ihn === ORIGINATING });
   const view4 = decodeBag(queued().message)[0]!;
   await replies.handle(view4, '127.0.0.1');
   const [row] = store.impReplies.dueReplies(Date.now() + 1, 10);
