@@ -40,6 +40,18 @@ function history(random: () => number): Step[] {
 }
 
 let dbs = 0;
+function recordKeys(store: Store, s: Extract<Step, { kind: 'message' }>): void {
+  store.correlation.recordMessageKeys({
+    qid: s.qid,
+    receivedAt: s.at,
+    keys: { messageId: s.messageId, upstreamQid: s.upstreamQid, upstreamHost: s.upstreamQid ? 'mx.up.test' : undefined, proofpointGuid: s.guid, proofpointOrigGuid: undefined },
+    envelopeFrom: 'a@sender.test',
+    rcpts: ['b@example.test'],
+    clientAddress: null,
+    size: 10,
+  });
+}
+
 function replay(steps: readonly Step[], random: () => number): string[] {
   const order = [...steps];
   for (let i = order.length - 1; i > 0; i--) {
@@ -59,15 +71,7 @@ function replay(steps: readonly Step[], random: () => number): string[] {
       continue;
     }
     flush();
-    store.correlation.recordMessageKeys({
-      qid: s.qid,
-      receivedAt: s.at,
-      keys: { messageId: s.messageId, upstreamQid: s.upstreamQid, upstreamHost: s.upstreamQid ? 'mx.up.test' : undefined, proofpointGuid: s.guid, proofpointOrigGuid: undefined },
-      envelopeFrom: 'a@sender.test',
-      rcpts: ['b@example.test'],
-      clientAddress: null,
-      size: 10,
-    });
+    recordKeys(store, s);
   }
   flush();
   const links = (store.db.prepare('SELECT upstream_qid, qid, via FROM upstream_links ORDER BY 1, 2, 3').all() as { upstream_qid: string; qid: string; via: string }[]).map((r) => `${r.upstream_qid}>${r.qid}:${r.via}`);
@@ -81,15 +85,7 @@ function unsupportedAfterPruning(steps: readonly Step[], random: () => number): 
   for (const s of steps) {
     if (s.kind === 'event') store.pod.storeBatch(batch([s.payload]), { source: 'test' });
     else
-      store.correlation.recordMessageKeys({
-        qid: s.qid,
-        receivedAt: s.at,
-        keys: { messageId: s.messageId, upstreamQid: s.upstreamQid, upstreamHost: s.upstreamQid ? 'mx.up.test' : undefined, proofpointGuid: s.guid, proofpointOrigGuid: undefined },
-        envelopeFrom: 'a@sender.test',
-        rcpts: ['b@example.test'],
-        clientAddress: null,
-        size: 10,
-      });
+      recordKeys(store, s);
   }
   const cutoff = T0 + [-MESSAGE_ID_WINDOW_MS, 500, 1001, MESSAGE_ID_WINDOW_MS][Math.floor(random() * 4)]!;
   const pruned = store.prunePodBefore(cutoff, 1000).links;
