@@ -2,7 +2,7 @@ import { CliError, parseCommandArgs, readInput, UsageError, writeOutput, type Cl
 import { LanguagePreferenceError, parseLanguagePreferences, type LanguagePreference } from '../mime/language-range.js';
 import { analyseMultilingual, isRewritable, partSubject, rewriteMultilingual, selectLanguagePart, type RewriteMode } from '../mime/multilingual.js';
 import { parseMimeTree } from '../mime/tree.js';
-import { oneLine } from './pod/one-line.js';
+import { oneLine } from './one-line.js';
 
 function preferences(value: string | undefined): LanguagePreference[] {
   if (value === undefined || value.trim() === '') return [];

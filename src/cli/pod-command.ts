@@ -1,7 +1,7 @@
 import { loadConfig, resolveConfigPath } from '../config/load.js';
 import { CliError, parseCommandArgs, UsageError, writeOutput, type Command } from './command.js';
 import { archiveWindow, HOUR_MS } from '../pod/consumer.js';
-import { oneLine } from './pod/one-line.js';
+import { oneLine } from './one-line.js';
 import { PodError } from '../pod/errors.js';
 import { parsePodTime } from '../pod/time.js';
 import { resolveToken } from '../config/pod-tokens.js';

@@ -1,6 +1,6 @@
 import type { PodStreamConfig } from '../../config/schema.js';
 import type { PodStreamStatus } from '../../store/pod-stream-store.js';
-import { oneLine } from './one-line.js';
+import { oneLine } from '../one-line.js';
 
 /** One stream as `mailbag pod status --json` prints it. */
 export interface StreamStatusView {

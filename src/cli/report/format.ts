@@ -1,4 +1,4 @@
-import { oneLine } from '../pod/one-line.js';
+import { oneLine } from '../one-line.js';
 import type { Report, ReportBucket } from './build.js';
 
 /** `1234 ms`, `12.3 s`, `4.5 min`, `2.0 h`: a latency an operator reads at a glance. */

@@ -1,5 +1,5 @@
 // `mailbag trace` as text: readable in 80 columns, colour only when asked (a TTY).
-import { oneLine } from '../pod/one-line.js';
+import { oneLine } from '../one-line.js';
 import type { TraceEntry } from './entries.js';
 import type { TraceMatch, TraceResult } from './collect.js';
 
