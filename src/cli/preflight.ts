@@ -4,7 +4,7 @@
 // `start` run the same checks, so what one accepts the other starts with; only `start`
 // creates the directories.
 import { constants } from 'node:fs';
-import { access, mkdir, readFile, stat, statfs } from 'node:fs/promises';
+import { access, readFile, stat, statfs } from 'node:fs/promises';
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
 import { createSecureContext } from 'node:tls';
@@ -13,7 +13,7 @@ import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { sharedTokenIssues } from '../config/pod-tokens.js';
 import { multilingualOnBecause } from '../config/multilingual-schema.js';
-import { ancestry } from '../make-dir.js';
+import { ancestry, makeDirSync } from '../make-dir.js';
 import { CliError } from './command.js';
 
 /** A directory that cannot be created or used; `at` is the path component that failed. */
@@ -28,20 +28,15 @@ export class PathError extends Error {
   }
 }
 
-/**
- * mkdir -p, one level at a time. Node 20's `mkdir(..., { recursive: true })` spins forever
- * when the kernel answers ENOENT for a directory whose parent exists (e.g. under /proc).
- */
+/** mkdir -p (`makeDirSync`); a level that fails is named with why, as a `PathError`. */
 export async function makeDir(dir: string): Promise<void> {
-  for (const d of ancestry(dir)) {
-    try {
-      await mkdir(d);
-    } catch (err) {
-      // An existing directory may answer EEXIST, or EACCES when its parent is not writable.
-      const found = await stat(d).catch(() => undefined);
-      if (found?.isDirectory()) continue;
-      throw new PathError(d, found ? 'not a directory' : explain(err as NodeJS.ErrnoException));
-    }
+  try {
+    makeDirSync(dir);
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    const at = e.path ?? dir;
+    const found = await stat(at).catch(() => undefined);
+    throw new PathError(at, found ? 'not a directory' : explain(e));
   }
 }
 
