@@ -449,6 +449,11 @@ export class QueueStore {
     }
   }
 
+  /** The no-wait connection's store when `opts` asks not to wait and it can serve (`noWaitTwin`). */
+  private noWaitFor(opts: WriteTransactionOptions | undefined): QueueStore | undefined {
+    return opts?.waitForLock === false ? this.noWaitTwin() : undefined;
+  }
+
   /**
    * Opens the no-wait connection now (the queue's start), so a store it cannot open stops
    * the start rather than every later claim.
@@ -504,7 +509,7 @@ export class QueueStore {
 
   /** `claim` for several messages in one transaction; messages with nothing due are left out. */
   claimMany(qids: readonly string[], now: number, until: number, opts?: WriteTransactionOptions): ClaimedMessage[] {
-    const twin = opts?.waitForLock === false ? this.noWaitTwin() : undefined;
+    const twin = this.noWaitFor(opts);
     if (twin) return twin.claimMany(qids, now, until, opts);
     return writeTransaction(this.db, () => this.claimManyIn(qids, now, until), opts);
   }
@@ -594,7 +599,7 @@ export class QueueStore {
     next?: ClaimNext,
     opts?: WriteTransactionOptions,
   ): (FinishedMessage | undefined)[] {
-    const twin = opts?.waitForLock === false ? this.noWaitTwin() : undefined;
+    const twin = this.noWaitFor(opts);
     if (twin) return twin.recordRounds(rounds, now, keysFailed, next, opts);
     let claims: ClaimedMessage[] | undefined;
     let done: (FinishedMessage | undefined)[];
@@ -657,7 +662,7 @@ export class QueueStore {
     keysFailed?: (qids: string[], err: unknown) => void,
     opts?: WriteTransactionOptions,
   ): { finished: (FinishedMessage | undefined)[]; skipped: number } {
-    const twin = opts?.waitForLock === false ? this.noWaitTwin() : undefined;
+    const twin = this.noWaitFor(opts);
     if (twin) return twin.replayRounds(rounds, now, keysFailed, opts);
     return writeTransaction(this.db, () => {
       let skipped = 0;
