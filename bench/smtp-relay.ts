@@ -45,6 +45,14 @@ const logLevel = process.env.BENCH_LOG_LEVEL ?? 'info';
 /** BENCH_QUICK=1: only the baselines and mailbag with greetingDelay 0 (no floor, no Haraka). */
 const quick = process.env.BENCH_QUICK === '1';
 const TO = 'bench@example.test';
+/**
+ * Messages each relay (mailbag, Haraka, the library floor) relays in the measured mode
+ * before the measurement starts. A fresh Node.js process spends its first seconds
+ * compiling its hot functions on V8's helper threads (measured: as much CPU as the SMTP
+ * thread at first, under a tenth of it after about 10 s); a gateway runs for days, so the
+ * figures are those of a warm process. BENCH_WARMUP=0 measures from a cold start.
+ */
+const warmupCount = Number(process.env.BENCH_WARMUP ?? '6000');
 
 interface Row {
   path: string;
@@ -82,6 +90,15 @@ function rate(n: number, ms: number) {
   return (n * 1000) / ms;
 }
 
+/** Relays `warmupCount` messages through the relay on `port` unmeasured; returns the sink's count after them. */
+async function warmUp(port: number, sink: Sink, reuse: boolean, what: string): Promise<number> {
+  if (warmupCount <= 0) return sink.received();
+  const run = await runSource(tools.source, { port, sessions: SESSIONS, count: warmupCount, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+  if (!run.ok) throw new Error(`warm-up through ${what} failed: ${run.stderr.split('\n')[0]}`);
+  await sink.waitFor(warmupCount, 120_000);
+  return sink.received();
+}
+
 async function baseline(reuse: boolean, count: number): Promise<number> {
   const sink = await startSink(tools.sink);
   cleanups.push(() => sink.stop());
@@ -114,6 +131,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     await gw.stop(5000);
   });
   const mode = `${reuse ? 'reuse (-d)' : 'new connection per message'}, greetingDelay ${greetingDelay} ms${opts.podPublisher ? ', PoD publisher on' : ''}`;
+  const warm = await warmUp(gw.smtpPort, sink, reuse, 'mailbag');
   await loopDelayMaxMs(adminPort); // starts the gauge's window at the start of the run
   const cpu0 = gw.cpuSeconds();
   const threads0 = threadCpuSeconds(gw.pid);
@@ -131,7 +149,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
     let relayRate: number | undefined;
     let note: string | undefined;
     try {
-      const done = await sink.waitFor(count, 120_000);
+      const done = await sink.waitFor(warm + count, 120_000);
       relayRate = rate(count, done - run.started);
     } catch (err) {
       note = (err as Error).message;
@@ -180,6 +198,7 @@ async function throughHaraka(reuse: boolean, count: number, base: number): Promi
   cleanups.push(() => haraka.stop());
   const mode = reuse ? 'reuse (-d)' : 'new connection per message';
   const path = `smtp-source -> Haraka ${install.version} -> smtp-sink`;
+  const warm = await warmUp(haraka.port, sink, reuse, 'Haraka');
   const cpu0 = haraka.cpuSeconds();
   try {
     const run = await runSource(tools.source, { port: haraka.port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
@@ -187,7 +206,7 @@ async function throughHaraka(reuse: boolean, count: number, base: number): Promi
       rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
       return;
     }
-    const done = await sink.waitFor(count, 60_000);
+    const done = await sink.waitFor(warm + count, 60_000);
     const cpu1 = haraka.cpuSeconds();
     const cpuMsPerMessage = cpu0 !== undefined && cpu1 !== undefined ? ((cpu1 - cpu0) * 1000) / count : undefined;
     rows.push({ path, mode, count, acceptRate: rate(count, run.ms), relayRate: rate(count, done - run.started), baseline: base, peakRss: haraka.peakRssBytes(), cpuMsPerMessage });
@@ -220,6 +239,7 @@ async function throughFloor(reuse: boolean, count: number, base: number): Promis
   const pid = child.pid!;
   const mode = reuse ? 'reuse (-d)' : 'new connection per message';
   const path = 'smtp-source -> smtp-server + nodemailer, in memory, not durable -> smtp-sink';
+  const warm = await warmUp(port, sink, reuse, 'the library floor');
   const cpu0 = processCpuSeconds(pid);
   try {
     const run = await runSource(tools.source, { port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
@@ -227,7 +247,7 @@ async function throughFloor(reuse: boolean, count: number, base: number): Promis
       rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
       return;
     }
-    const done = await sink.waitFor(count, 60_000);
+    const done = await sink.waitFor(warm + count, 60_000);
     const cpu1 = processCpuSeconds(pid);
     const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
     rows.push({

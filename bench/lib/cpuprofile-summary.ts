@@ -7,7 +7,8 @@
 // by N (ms per message when N is the message count); `--incl REGEX` adds the inclusive
 // time of the functions whose key matches; `--window REGEX` counts only the samples from
 // the first to the last whose stack has a matching function (e.g. `smtp-connection` for
-// the SMTP traffic, leaving out start-up and shutdown). Functions are keyed by name, file
+// the SMTP traffic, leaving out start-up and shutdown); `--last-ms MS` only the final MS of
+// that window (the measured run after a bench's warm-up). Functions are keyed by name, file
 // and line, so the same function in two trees of the same code matches.
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -28,7 +29,7 @@ interface Profile {
  * Self time in ms by function key, the total of every sample that is not idle, and the
  * inclusive time (the function or anything it called) of the keys matching `inclusive`.
  */
-export function selfTimes(file: string, inclusive?: RegExp, window?: RegExp): { byFunction: Map<string, number>; busyMs: number; inclusiveMs: Map<string, number> } {
+export function selfTimes(file: string, inclusive?: RegExp, window?: RegExp, lastMs?: number): { byFunction: Map<string, number>; busyMs: number; inclusiveMs: Map<string, number> } {
   const profile = JSON.parse(readFileSync(file, 'utf8')) as Profile;
   const keyOf = new Map<number, string>();
   for (const n of profile.nodes) {
@@ -50,6 +51,13 @@ export function selfTimes(file: string, inclusive?: RegExp, window?: RegExp): { 
   if (window) {
     while (first <= last && !stackMatches(first, window)) first++;
     while (last >= first && !stackMatches(last, window)) last--;
+  }
+  if (lastMs !== undefined) {
+    // only the final lastMs of the window: the measured run after a warm-up
+    let ms = 0;
+    let i = last;
+    while (i > first && ms < lastMs * 1000) ms += profile.timeDeltas[i--] ?? 0;
+    first = i;
   }
   for (let i = first; i <= last; i++) {
     // a sample's time is the delta to the next one
@@ -76,19 +84,21 @@ function main(argv: string[]): void {
   let top = 40;
   let inclusive: RegExp | undefined;
   let window: RegExp | undefined;
+  let lastMs: number | undefined;
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--per') per = Number(argv[++i]);
     else if (argv[i] === '--top') top = Number(argv[++i]);
     else if (argv[i] === '--incl') inclusive = new RegExp(argv[++i]!);
     else if (argv[i] === '--window') window = new RegExp(argv[++i]!);
+    else if (argv[i] === '--last-ms') lastMs = Number(argv[++i]);
     else files.push(argv[i]!);
   }
   if (files.length < 1 || files.length > 2 || !(per > 0)) {
-    process.stderr.write('usage: cpuprofile-summary.ts AFTER.cpuprofile [BEFORE.cpuprofile] [--per N] [--top N] [--incl REGEX] [--window REGEX]\n');
+    process.stderr.write('usage: cpuprofile-summary.ts AFTER.cpuprofile [BEFORE.cpuprofile] [--per N] [--top N] [--incl REGEX] [--window REGEX] [--last-ms MS]\n');
     process.exit(2);
   }
-  const after = selfTimes(files[0]!, inclusive, window);
-  const before = files[1] ? selfTimes(files[1], inclusive, window) : undefined;
+  const after = selfTimes(files[0]!, inclusive, window, lastMs);
+  const before = files[1] ? selfTimes(files[1], inclusive, window, lastMs) : undefined;
   const fmt = (ms: number) => (ms / per).toFixed(per === 1 ? 0 : 3).padStart(9);
   const keys = new Set([...after.byFunction.keys(), ...(before?.byFunction.keys() ?? [])]);
   const rows = [...keys].map((k) => {
