@@ -3,7 +3,7 @@
 // does not fail the bag it came in (which would make its sender ship it again forever).
 import t from 'tap';
 import { acknowledgeMessage, MAX_LIST_ITEMS, MAX_STAMP_HOPS, type ImpMessage } from '../src/imp/index.js';
-import { endToEndReplies } from './helpers/end-to-end-replies.js';
+import { awaitingFinal, endToEndReplies } from './helpers/end-to-end-replies.js';
 
 const ORIGINATING = 167772404;
 const DESTINATION = 167772359;
@@ -29,20 +29,7 @@ t.test('replies over the hop limit are not passed back, and handling them does n
 t.test('an end-to-end ACKNOWLEDGE that cannot be for a message of ours is not kept for one', async (t) => {
   const { store, replies } = endToEndReplies(t, { name: 'imp-e2e-early', ihn: ORIGINATING, reachable: () => true });
   const awaiting = (tid: { tn: number; ihn: number }, shippedAt?: number) =>
-    store.impReplies.awaitFinal({
-      tid,
-      qid: `q${tid.tn}`,
-      rcpt: 'bob@example.test',
-      peer: 'imp://127.0.0.1:1',
-      envelopeFrom: 'ann@sender.test',
-      receivedAt: 1,
-      dsnNotify: null,
-      dsnOrcpt: null,
-      dsnEnvid: null,
-      headers: Buffer.from('Subject: x\r\n\r\n'),
-      hopReply: '250 FORWARD',
-      ...(shippedAt !== undefined ? { shippedAt } : {}),
-    });
+    store.impReplies.awaitFinal(awaitingFinal({ tid, hopReply: '250 FORWARD', ...(shippedAt !== undefined ? { shippedAt } : {}) }));
   // addressed to us (IA), answering a tid of another MPM: nothing of ours awaits it
   const forged = acknowledgeMessage(
     { tid: { tn: 7, ihn: DESTINATION }, stamp: [ORIGINATING] },

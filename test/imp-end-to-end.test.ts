@@ -27,7 +27,7 @@ import { TnAllocator } from '../src/imp/shipper/tn-allocator.js';
 import { BagProcessor } from '../src/mpm/bag-processor.js';
 import { ImpRecipientPolicy } from '../src/mpm/recipient-policy.js';
 import { Store } from '../src/store/store.js';
-import { endToEndReplies } from './helpers/end-to-end-replies.js';
+import { awaitingFinal, endToEndReplies } from './helpers/end-to-end-replies.js';
 import { tempDir, waitFor } from './helpers/gateway.js';
 import { startImpPeer, type PeerAnswer } from './helpers/imp-peer.js';
 import { memoryRequest } from './helpers/next-hop.js';
@@ -268,19 +268,14 @@ t.test("the destination's answer before the hop's own: kept, and it becomes the 
   );
   await replies.handle(view4, '127.0.0.1');
   t.equal(store.impReplies.awaiting({ tn: 37, ihn: ORIGINATING }), undefined, 'nothing awaited it yet');
-  const early = store.impReplies.awaitFinal({
-    tid: { tn: 37, ihn: ORIGINATING },
-    qid: 'Q1',
-    rcpt: 'dcrocker@rand-unix.test',
-    peer: 'imp://127.0.0.1:1',
-    envelopeFrom: 'ann@sender.test',
-    receivedAt: 1,
-    dsnNotify: null,
-    dsnOrcpt: null,
-    dsnEnvid: null,
-    headers: Buffer.from('Subject: x\r\n\r\n'),
-    hopReply: '250 2.0.0 IMP ACKNOWLEDGE yes (OK; FORWARD) trail 167772404,167772246',
-  });
+  const early = store.impReplies.awaitFinal(
+    awaitingFinal({
+      tid: { tn: 37, ihn: ORIGINATING },
+      qid: 'Q1',
+      rcpt: 'dcrocker@rand-unix.test',
+      hopReply: '250 2.0.0 IMP ACKNOWLEDGE yes (OK; FORWARD) trail 167772404,167772246',
+    }),
+  );
   t.same(early, { outcome: 'failed', reply: '550 5.1.1 IMP ACKNOWLEDGE no: no such user trail 167772404,167772246,167772359' }, 'the hop answer brings the kept answer out');
   t.equal(store.impReplies.awaiting({ tn: 37, ihn: ORIGINATING })!.answer, false, 'recorded as answered');
   await replies.handle(view4, '127.0.0.1');
