@@ -17,16 +17,24 @@ function stream(url: string, token: string, extra: Record<string, unknown> = {})
   return { name: 'pod-msg', url, cid: 'cid1', type: 'message' as const, token, ...extra };
 }
 
-async function setup(t: Test, opts: { pod?: Record<string, unknown>; stream?: (d: PublisherDouble) => Record<string, unknown>; env?: (d: PublisherDouble) => NodeJS.ProcessEnv } = {}) {
+/** A publisher double on a test clock and an empty store, no consumer yet; `close` removes both. */
+async function publisherAndStore() {
   const clock = new TestClock(T0);
   const double = await startPublisherDouble(clock.now);
-  const token = double.token();
   const tmp = tempStore();
-  const h = startConsumer(tmp.path, { streams: [stream(double.url, token, opts.stream?.(double))], ...opts.pod }, clock, opts.env?.(double));
-  t.teardown(async () => {
-    await h.stop();
+  const close = async () => {
     await double.close();
     tmp.cleanup();
+  };
+  return { clock, double, token: double.token(), path: tmp.path, close };
+}
+
+async function setup(t: Test, opts: { pod?: Record<string, unknown>; stream?: (d: PublisherDouble) => Record<string, unknown>; env?: (d: PublisherDouble) => NodeJS.ProcessEnv } = {}) {
+  const { clock, double, token, path, close } = await publisherAndStore();
+  const h = startConsumer(path, { streams: [stream(double.url, token, opts.stream?.(double))], ...opts.pod }, clock, opts.env?.(double));
+  t.teardown(async () => {
+    await h.stop();
+    await close();
   });
   return { clock, double, token, h };
 }
@@ -171,15 +179,9 @@ t.test('with a backfill token the archive request runs beside the live session',
 });
 
 t.test('checkpoints survive a consumer restart: a new consumer on the same store fills from them', async (t) => {
-  const clock = new TestClock(T0);
-  const double = await startPublisherDouble(clock.now);
-  const token = double.token();
-  const tmp = tempStore();
-  t.teardown(async () => {
-    await double.close();
-    tmp.cleanup();
-  });
-  const first = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
+  const { clock, double, token, path, close } = await publisherAndStore();
+  t.teardown(close);
+  const first = startConsumer(path, { streams: [stream(double.url, token)] }, clock);
   await until(() => double.open('live').length === 1, 'a live session');
   double.publish('message', T0, messageEvent('e0', T0));
   await until(() => storedGuids(first.store).length === 1, 'stored');
@@ -187,7 +189,7 @@ t.test('checkpoints survive a consumer restart: a new consumer on the same store
   t.equal(first.consumer.statuses()[0]!.state, 'stopped');
   clock.advance(5 * HOUR);
   double.publish('message', T0 + 2 * HOUR, messageEvent('e2h', T0 + 2 * HOUR));
-  const second = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
+  const second = startConsumer(path, { streams: [stream(double.url, token)] }, clock);
   t.teardown(() => second.stop());
   await until(() => storedGuids(second.store).length === 2, 'the gap event');
   const archive = double.requests.find((r) => modeOf(r) === 'archive');
@@ -197,15 +199,9 @@ t.test('checkpoints survive a consumer restart: a new consumer on the same store
 });
 
 t.test('an event whose ts is hours ahead (a wrong offset) does not carry the checkpoint past now: a later gap is still filled', async (t) => {
-  const clock = new TestClock(T0);
-  const double = await startPublisherDouble(clock.now);
-  const token = double.token();
-  const tmp = tempStore();
-  t.teardown(async () => {
-    await double.close();
-    tmp.cleanup();
-  });
-  const first = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
+  const { clock, double, token, path, close } = await publisherAndStore();
+  t.teardown(close);
+  const first = startConsumer(path, { streams: [stream(double.url, token)] }, clock);
   await until(() => double.open('live').length === 1, 'a live session');
   double.publish('message', T0, messageEvent('e0', T0));
   // An agent that wrote +0700 for -0700: its ts is 14 hours ahead of when it was sent.
@@ -218,7 +214,7 @@ t.test('an event whose ts is hours ahead (a wrong offset) does not carry the che
   await first.stop();
   clock.advance(5 * HOUR - 30 * 60_000);
   double.publish('message', T0 + 2 * HOUR, messageEvent('e2h', T0 + 2 * HOUR));
-  const second = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
+  const second = startConsumer(path, { streams: [stream(double.url, token)] }, clock);
   t.teardown(() => second.stop());
   await until(() => storedGuids(second.store).includes('e2h'), 'the event in the gap, from the archive');
   const archive = double.requests.find((r) => modeOf(r) === 'archive');
@@ -226,16 +222,12 @@ t.test('an event whose ts is hours ahead (a wrong offset) does not carry the che
 });
 
 t.test('409 while another session holds the token: backs off, says why, connects once it is free', async (t) => {
-  const clock = new TestClock(T0);
-  const double = await startPublisherDouble(clock.now);
-  const token = double.token();
+  const { clock, double, token, path, close } = await publisherAndStore();
   const other = await double.occupy(token);
-  const tmp = tempStore();
-  const h = startConsumer(tmp.path, { streams: [stream(double.url, token)] }, clock);
+  const h = startConsumer(path, { streams: [stream(double.url, token)] }, clock);
   t.teardown(async () => {
     await h.stop();
-    await double.close();
-    tmp.cleanup();
+    await close();
   });
   const conflict = await until(() => h.states.find((s) => s.state === 'conflict'), 'the conflict state');
   t.match(conflict.detail, /409.*in use by another session/);
@@ -254,11 +246,9 @@ t.test('401 and 404 stop the stream with the reason; no further attempts', async
     [401, /401.*token/],
     [404, /404.*url/],
   ] as const) {
-    const clock = new TestClock(T0);
-    const double = await startPublisherDouble(clock.now);
-    const tmp = tempStore();
+    const { clock, double, path, close } = await publisherAndStore();
     const url = status === 404 ? `${double.url}not-the-api/` : double.url;
-    const h = startConsumer(tmp.path, { streams: [stream(url, status === 401 ? double.token('another-cid') : double.token())] }, clock);
+    const h = startConsumer(path, { streams: [stream(url, status === 401 ? double.token('another-cid') : double.token())] }, clock);
     const stopped = await until(() => h.states.find((s) => s.state === 'stopped'), 'stopped');
     t.match(stopped.detail, why, `${status}: says why`);
     t.match(h.store.podStreams.statuses()[0], { state: 'stopped', lastError: why });
@@ -266,8 +256,7 @@ t.test('401 and 404 stop the stream with the reason; no further attempts', async
     await h.stop();
     t.equal(double.requests.length, 1, `${status}: tried once`);
     t.equal(double.requests[0]!.status, status);
-    await double.close();
-    tmp.cleanup();
+    await close();
   }
 });
 
