@@ -3,38 +3,14 @@
 // consumer coming back on it would get 409 for as long as the dead session lasts, and on
 // an idle stream nothing is ever written that could fail. The publisher pings each
 // session; a client that answered nothing by the next ping is gone.
-import { mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import t from 'tap';
 import WebSocket from 'ws';
-import { PodPublisher } from '../src/gateway/pod-publisher.js';
-import { loadOrCreateSecret } from '../src/gateway/pod-secret.js';
-import { MemoryEventSource } from '../src/pod/event-source.js';
-import { signToken } from '../src/pod/jwt.js';
-import { Store } from '../src/store/store.js';
+import { startMemoryPublisher } from './helpers/memory-publisher.js';
 
 async function publisher(t: { teardown(fn: () => unknown): void }, pingInterval = 50) {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbag-pod-dead-client-'));
-  const secretFile = join(dir, 'secret');
-  const store = Store.open(join(dir, 'publisher.db'));
-  const source = new MemoryEventSource();
-  const p = new PodPublisher({
-    config: { listen: { host: '127.0.0.1', port: 0 }, secretFile, cid: 'c1', pollInterval: 3_600_000, pingInterval },
-    store,
-    identity: { agent: 'dead-client.test', version: 'test', localDomains: [] },
-    logger: pino({ level: 'silent' }),
-    source,
-  });
-  await p.listen();
-  t.teardown(async () => {
-    await p.close();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  return { p, source, port: p.address().port, token: signToken(loadOrCreateSecret(secretFile), { cid: 'c1', expiresInSec: 3600 }) };
+  const { publisher: p, source, port, token } = await startMemoryPublisher(t, { name: 'pod-dead-client', pollInterval: 3_600_000, pingInterval });
+  return { p, source, port, token };
 }
 
 /** A handshake over raw TCP; afterwards the socket reads but never answers (a client gone silent). */

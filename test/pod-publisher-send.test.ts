@@ -1,37 +1,14 @@
 // How the publisher's live sessions send: a source that tells of new events (`watch`) gets
 // them sent at once, not at the next poll; a batch's events go out in order, each exactly
 // once, compressed, and the session's resume point follows what was written.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { pino } from 'pino';
 import t from 'tap';
 import WebSocket from 'ws';
-import { PodPublisher } from '../src/gateway/pod-publisher.js';
 import { loadOrCreateSecret } from '../src/gateway/pod-secret.js';
-import { MemoryEventSource } from '../src/pod/event-source.js';
-import { signToken, verifyToken } from '../src/pod/jwt.js';
-import { Store } from '../src/store/store.js';
+import { verifyToken } from '../src/pod/jwt.js';
+import { startMemoryPublisher } from './helpers/memory-publisher.js';
 
 async function publisherWith(t: { teardown(fn: () => unknown): void }, pollInterval: number) {
-  const dir = mkdtempSync(join(tmpdir(), 'mailbag-pod-send-'));
-  const secretFile = join(dir, 'secret');
-  const store = Store.open(join(dir, 'publisher.db'));
-  const source = new MemoryEventSource();
-  const publisher = new PodPublisher({
-    config: { listen: { host: '127.0.0.1', port: 0 }, secretFile, cid: 'c1', pollInterval },
-    store,
-    identity: { agent: 'send.test', version: 'test', localDomains: [] },
-    logger: pino({ level: 'silent' }),
-    source,
-  });
-  await publisher.listen();
-  t.teardown(async () => {
-    await publisher.close();
-    store.close();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const token = signToken(loadOrCreateSecret(secretFile), { cid: 'c1', expiresInSec: 3600 });
+  const { publisher, source, store, secretFile, token } = await startMemoryPublisher(t, { name: 'pod-send', pollInterval });
   const tokenId = verifyToken(loadOrCreateSecret(secretFile), token).jti;
   const connect = async (onMessage: (data: Buffer, compressed: boolean) => void) => {
     const ws = new WebSocket(`ws://127.0.0.1:${publisher.address().port}/v1/stream?cid=c1&type=message`, {
