@@ -1,13 +1,13 @@
 // A Message-ID in UTF-8 (RFC 6532, mail received with SMTPUTF8): recorded as the text it is,
 // so it links to the upstream's events carrying it (PoD's JSON holds it as text) and `trace`
 // finds the message by it as the operator sees it.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { extractCorrelationKeys } from '../src/store/correlation-keys.js';
-import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
+import { storeWithMessage } from './helpers/cli-store.js';
 import { batch, messageEvent } from './helpers/pod-events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-correlation-utf8-'));
@@ -25,11 +25,7 @@ t.test('the keys of a UTF-8 header are its text; bytes that are not UTF-8 still 
 });
 
 t.test('linked by the UTF-8 Message-ID and traced by it', async (t) => {
-  const db = join(dir, 's.db');
-  const cfg = join(dir, 'c.yaml');
-  writeFileSync(cfg, `store: { path: ${JSON.stringify(db)} }\nspool: { dir: ${JSON.stringify(join(dir, 'spool'))} }\n`);
-  const store = Store.open(db);
-  store.queue.insertMessage({ qid: QID, receivedAt: T0, envelopeFrom: 'alice@sender.test', size: 900, spoolPath: `/nonexistent/${QID}`, spoolOffset: 0, sha256: '0'.repeat(64), clientAddress: '198.51.100.2', recipients: ['bob@example.test'] });
+  const { store, configFile: cfg } = storeWithMessage(dir, 's', { qid: QID, receivedAt: T0 });
   const header = Buffer.from('Message-ID: <naïve@exämple.test>\r\nSubject: x\r\n\r\n', 'utf8');
   store.correlation.recordMessageKeys({ qid: QID, receivedAt: T0, keys: extractCorrelationKeys(header), envelopeFrom: 'alice@sender.test', rcpts: ['bob@example.test'], clientAddress: '198.51.100.2', size: 900 });
   store.pod.storeBatch(batch([messageEvent({ guid: 'vRq4ZIFWHXbuABCDEFghij0U4VvIc71x', qid: '4AUGx1Zq012345', at: T0 - 2000, messageId: '<naïve@EXÄMPLE.test>' })]), { source: 'test' });

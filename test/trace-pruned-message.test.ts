@@ -2,13 +2,13 @@
 // maillog line handing the message to mailbag (`stat=Sent (... queued as QID)`) is still
 // stored: the upstream side is what is known of it, and trace shows it instead of "nothing
 // found".
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { extractCorrelationKeys } from '../src/store/correlation-keys.js';
-import { Store } from '../src/store/store.js';
 import { cli } from './helpers/cli.js';
+import { storeWithMessage } from './helpers/cli-store.js';
 import { batch, maillogPair, messageEvent } from './helpers/pod-events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-trace-pruned-'));
@@ -19,11 +19,7 @@ const QID = '0MBQ7ZK2T4H1A';
 const UPSTREAM = '4AUGx1Zq012345';
 
 t.test('the message pruned, the hand-over line kept: trace by the qid shows the upstream side', async (t) => {
-  const db = join(dir, 's.db');
-  const cfg = join(dir, 'c.yaml');
-  writeFileSync(cfg, `store: { path: ${JSON.stringify(db)} }\nspool: { dir: ${JSON.stringify(join(dir, 'spool'))} }\n`);
-  const store = Store.open(db);
-  store.queue.insertMessage({ qid: QID, receivedAt: T0, envelopeFrom: 'alice@sender.test', size: 900, spoolPath: `/nonexistent/${QID}`, spoolOffset: 0, sha256: '0'.repeat(64), clientAddress: '198.51.100.2', recipients: ['bob@example.test'] });
+  const { store, configFile: cfg } = storeWithMessage(dir, 's', { qid: QID, receivedAt: T0 });
   store.correlation.recordMessageKeys({ qid: QID, receivedAt: T0, keys: extractCorrelationKeys('Subject: x\r\n\r\n'), envelopeFrom: 'alice@sender.test', rcpts: ['bob@example.test'], clientAddress: '198.51.100.2', size: 900 });
   store.pod.storeBatch(batch([messageEvent({ guid: 'vRq4ZIFWHXbuABCDEFghij0U4VvIc71x', qid: UPSTREAM, at: T0 - 2000 }), ...maillogPair({ idPrefix: 'm', qid: UPSTREAM, at: T0 - 1500, queuedAs: QID })]), { source: 'test' });
   t.same(store.correlation.linksOfQid(QID).map((l) => l.via), ['queued-as']);
@@ -48,11 +44,7 @@ t.test('the message pruned, the hand-over line kept: trace by the qid shows the 
 });
 
 t.test('a message not yet attempted (no keys, so no link yet): trace by its qid shows the hand-over line with it, in one timeline', async (t) => {
-  const db = join(dir, 'held.db');
-  const cfg = join(dir, 'held.yaml');
-  writeFileSync(cfg, `store: { path: ${JSON.stringify(db)} }\nspool: { dir: ${JSON.stringify(join(dir, 'spool'))} }\n`);
-  const store = Store.open(db);
-  store.queue.insertMessage({ qid: QID, receivedAt: T0, envelopeFrom: 'alice@sender.test', size: 900, spoolPath: `/nonexistent/${QID}`, spoolOffset: 0, sha256: '0'.repeat(64), clientAddress: '198.51.100.2', recipients: ['bob@example.test'] });
+  const { store, configFile: cfg } = storeWithMessage(dir, 'held', { qid: QID, receivedAt: T0 });
   store.queue.hold(QID, 'operator hold', T0 + 5);
   store.pod.storeBatch(batch([messageEvent({ guid: 'vRq4ZIFWHXbuABCDEFghij0U4VvIc71x', qid: UPSTREAM, at: T0 - 2000 }), ...maillogPair({ idPrefix: 'm', qid: UPSTREAM, at: T0 - 1500, queuedAs: QID })]), { source: 'test' });
   t.same(store.correlation.linksOfQid(QID), [], 'no link before the keys are recorded');
