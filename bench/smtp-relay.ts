@@ -53,6 +53,10 @@ const TO = 'bench@example.test';
  * figures are those of a warm process. BENCH_WARMUP=0 measures from a cold start.
  */
 const warmupCount = Number(process.env.BENCH_WARMUP ?? '6000');
+if (!Number.isInteger(warmupCount) || warmupCount < 0) {
+  process.stderr.write(`smtp-relay: BENCH_WARMUP must be a number of messages (0 or more), not ${JSON.stringify(process.env.BENCH_WARMUP)}\n`);
+  process.exit(2);
+}
 
 interface Row {
   path: string;
@@ -90,10 +94,15 @@ function rate(n: number, ms: number) {
   return (n * 1000) / ms;
 }
 
+/** smtp-source sending `count` messages from SESSIONS sessions to the relay on `port`. */
+function sendThrough(port: number, count: number, reuse: boolean) {
+  return runSource(tools.source, { port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+}
+
 /** Relays `warmupCount` messages through the relay on `port` unmeasured; returns the sink's count after them. */
 async function warmUp(port: number, sink: Sink, reuse: boolean, what: string): Promise<number> {
   if (warmupCount <= 0) return sink.received();
-  const run = await runSource(tools.source, { port, sessions: SESSIONS, count: warmupCount, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+  const run = await sendThrough(port, warmupCount, reuse);
   if (!run.ok) throw new Error(`warm-up through ${what} failed: ${run.stderr.split('\n')[0]}`);
   await sink.waitFor(warmupCount, 120_000);
   return sink.received();
@@ -138,7 +147,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   const written0 = storageWriteBytes(gw.pid);
   const us0 = userSystemSeconds(gw.pid);
   try {
-    const run = await runSource(tools.source, { port: gw.smtpPort, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    const run = await sendThrough(gw.smtpPort, count, reuse);
     if (!run.ok) {
       rows.push({ path: 'smtp-source -> mailbag -> smtp-sink', mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
       // what the gateway said about it (its warnings and errors among the last log lines)
@@ -201,7 +210,7 @@ async function throughHaraka(reuse: boolean, count: number, base: number): Promi
   const warm = await warmUp(haraka.port, sink, reuse, 'Haraka');
   const cpu0 = haraka.cpuSeconds();
   try {
-    const run = await runSource(tools.source, { port: haraka.port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    const run = await sendThrough(haraka.port, count, reuse);
     if (!run.ok) {
       rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
       return;
@@ -242,7 +251,7 @@ async function throughFloor(reuse: boolean, count: number, base: number): Promis
   const warm = await warmUp(port, sink, reuse, 'the library floor');
   const cpu0 = processCpuSeconds(pid);
   try {
-    const run = await runSource(tools.source, { port, sessions: SESSIONS, count, bytes: BYTES, reuse, timeoutMs: 300_000, from: FROM, to: TO });
+    const run = await sendThrough(port, count, reuse);
     if (!run.ok) {
       rows.push({ path, mode, count, acceptRate: 0, note: `smtp-source failed: ${run.stderr.split('\n')[0]}` });
       return;
