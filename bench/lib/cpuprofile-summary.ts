@@ -1,6 +1,6 @@
 // Self time by function of a `node --cpu-prof` profile (the benches' BENCH_CPU_PROF):
 //
-//   node --import=tsx bench/lib/cpuprofile-summary.ts FILE.cpuprofile [BEFORE.cpuprofile] [--per N] [--top N] [--incl REGEX] [--window REGEX]
+//   node --import=tsx bench/lib/cpuprofile-summary.ts FILE.cpuprofile [BEFORE.cpuprofile] [--per N] [--top N] [--incl REGEX] [--window REGEX] [--last-ms MS]
 //
 // One profile: its functions by self time. Two: the first is "after", the second
 // "before", and the table is sorted by the difference. `--per N` divides every figure
@@ -93,7 +93,7 @@ function main(argv: string[]): void {
     else if (argv[i] === '--last-ms') lastMs = Number(argv[++i]);
     else files.push(argv[i]!);
   }
-  if (files.length < 1 || files.length > 2 || !(per > 0)) {
+  if (files.length < 1 || files.length > 2 || !(per > 0) || (lastMs !== undefined && !(lastMs > 0))) {
     process.stderr.write('usage: cpuprofile-summary.ts AFTER.cpuprofile [BEFORE.cpuprofile] [--per N] [--top N] [--incl REGEX] [--window REGEX] [--last-ms MS]\n');
     process.exit(2);
   }
