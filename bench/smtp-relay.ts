@@ -16,12 +16,14 @@
 //        BENCH_HARAKA=0 (skip the Haraka comparison: npm-installs Haraka into a temp dir),
 //        BENCH_QUICK=1 (only the baselines and mailbag with greetingDelay 0),
 //        BENCH_POD_PUBLISHER=1 (mailbag with reuse, greetingDelay 0 once more with the PoD
-//        publisher on: each message's facts are read and committed before its 250).
+//        publisher on: each message's facts are read and committed before its 250),
+//        BENCH_FROM_SOURCE=1 (run the gateway from src/ through tsx instead of the compiled
+//        build that `npm start` runs; the bench builds it first).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensurePostfixTools, runSource, startSink, type Sink } from './lib/postfix-tools.js';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { processCpuSeconds, spawnGateway, type GatewayProcess } from '../test/helpers/gateway-process.js';
@@ -71,6 +73,21 @@ interface Row {
   /** mailbag only: the SMTP thread's worst event-loop delay during the run, ms. */
   loopDelayMaxMs?: number;
   note?: string;
+}
+
+/**
+ * The gateway as operators run it: the compiled build (`npm start`), built here first.
+ * From source, tsx's loader also turns on source-mapped stack traces, so every error
+ * whose stack a library reads (Node's streams read it when a client resets its connection)
+ * costs a source-map lookup the installed gateway never pays.
+ */
+const fromSource = process.env.BENCH_FROM_SOURCE === '1';
+if (!fromSource) {
+  const built = spawnSync('npm', ['run', 'build', '--silent'], { cwd: fileURLToPath(new URL('..', import.meta.url)), stdio: 'inherit' });
+  if (built.status !== 0) {
+    process.stderr.write('smtp-relay: could not build the gateway (npm run build); BENCH_FROM_SOURCE=1 runs it from src/\n');
+    process.exit(1);
+  }
 }
 
 const found = ensurePostfixTools();
@@ -135,7 +152,7 @@ async function throughMailbag(name: string, reuse: boolean, greetingDelay: numbe
   const config = writeBenchGatewayConfig({ dir, smtpPort: port, greetingDelay, routes: [{ domain: 'example.test', nexthop: `smtp://127.0.0.1:${sink.port}` }], adminPort, logLevel, extra });
   // one directory per scenario: the queue thread writes a profile of its own next to the main thread's
   const nodeArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${join(process.env.BENCH_CPU_PROF, name)}`] : [];
-  const gw: GatewayProcess = await spawnGateway(config, { nodeArgs, port });
+  const gw: GatewayProcess = await spawnGateway(config, { nodeArgs, port, build: !fromSource });
   cleanups.push(async () => {
     await gw.stop(5000);
   });

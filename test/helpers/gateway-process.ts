@@ -39,12 +39,19 @@ export interface SpawnGatewayOptions {
    * the port accepts a connection, so log levels that hide the `listening` line work too.
    */
   port?: number;
+  /**
+   * Run the compiled build (`dist/`, what `npm start` runs; the caller builds it first)
+   * instead of the sources through tsx, whose loader also turns on source-mapped stack
+   * traces: every error's stack a library reads (a client's ECONNRESET) then costs a
+   * source-map lookup that the installed gateway never pays.
+   */
+  build?: boolean;
 }
 
 export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {}): Promise<GatewayProcess> {
   const child: ChildProcess = spawn(
     process.execPath,
-    [...(opts.nodeArgs ?? []), '--import=tsx', 'src/cli/main.ts', 'start', '--config', configFile],
+    [...(opts.nodeArgs ?? []), ...(opts.build ? ['dist/cli/main.js'] : ['--import=tsx', 'src/cli/main.ts']), 'start', '--config', configFile],
     { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } },
   );
   const recent: string[] = [];
