@@ -23,13 +23,18 @@ const BATCH = 500;
 /** Above this many bytes queued on a socket, wait before sending more (a slow reader). */
 const HIGH_WATER = 4 * 1024 * 1024;
 
-/** The error table of the document: status, reason phrase. */
+/**
+ * The error table of the document: status, reason phrase; and 503 for an upgrade that
+ * arrives while the publisher stops (not in the table: a consumer retries it, as any
+ * status the table does not name).
+ */
 const REASONS = {
   400: 'Bad Request',
   401: 'Unauthorized',
   404: 'Not Found',
   405: 'Method not allowed',
   409: 'Exceeded maximum number of sessions per token',
+  503: 'Service Unavailable',
 } as const;
 type RefusalStatus = keyof typeof REASONS;
 
@@ -228,6 +233,12 @@ export class PodPublisher {
   }
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    // A request that arrived before the stop and is handled after it: a session opened now
+    // would outlive the stop (and the store, closed next, that it records its drop in).
+    if (this.closed) {
+      this.o.logger.info({ status: 503, reason: 'the server is stopping', client: socket.remoteAddress }, 'pod publisher: refused');
+      return refuse(socket, 503, 'the server is stopping');
+    }
     let url: URL;
     try {
       url = new URL(req.url ?? '/', 'http://publisher.invalid');
@@ -379,10 +390,19 @@ class StreamSession {
     if (this.keepalive) clearInterval(this.keepalive);
     this.unwatch?.();
     this.wake?.();
-    const { store, now } = this.owner.ctx;
-    const resumeFrom = closeCode !== undefined && NORMAL_CLOSE.has(closeCode) ? this.cursor : this.acked;
-    if (this.request.mode.kind === 'live' && resumeFrom !== undefined) store.podPublisher.saveDrop(this.tokenId, this.request.type, now(), resumeFrom);
     this.owner.ended(this.tokenId, this);
+    const { store, now, logger } = this.owner.ctx;
+    const resumeFrom = closeCode !== undefined && NORMAL_CLOSE.has(closeCode) ? this.cursor : this.acked;
+    if (this.request.mode.kind !== 'live' || resumeFrom === undefined) return;
+    try {
+      store.podPublisher.saveDrop(this.tokenId, this.request.type, now(), resumeFrom);
+    } catch (err) {
+      // called from a socket event: thrown, it would be an uncaught exception
+      logger.error(
+        { type: this.request.type, token: this.tokenId, resumeFrom, err: { message: (err as Error).message, code: (err as { code?: unknown }).code } },
+        "pod publisher: could not record where the session dropped; the token's next session will not resume from this drop",
+      );
+    }
   }
 
   /**

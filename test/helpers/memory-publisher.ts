@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { PodPublisher } from '../../src/gateway/pod-publisher.js';
 import { loadOrCreateSecret } from '../../src/gateway/pod-secret.js';
 import { MemoryEventSource } from '../../src/pod/event-source.js';
@@ -27,7 +27,7 @@ export interface MemoryPublisher {
  */
 export async function startMemoryPublisher(
   t: { teardown(fn: () => unknown): void },
-  o: { name: string; pollInterval: number; pingInterval?: number },
+  o: { name: string; pollInterval: number; pingInterval?: number; logger?: Logger },
 ): Promise<MemoryPublisher> {
   const dir = mkdtempSync(join(tmpdir(), `mailbag-${o.name}-`));
   const secretFile = join(dir, 'secret');
@@ -37,7 +37,7 @@ export async function startMemoryPublisher(
     config: { listen: { host: '127.0.0.1', port: 0 }, secretFile, cid: 'c1', pollInterval: o.pollInterval, ...(o.pingInterval !== undefined ? { pingInterval: o.pingInterval } : {}) },
     store,
     identity: { agent: `${o.name}.test`, version: 'test', localDomains: [] },
-    logger: pino({ level: 'silent' }),
+    logger: o.logger ?? pino({ level: 'silent' }),
     source,
   });
   await publisher.listen();
