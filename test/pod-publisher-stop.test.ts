@@ -1,4 +1,4 @@
-// Stopping the PoD publisher: no session may outlive the stop. The gateway closes the store
+// Stopping the PoD publisher, and refusing: no session may outlive the stop, no socket error escape. The gateway closes the store
 // right after the publisher, so a session that opened meanwhile would later record its drop
 // point on a closed store, an exception thrown from a socket event.
 import type { Server } from 'node:http';
@@ -73,4 +73,17 @@ t.test('a drop point the store cannot record is logged, never thrown from the so
   t.ok(logged, 'an error line says the drop point was not recorded');
   t.equal(logged?.level, 50, 'at error level');
   t.match(logged, { err: { message: 'disk I/O error', code: 'SQLITE_IOERR' } });
+});
+
+t.test('a client that resets while its refusal is written is no uncaught exception', async (t) => {
+  const { publisher, port } = await startMemoryPublisher(t, { name: 'pod-publisher-stop', pollInterval: 3_600_000 });
+  // after the publisher has written its refusal: the peer's reset, as the socket reports it
+  let reset = false;
+  httpServerOf(publisher).once('upgrade', (_req, socket: import('node:net').Socket) => {
+    socket.emit('error', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }));
+    reset = true;
+  });
+  const status = await upgradeStatus(port, 'not-a-token');
+  t.ok(reset, 'the reset was reported on the refused socket');
+  t.match(status, /^HTTP\/1\.1 401 |closed without an answer/, 'refused (401), or closed by the reset first');
 });

@@ -93,6 +93,9 @@ class Refusal extends Error {
 
 function refuse(socket: Socket, status: RefusalStatus, detail: string): void {
   const body = `${REASONS[status]}: ${detail}\n`;
+  // An upgrade's socket has no error listener once the HTTP server hands it over: a client
+  // that resets while the refusal is written (ECONNRESET, EPIPE) would be an uncaught exception.
+  socket.on('error', () => socket.destroy());
   socket.end(
     `HTTP/1.1 ${status} ${REASONS[status]}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
