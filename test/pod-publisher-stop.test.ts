@@ -1,6 +1,7 @@
-// Stopping the PoD publisher, and refusing: no session may outlive the stop, no socket error escape. The gateway closes the store
-// right after the publisher, so a session that opened meanwhile would later record its drop
-// point on a closed store, an exception thrown from a socket event.
+// Stopping the PoD publisher, and refusing: no session may outlive the stop (the gateway
+// closes the store right after the publisher, so a session that opened meanwhile would later
+// record its drop point on a closed store, an exception thrown from a socket event), and no
+// error of a refused socket escapes.
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
 import { pino } from 'pino';
