@@ -3,7 +3,6 @@
 import t, { type Test } from 'tap';
 import nodemailer from 'nodemailer';
 import { createHash } from 'node:crypto';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startGateway, type Gateway } from '../src/gateway/gateway.js';
@@ -14,6 +13,7 @@ import { schemaProblem } from '../src/pod/validate.js';
 import { formatPodTime } from '../src/pod/time.js';
 import { tempDir, testConfig, waitFor } from './helpers/gateway.js';
 import { haveOpenssl, selfSignedCertificate } from './helpers/certificate.js';
+import { rawRequest } from './helpers/raw-http.js';
 
 type Ev = Record<string, unknown> & { sm?: Record<string, unknown>; filter?: Record<string, unknown> };
 
@@ -81,26 +81,6 @@ async function start(t: Test): Promise<Fixture> {
       return /queued as ([0-9A-Z]+)/.exec(info.response)![1]!;
     },
   };
-}
-
-/** Sends exactly these request bytes; resolves with the response head (status line and headers). */
-function rawRequest(port: number, head: string): Promise<{ status: number; statusLine: string; headers: string }> {
-  return new Promise((resolve, reject) => {
-    const s = connect(port, '127.0.0.1');
-    let buf = '';
-    s.on('data', (c: Buffer) => {
-      buf += c.toString('latin1');
-      const end = buf.indexOf('\r\n\r\n');
-      if (end !== -1) {
-        s.destroy();
-        const statusLine = buf.slice(0, buf.indexOf('\r\n'));
-        resolve({ status: Number(statusLine.split(' ')[1]), statusLine, headers: buf.slice(0, end) });
-      }
-    });
-    s.on('error', reject);
-    s.on('close', () => reject(new Error(`closed without a response: ${JSON.stringify(buf)}`)));
-    s.write(head);
-  });
 }
 
 /** The document's curl example as raw bytes: its headers, pointed at the local publisher. */
