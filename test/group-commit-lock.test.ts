@@ -129,3 +129,23 @@ t.test('a commit after the store closed fails (the clients get 451) and opens no
   await t.rejects(committer.commit(late), /not open/, 'the batch fails');
   t.notOk(existsSync(`${path}-wal`), 'no connection opened again on the closed store');
 });
+
+t.test('a busy accept commit is thrown without a stack trace: it is expected under load and retried', async (t) => {
+  const { store, other, message } = setup(t);
+  store.queue.durableWriter();
+  other.exec('BEGIN IMMEDIATE');
+  const limit = Error.stackTraceLimit;
+  let err: (Error & { code?: string }) | undefined;
+  try {
+    store.queue.insertMessages([message('0Q0000000000J')], { waitForLock: false });
+  } catch (e) {
+    err = e as Error & { code?: string };
+  }
+  other.exec('ROLLBACK');
+  t.equal(err?.code, 'SQLITE_BUSY', 'the lock was busy');
+  // capturing the frames is most of a thrown error's cost, paid on the SMTP thread per try
+  t.notMatch(err?.stack ?? '', /\n\s+at /, 'no frames captured');
+  t.equal(Error.stackTraceLimit, limit, 'the limit is restored');
+  store.queue.insertMessages([message('0Q0000000000J')], { waitForLock: false });
+  t.equal(store.queue.recipients('0Q0000000000J').length, 1, 'the next try commits');
+});

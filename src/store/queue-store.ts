@@ -396,9 +396,15 @@ export class QueueStore {
     if (opts.waitForLock === false && !this.db.inTransaction) {
       const writer = this.durableWriter();
       if (writer) {
-        writeTransaction(writer.db, () => {
-          for (const m of batch) writer.insertOne(m);
-        });
+        // not waiting: a busy BEGIN is expected under load and retried, so it is thrown
+        // without a stack trace (most of its cost), as for every no-wait transaction
+        writeTransaction(
+          writer.db,
+          () => {
+            for (const m of batch) writer.insertOne(m);
+          },
+          { waitForLock: false },
+        );
         return;
       }
     }
