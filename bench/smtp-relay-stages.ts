@@ -1,15 +1,17 @@
 // The store's share of the smtp-relay bench, per message, without sockets or spool files: the
 // statements the accept path and the queue thread run for each message, stage by stage:
-//   accept  QueueStore.insertMessages, 10 messages per group commit (synchronous=NORMAL here:
+//   accept  QueueStore.insertMessages, 10 messages per group commit by default (synchronous=NORMAL here:
 //           the fsync is disk time, not CPU)
-//   claim   QueueStore.claimMany, 20 messages per transaction (the queue's free slots)
+//   claim   QueueStore.claimMany, 20 messages per transaction by default (the queue's free slots)
 //   record  QueueStore.recordRounds with each message's correlation keys, 20 per transaction:
 //           the attempt, the recipient's update, the message finished
 // into stores built with different migration lists, interleaved batch by batch (the same
 // machine load for each), several rounds. Each store starts empty and stays within one hour,
 // as the bench's messages do.
 //
-//   node --import=tsx --expose-gc bench/smtp-relay-stages.ts    (env: BENCH_SCALE=0.5, BENCH_ROUNDS=3)
+//   node --import=tsx --expose-gc bench/smtp-relay-stages.ts
+//   (env: BENCH_SCALE=0.5, BENCH_ROUNDS=3, BENCH_ACCEPT_BATCH=10 and BENCH_QUEUE_BATCH=20: messages per
+//   transaction; without connection reuse the gateway commits one or two at a time)
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,10 +20,10 @@ import { migrate, migrations, type Migration } from '../src/store/migrations.js'
 import { CorrelationStore } from '../src/store/correlation-store.js';
 import { QueueStore, type NewMessage, type RoundToRecord } from '../src/store/queue-store.js';
 
-const N = Math.max(200, Math.round((10_000 * Number(process.env.BENCH_SCALE ?? '1')) / 200) * 200);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? '3'));
-const ACCEPT_BATCH = 10;
-const QUEUE_BATCH = 20;
+const ACCEPT_BATCH = Math.max(1, Number(process.env.BENCH_ACCEPT_BATCH ?? '10'));
+const QUEUE_BATCH = Math.max(1, Number(process.env.BENCH_QUEUE_BATCH ?? '20'));
+const N = Math.ceil(Math.max(200, Math.round((10_000 * Number(process.env.BENCH_SCALE ?? '1')) / 200) * 200) / QUEUE_BATCH) * QUEUE_BATCH;
 const STAGES = ['accept', 'claim', 'record'] as const;
 type Stage = (typeof STAGES)[number];
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-bench-relay-stages-'));
@@ -156,7 +158,7 @@ try {
     for (const s of stores) s.db.close();
   }
   const perMsg = (us: number) => (us / (N * ROUNDS)).toFixed(1);
-  process.stdout.write(`${N} messages x ${ROUNDS} rounds per store; CPU µs per message\n\n`);
+  process.stdout.write(`${N} messages x ${ROUNDS} rounds per store, ${ACCEPT_BATCH} per accept and ${QUEUE_BATCH} per claim and recording transaction; CPU µs per message\n\n`);
   process.stdout.write(`| store | accept | claim | record | total |\n|---|---:|---:|---:|---:|\n`);
   variants.forEach((v, i) => {
     const t = totals[i]!;
