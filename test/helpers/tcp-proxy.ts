@@ -68,6 +68,18 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
+/**
+ * Cuts a connection the way a network failure does: a reset, no FIN. A socket whose own
+ * FIN is already under way (it ended, or its peer's FIN ended it) is destroyed instead:
+ * Node's resetAndDestroy() fails there with EINVAL and leaves the handle open for good, so
+ * the test process then spins in its exit cleanup and never ends.
+ */
+export function cut(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 function headerValue(head: string, name: string): string | undefined {
   const m = new RegExp(`^${name}:[ \\t]*(.*)$`, 'im').exec(head);
   return m?.[1]?.trim();
@@ -137,8 +149,8 @@ export async function startTcpProxy(targetPort: () => number | undefined, now: (
   const port = (server.address() as AddressInfo).port;
   const drop = () => {
     for (const p of [...pairs]) {
-      p.client.resetAndDestroy();
-      p.upstream.resetAndDestroy();
+      cut(p.client);
+      cut(p.upstream);
     }
   };
   return {
