@@ -23,7 +23,9 @@ import { QueueStore, type NewMessage, type RoundToRecord } from '../src/store/qu
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? '3'));
 const ACCEPT_BATCH = Math.max(1, Number(process.env.BENCH_ACCEPT_BATCH ?? '10'));
 const QUEUE_BATCH = Math.max(1, Number(process.env.BENCH_QUEUE_BATCH ?? '20'));
-const N = Math.ceil(Math.max(200, Math.round((10_000 * Number(process.env.BENCH_SCALE ?? '1')) / 200) * 200) / QUEUE_BATCH) * QUEUE_BATCH;
+const SCALED = Math.max(200, Math.round((10_000 * Number(process.env.BENCH_SCALE ?? '1')) / 200) * 200);
+// whole queue batches: every claim and recording carries QUEUE_BATCH messages
+const N = Math.ceil(SCALED / QUEUE_BATCH) * QUEUE_BATCH;
 const STAGES = ['accept', 'claim', 'record'] as const;
 type Stage = (typeof STAGES)[number];
 const dir = mkdtempSync(join(tmpdir(), 'mailbag-bench-relay-stages-'));
