@@ -1,7 +1,7 @@
 import type { ImpOrigin, NewMessage, RecipientParams } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { SpoolEnvelope } from './envelope.js';
-import { GroupCommitter } from './group-commit.js';
+import { CommitOutcomeUnknownError, GroupCommitter, type CommitHandOff } from './group-commit.js';
 import type { QidGenerator } from './qid.js';
 import type { Spool, SpoolWriter } from './spool.js';
 
@@ -70,6 +70,14 @@ export class AcceptPath {
     this.committer = new GroupCommitter(o.store, o.spool);
   }
 
+  /**
+   * Commits go through `handOff` (the delivery queue's thread, which claims the messages
+   * in the same transaction) while it takes them; undefined: on this thread's connection.
+   */
+  handCommitsTo(handOff: CommitHandOff | undefined): void {
+    this.committer.handOffTo(handOff);
+  }
+
   /** Reserves a qid and opens the message's spool file, which starts with the envelope. */
   async open(envelope: AcceptEnvelope, now = Date.now()): Promise<IncomingMessage> {
     const qid = this.o.qids.next(now);
@@ -95,7 +103,8 @@ export class AcceptPath {
       if (podFacts) row.podFacts = podFacts;
       await this.committer.commit(row);
     } catch (err) {
-      await this.o.spool.remove(spoolPath);
+      // a message the store may hold keeps its file (see CommitOutcomeUnknownError)
+      if (!(err instanceof CommitOutcomeUnknownError)) await this.o.spool.remove(spoolPath);
       throw err;
     }
     return { qid: m.qid, size };

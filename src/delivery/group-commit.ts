@@ -3,6 +3,34 @@ import type { NewMessage } from '../store/queue-store.js';
 import type { Store } from '../store/store.js';
 import type { Spool } from './spool.js';
 
+/**
+ * Commits accepted messages somewhere else (the delivery queue's connection, on its
+ * thread): resolves once they are durable. Returns undefined when it cannot take them
+ * now. Rejects with code `ERR_MAILBAG_QUEUE_NOT_RUNNING` when it did not try, with
+ * `ERR_MAILBAG_COMMIT_UNKNOWN` when it cannot tell whether they were committed (its
+ * thread died): the group commit then commits them itself, idempotently. Any other
+ * rejection means not committed.
+ */
+export type CommitHandOff = (rows: readonly NewMessage[]) => Promise<void> | undefined;
+
+/** The hand-off did not try: the queue was not running. */
+export const ERR_QUEUE_NOT_RUNNING = 'ERR_MAILBAG_QUEUE_NOT_RUNNING';
+/** The hand-off cannot tell whether it committed: the queue's thread died meanwhile. */
+export const ERR_COMMIT_UNKNOWN = 'ERR_MAILBAG_COMMIT_UNKNOWN';
+
+/**
+ * The commit failed after a hand-off that may have committed the message: its spool file
+ * is kept (delivered if the store has its row; set aside at the next start if not).
+ */
+export class CommitOutcomeUnknownError extends Error {
+  readonly code = ERR_COMMIT_UNKNOWN;
+
+  constructor(override readonly cause: Error) {
+    super(`${cause.message} (after a hand-off that may have committed the message)`);
+    this.name = 'CommitOutcomeUnknownError';
+  }
+}
+
 interface Pending {
   message: NewMessage;
   resolve(): void;
@@ -26,12 +54,19 @@ export class GroupCommitter {
   private scheduled = false;
   /** How long a batch waits for the store's write lock before its clients get 451: the SMTP connection's bound. */
   private readonly lock = new LockRetry(BUSY_TIMEOUT_MS.smtp);
+  /** Where batches are committed while it takes them (`handOffTo`). */
+  private handOff: CommitHandOff | undefined;
 
   constructor(
     private readonly store: Store,
     private readonly spool: Spool,
   ) {
     store.queue.durableWriter();
+  }
+
+  /** Batches are committed by `handOff` while it takes them, else here (undefined: always here). */
+  handOffTo(handOff: CommitHandOff | undefined): void {
+    this.handOff = handOff;
   }
 
   /** Resolves once the message's spool rename and its rows are durable. */
@@ -55,16 +90,21 @@ export class GroupCommitter {
     try {
       await this.spool.syncDir();
       const rows = batch.map((p) => p.message);
+      const handedOff = await this.commitElsewhere(rows);
+      if (handedOff === 'committed') {
+        for (const p of batch) p.resolve();
+        return;
+      }
       for (;;) {
         try {
-          this.store.queue.insertMessages(rows, { waitForLock: false });
+          this.store.queue.insertMessages(rows, { waitForLock: false, ifNew: handedOff === 'unknown' });
           this.lock.done();
           break;
         } catch (err) {
           const retryInMs = isLockBusy(err) ? this.lock.busy() : undefined;
           if (retryInMs === undefined) {
             this.lock.done();
-            throw err;
+            throw handedOff === 'unknown' ? new CommitOutcomeUnknownError(err as Error) : err;
           }
           // messages arriving meanwhile wait for the next batch: their renames are not yet synced
           await new Promise((r) => setTimeout(r, retryInMs));
@@ -76,6 +116,21 @@ export class GroupCommitter {
     } finally {
       this.flushing = false;
       if (this.pending.length) this.schedule();
+    }
+  }
+
+  /** 'committed' by the hand-off; 'no' (not tried: commit here) or 'unknown' (commit here, idempotently); throws when it failed. */
+  private async commitElsewhere(rows: readonly NewMessage[]): Promise<'committed' | 'no' | 'unknown'> {
+    const handedOff = this.handOff?.(rows);
+    if (!handedOff) return 'no';
+    try {
+      await handedOff;
+      return 'committed';
+    } catch (err) {
+      const code = (err as { code?: unknown }).code;
+      if (code === ERR_QUEUE_NOT_RUNNING) return 'no';
+      if (code === ERR_COMMIT_UNKNOWN) return 'unknown';
+      throw err;
     }
   }
 }

@@ -1,11 +1,12 @@
 import type { Logger } from 'pino';
 import type { Config, NextHop } from '../config/schema.js';
 import type { MessageKeysInput } from '../store/correlation-store.js';
-import type { AttemptOutcome, AttemptRecord, ClaimedMessage, ClaimNext, FinishedMessage, MessageRow, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
-import { isLockBusy, LockRetry } from '../store/db.js';
+import type { AttemptOutcome, AttemptRecord, ClaimedMessage, ClaimNext, FinishedMessage, MessageRow, NewMessage, RecipientRow, RecipientUpdate } from '../store/queue-store.js';
+import { BUSY_TIMEOUT_MS, isLockBusy, LockRetry } from '../store/db.js';
 import type { Store } from '../store/store.js';
 import { correlationKeysFor } from './correlation.js';
 import { queueDsn, relayParams, reportableRecipients, type RoundUpdate } from './dsn.js';
+import { ERR_QUEUE_NOT_RUNNING } from './group-commit.js';
 import { holdIfSpoolDamaged } from './hold.js';
 import { QueueInternalError, untilAborted } from './internal-error.js';
 import { replayResultJournal, type ResultJournalOptions } from './journal-replay.js';
@@ -86,6 +87,17 @@ export interface DeliveryQueueOptions {
 /** At most this many handed-over qids wait in memory; the rest wait in the store only. */
 const MAX_FRESH = 10_000;
 
+/** Messages another thread accepted, waiting for the queue's connection to commit them (`commitAccepted`). */
+interface AcceptedBatch {
+  rows: readonly NewMessage[];
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+function notRunning(): Error {
+  return Object.assign(new Error('the delivery queue is not running'), { code: ERR_QUEUE_NOT_RUNNING });
+}
+
 /**
  * The delivery queue: picks due recipients from the store, groups them by next hop,
  * makes one attempt per group, records it, retries 4xx with exponential backoff and
@@ -121,6 +133,10 @@ export class DeliveryQueue implements QueueHandle {
   private claimRetryInMs: number | undefined;
   /** Spool files of finished messages being removed: a round's slot does not wait for them. */
   private readonly removals = new Set<Promise<void>>();
+  /** Accepted messages to commit at the next tick (`commitAccepted`). */
+  private inbox: AcceptedBatch[] = [];
+  /** The accept path's clients wait for these commits: the SMTP connection's lock bound, not the queue's. */
+  private readonly inboxLock = new LockRetry(BUSY_TIMEOUT_MS.smtp);
 
   constructor(private readonly o: DeliveryQueueOptions) {
     for (const t of o.transports) this.transports.set(t.kind, t);
@@ -130,6 +146,10 @@ export class DeliveryQueue implements QueueHandle {
     this.claimLock = LockRetry.of(o.store.queue.db);
     this.recorder = new RoundRecorder(o.store, o.logger, this.o.queue.attemptTimeout + LEASE_MARGIN_MS);
     this.recorder.claimWith((recorded) => this.claimAfter(recorded));
+    // the inbox waited for the recorder's transaction, which may not have taken it (a replay, a busy lock)
+    this.recorder.onFlushed(() => {
+      if (this.inbox.length) this.wake();
+    });
   }
 
   /** Resumes everything the store holds: after a restart nothing is in flight. */
@@ -161,6 +181,22 @@ export class DeliveryQueue implements QueueHandle {
     this.wake();
   }
 
+  /**
+   * Commits messages the accept path made durable on disk (spool files and directory
+   * synced) on the queue's own connection, and claims those it has slots for in the same
+   * transaction (`QueueStore.insertAndClaim`). Batches arriving in one event-loop turn share
+   * the commit. Resolves once the commit is durable: the listener may say yes. Rejects
+   * when it did not commit: code `ERR_QUEUE_NOT_RUNNING` (not tried: the queue stopped),
+   * else the store's error (the lock stayed busy past the SMTP bound, the disk is full).
+   */
+  commitAccepted(rows: readonly NewMessage[]): Promise<void> {
+    if (!this.running) return Promise.reject(notRunning());
+    return new Promise((resolve, reject) => {
+      this.inbox.push({ rows, resolve, reject });
+      this.wake();
+    });
+  }
+
   /** Look again without a reason to scan the store (an attempt round finished). */
   private wake(): void {
     if (!this.running) return;
@@ -186,6 +222,7 @@ export class DeliveryQueue implements QueueHandle {
     clearTimeout(this.timer);
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = undefined;
+    for (const b of this.inbox.splice(0)) b.reject(notRunning());
     if (this.inProgress.size) {
       await Promise.race([
         Promise.allSettled([...this.inProgress.values()]),
@@ -216,6 +253,8 @@ export class DeliveryQueue implements QueueHandle {
     if (!this.running) return;
     this.ticking = true;
     try {
+      // rounds are recorded later in this turn: the inbox is committed in their transaction
+      if (this.inbox.length && !this.recorder.flushesSoon) this.commitInbox();
       do {
         this.again = false;
         const free = this.o.queue.concurrency - this.inProgress.size;
@@ -252,6 +291,51 @@ export class DeliveryQueue implements QueueHandle {
     this.schedule();
   }
 
+  /**
+   * The inbox's messages in one durable transaction, with the claims of as many of them
+   * (after the handed-over qids waiting already) as there are free slots. Those left
+   * over wait as handed-over qids. A busy write lock is tried again from the event loop
+   * up to the SMTP bound, then the batches fail (their clients get 451).
+   */
+  private commitInbox(): void {
+    const batch = this.inbox.splice(0);
+    const rows = batch.flatMap((b) => b.rows);
+    const now = Date.now();
+    const free = this.o.queue.concurrency - this.inProgress.size;
+    const waiting = free > 0 ? this.pick(now, free) : [];
+    const fresh = rows.map((r) => r.qid);
+    const take = Math.max(0, free - waiting.length);
+    const qids = [...waiting, ...fresh.slice(0, take)];
+    let claimed: ClaimedMessage[];
+    try {
+      claimed = this.o.store.queue.insertAndClaim(rows, qids.length ? { qids, until: this.leaseUntil(now) } : undefined, now, (err) => this.claimRefused(err), { waitForLock: false });
+      this.inboxLock.done();
+    } catch (err) {
+      // nothing committed, nothing claimed: the picked qids wait again
+      this.fresh.unshift(...waiting);
+      const retryInMs = isLockBusy(err) ? this.inboxLock.busy() : undefined;
+      if (retryInMs !== undefined) {
+        this.inbox.unshift(...batch);
+        this.claimRetryInMs = Math.min(this.claimRetryInMs ?? retryInMs, retryInMs);
+        return;
+      }
+      this.inboxLock.done();
+      for (const b of batch) b.reject(err as Error);
+      return;
+    }
+    for (const b of batch) b.resolve();
+    for (const qid of fresh.slice(take)) {
+      if (this.fresh.length < MAX_FRESH) this.fresh.push(qid);
+      else this.scanNeeded = true;
+    }
+    this.begin(claimed);
+  }
+
+  private claimRefused(err: unknown): void {
+    this.scanNeeded = true; // the messages are committed: the next scan finds them
+    this.o.logger.error({ err: { message: (err as Error).message } }, 'queue: scheduling failed');
+  }
+
   private leaseUntil(now: number): number {
     return now + this.o.queue.attemptTimeout + LEASE_MARGIN_MS;
   }
@@ -270,14 +354,45 @@ export class DeliveryQueue implements QueueHandle {
    * transaction of their own at the next tick. Whatever slots stay free, the tick fills.
    */
   private claimAfter(recorded: readonly string[]): ClaimNext {
+    let committing: string[] = [];
     return {
+      accepted: () => {
+        if (!this.running || !this.inbox.length) return undefined;
+        const batch = this.inbox.splice(0);
+        const rows = batch.flatMap((b) => b.rows);
+        committing = rows.map((r) => r.qid);
+        return {
+          rows,
+          committed: () => {
+            // those the claim did not take (no free slot) wait as handed-over qids
+            for (const qid of committing) {
+              if (this.inProgress.has(qid)) continue;
+              if (this.fresh.length < MAX_FRESH) this.fresh.push(qid);
+              else this.scanNeeded = true;
+            }
+            for (const b of batch) b.resolve();
+          },
+          notCommitted: (err, whole) => {
+            committing = [];
+            if (whole) {
+              // the rounds' transaction failed (a busy lock, a round the store refuses): the
+              // tick's own transaction commits them (after the recorder's flush, `onFlushed`)
+              this.inbox.unshift(...batch);
+              return;
+            }
+            for (const b of batch) b.reject(err as Error);
+          },
+        };
+      },
       pick: (now) => {
         if (!this.running) return undefined;
         const freed = new Set(recorded.filter((q) => this.inProgress.has(q))).size;
         const free = this.o.queue.concurrency - this.inProgress.size + freed;
         if (free <= 0) return undefined;
-        // the recorded messages are still in progress: pick leaves them out
+        // the recorded messages are still in progress: pick leaves them out; the messages
+        // just inserted come after those waiting already
         const qids = this.pick(now, free);
+        for (const qid of committing) if (qids.length < free) qids.push(qid);
         return qids.length ? { qids, until: this.leaseUntil(now) } : undefined;
       },
       claimed: (claims) => {

@@ -61,6 +61,20 @@ export class RoundRecorder {
     this.next = next;
   }
 
+  /** Called at the end of every flush (the queue's inbox may wait for it: `flushesSoon`). */
+  private flushed: (() => void) | undefined;
+
+  onFlushed(fn: (() => void) | undefined): void {
+    this.flushed = fn;
+  }
+
+  /** A flush runs later in this event-loop turn (not a retry waiting on a timer). */
+  get flushesSoon(): boolean {
+    return this.timer !== undefined && this.immediate;
+  }
+
+  private immediate = false;
+
   /** Takes results again (after a stop of the same queue). */
   start(): void {
     this.stopped = false;
@@ -96,7 +110,10 @@ export class RoundRecorder {
     return new Promise((resolve) => {
       this.pending.push({ ...round, leased: round.claimed.map((c) => c.rcpt), replay, resolve });
       this.journalDirty = true;
-      if (!this.timer) this.timer = setImmediate(() => this.flush());
+      if (!this.timer) {
+        this.timer = setImmediate(() => this.flush());
+        this.immediate = true;
+      }
     });
   }
 
@@ -181,7 +198,16 @@ export class RoundRecorder {
   private readonly keysFailed = (qids: string[], err: unknown): void => logKeysNotRecorded(this.logger, qids, err);
 
   private flush(): void {
+    try {
+      this.flushBatch();
+    } finally {
+      this.flushed?.();
+    }
+  }
+
+  private flushBatch(): void {
     this.timer = undefined;
+    this.immediate = false;
     const batch = this.pending.splice(0);
     let lastError: Error | undefined;
     try {

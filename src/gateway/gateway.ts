@@ -270,5 +270,7 @@ async function startQueue(config: Config, opts: StartGatewayOptions, storage: St
     return { handle, failure: () => undefined };
   }
   const thread = await QueueThread.start({ config, ...(opts.pollMs !== undefined ? { pollMs: opts.pollMs } : {}) }, events, logger);
+  // one writer on the hot path: the queue thread commits accepted messages and claims them
+  storage.accept.handCommitsTo((rows) => thread.commitAccepted(rows));
   return { handle: thread, failure: () => thread.failed };
 }

@@ -71,6 +71,14 @@ pruner.start();
 port.on('message', (m: ToQueueThread) => {
   if (m.type === 'kick') {
     queue.kick(m.accepted);
+  } else if (m.type === 'commit') {
+    queue.commitAccepted(m.rows).then(
+      () => post({ type: 'committed', id: m.id }),
+      (err: Error) => {
+        const code = (err as { code?: unknown }).code;
+        post({ type: 'committed', id: m.id, error: { message: err.message, ...(typeof code === 'string' ? { code } : {}) } });
+      },
+    );
   } else if (m.type === 'stop') {
     // stop() never rejects (it waits for attempts, bounded); the store closes either way.
     void Promise.all([queue.stop(m.graceMs), pruner.stop()]).finally(() => {

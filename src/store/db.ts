@@ -173,10 +173,10 @@ function transactionStatements(db: SqliteDatabase) {
 }
 
 /** `writeTransaction` committed under synchronous=FULL (fsync before return). */
-export function durably<T>(db: SqliteDatabase, fn: () => T): T {
+export function durably<T>(db: SqliteDatabase, fn: () => T, opts?: WriteTransactionOptions): T {
   db.pragma('synchronous = FULL');
   try {
-    return writeTransaction(db, fn);
+    return writeTransaction(db, fn, opts);
   } finally {
     db.pragma('synchronous = NORMAL');
   }

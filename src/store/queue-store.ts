@@ -210,6 +210,20 @@ export interface ClaimNext {
    * the rounds are recorded all the same) or the whole transaction did. They are in the store.
    */
   notClaimed(err: unknown, roundsRecorded: boolean): void;
+  /**
+   * Asked before the transaction begins: messages accepted on another thread to commit in
+   * it (before the claims, which may take them), durably. None: the commit is not durable.
+   */
+  accepted?(): AcceptedToCommit | undefined;
+}
+
+/** Accepted messages committed by a transaction of the queue's (`ClaimNext.accepted`). */
+export interface AcceptedToCommit {
+  rows: readonly NewMessage[];
+  /** After the commit, which was durable (synchronous=FULL), and after `ClaimNext.claimed`. Must not throw. */
+  committed(): void;
+  /** Not committed: the inserts failed in their savepoint (`whole` false: the rounds are recorded) or the whole transaction did. */
+  notCommitted(err: unknown, whole: boolean): void;
 }
 
 /** One message's attempt round to record (`recordRounds`). */
@@ -251,25 +265,32 @@ export const HELD_UNTIL = 8_640_000_000_000_000;
  */
 export class MessageInserter {
   private readonly insertMessage: Statement;
+  private readonly insertMessageIfNew: Statement;
   private readonly insertRecipient: Statement;
   private readonly insertOrigin: Statement;
   private insertImp: Statement | undefined;
   private insertPodFacts: Statement | undefined;
 
   constructor(readonly db: SqliteDatabase) {
-    this.insertMessage = db.prepare(`INSERT INTO messages
+    const insertMessage = `INSERT INTO messages
       (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
        body_type, smtputf8, declared_size, dsn_ret, dsn_envid)
       VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @spoolOffset, @sha256, @clientAddress, @clientHostname, @helo, @authUser,
-       @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`);
+       @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`;
+    this.insertMessage = db.prepare(insertMessage);
+    this.insertMessageIfNew = db.prepare(`${insertMessage} ON CONFLICT (qid) DO NOTHING`);
     this.insertRecipient = db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
       VALUES (?, ?, ?, ?, ?, ?)`);
     this.insertOrigin = db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING');
   }
 
-  /** Inside a write transaction: the message row, its recipients and what comes with it. */
-  insertOne(m: NewMessage): void {
-    this.insertMessage.run({
+  /**
+   * Inside a write transaction: the message row, its recipients and what comes with it.
+   * `ifNew`: nothing when the store has the qid already (a commit whose outcome its
+   * caller could not learn, made again); false then.
+   */
+  insertOne(m: NewMessage, ifNew = false): boolean {
+    const inserted = (ifNew ? this.insertMessageIfNew : this.insertMessage).run({
       qid: m.qid,
       receivedAt: m.receivedAt,
       envelopeFrom: m.envelopeFrom,
@@ -287,6 +308,7 @@ export class MessageInserter {
       dsnRet: m.params?.dsnRet ?? null,
       dsnEnvid: m.params?.dsnEnvid ?? null,
     });
+    if (inserted.changes === 0) return false;
     if (m.origin) this.insertOrigin.run(m.qid, m.origin.qid, m.origin.kind, m.receivedAt);
     if (m.imp) {
       this.insertImp ??= this.db.prepare('INSERT INTO imp_inbound (qid, tid_tn, tid_ihn, stamp, peer) VALUES (?, ?, ?, ?, ?)');
@@ -297,6 +319,7 @@ export class MessageInserter {
       const p = m.recipientParams?.[rcpt];
       this.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
     }
+    return true;
   }
 }
 
@@ -392,7 +415,8 @@ export class QueueStore {
    * SMTP thread): on a connection of its own (`openDurableWriter`), which throws
    * SQLITE_BUSY at once when another connection holds the write lock.
    */
-  insertMessages(batch: readonly NewMessage[], opts: { waitForLock?: boolean } = {}): void {
+  insertMessages(batch: readonly NewMessage[], opts: { waitForLock?: boolean; ifNew?: boolean } = {}): void {
+    const ifNew = opts.ifNew ?? false;
     if (opts.waitForLock === false && !this.db.inTransaction) {
       const writer = this.durableWriter();
       if (writer) {
@@ -401,7 +425,7 @@ export class QueueStore {
         writeTransaction(
           writer.db,
           () => {
-            for (const m of batch) writer.insertOne(m);
+            for (const m of batch) writer.insertOne(m, ifNew);
           },
           { waitForLock: false },
         );
@@ -409,7 +433,41 @@ export class QueueStore {
       }
     }
     durably(this.db, () => {
-      for (const m of batch) this.inserter.insertOne(m);
+      for (const m of batch) this.inserter.insertOne(m, ifNew);
+    });
+  }
+
+  /**
+   * Messages the accept path handed to the queue, inserted on the queue's connection in
+   * one synchronous=FULL transaction (as `insertMessages`), with the queue's next claims
+   * (`claim`: those messages among them) in the same one. One connection then writes
+   * the whole hot path: no commit of another connection drops this one's page cache
+   * before each transaction, and a new message needs no claim transaction of its own.
+   * Idempotent (`insertOne`'s `ifNew`): the accept path commits on its own connection
+   * when it cannot learn whether this one did. The claims go in a savepoint: a claim
+   * the store refuses never costs the messages their commit (`claimRefused`).
+   */
+  insertAndClaim(
+    batch: readonly NewMessage[],
+    claim: { qids: readonly string[]; until: number } | undefined,
+    now: number,
+    claimRefused: (err: unknown) => void,
+    opts?: WriteTransactionOptions,
+  ): ClaimedMessage[] {
+    const twin = this.noWaitFor(opts);
+    if (twin) return twin.insertAndClaim(batch, claim, now, claimRefused);
+    return durably(this.db, () => {
+      for (const m of batch) this.inserter.insertOne(m, true);
+      if (!claim?.qids.length) return [];
+      try {
+        // nested: a savepoint
+        return writeTransaction(this.db, () => this.claimManyIn(claim.qids, now, claim.until));
+      } catch (err) {
+        // an error that ended the whole transaction (disk full, I/O) fails the inserts too
+        if (!this.db.inTransaction) throw err;
+        claimRefused(err);
+        return [];
+      }
     });
   }
 
@@ -609,12 +667,15 @@ export class QueueStore {
     if (twin) return twin.recordRounds(rounds, now, keysFailed, next, opts);
     let claims: ClaimedMessage[] | undefined;
     let done: (FinishedMessage | undefined)[];
+    const accepted = next?.accepted?.();
+    let refused: { err: unknown } | undefined;
     try {
-      done = writeTransaction(
+      done = (accepted ? durably : writeTransaction)(
         this.db,
         () => {
           const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
           this.recordKeysIn(rounds, now, keysFailed);
+          if (accepted) refused = this.insertAcceptedIn(accepted.rows);
           if (next) claims = this.claimNextIn(next, now);
           return finished;
         },
@@ -622,10 +683,28 @@ export class QueueStore {
       );
     } catch (err) {
       if (claims) next!.notClaimed(err, false);
+      accepted?.notCommitted(err, true);
       throw err;
     }
     if (claims) next!.claimed(claims);
+    if (refused) accepted!.notCommitted(refused.err, false);
+    else accepted?.committed();
     return done;
+  }
+
+  /** Accepted messages in a savepoint: an error there is returned, and costs the rest of the transaction nothing. */
+  private insertAcceptedIn(rows: readonly NewMessage[]): { err: unknown } | undefined {
+    try {
+      // nested: a savepoint
+      writeTransaction(this.db, () => {
+        for (const m of rows) this.inserter.insertOne(m, true);
+      });
+      return undefined;
+    } catch (err) {
+      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+      if (!this.db.inTransaction) throw err;
+      return { err };
+    }
   }
 
   /**
