@@ -198,3 +198,21 @@ t.test('a recording transaction that fails takes the commit riding with it back:
   t.ok(q.message(second.qid), 'the message is committed all the same');
   await engine.transport.started(2);
 });
+
+t.test('a message inserted leased comes back as a claim reads it: every column, recipients in the store\'s order', async (t) => {
+  const engine = await startEngine();
+  t.teardown(() => engine.close());
+  await engine.queue.stop(1000);
+  const row = await spooled(engine);
+  // recipients out of order, one outside ASCII (SQLite orders by the UTF-8 bytes)
+  row.recipients = ['zed@example.test', 'ärger@example.test', 'ann@example.test'];
+  row.recipientParams = { 'ann@example.test': { notify: ['SUCCESS', 'FAILURE'], orcpt: 'rfc822;ann@example.test' } };
+  const now = Date.now();
+  const [claim] = engine.store.queue.insertAndClaim([row], { qids: [row.qid], until: now + 60_000 }, now, (err) => t.fail(String(err)));
+  t.ok(claim);
+  t.same(claim!.message, engine.store.queue.message(row.qid), 'the message row');
+  t.same(claim!.recipients, engine.store.queue.recipients(row.qid), 'the recipient rows, leased, in ORDER BY rcpt');
+  t.same(claim!.recipients.map((r) => r.rcpt), ['ann@example.test', 'zed@example.test', 'ärger@example.test']);
+  t.ok(claim!.recipients.every((r) => r.inflight_until === now + 60_000));
+  t.equal(claim!.recipients[0]!.dsn_notify, 'SUCCESS,FAILURE');
+});

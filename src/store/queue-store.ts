@@ -267,6 +267,7 @@ export class MessageInserter {
   private readonly insertMessage: Statement;
   private readonly insertMessageIfNew: Statement;
   private readonly insertRecipient: Statement;
+  private claimStatements: { message: Statement; recipient: Statement } | undefined;
   private readonly insertOrigin: Statement;
   private insertImp: Statement | undefined;
   private insertPodFacts: Statement | undefined;
@@ -279,9 +280,38 @@ export class MessageInserter {
        @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`;
     this.insertMessage = db.prepare(insertMessage);
     this.insertMessageIfNew = db.prepare(`${insertMessage} ON CONFLICT (qid) DO NOTHING`);
+    this.insertMessageSql = insertMessage;
     this.insertRecipient = db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
       VALUES (?, ?, ?, ?, ?, ?)`);
     this.insertOrigin = db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING');
+  }
+
+  private readonly insertMessageSql: string;
+
+  /**
+   * `insertOne` (ifNew) with the recipients leased until `until`, for a round of the queue
+   * whose transaction this is: the rows come back from the inserts themselves, so the
+   * claim reads nothing and updates nothing. Undefined when the store has the qid already
+   * (claimed the usual way then).
+   */
+  insertClaimed(m: NewMessage, until: number): ClaimedMessage | undefined {
+    const c = (this.claimStatements ??= {
+      message: this.db.prepare(`${this.insertMessageSql} ON CONFLICT (qid) DO NOTHING RETURNING *`),
+      recipient: this.db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt, inflight_until)
+        VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`),
+    });
+    const message = c.message.get(this.messageParams(m)) as MessageRow | undefined;
+    if (!message) return undefined;
+    this.insertExtras(m);
+    const recipients: RecipientRow[] = [];
+    for (const rcpt of m.recipients) {
+      const p = m.recipientParams?.[rcpt];
+      const row = c.recipient.get(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null, until) as RecipientRow | undefined;
+      if (row) recipients.push(row);
+    }
+    // in the order a claim reads them (ORDER BY rcpt: SQLite compares the UTF-8 bytes)
+    if (recipients.length > 1) recipients.sort((a, b) => Buffer.compare(Buffer.from(a.rcpt), Buffer.from(b.rcpt)));
+    return { message, recipients };
   }
 
   /**
@@ -290,7 +320,18 @@ export class MessageInserter {
    * caller could not learn, made again); false then.
    */
   insertOne(m: NewMessage, ifNew = false): boolean {
-    const inserted = (ifNew ? this.insertMessageIfNew : this.insertMessage).run({
+    const inserted = (ifNew ? this.insertMessageIfNew : this.insertMessage).run(this.messageParams(m));
+    if (inserted.changes === 0) return false;
+    this.insertExtras(m);
+    for (const rcpt of m.recipients) {
+      const p = m.recipientParams?.[rcpt];
+      this.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
+    }
+    return true;
+  }
+
+  private messageParams(m: NewMessage): Record<string, unknown> {
+    return {
       qid: m.qid,
       receivedAt: m.receivedAt,
       envelopeFrom: m.envelopeFrom,
@@ -307,19 +348,17 @@ export class MessageInserter {
       declaredSize: m.params?.declaredSize ?? null,
       dsnRet: m.params?.dsnRet ?? null,
       dsnEnvid: m.params?.dsnEnvid ?? null,
-    });
-    if (inserted.changes === 0) return false;
+    };
+  }
+
+  /** What comes with a message row: its origin, IMP transaction and PoD facts. */
+  private insertExtras(m: NewMessage): void {
     if (m.origin) this.insertOrigin.run(m.qid, m.origin.qid, m.origin.kind, m.receivedAt);
     if (m.imp) {
       this.insertImp ??= this.db.prepare('INSERT INTO imp_inbound (qid, tid_tn, tid_ihn, stamp, peer) VALUES (?, ?, ?, ?, ?)');
       this.insertImp.run(m.qid, m.imp.tid.tn, m.imp.tid.ihn, JSON.stringify(m.imp.stamp), m.imp.peer ?? null);
     }
     if (m.podFacts) (this.insertPodFacts ??= this.db.prepare(INSERT_POD_FACTS_SQL)).run(m.qid, m.podFacts.recordedAt, m.podFacts.facts);
-    for (const rcpt of m.recipients) {
-      const p = m.recipientParams?.[rcpt];
-      this.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
-    }
-    return true;
   }
 }
 
@@ -457,18 +496,31 @@ export class QueueStore {
     const twin = this.noWaitFor(opts);
     if (twin) return twin.insertAndClaim(batch, claim, now, claimRefused);
     return durably(this.db, () => {
-      for (const m of batch) this.inserter.insertOne(m, true);
-      if (!claim?.qids.length) return [];
+      const claimed = this.insertBatchIn(batch, claim);
+      const rest = claim?.qids.filter((q) => !claimed.has(q)) ?? [];
+      if (!rest.length) return [...claimed.values()];
       try {
         // nested: a savepoint
-        return writeTransaction(this.db, () => this.claimManyIn(claim.qids, now, claim.until));
+        return [...claimed.values(), ...writeTransaction(this.db, () => this.claimManyIn(rest, now, claim!.until))];
       } catch (err) {
         // an error that ended the whole transaction (disk full, I/O) fails the inserts too
         if (!this.db.inTransaction) throw err;
         claimRefused(err);
-        return [];
+        return [...claimed.values()];
       }
     });
+  }
+
+  /** Accepted messages: those `claim` names are inserted leased (`insertClaimed`), and returned by qid. */
+  private insertBatchIn(batch: readonly NewMessage[], claim: { qids: readonly string[]; until: number } | undefined): Map<string, ClaimedMessage> {
+    const claimed = new Map<string, ClaimedMessage>();
+    const wanted = new Set(claim?.qids);
+    for (const m of batch) {
+      const c = wanted.has(m.qid) ? this.inserter.insertClaimed(m, claim!.until) : undefined;
+      if (c) claimed.set(m.qid, c);
+      else if (!wanted.has(m.qid)) this.inserter.insertOne(m, true);
+    }
+    return claimed;
   }
 
   private readonly inserter: MessageInserter;
@@ -675,8 +727,11 @@ export class QueueStore {
         () => {
           const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
           this.recordKeysIn(rounds, now, keysFailed);
-          if (accepted) refused = this.insertAcceptedIn(accepted.rows);
-          if (next) claims = this.claimNextIn(next, now);
+          // picked before the accepted messages go in: those it picks are inserted leased
+          const want = next ? this.pickNextIn(next, now) : undefined;
+          const inserted = accepted ? this.insertAcceptedIn(accepted.rows, want) : undefined;
+          if (inserted && 'err' in inserted) refused = inserted;
+          if (next && want) claims = this.claimNextIn(next, want, inserted && !('err' in inserted) ? inserted : new Map(), now);
           return finished;
         },
         opts,
@@ -692,14 +747,14 @@ export class QueueStore {
     return done;
   }
 
-  /** Accepted messages in a savepoint: an error there is returned, and costs the rest of the transaction nothing. */
-  private insertAcceptedIn(rows: readonly NewMessage[]): { err: unknown } | undefined {
+  /**
+   * Accepted messages in a savepoint (those `want` picked inserted leased, returned by
+   * qid): an error there is returned, and costs the rest of the transaction nothing.
+   */
+  private insertAcceptedIn(rows: readonly NewMessage[], want: { qids: readonly string[]; until: number } | undefined): Map<string, ClaimedMessage> | { err: unknown } {
     try {
       // nested: a savepoint
-      writeTransaction(this.db, () => {
-        for (const m of rows) this.inserter.insertOne(m, true);
-      });
-      return undefined;
+      return writeTransaction(this.db, () => this.insertBatchIn(rows, want));
     } catch (err) {
       // an error that ended the whole transaction (disk full, I/O) fails the rounds too
       if (!this.db.inTransaction) throw err;
@@ -711,27 +766,33 @@ export class QueueStore {
    * The next claims of `recordRounds` (undefined: none), the claim in a savepoint: a pick or
    * claim the store refuses never costs the rounds their results (reported to `next`).
    */
-  private claimNextIn(next: ClaimNext, now: number): ClaimedMessage[] | undefined {
-    const refused = (err: unknown): undefined => {
-      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
-      if (!this.db.inTransaction) throw err;
-      next.notClaimed(err, true);
-      return undefined;
-    };
-    let want: ReturnType<ClaimNext['pick']>;
-    try {
-      want = next.pick(now);
-    } catch (err) {
-      return refused(err);
-    }
-    if (!want?.qids.length) return undefined;
-    const { qids, until } = want;
+  private claimNextIn(next: ClaimNext, want: { qids: readonly string[]; until: number }, inserted: Map<string, ClaimedMessage>, now: number): ClaimedMessage[] | undefined {
+    const rest = want.qids.filter((q) => !inserted.has(q));
+    if (!rest.length) return [...inserted.values()];
     try {
       // nested: a savepoint
-      return writeTransaction(this.db, () => this.claimManyIn(qids, now, until));
+      return [...inserted.values(), ...writeTransaction(this.db, () => this.claimManyIn(rest, now, want.until))];
     } catch (err) {
-      return refused(err);
+      this.claimRefusedIn(next, err);
+      return inserted.size ? [...inserted.values()] : undefined;
     }
+  }
+
+  /** The queue's next picks (`ClaimNext.pick`); undefined when none, or when the pick failed (reported to `next`). */
+  private pickNextIn(next: ClaimNext, now: number): { qids: readonly string[]; until: number } | undefined {
+    try {
+      const want = next.pick(now);
+      return want?.qids.length ? want : undefined;
+    } catch (err) {
+      this.claimRefusedIn(next, err);
+      return undefined;
+    }
+  }
+
+  private claimRefusedIn(next: ClaimNext, err: unknown): void {
+    // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+    if (!this.db.inTransaction) throw err;
+    next.notClaimed(err, true);
   }
 
   /**
