@@ -221,3 +221,19 @@ t.test('openVerified hands out the header section of the bytes it checked', asyn
   t.equal(noBlank.headerSection.length, MAX_HEADER_SECTION_BYTES, 'no blank line: cut at the bound');
   t.equal(headerSectionOf(Buffer.from('Subject: x\r\n')).toString(), 'Subject: x\r\n', 'no body: the whole message');
 });
+
+t.test('the next due time is asked once per poll interval, not per tick; the queue\'s own deferrals still retry on time', async (t) => {
+  // a poll interval no test waits for: a retry that happens came from the queue's own note
+  const e = await startEngine({ pollMs: 600_000, queue: { retryInitial: 20, retryMax: 20 } });
+  t.teardown(() => e.close());
+  let asked = 0;
+  const nextDueAt = e.store.queue.nextDueAt.bind(e.store.queue);
+  e.store.queue.nextDueAt = (now) => (asked++, nextDueAt(now));
+  e.transport.answers.push((req) => reply(req, 'deferred', '451 4.3.0 try again'));
+  const deferred = await e.enqueue(['slow@example.test']);
+  const others: string[] = [];
+  for (let i = 0; i < 5; i++) others.push(await e.enqueue([`r${i}@example.test`]));
+  await waitFor(() => [deferred, ...others].every((q) => e.store.queue.message(q)!.state === 'done'), 10_000, 'every message delivered');
+  t.equal(e.transport.attempts.filter((a) => a.rcpts[0] === 'slow@example.test').length, 2, 'the deferred recipient was retried without a poll');
+  t.ok(asked <= 2, `the store asked for its next due time at most twice over many ticks: ${asked}`);
+});

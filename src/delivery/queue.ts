@@ -129,6 +129,11 @@ export class DeliveryQueue implements QueueHandle {
   private scanFilled = false;
   /** Claiming waits for the write lock from the event loop (see `LockRetry`), not in SQLite's busy handler. */
   private readonly claimLock: LockRetry;
+  /** When `schedule` last asked the store for its next due time, and the answer. */
+  private dueAskedAt = -Infinity;
+  private storeDueAt: number | undefined;
+  /** The earliest due time of this queue's own deferrals not yet taken by a timer's scan (`noteDue`). */
+  private notedDueAt: number | undefined;
   /** The last claim found the write lock busy: the next tick in this many ms. */
   private claimRetryInMs: number | undefined;
   /** Spool files of finished messages being removed: a round's slot does not wait for them. */
@@ -454,19 +459,34 @@ export class DeliveryQueue implements QueueHandle {
     // Every slot busy: the next attempt to finish kicks the queue; no need to ask the store.
     if (this.inProgress.size >= this.o.queue.concurrency) return;
     const now = Date.now();
-    let wait = this.pollMs;
-    try {
-      const due = this.o.store.queue.nextDueAt(now);
-      // at least a few ms: never spin on a due row that cannot be claimed
-      if (due !== undefined) wait = Math.max(5, Math.min(wait, due - now));
-    } catch {
-      // store closing: the poll will find out
+    // Asked once per poll interval, not per tick: under load the query walks past every
+    // recipient in flight. Between two asks this queue's own deferrals lower it (`noteDue`);
+    // other processes' changes (the queue CLI) wait for the poll, as they did.
+    if (now - this.dueAskedAt >= this.pollMs) {
+      try {
+        this.storeDueAt = this.o.store.queue.nextDueAt(now);
+        this.dueAskedAt = now;
+      } catch {
+        // store closing: the poll will find out
+      }
     }
+    const due = this.notedDueAt === undefined || (this.storeDueAt !== undefined && this.storeDueAt < this.notedDueAt) ? this.storeDueAt : this.notedDueAt;
+    let wait = this.pollMs;
+    // at least a few ms: never spin on a due row that cannot be claimed
+    if (due !== undefined) wait = Math.max(5, Math.min(wait, due - now));
     this.timer = setTimeout(() => {
       this.scanNeeded = true;
+      // this scan takes what is due now, or was claimed since: ask again after it
+      this.dueAskedAt = -Infinity;
+      if (this.notedDueAt !== undefined && this.notedDueAt <= Date.now()) this.notedDueAt = undefined;
       this.tick();
     }, wait);
     this.timer.unref?.();
+  }
+
+  /** A recipient of this queue's falls due at `at` (a deferral, a busy next hop): kept apart from the store's answer, which may predate its commit. */
+  private noteDue(at: number): void {
+    if (this.notedDueAt === undefined || at < this.notedDueAt) this.notedDueAt = at;
   }
 
   private backoff(attempts: number): number {
@@ -526,6 +546,7 @@ export class DeliveryQueue implements QueueHandle {
       for (const d of decided) d.updates = d.updates.map((u) => (u.state === 'failed' && reopen.has(u.rcpt) ? this.bounceLater(u, byRcpt, bounce.error) : u));
     }
     const records = decided.map((d) => this.toRecord(msg, d));
+    for (const r of records) for (const u of r.recipients) if (u.state === 'deferred' && u.nextAttemptAt !== undefined) this.noteDue(u.nextAttemptAt);
     const finished = await this.recorder.record(msg.qid, records, rows, keys);
     for (const r of records) this.report(r);
     if (finished) this.removeSpoolFiles(finished);
@@ -671,6 +692,7 @@ export class DeliveryQueue implements QueueHandle {
       const wait = Math.max(1, Math.round(Math.min(this.o.queue.retryInitial, 1000) * (0.5 + this.random())));
       try {
         this.o.store.queue.postpone(qid, result.recipients, Date.now() + wait, result.reply);
+        this.noteDue(Date.now() + wait);
       } catch {
         // the store refuses writes: a deferral, recorded with the round once the store takes it
         const deferred = result.recipients.map((rcpt) => ({ rcpt, outcome: 'deferred' as const, reply: result.reply }));
