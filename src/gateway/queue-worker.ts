@@ -19,9 +19,15 @@ const post = (m: FromQueueThread) => {
   if (outbox.push(m) === 1) setImmediate(flush);
 };
 const flush = () => {
+  if (!outbox.length) return;
   const batch = outbox;
   outbox = [];
   port.postMessage({ type: 'batch', messages: batch } satisfies FromQueueThread);
+};
+// A commit's answer goes at once: clients wait for their 250 on it.
+const answer = (m: FromQueueThread) => {
+  post(m);
+  flush();
 };
 const logger = pino({ level: data.config.log.level, base: { name: 'mailbag' } });
 const store = Store.open(data.config.store.path, { role: 'queue' });
@@ -73,10 +79,10 @@ port.on('message', (m: ToQueueThread) => {
     queue.kick(m.accepted);
   } else if (m.type === 'commit') {
     queue.commitAccepted(m.rows).then(
-      () => post({ type: 'committed', id: m.id }),
+      () => answer({ type: 'committed', id: m.id }),
       (err: Error) => {
         const code = (err as { code?: unknown }).code;
-        post({ type: 'committed', id: m.id, error: { message: err.message, ...(typeof code === 'string' ? { code } : {}) } });
+        answer({ type: 'committed', id: m.id, error: { message: err.message, ...(typeof code === 'string' ? { code } : {}) } });
       },
     );
   } else if (m.type === 'stop') {
