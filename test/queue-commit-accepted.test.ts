@@ -45,6 +45,32 @@ function countCalls(engine: Engine) {
 
 const leased = (engine: Engine, qid: string) => engine.store.queue.recipients(qid).map((r) => r.inflight_until !== null);
 
+/** An engine whose first message (one@) is committed and in an attempt held open; the second (two@) only spooled. */
+async function firstHeld(t: { teardown(fn: () => unknown): void }, concurrency: number) {
+  const engine = await startEngine({ queue: { concurrency } });
+  t.teardown(() => engine.close());
+  const held = gate();
+  engine.transport.answers.push(async (req) => (await held.promise, reply(req, 'delivered', '250 ok')));
+  const first = await spooled(engine, 'one@example.test');
+  const second = await spooled(engine, 'two@example.test');
+  await engine.queue.commitAccepted([first]);
+  await engine.transport.started(1);
+  return { engine, held, second };
+}
+
+/** Commits `row` from inside the recording of the next round: it arrives in that turn. */
+function commitWhenNextRecorded(engine: Engine, row: NewMessage): () => Promise<void> | undefined {
+  const recorder = engine.queue['recorder'];
+  const record = recorder.record.bind(recorder);
+  let committed: Promise<void> | undefined;
+  recorder.record = (...a) => {
+    const recorded = record(...a);
+    committed ??= engine.queue.commitAccepted([row]);
+    return recorded;
+  };
+  return () => committed;
+}
+
 t.test('committed and claimed in one transaction: leased when the commit resolves, no claim of its own', async (t) => {
   const engine = await startEngine();
   t.teardown(() => engine.close());
@@ -63,14 +89,7 @@ t.test('committed and claimed in one transaction: leased when the commit resolve
 });
 
 t.test('no free slot: committed now, claimed once a slot frees', async (t) => {
-  const engine = await startEngine({ queue: { concurrency: 1 } });
-  t.teardown(() => engine.close());
-  const held = gate();
-  engine.transport.answers.push(async (req) => (await held.promise, reply(req, 'delivered', '250 ok')));
-  const first = await spooled(engine, 'one@example.test');
-  const second = await spooled(engine, 'two@example.test');
-  await engine.queue.commitAccepted([first]);
-  await engine.transport.started(1);
+  const { engine, held, second } = await firstHeld(t, 1);
   const atResolve = await engine.queue.commitAccepted([second]).then(() => leased(engine, second.qid));
   t.same(atResolve, [false], 'committed, not claimed: the one slot is taken');
   held.open();
@@ -79,27 +98,12 @@ t.test('no free slot: committed now, claimed once a slot frees', async (t) => {
 });
 
 t.test('a round recorded in the same turn carries the commit and its claim', async (t) => {
-  const engine = await startEngine({ queue: { concurrency: 2 } });
-  t.teardown(() => engine.close());
-  const held = gate();
-  engine.transport.answers.push(async (req) => (await held.promise, reply(req, 'delivered', '250 ok')));
-  const first = await spooled(engine, 'one@example.test');
-  const second = await spooled(engine, 'two@example.test');
-  await engine.queue.commitAccepted([first]);
-  await engine.transport.started(1);
+  const { engine, held, second } = await firstHeld(t, 2);
   const calls = countCalls(engine);
-  // the second message arrives in the turn the first one's round is recorded
-  const recorder = engine.queue['recorder'];
-  const record = recorder.record.bind(recorder);
-  let committed: Promise<void> | undefined;
-  recorder.record = (...a) => {
-    const recorded = record(...a);
-    committed ??= engine.queue.commitAccepted([second]);
-    return recorded;
-  };
+  const committed = commitWhenNextRecorded(engine, second);
   held.open();
   await engine.transport.started(2);
-  await committed;
+  await committed();
   t.same(calls.recordRoundsWithAccepted, [1], "the recording transaction committed the message");
   t.equal(calls.insertAndClaim, 0, 'no transaction of its own');
   t.equal(calls.claimMany, 0, 'and no claim transaction');
@@ -161,14 +165,7 @@ t.test('a message the accept path committed already (an unknown outcome): commit
 });
 
 t.test('a recording transaction that fails takes the commit riding with it back: the tick commits it', async (t) => {
-  const engine = await startEngine({ queue: { concurrency: 2 } });
-  t.teardown(() => engine.close());
-  const held = gate();
-  engine.transport.answers.push(async (req) => (await held.promise, reply(req, 'delivered', '250 ok')));
-  const first = await spooled(engine, 'one@example.test');
-  const second = await spooled(engine, 'two@example.test');
-  await engine.queue.commitAccepted([first]);
-  await engine.transport.started(1);
+  const { engine, held, second } = await firstHeld(t, 2);
   const q = engine.store.queue;
   const recordRounds = q.recordRounds.bind(q);
   let failed = 0;
@@ -183,17 +180,10 @@ t.test('a recording transaction that fails takes the commit riding with it back:
     if (accepted) t.fail('taken back, not offered again in the same flush');
     return recordRounds(rounds, now, keysFailed, next, opts);
   };
-  const recorder = engine.queue['recorder'];
-  const record = recorder.record.bind(recorder);
-  let committed: Promise<void> | undefined;
-  recorder.record = (...a) => {
-    const recorded = record(...a);
-    committed ??= engine.queue.commitAccepted([second]);
-    return recorded;
-  };
+  const committed = commitWhenNextRecorded(engine, second);
   held.open();
-  while (!committed) await new Promise((r) => setImmediate(r));
-  await committed;
+  while (!committed()) await new Promise((r) => setImmediate(r));
+  await committed();
   t.equal(failed, 1, 'the recording transaction failed once');
   t.ok(q.message(second.qid), 'the message is committed all the same');
   await engine.transport.started(2);
