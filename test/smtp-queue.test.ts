@@ -146,6 +146,8 @@ t.test('pooled connections: reused while open, replaced when the next hop drops 
   await waitFor(() => sink.closedConnections === sink.openedConnections, 10_000, 'the next hop to close every idle connection');
   const third = await send(gw, 'ann@example.test', ['c@remote.test']);
   await waitFor(() => sink.messages.length === 3, 3000, 'delivery after the next hop closed the idle connection');
+  // the sink has the message before the queue has recorded the sink's reply
+  await waitFor(() => gw.store.queue.message(third)!.state === 'done', 3000, 'the third attempt recorded');
   for (const q of [first, second, third]) {
     t.same(gw.store.queue.attempts(q).map((a) => a.outcome), ['delivered'], `${q}: delivered at the first attempt`);
   }
