@@ -45,11 +45,14 @@ t.test('a message over SMTP is committed by the queue thread, which needs no kic
 });
 
 t.test('a queue thread that dies with a commit in flight: the commit is answered "unknown"', async (t) => {
-  const { dir, thread } = await gatewayWithThread(t, 'hand-off-died');
+  const { dir, thread, post } = await gatewayWithThread(t, 'hand-off-died');
+  // held back, so the thread cannot answer before it dies (it may have committed or not)
+  thread['post'] = (m: ToQueueThread) => (m.type === 'commit' ? undefined : post(m));
+  thread.handOffTimeoutMs = 60_000;
   const answer = thread.commitAccepted([row(dir, '0Q00000000Z01')]);
   t.ok(answer, 'the thread takes commits');
   await thread['worker'].terminate(); // as if it had crashed
-  await t.rejects(answer!, { code: ERR_COMMIT_UNKNOWN });
+  await t.rejects(answer!, { code: ERR_COMMIT_UNKNOWN, message: /queue thread exited/ });
   await waitFor(() => thread.failed, 2000, 'the failure to be noticed');
   t.equal(thread.commitAccepted([row(dir, '0Q00000000Z02')]), undefined, 'no commits taken until the thread is replaced');
 });
