@@ -178,10 +178,7 @@ export class DeliveryQueue implements QueueHandle {
     if (!this.running) return;
     if (!accepted?.length) this.scanNeeded = true;
     else {
-      for (const qid of accepted) {
-        if (this.fresh.length < MAX_FRESH) this.fresh.push(qid);
-        else this.scanNeeded = true; // still in the store: the scan finds it
-      }
+      for (const qid of accepted) this.handOver(qid);
     }
     this.wake();
   }
@@ -200,6 +197,12 @@ export class DeliveryQueue implements QueueHandle {
       this.inbox.push({ rows, resolve, reject });
       this.wake();
     });
+  }
+
+  /** `qid` waits to be claimed without a store scan, while the list has room; else the next scan finds it. */
+  private handOver(qid: string): void {
+    if (this.fresh.length < MAX_FRESH) this.fresh.push(qid);
+    else this.scanNeeded = true;
   }
 
   /** Look again without a reason to scan the store (an attempt round finished). */
@@ -329,10 +332,7 @@ export class DeliveryQueue implements QueueHandle {
       return;
     }
     for (const b of batch) b.resolve();
-    for (const qid of fresh.slice(take)) {
-      if (this.fresh.length < MAX_FRESH) this.fresh.push(qid);
-      else this.scanNeeded = true;
-    }
+    for (const qid of fresh.slice(take)) this.handOver(qid);
     this.begin(claimed);
   }
 
@@ -370,11 +370,7 @@ export class DeliveryQueue implements QueueHandle {
           rows,
           committed: () => {
             // those the claim did not take (no free slot) wait as handed-over qids
-            for (const qid of committing) {
-              if (this.inProgress.has(qid)) continue;
-              if (this.fresh.length < MAX_FRESH) this.fresh.push(qid);
-              else this.scanNeeded = true;
-            }
+            for (const qid of committing) if (!this.inProgress.has(qid)) this.handOver(qid);
             for (const b of batch) b.resolve();
           },
           notCommitted: (err, whole) => {

@@ -497,17 +497,7 @@ export class QueueStore {
     if (twin) return twin.insertAndClaim(batch, claim, now, claimRefused);
     return durably(this.db, () => {
       const claimed = this.insertBatchIn(batch, claim);
-      const rest = claim?.qids.filter((q) => !claimed.has(q)) ?? [];
-      if (!rest.length) return [...claimed.values()];
-      try {
-        // nested: a savepoint
-        return [...claimed.values(), ...writeTransaction(this.db, () => this.claimManyIn(rest, now, claim!.until))];
-      } catch (err) {
-        // an error that ended the whole transaction (disk full, I/O) fails the inserts too
-        if (!this.db.inTransaction) throw err;
-        claimRefused(err);
-        return [...claimed.values()];
-      }
+      return (claim && this.claimRestIn(claim, claimed, now, claimRefused)) ?? [];
     });
   }
 
@@ -516,11 +506,34 @@ export class QueueStore {
     const claimed = new Map<string, ClaimedMessage>();
     const wanted = new Set(claim?.qids);
     for (const m of batch) {
-      const c = wanted.has(m.qid) ? this.inserter.insertClaimed(m, claim!.until) : undefined;
+      if (!wanted.has(m.qid)) {
+        this.inserter.insertOne(m, true);
+        continue;
+      }
+      const c = this.inserter.insertClaimed(m, claim!.until);
       if (c) claimed.set(m.qid, c);
-      else if (!wanted.has(m.qid)) this.inserter.insertOne(m, true);
     }
     return claimed;
+  }
+
+  /**
+   * The claims of `want`: those inserted leased already, and the rest claimed in a
+   * savepoint (undefined: none). A claim the store refuses goes to `refused` and costs the
+   * transaction nothing, unless the error ended the whole transaction (disk full, I/O).
+   */
+  private claimRestIn(want: { qids: readonly string[]; until: number }, inserted: Map<string, ClaimedMessage>, now: number, refused: (err: unknown) => void): ClaimedMessage[] | undefined {
+    const claims = [...inserted.values()];
+    const rest = want.qids.filter((q) => !inserted.has(q));
+    if (rest.length) {
+      try {
+        // nested: a savepoint
+        claims.push(...writeTransaction(this.db, () => this.claimManyIn(rest, now, want.until)));
+      } catch (err) {
+        if (!this.db.inTransaction) throw err;
+        refused(err);
+      }
+    }
+    return claims.length ? claims : undefined;
   }
 
   private readonly inserter: MessageInserter;
@@ -731,7 +744,7 @@ export class QueueStore {
           const want = next ? this.pickNextIn(next, now) : undefined;
           const inserted = accepted ? this.insertAcceptedIn(accepted.rows, want) : undefined;
           if (inserted && 'err' in inserted) refused = inserted;
-          if (next && want) claims = this.claimNextIn(next, want, inserted && !('err' in inserted) ? inserted : new Map(), now);
+          if (next && want) claims = this.claimRestIn(want, inserted instanceof Map ? inserted : new Map(), now, (err) => next.notClaimed(err, true));
           return finished;
         },
         opts,
@@ -763,36 +776,19 @@ export class QueueStore {
   }
 
   /**
-   * The next claims of `recordRounds` (undefined: none), the claim in a savepoint: a pick or
-   * claim the store refuses never costs the rounds their results (reported to `next`).
+   * The queue's next picks (`ClaimNext.pick`) in `recordRounds`; undefined when none, or
+   * when the pick failed (reported to `next`: it never costs the rounds their results).
    */
-  private claimNextIn(next: ClaimNext, want: { qids: readonly string[]; until: number }, inserted: Map<string, ClaimedMessage>, now: number): ClaimedMessage[] | undefined {
-    const rest = want.qids.filter((q) => !inserted.has(q));
-    if (!rest.length) return [...inserted.values()];
-    try {
-      // nested: a savepoint
-      return [...inserted.values(), ...writeTransaction(this.db, () => this.claimManyIn(rest, now, want.until))];
-    } catch (err) {
-      this.claimRefusedIn(next, err);
-      return inserted.size ? [...inserted.values()] : undefined;
-    }
-  }
-
-  /** The queue's next picks (`ClaimNext.pick`); undefined when none, or when the pick failed (reported to `next`). */
   private pickNextIn(next: ClaimNext, now: number): { qids: readonly string[]; until: number } | undefined {
     try {
       const want = next.pick(now);
       return want?.qids.length ? want : undefined;
     } catch (err) {
-      this.claimRefusedIn(next, err);
+      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
+      if (!this.db.inTransaction) throw err;
+      next.notClaimed(err, true);
       return undefined;
     }
-  }
-
-  private claimRefusedIn(next: ClaimNext, err: unknown): void {
-    // an error that ended the whole transaction (disk full, I/O) fails the rounds too
-    if (!this.db.inTransaction) throw err;
-    next.notClaimed(err, true);
   }
 
   /**
