@@ -200,8 +200,10 @@ t.test('a message inserted leased comes back as a claim reads it: every column, 
   const now = Date.now();
   const [claim] = engine.store.queue.insertAndClaim([row], { qids: [row.qid], until: now + 60_000 }, now, (err) => t.fail(String(err)));
   t.ok(claim);
-  t.same(claim!.message, engine.store.queue.message(row.qid), 'the message row');
-  t.same(claim!.recipients, engine.store.queue.recipients(row.qid), 'the recipient rows, leased, in ORDER BY rcpt');
+  // read by name, as SQLite gives them: the claim's rows are built from what was inserted
+  const db = engine.store.db;
+  t.strictSame(claim!.message, db.prepare('SELECT * FROM messages WHERE qid = ?').get(row.qid), 'the message row');
+  t.strictSame(claim!.recipients, db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt').all(row.qid), 'the recipient rows, leased, in ORDER BY rcpt');
   t.same(claim!.recipients.map((r) => r.rcpt), ['ann@example.test', 'zed@example.test', 'ärger@example.test']);
   t.ok(claim!.recipients.every((r) => r.inflight_until === now + 60_000));
   t.equal(claim!.recipients[0]!.dsn_notify, 'SUCCESS,FAILURE');

@@ -2,6 +2,7 @@ import { CorrelationStore, type MessageKeysInput, type OriginKind } from './corr
 import type { Statement } from 'better-sqlite3';
 import { durably, openDurableWriter, openNoWaitWriter, writeTransaction, type SqliteDatabase, type WriteTransactionOptions } from './db.js';
 import { INSERT_POD_FACTS_SQL } from './pod-publisher-store.js';
+import { messageColumnsOf, messageRowOf, recipientColumnsOf, recipientRowOf, RowStatement } from './queue-rows.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
 export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
@@ -267,7 +268,7 @@ export class MessageInserter {
   private readonly insertMessage: Statement;
   private readonly insertMessageIfNew: Statement;
   private readonly insertRecipient: Statement;
-  private claimStatements: { message: Statement; recipient: Statement } | undefined;
+  private claimStatement: Statement | undefined;
   private readonly insertOrigin: Statement;
   private insertImp: Statement | undefined;
   private insertPodFacts: Statement | undefined;
@@ -276,8 +277,7 @@ export class MessageInserter {
     const insertMessage = `INSERT INTO messages
       (qid, received_at, envelope_from, size, spool_path, spool_offset, sha256, client_address, client_hostname, helo, auth_user,
        body_type, smtputf8, declared_size, dsn_ret, dsn_envid)
-      VALUES (@qid, @receivedAt, @envelopeFrom, @size, @spoolPath, @spoolOffset, @sha256, @clientAddress, @clientHostname, @helo, @authUser,
-       @bodyType, @smtpUtf8, @declaredSize, @dsnRet, @dsnEnvid)`;
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
     this.insertMessage = db.prepare(insertMessage);
     this.insertMessageIfNew = db.prepare(`${insertMessage} ON CONFLICT (qid) DO NOTHING`);
     this.insertMessageSql = insertMessage;
@@ -290,28 +290,27 @@ export class MessageInserter {
 
   /**
    * `insertOne` (ifNew) with the recipients leased until `until`, for a round of the queue
-   * whose transaction this is: the rows come back from the inserts themselves, so the
-   * claim reads nothing and updates nothing. Undefined when the store has the qid already
-   * (claimed the usual way then).
+   * whose transaction this is: the rows a claim would read are built from what was
+   * inserted (a test holds them to the store's), so the claim reads and updates nothing.
+   * Undefined when the store has the qid already (claimed the usual way then).
    */
   insertClaimed(m: NewMessage, until: number): ClaimedMessage | undefined {
-    const c = (this.claimStatements ??= {
-      message: this.db.prepare(`${this.insertMessageSql} ON CONFLICT (qid) DO NOTHING RETURNING *`),
-      recipient: this.db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt, inflight_until)
-        VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING *`),
-    });
-    const message = c.message.get(this.messageParams(m)) as MessageRow | undefined;
-    if (!message) return undefined;
+    const c = (this.claimStatement ??= this.db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt, inflight_until)
+        VALUES (?, ?, ?, ?, ?, ?, ?)`));
+    const params = this.messageParams(m);
+    if (this.insertMessageIfNew.run(...params).changes === 0) return undefined;
     this.insertExtras(m);
     const recipients: RecipientRow[] = [];
     for (const rcpt of m.recipients) {
       const p = m.recipientParams?.[rcpt];
-      const row = c.recipient.get(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null, until) as RecipientRow | undefined;
-      if (row) recipients.push(row);
+      const notify = p?.notify?.join(',') ?? null;
+      const orcpt = p?.orcpt ?? null;
+      if (c.run(m.qid, rcpt, m.receivedAt, m.receivedAt, notify, orcpt, until).changes === 0) continue;
+      recipients.push(newRecipientRow(m.qid, rcpt, m.receivedAt, until, notify, orcpt));
     }
     // in the order a claim reads them (ORDER BY rcpt: SQLite compares the UTF-8 bytes)
     if (recipients.length > 1) recipients.sort((a, b) => Buffer.compare(Buffer.from(a.rcpt), Buffer.from(b.rcpt)));
-    return { message, recipients };
+    return { message: newMessageRow(params), recipients };
   }
 
   /**
@@ -320,7 +319,7 @@ export class MessageInserter {
    * caller could not learn, made again); false then.
    */
   insertOne(m: NewMessage, ifNew = false): boolean {
-    const inserted = (ifNew ? this.insertMessageIfNew : this.insertMessage).run(this.messageParams(m));
+    const inserted = (ifNew ? this.insertMessageIfNew : this.insertMessage).run(...this.messageParams(m));
     if (inserted.changes === 0) return false;
     this.insertExtras(m);
     for (const rcpt of m.recipients) {
@@ -330,25 +329,26 @@ export class MessageInserter {
     return true;
   }
 
-  private messageParams(m: NewMessage): Record<string, unknown> {
-    return {
-      qid: m.qid,
-      receivedAt: m.receivedAt,
-      envelopeFrom: m.envelopeFrom,
-      size: m.size,
-      spoolPath: m.spoolPath,
-      spoolOffset: m.spoolOffset,
-      sha256: m.sha256,
-      clientAddress: m.clientAddress ?? null,
-      clientHostname: m.clientHostname ?? null,
-      helo: m.helo ?? null,
-      authUser: m.authUser ?? null,
-      bodyType: m.params?.bodyType ?? null,
-      smtpUtf8: m.params?.smtpUtf8 ? 1 : 0,
-      declaredSize: m.params?.declaredSize ?? null,
-      dsnRet: m.params?.dsnRet ?? null,
-      dsnEnvid: m.params?.dsnEnvid ?? null,
-    };
+  /** The insert's parameters, in its column order (positional: binding by name looks each one up). */
+  private messageParams(m: NewMessage): MessageInsertParams {
+    return [
+      m.qid,
+      m.receivedAt,
+      m.envelopeFrom,
+      m.size,
+      m.spoolPath,
+      m.spoolOffset,
+      m.sha256,
+      m.clientAddress ?? null,
+      m.clientHostname ?? null,
+      m.helo ?? null,
+      m.authUser ?? null,
+      m.params?.bodyType ?? null,
+      m.params?.smtpUtf8 ? 1 : 0,
+      m.params?.declaredSize ?? null,
+      m.params?.dsnRet ?? null,
+      m.params?.dsnEnvid ?? null,
+    ];
   }
 
   /** What comes with a message row: its origin, IMP transaction and PoD facts. */
@@ -385,10 +385,13 @@ export class QueueStore {
         ORDER BY next_attempt_at LIMIT @limit`),
       nextDue: db.prepare(`SELECT MIN(next_attempt_at) AS due FROM recipients
         WHERE state IN ('queued', 'deferred') AND (inflight_until IS NULL OR inflight_until < @now)`),
-      message: db.prepare('SELECT * FROM messages WHERE qid = ?'),
-      dueRecipients: db.prepare(`SELECT * FROM recipients
-        WHERE qid = @qid AND state IN ('queued', 'deferred') AND next_attempt_at <= @now
-          AND (inflight_until IS NULL OR inflight_until < @now) ORDER BY rcpt`),
+      message: new RowStatement(db.prepare(`SELECT ${messageColumnsOf()} FROM messages WHERE qid = ?`), messageRowOf),
+      dueRecipients: new RowStatement(
+        db.prepare(`SELECT ${recipientColumnsOf()} FROM recipients
+        WHERE qid = ? AND state IN ('queued', 'deferred') AND next_attempt_at <= ?
+          AND (inflight_until IS NULL OR inflight_until < ?) ORDER BY rcpt`),
+        recipientRowOf,
+      ),
       lease: db.prepare('UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ?'),
       release: db.prepare('UPDATE recipients SET inflight_until = NULL WHERE qid = ? AND rcpt = ?'),
       postpone: db.prepare(`UPDATE recipients SET inflight_until = NULL, next_attempt_at = ?, last_reply = ?, updated_at = ?
@@ -396,26 +399,33 @@ export class QueueStore {
       insertAttempt: db.prepare(`INSERT INTO attempts (qid, nexthop, started_at, duration_ms, reply, outcome, recipients)
         VALUES (?, ?, ?, ?, ?, ?, ?)`),
       // A retry requested while the attempt ran (retry_gen moved on) keeps the recipient due.
-      updateRecipient: db.prepare(`UPDATE recipients SET state = @state, last_reply = @reply, nexthop = @nexthop,
-          next_attempt_at = CASE WHEN @claimedGen IS NOT NULL AND retry_gen <> @claimedGen
-            THEN MIN(next_attempt_at, COALESCE(@nextAttemptAt, next_attempt_at))
-            ELSE COALESCE(@nextAttemptAt, next_attempt_at) END,
+      // anonymous parameters (`recordOne` passes a repeated one twice): better-sqlite3 binds
+      // named ones, ?NNN included, by looking each up in an object
+      updateRecipient: db.prepare(`UPDATE recipients SET state = ?, last_reply = ?, nexthop = ?,
+          next_attempt_at = CASE WHEN ? IS NOT NULL AND retry_gen <> ?
+            THEN MIN(next_attempt_at, COALESCE(?, next_attempt_at))
+            ELSE COALESCE(?, next_attempt_at) END,
           attempts = attempts + 1,
-          delivered_as = COALESCE(@deliveredAs, delivered_as), inflight_until = NULL, updated_at = @now
-        WHERE qid = @qid AND rcpt = @rcpt AND state IN ('queued', 'deferred')`),
+          delivered_as = COALESCE(?, delivered_as), inflight_until = NULL, updated_at = ?
+        WHERE qid = ? AND rcpt = ? AND state IN ('queued', 'deferred')`),
       setDeliveredAs: db.prepare('UPDATE recipients SET delivered_as = ? WHERE qid = ? AND rcpt = ?'),
       recipientAttempts: db.prepare('SELECT attempts FROM recipients WHERE qid = ? AND rcpt = ?'),
       extendLease: db.prepare(`UPDATE recipients SET inflight_until = ? WHERE qid = ? AND rcpt = ? AND inflight_until IS NOT NULL`),
       setCopy: db.prepare('UPDATE recipients SET rewritten = 1, copy_path = ?, copy_size = ?, copy_offset = ?, copy_sha256 = ? WHERE qid = ? AND rcpt = ?'),
       copyPaths: db.prepare('SELECT DISTINCT copy_path FROM recipients WHERE qid = ? AND copy_path IS NOT NULL'),
-      openCount: db.prepare(`SELECT
-          SUM(state IN ('queued', 'deferred')) AS open,
-          SUM(inflight_until IS NOT NULL AND inflight_until >= @now) AS inflight,
-          SUM(copy_path IS NOT NULL) AS copies
-        FROM recipients WHERE qid = @qid`),
+      openCount: db
+        .prepare(`SELECT
+          SUM(state IN ('queued', 'deferred')),
+          SUM(inflight_until IS NOT NULL AND inflight_until >= ?),
+          SUM(copy_path IS NOT NULL)
+        FROM recipients WHERE qid = ?`)
+        .raw(true),
       // the finished row comes back from the UPDATE itself: no second look-up under the write lock
-      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING *`),
-      recipients: db.prepare('SELECT * FROM recipients WHERE qid = ? ORDER BY rcpt'),
+      finish: new RowStatement(
+        db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING ${messageColumnsOf()}`),
+        messageRowOf,
+      ),
+      recipients: new RowStatement(db.prepare(`SELECT ${recipientColumnsOf()} FROM recipients WHERE qid = ? ORDER BY rcpt`), recipientRowOf),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
       list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size, m.hold_reason,
           SUM(r.state IN ('queued', 'deferred')) AS pending,
@@ -624,13 +634,13 @@ export class QueueStore {
   }
 
   message(qid: string): MessageRow | undefined {
-    return this.s.message.get(qid) as MessageRow | undefined;
+    return this.s.message.get(qid);
   }
 
   /** Claims the message's due recipients for one attempt round (lease until `until`). */
   claim(qid: string, now: number, until: number): RecipientRow[] {
     return writeTransaction(this.db, () => {
-      const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+      const rows = this.s.dueRecipients.all(qid, now, now);
       for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
       return rows;
     });
@@ -648,7 +658,7 @@ export class QueueStore {
     for (const qid of qids) {
       const message = this.message(qid);
       if (!message || message.state !== 'queued') continue;
-      const rows = this.s.dueRecipients.all({ qid, now }) as RecipientRow[];
+      const rows = this.s.dueRecipients.all(qid, now, now);
       if (rows.length === 0) continue;
       for (const r of rows) this.s.lease.run(until, qid, r.rcpt);
       out.push({ message, recipients: rows });
@@ -866,17 +876,9 @@ export class QueueStore {
       JSON.stringify(a.recipients.map((r) => (r.imp ? { rcpt: r.rcpt, state: r.state, reply: r.reply, imp: r.imp } : { rcpt: r.rcpt, state: r.state, reply: r.reply }))),
     );
     for (const r of a.recipients) {
-      const { changes } = this.s.updateRecipient.run({
-        qid: a.qid,
-        rcpt: r.rcpt,
-        state: r.state,
-        reply: r.reply,
-        nexthop: a.nexthop,
-        nextAttemptAt: r.nextAttemptAt ?? null,
-        deliveredAs: r.deliveredAs ?? null,
-        claimedGen: r.claimedGen ?? null,
-        now,
-      });
+      const gen = r.claimedGen ?? null;
+      const next = r.nextAttemptAt ?? null;
+      const { changes } = this.s.updateRecipient.run(r.state, r.reply, a.nexthop, gen, gen, next, next, r.deliveredAs ?? null, now, a.qid, r.rcpt);
       if (changes) updated?.add(r.rcpt);
     }
   }
@@ -890,16 +892,16 @@ export class QueueStore {
   }
 
   private finishIfDoneIn(qid: string, now: number): FinishedMessage | undefined {
-    const c = this.s.openCount.get({ qid, now }) as { open: number | null; inflight: number | null; copies: number | null };
-    if ((c.open ?? 0) > 0 || (c.inflight ?? 0) > 0) return undefined;
-    const row = this.s.finish.get(now, qid) as MessageRow | undefined;
+    const [open, inflight, copies] = this.s.openCount.get(now, qid) as [number | null, number | null, number | null];
+    if ((open ?? 0) > 0 || (inflight ?? 0) > 0) return undefined;
+    const row = this.s.finish.get(now, qid);
     if (!row) return undefined;
     // the count above tells whether there are copies: no second statement for most messages
-    return Object.assign(row, { spoolFiles: (c.copies ?? 0) > 0 ? this.spoolFiles(row) : [row.spool_path] });
+    return Object.assign(row, { spoolFiles: (copies ?? 0) > 0 ? this.spoolFiles(row) : [row.spool_path] });
   }
 
   recipients(qid: string): RecipientRow[] {
-    return this.s.recipients.all(qid) as RecipientRow[];
+    return this.s.recipients.all(qid);
   }
 
   attempts(qid: string): AttemptRow[] {
@@ -1031,5 +1033,75 @@ export function recipientParams(r: RecipientRow): RecipientParams {
   return {
     notify: r.dsn_notify ? (r.dsn_notify.split(',') as DsnNotify[]) : undefined,
     orcpt: r.dsn_orcpt ?? undefined,
+  };
+}
+
+/** `MessageInserter`'s parameters of a message row, in the insert's column order. */
+type MessageInsertParams = [
+  qid: string,
+  receivedAt: number,
+  envelopeFrom: string,
+  size: number,
+  spoolPath: string,
+  spoolOffset: number,
+  sha256: string,
+  clientAddress: string | null,
+  clientHostname: string | null,
+  helo: string | null,
+  authUser: string | null,
+  bodyType: MessageRow['body_type'],
+  smtpUtf8: 0 | 1,
+  declaredSize: number | null,
+  dsnRet: MessageRow['dsn_ret'],
+  dsnEnvid: string | null,
+];
+
+/** The row a message inserted with `params` has: the rest are the table's defaults. */
+function newMessageRow(p: MessageInsertParams): MessageRow {
+  return {
+    qid: p[0],
+    received_at: p[1],
+    envelope_from: p[2],
+    size: p[3],
+    spool_path: p[4],
+    client_address: p[7],
+    client_hostname: p[8],
+    helo: p[9],
+    auth_user: p[10],
+    state: 'queued',
+    finished_at: null,
+    spool_offset: p[5],
+    sha256: p[6],
+    held_at: null,
+    hold_reason: null,
+    body_type: p[11],
+    smtputf8: p[12],
+    declared_size: p[13],
+    dsn_ret: p[14],
+    dsn_envid: p[15],
+  };
+}
+
+/** The row of a recipient inserted leased: the rest are the table's defaults. */
+function newRecipientRow(qid: string, rcpt: string, receivedAt: number, until: number, notify: string | null, orcpt: string | null): RecipientRow {
+  return {
+    qid,
+    rcpt,
+    state: 'queued',
+    next_attempt_at: receivedAt,
+    attempts: 0,
+    last_reply: null,
+    nexthop: null,
+    inflight_until: until,
+    delivered_as: null,
+    updated_at: receivedAt,
+    retry_gen: 0,
+    rewritten: 0,
+    copy_path: null,
+    copy_size: null,
+    copy_offset: null,
+    copy_sha256: null,
+    dsn_notify: notify,
+    dsn_orcpt: orcpt,
   };
 }
