@@ -259,6 +259,19 @@ export const PRUNE_CANDIDATES_SQL = `SELECT qid FROM messages
  */
 export const HELD_UNTIL = 8_640_000_000_000_000;
 
+/** The parts of the queue's transactions the store may refuse without failing the rest (`QueueStore.refusable`). */
+type RefusablePart = 'keys' | 'accepted' | 'claims';
+
+/** A part of a transaction the store refused while the transaction stayed open: it is rolled back whole and run again without it. */
+class PartRefused extends Error {
+  constructor(
+    readonly part: RefusablePart,
+    readonly refusal: unknown,
+  ) {
+    super(`the store refused the transaction's ${part}`);
+  }
+}
+
 /**
  * The statements that insert an accepted message, on the store's own connection or on
  * the accept path's (`openDurableWriter`). The IMP and PoD ones are prepared on first
@@ -493,8 +506,8 @@ export class QueueStore {
    * the whole hot path: no commit of another connection drops this one's page cache
    * before each transaction, and a new message needs no claim transaction of its own.
    * Idempotent (`insertOne`'s `ifNew`): the accept path commits on its own connection
-   * when it cannot learn whether this one did. The claims go in a savepoint: a claim
-   * the store refuses never costs the messages their commit (`claimRefused`).
+   * when it cannot learn whether this one did. A claim the store refuses never costs the
+   * messages their commit (`claimRefused`, after it).
    */
   insertAndClaim(
     batch: readonly NewMessage[],
@@ -505,10 +518,15 @@ export class QueueStore {
   ): ClaimedMessage[] {
     const twin = this.noWaitFor(opts);
     if (twin) return twin.insertAndClaim(batch, claim, now, claimRefused);
-    return durably(this.db, () => {
-      const claimed = this.insertBatchIn(batch, claim);
-      return (claim && this.claimRestIn(claim, claimed, now, claimRefused)) ?? [];
-    });
+    const refused = new Map<RefusablePart, unknown>();
+    const claimed = this.untilCommitted(refused, () =>
+      durably(this.db, () => {
+        const inserted = this.insertBatchIn(batch, claim);
+        return claim ? this.claimRestIn(claim, inserted, now, refused) : [];
+      }),
+    );
+    if (refused.has('claims')) claimRefused(refused.get('claims'));
+    return claimed;
   }
 
   /** Accepted messages: those `claim` names are inserted leased (`insertClaimed`), and returned by qid. */
@@ -527,23 +545,43 @@ export class QueueStore {
   }
 
   /**
-   * The claims of `want`: those inserted leased already, and the rest claimed in a
-   * savepoint (undefined: none). A claim the store refuses goes to `refused` and costs the
-   * transaction nothing, unless the error ended the whole transaction (disk full, I/O).
+   * The claims of `want`: those inserted leased already, and the rest claimed here unless
+   * the store refused them in an earlier try of this transaction (`refused`).
    */
-  private claimRestIn(want: { qids: readonly string[]; until: number }, inserted: Map<string, ClaimedMessage>, now: number, refused: (err: unknown) => void): ClaimedMessage[] | undefined {
+  private claimRestIn(want: { qids: readonly string[]; until: number }, inserted: Map<string, ClaimedMessage>, now: number, refused: ReadonlyMap<RefusablePart, unknown>): ClaimedMessage[] {
     const claims = [...inserted.values()];
     const rest = want.qids.filter((q) => !inserted.has(q));
-    if (rest.length) {
+    if (rest.length && !refused.has('claims')) claims.push(...this.refusable('claims', () => this.claimManyIn(rest, now, want.until)));
+    return claims;
+  }
+
+  /**
+   * The parts of the queue's transactions that must not cost the rest its commit when the
+   * store refuses them (a constraint, a trigger's error) run in no savepoint: a savepoint
+   * copies every page it changes to a sub-journal first, which cost the queue's connection
+   * as much as the statements themselves. Instead a refusal that left the transaction open
+   * ends it (`PartRefused`, rolled back whole) and `untilCommitted` runs it again without
+   * that part. An error that ended the transaction itself (disk full, I/O) is thrown as is.
+   */
+  private refusable<T>(part: RefusablePart, fn: () => T): T {
+    try {
+      return fn();
+    } catch (err) {
+      if (!this.db.inTransaction) throw err;
+      throw new PartRefused(part, err);
+    }
+  }
+
+  /** Runs `transaction` until it commits, each refused part recorded in `refused` and left out of the next try. */
+  private untilCommitted<T>(refused: Map<RefusablePart, unknown>, transaction: () => T): T {
+    for (;;) {
       try {
-        // nested: a savepoint
-        claims.push(...writeTransaction(this.db, () => this.claimManyIn(rest, now, want.until)));
+        return transaction();
       } catch (err) {
-        if (!this.db.inTransaction) throw err;
-        refused(err);
+        if (!(err instanceof PartRefused) || refused.has(err.part)) throw err;
+        refused.set(err.part, err.refusal);
       }
     }
-    return claims.length ? claims : undefined;
   }
 
   private readonly inserter: MessageInserter;
@@ -726,10 +764,11 @@ export class QueueStore {
 
   /**
    * Several messages' `recordRound`s in one transaction (one WAL commit instead of many),
-   * with the correlation keys the rounds carry. The keys go in a savepoint of their own:
-   * keys the store refuses (reported to `keysFailed`) never cost a round its result.
+   * with the correlation keys the rounds carry. Keys the store refuses (reported to
+   * `keysFailed`) never cost a round its result (`refusable`).
    * `next`: the queue's next claims, made in the same transaction once the rounds are
-   * recorded (the slots they held are free then), instead of a transaction of their own.
+   * recorded (the slots they held are free then), instead of a transaction of their own;
+   * with the accepted messages it hands over (`ClaimNext.accepted`), committed durably.
    */
   recordRounds(
     rounds: readonly RoundToRecord[],
@@ -741,48 +780,40 @@ export class QueueStore {
     const twin = this.noWaitFor(opts);
     if (twin) return twin.recordRounds(rounds, now, keysFailed, next, opts);
     let claims: ClaimedMessage[] | undefined;
-    let done: (FinishedMessage | undefined)[];
     const accepted = next?.accepted?.();
-    let refused: { err: unknown } | undefined;
+    const refused = new Map<RefusablePart, unknown>();
+    // picked once: picking takes the qids from the queue's lists, so a second try reuses them
+    let want: { qids: readonly string[]; until: number } | undefined | null = null;
+    let done: (FinishedMessage | undefined)[];
     try {
-      done = (accepted ? durably : writeTransaction)(
-        this.db,
-        () => {
-          const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
-          this.recordKeysIn(rounds, now, keysFailed);
-          // picked before the accepted messages go in: those it picks are inserted leased
-          const want = next ? this.pickNextIn(next, now) : undefined;
-          const inserted = accepted ? this.insertAcceptedIn(accepted.rows, want) : undefined;
-          if (inserted && 'err' in inserted) refused = inserted;
-          if (next && want) claims = this.claimRestIn(want, inserted instanceof Map ? inserted : new Map(), now, (err) => next.notClaimed(err, true));
-          return finished;
-        },
-        opts,
+      done = this.untilCommitted(refused, () =>
+        (accepted ? durably : writeTransaction)(
+          this.db,
+          () => {
+            claims = undefined;
+            const finished = rounds.map((r) => this.recordRoundIn(r.qid, r.attempts, r.leased, now));
+            this.recordKeysIn(rounds, now, refused);
+            if (want === null) want = next ? this.pickNextIn(next, now) : undefined;
+            // picked before the accepted messages go in: those it picks are inserted leased
+            const inserted = accepted && !refused.has('accepted') ? this.refusable('accepted', () => this.insertBatchIn(accepted.rows, want ?? undefined)) : new Map<string, ClaimedMessage>();
+            const claimed = want ? this.claimRestIn(want, inserted, now, refused) : [];
+            if (claimed.length) claims = claimed;
+            return finished;
+          },
+          opts,
+        ),
       );
     } catch (err) {
       if (claims) next!.notClaimed(err, false);
       accepted?.notCommitted(err, true);
       throw err;
     }
+    this.reportKeysRefused(rounds, refused, keysFailed);
+    if (refused.has('claims')) next!.notClaimed(refused.get('claims'), true);
     if (claims) next!.claimed(claims);
-    if (refused) accepted!.notCommitted(refused.err, false);
+    if (refused.has('accepted')) accepted!.notCommitted(refused.get('accepted'), false);
     else accepted?.committed();
     return done;
-  }
-
-  /**
-   * Accepted messages in a savepoint (those `want` picked inserted leased, returned by
-   * qid): an error there is returned, and costs the rest of the transaction nothing.
-   */
-  private insertAcceptedIn(rows: readonly NewMessage[], want: { qids: readonly string[]; until: number } | undefined): Map<string, ClaimedMessage> | { err: unknown } {
-    try {
-      // nested: a savepoint
-      return writeTransaction(this.db, () => this.insertBatchIn(rows, want));
-    } catch (err) {
-      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
-      if (!this.db.inTransaction) throw err;
-      return { err };
-    }
   }
 
   /**
@@ -816,36 +847,46 @@ export class QueueStore {
   ): { finished: (FinishedMessage | undefined)[]; skipped: number } {
     const twin = this.noWaitFor(opts);
     if (twin) return twin.replayRounds(rounds, now, keysFailed, opts);
-    return writeTransaction(this.db, () => {
-      let skipped = 0;
-      const recorded: typeof rounds[number][] = [];
-      const finished = rounds.map((r) => {
-        const unrecorded = r.claimed.every((c) => (this.s.recipientAttempts.get(r.qid, c.rcpt) as { attempts: number } | undefined)?.attempts === c.attempts);
-        if (!unrecorded) {
-          skipped++;
-          return undefined;
-        }
-        recorded.push(r);
-        return this.recordRoundIn(r.qid, r.attempts, r.claimed.map((c) => c.rcpt), now);
-      });
-      this.recordKeysIn(recorded, now, keysFailed);
-      return { finished, skipped };
-    }, opts);
+    const refused = new Map<RefusablePart, unknown>();
+    let recorded: typeof rounds[number][] = [];
+    const result = this.untilCommitted(refused, () =>
+      writeTransaction(
+        this.db,
+        () => {
+          let skipped = 0;
+          recorded = [];
+          const finished = rounds.map((r) => {
+            const unrecorded = r.claimed.every((c) => (this.s.recipientAttempts.get(r.qid, c.rcpt) as { attempts: number } | undefined)?.attempts === c.attempts);
+            if (!unrecorded) {
+              skipped++;
+              return undefined;
+            }
+            recorded.push(r);
+            return this.recordRoundIn(r.qid, r.attempts, r.claimed.map((c) => c.rcpt), now);
+          });
+          this.recordKeysIn(recorded, now, refused);
+          return { finished, skipped };
+        },
+        opts,
+      ),
+    );
+    this.reportKeysRefused(recorded, refused, keysFailed);
+    return result;
   }
 
-  /** The keys the rounds carry, in a savepoint of their own (see `recordRounds`). */
-  private recordKeysIn(rounds: readonly { keys?: MessageKeysInput | undefined }[], now: number, keysFailed?: (qids: string[], err: unknown) => void): void {
+  /** The keys the rounds carry, unless the store refused them in an earlier try (`refusable`). */
+  private recordKeysIn(rounds: readonly { keys?: MessageKeysInput | undefined }[], now: number, refused: ReadonlyMap<RefusablePart, unknown>): void {
+    if (!this.correlation || refused.has('keys')) return;
     const keys = rounds.flatMap((r) => (r.keys ? [r.keys] : []));
-    if (!keys.length || !this.correlation) return;
+    if (!keys.length) return;
     const correlation = this.correlation;
-    try {
-      // nested: a savepoint
-      writeTransaction(this.db, () => correlation.recordManyMessageKeysIn(keys, now));
-    } catch (err) {
-      // an error that ended the whole transaction (disk full, I/O) fails the rounds too
-      if (!this.db.inTransaction) throw err;
-      keysFailed?.(keys.map((k) => k.qid), err);
-    }
+    this.refusable('keys', () => correlation.recordManyMessageKeysIn(keys, now));
+  }
+
+  /** After the commit: keys the store refused, reported with the qids they were for. */
+  private reportKeysRefused(rounds: readonly { keys?: MessageKeysInput | undefined }[], refused: ReadonlyMap<RefusablePart, unknown>, keysFailed?: (qids: string[], err: unknown) => void): void {
+    if (!refused.has('keys')) return;
+    keysFailed?.(rounds.flatMap((r) => (r.keys ? [r.keys.qid] : [])), refused.get('keys'));
   }
 
   private recordAttempts(list: readonly AttemptRecord[], now: number): void {
