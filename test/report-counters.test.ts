@@ -248,6 +248,25 @@ t.test('the triggers bin latencies as the report does', async (t) => {
   t.same(figures(store, w, true).latency, figures(store, w, false).latency);
 });
 
+t.test('a message whose origin and upstream links were stored before it is counted with them', async (t) => {
+  // migration 29 runs those counts only when an origin or a link names the new qid already
+  const store = Store.open(join(dir, 'related-first.db'));
+  t.teardown(() => store.close());
+  const at = Date.UTC(2026, 10, 29) + 10 * H;
+  const insert = (qid: string) =>
+    store.queue.insertMessage({ qid, receivedAt: at, envelopeFrom: 's@x', size: 1, spoolPath: '/nonexistent', spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['r@x'] });
+  insert('QREL000000001');
+  store.db.prepare("INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES ('QREL000000002', 'QREL000000001', 'bounce', ?)").run(at);
+  store.db.prepare("INSERT INTO upstream_links (upstream_qid, qid, via, linked_at) VALUES ('4UREL1', 'QREL000000003', 'received', ?), ('4UREL1', 'QREL000000003', 'guid', ?)").run(at, at);
+  insert('QREL000000002');
+  insert('QREL000000003');
+  const w = { since: at - H, until: at + H, bucketMs: H };
+  const counted = figures(store, w, true);
+  t.same(counted, figures(store, w, false));
+  t.same(counted.linkCoverage, { messages: 2, linked: 1 }, 'the bounce is not counted as received from upstream; the linked one is linked');
+  t.same(counted.linksByVia, [{ name: 'guid', n: 1 }, { name: 'received', n: 1 }]);
+});
+
 t.test('a report over whole hours reads the counters, not the rows', async (t) => {
   const Database = (await import('better-sqlite3')).default;
   const { buildReport } = await import('../src/cli/report/build.js');
