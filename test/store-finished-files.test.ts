@@ -45,7 +45,8 @@ t.test('the finished row carries its spool files, copies included', async (t) =>
   store.queue.claim('COPIED', 2_001, 60_000);
   const copied = store.queue.recordRounds([{ qid: 'COPIED', attempts: [delivered('COPIED', ['c@d.test'])], leased: ['c@d.test'] }], 2_001)[0];
   t.same(copied?.spoolFiles, ['/spool/COPIED', '/spool/copies/COPIED.1'], 'the original and its copy, once');
-  t.equal(copied?.state, 'done');
+  t.equal(copied?.qid, 'COPIED');
+  t.equal(store.queue.message('COPIED')?.state, 'done');
 
   // the queue CLI's delete finishes a message the same way
   store.queue.insertMessage(message('DELETED', ['z@d.test']));

@@ -42,7 +42,8 @@ t.test('withdraw: refused while an attempt holds a lease; afterwards the recipie
   store.queue.release('0IMP000000002', ['a@example.test']);
   const r = store.queue.withdraw('0IMP000000002', now);
   t.equal(r.deleted, 1);
-  t.equal(r.finished?.state, 'done');
+  t.equal(r.finished?.qid, '0IMP000000002');
+  t.equal(store.queue.message('0IMP000000002')?.state, 'done');
   t.equal(store.queue.withdraw('0IMP000000002', now).deleted, 0, 'nothing left the second time');
   store.queue.removeFinished('0IMP000000002');
   t.equal(store.queue.impOrigin('0IMP000000002'), undefined, 'pruned with its message');

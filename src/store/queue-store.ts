@@ -90,11 +90,13 @@ export interface MessageRow {
 }
 
 /**
- * A message its round (or the CLI) just finished: its row and every spool file it had (the
+ * A message its round (or the CLI) just finished: its qid and every spool file it had (the
  * original and its recorded rewrite copies), read in the transaction that finished it, for
- * the caller to remove once that transaction committed.
+ * the caller to remove once that transaction committed. Only these: the finishing UPDATE
+ * returns them for every message on the queue's hot path, and nothing reads more.
  */
-export interface FinishedMessage extends MessageRow {
+export interface FinishedMessage {
+  qid: string;
   spoolFiles: readonly string[];
 }
 
@@ -434,10 +436,7 @@ export class QueueStore {
         FROM recipients WHERE qid = ?`)
         .raw(true),
       // the finished row comes back from the UPDATE itself: no second look-up under the write lock
-      finish: new RowStatement(
-        db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING ${messageColumnsOf()}`),
-        messageRowOf,
-      ),
+      finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING spool_path`).pluck(),
       recipients: new RowStatement(db.prepare(`SELECT ${recipientColumnsOf()} FROM recipients WHERE qid = ? ORDER BY rcpt`), recipientRowOf),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
       list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size, m.hold_reason,
@@ -738,7 +737,7 @@ export class QueueStore {
   }
 
   /** Every spool file of a message: the original and its recorded rewrite copies. */
-  spoolFiles(message: MessageRow): string[] {
+  spoolFiles(message: Pick<MessageRow, 'qid' | 'spool_path'>): string[] {
     const copies = (this.s.copyPaths.all(message.qid) as { copy_path: string }[]).map((r) => r.copy_path);
     return [message.spool_path, ...copies];
   }
@@ -935,10 +934,10 @@ export class QueueStore {
   private finishIfDoneIn(qid: string, now: number): FinishedMessage | undefined {
     const [open, inflight, copies] = this.s.openCount.get(now, qid) as [number | null, number | null, number | null];
     if ((open ?? 0) > 0 || (inflight ?? 0) > 0) return undefined;
-    const row = this.s.finish.get(now, qid);
-    if (!row) return undefined;
+    const spoolPath = this.s.finish.get(now, qid) as string | undefined;
+    if (spoolPath === undefined) return undefined;
     // the count above tells whether there are copies: no second statement for most messages
-    return Object.assign(row, { spoolFiles: (copies ?? 0) > 0 ? this.spoolFiles(row) : [row.spool_path] });
+    return { qid, spoolFiles: (copies ?? 0) > 0 ? this.spoolFiles({ qid, spool_path: spoolPath }) : [spoolPath] };
   }
 
   recipients(qid: string): RecipientRow[] {
