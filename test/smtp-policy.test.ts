@@ -115,8 +115,11 @@ t.test('disconnect mid-DATA leaves nothing behind', async (t) => {
   await c.cmd('RCPT TO:<alice@example.test>');
   t.match(await c.cmd('DATA'), /^354 /);
   await c.send('Subject: half\r\n\r\n' + 'z'.repeat(100_000));
+  // the spool's tmp file first, then the disconnect: an empty tmp/ before the spool created
+  // the file would say nothing (under load the check ran first, then the file appeared)
+  await waitFor(() => readdirSync(join(dir, 'spool', 'tmp')).length > 0, 10_000, 'the tmp file');
   c.close();
-  await waitFor(() => gw.store && readdirSync(join(dir, 'spool', 'tmp')).length === 0, 2000, 'tmp file removal');
+  await waitFor(() => gw.store && readdirSync(join(dir, 'spool', 'tmp')).length === 0, 10_000, 'tmp file removal');
   assertNothingStored(t, gw, dir);
 });
 
