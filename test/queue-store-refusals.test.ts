@@ -1,8 +1,7 @@
 import t, { type Test } from 'tap';
-import { join } from 'node:path';
 import type { AcceptedToCommit, ClaimedMessage, ClaimNext, NewMessage, RoundToRecord } from '../src/store/queue-store.js';
-import { Store } from '../src/store/store.js';
-import { tempDir } from './helpers/gateway.js';
+import type { Store } from '../src/store/store.js';
+import { openTempStore } from './helpers/temp-store.js';
 
 // The parts of the queue's recording transaction that must not cost the rounds their results
 // (keys, accepted messages, claims) run without savepoints: a refused part rolls the
@@ -10,13 +9,7 @@ import { tempDir } from './helpers/gateway.js';
 
 const NOW = 1_800_000_000_000;
 
-function open(t: Test): Store {
-  const { dir, cleanup } = tempDir('queue-store-refusals');
-  t.teardown(cleanup);
-  const store = Store.open(join(dir, 'db.sqlite'));
-  t.teardown(() => store.close());
-  return store;
-}
+const open = (t: Test) => openTempStore(t, 'queue-store-refusals');
 
 const message = (qid: string): NewMessage => ({
   qid, receivedAt: NOW, envelopeFrom: 'a@sender.test', size: 10, spoolPath: `/spool/${qid}`, spoolOffset: 0, sha256: '0'.repeat(64), recipients: ['b@example.test'],

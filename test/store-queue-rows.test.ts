@@ -1,16 +1,8 @@
 import t, { type Test } from 'tap';
-import { join } from 'node:path';
 import { MESSAGE_COLUMNS, RECIPIENT_COLUMNS } from '../src/store/queue-rows.js';
-import { Store } from '../src/store/store.js';
-import { tempDir } from './helpers/gateway.js';
+import { openTempStore } from './helpers/temp-store.js';
 
-function open(t: Test): Store {
-  const { dir, cleanup } = tempDir('store-queue-rows');
-  t.teardown(cleanup);
-  const store = Store.open(join(dir, 'db.sqlite'));
-  t.teardown(() => store.close());
-  return store;
-}
+const open = (t: Test) => openTempStore(t, 'store-queue-rows');
 
 t.test('the column lists of the raw reads name every column of messages and recipients, in table order', async (t) => {
   const store = open(t);
