@@ -19,13 +19,13 @@ export const RECIPIENT_COLUMNS = [
   'updated_at', 'retry_gen', 'rewritten', 'copy_path', 'copy_size', 'copy_offset', 'copy_sha256', 'dsn_notify', 'dsn_orcpt',
 ] as const satisfies readonly (keyof RecipientRow)[];
 
-/** `m.qid, m.received_at, ...`: the select list (or RETURNING list) that `messageRowOf` reads. */
-export const messageColumnsOf = (alias?: string): string => MESSAGE_COLUMNS.map((c) => (alias ? `${alias}.${c}` : c)).join(', ');
-export const recipientColumnsOf = (alias?: string): string => RECIPIENT_COLUMNS.map((c) => (alias ? `${alias}.${c}` : c)).join(', ');
+/** `qid, received_at, ...`: the select list that `messageRowOf` reads, and `recipientRowOf`'s. */
+export const MESSAGE_SELECT = MESSAGE_COLUMNS.join(', ');
+export const RECIPIENT_SELECT = RECIPIENT_COLUMNS.join(', ');
 
 type Raw = readonly unknown[];
 
-/** A raw row of `messageColumnsOf()` as a MessageRow (the literal keeps V8 to one object shape). */
+/** A raw row of `MESSAGE_SELECT` as a MessageRow (the literal keeps V8 to one object shape). */
 export function messageRowOf(v: Raw): MessageRow {
   return {
     qid: v[0],
@@ -51,7 +51,7 @@ export function messageRowOf(v: Raw): MessageRow {
   } as MessageRow;
 }
 
-/** A raw row of `recipientColumnsOf()` as a RecipientRow. */
+/** A raw row of `RECIPIENT_SELECT` as a RecipientRow. */
 export function recipientRowOf(v: Raw): RecipientRow {
   return {
     qid: v[0],

@@ -2,7 +2,7 @@ import { CorrelationStore, type MessageKeysInput, type OriginKind } from './corr
 import type { Statement } from 'better-sqlite3';
 import { durably, openDurableWriter, openNoWaitWriter, writeTransaction, type SqliteDatabase, type WriteTransactionOptions } from './db.js';
 import { INSERT_POD_FACTS_SQL } from './pod-publisher-store.js';
-import { messageColumnsOf, messageRowOf, recipientColumnsOf, recipientRowOf, RowStatement } from './queue-rows.js';
+import { MESSAGE_SELECT, messageRowOf, RECIPIENT_SELECT, recipientRowOf, RowStatement } from './queue-rows.js';
 
 export type RecipientState = 'queued' | 'deferred' | 'delivered' | 'failed' | 'deleted';
 export type AttemptOutcome = 'delivered' | 'deferred' | 'failed' | 'partial';
@@ -295,13 +295,10 @@ export class MessageInserter {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
     this.insertMessage = db.prepare(insertMessage);
     this.insertMessageIfNew = db.prepare(`${insertMessage} ON CONFLICT (qid) DO NOTHING`);
-    this.insertMessageSql = insertMessage;
     this.insertRecipient = db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
       VALUES (?, ?, ?, ?, ?, ?)`);
     this.insertOrigin = db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING');
   }
-
-  private readonly insertMessageSql: string;
 
   /**
    * `insertOne` (ifNew) with the recipients leased until `until`, for a round of the queue
@@ -400,9 +397,9 @@ export class QueueStore {
         ORDER BY next_attempt_at LIMIT @limit`),
       nextDue: db.prepare(`SELECT MIN(next_attempt_at) AS due FROM recipients
         WHERE state IN ('queued', 'deferred') AND (inflight_until IS NULL OR inflight_until < @now)`),
-      message: new RowStatement(db.prepare(`SELECT ${messageColumnsOf()} FROM messages WHERE qid = ?`), messageRowOf),
+      message: new RowStatement(db.prepare(`SELECT ${MESSAGE_SELECT} FROM messages WHERE qid = ?`), messageRowOf),
       dueRecipients: new RowStatement(
-        db.prepare(`SELECT ${recipientColumnsOf()} FROM recipients
+        db.prepare(`SELECT ${RECIPIENT_SELECT} FROM recipients
         WHERE qid = ? AND state IN ('queued', 'deferred') AND next_attempt_at <= ?
           AND (inflight_until IS NULL OR inflight_until < ?) ORDER BY rcpt`),
         recipientRowOf,
@@ -437,7 +434,7 @@ export class QueueStore {
         .raw(true),
       // the finished row comes back from the UPDATE itself: no second look-up under the write lock
       finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING spool_path`).pluck(),
-      recipients: new RowStatement(db.prepare(`SELECT ${recipientColumnsOf()} FROM recipients WHERE qid = ? ORDER BY rcpt`), recipientRowOf),
+      recipients: new RowStatement(db.prepare(`SELECT ${RECIPIENT_SELECT} FROM recipients WHERE qid = ? ORDER BY rcpt`), recipientRowOf),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
       list: db.prepare(`SELECT m.qid, m.received_at, m.envelope_from, m.size, m.hold_reason,
           SUM(r.state IN ('queued', 'deferred')) AS pending,
