@@ -283,7 +283,6 @@ export class MessageInserter {
   private readonly insertMessage: Statement;
   private readonly insertMessageIfNew: Statement;
   private readonly insertRecipient: Statement;
-  private claimStatement: Statement | undefined;
   private readonly insertOrigin: Statement;
   private insertImp: Statement | undefined;
   private insertPodFacts: Statement | undefined;
@@ -295,8 +294,8 @@ export class MessageInserter {
       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
     this.insertMessage = db.prepare(insertMessage);
     this.insertMessageIfNew = db.prepare(`${insertMessage} ON CONFLICT (qid) DO NOTHING`);
-    this.insertRecipient = db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt)
-      VALUES (?, ?, ?, ?, ?, ?)`);
+    this.insertRecipient = db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt, inflight_until)
+      VALUES (?, ?, ?, ?, ?, ?, ?)`);
     this.insertOrigin = db.prepare('INSERT INTO message_origins (qid, origin_qid, kind, recorded_at) VALUES (?, ?, ?, ?) ON CONFLICT (qid) DO NOTHING');
   }
 
@@ -307,19 +306,11 @@ export class MessageInserter {
    * Undefined when the store has the qid already (claimed the usual way then).
    */
   insertClaimed(m: NewMessage, until: number): ClaimedMessage | undefined {
-    const c = (this.claimStatement ??= this.db.prepare(`INSERT OR IGNORE INTO recipients (qid, rcpt, next_attempt_at, updated_at, dsn_notify, dsn_orcpt, inflight_until)
-        VALUES (?, ?, ?, ?, ?, ?, ?)`));
     const params = this.messageParams(m);
     if (this.insertMessageIfNew.run(...params).changes === 0) return undefined;
     this.insertExtras(m);
     const recipients: RecipientRow[] = [];
-    for (const rcpt of m.recipients) {
-      const p = m.recipientParams?.[rcpt];
-      const notify = p?.notify?.join(',') ?? null;
-      const orcpt = p?.orcpt ?? null;
-      if (c.run(m.qid, rcpt, m.receivedAt, m.receivedAt, notify, orcpt, until).changes === 0) continue;
-      recipients.push(newRecipientRow(m.qid, rcpt, m.receivedAt, until, notify, orcpt));
-    }
+    this.insertRecipients(m, until, recipients);
     // in the order a claim reads them (ORDER BY rcpt: SQLite compares the UTF-8 bytes)
     if (recipients.length > 1) recipients.sort((a, b) => Buffer.compare(Buffer.from(a.rcpt), Buffer.from(b.rcpt)));
     return { message: newMessageRow(params), recipients };
@@ -334,11 +325,22 @@ export class MessageInserter {
     const inserted = (ifNew ? this.insertMessageIfNew : this.insertMessage).run(...this.messageParams(m));
     if (inserted.changes === 0) return false;
     this.insertExtras(m);
+    this.insertRecipients(m, null);
+    return true;
+  }
+
+  /**
+   * The message's recipients, leased until `until` (null: not leased); `rows` gets the row
+   * of each one inserted (an address listed twice is inserted once).
+   */
+  private insertRecipients(m: NewMessage, until: number | null, rows?: RecipientRow[]): void {
     for (const rcpt of m.recipients) {
       const p = m.recipientParams?.[rcpt];
-      this.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, p?.notify?.join(',') ?? null, p?.orcpt ?? null);
+      const notify = p?.notify?.join(',') ?? null;
+      const orcpt = p?.orcpt ?? null;
+      const { changes } = this.insertRecipient.run(m.qid, rcpt, m.receivedAt, m.receivedAt, notify, orcpt, until);
+      if (changes && rows && until !== null) rows.push(newRecipientRow(m.qid, rcpt, m.receivedAt, until, notify, orcpt));
     }
-    return true;
   }
 
   /** The insert's parameters, in its column order (positional: binding by name looks each one up). */
