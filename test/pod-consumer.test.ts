@@ -71,8 +71,11 @@ t.test('a drop mid-stream with events in flight: they come again after the recon
   await until(() => double.open('live').length === 1, 'a live session');
   for (const g of ['a', 'b', 'c']) double.publish('message', clock.ms, messageEvent(g, clock.ms));
   await until(() => storedGuids(h.store).length === 3, 'three stored');
-  // The network stalls: the publisher sends d and e, the consumer never gets them.
+  // Stored is not yet acknowledged: the publisher pings after a batch, and the pong may still
+  // be on its way. Acknowledged, a, b and c are not sent again after the drop.
   const conn = double.open('live')[0]!;
+  await until(() => conn.ackedDataFrames === 3, 'a, b and c acknowledged');
+  // The network stalls: the publisher sends d and e, the consumer never gets them.
   const sent = conn.dataFrames;
   double.proxy.hold('toClient');
   for (const g of ['d', 'e']) double.publish('message', clock.ms, messageEvent(g, clock.ms));
@@ -92,8 +95,9 @@ t.test('replays after a reconnect: events taken but not acknowledged come again 
   await until(() => double.open('live').length === 1, 'a live session');
   double.publish('message', clock.ms, messageEvent('a', clock.ms));
   await until(() => storedGuids(h.store).length === 1, 'a stored');
-  // The consumer gets r1, r2 and a bad payload, but its answers (the pong acknowledging them) are lost.
   const conn = double.open('live')[0]!;
+  await until(() => conn.ackedDataFrames === 1, 'a acknowledged');
+  // The consumer gets r1, r2 and a bad payload, but its answers (the pong acknowledging them) are lost.
   const pings = conn.pings;
   double.proxy.hold('toServer');
   double.publish('message', clock.ms, messageEvent('r1', clock.ms));

@@ -1,6 +1,8 @@
 // A loopback TCP proxy in front of a WebSocket server, for tests: it records each
 // request (path, query, Authorization, offered extensions) and the server's answer,
-// counts the server's WebSocket frames, and plays the network: `drop()` cuts every
+// counts the server's WebSocket frames and the data frames the client acknowledged (the
+// publisher's empty ping after a batch, answered by an empty pong that reached the server),
+// and plays the network: `drop()` cuts every
 // connection without a close frame, `hold()` stops forwarding on the open ones (what is
 // sent meanwhile is lost when they are cut). The target port may change (a restarted server).
 import { createServer, connect, type Server, type Socket } from 'node:net';
@@ -19,18 +21,24 @@ export interface ProxiedConnection {
   /** Data frames (text, binary) the server sent, forwarded or not; pings it sent. */
   dataFrames: number;
   pings: number;
+  /**
+   * Data frames the client acknowledged: those before an empty ping (the publisher's
+   * ping after a batch) whose empty pong was forwarded to the server. Equal to
+   * `dataFrames` once the server knows the client took everything it sent.
+   */
+  ackedDataFrames: number;
   /** What `hold` stopped: bytes to the server, to the client. */
   held: { toServer: boolean; toClient: boolean };
 }
 
-/** Counts the frames of a server-to-client WebSocket byte stream. */
+/** Counts the frames of a WebSocket byte stream (either way: a client's frames are masked). */
 class FrameCounter {
   /** The start of a frame header cut by a chunk boundary. */
   private pending = Buffer.alloc(0);
   /** Payload bytes of the current frame still to come. */
   private skip = 0;
 
-  constructor(private readonly onFrame: (opcode: number) => void) {}
+  constructor(private readonly onFrame: (opcode: number, payloadLength: number) => void) {}
 
   push(chunk: Buffer): void {
     const buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
@@ -48,7 +56,7 @@ class FrameCounter {
       const headerLen = 2 + (short === 126 ? 2 : short === 127 ? 8 : 0) + (buf[at + 1]! & 0x80 ? 4 : 0);
       if (buf.length - at < headerLen) break;
       this.skip = short === 126 ? buf.readUInt16BE(at + 2) : short === 127 ? Number(buf.readBigUInt64BE(at + 2)) : short;
-      this.onFrame(buf[at]! & 0x0f);
+      this.onFrame(buf[at]! & 0x0f, this.skip);
       at += headerLen;
     }
     if (at < buf.length) this.pending = Buffer.from(buf.subarray(at));
@@ -90,7 +98,7 @@ export async function startTcpProxy(targetPort: () => number | undefined, now: (
   const connections: ProxiedConnection[] = [];
   const server: Server = createServer((client) => {
     const port = targetPort();
-    const rec: ProxiedConnection = { at: now(), path: '', query: new URLSearchParams(), authorization: undefined, extensions: undefined, status: undefined, open: true, dataFrames: 0, pings: 0, held: { toServer: false, toClient: false } };
+    const rec: ProxiedConnection = { at: now(), path: '', query: new URLSearchParams(), authorization: undefined, extensions: undefined, status: undefined, open: true, dataFrames: 0, pings: 0, ackedDataFrames: 0, held: { toServer: false, toClient: false } };
     connections.push(rec);
     if (port === undefined) return void client.destroy();
     const upstream = connect(port, '127.0.0.1');
@@ -104,12 +112,32 @@ export async function startTcpProxy(targetPort: () => number | undefined, now: (
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
+    // dataFrames at each empty ping the server sent, oldest first, until its pong comes
+    const pingMarks: number[] = [];
+    let ackedInChunk: number | undefined;
+    const clientFrames = new FrameCounter((opcode, payloadLength) => {
+      if (opcode !== 10 || payloadLength !== 0) return;
+      ackedInChunk = pingMarks.shift() ?? ackedInChunk;
+    });
+    /** Forwards bytes from the client unless held; a pong in them acknowledges once forwarded. */
+    const toServer = (c: Buffer) => {
+      ackedInChunk = undefined;
+      clientFrames.push(c);
+      if (rec.held.toServer) return;
+      upstream.write(c);
+      if (ackedInChunk !== undefined) rec.ackedDataFrames = ackedInChunk;
+    };
     let request = '';
     client.on('data', (c: Buffer) => {
-      if (!rec.path && request.length < 65536) {
+      if (rec.path) {
+        toServer(c);
+        return;
+      }
+      if (request.length < 65536) {
         request += c.toString('latin1');
         const headEnd = request.indexOf('\r\n\r\n');
         if (headEnd !== -1) {
+          // no frame shares a chunk with the request: a client sends its first after the 101
           const head = request.slice(0, headEnd);
           const target = /^\S+ (\S+)/.exec(head)?.[1] ?? '/';
           const url = new URL(target, 'http://proxy.invalid');
@@ -122,9 +150,12 @@ export async function startTcpProxy(targetPort: () => number | undefined, now: (
       if (!rec.held.toServer) upstream.write(c);
     });
     let response: Buffer | undefined = Buffer.alloc(0);
-    const frames = new FrameCounter((opcode) => {
+    const frames = new FrameCounter((opcode, payloadLength) => {
       if (opcode === 1 || opcode === 2) rec.dataFrames++;
-      else if (opcode === 9) rec.pings++;
+      else if (opcode === 9) {
+        rec.pings++;
+        if (payloadLength === 0) pingMarks.push(rec.dataFrames);
+      }
     });
     upstream.on('data', (c: Buffer) => {
       if (response !== undefined) {
