@@ -249,7 +249,7 @@ t.test('the triggers bin latencies as the report does', async (t) => {
 });
 
 t.test('a message whose origin and upstream links were stored before it is counted with them', async (t) => {
-  // migration 29 runs those counts only when an origin or a link names the new qid already
+  // the insert trigger counts a new message's origin and links when they were stored before it
   const store = Store.open(join(dir, 'related-first.db'));
   t.teardown(() => store.close());
   const at = Date.UTC(2026, 10, 29) + 10 * H;
