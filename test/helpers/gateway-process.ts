@@ -28,7 +28,7 @@ export interface GatewayProcess {
 }
 
 export interface SpawnGatewayOptions {
-  /** How long to wait for the `listening` line. */
+  /** How long to wait for the `listening` line (default 60 s: a start on a loaded machine can take many seconds). */
   startTimeoutMs?: number;
   /** Extra node flags, e.g. `--cpu-prof`. */
   nodeArgs?: string[];
@@ -68,8 +68,8 @@ export function spawnGateway(configFile: string, opts: SpawnGatewayOptions = {})
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`gateway did not log "listening" within ${opts.startTimeoutMs ?? 15000} ms:\n${recent.join('\n')}`));
-    }, opts.startTimeoutMs ?? 15000);
+      reject(new Error(`gateway did not log "listening" within ${opts.startTimeoutMs ?? 60_000} ms:\n${recent.join('\n')}`));
+    }, opts.startTimeoutMs ?? 60_000);
     void exited.then(({ code, signal }) => {
       clearTimeout(timer);
       reject(new Error(`gateway exited (${code ?? signal}) before listening:\n${recent.join('\n')}`));

@@ -115,9 +115,17 @@ export async function startSink(opts: { port?: number; lmtp?: boolean; socketTim
   return sink as Sink;
 }
 
-/** Polls until `fn` returns a truthy value or `ms` pass. */
+/**
+ * How long a wait goes on at least before it gives up. A wait's bound is never a speed
+ * check: on a loaded 2-core machine (CI runs four test files at once) starting a worker
+ * thread or a gateway, or a round of deliveries, can take several seconds, and a bound of a
+ * few seconds then fails a test whose gateway is right. Only a failing test waits this long.
+ */
+export const WAIT_FLOOR_MS = 30_000;
+
+/** Polls until `fn` returns a truthy value, giving up after `ms` (at least `WAIT_FLOOR_MS`). */
 export async function waitFor<T>(fn: () => T | Promise<T>, ms = 5000, what = 'condition'): Promise<NonNullable<T>> {
-  const end = Date.now() + ms;
+  const end = Date.now() + Math.max(ms, WAIT_FLOOR_MS);
   for (;;) {
     const v = await fn();
     if (v) return v as NonNullable<T>;
