@@ -41,6 +41,23 @@ t.test('each innermost failure, with its subtests and diagnostics; parents whose
   ]);
 });
 
+t.test("a subtest that failed on its own is not hidden by an earlier failed sibling whose name it begins", async (t) => {
+  const siblings = `# Subtest: send again
+    not ok 1 - refused
+    1..1
+not ok 1 - send again
+
+# Subtest: send
+    ok 1 - fine
+    1..1
+not ok 2 - send # time=120000ms
+  ---
+  message: timeout!
+  ...
+`;
+  t.same(failuresOf(`TAP version 14\n${siblings}1..2\n`), ['send again > refused', 'send\n    message: timeout!']);
+});
+
 t.test('a passing file has none', async (t) => {
   t.same(failuresOf('TAP version 14\nok 1 - a\n1..1\n'), []);
 });

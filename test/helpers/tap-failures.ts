@@ -44,14 +44,14 @@ export function failuresOf(tap: string): string[] {
     const last = path[path.length - 1];
     const closesSubtest = last !== undefined && last.indent === indent && last.name === failed[1];
     if (closesSubtest) path.pop();
-    const prefix = path.filter((p) => p.indent < indent).map((p) => p.name);
-    if (closesSubtest && found.some((f) => f.startsWith([...prefix, failed[1]].join(' > ')))) continue;
+    const name = [...path.filter((p) => p.indent < indent).map((p) => p.name), failed[1]].join(' > ');
+    if (closesSubtest && found.some((f) => f.startsWith(`${name} > `))) continue;
     const block: string[] = [];
     if (lines[i + 1]?.trim() === '---') {
       for (let j = i + 2; j < lines.length && lines[j]!.trim() !== '...'; j++) block.push(lines[j]!.slice(indent + 2));
     }
     const shown = block.length > MAX_DIAGNOSTIC_LINES ? [...block.slice(0, MAX_DIAGNOSTIC_LINES), `... (${block.length - MAX_DIAGNOSTIC_LINES} more lines)`] : block;
-    found.push([[...prefix, failed[1]].join(' > '), ...shown.map((l) => `    ${l}`)].join('\n'));
+    found.push([name, ...shown.map((l) => `    ${l}`)].join('\n'));
   }
   return found;
 }
