@@ -11,22 +11,11 @@ import { configSchema } from '../src/config/schema.js';
 import { startGateway } from '../src/gateway/gateway.js';
 import { startMarkerSink, type MarkerSink } from './helpers/marker-sink.js';
 import { freePort } from './helpers/free-port.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { waitFor } from './helpers/gateway.js';
 
 function sample(text: string, series: string): number | undefined {
   const line = text.split('\n').find((l) => l.startsWith(series + ' '));
   return line === undefined ? undefined : Number(line.slice(series.length + 1));
-}
-
-async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 60_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
 }
 
 t.test('next hop down: messages queue with deferred attempts, then all deliver when it returns', { timeout: 60_000 }, async (t) => {
@@ -66,9 +55,7 @@ t.test('next hop down: messages queue with deferred attempts, then all deliver w
   client.close();
 
   // While the hop is down: every message collects deferred attempts; nothing is lost.
-  await waitFor('two deferred attempts per message', () =>
-    qids.every((q) => gw.store.queue.attempts(q).filter((a) => a.outcome === 'deferred').length >= 2),
-  );
+  await waitFor(() => qids.every((q) => gw.store.queue.attempts(q).filter((a) => a.outcome === 'deferred').length >= 2), 60_000, 'two deferred attempts per message');
   for (const q of qids) {
     const [r] = gw.store.queue.recipients(q);
     t.equal(r?.state, 'deferred', `${q} is deferred`);
@@ -86,8 +73,8 @@ t.test('next hop down: messages queue with deferred attempts, then all deliver w
   // before this instant (an attempt records its start before it connects).
   const listeningAt = Date.now();
   const s = sink;
-  await waitFor('all five at the next hop', () => s.messages.length >= 5);
-  await waitFor('queue drained', () => gw.store.queue.depth() === 0);
+  await waitFor(() => s.messages.length >= 5, 60_000, 'all five at the next hop');
+  await waitFor(() => gw.store.queue.depth() === 0, 60_000, 'queue drained');
 
   for (const q of qids) {
     const attempts = gw.store.queue.attempts(q);
