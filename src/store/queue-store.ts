@@ -434,7 +434,7 @@ export class QueueStore {
           SUM(copy_path IS NOT NULL)
         FROM recipients WHERE qid = ?`)
         .raw(true),
-      // the finished row comes back from the UPDATE itself: no second look-up under the write lock
+      // the finished message's spool path comes back from the UPDATE itself: no second look-up under the write lock
       finish: db.prepare(`UPDATE messages SET state = 'done', finished_at = ? WHERE qid = ? AND state = 'queued' RETURNING spool_path`).pluck(),
       recipients: new RowStatement(db.prepare(`SELECT ${RECIPIENT_SELECT} FROM recipients WHERE qid = ? ORDER BY rcpt`), recipientRowOf),
       attempts: db.prepare('SELECT * FROM attempts WHERE qid = ? ORDER BY id'),
