@@ -1,3 +1,5 @@
+import type { AttemptSignal } from './deadline.js';
+
 /**
  * An internal error of an attempt round (not a next hop's reply): the queue logs it at
  * error level and records it as an attempt, so it is retried with backoff and bounces at
@@ -13,7 +15,7 @@ export class QueueInternalError extends Error {
 }
 
 /** `promise`, or a rejection with `onAbort()` once `signal` aborts (the promise runs on). */
-export function untilAborted<T>(promise: Promise<T>, signal: AbortSignal, onAbort: () => Error): Promise<T> {
+export function untilAborted<T>(promise: Promise<T>, signal: AttemptSignal, onAbort: () => Error): Promise<T> {
   if (signal.aborted) return Promise.reject(onAbort());
   return new Promise<T>((resolve, reject) => {
     const abort = () => reject(onAbort());

@@ -16,6 +16,7 @@ import { RoundRecorder } from './round-recorder.js';
 import { resolveRoute, type Route } from './routes.js';
 import type { Spool } from './spool.js';
 import { isHopBusy, type DeliveryResult, type HopBusy, type NextHopTransport, type RecipientResult } from './transports/transport.js';
+import { RoundDeadline, type AttemptSignal } from './deadline.js';
 
 export type { MessageCopy, RewriteStep, RewriteStepFactory } from './rewrite/step.js';
 export { QueueInternalError } from './internal-error.js';
@@ -503,8 +504,7 @@ export class DeliveryQueue implements QueueHandle {
     const started = Date.now();
     const byRcpt = new Map(rows.map((r) => [r.rcpt, r]));
     const leased = rows.map((r) => r.rcpt);
-    const deadline = new AbortController();
-    const timer = setTimeout(() => deadline.abort(), this.o.queue.attemptTimeout);
+    const deadline = new RoundDeadline(this.o.queue.attemptTimeout);
     let all: AttemptDone<DeliveryResult | HopBusy>[];
     let keys: MessageKeysInput | undefined;
     try {
@@ -512,13 +512,13 @@ export class DeliveryQueue implements QueueHandle {
       const original = await this.o.spool.openVerified(msg);
       // recorded with this round's result, from the bytes just verified
       keys = correlationKeysFor(this.o, msg, rows, original.headerSection);
-      const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline.signal) : [{ recipients: leased, size: original.size, open: original.open }];
-      all = await Promise.all(this.attempts(msg, copies, byRcpt, deadline.signal));
+      const copies = this.copies ? await this.copies.copiesFor(msg, rows, original, deadline) : [{ recipients: leased, size: original.size, open: original.open }];
+      all = await Promise.all(this.attempts(msg, copies, byRcpt, deadline));
     } catch (err) {
       if (holdIfSpoolDamaged(err, msg, this.o.store, this.o.logger)) return;
       all = [this.internalFailure(msg, leased, started, err as Error)];
     } finally {
-      clearTimeout(timer);
+      deadline.clear();
     }
     const busy = new Set(all.flatMap((d) => (isHopBusy(d.result) ? d.result.recipients : [])));
     const done = this.postponeBusy(msg.qid, all);
@@ -572,7 +572,7 @@ export class DeliveryQueue implements QueueHandle {
   }
 
   /** One attempt per copy and next hop; unroutable recipients fail at once. */
-  private attempts(msg: MessageRow, copies: MessageCopy[], byRcpt: Map<string, RecipientRow>, signal: AbortSignal): Promise<AttemptDone<DeliveryResult | HopBusy>>[] {
+  private attempts(msg: MessageRow, copies: MessageCopy[], byRcpt: Map<string, RecipientRow>, signal: AttemptSignal): Promise<AttemptDone<DeliveryResult | HopBusy>>[] {
     const attempts: Promise<AttemptDone<DeliveryResult | HopBusy>>[] = [];
     for (const copy of copies) {
       const groups = new Map<string, { hop: NextHop; rcpts: string[] }>();
@@ -611,7 +611,7 @@ export class DeliveryQueue implements QueueHandle {
     hop: NextHop,
     rcpts: string[],
     byRcpt: Map<string, RecipientRow>,
-    signal: AbortSignal,
+    signal: AttemptSignal,
   ): Promise<AttemptDone<DeliveryResult | HopBusy>> {
     const started = Date.now();
     const transport = this.transports.get(hop.kind);

@@ -4,6 +4,7 @@ import type { Store } from '../../store/store.js';
 import { CopySpool } from './copy-spool.js';
 import { QueueInternalError, untilAborted } from '../internal-error.js';
 import type { Spool, VerifiedMessage } from '../spool.js';
+import type { AttemptSignal } from '../deadline.js';
 
 /** One version of a message and the recipients who get exactly these bytes. */
 export interface MessageCopy {
@@ -45,7 +46,7 @@ export class RewriteCopies {
    * The copies to deliver in this round (`original`: the verified original); throws a
    * QueueInternalError for a wrong split, a SpoolIntegrityError for a damaged copy.
    */
-  async copiesFor(msg: MessageRow, rows: RecipientRow[], original: VerifiedMessage, signal: AbortSignal): Promise<MessageCopy[]> {
+  async copiesFor(msg: MessageRow, rows: RecipientRow[], original: VerifiedMessage, signal: AttemptSignal): Promise<MessageCopy[]> {
     const byPath = new Map<string, MessageCopy>();
     const originalRcpts: string[] = [];
     const undecided: string[] = [];

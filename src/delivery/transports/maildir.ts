@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { NextHop } from '../../config/schema.js';
 import { normaliseDomain } from '../domain.js';
 import { summaryReply, type DeliveryRequest, type DeliveryResult, type NextHopTransport, type RecipientResult } from './transport.js';
+import type { AttemptSignal } from '../deadline.js';
 
 /**
  * The file-system calls a Maildir delivery makes, as one seam: tests inject errors (EACCES,
@@ -18,7 +19,7 @@ export interface MaildirFs {
   /** `mkdir -p`: the first directory it created, or undefined when every one existed. */
   mkdir(path: string): Promise<string | undefined>;
   /** Writes the message into the file (created or truncated), fsyncs it and closes it; stops when `signal` aborts. */
-  writeFile(path: string, message: Readable, signal?: AbortSignal): Promise<void>;
+  writeFile(path: string, message: Readable, signal?: AttemptSignal): Promise<void>;
   /** fsync of a directory: makes the entries created or renamed in it durable. */
   fsyncDir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
@@ -183,7 +184,7 @@ export class MaildirTransport implements NextHopTransport {
    * A step given the attempt's signal starts only before the deadline. The sync after the
    * rename takes none: the message is in new/ by then, and that must be made durable.
    */
-  private async step<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private async step<T>(what: string, fn: () => Promise<T>, signal?: AttemptSignal): Promise<T> {
     if (signal?.aborted) throw new MaildirDeadlineError();
     try {
       return await fn();

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type { NextHop } from '../../config/schema.js';
 import type { ImpHop, MessageParams, RecipientParams } from '../../store/queue-store.js';
+import type { AttemptSignal } from '../deadline.js';
 
 export type RecipientOutcome = 'delivered' | 'deferred' | 'failed';
 
@@ -57,7 +58,7 @@ export interface DeliveryRequest {
    * recipients as deferred. The queue waits a bounded time for that before it counts
    * them deferred itself.
    */
-  signal?: AbortSignal;
+  signal?: AttemptSignal;
 }
 
 export interface DeliveryResult {
