@@ -1,6 +1,7 @@
 import type { Database } from 'better-sqlite3';
 import { REPORT_COUNTERS_SQL } from './report-counters-sql.js';
 import { POD_RULE_COUNTERS_SQL } from './report-rule-counters-sql.js';
+import { REPORT_DELIVERED_COUNTERS_SQL } from './report-delivered-counters-sql.js';
 
 /**
  * Numbered, append-only schema migrations. A migration is never edited once released:
@@ -486,6 +487,11 @@ export const migrations: Migration[] = [
     // (ts_us, disposition) as well; the narrower index was one more B-tree written per
     // stored message event and pruned per removed one.
     sql: `DROP INDEX IF EXISTS pod_message_events_ts;`,
+  },
+  {
+    version: 29,
+    name: 'report: delivered counts read from the latency counters, one upsert per delivery instead of two',
+    sql: REPORT_DELIVERED_COUNTERS_SQL,
   },
 ];
 

@@ -82,6 +82,10 @@ export class ReportStore {
       named: db.prepare(`SELECT name, detail, SUM(n) AS n FROM report_hourly
         WHERE kind = @kind AND hour >= @from AND hour < @to GROUP BY name, detail HAVING SUM(n) <> 0`),
       total: db.prepare('SELECT COALESCE(SUM(n), 0) AS n FROM report_hourly WHERE kind = @kind AND hour >= @from AND hour < @to').pluck(),
+      // delivered recipients per bucket: the latency counters hold each one (migration 29); that
+      // table has a column named bucket (the fine latency bucket), so the grouping is by position
+      deliveredPerBucket: db.prepare(`SELECT CAST(hour / @bucketMs AS INTEGER) * @bucketMs AS bucket, SUM(n) AS n FROM report_latency_hourly
+        WHERE hour >= @from AND hour < @to GROUP BY 1 HAVING SUM(n) <> 0 ORDER BY 1`),
       latency: db.prepare(`SELECT nexthop, bin, bucket, SUM(n) AS n FROM report_latency_hourly
         WHERE hour >= @from AND hour < @to GROUP BY nexthop, bin, bucket HAVING SUM(n) <> 0`),
       // Upstream qids handed to mailbag in an edge of the window whose hand-over lines all fall
@@ -103,7 +107,10 @@ export class ReportStore {
   private counted(w: ReportWindow, kind: string, raw: (edge: ReportWindow) => BucketCount[]): BucketCount[] {
     const { edges, hours } = split(w);
     const lists = edges.map(raw);
-    if (hours) lists.push(this.s.perBucket.all({ kind, bucketMs: w.bucketMs, ...hours }) as BucketCount[]);
+    if (hours) {
+      const perBucket = kind === 'delivered' ? this.s.deliveredPerBucket.all({ bucketMs: w.bucketMs, ...hours }) : this.s.perBucket.all({ kind, bucketMs: w.bucketMs, ...hours });
+      lists.push(perBucket as BucketCount[]);
+    }
     return mergeBuckets(lists);
   }
 
