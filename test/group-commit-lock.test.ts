@@ -12,6 +12,7 @@ import { Spool } from '../src/delivery/spool.js';
 import { BUSY_TIMEOUT_MS, openDatabase, openDurableWriter } from '../src/store/db.js';
 import { Store } from '../src/store/store.js';
 import { tempDir } from './helpers/gateway.js';
+import { spyPragmaAssignments } from './helpers/pragma-spy.js';
 
 function setup(t: { teardown(fn: () => void): void }) {
   const { dir, cleanup } = tempDir('group-commit-lock');
@@ -79,18 +80,13 @@ t.test('the lock held past the SMTP bound: the batch fails with SQLITE_BUSY (the
 
 t.test('the accept commit runs on a connection of its own: FULL, no busy wait, no PRAGMA per commit on the store connection', async (t) => {
   const { store, committer, message } = setup(t);
-  const pragmas: string[] = [];
-  const pragma = store.db.pragma.bind(store.db);
-  store.db.pragma = ((source: string, options?: { simple?: boolean }) => {
-    pragmas.push(source);
-    return pragma(source, options);
-  }) as typeof store.db.pragma;
+  const pragmas = spyPragmaAssignments(store.db);
   await Promise.all([committer.commit(message('0Q0000000000D')), committer.commit(message('0Q0000000000E'))]);
   await committer.commit(message('0Q0000000000F'));
   t.same(pragmas, [], 'no PRAGMA compiled around the commits (SQLite applies one when it compiles it)');
   t.ok(store.queue.message('0Q0000000000F'), 'the rows are visible to the store connection');
-  t.equal(pragma('synchronous', { simple: true }), 1, 'the store connection stays at synchronous=NORMAL');
-  t.equal(pragma('busy_timeout', { simple: true }), BUSY_TIMEOUT_MS.smtp, 'and keeps its lock wait bound');
+  t.equal(store.db.pragma('synchronous', { simple: true }), 1, 'the store connection stays at synchronous=NORMAL');
+  t.equal(store.db.pragma('busy_timeout', { simple: true }), BUSY_TIMEOUT_MS.smtp, 'and keeps its lock wait bound');
 });
 
 t.test('openDurableWriter: synchronous=FULL, busy_timeout 0, no WAL checkpoints, fixed at open', async (t) => {

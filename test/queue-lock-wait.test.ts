@@ -3,7 +3,6 @@
 // wait for the lock from the event loop, not in SQLite's busy handler, so a delivery in
 // flight on the same thread keeps going meanwhile; once the lock is free every result is
 // recorded once and the waiting message is claimed. Events are ordered, never timed.
-import type Database from 'better-sqlite3';
 import { existsSync } from 'node:fs';
 import t from 'tap';
 import { enqueueGenerated } from '../src/delivery/enqueue.js';
@@ -11,6 +10,7 @@ import { QidGenerator } from '../src/delivery/qid.js';
 import { isLockBusy, LockRetry, openDatabase, writeTransaction } from '../src/store/db.js';
 import { Store } from '../src/store/store.js';
 import { tempDir, waitFor } from './helpers/gateway.js';
+import { spyPragmaAssignments } from './helpers/pragma-spy.js';
 import { gate, reply, startEngine } from './helpers/queue-engine.js';
 
 const turns = (n: number) =>
@@ -148,12 +148,7 @@ t.test("the queue's no-wait transactions run on a connection of their own (no bu
     store.close();
     cleanup();
   });
-  const pragmas: string[] = [];
-  const pragma = store.queue.db.pragma.bind(store.queue.db);
-  store.queue.db.pragma = ((source: string, options?: Database.PragmaOptions) => {
-    pragmas.push(source);
-    return pragma(source, options);
-  }) as typeof store.queue.db.pragma;
+  const pragmas = spyPragmaAssignments(store.queue.db);
   other.exec('BEGIN IMMEDIATE');
   let caught: unknown;
   try {

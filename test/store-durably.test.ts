@@ -6,6 +6,7 @@ import t from 'tap';
 import { join } from 'node:path';
 import { durably, openDatabase, writeTransaction, type SqliteDatabase } from '../src/store/db.js';
 import { tempDir } from './helpers/gateway.js';
+import { spyPragmaAssignments } from './helpers/pragma-spy.js';
 
 const FULL = 2;
 const NORMAL = 1;
@@ -15,14 +16,9 @@ function setup(t: { teardown(fn: () => void): void }) {
   const db = openDatabase(join(dir, 'store.db'), { role: 'queue' });
   db.exec('CREATE TABLE IF NOT EXISTS durably_test (n INTEGER)');
   t.teardown(() => (db.close(), cleanup()));
-  const assignments: string[] = [];
-  const pragma = db.pragma.bind(db);
-  db.pragma = ((source: string, options?: { simple?: boolean }) => {
-    if (source.includes('=')) assignments.push(source.replace(/\s+/g, ' '));
-    return pragma(source, options);
-  }) as typeof db.pragma;
+  const assignments = spyPragmaAssignments(db);
   /** The level a transaction runs (and so commits) at, read inside it. */
-  const level = (db: SqliteDatabase) => Number(pragma('synchronous', { simple: true }));
+  const level = (db: SqliteDatabase) => Number(db.pragma('synchronous', { simple: true }));
   const insert = (n: number) => db.prepare('INSERT INTO durably_test (n) VALUES (?)').run(n);
   return { db, assignments, level, insert };
 }
