@@ -45,6 +45,19 @@ t.test('clear() stops the timer: the round is over, the deadline never passes', 
   t.notOk(ran);
 });
 
+t.test('a listener removed by an earlier one during the abort does not run, as with an AbortSignal', async (t) => {
+  for (const signal of [new RoundDeadline(60_000), new AbortController()]) {
+    const calls: string[] = [];
+    const second = () => calls.push('second');
+    const target = signal instanceof RoundDeadline ? signal : signal.signal;
+    target.addEventListener('abort', () => (calls.push('first'), target.removeEventListener('abort', second)));
+    target.addEventListener('abort', second);
+    signal.abort();
+    if (signal instanceof RoundDeadline) signal.clear();
+    t.same(calls, ['first'], signal.constructor.name);
+  }
+});
+
 t.test('a listener that throws does not keep the others from running; abort() throws its error after', async (t) => {
   const deadline = new RoundDeadline(60_000);
   const calls: string[] = [];

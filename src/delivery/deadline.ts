@@ -18,7 +18,7 @@ export interface AttemptSignal {
  * `clear()` stops the timer once the round is over.
  */
 export class RoundDeadline implements AttemptSignal {
-  aborted = false;
+  private passed = false;
   private readonly listeners = new Set<() => void>();
   private readonly timer: NodeJS.Timeout;
 
@@ -26,9 +26,13 @@ export class RoundDeadline implements AttemptSignal {
     this.timer = setTimeout(() => this.abort(), ms);
   }
 
+  get aborted(): boolean {
+    return this.passed;
+  }
+
   /** Every listener runs at most once: `once` changes nothing. */
   addEventListener(_type: 'abort', listener: () => void, _options?: { once?: boolean }): void {
-    if (!this.aborted) this.listeners.add(listener);
+    if (!this.passed) this.listeners.add(listener);
   }
 
   removeEventListener(_type: 'abort', listener: () => void): void {
@@ -36,14 +40,14 @@ export class RoundDeadline implements AttemptSignal {
   }
 
   abort(): void {
-    if (this.aborted) return;
-    this.aborted = true;
+    if (this.passed) return;
+    this.passed = true;
     clearTimeout(this.timer);
-    const listeners = [...this.listeners];
-    this.listeners.clear();
-    // as EventTarget does: a listener that throws does not keep the others from running
+    // as EventTarget does: a listener that throws does not keep the others from running,
+    // and one that an earlier listener removed does not run
     let failure: { err: unknown } | undefined;
-    for (const listener of listeners) {
+    for (const listener of [...this.listeners]) {
+      if (!this.listeners.delete(listener)) continue;
       try {
         listener();
       } catch (err) {

@@ -70,14 +70,6 @@ function setPragma(db: SqliteDatabase, assignment: string): void {
 }
 
 /**
- * Connections `durably` left at synchronous=FULL. The switch back to NORMAL waits for the
- * next transaction that need not be durable: under load the queue's durable commits come
- * one after another, and each switch is a PRAGMA compiled (it cannot be prepared once, see
- * `beginWithoutWaiting`). A commit made meanwhile at FULL is only more durable than asked.
- */
-const raisedToFull = new WeakSet<SqliteDatabase>();
-
-/**
  * Runs `fn` as one write transaction that takes the write lock at BEGIN (IMMEDIATE).
  * A deferred transaction that reads first takes a read snapshot; if another connection
  * commits before it writes, the write fails at once with SQLITE_BUSY_SNAPSHOT, which no
@@ -86,15 +78,6 @@ const raisedToFull = new WeakSet<SqliteDatabase>();
  */
 export function writeTransaction<T>(db: SqliteDatabase, fn: () => T, opts: WriteTransactionOptions = {}): T {
   // nested: better-sqlite3's SAVEPOINT, so an error undoes the inner part only
-  if (db.inTransaction) return db.transaction(fn).immediate();
-  if (raisedToFull.has(db)) {
-    setPragma(db, 'synchronous = NORMAL');
-    raisedToFull.delete(db);
-  }
-  return outermostWrite(db, fn, opts);
-}
-
-function outermostWrite<T>(db: SqliteDatabase, fn: () => T, opts: WriteTransactionOptions = {}): T {
   if (db.inTransaction) return db.transaction(fn).immediate();
   // The outermost transaction runs on statements prepared once per connection:
   // `db.transaction(fn)` builds four wrapper functions per call, on every hot path.
@@ -198,13 +181,18 @@ function transactionStatements(db: SqliteDatabase) {
   return t;
 }
 
-/** `writeTransaction` committed under synchronous=FULL (fsync before return). */
+/**
+ * `writeTransaction` committed under synchronous=FULL (fsync before return). The connection
+ * is back at NORMAL when it returns: its other writes, a single statement included, do not
+ * pay an fsync each.
+ */
 export function durably<T>(db: SqliteDatabase, fn: () => T, opts?: WriteTransactionOptions): T {
-  if (!raisedToFull.has(db)) {
-    setPragma(db, 'synchronous = FULL');
-    raisedToFull.add(db);
+  setPragma(db, 'synchronous = FULL');
+  try {
+    return writeTransaction(db, fn, opts);
+  } finally {
+    setPragma(db, 'synchronous = NORMAL');
   }
-  return outermostWrite(db, fn, opts);
 }
 
 /**
