@@ -13,22 +13,22 @@
  */
 
 /** The UTC hour (ms) of a time in ms, and of a time in µs. */
-const hourOfMs = (ms: string) => `(CAST(${ms} AS INTEGER) / 3600000 * 3600000)`;
+export const hourOfMs = (ms: string) => `(CAST(${ms} AS INTEGER) / 3600000 * 3600000)`;
 const hourOfUs = (us: string) => `(CAST(${us} AS INTEGER) / 3600000000 * 3600000)`;
 
 /** The report's latency histogram bins (its LATENCY_BINS_MS): bin i holds ms < edge i, the last bin the rest. */
 export const COUNTER_LATENCY_BINS_MS = [1_000, 5_000, 30_000, 60_000, 300_000, 1_800_000, 3_600_000, 21_600_000, 86_400_000] as const;
-const latencyBin = (ms: string) =>
+export const latencyBin = (ms: string) =>
   `(CASE ${COUNTER_LATENCY_BINS_MS.map((edge, i) => `WHEN ${ms} < ${edge} THEN ${i}`).join(' ')} ELSE ${COUNTER_LATENCY_BINS_MS.length} END)`;
 /** Fine bucket: 0 for 0 ms, else 1 + floor(16 * log2(ms)) (src/store/latency-buckets.ts). */
-const latencyBucket = (ms: string) => `(CASE WHEN ${ms} < 1 THEN 0 ELSE 1 + CAST(floor(16 * log2(${ms})) AS INTEGER) END)`;
+export const latencyBucket = (ms: string) => `(CASE WHEN ${ms} < 1 THEN 0 ELSE 1 + CAST(floor(16 * log2(${ms})) AS INTEGER) END)`;
 
 /** A maillog line that hands the upstream message to mailbag: `queued as` a qid of mailbag's form. */
 export const MAILBAG_QID_GLOB = '[0-9A-Z]'.repeat(13);
 const handsToMailbag = (e: string) => `${e}.queued_as IS NOT NULL AND ${e}.queued_as GLOB '${MAILBAG_QID_GLOB}'`;
 
 /** Adds `n` to a counter; `from` is the rest of a SELECT and must end in a WHERE clause. */
-function bump(kind: string, hour: string, name: string, detail: string, n: string, from: string): string {
+export function bump(kind: string, hour: string, name: string, detail: string, n: string, from: string): string {
   return `INSERT INTO report_hourly (kind, hour, name, detail, n) SELECT ${kind}, ${hour}, ${name}, ${detail}, ${n} ${from}
       ON CONFLICT (kind, hour, name, detail) DO UPDATE SET n = n + excluded.n;`;
 }
@@ -47,17 +47,34 @@ function messageCounts(m: 'new' | 'old', sign: 1 | -1): string {
   ].join('\n      ');
 }
 
-/** A finished recipient's counts: delivered or failed by the hour it finished; a delivery's latency. */
-function recipientCounts(r: 'new' | 'old', sign: 1 | -1): string {
-  const finished = `${r}.state IN ('delivered', 'failed')`;
-  return [
-    bump(`${r}.state`, hourOfMs(`${r}.updated_at`), `''`, `''`, `${sign}`, `WHERE ${finished}`),
-    `INSERT INTO report_latency_hourly (hour, nexthop, bin, bucket, n)
+/** A delivered recipient's latency count, by the hour it finished and its next hop. */
+export function latencyCounts(r: 'new' | 'old', sign: 1 | -1): string {
+  return `INSERT INTO report_latency_hourly (hour, nexthop, bin, bucket, n)
         SELECT ${hourOfMs(`${r}.updated_at`)}, COALESCE(${r}.nexthop, ''), ${latencyBin('d.ms')}, ${latencyBucket('d.ms')}, ${sign}
         FROM (SELECT max(0, ${r}.updated_at - m.received_at) AS ms FROM messages AS m WHERE m.qid = ${r}.qid) AS d
         WHERE ${r}.state = 'delivered'
-      ON CONFLICT (hour, nexthop, bin, bucket) DO UPDATE SET n = n + excluded.n;`,
-  ].join('\n      ');
+      ON CONFLICT (hour, nexthop, bin, bucket) DO UPDATE SET n = n + excluded.n;`;
+}
+
+/** A finished recipient's counts: delivered or failed by the hour it finished; a delivery's latency. */
+function recipientCounts(r: 'new' | 'old', sign: 1 | -1): string {
+  const finished = `${r}.state IN ('delivered', 'failed')`;
+  return [bump(`${r}.state`, hourOfMs(`${r}.updated_at`), `''`, `''`, `${sign}`, `WHERE ${finished}`), latencyCounts(r, sign)].join('\n      ');
+}
+
+/** The recipients' three counter triggers, each running `counts` for the row's old and new versions. */
+export function recipientTriggers(counts: (r: 'new' | 'old', sign: 1 | -1) => string): string {
+  return `CREATE TRIGGER report_recipients_insert AFTER INSERT ON recipients WHEN new.state IN ('delivered', 'failed') BEGIN
+      ${counts('new', 1)}
+  END;
+  CREATE TRIGGER report_recipients_delete AFTER DELETE ON recipients WHEN old.state IN ('delivered', 'failed') BEGIN
+      ${counts('old', -1)}
+  END;
+  CREATE TRIGGER report_recipients_update AFTER UPDATE OF qid, state, updated_at, nexthop ON recipients
+    WHEN old.state IN ('delivered', 'failed') OR new.state IN ('delivered', 'failed') BEGIN
+      ${counts('old', -1)}
+      ${counts('new', 1)}
+  END;`;
 }
 
 /** Recipient deferrals of an attempt: each recipient it left to retry (the metric's meaning). */
@@ -223,17 +240,7 @@ export const REPORT_COUNTERS_SQL = `
       SELECT RAISE(ABORT, 'upstream_links rows are inserted and deleted, never updated');
   END;
 
-  CREATE TRIGGER report_recipients_insert AFTER INSERT ON recipients WHEN new.state IN ('delivered', 'failed') BEGIN
-      ${recipientCounts('new', 1)}
-  END;
-  CREATE TRIGGER report_recipients_delete AFTER DELETE ON recipients WHEN old.state IN ('delivered', 'failed') BEGIN
-      ${recipientCounts('old', -1)}
-  END;
-  CREATE TRIGGER report_recipients_update AFTER UPDATE OF qid, state, updated_at, nexthop ON recipients
-    WHEN old.state IN ('delivered', 'failed') OR new.state IN ('delivered', 'failed') BEGIN
-      ${recipientCounts('old', -1)}
-      ${recipientCounts('new', 1)}
-  END;
+  ${recipientTriggers(recipientCounts)}
 
   CREATE TRIGGER report_attempts_insert AFTER INSERT ON attempts WHEN new.outcome IN ('deferred', 'partial') BEGIN
       ${attemptCounts('new', 1)}
