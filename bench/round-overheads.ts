@@ -3,9 +3,9 @@
 //
 // - the round's deadline with the two listeners a round adds and removes (`untilAborted` and
 //   the SMTP transport): an AbortController and a timer (before) against a RoundDeadline;
-// - the synchronous=FULL/NORMAL switch around a durable commit, which under load runs about
-//   once per recording transaction: db.pragma() (before) against db.exec(), as `durably` and
-//   `writeTransaction` now switch.
+// - the synchronous=FULL/NORMAL switch around a durable commit (with reuse, the queue's
+//   recordings that carry accepted messages): db.pragma() (before) against db.exec(), as
+//   `durably` and the no-wait BEGIN's busy_timeout switch now run.
 //
 //   npm run bench -- round-overheads      # BENCH_SCALE (1 = 200,000 rounds), BENCH_ROUNDS
 import { mkdtempSync, rmSync } from 'node:fs';

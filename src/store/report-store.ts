@@ -1,3 +1,4 @@
+import type Database from 'better-sqlite3';
 import type { SqliteDatabase } from './db.js';
 import { latencyBucket } from './latency-buckets.js';
 import { COUNTER_LATENCY_BINS_MS, MAILBAG_QID_GLOB } from './report-counters-sql.js';
@@ -104,13 +105,15 @@ export class ReportStore {
     };
   }
 
-  private counted(w: ReportWindow, kind: string, raw: (edge: ReportWindow) => BucketCount[]): BucketCount[] {
+  /**
+   * A figure per bucket: counted from the rows (`raw`) in the window's partial edge hours, and
+   * read from the counters in its whole hours, by the `perBucket` query of `report_hourly` for
+   * `kind`, or by `fromCounters` where the figure lives in another counter table.
+   */
+  private counted(w: ReportWindow, kind: string, raw: (edge: ReportWindow) => BucketCount[], fromCounters?: Database.Statement): BucketCount[] {
     const { edges, hours } = split(w);
     const lists = edges.map(raw);
-    if (hours) {
-      const perBucket = kind === 'delivered' ? this.s.deliveredPerBucket.all({ bucketMs: w.bucketMs, ...hours }) : this.s.perBucket.all({ kind, bucketMs: w.bucketMs, ...hours });
-      lists.push(perBucket as BucketCount[]);
-    }
+    if (hours) lists.push((fromCounters ? fromCounters.all({ bucketMs: w.bucketMs, ...hours }) : this.s.perBucket.all({ kind, bucketMs: w.bucketMs, ...hours })) as BucketCount[]);
     return mergeBuckets(lists);
   }
 
@@ -133,7 +136,7 @@ export class ReportStore {
 
   finished(w: ReportWindow): FinishedCount[] {
     const ofState = (state: 'delivered' | 'failed') =>
-      this.counted(w, state, (e) => this.raw.finished(e).filter((f) => f.state === state)).map((b) => ({ ...b, state }));
+      this.counted(w, state, (e) => this.raw.finished(e).filter((f) => f.state === state), state === 'delivered' ? this.s.deliveredPerBucket : undefined).map((b) => ({ ...b, state }));
     return [...ofState('delivered'), ...ofState('failed')].sort((a, b) => a.bucket - b.bucket || (a.state < b.state ? -1 : 1));
   }
 
